@@ -1,0 +1,75 @@
+// The one module that reads stack config. Every key is declared, with its
+// default, in Pulumi.yaml; the stack files hold only what differs. A bad value
+// throws here, before the program declares any resource.
+import * as pulumi from "@pulumi/pulumi";
+import {
+    AUTH_METHODS,
+    AuthMethod,
+    ClusterSettings,
+    POOL_MODES,
+    PoolMode,
+    ROLES,
+    SettingsError,
+    validateSettings,
+} from "./settings";
+
+const PORT = { min: 1, max: 65_535 };
+
+/** Reads and validates the stack's cluster settings. */
+export function readSettings(): ClusterSettings {
+    const config = new pulumi.Config();
+    const settings: ClusterSettings = {
+        clusterName: `${pulumi.getProject()}-${pulumi.getStack()}`,
+        image: config.get("image") || undefined,
+        replicaCount: config.requireNumber("replicaCount"),
+        database: config.require("database"),
+        appUser: config.require("appUser"),
+        timezone: config.require("timezone"),
+        authMethod: config.require<AuthMethod>("authMethod", { allowedValues: [...AUTH_METHODS] }),
+        maxConnections: config.requireNumber("maxConnections"),
+        maxSlotWalKeepSizeMb: config.requireNumber("maxSlotWalKeepSizeMb"),
+        publishAddress: config.require("publishAddress"),
+        pgbouncerPort: config.requireNumber("pgbouncerPort", PORT),
+        primaryPort: config.requireNumber("primaryPort", PORT),
+        replicaBasePort: config.requireNumber("replicaBasePort", PORT),
+        pool: {
+            mode: config.require<PoolMode>("poolMode", { allowedValues: [...POOL_MODES] }),
+            defaultPoolSize: config.requireNumber("defaultPoolSize"),
+            reservePoolSize: config.requireNumber("reservePoolSize"),
+            maxClientConn: config.requireNumber("maxClientConn"),
+            queryWaitTimeoutSeconds: config.requireNumber("queryWaitTimeout"),
+        },
+    };
+    validateSettings(settings);
+    return settings;
+}
+
+/** The login roles whose passwords the stack manages, keyed by role name. */
+export type PasswordRole = (typeof ROLES)[keyof typeof ROLES] | "app";
+
+/** Config key of the optional password override for a role. */
+export function passwordConfigKey(role: PasswordRole): string {
+    return `${role}Password`;
+}
+
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+export const MIN_PASSWORD_LENGTH = 16;
+
+/**
+ * A password set with `pulumi config set --secret <role>Password`, or undefined
+ * to let the stack generate one. The value is checked here, unwrapped only for
+ * the check, and handed on as a secret Output.
+ */
+export function readPasswordOverride(role: PasswordRole): pulumi.Output<string> | undefined {
+    const key = passwordConfigKey(role);
+    const raw = pulumi.runtime.getConfig(`${pulumi.getProject()}:${key}`);
+    if (raw === undefined || raw === "") {
+        return undefined;
+    }
+    if (!PRINTABLE_ASCII.test(raw) || raw.length < MIN_PASSWORD_LENGTH) {
+        throw new SettingsError(
+            `${key} must be at least ${MIN_PASSWORD_LENGTH} printable ASCII characters without spaces (the value is not shown)`,
+        );
+    }
+    return pulumi.secret(raw);
+}

@@ -1,0 +1,86 @@
+import * as pulumi from "@pulumi/pulumi";
+import { nodeNames, pgbouncerConfig, pgbouncerUlimit } from "./render/cluster";
+import { renderUserlist } from "./render/credential-files";
+import { FILES, SOCKET_DIR } from "./render/paths";
+import { renderPgbouncerIni } from "./render/pgbouncer-ini";
+import { renderPgbouncerStart } from "./render/start-scripts";
+import { ClusterSettings, connectHost, PGBOUNCER_PORT, readonlyDatabase } from "./settings";
+import { credentialUrl, RoleCredential } from "./credentials";
+import { publishedPort, serviceContainer } from "./service-container";
+
+export interface PgBouncerArgs {
+    /** Validated stack settings (plain values: they shape the rendered files). */
+    readonly settings: ClusterSettings;
+    /** Image with PgBouncer's binary and a `postgres` user. */
+    readonly image: pulumi.Input<string>;
+    /** Docker network on which the primary and replicas are reachable by name. */
+    readonly network: pulumi.Input<string>;
+    /** Application role: owner of the read-write and read-only databases' pools. */
+    readonly app: RoleCredential;
+    /** Admin console user (`admin_users`). */
+    readonly admin: RoleCredential;
+    /** Stats user (`stats_users`), also a PostgreSQL role. */
+    readonly stats: RoleCredential;
+}
+
+/**
+ * PgBouncer in front of the cluster: the application's database on the
+ * primary, its read-only twin spread over the replicas, and the admin console.
+ * Its userlist holds verifiers, never passwords.
+ */
+export class PgBouncer extends pulumi.ComponentResource {
+    public readonly containerName: pulumi.Output<string>;
+    public readonly hostPort: pulumi.Output<number>;
+    /** Secret: read-write URL for the application. */
+    public readonly databaseUrl: pulumi.Output<string>;
+    /** Secret: read-only URL, load-balanced over the replicas. */
+    public readonly readonlyDatabaseUrl: pulumi.Output<string>;
+    /** Secret: admin console URL. */
+    public readonly adminUrl: pulumi.Output<string>;
+
+    constructor(name: string, args: PgBouncerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("obcms:database:PgBouncer", name, args, opts);
+        const s = args.settings;
+        const users = [args.app, args.admin, args.stats];
+
+        const userlist = pulumi.secret(
+            pulumi
+                .all(users.map((u) => u.verifier))
+                .apply((verifiers) => renderUserlist(users.map((u, i) => ({ user: u.user, secret: verifiers[i] })))),
+        );
+
+        const container = serviceContainer(
+            `${name}-container`,
+            {
+                containerName: nodeNames(s).pgbouncer,
+                image: args.image,
+                network: args.network,
+                startScript: renderPgbouncerStart(),
+                files: [
+                    { path: FILES.pgbouncerIni, content: renderPgbouncerIni(pgbouncerConfig(s)) },
+                    { path: FILES.userlist, content: userlist, secret: true },
+                ],
+                publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },
+                healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(PGBOUNCER_PORT), "-d", "pgbouncer"],
+                healthyWithinSeconds: 60,
+                // Safe shutdown: waits for running transactions, then closes.
+                stopSignal: "SIGINT",
+                openFilesLimit: pgbouncerUlimit(s),
+            },
+            { parent: this },
+        );
+
+        this.containerName = container.name;
+        this.hostPort = publishedPort(container, PGBOUNCER_PORT);
+        this.databaseUrl = credentialUrl(args.app, connectHost(s), this.hostPort, s.database);
+        this.readonlyDatabaseUrl = credentialUrl(args.app, connectHost(s), this.hostPort, readonlyDatabase(s));
+        this.adminUrl = credentialUrl(args.admin, connectHost(s), this.hostPort, "pgbouncer");
+        this.registerOutputs({
+            containerName: this.containerName,
+            hostPort: this.hostPort,
+            databaseUrl: this.databaseUrl,
+            readonlyDatabaseUrl: this.readonlyDatabaseUrl,
+            adminUrl: this.adminUrl,
+        });
+    }
+}

@@ -1,0 +1,101 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { renderBootstrapSql } from "./render/bootstrap-sql";
+import { hbaSections, nodeNames, postgresParameters } from "./render/cluster";
+import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
+import { renderPgHba } from "./render/pg-hba";
+import { renderPostgresqlConf } from "./render/postgresql-conf";
+import { renderPrimaryStart } from "./render/start-scripts";
+import { ClusterSettings, connectHost, POSTGRES_PORT, ROLES } from "./settings";
+import { credentialUrl, RoleCredential } from "./credentials";
+import { publishedPort, serviceContainer } from "./service-container";
+
+export interface PrimaryArgs {
+    /** Validated stack settings (plain values: they shape the rendered files). */
+    readonly settings: ClusterSettings;
+    /** Image with PostgreSQL's binaries and a `postgres` user. */
+    readonly image: pulumi.Input<string>;
+    /** Docker network shared with the replicas and PgBouncer. */
+    readonly network: pulumi.Input<string>;
+    readonly superuser: RoleCredential;
+    readonly app: RoleCredential;
+    readonly replication: RoleCredential;
+    readonly monitoring: RoleCredential;
+}
+
+/**
+ * The read-write PostgreSQL server: data on a named volume that outlives the
+ * container, roles and database reconciled with the stack on every start.
+ */
+export class Primary extends pulumi.ComponentResource {
+    /** Docker name of the container, which is also its host name on the cluster network. */
+    public readonly containerName: pulumi.Output<string>;
+    public readonly volumeName: pulumi.Output<string>;
+    public readonly hostPort: pulumi.Output<number>;
+    /** Secret: superuser URL, direct to the primary, for operators. */
+    public readonly url: pulumi.Output<string>;
+
+    constructor(name: string, args: PrimaryArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("obcms:database:Primary", name, args, opts);
+        const s = args.settings;
+        const names = nodeNames(s);
+
+        const volume = new docker.Volume(
+            `${name}-data`,
+            { name: names.volume(names.primary) },
+            // The primary's data outlives `pulumi destroy`: a volume of the same
+            // name found by a later `pulumi up` is reused, never initialised over.
+            { parent: this, retainOnDelete: true },
+        );
+
+        const bootstrapSql = pulumi
+            .all([args.superuser.verifier, args.app.verifier, args.replication.verifier, args.monitoring.verifier])
+            .apply(([superuser, app, replication, monitoring]) =>
+                renderBootstrapSql({
+                    superuser: { name: ROLES.superuser, verifier: superuser, attributes: [], memberOf: [] },
+                    roles: [
+                        { name: s.appUser, verifier: app, attributes: [], memberOf: [] },
+                        { name: ROLES.replication, verifier: replication, attributes: ["REPLICATION"], memberOf: [] },
+                        { name: ROLES.monitoring, verifier: monitoring, attributes: [], memberOf: ["pg_monitor"] },
+                    ],
+                    database: s.database,
+                    owner: s.appUser,
+                    timezone: s.timezone,
+                    extensions: ["pg_stat_statements"],
+                }),
+            );
+
+        const container = serviceContainer(
+            `${name}-container`,
+            {
+                containerName: names.primary,
+                image: args.image,
+                network: args.network,
+                startScript: renderPrimaryStart(),
+                files: [
+                    { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresParameters(s)) },
+                    { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
+                    { path: FILES.bootstrapSql, content: bootstrapSql, secret: true },
+                ],
+                volume: { name: volume.name, mountPath: VOLUME_DIR },
+                publish: { internal: POSTGRES_PORT, external: s.primaryPort, ip: s.publishAddress },
+                healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
+                healthyWithinSeconds: 300,
+                // Fast shutdown: SIGTERM would wait for every client to disconnect.
+                stopSignal: "SIGINT",
+            },
+            { parent: this },
+        );
+
+        this.containerName = container.name;
+        this.volumeName = volume.name;
+        this.hostPort = publishedPort(container, POSTGRES_PORT);
+        this.url = credentialUrl(args.superuser, connectHost(s), this.hostPort, s.database);
+        this.registerOutputs({
+            containerName: this.containerName,
+            volumeName: this.volumeName,
+            hostPort: this.hostPort,
+            url: this.url,
+        });
+    }
+}

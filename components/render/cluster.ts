@@ -1,0 +1,188 @@
+// What every file of the cluster says, as plain data computed from the
+// settings; the format-specific renderers beside this file turn it into bytes.
+import {
+    ClusterSettings,
+    maxReplicationSlots,
+    maxWalSenders,
+    pgbouncerFileLimit,
+    PGBOUNCER_PORT,
+    pooledServerConnections,
+    POSTGRES_PORT,
+    readonlyDatabase,
+    ROLES,
+    SUPERUSER_RESERVED_CONNECTIONS,
+} from "../settings";
+import { HbaRule } from "./pg-hba";
+import { PgbouncerIni } from "./pgbouncer-ini";
+import { ConfValue } from "./postgresql-conf";
+import { connstringValue, shellWord, sqlLiteral } from "./escape";
+import { FILES, SOCKET_DIR } from "./paths";
+
+/** Docker names of the cluster's objects; containers reach each other by these names. */
+export function nodeNames(s: ClusterSettings) {
+    return {
+        network: `${s.clusterName}-net`,
+        primary: `${s.clusterName}-primary`,
+        replica: (index: number) => `${s.clusterName}-replica-${index}`,
+        pgbouncer: `${s.clusterName}-pgbouncer`,
+        volume: (node: string) => `${node}-data`,
+    };
+}
+
+/** Physical replication slot of replica `index` (1-based). */
+export function slotName(index: number): string {
+    return `replica_${index}_slot`;
+}
+
+/** The application name a replica reports in pg_stat_replication. */
+export function replicaApplicationName(index: number): string {
+    return `replica_${index}`;
+}
+
+/**
+ * Parameters shared by the primary and its replicas. A hot standby refuses to
+ * start when max_connections, max_wal_senders, max_worker_processes,
+ * max_locks_per_transaction or max_prepared_transactions is below the
+ * primary's, so both render them from the same settings.
+ */
+export function postgresParameters(s: ClusterSettings): Record<string, ConfValue> {
+    return {
+        listen_addresses: "*",
+        port: POSTGRES_PORT,
+        hba_file: FILES.pgHba,
+        unix_socket_directories: SOCKET_DIR,
+        max_connections: s.maxConnections,
+        superuser_reserved_connections: SUPERUSER_RESERVED_CONNECTIONS,
+        password_encryption: s.authMethod,
+        wal_level: "replica",
+        wal_log_hints: true,
+        max_wal_senders: maxWalSenders(s.replicaCount),
+        max_replication_slots: maxReplicationSlots(s.replicaCount),
+        max_slot_wal_keep_size: `${s.maxSlotWalKeepSizeMb}MB`,
+        hot_standby: true,
+        hot_standby_feedback: true,
+        shared_preload_libraries: "pg_stat_statements",
+        "pg_stat_statements.track": "top",
+        timezone: s.timezone,
+        log_timezone: s.timezone,
+        log_destination: "stderr",
+        logging_collector: false,
+        log_line_prefix: "%m [%p] %q%u@%d ",
+    };
+}
+
+/** Extra parameters of replica `index`: where to stream from, through which slot. */
+export function standbyParameters(s: ClusterSettings, index: number): Record<string, ConfValue> {
+    const conninfo = {
+        application_name: replicaApplicationName(index),
+        host: nodeNames(s).primary,
+        passfile: FILES.pgpass,
+        port: POSTGRES_PORT,
+        user: ROLES.replication,
+    };
+    return {
+        primary_conninfo: Object.entries(conninfo)
+            .map(([key, value]) => `${key}=${connstringValue(String(value))}`)
+            .join(" "),
+        primary_slot_name: slotName(index),
+    };
+}
+
+/**
+ * pg_hba.conf rules: peer on the local socket (the start script and operators'
+ * `docker exec`), replication only for the replication role from the cluster's
+ * own network, the replication role nowhere else, everyone else by password.
+ */
+export function hbaSections(s: ClusterSettings): Array<{ title: string; rules: HbaRule[] }> {
+    return [
+        {
+            title: "Local socket: operating-system user must match the role",
+            rules: [{ type: "local", database: "all", user: "all", method: "peer" }],
+        },
+        {
+            title: "Streaming replication: the replication role, from the cluster network only",
+            rules: [
+                { type: "host", database: "replication", user: ROLES.replication, address: "samenet", method: s.authMethod },
+                { type: "host", database: "replication", user: "all", address: "all", method: "reject" },
+                { type: "host", database: "all", user: ROLES.replication, address: "all", method: "reject" },
+            ],
+        },
+        {
+            title: "Everything else: password",
+            rules: [{ type: "host", database: "all", user: "all", address: "all", method: s.authMethod }],
+        },
+    ];
+}
+
+/** pgbouncer.ini: the read-write database on the primary, the read-only one spread over the replicas. */
+export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
+    const names = nodeNames(s);
+    const replicas = Array.from({ length: s.replicaCount }, (_, i) => names.replica(i + 1));
+    return {
+        databases: {
+            [s.database]: { host: names.primary, port: POSTGRES_PORT, dbname: s.database },
+            [readonlyDatabase(s)]: {
+                host: replicas.join(","),
+                port: POSTGRES_PORT,
+                dbname: s.database,
+                load_balance_hosts: "round-robin",
+            },
+        },
+        settings: {
+            listen_addr: "*",
+            listen_port: PGBOUNCER_PORT,
+            unix_socket_dir: SOCKET_DIR,
+            auth_type: s.authMethod,
+            auth_file: FILES.userlist,
+            admin_users: ROLES.pgbouncerAdmin,
+            stats_users: ROLES.monitoring,
+            pool_mode: s.pool.mode,
+            default_pool_size: s.pool.defaultPoolSize,
+            reserve_pool_size: s.pool.reservePoolSize,
+            // Caps each database's server connections, so PostgreSQL never sees
+            // more than the pool and its reserve whatever the number of users.
+            max_db_connections: pooledServerConnections(s.pool),
+            max_client_conn: s.pool.maxClientConn,
+            query_wait_timeout: s.pool.queryWaitTimeoutSeconds,
+            // Lets a burst of new clients queue in the kernel instead of being refused.
+            listen_backlog: Math.min(s.pool.maxClientConn, 4096),
+            server_round_robin: 1,
+            ignore_startup_parameters: "extra_float_digits",
+        },
+    };
+}
+
+/** Open-files limit for the PgBouncer container. */
+export function pgbouncerUlimit(s: ClusterSettings): number {
+    return pgbouncerFileLimit(s.pool);
+}
+
+/** Runs SQL as the superuser over the primary's local socket, from wherever Pulumi runs. */
+function primarySql(s: ClusterSettings, sql: string): string {
+    return `docker exec -u postgres ${shellWord(nodeNames(s).primary)} psql -X -q -v ON_ERROR_STOP=1 -d postgres -c ${shellWord(sql)}`;
+}
+
+/** Creates replica `index`'s slot on the primary if it does not exist yet. */
+export function createSlotCommand(s: ClusterSettings, index: number): string {
+    const slot = sqlLiteral(slotName(index));
+    return primarySql(
+        s,
+        `SELECT pg_create_physical_replication_slot(${slot}) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = ${slot})`,
+    );
+}
+
+/**
+ * Drops replica `index`'s slot, so the primary stops keeping WAL for a replica
+ * that is gone. The replica is removed first; its WAL sender may take a moment
+ * to exit, while the slot is still active, hence the bounded retry. With no
+ * primary container there is no slot left to drop.
+ */
+export function dropSlotCommand(s: ClusterSettings, index: number): string {
+    const slot = sqlLiteral(slotName(index));
+    const drop = primarySql(s, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ${slot}`);
+    return [
+        `docker container inspect ${shellWord(nodeNames(s).primary)} >/dev/null 2>&1 || exit 0`,
+        `for attempt in $(seq 1 30); do ${drop} && exit 0; sleep 1; done`,
+        "exit 1",
+    ].join("\n");
+}

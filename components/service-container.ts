@@ -1,0 +1,88 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { FILES } from "./render/paths";
+
+/** A rendered file shipped into a container; secret files are uploaded 0600 and chowned by the start script. */
+export interface ServiceFile {
+    readonly path: string;
+    readonly content: pulumi.Input<string>;
+    readonly secret?: boolean;
+}
+
+export interface ServiceContainerArgs {
+    /** Docker container name; other containers reach this one by it. */
+    readonly containerName: string;
+    readonly image: pulumi.Input<string>;
+    readonly network: pulumi.Input<string>;
+    readonly startScript: string;
+    readonly files: readonly ServiceFile[];
+    /** Named volume mounted at `mountPath`, if the service keeps data. */
+    readonly volume?: { readonly name: pulumi.Input<string>; readonly mountPath: string };
+    readonly publish: { readonly internal: number; readonly external: number; readonly ip: string };
+    /** Health check command (exec form); `pulumi up` waits until it passes. */
+    readonly healthcheck: string[];
+    /** Seconds `pulumi up` waits for the container to turn healthy. */
+    readonly healthyWithinSeconds: number;
+    readonly stopSignal: string;
+    readonly openFilesLimit?: number;
+}
+
+/**
+ * The container shape every node of the cluster shares: the program's own
+ * files and start script uploaded into a stock image, restarted by Docker
+ * unless stopped by hand, and only reported created once healthy.
+ */
+export function serviceContainer(
+    name: string,
+    args: ServiceContainerArgs,
+    opts: pulumi.CustomResourceOptions,
+): docker.Container {
+    return new docker.Container(
+        name,
+        {
+            name: args.containerName,
+            hostname: args.containerName,
+            image: args.image,
+            entrypoints: ["/bin/sh", FILES.start],
+            uploads: [
+                { file: FILES.start, content: args.startScript, permissions: "0755" },
+                ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
+            ],
+            networksAdvanced: [{ name: args.network }],
+            volumes: args.volume ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath }] : [],
+            ports: [args.publish],
+            healthcheck: {
+                tests: ["CMD", ...args.healthcheck],
+                interval: "30s",
+                startInterval: "1s",
+                startPeriod: `${args.healthyWithinSeconds}s`,
+                timeout: "5s",
+                retries: 3,
+            },
+            wait: true,
+            waitTimeout: args.healthyWithinSeconds,
+            restart: "unless-stopped",
+            stopSignal: args.stopSignal,
+            stopTimeout: 60,
+            ulimits: args.openFilesLimit
+                ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }]
+                : [],
+        },
+        {
+            ...opts,
+            // The container name is fixed, so the old container must go before its replacement starts.
+            deleteBeforeReplace: true,
+        },
+    );
+}
+
+/** The host port Docker published for `internal`, as the provider reports it. */
+export function publishedPort(container: docker.Container, internal: number): pulumi.Output<number> {
+    return container.ports.apply((ports) => {
+        const port = ports?.find((p) => p.internal === internal)?.external;
+        if (port === undefined) {
+            throw new Error(`container publishes no host port for ${internal}`);
+        }
+        return port;
+    });
+}

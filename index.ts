@@ -1,0 +1,81 @@
+// obcms-database: one `pulumi up` per stack turns stack config into a
+// PostgreSQL 17 primary, streaming replicas and PgBouncer on Docker.
+// Flow: config → renderers (components/render) → components → outputs.
+import * as path from "node:path";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { readPasswordOverride, readSettings } from "./components/config";
+import { Credentials } from "./components/credentials";
+import { PgBouncer } from "./components/pgbouncer";
+import { Primary } from "./components/primary";
+import { nodeNames } from "./components/render/cluster";
+import { Replica } from "./components/replica";
+import { ROLES } from "./components/settings";
+
+const settings = readSettings();
+const names = nodeNames(settings);
+
+const credentials = new Credentials("credentials", {
+    authMethod: settings.authMethod,
+    appUser: settings.appUser,
+    overrides: {
+        [ROLES.superuser]: readPasswordOverride(ROLES.superuser),
+        app: readPasswordOverride("app"),
+        [ROLES.replication]: readPasswordOverride(ROLES.replication),
+        [ROLES.monitoring]: readPasswordOverride(ROLES.monitoring),
+        [ROLES.pgbouncerAdmin]: readPasswordOverride(ROLES.pgbouncerAdmin),
+    },
+});
+
+// The project's own image unless config names another; its digest, not its
+// tag, goes to the containers, so a rebuilt image rolls them.
+const image: pulumi.Input<string> =
+    settings.image ??
+    new docker.Image("image", {
+        imageName: "obcms-database:17",
+        build: { context: path.join(__dirname, "image"), dockerfile: path.join(__dirname, "image", "Dockerfile") },
+        skipPush: true,
+    }).repoDigest;
+
+const network = new docker.Network("network", { name: names.network, driver: "bridge" });
+
+const primary = new Primary("primary", {
+    settings,
+    image,
+    network: network.name,
+    superuser: credentials.superuser,
+    app: credentials.app,
+    replication: credentials.replication,
+    monitoring: credentials.monitoring,
+});
+
+const replicas = Array.from(
+    { length: settings.replicaCount },
+    (_, i) =>
+        new Replica(`replica-${i + 1}`, {
+            settings,
+            index: i + 1,
+            image,
+            network: network.name,
+            primary,
+            replication: credentials.replication,
+            superuser: credentials.superuser,
+        }),
+);
+
+const pgbouncer = new PgBouncer("pgbouncer", {
+    settings,
+    image,
+    network: network.name,
+    app: credentials.app,
+    admin: credentials.pgbouncerAdmin,
+    stats: credentials.monitoring,
+});
+
+export const databaseUrl = pgbouncer.databaseUrl;
+export const readonlyDatabaseUrl = pgbouncer.readonlyDatabaseUrl;
+export const pgbouncerAdminUrl = pgbouncer.adminUrl;
+export const primaryUrl = primary.url;
+export const replicaUrls = pulumi.secret(pulumi.all(replicas.map((r) => r.url)));
+export const replicaCount = settings.replicaCount;
+export const poolSize = settings.pool.defaultPoolSize;

@@ -1,0 +1,78 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** Pulumi's wire marker for a secret value: `{ [SECRET_SIG]: SECRET_VALUE, value }`. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+/** Whether an input arrived at the mock as a secret. */
+export function isSecretInput(value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG] === SECRET_VALUE;
+}
+
+/** The input with every secret marker replaced by the value it wraps. */
+export function revealInputs(value: any): any {
+    if (isSecretInput(value)) {
+        return revealInputs(value.value);
+    }
+    if (Array.isArray(value)) {
+        return value.map(revealInputs);
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, revealInputs(v)]));
+    }
+    return value;
+}
+
+export interface RecordedResource {
+    readonly type: string;
+    readonly name: string;
+    /** Inputs with secrets revealed. */
+    readonly inputs: Record<string, any>;
+    /** Inputs as the engine received them, secret markers included. */
+    readonly rawInputs: Record<string, any>;
+}
+
+/**
+ * Mocks that record every resource the program declares and answer with its
+ * inputs, plus the outputs a provider computes: RandomPassword's result,
+ * RandomBytes' base64 and Image's digest. Any provider function call is a bug.
+ */
+export class RecordingMocks implements pulumi.runtime.Mocks {
+    readonly resources: RecordedResource[] = [];
+
+    newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
+        const inputs = revealInputs(args.inputs);
+        this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs });
+        return { id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
+    }
+
+    call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
+        throw new Error(`unexpected provider call ${args.token}`);
+    }
+
+    ofType(type: string): RecordedResource[] {
+        return this.resources.filter((r) => r.type === type);
+    }
+
+    named(name: string): RecordedResource {
+        const found = this.resources.filter((r) => r.name === name);
+        if (found.length !== 1) {
+            throw new Error(`expected one resource named ${name}, found ${found.length}`);
+        }
+        return found[0];
+    }
+}
+
+/** Deterministic stand-ins for provider-computed outputs, derived from the resource name. */
+function computedState(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
+    switch (type) {
+        case "random:index/randomPassword:RandomPassword":
+            return { result: `${name}-value-`.padEnd(inputs.length, "x").slice(0, inputs.length) };
+        case "random:index/randomBytes:RandomBytes":
+            return { base64: Buffer.from(name.padEnd(inputs.length, "#").slice(0, inputs.length)).toString("base64") };
+        case "docker:index/image:Image":
+            return { repoDigest: `${inputs.imageName}@sha256:${"0".repeat(64)}` };
+        default:
+            return {};
+    }
+}

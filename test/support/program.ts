@@ -1,0 +1,32 @@
+// Runs the real program (index.ts) under Pulumi's mocks, the way Pulumi
+// documents unit testing: mocks and config first, then a fresh import.
+import * as pulumi from "@pulumi/pulumi";
+import { vi } from "vitest";
+import { loadStackConfig, projectName, StackName } from "./stack-config";
+
+export interface ProgramRun {
+    /** The program's exports: the stack outputs, as Outputs. */
+    readonly exports: Record<string, unknown>;
+}
+
+export interface ProgramOptions {
+    readonly stack: StackName;
+    /** Stack name given to the program; defaults to `stack`. It prefixes every Docker name. */
+    readonly stackName?: string;
+    readonly overrides?: Record<string, unknown>;
+    /** Config keys (without namespace) to mark secret, as `pulumi config set --secret` does. */
+    readonly secretKeys?: readonly string[];
+    readonly mocks: pulumi.runtime.Mocks;
+}
+
+export async function runProgram(options: ProgramOptions): Promise<ProgramRun> {
+    const project = projectName();
+    pulumi.runtime.setAllConfig(
+        loadStackConfig(options.stack, options.overrides),
+        (options.secretKeys ?? []).map((key) => `${project}:${key}`),
+    );
+    await pulumi.runtime.setMocks(options.mocks, project, options.stackName ?? options.stack, false);
+    vi.resetModules();
+    const exports = (await import("../../index")) as Record<string, unknown>;
+    return { exports };
+}
