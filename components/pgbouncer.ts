@@ -61,7 +61,8 @@ export class PgBouncer extends pulumi.ComponentResource {
                     { path: FILES.userlist, content: userlist, secret: true },
                 ],
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },
-                healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(PGBOUNCER_PORT), "-d", "pgbouncer"],
+                // The listening socket, not a login: a connection every 2 s would fill the log.
+                healthcheck: ["test", "-S", `${SOCKET_DIR}/.s.PGSQL.${PGBOUNCER_PORT}`],
                 healthyWithinSeconds: 60,
                 // Safe shutdown: waits for running transactions, then closes.
                 stopSignal: "SIGINT",

@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { renderBootstrapSql } from "./render/bootstrap-sql";
-import { hbaSections, nodeNames, postgresParameters } from "./render/cluster";
+import { hbaSections, nodeNames, postgresParameters, PRIMARY_NODE } from "./render/cluster";
 import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
 import { renderPgHba } from "./render/pg-hba";
 import { renderPostgresqlConf } from "./render/postgresql-conf";
@@ -73,7 +73,7 @@ export class Primary extends pulumi.ComponentResource {
                 network: args.network,
                 startScript: renderPrimaryStart(),
                 files: [
-                    { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresParameters(s)) },
+                    { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresParameters(s, PRIMARY_NODE)) },
                     { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                     { path: FILES.bootstrapSql, content: bootstrapSql, secret: true },
                 ],

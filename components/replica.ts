@@ -7,6 +7,7 @@ import {
     hbaSections,
     nodeNames,
     postgresParameters,
+    replicaNode,
     slotName,
     standbyParameters,
 } from "./render/cluster";
@@ -91,7 +92,7 @@ export class Replica extends pulumi.ComponentResource {
                 files: [
                     {
                         path: FILES.postgresqlConf,
-                        content: renderPostgresqlConf({ ...postgresParameters(s), ...standbyParameters(s, args.index) }),
+                        content: renderPostgresqlConf({ ...postgresParameters(s, replicaNode(args.index)), ...standbyParameters(s, args.index) }),
                     },
                     { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                     { path: FILES.pgpass, content: pgpass, secret: true },

@@ -19,7 +19,7 @@ export interface ServiceContainerArgs {
     /** Named volume mounted at `mountPath`, if the service keeps data. */
     readonly volume?: { readonly name: pulumi.Input<string>; readonly mountPath: string };
     readonly publish: { readonly internal: number; readonly external: number; readonly ip: string };
-    /** Health check command (exec form); `pulumi up` waits until it passes. */
+    /** Health check command (exec form), cheap enough to run every 2 s; `pulumi up` waits until it passes. */
     readonly healthcheck: string[];
     /** Seconds `pulumi up` waits for the container to turn healthy. */
     readonly healthyWithinSeconds: number;
@@ -53,8 +53,9 @@ export function serviceContainer(
             ports: [args.publish],
             healthcheck: {
                 tests: ["CMD", ...args.healthcheck],
-                interval: "30s",
-                startInterval: "1s",
+                // Short, because `pulumi up` waits for the first passing check and
+                // engines before Docker 25 ignore startInterval.
+                interval: "2s",
                 startPeriod: `${args.healthyWithinSeconds}s`,
                 timeout: "5s",
                 retries: 3,

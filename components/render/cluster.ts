@@ -29,14 +29,17 @@ export function nodeNames(s: ClusterSettings) {
     };
 }
 
-/** Physical replication slot of replica `index` (1-based). */
-export function slotName(index: number): string {
-    return `replica_${index}_slot`;
+/** Node name of the primary in cluster_name and logs. */
+export const PRIMARY_NODE = "primary";
+
+/** Node name of replica `index` (1-based): its cluster_name and the application name it streams under. */
+export function replicaNode(index: number): string {
+    return `replica_${index}`;
 }
 
-/** The application name a replica reports in pg_stat_replication. */
-export function replicaApplicationName(index: number): string {
-    return `replica_${index}`;
+/** Physical replication slot of replica `index` (1-based). */
+export function slotName(index: number): string {
+    return `${replicaNode(index)}_slot`;
 }
 
 /**
@@ -45,8 +48,10 @@ export function replicaApplicationName(index: number): string {
  * max_locks_per_transaction or max_prepared_transactions is below the
  * primary's, so both render them from the same settings.
  */
-export function postgresParameters(s: ClusterSettings): Record<string, ConfValue> {
+export function postgresParameters(s: ClusterSettings, node: string): Record<string, ConfValue> {
     return {
+        // Names the node in ps output and lets a client see which server answered.
+        cluster_name: node,
         listen_addresses: "*",
         port: POSTGRES_PORT,
         hba_file: FILES.pgHba,
@@ -74,7 +79,7 @@ export function postgresParameters(s: ClusterSettings): Record<string, ConfValue
 /** Extra parameters of replica `index`: where to stream from, through which slot. */
 export function standbyParameters(s: ClusterSettings, index: number): Record<string, ConfValue> {
     const conninfo = {
-        application_name: replicaApplicationName(index),
+        application_name: replicaNode(index),
         host: nodeNames(s).primary,
         passfile: FILES.pgpass,
         port: POSTGRES_PORT,

@@ -1,0 +1,336 @@
+// The runbook's verification, automated, against each stack brought up for
+// real on the local Docker engine from the program itself (startStack).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { startStack, StartedStack } from "../support/cluster";
+import { docker, query, waitFor, withClient } from "../support/sql";
+
+const EXPECTED = {
+    staging: { replicas: 1, poolSize: 25, maxClientConn: 1000 },
+    production: { replicas: 3, poolSize: 50, maxClientConn: 2000 },
+} as const;
+const RESERVE_POOL_SIZE = 5;
+const APP_USER = "obcms_app";
+
+/** Passwords in the stack outputs, which must never show up outside files meant for them. */
+function passwordsOf(stack: StartedStack): string[] {
+    const o = stack.outputs;
+    const urls = [o.databaseUrl, o.pgbouncerAdminUrl, o.primaryUrl, ...o.replicaUrls];
+    return [...new Set(urls.map((u) => decodeURIComponent(new URL(u).password)))];
+}
+
+function replicaNames(count: number): string[] {
+    return Array.from({ length: count }, (_, i) => `replica_${i + 1}`);
+}
+
+async function streamingReplicas(primaryUrl: string): Promise<string[]> {
+    const rows = await query(
+        primaryUrl,
+        "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY application_name",
+    );
+    return rows.map((r) => r.application_name);
+}
+
+describe.each(["staging", "production"] as const)("%s stack on a real Docker engine", (stackName) => {
+    const expected = EXPECTED[stackName];
+    let stack: StartedStack;
+
+    beforeAll(async () => {
+        const started = Date.now();
+        stack = await startStack(stackName);
+        const created = Date.now();
+        await waitFor("every replica streaming", 120_000, async () => {
+            const streaming = await streamingReplicas(stack.outputs.primaryUrl);
+            return streaming.length === expected.replicas ? streaming : undefined;
+        });
+        console.log(
+            `${stackName}: resources created in ${((created - started) / 1000).toFixed(1)} s, ` +
+                `all ${expected.replicas} replicas streaming after ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
+    }, 600_000);
+
+    afterAll(async () => {
+        await stack?.stop();
+    }, 120_000);
+
+    it("exposes the configured topology in its outputs", () => {
+        expect(stack.outputs.replicaCount).toBe(expected.replicas);
+        expect(stack.outputs.poolSize).toBe(expected.poolSize);
+        expect(stack.outputs.replicaUrls).toHaveLength(expected.replicas);
+    });
+
+    it("answers a SELECT through PgBouncer as the application role", async () => {
+        const rows = await query(stack.outputs.databaseUrl, "SELECT 'PgBouncer working!' AS status, current_user, current_database()");
+        expect(rows).toEqual([{ status: "PgBouncer working!", current_user: APP_USER, current_database: "obcms" }]);
+    });
+
+    it("reports the configured pool on the admin console (SHOW POOLS, CLIENTS, SERVERS, STATS, CONFIG)", async () => {
+        await query(stack.outputs.databaseUrl, "SELECT 1");
+        await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => {
+            const config = new Map((await admin.query("SHOW CONFIG")).rows.map((r) => [r.key, r.value]));
+            expect(config.get("pool_mode")).toBe("transaction");
+            expect(config.get("default_pool_size")).toBe(String(expected.poolSize));
+            expect(config.get("reserve_pool_size")).toBe(String(RESERVE_POOL_SIZE));
+            expect(config.get("max_client_conn")).toBe(String(expected.maxClientConn));
+            expect(config.get("query_wait_timeout")).toBe("120");
+            expect(config.get("auth_type")).toBe("scram-sha-256");
+            expect(config.get("admin_users")).toBe("pgbouncer");
+            expect(config.get("stats_users")).toBe("monitoring");
+
+            const pools = (await admin.query("SHOW POOLS")).rows;
+            expect(pools.filter((p) => p.database === "obcms" && p.user === APP_USER)).toHaveLength(1);
+            const clients = (await admin.query("SHOW CLIENTS")).rows;
+            expect(clients.some((c) => c.database === "pgbouncer" && c.user === "pgbouncer")).toBe(true);
+            const servers = (await admin.query("SHOW SERVERS")).rows;
+            expect(servers.every((s) => s.database === "obcms" || s.database === "obcms_readonly")).toBe(true);
+            const stats = (await admin.query("SHOW STATS")).rows;
+            expect(Number(stats.find((s) => s.database === "obcms")?.total_xact_count)).toBeGreaterThan(0);
+        });
+    });
+
+    it("runs every replica as a hot standby streaming through its own active slot", async () => {
+        const names = replicaNames(expected.replicas);
+        expect(await streamingReplicas(stack.outputs.primaryUrl)).toEqual(names);
+        const slots = await query(
+            stack.outputs.primaryUrl,
+            "SELECT slot_name, slot_type, active FROM pg_replication_slots ORDER BY slot_name",
+        );
+        expect(slots).toEqual(names.map((n) => ({ slot_name: `${n}_slot`, slot_type: "physical", active: true })));
+        for (const [i, url] of stack.outputs.replicaUrls.entries()) {
+            const [row] = await query(
+                url,
+                "SELECT pg_is_in_recovery() AS in_recovery, current_setting('cluster_name') AS node, " +
+                    "(SELECT status FROM pg_stat_wal_receiver) AS receiver, " +
+                    "(SELECT slot_name FROM pg_stat_wal_receiver) AS slot",
+            );
+            expect(row).toEqual({ in_recovery: true, node: names[i], receiver: "streaming", slot: `${names[i]}_slot` });
+        }
+    });
+
+    it("shows a row written on the primary on every replica within 2 s", async () => {
+        await query(
+            stack.outputs.databaseUrl,
+            "CREATE TABLE IF NOT EXISTS replication_test (id serial PRIMARY KEY, message text, created_at timestamptz DEFAULT now())",
+        );
+        const message = `from primary ${Date.now()}`;
+        await query(stack.outputs.primaryUrl, "INSERT INTO replication_test (message) VALUES ($1)", [message]);
+        const written = Date.now();
+        const delays = await Promise.all(
+            stack.outputs.replicaUrls.map((url) =>
+                waitFor("the row on a replica", 2_000, async () => {
+                    const rows = await query(url, "SELECT message FROM replication_test WHERE message = $1", [message]);
+                    return rows.length === 1 ? Date.now() - written : undefined;
+                }),
+            ),
+        );
+        console.log(`${stackName}: row visible on replicas after ${delays.join(", ")} ms`);
+        expect(delays.every((ms) => ms < 2_000)).toBe(true);
+    });
+
+    it("serves 100 concurrent clients through PgBouncer within pool size + reserve server connections", async () => {
+        await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS load_test (client int, n int)");
+        const limit = expected.poolSize + RESERVE_POOL_SIZE;
+        let peakPooler = 0;
+        let peakBackends = 0;
+        let sampling = true;
+        const sampler = (async () => {
+            await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => {
+                await withClient(stack.outputs.primaryUrl, async (primary) => {
+                    while (sampling) {
+                        const servers = (await admin.query("SHOW SERVERS")).rows.filter((s) => s.database === "obcms");
+                        peakPooler = Math.max(peakPooler, servers.length);
+                        const [row] = (
+                            await primary.query(
+                                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'",
+                                [APP_USER],
+                            )
+                        ).rows;
+                        peakBackends = Math.max(peakBackends, row.n);
+                        await new Promise((resolve) => setTimeout(resolve, 50));
+                    }
+                });
+            });
+        })();
+
+        const clients = 100;
+        const transactionsEach = 10;
+        const results = await Promise.allSettled(
+            Array.from({ length: clients }, (_, client) =>
+                withClient(stack.outputs.databaseUrl, async (c) => {
+                    for (let n = 0; n < transactionsEach; n++) {
+                        await c.query("BEGIN");
+                        await c.query("SELECT pg_sleep(0.02)");
+                        await c.query("INSERT INTO load_test (client, n) VALUES ($1, $2)", [client, n]);
+                        await c.query("COMMIT");
+                    }
+                }),
+            ),
+        );
+        sampling = false;
+        await sampler;
+
+        const failures = results.filter((r) => r.status === "rejected");
+        expect(failures).toEqual([]);
+        const [{ count }] = await query(stack.outputs.databaseUrl, "SELECT count(*)::int AS count FROM load_test");
+        expect(count).toBe(clients * transactionsEach);
+        console.log(`${stackName}: 100 clients, peak server connections ${peakPooler} (PgBouncer), ${peakBackends} (PostgreSQL), limit ${limit}`);
+        expect(peakPooler).toBeLessThanOrEqual(limit);
+        expect(peakBackends).toBeLessThanOrEqual(limit);
+        // The clients really contended for the pool: it was filled.
+        expect(peakPooler).toBeGreaterThanOrEqual(expected.poolSize);
+    }, 120_000);
+
+    it("spreads obcms_readonly over the replicas and refuses writes there", async () => {
+        await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS readonly_test (id int)");
+        await waitFor("the table on every replica", 5_000, async () => {
+            const present = await Promise.all(
+                stack.outputs.replicaUrls.map(async (url) => (await query(url, "SELECT to_regclass('readonly_test') AS t"))[0].t),
+            );
+            return present.every((t) => t !== null) ? true : undefined;
+        });
+        const nodes = await Promise.all(
+            Array.from({ length: 4 * expected.replicas }, () =>
+                withClient(stack.outputs.readonlyDatabaseUrl, async (c) => {
+                    await c.query("BEGIN");
+                    const [row] = (await c.query("SELECT current_setting('cluster_name') AS node, pg_is_in_recovery() AS ro, pg_sleep(0.3)")).rows;
+                    await c.query("COMMIT");
+                    return row;
+                }),
+            ),
+        );
+        expect(nodes.every((n) => n.ro === true)).toBe(true);
+        expect([...new Set(nodes.map((n) => n.node))].sort()).toEqual(replicaNames(expected.replicas));
+
+        const write = query(stack.outputs.readonlyDatabaseUrl, "INSERT INTO readonly_test VALUES (1)");
+        await expect(write).rejects.toMatchObject({ code: "25006", message: "cannot execute INSERT in a read-only transaction" });
+    });
+
+    it("creates the roles, database, time zone and extension the stack declares, with least privilege", async () => {
+        const url = stack.outputs.primaryUrl;
+        const roles = await query(
+            url,
+            `SELECT rolname, rolsuper, rolreplication, rolcreatedb, rolcreaterole, rolcanlogin,
+                    left(rolpassword, 14) AS verifier,
+                    ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = a.oid ORDER BY 1) AS member_of
+             FROM pg_authid a WHERE rolname IN ('obcms_app', 'replicator', 'monitoring', 'postgres') ORDER BY rolname`,
+        );
+        const role = (rolname: string, extra: Partial<Record<string, unknown>>) => ({
+            rolname,
+            rolsuper: false,
+            rolreplication: false,
+            rolcreatedb: false,
+            rolcreaterole: false,
+            rolcanlogin: true,
+            verifier: "SCRAM-SHA-256$",
+            member_of: [],
+            ...extra,
+        });
+        expect(roles).toEqual([
+            role("monitoring", { member_of: ["pg_monitor"] }),
+            role("obcms_app", {}),
+            role("postgres", { rolsuper: true, rolreplication: true, rolcreatedb: true, rolcreaterole: true }),
+            role("replicator", { rolreplication: true }),
+        ]);
+        const [db] = await query(
+            url,
+            "SELECT pg_get_userbyid(datdba) AS owner, (SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'pg_stat_statements') AS statements FROM pg_database WHERE datname = 'obcms'",
+        );
+        expect(db).toEqual({ owner: APP_USER, statements: true });
+        const [session] = await query(
+            stack.outputs.databaseUrl,
+            "SELECT current_setting('TimeZone') AS tz, current_setting('server_version_num')::int / 10000 AS major",
+        );
+        expect(session).toEqual({ tz: "Asia/Manila", major: 17 });
+        const [server] = await query(
+            url,
+            "SELECT current_setting('shared_preload_libraries') AS preload, current_setting('wal_level') AS wal_level, " +
+                "current_setting('max_wal_senders')::int AS senders, current_setting('max_replication_slots')::int AS slots, " +
+                "current_setting('max_slot_wal_keep_size') AS keep, current_setting('hot_standby_feedback') AS feedback",
+        );
+        expect(server).toEqual({
+            preload: "pg_stat_statements",
+            wal_level: "replica",
+            senders: 2 * expected.replicas + 2,
+            slots: expected.replicas + 2,
+            keep: "2GB",
+            feedback: "on",
+        });
+        const [statements] = await query(stack.outputs.databaseUrl, "SELECT count(*) >= 0 AS readable FROM pg_stat_statements");
+        expect(statements.readable).toBe(true);
+    });
+
+    it("refuses a replication connection from any role but the replication role", async () => {
+        const primary = new URL(stack.outputs.primaryUrl);
+        const client = new pg.Client({
+            host: primary.hostname,
+            port: Number(primary.port),
+            user: "postgres",
+            password: decodeURIComponent(primary.password),
+            database: "postgres",
+            replication: "true",
+        } as pg.ClientConfig);
+        await expect(client.connect()).rejects.toMatchObject({
+            code: "28000",
+            message: expect.stringMatching(/^pg_hba.conf rejects replication connection for host ".*", user "postgres"/),
+        });
+        await client.end().catch(() => undefined);
+    });
+
+    it("keeps passwords out of Docker's view: no environment, command or log holds one; the userlist holds verifiers, 0600", async () => {
+        const containers = (await docker("ps", "-a", "--filter", `name=^${stack.clusterName}-`, "--format", "{{.Names}}"))
+            .trim()
+            .split("\n")
+            .sort();
+        expect(containers).toHaveLength(expected.replicas + 2);
+        const passwords = passwordsOf(stack);
+        expect(passwords).toHaveLength(3);
+        for (const name of containers) {
+            const [inspect] = JSON.parse(await docker("inspect", name));
+            const visible = JSON.stringify([inspect.Config.Env, inspect.Config.Cmd, inspect.Config.Entrypoint, inspect.Config.Labels, inspect.Path, inspect.Args]);
+            const logs = await docker("logs", name).then(
+                (out) => out,
+                () => "",
+            );
+            for (const password of passwords) {
+                expect(visible).not.toContain(password);
+                expect(logs).not.toContain(password);
+            }
+        }
+        const pgbouncer = `${stack.clusterName}-pgbouncer`;
+        expect((await docker("exec", pgbouncer, "stat", "-c", "%a %U", "/etc/obcms/userlist.txt")).trim()).toBe("600 postgres");
+        const userlist = await docker("exec", pgbouncer, "cat", "/etc/obcms/userlist.txt");
+        expect(userlist.trim().split("\n").map((line) => line.split(" ")[0])).toEqual(['"monitoring"', '"obcms_app"', '"pgbouncer"']);
+        expect(userlist.trim().split("\n").every((line) => / "SCRAM-SHA-256\$4096:/.test(line))).toBe(true);
+        for (const password of passwords) {
+            expect(userlist).not.toContain(password);
+        }
+    });
+
+    it("restarts a replica that rejoins through its slot and catches up by itself", async () => {
+        const replica = `${stack.clusterName}-replica-1`;
+        await docker("restart", replica);
+        await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS rejoin_test (id int)");
+        await query(stack.outputs.databaseUrl, "INSERT INTO rejoin_test SELECT generate_series(1, 1000)");
+        const rows = await waitFor("replica 1 to catch up after its restart", 60_000, async () => {
+            const [row] = await query(stack.outputs.replicaUrls[0], "SELECT count(*)::int AS n FROM rejoin_test");
+            return row.n === 1000 ? row.n : undefined;
+        });
+        expect(rows).toBe(1000);
+        await waitFor("replica 1 streaming again", 30_000, async () =>
+            (await streamingReplicas(stack.outputs.primaryUrl)).includes("replica_1") ? true : undefined,
+        );
+    }, 120_000);
+
+    it.runIf(stackName === "production")("drops the slots of removed replicas when scaling 3 → 1", async () => {
+        const removed = [3, 2].flatMap((k) => [`replica-${k}-container`, `replica-${k}-slot`, `replica-${k}-data`]);
+        await stack.destroy(removed);
+        const slots = await query(stack.outputs.primaryUrl, "SELECT slot_name FROM pg_replication_slots ORDER BY slot_name");
+        expect(slots).toEqual([{ slot_name: "replica_1_slot" }]);
+        await query(stack.outputs.databaseUrl, "INSERT INTO replication_test (message) VALUES ('after scale-down')");
+        await waitFor("replica 1 to stream on", 5_000, async () => {
+            const rows = await query(stack.outputs.replicaUrls[0], "SELECT 1 FROM replication_test WHERE message = 'after scale-down'");
+            return rows.length === 1 ? true : undefined;
+        });
+        expect(await streamingReplicas(stack.outputs.primaryUrl)).toEqual(["replica_1"]);
+    }, 180_000);
+});

@@ -1,0 +1,44 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import pg from "pg";
+
+/** Runs `fn` with a connected client, always closing it. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+    await client.connect();
+    try {
+        return await fn(client);
+    } finally {
+        await client.end();
+    }
+}
+
+/** Rows of one query on a fresh connection. */
+export function query<R extends pg.QueryResultRow = any>(url: string, sql: string, params?: unknown[]): Promise<R[]> {
+    return withClient(url, async (client) => (await client.query<R>(sql, params)).rows);
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+        try {
+            const value = await check();
+            if (value !== undefined) {
+                return value;
+            }
+        } catch (error) {
+            lastError = error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+}
+
+const run = promisify(execFile);
+
+/** Runs the docker CLI and returns its standard output. */
+export async function docker(...args: string[]): Promise<string> {
+    return (await run("docker", args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
+}
