@@ -13,8 +13,6 @@ import {
     validateSettings,
 } from "./settings";
 
-const PORT = { min: 1, max: 65_535 };
-
 /** Reads and validates the stack's cluster settings. */
 export function readSettings(): ClusterSettings {
     const config = new pulumi.Config();
@@ -29,9 +27,9 @@ export function readSettings(): ClusterSettings {
         maxConnections: config.requireNumber("maxConnections"),
         maxSlotWalKeepSizeMb: config.requireNumber("maxSlotWalKeepSizeMb"),
         publishAddress: config.require("publishAddress"),
-        pgbouncerPort: config.requireNumber("pgbouncerPort", PORT),
-        primaryPort: config.requireNumber("primaryPort", PORT),
-        replicaBasePort: config.requireNumber("replicaBasePort", PORT),
+        pgbouncerPort: config.requireNumber("pgbouncerPort"),
+        primaryPort: config.requireNumber("primaryPort"),
+        replicaBasePort: config.requireNumber("replicaBasePort"),
         pool: {
             mode: config.require<PoolMode>("poolMode", { allowedValues: [...POOL_MODES] }),
             defaultPoolSize: config.requireNumber("defaultPoolSize"),

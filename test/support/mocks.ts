@@ -26,6 +26,8 @@ export function revealInputs(value: any): any {
 export interface RecordedResource {
     readonly type: string;
     readonly name: string;
+    /** False for component resources, which a provider never diffs or replaces. */
+    readonly custom: boolean;
     /** Inputs with secrets revealed. */
     readonly inputs: Record<string, any>;
     /** Inputs as the engine received them, secret markers included. */
@@ -42,7 +44,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
 
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
         const inputs = revealInputs(args.inputs);
-        this.resources.push({ type: args.type, name: args.name, inputs, rawInputs: args.inputs });
+        this.resources.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs, rawInputs: args.inputs });
         return { id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
     }
 

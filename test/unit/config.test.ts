@@ -1,0 +1,155 @@
+// Bad stack config fails before any resource exists, with a message that
+// names the key and what is allowed.
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { readSettings } from "../../components/config";
+import { RecordingMocks } from "../support/mocks";
+import { runProgram } from "../support/program";
+import { loadStackConfig, projectName, StackName } from "../support/stack-config";
+
+/** Matches an error message equal to `message`, not merely containing it. */
+function exactly(message: string): RegExp {
+    return new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+}
+
+async function settingsFor(stack: StackName, overrides: Record<string, unknown>, secretKeys: string[] = []) {
+    const project = projectName();
+    pulumi.runtime.setAllConfig(
+        loadStackConfig(stack, overrides),
+        secretKeys.map((key) => `${project}:${key}`),
+    );
+    await pulumi.runtime.setMocks(new RecordingMocks(), project, stack, false);
+    return readSettings();
+}
+
+describe("readSettings", () => {
+    it("reads the staging and production stack files on top of Pulumi.yaml's defaults", async () => {
+        const staging = await settingsFor("staging", {});
+        expect(staging).toEqual({
+            clusterName: "obcms-database-staging",
+            image: undefined,
+            replicaCount: 1,
+            database: "obcms",
+            appUser: "obcms_app",
+            timezone: "Asia/Manila",
+            authMethod: "scram-sha-256",
+            maxConnections: 100,
+            maxSlotWalKeepSizeMb: 2048,
+            publishAddress: "127.0.0.1",
+            pgbouncerPort: 6432,
+            primaryPort: 5432,
+            replicaBasePort: 5433,
+            pool: { mode: "transaction", defaultPoolSize: 25, reservePoolSize: 5, maxClientConn: 1000, queryWaitTimeoutSeconds: 120 },
+        });
+        const production = await settingsFor("production", {});
+        expect(production).toMatchObject({
+            clusterName: "obcms-database-production",
+            replicaCount: 3,
+            pgbouncerPort: 6442,
+            primaryPort: 5442,
+            replicaBasePort: 5443,
+            pool: { mode: "transaction", defaultPoolSize: 50, reservePoolSize: 5, maxClientConn: 2000, queryWaitTimeoutSeconds: 120 },
+        });
+    });
+
+    const rejected: Array<[string, StackName, Record<string, unknown>, string]> = [
+        ["a replica count above 10", "staging", { replicaCount: 11 }, "replicaCount must be an integer from 1 to 10, got 11"],
+        ["a replica count of 0", "staging", { replicaCount: 0 }, "replicaCount must be an integer from 1 to 10, got 0"],
+        ["a fractional replica count", "staging", { replicaCount: 1.5 }, "replicaCount must be an integer from 1 to 10, got 1.5"],
+        ["a non-numeric replica count", "staging", { replicaCount: "three" }, "Configuration 'obcms-database:replicaCount' value 'three' is not a valid number"],
+        ["a pool size of 0", "staging", { defaultPoolSize: 0 }, "defaultPoolSize must be an integer greater than 0, got 0"],
+        ["a negative pool size", "staging", { defaultPoolSize: -5 }, "defaultPoolSize must be an integer greater than 0, got -5"],
+        [
+            "pool, reserve, replication and monitoring connections above max_connections",
+            "production",
+            { maxConnections: 70 },
+            "maxConnections (70) is below the 71 connections the cluster needs: defaultPoolSize 50 + reservePoolSize 5 + replication 8 + monitoring 5 + superuser reserved 3; raise maxConnections or lower the pool",
+        ],
+        ["a client limit below the pool size", "staging", { maxClientConn: 10 }, "maxClientConn (10) must be at least defaultPoolSize (25)"],
+        [
+            "unknown auth method",
+            "staging",
+            { authMethod: "trust" },
+            `Configuration 'obcms-database:authMethod' value 'trust' is not a legal enum value (["scram-sha-256","md5"])`,
+        ],
+        [
+            "unknown pool mode",
+            "staging",
+            { poolMode: "bogus" },
+            `Configuration 'obcms-database:poolMode' value 'bogus' is not a legal enum value (["session","transaction","statement"])`,
+        ],
+        [
+            "port out of range",
+            "staging",
+            { pgbouncerPort: 70000 },
+            "pgbouncerPort must be a port from 1 to 65535, got 70000",
+        ],
+        [
+            "port used twice",
+            "staging",
+            { primaryPort: 6432 },
+            "primaryPort uses port 6432, which pgbouncerPort already uses; every published port must differ",
+        ],
+        [
+            "replica ports running into the primary's",
+            "production",
+            { replicaBasePort: 5441 },
+            "replicaBasePort (replica 2) uses port 5442, which primaryPort already uses; every published port must differ",
+        ],
+        [
+            "database name that is not an identifier",
+            "staging",
+            { database: "obcms'; DROP DATABASE x; --" },
+            `database must be a lower-case identifier (letters, digits, _; at most 63 characters, not starting with a digit), got "obcms'; DROP DATABASE x; --"`,
+        ],
+        [
+            "app role that is not an identifier",
+            "staging",
+            { appUser: "Obcms-App" },
+            `appUser must be a lower-case identifier (letters, digits, _; at most 63 characters, not starting with a digit), got "Obcms-App"`,
+        ],
+        [
+            "app role named like a program role",
+            "staging",
+            { appUser: "replicator" },
+            `appUser must not be one of the program's roles (postgres, replicator, monitoring, pgbouncer), got "replicator"`,
+        ],
+        [
+            "database the program reserves",
+            "staging",
+            { database: "pgbouncer" },
+            `database must not be postgres, template0, template1, pgbouncer and must leave room for the "_readonly" suffix, got "pgbouncer"`,
+        ],
+        ["an unknown time zone", "staging", { timezone: "Mars/Olympus" }, `timezone must be an IANA time zone such as Asia/Manila, got "Mars/Olympus"`],
+        ["a publish address that is not IPv4", "staging", { publishAddress: "localhost\nx" }, `publishAddress must be an IPv4 address such as 127.0.0.1, got "localhost\\nx"`],
+        ["a WAL retention too small", "staging", { maxSlotWalKeepSizeMb: 10 }, "maxSlotWalKeepSizeMb must be a size in MB from 64 to 1048576, got 10"],
+    ];
+
+    it.each(rejected)("rejects %s", async (_, stack, overrides, message) => {
+        await expect(settingsFor(stack, overrides)).rejects.toThrow(exactly(message));
+    });
+});
+
+describe("a bad value stops the program before it declares anything", () => {
+    it("declares no resource when replicaCount is out of range", async () => {
+        const mocks = new RecordingMocks();
+        await expect(runProgram({ stack: "production", overrides: { replicaCount: 11 }, mocks })).rejects.toThrow(
+            exactly("replicaCount must be an integer from 1 to 10, got 11"),
+        );
+        expect(mocks.resources).toEqual([]);
+    });
+
+    it("refuses a password override that is too short, without echoing it", async () => {
+        const mocks = new RecordingMocks();
+        const run = runProgram({
+            stack: "staging",
+            overrides: { appPassword: "short secret" },
+            secretKeys: ["appPassword"],
+            mocks,
+        });
+        await expect(run).rejects.toThrow(
+            exactly("appPassword must be at least 16 printable ASCII characters without spaces (the value is not shown)"),
+        );
+        expect(mocks.resources).toEqual([]);
+    });
+});

@@ -1,0 +1,183 @@
+// The program under Pulumi's mocks: what each stack declares, which outputs
+// are secret, and what a reviewer's preview would show for a config change.
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { isSecretInput, RecordedResource, RecordingMocks } from "../support/mocks";
+import { promiseOf } from "../support/outputs";
+import { runProgram } from "../support/program";
+import { StackName } from "../support/stack-config";
+
+const DATABASE_CONTAINER = /^(primary|replica-\d+|pgbouncer)-container$/;
+
+async function declare(stack: StackName, overrides: Record<string, unknown> = {}, secretKeys: string[] = []) {
+    const mocks = new RecordingMocks();
+    const { exports } = await runProgram({ stack, overrides, secretKeys, mocks });
+    // Every output resolves only once all resources are registered.
+    await Promise.all(Object.values(exports).filter(pulumi.Output.isInstance).map((o) => promiseOf(o as pulumi.Output<unknown>)));
+    return { mocks, exports };
+}
+
+function upload(resource: RecordedResource, file: string): string {
+    const found = resource.inputs.uploads.filter((u: { file: string }) => u.file === file);
+    expect(found).toHaveLength(1);
+    return found[0].content;
+}
+
+describe.each([
+    ["staging", 1, 25, 1000],
+    ["production", 3, 50, 2000],
+] as const)("the %s stack", (stack, replicas, poolSize, maxClientConn) => {
+    it(`declares a primary, ${replicas} replica(s) and PgBouncer`, async () => {
+        const { mocks } = await declare(stack);
+        const replicaNames = Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`);
+        expect(mocks.ofType("obcms:database:Primary").map((r) => r.name)).toEqual(["primary"]);
+        expect(mocks.ofType("obcms:database:Replica").map((r) => r.name).sort()).toEqual(replicaNames);
+        expect(mocks.ofType("obcms:database:PgBouncer").map((r) => r.name)).toEqual(["pgbouncer"]);
+        expect(
+            mocks
+                .ofType("docker:index/container:Container")
+                .map((r) => r.name)
+                .filter((n) => DATABASE_CONTAINER.test(n))
+                .sort(),
+        ).toEqual(["pgbouncer-container", "primary-container", ...replicaNames.map((n) => `${n}-container`)]);
+        expect(mocks.ofType("command:local:Command").map((r) => r.name).sort()).toEqual(replicaNames.map((n) => `${n}-slot`));
+        expect(mocks.ofType("docker:index/volume:Volume").map((r) => r.inputs.name).sort()).toEqual([
+            `obcms-database-${stack}-primary-data`,
+            ...replicaNames.map((n) => `obcms-database-${stack}-${n}-data`),
+        ]);
+    });
+
+    it(`renders pool ${poolSize} and ${maxClientConn} clients in transaction mode`, async () => {
+        const { mocks, exports } = await declare(stack);
+        const ini = upload(mocks.named("pgbouncer-container"), "/etc/obcms/pgbouncer.ini");
+        const settings = Object.fromEntries(
+            ini
+                .split("\n")
+                .filter((line) => / = /.test(line))
+                .map((line) => line.split(" = ")),
+        );
+        expect(settings).toMatchObject({
+            default_pool_size: String(poolSize),
+            max_client_conn: String(maxClientConn),
+            pool_mode: "transaction",
+            reserve_pool_size: "5",
+            query_wait_timeout: "120",
+            max_db_connections: String(poolSize + 5),
+        });
+        expect(exports.replicaCount).toBe(replicas);
+        expect(exports.poolSize).toBe(poolSize);
+    });
+
+    it("keeps every password and URL secret, in outputs and in container inputs", async () => {
+        const { mocks, exports } = await declare(stack);
+        for (const key of ["databaseUrl", "readonlyDatabaseUrl", "pgbouncerAdminUrl", "primaryUrl", "replicaUrls"]) {
+            expect(await pulumi.isSecret(exports[key] as pulumi.Output<unknown>), key).toBe(true);
+        }
+        const passwords = mocks.ofType("random:index/randomPassword:RandomPassword");
+        expect(passwords.map((p) => p.name).sort()).toEqual(
+            ["app", "monitoring", "pgbouncer", "postgres", "replicator"].map((role) => `credentials-${role}-password`),
+        );
+        expect(passwords.every((p) => p.inputs.length >= 32)).toBe(true);
+        for (const container of mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name))) {
+            // A secret upload makes the whole uploads list secret in state.
+            expect(isSecretInput(container.rawInputs.uploads), container.name).toBe(true);
+            expect(container.inputs.envs ?? [], container.name).toEqual([]);
+            const visible = JSON.stringify([container.inputs.entrypoints, container.inputs.command, container.inputs.labels]);
+            for (const p of passwords) {
+                const value = `${p.name}-value-`.padEnd(32, "x");
+                expect(visible).not.toContain(value);
+            }
+        }
+    });
+});
+
+/** Custom resources whose inputs differ between two declarations of the same stack. */
+function changedResources(before: RecordingMocks, after: RecordingMocks): string[] {
+    const names = new Set([...before.resources, ...after.resources].filter((r) => r.custom).map((r) => r.name));
+    const inputs = (m: RecordingMocks, name: string) => JSON.stringify(m.resources.find((r) => r.name === name)?.inputs);
+    return [...names].filter((name) => inputs(before, name) !== inputs(after, name)).sort();
+}
+
+describe("what a config change touches (the preview a reviewer reads)", () => {
+    it.each([
+        ["defaultPoolSize", 40],
+        ["maxClientConn", 1500],
+        ["reservePoolSize", 3],
+        ["queryWaitTimeout", 60],
+    ])("changing only %s changes only PgBouncer's container", async (key, value) => {
+        const before = await declare("production");
+        const after = await declare("production", { [key]: value });
+        expect(changedResources(before.mocks, after.mocks)).toEqual(["pgbouncer-container"]);
+    });
+
+    it("rotating the application password restarts the primary (bootstrap SQL) and PgBouncer (userlist) only", async () => {
+        const before = await declare("production", { appPassword: "First-Application-Password-0001" }, ["appPassword"]);
+        const after = await declare("production", { appPassword: "Second-Application-Password-002" }, ["appPassword"]);
+        expect(changedResources(before.mocks, after.mocks)).toEqual(["pgbouncer-container", "primary-container"]);
+    });
+
+    it("adding a replica adds its resources and re-renders PgBouncer, and the primary's WAL sender sizing", async () => {
+        const before = await declare("staging");
+        const after = await declare("staging", { replicaCount: 2 });
+        expect(changedResources(before.mocks, after.mocks)).toEqual([
+            "pgbouncer-container",
+            "primary-container",
+            "replica-1-container",
+            "replica-2-container",
+            "replica-2-data",
+            "replica-2-slot",
+        ]);
+    });
+});
+
+describe("choices a stack can make", () => {
+    it("uses a password set with `pulumi config set --secret` instead of generating one", async () => {
+        const password = "Operator-Chosen-Password-0123456789";
+        const { mocks, exports } = await declare("staging", { appPassword: password }, ["appPassword"]);
+        expect(mocks.resources.some((r) => r.name === "credentials-app-password")).toBe(false);
+        const url = await promiseOf(exports.databaseUrl as pulumi.Output<string>);
+        expect(new URL(url).password).toBe(password);
+        expect(await pulumi.isSecret(exports.databaseUrl as pulumi.Output<string>)).toBe(true);
+    });
+
+    it("keeps md5 selectable for old clients, in PostgreSQL and PgBouncer alike", async () => {
+        const { mocks } = await declare("staging", { authMethod: "md5" });
+        const pgbouncer = mocks.named("pgbouncer-container");
+        expect(upload(pgbouncer, "/etc/obcms/pgbouncer.ini")).toContain("\nauth_type = md5\n");
+        const userlist = upload(pgbouncer, "/etc/obcms/userlist.txt").trim().split("\n");
+        expect(userlist).toHaveLength(3);
+        expect(userlist.every((line) => /^"[a-z_]+" "md5[0-9a-f]{32}"$/.test(line))).toBe(true);
+        const primary = mocks.named("primary-container");
+        expect(upload(primary, "/etc/obcms/postgresql.conf")).toContain("\npassword_encryption = 'md5'\n");
+        expect(upload(primary, "/etc/obcms/pg_hba.conf")).toContain('\nhost replication "replicator" samenet md5\n');
+    });
+
+    it("builds the project image by default and uses a configured image instead when set", async () => {
+        const built = await declare("staging");
+        expect(built.mocks.ofType("docker:index/image:Image").map((r) => r.inputs.imageName)).toEqual(["obcms-database:17"]);
+        expect(built.mocks.named("primary-container").inputs.image).toBe(`obcms-database:17@sha256:${"0".repeat(64)}`);
+
+        const configured = await declare("staging", { image: "registry.example/obcms-pg:17.2" });
+        expect(configured.mocks.ofType("docker:index/image:Image")).toEqual([]);
+        const images = configured.mocks
+            .ofType("docker:index/container:Container")
+            .filter((c) => DATABASE_CONTAINER.test(c.name))
+            .map((c) => c.inputs.image);
+        expect(new Set(images)).toEqual(new Set(["registry.example/obcms-pg:17.2"]));
+    });
+
+    it("keeps data on named volumes and publishes only on the configured address", async () => {
+        const { mocks } = await declare("production", { publishAddress: "10.1.2.3" });
+        const containers = mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name));
+        for (const c of containers) {
+            expect(c.inputs.ports.map((p: { ip: string }) => p.ip), c.name).toEqual(["10.1.2.3"]);
+            expect(c.inputs.privileged ?? false, c.name).toBe(false);
+        }
+        const mounts = containers
+            .filter((c) => c.name !== "pgbouncer-container")
+            .map((c) => c.inputs.volumes.map((v: { volumeName: string; containerPath: string }) => `${v.volumeName}:${v.containerPath}`));
+        expect(mounts.flat().sort()).toEqual(
+            ["primary", "replica-1", "replica-2", "replica-3"].map((n) => `obcms-database-production-${n}-data:/var/lib/postgresql/data`),
+        );
+    });
+});
