@@ -4,15 +4,18 @@
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { readPasswordOverride, readSettings } from "./components/config";
+import { readMonitoringSettings, readPasswordOverride, readSettings } from "./components/config";
 import { Credentials } from "./components/credentials";
+import { Monitoring } from "./components/monitoring";
 import { PgBouncer } from "./components/pgbouncer";
 import { Primary } from "./components/primary";
 import { nodeNames } from "./components/render/cluster";
 import { Replica } from "./components/replica";
 import { ROLES } from "./components/settings";
+import { ClusterTls } from "./components/tls";
 
 const settings = readSettings();
+const monitoringSettings = readMonitoringSettings(settings);
 const names = nodeNames(settings);
 
 const credentials = new Credentials("credentials", {
@@ -39,6 +42,22 @@ const image: pulumi.Input<string> =
 
 const network = new docker.Network("network", { name: names.network, driver: "bridge" });
 
+// Certificates name each node as its peers reach it (its container name, and
+// the replicas' shared alias) and as operators reach it from the host.
+const hostAddresses = [...new Set(["127.0.0.1", settings.publishAddress])].filter((ip) => ip !== "0.0.0.0");
+const replicaNodes = Array.from({ length: settings.replicaCount }, (_, i) => i + 1);
+const tls = new ClusterTls("tls", {
+    caName: `${settings.clusterName} CA`,
+    servers: Object.fromEntries(
+        [
+            ["primary", [names.primary]],
+            ...replicaNodes.map((k) => [`replica-${k}`, [names.replica(k), names.replicas]] as const),
+            ["pgbouncer", [names.pgbouncer]],
+        ].map(([node, dnsNames]) => [node, { dnsNames: [...dnsNames, "localhost"], ipAddresses: hostAddresses }]),
+    ),
+});
+const nodeTls = (node: string) => ({ caCertPem: tls.caCertPem, certificate: tls.servers[node] });
+
 const primary = new Primary("primary", {
     settings,
     image,
@@ -47,19 +66,20 @@ const primary = new Primary("primary", {
     app: credentials.app,
     replication: credentials.replication,
     monitoring: credentials.monitoring,
+    tls: nodeTls("primary"),
 });
 
-const replicas = Array.from(
-    { length: settings.replicaCount },
-    (_, i) =>
-        new Replica(`replica-${i + 1}`, {
+const replicas = replicaNodes.map(
+    (k) =>
+        new Replica(`replica-${k}`, {
             settings,
-            index: i + 1,
+            index: k,
             image,
             network: network.name,
             primary,
             replication: credentials.replication,
             superuser: credentials.superuser,
+            tls: nodeTls(`replica-${k}`),
         }),
 );
 
@@ -70,12 +90,32 @@ const pgbouncer = new PgBouncer("pgbouncer", {
     app: credentials.app,
     admin: credentials.pgbouncerAdmin,
     stats: credentials.monitoring,
+    tls: nodeTls("pgbouncer"),
 });
+
+const monitoring = monitoringSettings.enabled
+    ? new Monitoring("monitoring", {
+          settings,
+          monitoring: monitoringSettings,
+          image,
+          network: network.name,
+          credential: credentials.monitoring,
+          caCertPem: tls.caCertPem,
+          primary,
+          replicas,
+          pgbouncer,
+      })
+    : undefined;
 
 export const databaseUrl = pgbouncer.databaseUrl;
 export const readonlyDatabaseUrl = pgbouncer.readonlyDatabaseUrl;
 export const pgbouncerAdminUrl = pgbouncer.adminUrl;
 export const primaryUrl = primary.url;
 export const replicaUrls = pulumi.secret(pulumi.all(replicas.map((r) => r.url)));
+export const caCertificate = tls.caCertPem;
 export const replicaCount = settings.replicaCount;
 export const poolSize = settings.pool.defaultPoolSize;
+// Undefined when monitoring (or Grafana) is disabled: Pulumi then leaves the output out of the stack.
+export const prometheusUrl = monitoring?.prometheusUrl;
+export const grafanaUrl = monitoring?.grafanaUrl;
+export const grafanaAdminPassword = monitoring?.grafanaAdminPassword;

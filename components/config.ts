@@ -5,6 +5,8 @@ import * as pulumi from "@pulumi/pulumi";
 import {
     AUTH_METHODS,
     AuthMethod,
+    CLIENT_TLS_MODES,
+    ClientTlsMode,
     ClusterSettings,
     POOL_MODES,
     PoolMode,
@@ -12,6 +14,7 @@ import {
     SettingsError,
     validateSettings,
 } from "./settings";
+import { MonitoringSettings, validateMonitoringSettings } from "./settings";
 
 /** Reads and validates the stack's cluster settings. */
 export function readSettings(): ClusterSettings {
@@ -27,6 +30,8 @@ export function readSettings(): ClusterSettings {
         maxConnections: config.requireNumber("maxConnections"),
         maxSlotWalKeepSizeMb: config.requireNumber("maxSlotWalKeepSizeMb"),
         publishAddress: config.require("publishAddress"),
+        publishPostgresPorts: config.requireBoolean("publishPostgresPorts"),
+        clientTlsSslmode: config.require<ClientTlsMode>("clientTlsSslmode", { allowedValues: [...CLIENT_TLS_MODES] }),
         pgbouncerPort: config.requireNumber("pgbouncerPort"),
         primaryPort: config.requireNumber("primaryPort"),
         replicaBasePort: config.requireNumber("replicaBasePort"),
@@ -70,4 +75,33 @@ export function readPasswordOverride(role: PasswordRole): pulumi.Output<string> 
         );
     }
     return pulumi.secret(raw);
+}
+
+/**
+ * Reads the monitoring keys and, when monitoring is enabled, validates them
+ * against the cluster's settings (ports, sizes the thresholds are shares of).
+ */
+export function readMonitoringSettings(cluster: ClusterSettings): MonitoringSettings {
+    const config = new pulumi.Config();
+    const settings: MonitoringSettings = {
+        enabled: config.requireBoolean("monitoringEnabled"),
+        grafanaEnabled: config.requireBoolean("grafanaEnabled"),
+        grafanaImage: config.require("grafanaImage"),
+        prometheusPort: config.requireNumber("prometheusPort"),
+        grafanaPort: config.requireNumber("grafanaPort"),
+        prometheusRetention: config.require("prometheusRetention"),
+        scrapeIntervalSeconds: config.requireNumber("scrapeIntervalSeconds"),
+        alerts: {
+            forSeconds: config.requireNumber("alertForSeconds"),
+            replicationLagMb: config.requireNumber("replicationLagAlertMb"),
+            replicationLagSeconds: config.requireNumber("replicationLagAlertSeconds"),
+            slotWalPercent: config.requireNumber("slotWalAlertPercent"),
+            clientWaitSeconds: config.requireNumber("clientWaitAlertSeconds"),
+            poolSaturationPercent: config.requireNumber("poolSaturationAlertPercent"),
+            connectionsPercent: config.requireNumber("connectionsAlertPercent"),
+            clientConnectionsPercent: config.requireNumber("clientConnectionsAlertPercent"),
+        },
+    };
+    validateMonitoringSettings(settings, cluster);
+    return settings;
 }

@@ -78,13 +78,14 @@ export class Credentials extends pulumi.ComponentResource {
 /** Secret `postgresql://` URL logging in as `credential` to `database` at host:port. */
 export function credentialUrl(
     credential: RoleCredential,
-    host: string,
+    host: pulumi.Input<string>,
     port: pulumi.Input<number>,
     database: string,
+    sslmode?: string,
 ): pulumi.Output<string> {
     return pulumi.secret(
         pulumi
-            .all([credential.password, port])
-            .apply(([password, p]) => connectionUrl({ user: credential.user, password, host, port: p, database })),
+            .all([credential.password, host, port])
+            .apply(([password, h, p]) => connectionUrl({ user: credential.user, password, host: h, port: p, database, sslmode })),
     );
 }

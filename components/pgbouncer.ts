@@ -4,9 +4,10 @@ import { renderUserlist } from "./render/credential-files";
 import { FILES, SOCKET_DIR } from "./render/paths";
 import { renderPgbouncerIni } from "./render/pgbouncer-ini";
 import { renderPgbouncerStart } from "./render/start-scripts";
-import { ClusterSettings, connectHost, PGBOUNCER_PORT, readonlyDatabase } from "./settings";
+import { ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
 import { credentialUrl, RoleCredential } from "./credentials";
-import { publishedPort, serviceContainer } from "./service-container";
+import { serviceContainer, serviceEndpoint } from "./service-container";
+import { NodeTls, tlsFiles } from "./tls";
 
 export interface PgBouncerArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -21,6 +22,8 @@ export interface PgBouncerArgs {
     readonly admin: RoleCredential;
     /** Stats user (`stats_users`), also a PostgreSQL role. */
     readonly stats: RoleCredential;
+    /** PgBouncer's certificate for clients, and the CA it checks servers against. */
+    readonly tls: NodeTls;
 }
 
 /**
@@ -30,7 +33,8 @@ export interface PgBouncerArgs {
  */
 export class PgBouncer extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
-    public readonly hostPort: pulumi.Output<number>;
+    public readonly host: pulumi.Output<string>;
+    public readonly port: pulumi.Output<number>;
     /** Secret: read-write URL for the application. */
     public readonly databaseUrl: pulumi.Output<string>;
     /** Secret: read-only URL, load-balanced over the replicas. */
@@ -59,6 +63,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                 files: [
                     { path: FILES.pgbouncerIni, content: renderPgbouncerIni(pgbouncerConfig(s)) },
                     { path: FILES.userlist, content: userlist, secret: true },
+                    ...tlsFiles(args.tls),
                 ],
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },
                 // The listening socket, not a login: a connection every 2 s would fill the log.
@@ -72,13 +77,17 @@ export class PgBouncer extends pulumi.ComponentResource {
         );
 
         this.containerName = container.name;
-        this.hostPort = publishedPort(container, PGBOUNCER_PORT);
-        this.databaseUrl = credentialUrl(args.app, connectHost(s), this.hostPort, s.database);
-        this.readonlyDatabaseUrl = credentialUrl(args.app, connectHost(s), this.hostPort, readonlyDatabase(s));
-        this.adminUrl = credentialUrl(args.admin, connectHost(s), this.hostPort, "pgbouncer");
+        const endpoint = serviceEndpoint(container, PGBOUNCER_PORT, connectHost(s));
+        this.host = endpoint.host;
+        this.port = endpoint.port;
+        const sslmode = pgbouncerUrlSslmode(s);
+        this.databaseUrl = credentialUrl(args.app, this.host, this.port, s.database, sslmode);
+        this.readonlyDatabaseUrl = credentialUrl(args.app, this.host, this.port, readonlyDatabase(s), sslmode);
+        this.adminUrl = credentialUrl(args.admin, this.host, this.port, "pgbouncer", sslmode);
         this.registerOutputs({
             containerName: this.containerName,
-            hostPort: this.hostPort,
+            host: this.host,
+            port: this.port,
             databaseUrl: this.databaseUrl,
             readonlyDatabaseUrl: this.readonlyDatabaseUrl,
             adminUrl: this.adminUrl,

@@ -6,9 +6,10 @@ import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
 import { renderPgHba } from "./render/pg-hba";
 import { renderPostgresqlConf } from "./render/postgresql-conf";
 import { renderPrimaryStart } from "./render/start-scripts";
-import { ClusterSettings, connectHost, POSTGRES_PORT, ROLES } from "./settings";
+import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT, ROLES } from "./settings";
 import { credentialUrl, RoleCredential } from "./credentials";
-import { publishedPort, serviceContainer } from "./service-container";
+import { serviceContainer, serviceEndpoint } from "./service-container";
+import { NodeTls, tlsFiles } from "./tls";
 
 export interface PrimaryArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -21,6 +22,8 @@ export interface PrimaryArgs {
     readonly app: RoleCredential;
     readonly replication: RoleCredential;
     readonly monitoring: RoleCredential;
+    /** The primary's certificate and the cluster CA. */
+    readonly tls: NodeTls;
 }
 
 /**
@@ -31,7 +34,9 @@ export class Primary extends pulumi.ComponentResource {
     /** Docker name of the container, which is also its host name on the cluster network. */
     public readonly containerName: pulumi.Output<string>;
     public readonly volumeName: pulumi.Output<string>;
-    public readonly hostPort: pulumi.Output<number>;
+    /** Host and port for operators: published on the host, or the container on the cluster network. */
+    public readonly host: pulumi.Output<string>;
+    public readonly port: pulumi.Output<number>;
     /** Secret: superuser URL, direct to the primary, for operators. */
     public readonly url: pulumi.Output<string>;
 
@@ -76,9 +81,12 @@ export class Primary extends pulumi.ComponentResource {
                     { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresParameters(s, PRIMARY_NODE)) },
                     { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                     { path: FILES.bootstrapSql, content: bootstrapSql, secret: true },
+                    ...tlsFiles(args.tls),
                 ],
                 volume: { name: volume.name, mountPath: VOLUME_DIR },
-                publish: { internal: POSTGRES_PORT, external: s.primaryPort, ip: s.publishAddress },
+                publish: s.publishPostgresPorts
+                    ? { internal: POSTGRES_PORT, external: s.primaryPort, ip: s.publishAddress }
+                    : undefined,
                 healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
                 healthyWithinSeconds: 300,
                 // Fast shutdown: SIGTERM would wait for every client to disconnect.
@@ -89,12 +97,15 @@ export class Primary extends pulumi.ComponentResource {
 
         this.containerName = container.name;
         this.volumeName = volume.name;
-        this.hostPort = publishedPort(container, POSTGRES_PORT);
-        this.url = credentialUrl(args.superuser, connectHost(s), this.hostPort, s.database);
+        const endpoint = serviceEndpoint(container, POSTGRES_PORT, s.publishPostgresPorts ? connectHost(s) : undefined);
+        this.host = endpoint.host;
+        this.port = endpoint.port;
+        this.url = credentialUrl(args.superuser, this.host, this.port, s.database, directUrlSslmode(s));
         this.registerOutputs({
             containerName: this.containerName,
             volumeName: this.volumeName,
-            hostPort: this.hostPort,
+            host: this.host,
+            port: this.port,
             url: this.url,
         });
     }

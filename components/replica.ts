@@ -16,10 +16,11 @@ import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
 import { renderPgHba } from "./render/pg-hba";
 import { renderPostgresqlConf } from "./render/postgresql-conf";
 import { renderReplicaStart } from "./render/start-scripts";
-import { ClusterSettings, connectHost, POSTGRES_PORT, replicaHostPort, ROLES } from "./settings";
+import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT, replicaHostPort, ROLES } from "./settings";
 import { credentialUrl, RoleCredential } from "./credentials";
 import { Primary } from "./primary";
-import { publishedPort, serviceContainer } from "./service-container";
+import { serviceContainer, serviceEndpoint } from "./service-container";
+import { NodeTls, tlsFiles } from "./tls";
 
 export interface ReplicaArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -35,6 +36,8 @@ export interface ReplicaArgs {
     readonly replication: RoleCredential;
     /** Superuser credential, for the operators' direct URL. */
     readonly superuser: RoleCredential;
+    /** This replica's certificate and the cluster CA, which it also checks the primary against. */
+    readonly tls: NodeTls;
 }
 
 /** How many times a fresh replica tries to reach the primary, 2 s apart, before Docker restarts it. */
@@ -48,7 +51,9 @@ const CLONE_ATTEMPTS = 30;
 export class Replica extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
     public readonly slotName: pulumi.Output<string>;
-    public readonly hostPort: pulumi.Output<number>;
+    /** Host and port for operators: published on the host, or the container on the cluster network. */
+    public readonly host: pulumi.Output<string>;
+    public readonly port: pulumi.Output<number>;
     /** Secret: superuser URL, direct to this replica, for operators. */
     public readonly url: pulumi.Output<string>;
 
@@ -82,6 +87,7 @@ export class Replica extends pulumi.ComponentResource {
                 containerName,
                 image: args.image,
                 network: args.network,
+                aliases: [names.replicas],
                 startScript: renderReplicaStart({
                     primaryHost: names.primary,
                     primaryPort: POSTGRES_PORT,
@@ -96,9 +102,12 @@ export class Replica extends pulumi.ComponentResource {
                     },
                     { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                     { path: FILES.pgpass, content: pgpass, secret: true },
+                    ...tlsFiles(args.tls),
                 ],
                 volume: { name: volume.name, mountPath: VOLUME_DIR },
-                publish: { internal: POSTGRES_PORT, external: replicaHostPort(s, args.index), ip: s.publishAddress },
+                publish: s.publishPostgresPorts
+                    ? { internal: POSTGRES_PORT, external: replicaHostPort(s, args.index), ip: s.publishAddress }
+                    : undefined,
                 healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
                 // A clone of a large primary takes a while.
                 healthyWithinSeconds: 1800,
@@ -109,12 +118,15 @@ export class Replica extends pulumi.ComponentResource {
 
         this.containerName = container.name;
         this.slotName = pulumi.output(slot.stdout).apply(() => slotName(args.index));
-        this.hostPort = publishedPort(container, POSTGRES_PORT);
-        this.url = credentialUrl(args.superuser, connectHost(s), this.hostPort, s.database);
+        const endpoint = serviceEndpoint(container, POSTGRES_PORT, s.publishPostgresPorts ? connectHost(s) : undefined);
+        this.host = endpoint.host;
+        this.port = endpoint.port;
+        this.url = credentialUrl(args.superuser, this.host, this.port, s.database, directUrlSslmode(s));
         this.registerOutputs({
             containerName: this.containerName,
             slotName: this.slotName,
-            hostPort: this.hostPort,
+            host: this.host,
+            port: this.port,
             url: this.url,
         });
     }

@@ -14,11 +14,14 @@ export interface ServiceContainerArgs {
     readonly containerName: string;
     readonly image: pulumi.Input<string>;
     readonly network: pulumi.Input<string>;
+    /** Extra names the container answers to on the network, besides its own. */
+    readonly aliases?: string[];
     readonly startScript: string;
     readonly files: readonly ServiceFile[];
     /** Named volume mounted at `mountPath`, if the service keeps data. */
     readonly volume?: { readonly name: pulumi.Input<string>; readonly mountPath: string };
-    readonly publish: { readonly internal: number; readonly external: number; readonly ip: string };
+    /** Host port to publish, if any; the port is always reachable on the cluster network. */
+    readonly publish?: { readonly internal: number; readonly external: number; readonly ip: string };
     /** Health check command (exec form), cheap enough to run every 2 s; `pulumi up` waits until it passes. */
     readonly healthcheck: string[];
     /** Seconds `pulumi up` waits for the container to turn healthy. */
@@ -48,9 +51,9 @@ export function serviceContainer(
                 { file: FILES.start, content: args.startScript, permissions: "0755" },
                 ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
             ],
-            networksAdvanced: [{ name: args.network }],
+            networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
             volumes: args.volume ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath }] : [],
-            ports: [args.publish],
+            ports: args.publish ? [args.publish] : [],
             healthcheck: {
                 tests: ["CMD", ...args.healthcheck],
                 // Short, because `pulumi up` waits for the first passing check and
@@ -77,13 +80,26 @@ export function serviceContainer(
     );
 }
 
-/** The host port Docker published for `internal`, as the provider reports it. */
-export function publishedPort(container: docker.Container, internal: number): pulumi.Output<number> {
-    return container.ports.apply((ports) => {
-        const port = ports?.find((p) => p.internal === internal)?.external;
-        if (port === undefined) {
+export interface Endpoint {
+    readonly host: pulumi.Output<string>;
+    readonly port: pulumi.Output<number>;
+}
+
+/**
+ * Where clients reach `internal`: the host port Docker published, as the
+ * provider reports it, at `publishedHost`; or, when the port is not published,
+ * the container by name on the cluster network.
+ */
+export function serviceEndpoint(container: docker.Container, internal: number, publishedHost?: string): Endpoint {
+    if (publishedHost === undefined) {
+        return { host: container.name, port: pulumi.output(internal) };
+    }
+    const port = container.ports.apply((ports) => {
+        const external = ports?.find((p) => p.internal === internal)?.external;
+        if (external === undefined) {
             throw new Error(`container publishes no host port for ${internal}`);
         }
-        return port;
+        return external;
     });
+    return { host: pulumi.output(publishedHost), port };
 }

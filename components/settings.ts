@@ -7,6 +7,9 @@ import type { AuthMethod } from "./render/verifier";
 export type { AuthMethod };
 export const AUTH_METHODS: readonly AuthMethod[] = ["scram-sha-256", "md5"];
 
+export type ClientTlsMode = "disable" | "allow" | "prefer" | "require";
+export const CLIENT_TLS_MODES: readonly ClientTlsMode[] = ["disable", "allow", "prefer", "require"];
+
 export type PoolMode = "session" | "transaction" | "statement";
 export const POOL_MODES: readonly PoolMode[] = ["session", "transaction", "statement"];
 
@@ -54,6 +57,13 @@ export interface ClusterSettings {
     readonly maxSlotWalKeepSizeMb: number;
     /** Host address the published ports bind to. */
     readonly publishAddress: string;
+    /** Whether the primary's and replicas' ports are published on the host; PgBouncer's always is. */
+    readonly publishPostgresPorts: boolean;
+    /**
+     * PgBouncer's client_tls_sslmode. `require` also makes PostgreSQL refuse
+     * network logins without TLS; server-side connections always use TLS.
+     */
+    readonly clientTlsSslmode: ClientTlsMode;
     readonly pgbouncerPort: number;
     readonly primaryPort: number;
     /** Host port of replica 1; replica k is published on `replicaBasePort + k - 1`. */
@@ -109,6 +119,16 @@ export function connectHost(s: ClusterSettings): string {
     return s.publishAddress === "0.0.0.0" ? "127.0.0.1" : s.publishAddress;
 }
 
+/** sslmode for URLs through PgBouncer, or undefined when TLS is disabled there. */
+export function pgbouncerUrlSslmode(s: ClusterSettings): string | undefined {
+    return s.clientTlsSslmode === "disable" ? undefined : s.clientTlsSslmode;
+}
+
+/** sslmode for direct URLs: PostgreSQL always offers TLS, and demands it when clients must use it. */
+export function directUrlSslmode(s: ClusterSettings): string {
+    return s.clientTlsSslmode === "require" ? "require" : "prefer";
+}
+
 /** The read-only PgBouncer database that spreads over the replicas. */
 export function readonlyDatabase(s: ClusterSettings): string {
     return `${s.database}_readonly`;
@@ -147,6 +167,11 @@ export function validateSettings(s: ClusterSettings): void {
 
     if (!AUTH_METHODS.includes(s.authMethod)) {
         throw new SettingsError(`authMethod must be one of ${AUTH_METHODS.join(", ")}, got ${JSON.stringify(s.authMethod)}`);
+    }
+    if (!CLIENT_TLS_MODES.includes(s.clientTlsSslmode)) {
+        throw new SettingsError(
+            `clientTlsSslmode must be one of ${CLIENT_TLS_MODES.join(", ")}, got ${JSON.stringify(s.clientTlsSslmode)}`,
+        );
     }
     if (!POOL_MODES.includes(s.pool.mode)) {
         throw new SettingsError(`poolMode must be one of ${POOL_MODES.join(", ")}, got ${JSON.stringify(s.pool.mode)}`);
@@ -191,12 +216,12 @@ export function validateSettings(s: ClusterSettings): void {
 }
 
 function validatePorts(s: ClusterSettings): void {
-    const ports: Array<[string, number]> = [
-        ["pgbouncerPort", s.pgbouncerPort],
-        ["primaryPort", s.primaryPort],
-    ];
-    for (let k = 1; k <= s.replicaCount; k++) {
-        ports.push([k === 1 ? "replicaBasePort" : `replicaBasePort (replica ${k})`, replicaHostPort(s, k)]);
+    const ports: Array<[string, number]> = [["pgbouncerPort", s.pgbouncerPort]];
+    if (s.publishPostgresPorts) {
+        ports.push(["primaryPort", s.primaryPort]);
+        for (let k = 1; k <= s.replicaCount; k++) {
+            ports.push([k === 1 ? "replicaBasePort" : `replicaBasePort (replica ${k})`, replicaHostPort(s, k)]);
+        }
     }
     const seen = new Map<number, string>();
     for (const [key, port] of ports) {
@@ -206,5 +231,170 @@ function validatePorts(s: ClusterSettings): void {
             throw new SettingsError(`${key} uses port ${port}, which ${other} already uses; every published port must differ`);
         }
         seen.set(port, key);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Monitoring: exporters, Prometheus and Grafana, read by `readMonitoringSettings`.
+
+/** Port postgres_exporter listens on inside its container. */
+export const POSTGRES_EXPORTER_PORT = 9187;
+/** Port pgbouncer_exporter listens on inside its container. */
+export const PGBOUNCER_EXPORTER_PORT = 9127;
+/** Port Prometheus listens on inside its container. */
+export const PROMETHEUS_PORT = 9090;
+/** Port Grafana listens on inside its container. */
+export const GRAFANA_PORT = 3000;
+/** A Prometheus duration such as `15d` or `1w3d` (units y, w, d, h, m, s, ms). */
+export const PROMETHEUS_DURATION = /^([0-9]+(ms|s|m|h|d|w|y))+$/;
+const MIB = 1024 * 1024;
+
+/** When the alert rules fire; sizes are shares of the cluster's configured sizes. */
+export interface AlertThresholds {
+    /** Seconds a condition must hold before its alert fires (the rules' `for`). */
+    readonly forSeconds: number;
+    /** Replication lag, in MB of WAL not yet replayed by a replica. */
+    readonly replicationLagMb: number;
+    /** Replication lag, in seconds of replay delay on a replica. */
+    readonly replicationLagSeconds: number;
+    /** Percent of maxSlotWalKeepSizeMb a slot may retain. */
+    readonly slotWalPercent: number;
+    /** Seconds the oldest waiting PgBouncer client may wait. */
+    readonly clientWaitSeconds: number;
+    /** Percent of defaultPoolSize a pool may have busy. */
+    readonly poolSaturationPercent: number;
+    /** Percent of maxConnections a server may have connected. */
+    readonly connectionsPercent: number;
+    /** Percent of maxClientConn PgBouncer may have connected. */
+    readonly clientConnectionsPercent: number;
+}
+
+export interface MonitoringSettings {
+    /** Exporters, Prometheus and (unless grafanaEnabled is false) Grafana. */
+    readonly enabled: boolean;
+    /** Whether to run Grafana; its provisioning is rendered either way. */
+    readonly grafanaEnabled: boolean;
+    readonly grafanaImage: string;
+    /** Host port of Prometheus. */
+    readonly prometheusPort: number;
+    /** Host port of Grafana. */
+    readonly grafanaPort: number;
+    /** Prometheus `storage.tsdb.retention.time`. */
+    readonly prometheusRetention: string;
+    /** Prometheus scrape and rule evaluation interval. */
+    readonly scrapeIntervalSeconds: number;
+    readonly alerts: AlertThresholds;
+}
+
+/** The alert rules' thresholds in the units of the metrics they compare against. */
+export interface AlertLimits {
+    readonly forSeconds: number;
+    readonly replicationLagBytes: number;
+    readonly replicationLagSeconds: number;
+    /** WAL bytes a slot may retain. */
+    readonly slotWalBytes: number;
+    readonly clientWaitSeconds: number;
+    /** Busy server connections of one PgBouncer pool. */
+    readonly poolServerConnections: number;
+    /** Connected backends of one PostgreSQL server. */
+    readonly serverConnections: number;
+    /** Client connections to PgBouncer. */
+    readonly clientConnections: number;
+}
+
+/** Alert thresholds scaled to the cluster's configured sizes. */
+export function alertLimits(s: ClusterSettings, m: MonitoringSettings): AlertLimits {
+    const a = m.alerts;
+    return {
+        forSeconds: a.forSeconds,
+        replicationLagBytes: a.replicationLagMb * MIB,
+        replicationLagSeconds: a.replicationLagSeconds,
+        slotWalBytes: Math.round((s.maxSlotWalKeepSizeMb * MIB * a.slotWalPercent) / 100),
+        clientWaitSeconds: a.clientWaitSeconds,
+        poolServerConnections: (s.pool.defaultPoolSize * a.poolSaturationPercent) / 100,
+        serverConnections: (s.maxConnections * a.connectionsPercent) / 100,
+        clientConnections: (s.pool.maxClientConn * a.clientConnectionsPercent) / 100,
+    };
+}
+
+/** Backends a server has connected under normal full load: PgBouncer's pool and reserve, and the exporters. */
+export function busyServerConnections(s: ClusterSettings): number {
+    return pooledServerConnections(s.pool) + MONITORING_CONNECTIONS;
+}
+
+/**
+ * Checks the monitoring keys, when monitoring is enabled: ranges, the
+ * thresholds against the sizes they are shares of, and host ports against
+ * the cluster's. Throws SettingsError naming the key.
+ */
+export function validateMonitoringSettings(m: MonitoringSettings, s: ClusterSettings): void {
+    if (!m.enabled) {
+        return;
+    }
+    const a = m.alerts;
+    requireInteger("scrapeIntervalSeconds", m.scrapeIntervalSeconds, 1, 3_600, "a number of seconds from 1 to 3600");
+    requireInteger("alertForSeconds", a.forSeconds, 0, 86_400, "a number of seconds from 0 to 86400");
+    requireInteger("replicationLagAlertMb", a.replicationLagMb, 1, 1_048_576, "a size in MB from 1 to 1048576");
+    requireInteger("replicationLagAlertSeconds", a.replicationLagSeconds, 1, 86_400, "a number of seconds from 1 to 86400");
+    requireInteger("clientWaitAlertSeconds", a.clientWaitSeconds, 1, 86_400, "a number of seconds from 1 to 86400");
+    for (const [key, value] of [
+        ["slotWalAlertPercent", a.slotWalPercent],
+        ["poolSaturationAlertPercent", a.poolSaturationPercent],
+        ["connectionsAlertPercent", a.connectionsPercent],
+        ["clientConnectionsAlertPercent", a.clientConnectionsPercent],
+    ] as const) {
+        requireInteger(key, value, 1, 100, "a percentage from 1 to 100");
+    }
+    if (!PROMETHEUS_DURATION.test(m.prometheusRetention) || /^(0+(ms|s|m|h|d|w|y))+$/.test(m.prometheusRetention)) {
+        throw new SettingsError(
+            `prometheusRetention must be a Prometheus duration such as 15d or 1w3d (units y, w, d, h, m, s, ms), got ${JSON.stringify(m.prometheusRetention)}`,
+        );
+    }
+    if (a.replicationLagMb >= s.maxSlotWalKeepSizeMb) {
+        throw new SettingsError(
+            `replicationLagAlertMb (${a.replicationLagMb}) must be below maxSlotWalKeepSizeMb (${s.maxSlotWalKeepSizeMb}): ` +
+                "a replica that far behind has already lost the WAL its slot kept",
+        );
+    }
+    if (a.clientWaitSeconds >= s.pool.queryWaitTimeoutSeconds) {
+        throw new SettingsError(
+            `clientWaitAlertSeconds (${a.clientWaitSeconds}) must be below queryWaitTimeout (${s.pool.queryWaitTimeoutSeconds}), ` +
+                "when PgBouncer gives up on a waiting client",
+        );
+    }
+    const serverConnections = alertLimits(s, m).serverConnections;
+    const busy = busyServerConnections(s);
+    if (serverConnections <= busy) {
+        throw new SettingsError(
+            `connectionsAlertPercent (${a.connectionsPercent}) of maxConnections (${s.maxConnections}) is ${serverConnections} connections, ` +
+                `not above the ${busy} a server has under normal full load (pool ${pooledServerConnections(s.pool)} + monitoring ${MONITORING_CONNECTIONS}); ` +
+                "raise connectionsAlertPercent or maxConnections",
+        );
+    }
+    if (m.grafanaEnabled && !/^[^\s]+$/.test(m.grafanaImage)) {
+        throw new SettingsError(`grafanaImage must be an image reference without spaces, got ${JSON.stringify(m.grafanaImage)}`);
+    }
+    validateMonitoringPorts(m, s);
+}
+
+function validateMonitoringPorts(m: MonitoringSettings, s: ClusterSettings): void {
+    const ports: Array<[string, number]> = [["prometheusPort", m.prometheusPort]];
+    if (m.grafanaEnabled) {
+        ports.push(["grafanaPort", m.grafanaPort]);
+    }
+    const taken = new Map<number, string>([[s.pgbouncerPort, "pgbouncerPort"]]);
+    if (s.publishPostgresPorts) {
+        taken.set(s.primaryPort, "primaryPort");
+        for (let k = 1; k <= s.replicaCount; k++) {
+            taken.set(replicaHostPort(s, k), k === 1 ? "replicaBasePort" : `replicaBasePort (replica ${k})`);
+        }
+    }
+    for (const [key, port] of ports) {
+        requireInteger(key, port, 1, 65_535, "a port from 1 to 65535");
+        const other = taken.get(port);
+        if (other !== undefined) {
+            throw new SettingsError(`${key} uses port ${port}, which ${other} already uses; every published port must differ`);
+        }
+        taken.set(port, key);
     }
 }

@@ -7,6 +7,9 @@ if docker info >/dev/null 2>&1; then
   exit 0
 fi
 log="${DOCKERD_LOG:-/var/log/dockerd.log}"
+# Containers cannot raise their open-files limit above the engine's own:
+# PgBouncer needs one descriptor per client and server connection.
+ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 nohup dockerd >"$log" 2>&1 &
 for _ in $(seq 1 60); do
   docker info >/dev/null 2>&1 && exit 0

@@ -1,4 +1,4 @@
-import { sqlIdentifier, sqlLiteral } from "./escape";
+import { psqlMetaIdentifier, sqlIdentifier, sqlLiteral } from "./escape";
 
 export interface RoleSpec {
     readonly name: string;
@@ -49,7 +49,7 @@ export function renderBootstrapSql(spec: BootstrapSpec): string {
         "\\gexec",
         `ALTER DATABASE ${db} OWNER TO ${sqlIdentifier(spec.owner)};`,
         `ALTER DATABASE ${db} SET timezone TO ${sqlLiteral(spec.timezone)};`,
-        `\\connect ${db}`,
+        `\\connect ${psqlMetaIdentifier(spec.database)}`,
         ...spec.extensions.map((ext) => `CREATE EXTENSION IF NOT EXISTS ${sqlIdentifier(ext)};`),
         "",
     ].join("\n");

@@ -15,7 +15,7 @@ import {
 import { HbaRule } from "./pg-hba";
 import { PgbouncerIni } from "./pgbouncer-ini";
 import { ConfValue } from "./postgresql-conf";
-import { connstringValue, shellWord, sqlLiteral } from "./escape";
+import { libpqConnstringValue, shellWord, sqlLiteral } from "./escape";
 import { FILES, SOCKET_DIR } from "./paths";
 
 /** Docker names of the cluster's objects; containers reach each other by these names. */
@@ -24,6 +24,11 @@ export function nodeNames(s: ClusterSettings) {
         network: `${s.clusterName}-net`,
         primary: `${s.clusterName}-primary`,
         replica: (index: number) => `${s.clusterName}-replica-${index}`,
+        /**
+         * A network alias every replica answers to: Docker's DNS returns all
+         * of them, and PgBouncer spreads connections over the addresses.
+         */
+        replicas: `${s.clusterName}-replicas`,
         pgbouncer: `${s.clusterName}-pgbouncer`,
         volume: (node: string) => `${node}-data`,
     };
@@ -66,6 +71,11 @@ export function postgresParameters(s: ClusterSettings, node: string): Record<str
         max_slot_wal_keep_size: `${s.maxSlotWalKeepSizeMb}MB`,
         hot_standby: true,
         hot_standby_feedback: true,
+        ssl: true,
+        ssl_cert_file: FILES.tlsCert,
+        ssl_key_file: FILES.tlsKey,
+        ssl_ca_file: FILES.tlsCa,
+        ssl_min_protocol_version: "TLSv1.2",
         shared_preload_libraries: "pg_stat_statements",
         "pg_stat_statements.track": "top",
         timezone: s.timezone,
@@ -83,11 +93,13 @@ export function standbyParameters(s: ClusterSettings, index: number): Record<str
         host: nodeNames(s).primary,
         passfile: FILES.pgpass,
         port: POSTGRES_PORT,
+        sslmode: "verify-full",
+        sslrootcert: FILES.tlsCa,
         user: ROLES.replication,
     };
     return {
         primary_conninfo: Object.entries(conninfo)
-            .map(([key, value]) => `${key}=${connstringValue(String(value))}`)
+            .map(([key, value]) => `${key}=${libpqConnstringValue(String(value))}`)
             .join(" "),
         primary_slot_name: slotName(index),
     };
@@ -95,10 +107,12 @@ export function standbyParameters(s: ClusterSettings, index: number): Record<str
 
 /**
  * pg_hba.conf rules: peer on the local socket (the start script and operators'
- * `docker exec`), replication only for the replication role from the cluster's
- * own network, the replication role nowhere else, everyone else by password.
+ * `docker exec`), replication only for the replication role over TLS from the
+ * cluster's own network, the replication role nowhere else, everyone else by
+ * password — over TLS only when clients are required to use it.
  */
 export function hbaSections(s: ClusterSettings): Array<{ title: string; rules: HbaRule[] }> {
+    const clients = s.clientTlsSslmode === "require" ? "hostssl" : "host";
     return [
         {
             title: "Local socket: operating-system user must match the role",
@@ -107,31 +121,30 @@ export function hbaSections(s: ClusterSettings): Array<{ title: string; rules: H
         {
             title: "Streaming replication: the replication role, from the cluster network only",
             rules: [
-                { type: "host", database: "replication", user: ROLES.replication, address: "samenet", method: s.authMethod },
+                { type: "hostssl", database: "replication", user: ROLES.replication, address: "samenet", method: s.authMethod },
                 { type: "host", database: "replication", user: "all", address: "all", method: "reject" },
                 { type: "host", database: "all", user: ROLES.replication, address: "all", method: "reject" },
             ],
         },
         {
-            title: "Everything else: password",
-            rules: [{ type: "host", database: "all", user: "all", address: "all", method: s.authMethod }],
+            title: clients === "hostssl" ? "Everything else: password, over TLS only" : "Everything else: password",
+            rules: [{ type: clients, database: "all", user: "all", address: "all", method: s.authMethod }],
         },
     ];
 }
 
-/** pgbouncer.ini: the read-write database on the primary, the read-only one spread over the replicas. */
+/**
+ * pgbouncer.ini: the read-write database on the primary, the read-only one on
+ * the replicas' shared alias. One name rather than a host list, because
+ * PgBouncer checks a certificate against the whole `host` value, and so that
+ * scaling the replicas does not change PgBouncer's configuration.
+ */
 export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
     const names = nodeNames(s);
-    const replicas = Array.from({ length: s.replicaCount }, (_, i) => names.replica(i + 1));
     return {
         databases: {
             [s.database]: { host: names.primary, port: POSTGRES_PORT, dbname: s.database },
-            [readonlyDatabase(s)]: {
-                host: replicas.join(","),
-                port: POSTGRES_PORT,
-                dbname: s.database,
-                load_balance_hosts: "round-robin",
-            },
+            [readonlyDatabase(s)]: { host: names.replicas, port: POSTGRES_PORT, dbname: s.database },
         },
         settings: {
             listen_addr: "*",
@@ -152,6 +165,13 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             // Lets a burst of new clients queue in the kernel instead of being refused.
             listen_backlog: Math.min(s.pool.maxClientConn, 4096),
             server_round_robin: 1,
+            client_tls_sslmode: s.clientTlsSslmode,
+            client_tls_ca_file: FILES.tlsCa,
+            client_tls_cert_file: FILES.tlsCert,
+            client_tls_key_file: FILES.tlsKey,
+            // PgBouncer checks each server's certificate and host name against the stack's CA.
+            server_tls_sslmode: "verify-full",
+            server_tls_ca_file: FILES.tlsCa,
             ignore_startup_parameters: "extra_float_digits",
         },
     };

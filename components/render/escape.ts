@@ -36,7 +36,8 @@ export function postgresConfLiteral(value: string): string {
 
 /**
  * A pg_hba.conf token. Tokens are double-quoted so keywords such as `all` are
- * taken literally; pg_hba has no escape for `"` or line breaks, so those are refused.
+ * taken literally. pg_hba reads `""` inside quotes as a quote, but we never
+ * need one, so quotes, whitespace and line breaks are simply refused.
  */
 export function hbaToken(value: string): string {
     assertNo(/["\s]/, "pg_hba.conf", value, "quotes and whitespace are not allowed in a token");
@@ -55,11 +56,29 @@ export function pgbouncerIniValue(value: string): string {
 }
 
 /**
- * A value inside a libpq-style connection string, as PgBouncer parses the
- * `[databases]` section: single-quoted with `\'` and `\\` escapes.
+ * A value in a `[databases]` connection string of pgbouncer.ini. PgBouncer's
+ * own parser, unlike libpq's, takes a backslash literally and reads `''` inside
+ * single quotes as a quote.
  */
-export function connstringValue(value: string): string {
-    return `'${pgbouncerIniValue(value).replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+export function pgbouncerConnstringValue(value: string): string {
+    if (value === "") {
+        throw new UnsafeValueError("pgbouncer.ini", value, "a connection parameter cannot be empty");
+    }
+    return `'${pgbouncerIniValue(value).replace(/'/g, "''")}'`;
+}
+
+/** A value in a libpq connection string (e.g. primary_conninfo): single-quoted, `\'` and `\\` escaped. */
+export function libpqConnstringValue(value: string): string {
+    assertNo(LINE_BREAK, "connection string", value, "line breaks are not allowed");
+    assertNo(CONTROL, "connection string", value, "control characters are not allowed");
+    return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/** A `#` comment line in a config file: it must not end early and start a setting. */
+export function commentText(value: string): string {
+    assertNo(LINE_BREAK, "comment", value, "line breaks are not allowed");
+    assertNo(CONTROL, "comment", value, "control characters are not allowed");
+    return value;
 }
 
 /** A field of PgBouncer's auth_file: double-quoted, `"` doubled. */
@@ -69,10 +88,14 @@ export function userlistField(value: string): string {
     return `"${value.replace(/"/g, '""')}"`;
 }
 
-/** A field of a libpq password file: `:` and `\` escaped with a backslash. */
+/**
+ * A field of a libpq password file: `:` and `\` escaped with a backslash, and a
+ * leading `#` too, which would otherwise make the line a comment.
+ */
 export function pgpassField(value: string): string {
     assertNo(LINE_BREAK, "pgpass", value, "line breaks are not allowed");
-    return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
+    assertNo(CONTROL, "pgpass", value, "control characters are not allowed");
+    return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:").replace(/^#/, "\\#");
 }
 
 /** An SQL string literal (standard_conforming_strings is on in PostgreSQL 17). */
@@ -87,8 +110,31 @@ export function sqlIdentifier(value: string): string {
     return `"${value.replace(/"/g, '""')}"`;
 }
 
+/** An identifier as the argument of a psql meta-command such as `\connect`, which ends at the line break. */
+export function psqlMetaIdentifier(value: string): string {
+    assertNo(LINE_BREAK, "psql", value, "line breaks are not allowed in a meta-command");
+    return sqlIdentifier(value);
+}
+
 /** A POSIX shell word: single-quoted, with `'` written as `'\''`. */
 export function shellWord(value: string): string {
     assertNo(/\u0000/, "shell", value, "NUL is not allowed");
     return `'${value.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * A YAML double-quoted scalar. A JSON string is one, except that YAML also
+ * breaks lines at NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR and does not
+ * allow DEL, C1 controls, BOM or the non-characters U+FFFE/U+FFFF unescaped,
+ * so those are written as `\u` escapes too. Lone surrogates have no UTF-8
+ * form and are refused.
+ */
+export function yamlString(value: string): string {
+    if (/\p{Surrogate}/u.test(value)) {
+        throw new UnsafeValueError("YAML", value, "lone surrogates are not allowed");
+    }
+    return JSON.stringify(value).replace(
+        /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]/g,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
 }

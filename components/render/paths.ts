@@ -20,4 +20,24 @@ export const FILES = {
     pgbouncerIni: `${CONFIG_DIR}/pgbouncer.ini`,
     userlist: `${CONFIG_DIR}/userlist.txt`,
     start: `${CONFIG_DIR}/start.sh`,
+    tlsCa: `${CONFIG_DIR}/tls/ca.crt`,
+    tlsCert: `${CONFIG_DIR}/tls/server.crt`,
+    tlsKey: `${CONFIG_DIR}/tls/server.key`,
+} as const;
+
+/** Prometheus's data directory: its named volume. */
+export const PROMETHEUS_DATA_DIR = "/var/lib/obcms/prometheus";
+/** Where Grafana looks for provisioning files (the official image's GF_PATHS_PROVISIONING). */
+export const GRAFANA_PROVISIONING_DIR = "/etc/grafana/provisioning";
+/** The dashboards Grafana's file provider loads. */
+export const GRAFANA_DASHBOARDS_DIR = `${CONFIG_DIR}/grafana/dashboards`;
+
+/** Files of the monitoring containers (the exporters also use FILES.pgpass, FILES.tlsCa and FILES.start). */
+export const MONITORING_FILES = {
+    postgresExporterConfig: `${CONFIG_DIR}/postgres_exporter.yml`,
+    prometheusConfig: `${CONFIG_DIR}/prometheus.yml`,
+    alertRules: `${CONFIG_DIR}/alert-rules.yml`,
+    grafanaDatasources: `${GRAFANA_PROVISIONING_DIR}/datasources/obcms.yaml`,
+    grafanaDashboardProviders: `${GRAFANA_PROVISIONING_DIR}/dashboards/obcms.yaml`,
+    grafanaAdminPassword: `${CONFIG_DIR}/grafana/admin-password`,
 } as const;

@@ -1,9 +1,10 @@
-import { hbaToken } from "./escape";
+import { commentText, hbaToken } from "./escape";
 
 export type HbaMethod = "peer" | "scram-sha-256" | "md5" | "reject";
 
 export interface HbaRule {
-    readonly type: "local" | "host";
+    /** `hostssl` matches only TLS connections. */
+    readonly type: "local" | "host" | "hostssl";
     readonly database: string;
     readonly user: string;
     /** `samenet`, `all` or a CIDR; absent for `local` rules. */
@@ -20,7 +21,7 @@ function token(value: string): string {
 
 function line(rule: HbaRule): string {
     const fields = [rule.type, token(rule.database), token(rule.user)];
-    if (rule.type === "host") {
+    if (rule.type !== "local") {
         if (rule.address === undefined) {
             throw new Error("pg_hba.conf: a host rule needs an address");
         }
@@ -35,6 +36,6 @@ function line(rule: HbaRule): string {
  * wins), so sections and rules are written exactly in the order given.
  */
 export function renderPgHba(sections: ReadonlyArray<{ title: string; rules: readonly HbaRule[] }>): string {
-    const body = sections.flatMap((section) => [`# ${section.title}`, ...section.rules.map(line), ""]);
+    const body = sections.flatMap((section) => [`# ${commentText(section.title)}`, ...section.rules.map(line), ""]);
     return ["# Rendered by obcms-database; changes here are overwritten.", "", ...body].join("\n");
 }

@@ -1,4 +1,4 @@
-import { connstringValue, pgbouncerIniValue } from "./escape";
+import { pgbouncerConnstringValue, pgbouncerIniValue } from "./escape";
 
 export type IniValue = string | number;
 
@@ -28,7 +28,7 @@ function sorted<T>(record: Readonly<Record<string, T>>): Array<[string, T]> {
 export function renderPgbouncerIni(ini: PgbouncerIni): string {
     const databases = sorted(ini.databases).map(([db, params]) => {
         const connstring = sorted(params)
-            .map(([key, value]) => `${name("connection parameter", key)}=${connstringValue(String(value))}`)
+            .map(([key, value]) => `${name("connection parameter", key)}=${pgbouncerConnstringValue(String(value))}`)
             .join(" ");
         return `${name("database name", db)} = ${connstring}`;
     });

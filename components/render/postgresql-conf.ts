@@ -10,12 +10,15 @@ function confValue(value: ConfValue): string {
         if (!Number.isFinite(value)) {
             throw new Error(`postgresql.conf: ${value} is not a finite number`);
         }
-        return String(value);
+        // The GUC lexer reads plain decimals bare; an exponent ("1e-7") only inside quotes.
+        const text = String(value);
+        return /^-?\d+(\.\d+)?$/.test(text) ? text : postgresConfLiteral(text);
     }
     return postgresConfLiteral(value);
 }
 
-const PARAMETER_NAME = /^[a-z_][a-z0-9_.]*$/;
+/** `name` or `prefix.name`: PostgreSQL reads no other shape. */
+const PARAMETER_NAME = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 
 /**
  * postgresql.conf from a flat parameter map: one `name = value` line per

@@ -16,8 +16,11 @@ function header(secretFiles: readonly string[]): string[] {
         "#!/bin/sh",
         "# Rendered by obcms-database.",
         "set -eu",
-        "export PATH=\"$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -n 1):$PATH\"",
+        // Debian's layout for PostgreSQL 17, the version the cluster runs.
+        'export PATH="/usr/lib/postgresql/17/bin:$PATH"',
         `as_service_user() { ${DROP_PRIVILEGES} "$@"; }`,
+        // setpriv keeps the environment: libpq must look for its files in the service user's home, not root's.
+        `export HOME="$(getent passwd ${user} | cut -d: -f6)"`,
         `mkdir -p ${shellWord(SOCKET_DIR)}`,
         `chown ${user}: ${shellWord(SOCKET_DIR)}`,
         ...secretFiles.flatMap((file) => [`chown ${user}: ${shellWord(file)}`, `chmod 0600 ${shellWord(file)}`]),
@@ -31,8 +34,41 @@ function dataDirectory(): string[] {
     ];
 }
 
-function execPostgres(): string {
-    return `exec ${DROP_PRIVILEGES} postgres -D "$PGDATA" -c config_file=${shellWord(FILES.postgresqlConf)}`;
+function execPostgres(extraOptions = ""): string {
+    return `exec ${DROP_PRIVILEGES} postgres -D "$PGDATA" -c config_file=${shellWord(FILES.postgresqlConf)}${extraOptions}`;
+}
+
+/**
+ * Settings a hot standby may not run below the values the primary last
+ * recorded (PostgreSQL aborts recovery otherwise), each with its label in
+ * pg_controldata's output.
+ */
+const STANDBY_MINIMUMS: ReadonlyArray<[guc: string, controlLabel: string]> = [
+    ["max_connections", "max_connections"],
+    ["max_worker_processes", "max_worker_processes"],
+    ["max_wal_senders", "max_wal_senders"],
+    ["max_prepared_transactions", "max_prepared_xacts"],
+    ["max_locks_per_transaction", "max_locks_per_xact"],
+];
+
+/**
+ * When the stack lowers one of those settings, a replica can restart before it
+ * has replayed the primary's change; it then starts with the primary's last
+ * recorded value, and with its own once it has caught up and restarts.
+ */
+function standbyMinimums(): string[] {
+    return [
+        'standby_options=""',
+        `for pair in ${STANDBY_MINIMUMS.map(([guc, label]) => `${guc}:${label}`).join(" ")}; do`,
+        '  guc="${pair%%:*}"; label="${pair#*:}"',
+        '  recorded="$(as_service_user pg_controldata "$PGDATA" | sed -n "s/^${label} setting: *//p")"',
+        `  configured="$(as_service_user postgres -D "$PGDATA" -c config_file=${shellWord(FILES.postgresqlConf)} -C "$guc")"`,
+        '  if [ -n "$recorded" ] && [ "$recorded" -gt "$configured" ]; then',
+        '    echo "the primary last ran with $guc = $recorded, above the $configured configured here: using $recorded until the change is replayed" >&2',
+        '    standby_options="$standby_options -c $guc=$recorded"',
+        "  fi",
+        "done",
+    ];
 }
 
 /**
@@ -44,7 +80,7 @@ function execPostgres(): string {
 export function renderPrimaryStart(): string {
     const bootstrapOptions = `-c config_file=${FILES.postgresqlConf} -c listen_addresses= -c unix_socket_directories=${BOOTSTRAP_SOCKET_DIR}`;
     return [
-        ...header([FILES.bootstrapSql]),
+        ...header([FILES.bootstrapSql, FILES.tlsKey]),
         ...dataDirectory(),
         `mkdir -p ${shellWord(BOOTSTRAP_SOCKET_DIR)}`,
         `chown ${user}: ${shellWord(BOOTSTRAP_SOCKET_DIR)}`,
@@ -72,6 +108,9 @@ export interface ReplicaStartSpec {
  * A replica: on an empty volume, clone the primary through the replica's slot
  * (into a scratch directory, moved into place only when complete, so an
  * interrupted clone is retried from scratch), then run as a hot standby.
+ * A replica that was away so long that the primary invalidated its slot
+ * (max_slot_wal_keep_size) can never catch up from it: it recreates the slot
+ * and clones afresh, which the runbook did by hand.
  */
 export function renderReplicaStart(spec: ReplicaStartSpec): string {
     const basebackup = [
@@ -85,10 +124,23 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         "--checkpoint=fast",
         "--no-password",
     ].join(" ");
+    const replication = `host=${spec.primaryHost} port=${spec.primaryPort} user=${spec.replicationUser} dbname=replication replication=true`;
+    const onPrimary = (command: string) => `as_service_user psql -X -A -t -q ${shellWord(replication)} -c ${shellWord(command)}`;
+    const slot = spec.slotName;
     return [
-        ...header([FILES.pgpass]),
+        ...header([FILES.pgpass, FILES.tlsKey]),
         ...dataDirectory(),
         `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
+        // The clone, like streaming, checks the primary's certificate and host name.
+        "export PGSSLMODE=verify-full",
+        `export PGSSLROOTCERT=${shellWord(FILES.tlsCa)}`,
+        // READ_REPLICATION_SLOT answers "physical||" for a slot whose WAL was removed.
+        `if [ -s "$PGDATA/PG_VERSION" ] && [ "$(${onPrimary(`READ_REPLICATION_SLOT ${slot}`)} 2>/dev/null)" = "physical||" ]; then`,
+        `  echo ${shellWord(`slot ${slot} was invalidated on the primary while this replica was away: cloning afresh`)} >&2`,
+        `  ${onPrimary(`DROP_REPLICATION_SLOT ${slot}`)}`,
+        `  ${onPrimary(`CREATE_REPLICATION_SLOT ${slot} PHYSICAL RESERVE_WAL`)} >/dev/null`,
+        '  rm -rf "$PGDATA"',
+        "fi",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         `  attempt=1`,
         `  until rm -rf "$PGDATA.clone" && as_service_user ${basebackup}; do`,
@@ -100,7 +152,8 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         '  mv "$PGDATA.clone" "$PGDATA"',
         "fi",
         'as_service_user touch "$PGDATA/standby.signal"',
-        execPostgres(),
+        ...standbyMinimums(),
+        execPostgres(" $standby_options"),
         "",
     ].join("\n");
 }
@@ -108,8 +161,78 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
 /** PgBouncer, with the userlist readable by its service user only. */
 export function renderPgbouncerStart(): string {
     return [
-        ...header([FILES.userlist]),
+        ...header([FILES.userlist, FILES.tlsKey]),
         `exec ${DROP_PRIVILEGES} pgbouncer ${shellWord(FILES.pgbouncerIni)}`,
+        "",
+    ].join("\n");
+}
+
+export interface PostgresExporterStartSpec {
+    /** postgresql:// URL of the node without a password: lib/pq reads it from PGPASSFILE. */
+    readonly dataSourceName: string;
+    readonly configFile: string;
+    readonly listenPort: number;
+}
+
+/** postgres_exporter for one node; its login password stays in the passfile, out of its environment and command line. */
+export function renderPostgresExporterStart(spec: PostgresExporterStartSpec): string {
+    return [
+        ...header([FILES.pgpass]),
+        `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
+        `export DATA_SOURCE_NAME=${shellWord(spec.dataSourceName)}`,
+        [
+            `exec ${DROP_PRIVILEGES} prometheus-postgres-exporter`,
+            `--config.file=${shellWord(spec.configFile)}`,
+            `--web.listen-address=:${spec.listenPort}`,
+            // Top statements for the dashboard; pg_stat_statements is preloaded on every node.
+            "--collector.stat_statements",
+        ].join(" "),
+        "",
+    ].join("\n");
+}
+
+export interface PgbouncerExporterStartSpec {
+    /** postgres:// URL of PgBouncer's admin console without a password: lib/pq reads it from PGPASSFILE. */
+    readonly connectionString: string;
+    readonly listenPort: number;
+}
+
+/** pgbouncer_exporter, reading the admin console as the stats user. */
+export function renderPgbouncerExporterStart(spec: PgbouncerExporterStartSpec): string {
+    return [
+        ...header([FILES.pgpass]),
+        `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
+        [
+            `exec ${DROP_PRIVILEGES} prometheus-pgbouncer-exporter`,
+            `--pgBouncer.connectionString=${shellWord(spec.connectionString)}`,
+            // PgBouncer runs in another container: no pid file, no process metrics.
+            "--pgBouncer.pid-file=",
+            `--web.listen-address=:${spec.listenPort}`,
+        ].join(" "),
+        "",
+    ].join("\n");
+}
+
+export interface PrometheusStartSpec {
+    readonly configFile: string;
+    readonly dataDir: string;
+    /** A Prometheus duration, e.g. `15d`. */
+    readonly retention: string;
+    readonly listenPort: number;
+}
+
+/** Prometheus, its data on the volume mounted at `dataDir`. */
+export function renderPrometheusStart(spec: PrometheusStartSpec): string {
+    return [
+        ...header([]),
+        `chown ${user}: ${shellWord(spec.dataDir)}`,
+        [
+            `exec ${DROP_PRIVILEGES} prometheus`,
+            `--config.file=${shellWord(spec.configFile)}`,
+            `--storage.tsdb.path=${shellWord(spec.dataDir)}`,
+            `--storage.tsdb.retention.time=${shellWord(spec.retention)}`,
+            `--web.listen-address=:${spec.listenPort}`,
+        ].join(" "),
         "",
     ].join("\n");
 }

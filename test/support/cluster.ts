@@ -6,21 +6,42 @@ import { resolveAll } from "./outputs";
 import { runProgram } from "./program";
 import { projectName, StackName } from "./stack-config";
 
-/** The stack outputs, resolved: the same keys as `pulumi stack output`. */
+/**
+ * The stack outputs, resolved: the same keys as `pulumi stack output`, with
+ * servers that are not published on the host addressed by their container's
+ * IP on the cluster network instead of its name.
+ */
 export interface StackOutputs {
     readonly databaseUrl: string;
     readonly readonlyDatabaseUrl: string;
     readonly pgbouncerAdminUrl: string;
-    readonly primaryUrl: string;
-    readonly replicaUrls: string[];
+    primaryUrl: string;
+    replicaUrls: string[];
+    /** PEM of the stack's CA certificate. */
+    readonly caCertificate: string;
     readonly replicaCount: number;
     readonly poolSize: number;
+    /** Present while monitoring is enabled. */
+    readonly prometheusUrl?: string;
+    /** Present while monitoring and Grafana are enabled. */
+    readonly grafanaUrl?: string;
+    readonly grafanaAdminPassword?: string;
 }
 
 export interface StartedStack {
     readonly outputs: StackOutputs;
     /** Prefix of the stack's Docker names (`<project>-<stack name>`). */
     readonly clusterName: string;
+    /**
+     * Looks the unpublished servers' addresses up again, after a test moved a
+     * container on the network (a reconnected container may get a new one).
+     */
+    readonly refreshAddresses: () => Promise<void>;
+    /**
+     * `pulumi up` with changed config: unchanged resources are kept, changed
+     * ones replaced, the ones no longer declared deleted. Outputs follow.
+     */
+    readonly update: (overrides: Record<string, unknown>) => Promise<void>;
     /** Deletes the named resources as `pulumi up` would once the program no longer declares them. */
     readonly destroy: (resourceNames: readonly string[]) => Promise<void>;
     /** Removes every container, volume and network the stack created. */
@@ -41,17 +62,37 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
     const stackName = `${stack}-it${randomBytes(3).toString("hex")}`;
     const mocks = new DockerMocks();
     const stop = () => mocks.removeAll();
+    const declare = async (overrides: Record<string, unknown> | undefined): Promise<StackOutputs> => {
+        const { exports } = await runProgram({ stack, stackName, overrides, mocks });
+        return (await Promise.race([resolveAll(exports), mocks.failure])) as unknown as StackOutputs;
+    };
     try {
-        const { exports } = await runProgram({ stack, stackName, overrides: options.overrides, mocks });
-        const outputs = (await Promise.race([resolveAll(exports), mocks.failure])) as unknown as StackOutputs;
+        let resolved = await declare(options.overrides);
+        const outputs = { ...resolved };
+        const refreshAddresses = async () => {
+            const reachable = (url: string) => mocks.reachableFromHost(url);
+            Object.assign(outputs, resolved, {
+                primaryUrl: await reachable(resolved.primaryUrl),
+                replicaUrls: await Promise.all(resolved.replicaUrls.map(reachable)),
+            });
+        };
+        const update = async (overrides: Record<string, unknown>) => {
+            mocks.beginUpdate();
+            resolved = await declare({ ...options.overrides, ...overrides });
+            await mocks.finishUpdate();
+            await refreshAddresses();
+        };
+        await refreshAddresses();
         return {
             outputs,
             clusterName: `${projectName()}-${stackName}`,
+            refreshAddresses,
+            update,
             destroy: (names) => mocks.destroy(names),
             stop,
         };
     } catch (error) {
-        await stop();
+        if (!process.env.KEEP) await stop();
         throw error;
     }
 }

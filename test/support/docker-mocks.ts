@@ -5,7 +5,10 @@
 // registered, so the cluster comes up in the order the program declares.
 import { execFile } from "node:child_process";
 import { createServer } from "node:net";
-import { randomBytes, randomInt } from "node:crypto";
+import { generateKeyPairSync, randomBytes, randomInt } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import { GenericContainer, getContainerRuntimeClient, Wait } from "testcontainers";
@@ -50,7 +53,19 @@ function freePort(): Promise<number> {
 
 /** A GenericContainer that also takes the Engine API options testcontainers has no builder for. */
 class DeclaredContainer extends GenericContainer {
-    withEngineOptions(options: { restart?: string; stopSignal?: string; stopTimeout?: number; healthcheck?: any }): this {
+    withEngineOptions(options: {
+        network: { name: string; aliases?: string[] };
+        restart?: string;
+        stopSignal?: string;
+        stopTimeout?: number;
+        healthcheck?: any;
+    }): this {
+        // Joined at creation, aliases included (testcontainers' own aliases would
+        // attach the container to the default bridge first and join the network after).
+        this.withNetworkMode(options.network.name);
+        this.createOpts.NetworkingConfig = {
+            EndpointsConfig: { [options.network.name]: { Aliases: options.network.aliases ?? [] } },
+        };
         if (options.restart) {
             this.hostConfig.RestartPolicy = { Name: options.restart };
         }
@@ -75,6 +90,81 @@ class DeclaredContainer extends GenericContainer {
     }
 }
 
+function ecdsaKey(): Record<string, string> {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+    return {
+        privateKeyPem: privateKey.export({ type: "sec1", format: "pem" }).toString(),
+        publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+    };
+}
+
+function subjectArg(subject: { commonName?: string; organization?: string } = {}): string {
+    const parts = [subject.organization && `O=${subject.organization}`, subject.commonName && `CN=${subject.commonName}`];
+    return `/${parts.filter(Boolean).join("/")}`;
+}
+
+/** What the tls provider does for certificates, done by the openssl command line. */
+async function openssl(type: string, inputs: Record<string, any>): Promise<Record<string, string>> {
+    const dir = await mkdtemp(path.join(tmpdir(), "obcms-tls-"));
+    const file = (name: string) => path.join(dir, name);
+    const days = () => String(Math.ceil(inputs.validityPeriodHours / 24));
+    try {
+        switch (type) {
+            case "tls:index/selfSignedCert:SelfSignedCert":
+                await writeFile(file("key.pem"), inputs.privateKeyPem);
+                await run("openssl", [
+                    "req", "-x509", "-new", "-key", file("key.pem"), "-subj", subjectArg(inputs.subject), "-days", days(),
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                    "-out", file("cert.pem"),
+                ]);
+                return { certPem: await readFile(file("cert.pem"), "utf8") };
+            case "tls:index/certRequest:CertRequest": {
+                await writeFile(file("key.pem"), inputs.privateKeyPem);
+                const names = [
+                    ...(inputs.dnsNames ?? []).map((n: string) => `DNS:${n}`),
+                    ...(inputs.ipAddresses ?? []).map((ip: string) => `IP:${ip}`),
+                ];
+                await run("openssl", [
+                    "req", "-new", "-key", file("key.pem"), "-subj", subjectArg(inputs.subject),
+                    "-addext", `subjectAltName=${names.join(",")}`, "-out", file("csr.pem"),
+                ]);
+                return { certRequestPem: await readFile(file("csr.pem"), "utf8") };
+            }
+            case "tls:index/locallySignedCert:LocallySignedCert":
+                await writeFile(file("csr.pem"), inputs.certRequestPem);
+                await writeFile(file("ca.pem"), inputs.caCertPem);
+                await writeFile(file("ca-key.pem"), inputs.caPrivateKeyPem);
+                await writeFile(
+                    file("ext.cnf"),
+                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+                );
+                await run("openssl", [
+                    "x509", "-req", "-in", file("csr.pem"), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem"),
+                    "-set_serial", `0x${randomBytes(16).toString("hex")}`, "-days", days(), "-copy_extensions", "copyall",
+                    "-extfile", file("ext.cnf"), "-out", file("cert.pem"),
+                ]);
+                return { certPem: await readFile(file("cert.pem"), "utf8") };
+            default:
+                throw new Error(`openssl cannot stand in for ${type}`);
+        }
+    } finally {
+        await rm(dir, { recursive: true, force: true });
+    }
+}
+
+interface DeclaredResource {
+    readonly type: string;
+    readonly inputs: Record<string, any>;
+    readonly state: Record<string, any>;
+}
+
+/** Stopping a container that is not running is not an error. */
+function ignoreNotRunning(error: { statusCode?: number }): void {
+    if (error.statusCode !== 304) {
+        throw error;
+    }
+}
+
 export interface CreatedObjects {
     readonly containers: string[];
     readonly volumes: string[];
@@ -83,8 +173,10 @@ export interface CreatedObjects {
 
 export class DockerMocks implements pulumi.runtime.Mocks {
     readonly created: CreatedObjects = { containers: [], volumes: [], networks: [] };
-    /** Every resource created, by Pulumi name, with its inputs. */
-    private readonly declared = new Map<string, { type: string; inputs: Record<string, any> }>();
+    /** Every live resource, by Pulumi name, in creation order, with its inputs and state. */
+    private declared = new Map<string, DeclaredResource>();
+    /** During an update: the resources of the previous run not declared again yet. */
+    private previous = new Map<string, DeclaredResource>();
     /** Rejects with the first resource that could not be created. */
     readonly failure: Promise<never>;
     private fail!: (error: Error) => void;
@@ -98,12 +190,22 @@ export class DockerMocks implements pulumi.runtime.Mocks {
     }
 
     async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, any> }> {
-        const started = Date.now();
         try {
             const inputs = revealInputs(args.inputs);
-            const state = await this.create(args.type, args.name, inputs);
-            this.declared.set(args.name, { type: args.type, inputs });
-            if (process.env.OBCMS_TRACE) console.log(`${((Date.now()) % 1e6) / 1000} ${args.name} ${(Date.now() - started) / 1000}s`);
+            const before = this.previous.get(args.name);
+            this.previous.delete(args.name);
+            let state: Record<string, any>;
+            if (before && JSON.stringify(before.inputs) === JSON.stringify(inputs)) {
+                // Unchanged: the provider has nothing to do.
+                state = before.state;
+            } else {
+                if (before) {
+                    // Changed: replaced, the old one first (deleteBeforeReplace; names are fixed).
+                    await this.deleteResource(before);
+                }
+                state = await this.create(args.type, args.name, inputs);
+            }
+            this.declared.set(args.name, { type: args.type, inputs, state });
             return { id: state.id ?? `${args.name}-id`, state: { ...args.inputs, ...state } };
         } catch (error) {
             const wrapped = new Error(`creating ${args.type} ${args.name}: ${(error as Error).message}`);
@@ -124,6 +226,12 @@ export class DockerMocks implements pulumi.runtime.Mocks {
                 const bytes = randomBytes(inputs.length);
                 return { base64: bytes.toString("base64"), hex: bytes.toString("hex") };
             }
+            case "tls:index/privateKey:PrivateKey":
+                return ecdsaKey();
+            case "tls:index/selfSignedCert:SelfSignedCert":
+            case "tls:index/certRequest:CertRequest":
+            case "tls:index/locallySignedCert:LocallySignedCert":
+                return openssl(type, inputs);
             case "docker:index/image:Image":
                 return this.buildImage(inputs);
             case "docker:index/network:Network":
@@ -177,7 +285,6 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         const container = new DeclaredContainer(inputs.image)
             .withName(inputs.name)
             .withHostname(inputs.hostname ?? inputs.name)
-            .withNetworkMode(inputs.networksAdvanced[0].name)
             .withEntrypoint(inputs.entrypoints)
             .withCopyContentToContainer(
                 (inputs.uploads ?? []).map((u: any) => ({
@@ -191,6 +298,7 @@ export class DockerMocks implements pulumi.runtime.Mocks {
             .withExposedPorts(...ports.map((p) => ({ container: p.internal, host: p.external })))
             .withUlimits(Object.fromEntries((inputs.ulimits ?? []).map((u: any) => [u.name, { soft: u.soft, hard: u.hard }])))
             .withEngineOptions({
+                network: inputs.networksAdvanced[0],
                 restart: inputs.restart,
                 stopSignal: inputs.stopSignal,
                 stopTimeout: inputs.stopTimeout,
@@ -201,13 +309,17 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         if (inputs.command) {
             container.withCommand(inputs.command);
         }
+        // testcontainers removes a container that fails to turn healthy, so its
+        // log is collected as it runs, to explain the failure.
+        const log: string[] = [];
+        container.withLogConsumer((stream) => stream.on("data", (chunk: Buffer) => log.push(chunk.toString())));
         this.created.containers.push(inputs.name);
         try {
             const started = await container.start();
             return { id: started.getId(), ports: ports.map((p) => ({ ...p, ip: "127.0.0.1", protocol: "tcp" })) };
         } catch (error) {
-            const logs = await run("docker", ["logs", "--tail", "50", inputs.name]).catch(() => ({ stdout: "", stderr: "" }));
-            throw new Error(`${(error as Error).message}\n--- last log lines of ${inputs.name} ---\n${logs.stdout}${logs.stderr}`);
+            const tail = log.join("").split("\n").slice(-40).join("\n");
+            throw new Error(`${(error as Error).message}\n--- last log lines of ${inputs.name} ---\n${tail}`);
         }
     }
 
@@ -227,37 +339,86 @@ export class DockerMocks implements pulumi.runtime.Mocks {
      * removed, commands' `delete` run. Callers list them dependents first.
      */
     async destroy(names: readonly string[]): Promise<void> {
-        const docker = await this.dockerode();
         for (const name of names) {
             const resource = this.declared.get(name);
             if (resource === undefined) {
                 throw new Error(`no resource named ${name} was created`);
             }
-            switch (resource.type) {
-                case "docker:index/container:Container": {
-                    const container = docker.getContainer(resource.inputs.name);
-                    await container.stop({ t: resource.inputs.stopTimeout ?? 10 });
-                    await container.remove();
-                    break;
-                }
-                case "docker:index/volume:Volume":
-                    await docker.getVolume(resource.inputs.name).remove();
-                    break;
-                case "command:local:Command":
-                    await run("/bin/sh", ["-c", resource.inputs.delete], { timeout: 300_000 });
-                    break;
-                default:
-                    throw new Error(`cannot destroy ${resource.type} ${name}`);
-            }
+            await this.deleteResource(resource);
             this.declared.delete(name);
         }
+    }
+
+    /** Starts an update: the next program run is compared with the resources that exist now. */
+    beginUpdate(): void {
+        this.previous = this.declared;
+        this.declared = new Map();
+    }
+
+    /**
+     * Ends an update: whatever the program no longer declares is deleted,
+     * newest first, so dependents go before what they depend on.
+     */
+    async finishUpdate(): Promise<void> {
+        const leftovers = [...this.previous.entries()].reverse();
+        this.previous = new Map();
+        for (const [, resource] of leftovers) {
+            await this.deleteResource(resource);
+        }
+    }
+
+    private async deleteResource(resource: DeclaredResource): Promise<void> {
+        const docker = await this.dockerode();
+        switch (resource.type) {
+            case "docker:index/container:Container": {
+                const container = docker.getContainer(resource.inputs.name);
+                await container.stop({ t: resource.inputs.stopTimeout ?? 10 }).catch(ignoreNotRunning);
+                await container.remove();
+                return;
+            }
+            case "docker:index/volume:Volume":
+                await docker.getVolume(resource.inputs.name).remove();
+                return;
+            case "docker:index/network:Network":
+                await docker.getNetwork(resource.inputs.name).remove();
+                return;
+            case "command:local:Command":
+                if (resource.inputs.delete) {
+                    await run("/bin/sh", ["-c", resource.inputs.delete], { timeout: 300_000 });
+                }
+                return;
+            default:
+                // Random values, certificates, images and components live only in state.
+                return;
+        }
+    }
+
+    /**
+     * The URL with a container host name (reachable only on the cluster
+     * network) replaced by the container's address on that network, which the
+     * Docker host reaches too.
+     */
+    async reachableFromHost(url: string): Promise<string> {
+        const parsed = new URL(url);
+        if (!this.created.containers.includes(parsed.hostname)) {
+            return url;
+        }
+        const inspect = await (await this.dockerode()).getContainer(parsed.hostname).inspect();
+        const [network] = Object.values(inspect.NetworkSettings.Networks);
+        if (!network?.IPAddress) {
+            // Not on the network right now (restarting, disconnected): nothing better to offer.
+            return url;
+        }
+        parsed.hostname = network.IPAddress;
+        return parsed.toString();
     }
 
     /** Removes every container, volume and network this run created, newest first. */
     async removeAll(): Promise<void> {
         const docker = await this.dockerode();
+        // Gone already, or being removed (testcontainers removes a container that failed to start).
         const ignoreMissing = (error: { statusCode?: number }) => {
-            if (error.statusCode !== 404) {
+            if (error.statusCode !== 404 && error.statusCode !== 409) {
                 throw error;
             }
         };

@@ -65,6 +65,10 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
     }
 }
 
+function pem(label: string, name: string): string {
+    return `-----BEGIN ${label}-----\n${Buffer.from(name).toString("base64")}\n-----END ${label}-----\n`;
+}
+
 /** Deterministic stand-ins for provider-computed outputs, derived from the resource name. */
 function computedState(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
     switch (type) {
@@ -72,6 +76,13 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
             return { result: `${name}-value-`.padEnd(inputs.length, "x").slice(0, inputs.length) };
         case "random:index/randomBytes:RandomBytes":
             return { base64: Buffer.from(name.padEnd(inputs.length, "#").slice(0, inputs.length)).toString("base64") };
+        case "tls:index/privateKey:PrivateKey":
+            return { privateKeyPem: pem("EC PRIVATE KEY", name), publicKeyPem: pem("PUBLIC KEY", name) };
+        case "tls:index/selfSignedCert:SelfSignedCert":
+        case "tls:index/locallySignedCert:LocallySignedCert":
+            return { certPem: pem("CERTIFICATE", name) };
+        case "tls:index/certRequest:CertRequest":
+            return { certRequestPem: pem("CERTIFICATE REQUEST", name) };
         case "docker:index/image:Image":
             return { repoDigest: `${inputs.imageName}@sha256:${"0".repeat(64)}` };
         default:

@@ -20,6 +20,9 @@ export interface ProgramOptions {
 }
 
 export async function runProgram(options: ProgramOptions): Promise<ProgramRun> {
+    // Let the previous run's last registrations (e.g. registerOutputs) finish
+    // against its own mocks before new mocks replace them.
+    await pulumi.runtime.disconnect();
     const project = projectName();
     pulumi.runtime.setAllConfig(
         loadStackConfig(options.stack, options.overrides),

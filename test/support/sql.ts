@@ -2,9 +2,23 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import pg from "pg";
 
+/**
+ * Client settings for a stack URL. node-postgres reads `sslmode=require` as
+ * verify-full unless asked for libpq's meaning, which is what the URLs are
+ * written for (Django/psycopg, psql); tests that verify the server
+ * certificate pass the CA themselves.
+ */
+export function clientConfig(url: string): pg.ClientConfig {
+    const parsed = new URL(url);
+    if (parsed.searchParams.has("sslmode")) {
+        parsed.searchParams.set("uselibpqcompat", "true");
+    }
+    return { connectionString: parsed.toString(), connectionTimeoutMillis: 10_000 };
+}
+
 /** Runs `fn` with a connected client, always closing it. */
 export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+    const client = new pg.Client(clientConfig(url));
     await client.connect();
     try {
         return await fn(client);

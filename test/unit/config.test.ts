@@ -36,6 +36,8 @@ describe("readSettings", () => {
             maxConnections: 100,
             maxSlotWalKeepSizeMb: 2048,
             publishAddress: "127.0.0.1",
+            publishPostgresPorts: true,
+            clientTlsSslmode: "prefer",
             pgbouncerPort: 6432,
             primaryPort: 5432,
             replicaBasePort: 5433,
@@ -45,6 +47,8 @@ describe("readSettings", () => {
         expect(production).toMatchObject({
             clusterName: "obcms-database-production",
             replicaCount: 3,
+            publishPostgresPorts: false,
+            clientTlsSslmode: "require",
             pgbouncerPort: 6442,
             primaryPort: 5442,
             replicaBasePort: 5443,
@@ -93,7 +97,7 @@ describe("readSettings", () => {
         [
             "replica ports running into the primary's",
             "production",
-            { replicaBasePort: 5441 },
+            { publishPostgresPorts: true, replicaBasePort: 5441 },
             "replicaBasePort (replica 2) uses port 5442, which primaryPort already uses; every published port must differ",
         ],
         [
@@ -122,6 +126,12 @@ describe("readSettings", () => {
         ],
         ["an unknown time zone", "staging", { timezone: "Mars/Olympus" }, `timezone must be an IANA time zone such as Asia/Manila, got "Mars/Olympus"`],
         ["a publish address that is not IPv4", "staging", { publishAddress: "localhost\nx" }, `publishAddress must be an IPv4 address such as 127.0.0.1, got "localhost\\nx"`],
+        [
+            "an unknown client TLS mode",
+            "production",
+            { clientTlsSslmode: "verify-full" },
+            `Configuration 'obcms-database:clientTlsSslmode' value 'verify-full' is not a legal enum value (["disable","allow","prefer","require"])`,
+        ],
         ["a WAL retention too small", "staging", { maxSlotWalKeepSizeMb: 10 }, "maxSlotWalKeepSizeMb must be a size in MB from 64 to 1048576, got 10"],
     ];
 

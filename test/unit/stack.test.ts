@@ -41,7 +41,13 @@ describe.each([
                 .sort(),
         ).toEqual(["pgbouncer-container", "primary-container", ...replicaNames.map((n) => `${n}-container`)]);
         expect(mocks.ofType("command:local:Command").map((r) => r.name).sort()).toEqual(replicaNames.map((n) => `${n}-slot`));
-        expect(mocks.ofType("docker:index/volume:Volume").map((r) => r.inputs.name).sort()).toEqual([
+        expect(
+            mocks
+                .ofType("docker:index/volume:Volume")
+                .map((r) => r.inputs.name)
+                .filter((n) => /-(primary|replica-\d+)-data$/.test(n))
+                .sort(),
+        ).toEqual([
             `obcms-database-${stack}-primary-data`,
             ...replicaNames.map((n) => `obcms-database-${stack}-${n}-data`),
         ]);
@@ -73,7 +79,7 @@ describe.each([
         for (const key of ["databaseUrl", "readonlyDatabaseUrl", "pgbouncerAdminUrl", "primaryUrl", "replicaUrls"]) {
             expect(await pulumi.isSecret(exports[key] as pulumi.Output<unknown>), key).toBe(true);
         }
-        const passwords = mocks.ofType("random:index/randomPassword:RandomPassword");
+        const passwords = mocks.ofType("random:index/randomPassword:RandomPassword").filter((p) => p.name.startsWith("credentials-"));
         expect(passwords.map((p) => p.name).sort()).toEqual(
             ["app", "monitoring", "pgbouncer", "postgres", "replicator"].map((role) => `credentials-${role}-password`),
         );
@@ -91,6 +97,48 @@ describe.each([
     });
 });
 
+describe("TLS", () => {
+    it.each([
+        ["staging", "prefer", "host"],
+        ["production", "require", "hostssl"],
+    ] as const)("%s: PgBouncer client_tls_sslmode %s, PostgreSQL client rules %s, servers verified against the stack's CA", async (stack, mode, hbaType) => {
+        const { mocks, exports } = await declare(stack);
+        const pgbouncer = mocks.named("pgbouncer-container");
+        const ini = upload(pgbouncer, "/etc/obcms/pgbouncer.ini");
+        expect(ini).toContain(`\nclient_tls_sslmode = ${mode}\n`);
+        expect(ini).toContain("\nserver_tls_ca_file = /etc/obcms/tls/ca.crt\nserver_tls_sslmode = verify-full\n");
+        const primary = mocks.named("primary-container");
+        const hba = upload(primary, "/etc/obcms/pg_hba.conf");
+        expect(hba).toContain(`\n${hbaType} all all all scram-sha-256\n`);
+        expect(hba).toContain('\nhostssl replication "replicator" samenet scram-sha-256\n');
+        expect(upload(primary, "/etc/obcms/postgresql.conf")).toContain("\nssl = on\n");
+        for (const key of ["databaseUrl", "readonlyDatabaseUrl", "pgbouncerAdminUrl"]) {
+            const url = new URL(await promiseOf(exports[key] as pulumi.Output<string>));
+            expect(url.searchParams.get("sslmode"), key).toBe(mode);
+        }
+        expect(await pulumi.isSecret(exports.caCertificate as pulumi.Output<string>)).toBe(false);
+    });
+
+    it("issues one key and certificate per node, each key uploaded 0600 and kept secret", async () => {
+        const { mocks } = await declare("production");
+        expect(mocks.ofType("tls:index/privateKey:PrivateKey").map((r) => r.name).sort()).toEqual(
+            ["ca", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `tls-${n}-key`).sort(),
+        );
+        const csr = mocks.named("tls-replica-2-csr");
+        expect(csr.inputs.dnsNames).toEqual([
+            "obcms-database-production-replica-2",
+            "obcms-database-production-replicas",
+            "localhost",
+        ]);
+        for (const container of mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name))) {
+            const key = container.inputs.uploads.find((u: { file: string }) => u.file === "/etc/obcms/tls/server.key");
+            expect(key.permissions, container.name).toBe("0600");
+            expect(key.content, container.name).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
+            expect(isSecretInput(container.rawInputs.uploads), container.name).toBe(true);
+        }
+    });
+});
+
 /** Custom resources whose inputs differ between two declarations of the same stack. */
 function changedResources(before: RecordingMocks, after: RecordingMocks): string[] {
     const names = new Set([...before.resources, ...after.resources].filter((r) => r.custom).map((r) => r.name));
@@ -99,15 +147,17 @@ function changedResources(before: RecordingMocks, after: RecordingMocks): string
 }
 
 describe("what a config change touches (the preview a reviewer reads)", () => {
+    // Alert thresholds and dashboards follow the pool's sizes, so monitoring
+    // changes with them; no PostgreSQL container ever does.
     it.each([
-        ["defaultPoolSize", 40],
-        ["maxClientConn", 1500],
-        ["reservePoolSize", 3],
-        ["queryWaitTimeout", 60],
-    ])("changing only %s changes only PgBouncer's container", async (key, value) => {
+        ["defaultPoolSize", 40, ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"]],
+        ["maxClientConn", 1500, ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"]],
+        ["reservePoolSize", 3, ["pgbouncer-container"]],
+        ["queryWaitTimeout", 60, ["pgbouncer-container"]],
+    ])("changing only %s changes PgBouncer's container and nothing of PostgreSQL's", async (key, value, changed) => {
         const before = await declare("production");
         const after = await declare("production", { [key]: value });
-        expect(changedResources(before.mocks, after.mocks)).toEqual(["pgbouncer-container"]);
+        expect(changedResources(before.mocks, after.mocks)).toEqual(changed);
     });
 
     it("rotating the application password restarts the primary (bootstrap SQL) and PgBouncer (userlist) only", async () => {
@@ -116,16 +166,20 @@ describe("what a config change touches (the preview a reviewer reads)", () => {
         expect(changedResources(before.mocks, after.mocks)).toEqual(["pgbouncer-container", "primary-container"]);
     });
 
-    it("adding a replica adds its resources and re-renders PgBouncer, and the primary's WAL sender sizing", async () => {
+    it("adding a replica adds its resources and its exporter, and resizes the primary's WAL senders; PgBouncer stays", async () => {
         const before = await declare("staging");
         const after = await declare("staging", { replicaCount: 2 });
         expect(changedResources(before.mocks, after.mocks)).toEqual([
-            "pgbouncer-container",
+            "monitoring-prometheus",
+            "monitoring-replica-2-exporter",
             "primary-container",
             "replica-1-container",
             "replica-2-container",
             "replica-2-data",
             "replica-2-slot",
+            "tls-replica-2-cert",
+            "tls-replica-2-csr",
+            "tls-replica-2-key",
         ]);
     });
 });
@@ -149,7 +203,7 @@ describe("choices a stack can make", () => {
         expect(userlist.every((line) => /^"[a-z_]+" "md5[0-9a-f]{32}"$/.test(line))).toBe(true);
         const primary = mocks.named("primary-container");
         expect(upload(primary, "/etc/obcms/postgresql.conf")).toContain("\npassword_encryption = 'md5'\n");
-        expect(upload(primary, "/etc/obcms/pg_hba.conf")).toContain('\nhost replication "replicator" samenet md5\n');
+        expect(upload(primary, "/etc/obcms/pg_hba.conf")).toContain('\nhostssl replication "replicator" samenet md5\n');
     });
 
     it("builds the project image by default and uses a configured image instead when set", async () => {
@@ -166,8 +220,20 @@ describe("choices a stack can make", () => {
         expect(new Set(images)).toEqual(new Set(["registry.example/obcms-pg:17.2"]));
     });
 
+    it("publishes only PgBouncer in production", async () => {
+        const { mocks, exports } = await declare("production");
+        const published = mocks
+            .ofType("docker:index/container:Container")
+            .filter((c) => DATABASE_CONTAINER.test(c.name) && c.inputs.ports.length > 0)
+            .map((c) => [c.name, c.inputs.ports]);
+        expect(published).toEqual([["pgbouncer-container", [{ internal: 6432, external: 6442, ip: "127.0.0.1" }]]]);
+        // Operators reach the servers on the cluster network, over TLS.
+        const primaryUrl = new URL(await promiseOf(exports.primaryUrl as pulumi.Output<string>));
+        expect([primaryUrl.host, primaryUrl.search]).toEqual(["obcms-database-production-primary:5432", "?sslmode=require"]);
+    });
+
     it("keeps data on named volumes and publishes only on the configured address", async () => {
-        const { mocks } = await declare("production", { publishAddress: "10.1.2.3" });
+        const { mocks } = await declare("production", { publishAddress: "10.1.2.3", publishPostgresPorts: true });
         const containers = mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name));
         for (const c of containers) {
             expect(c.inputs.ports.map((p: { ip: string }) => p.ip), c.name).toEqual(["10.1.2.3"]);

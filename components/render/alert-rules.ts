@@ -1,0 +1,178 @@
+// The alert rules, as data computed from the settings: thresholds are the
+// configured shares of the cluster's own sizes (pool, max_connections,
+// max_client_conn, max_slot_wal_keep_size), so resizing the cluster moves them.
+import { alertLimits, ClusterSettings, MonitoringSettings } from "../settings";
+import { JOBS } from "./prometheus-targets";
+import { renderYaml } from "./yaml";
+
+export type Severity = "critical" | "warning";
+
+export interface AlertRule {
+    readonly alert: string;
+    /** PromQL; every series it returns is one alert. */
+    readonly expr: string;
+    readonly forSeconds: number;
+    readonly severity: Severity;
+    /** Annotation templates: only `{{ $labels.<name> }}` is used. */
+    readonly summary: string;
+    readonly description: string;
+}
+
+/** The rule group's name in the rules file. */
+export const ALERT_GROUP = "obcms-database";
+
+const POSTGRES = `job="${JOBS.postgres}"`;
+const PRIMARY = `${POSTGRES}, role="primary"`;
+const REPLICAS = `${POSTGRES}, role="replica"`;
+const PGBOUNCER = `job="${JOBS.pgbouncer}"`;
+/** PgBouncer's pools without its admin console. */
+const POOLS = `${PGBOUNCER}, database!="pgbouncer"`;
+
+/**
+ * The primary's pg_stat_replication rows, one per WAL sender, with the
+ * replica's node name (its application_name) as `instance`, so they line up
+ * with the replica's own series.
+ */
+export function replicationByReplica(selector = PRIMARY): string {
+    return `label_replace(pg_stat_replication_pg_wal_lsn_diff{${selector}}, "instance", "$1", "application_name", "(.+)")`;
+}
+
+function mb(bytes: number): string {
+    return `${Math.round((bytes / (1024 * 1024)) * 10) / 10} MB`;
+}
+
+/** Every alert rule of the stack, in a stable order. */
+export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule[] {
+    const limit = alertLimits(s, m);
+    const forSeconds = limit.forSeconds;
+    return [
+        {
+            alert: "ExporterDown",
+            expr: "up == 0",
+            forSeconds,
+            severity: "warning",
+            summary: "Exporter {{ $labels.job }} of {{ $labels.instance }} is not answering",
+            description: "Prometheus cannot scrape the {{ $labels.job }} exporter of {{ $labels.instance }}; its metrics and alerts are blind.",
+        },
+        {
+            alert: "PostgreSQLDown",
+            expr: `pg_up{${POSTGRES}} == 0`,
+            forSeconds,
+            severity: "critical",
+            summary: "PostgreSQL {{ $labels.instance }} ({{ $labels.role }}) is down",
+            description: "The exporter of {{ $labels.instance }} cannot log in to PostgreSQL as the monitoring role.",
+        },
+        {
+            alert: "PgBouncerDown",
+            expr: `pgbouncer_up{${PGBOUNCER}} == 0`,
+            forSeconds,
+            severity: "critical",
+            summary: "PgBouncer is down",
+            description: "The exporter cannot read PgBouncer's admin console as the stats user.",
+        },
+        {
+            alert: "PostgreSQLReplicaNotStreaming",
+            // Every configured replica is a target, so a replica the primary has
+            // no streaming WAL sender for shows up here, whatever its own state.
+            expr: `up{${REPLICAS}} unless on (instance) ${replicationByReplica(`${PRIMARY}, state="streaming"`)}`,
+            forSeconds,
+            severity: "critical",
+            summary: "Replica {{ $labels.instance }} is not streaming from the primary",
+            description:
+                "The primary has no streaming WAL sender for {{ $labels.instance }}: the replica is down, catching up, or cannot connect. " +
+                `Its slot keeps WAL on the primary meanwhile, up to maxSlotWalKeepSizeMb (${s.maxSlotWalKeepSizeMb} MB).`,
+        },
+        {
+            alert: "PostgreSQLReplicationLagBytes",
+            expr: `max by (instance) (${replicationByReplica()}) > ${limit.replicationLagBytes}`,
+            forSeconds,
+            severity: "warning",
+            summary: `Replica {{ $labels.instance }} is more than ${mb(limit.replicationLagBytes)} of WAL behind`,
+            description: `WAL the primary has written but {{ $labels.instance }} has not replayed exceeds replicationLagAlertMb (${m.alerts.replicationLagMb} MB).`,
+        },
+        {
+            alert: "PostgreSQLReplicationLagSeconds",
+            expr: `max by (instance) (pg_replication_lag_seconds{${REPLICAS}}) > ${limit.replicationLagSeconds}`,
+            forSeconds,
+            severity: "warning",
+            summary: `Replica {{ $labels.instance }} replays more than ${limit.replicationLagSeconds} s behind`,
+            description: `Reads from {{ $labels.instance }} are older than replicationLagAlertSeconds (${limit.replicationLagSeconds} s).`,
+        },
+        {
+            alert: "PostgreSQLReplicationSlotInactive",
+            expr: `max by (instance, slot_name) (pg_replication_slot_slot_is_active{${PRIMARY}}) == 0`,
+            forSeconds,
+            severity: "warning",
+            summary: "Replication slot {{ $labels.slot_name }} is inactive",
+            description: "No replica streams through {{ $labels.slot_name }}, so the primary keeps WAL for it until the slot is invalidated.",
+        },
+        {
+            alert: "PostgreSQLReplicationSlotWalNearLimit",
+            expr: `max by (instance, slot_name) (pg_replication_slots_pg_wal_lsn_diff{${PRIMARY}}) >= ${limit.slotWalBytes}`,
+            forSeconds,
+            severity: "critical",
+            summary: "Replication slot {{ $labels.slot_name }} retains WAL near max_slot_wal_keep_size",
+            description:
+                `{{ $labels.slot_name }} retains at least ${m.alerts.slotWalPercent}% of maxSlotWalKeepSizeMb (${mb(limit.slotWalBytes)} of ${s.maxSlotWalKeepSizeMb} MB); ` +
+                "at the limit the slot is invalidated and its replica must be cloned again.",
+        },
+        {
+            alert: "PostgreSQLConnectionsNearLimit",
+            expr: `sum by (instance, role) (pg_stat_database_numbackends{${POSTGRES}}) >= ${limit.serverConnections}`,
+            forSeconds,
+            severity: "warning",
+            summary: "PostgreSQL {{ $labels.instance }} has connections near max_connections",
+            description:
+                `At least ${m.alerts.connectionsPercent}% of maxConnections (${limit.serverConnections} of ${s.maxConnections}) ` +
+                "backends are connected to {{ $labels.instance }}; new logins will soon be refused.",
+        },
+        {
+            alert: "PgBouncerClientsWaiting",
+            expr: `max by (instance, database, user) (pgbouncer_pools_client_maxwait_seconds{${POOLS}}) > ${limit.clientWaitSeconds}`,
+            forSeconds,
+            severity: "warning",
+            summary: `Clients of pool {{ $labels.database }}/{{ $labels.user }} wait more than ${limit.clientWaitSeconds} s`,
+            description:
+                `A client of {{ $labels.database }}/{{ $labels.user }} has waited longer than clientWaitAlertSeconds (${limit.clientWaitSeconds} s) ` +
+                "for a server connection; PgBouncer cancels it at queryWaitTimeout.",
+        },
+        {
+            alert: "PgBouncerPoolSaturated",
+            expr: `max by (instance, database, user) (pgbouncer_pools_server_active_connections{${POOLS}}) >= ${limit.poolServerConnections}`,
+            forSeconds,
+            severity: "warning",
+            summary: "Pool {{ $labels.database }}/{{ $labels.user }} is nearly saturated",
+            description:
+                `At least ${m.alerts.poolSaturationPercent}% of defaultPoolSize (${limit.poolServerConnections} of ${s.pool.defaultPoolSize}) ` +
+                "server connections of {{ $labels.database }}/{{ $labels.user }} are busy.",
+        },
+        {
+            alert: "PgBouncerClientConnectionsNearLimit",
+            expr: `max by (instance) (pgbouncer_used_clients{${PGBOUNCER}}) >= ${limit.clientConnections}`,
+            forSeconds,
+            severity: "warning",
+            summary: "PgBouncer has client connections near max_client_conn",
+            description:
+                `At least ${m.alerts.clientConnectionsPercent}% of maxClientConn (${limit.clientConnections} of ${s.pool.maxClientConn}) ` +
+                "clients are connected; PgBouncer refuses clients beyond it.",
+        },
+    ];
+}
+
+/** The rules file: one group, evaluated at Prometheus's evaluation_interval. */
+export function renderAlertRules(rules: readonly AlertRule[]): string {
+    return renderYaml("Rendered by obcms-database; changes here are overwritten.", {
+        groups: [
+            {
+                name: ALERT_GROUP,
+                rules: rules.map((r) => ({
+                    alert: r.alert,
+                    expr: r.expr,
+                    for: `${r.forSeconds}s`,
+                    labels: { severity: r.severity },
+                    annotations: { summary: r.summary, description: r.description },
+                })),
+            },
+        ],
+    });
+}

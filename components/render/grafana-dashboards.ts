@@ -1,0 +1,325 @@
+// The two Grafana dashboards, as data computed from the settings (thresholds
+// drawn where the alerts fire), and the renderer that writes Grafana's
+// dashboard JSON with sorted keys.
+import { alertLimits, ClusterSettings, MonitoringSettings } from "../settings";
+import { replicationByReplica } from "./alert-rules";
+import { GRAFANA_DATASOURCE } from "./grafana-provisioning";
+import { JOBS } from "./prometheus-targets";
+
+export interface PanelQuery {
+    /** PromQL; may use Grafana's `$__rate_interval`. */
+    readonly expr: string;
+    readonly legend: string;
+}
+
+export interface DashboardPanel {
+    readonly title: string;
+    readonly description: string;
+    readonly kind: "timeseries" | "stat";
+    /** Grafana unit id, e.g. `bytes`, `s`, `percentunit`, `short`. */
+    readonly unit: string;
+    readonly queries: readonly PanelQuery[];
+    /** Where a red line marks the alert threshold. */
+    readonly threshold?: number;
+}
+
+export interface DashboardSpec {
+    readonly uid: string;
+    readonly title: string;
+    readonly panels: readonly DashboardPanel[];
+}
+
+/** Grafana's range variable for rate(): at least four scrape intervals. */
+export const RATE_INTERVAL = "$__rate_interval";
+
+const POSTGRES = `job="${JOBS.postgres}"`;
+const PGBOUNCER = `job="${JOBS.pgbouncer}"`;
+const POOLS = `${PGBOUNCER}, database!="pgbouncer"`;
+const POOL_LEGEND = "{{database}}/{{user}}";
+
+function rate(metric: string, selector: string): string {
+    return `rate(${metric}{${selector}}[${RATE_INTERVAL}])`;
+}
+
+/** PostgreSQL: every node's health and load, replication, and the costliest statements. */
+export function postgresqlDashboard(s: ClusterSettings, m: MonitoringSettings): DashboardSpec {
+    const limit = alertLimits(s, m);
+    const hits = `sum by (instance) (${rate("pg_stat_database_blks_hit", POSTGRES)})`;
+    const reads = `sum by (instance) (${rate("pg_stat_database_blks_read", POSTGRES)})`;
+    return {
+        uid: "obcms-postgresql",
+        title: `PostgreSQL · ${s.clusterName}`,
+        panels: [
+            {
+                title: "PostgreSQL up",
+                description: "Whether each node's exporter can log in to PostgreSQL.",
+                kind: "stat",
+                unit: "none",
+                queries: [{ expr: `pg_up{${POSTGRES}}`, legend: "{{instance}} ({{role}})" }],
+            },
+            {
+                title: "Connections",
+                description: "Backends connected to each node, against max_connections; the red line is where the alert fires.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [
+                    { expr: `sum by (instance) (pg_stat_database_numbackends{${POSTGRES}})`, legend: "{{instance}}" },
+                    { expr: `max by (instance) (pg_settings_max_connections{${POSTGRES}})`, legend: "{{instance}} max_connections" },
+                ],
+                threshold: limit.serverConnections,
+            },
+            {
+                title: "Transactions per second",
+                description: "Commits and rollbacks per second on each node.",
+                kind: "timeseries",
+                unit: "ops",
+                queries: [
+                    {
+                        expr: `sum by (instance) (${rate("pg_stat_database_xact_commit", POSTGRES)} + ${rate("pg_stat_database_xact_rollback", POSTGRES)})`,
+                        legend: "{{instance}}",
+                    },
+                ],
+            },
+            {
+                title: "Cache hit ratio",
+                description: "Share of block reads served from shared buffers on each node.",
+                kind: "timeseries",
+                unit: "percentunit",
+                queries: [{ expr: `${hits} / (${hits} + ${reads})`, legend: "{{instance}}" }],
+            },
+            {
+                title: "Replication lag (bytes)",
+                description: "WAL the primary has written that each replica has not replayed yet.",
+                kind: "timeseries",
+                unit: "bytes",
+                queries: [{ expr: `max by (instance) (${replicationByReplica()})`, legend: "{{instance}}" }],
+                threshold: limit.replicationLagBytes,
+            },
+            {
+                title: "Replication lag (seconds)",
+                description: "How far each replica's replay is behind.",
+                kind: "timeseries",
+                unit: "s",
+                queries: [{ expr: `max by (instance) (pg_replication_lag_seconds{${POSTGRES}, role="replica"})`, legend: "{{instance}}" }],
+                threshold: limit.replicationLagSeconds,
+            },
+            {
+                title: "WAL retained per slot",
+                description: `WAL the primary keeps for each replication slot; slots are invalidated at ${s.maxSlotWalKeepSizeMb} MB.`,
+                kind: "timeseries",
+                unit: "bytes",
+                queries: [
+                    { expr: `max by (slot_name) (pg_replication_slots_pg_wal_lsn_diff{${POSTGRES}, role="primary"})`, legend: "{{slot_name}}" },
+                ],
+                threshold: limit.slotWalBytes,
+            },
+            {
+                title: "Top statements by execution time",
+                description: "The ten pg_stat_statements entries with the most execution time per second (by query id).",
+                kind: "timeseries",
+                unit: "s",
+                queries: [
+                    {
+                        expr: `topk(10, sum by (instance, datname, user, queryid) (${rate("pg_stat_statements_seconds_total", POSTGRES)}))`,
+                        legend: "{{instance}} {{datname}} {{user}} {{queryid}}",
+                    },
+                ],
+            },
+            {
+                title: "Top statements by calls",
+                description: "The ten pg_stat_statements entries called most often per second (by query id).",
+                kind: "timeseries",
+                unit: "ops",
+                queries: [
+                    {
+                        expr: `topk(10, sum by (instance, datname, user, queryid) (${rate("pg_stat_statements_calls_total", POSTGRES)}))`,
+                        legend: "{{instance}} {{datname}} {{user}} {{queryid}}",
+                    },
+                ],
+            },
+        ],
+    };
+}
+
+/** PgBouncer: clients and servers per pool, throughput and how long clients wait. */
+export function pgbouncerDashboard(s: ClusterSettings, m: MonitoringSettings): DashboardSpec {
+    const limit = alertLimits(s, m);
+    const perPool = (metric: string) => `sum by (database, user) (${metric}{${POOLS}})`;
+    return {
+        uid: "obcms-pgbouncer",
+        title: `PgBouncer · ${s.clusterName}`,
+        panels: [
+            {
+                title: "PgBouncer up",
+                description: "Whether the exporter can read PgBouncer's admin console.",
+                kind: "stat",
+                unit: "none",
+                queries: [{ expr: `pgbouncer_up{${PGBOUNCER}}`, legend: "{{instance}}" }],
+            },
+            {
+                title: "Client connections",
+                description: "Clients connected to PgBouncer, against the alert threshold on max_client_conn.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [{ expr: `max by (instance) (pgbouncer_used_clients{${PGBOUNCER}})`, legend: "{{instance}}" }],
+                threshold: limit.clientConnections,
+            },
+            {
+                title: "Clients active per pool",
+                description: "Clients linked to a server connection.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [{ expr: perPool("pgbouncer_pools_client_active_connections"), legend: POOL_LEGEND }],
+            },
+            {
+                title: "Clients waiting per pool",
+                description: "Clients queued for a server connection.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [{ expr: perPool("pgbouncer_pools_client_waiting_connections"), legend: POOL_LEGEND }],
+            },
+            {
+                title: "Servers active per pool",
+                description: "Server connections linked to a client; the red line is where the saturation alert fires.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [{ expr: perPool("pgbouncer_pools_server_active_connections"), legend: POOL_LEGEND }],
+                threshold: limit.poolServerConnections,
+            },
+            {
+                title: "Servers idle per pool",
+                description: "Server connections ready for a client.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [{ expr: perPool("pgbouncer_pools_server_idle_connections"), legend: POOL_LEGEND }],
+            },
+            {
+                title: "Queries per second",
+                description: "Queries pooled per second, per database.",
+                kind: "timeseries",
+                unit: "ops",
+                queries: [{ expr: `sum by (database) (${rate("pgbouncer_stats_queries_pooled_total", POOLS)})`, legend: "{{database}}" }],
+            },
+            {
+                title: "Transactions per second",
+                description: "Transactions pooled per second, per database.",
+                kind: "timeseries",
+                unit: "ops",
+                queries: [
+                    { expr: `sum by (database) (${rate("pgbouncer_stats_sql_transactions_pooled_total", POOLS)})`, legend: "{{database}}" },
+                ],
+            },
+            {
+                title: "Longest client wait",
+                description: "Age of the oldest client waiting for a server connection, per pool.",
+                kind: "timeseries",
+                unit: "s",
+                queries: [{ expr: `max by (database, user) (pgbouncer_pools_client_maxwait_seconds{${POOLS}})`, legend: POOL_LEGEND }],
+                threshold: limit.clientWaitSeconds,
+            },
+            {
+                title: "Client wait time per second",
+                description: "Seconds clients spent waiting for a server, per second, per database.",
+                kind: "timeseries",
+                unit: "s",
+                queries: [{ expr: `sum by (database) (${rate("pgbouncer_stats_client_wait_seconds_total", POOLS)})`, legend: "{{database}}" }],
+            },
+        ],
+    };
+}
+
+type Json = null | string | number | boolean | Json[] | { [key: string]: Json };
+
+const PANEL_WIDTH = 12;
+const PANEL_HEIGHT = 8;
+
+function fieldConfig(panel: DashboardPanel): Json {
+    const steps: Json[] = [{ color: "green", value: null }];
+    if (panel.threshold !== undefined) {
+        steps.push({ color: "red", value: panel.threshold });
+    }
+    const defaults: { [key: string]: Json } = {
+        unit: panel.unit,
+        thresholds: { mode: "absolute", steps },
+    };
+    if (panel.kind === "timeseries") {
+        defaults.custom = { thresholdsStyle: { mode: panel.threshold === undefined ? "off" : "line" } };
+    } else {
+        defaults.mappings = [
+            {
+                type: "value",
+                options: { "0": { text: "DOWN", color: "red", index: 0 }, "1": { text: "UP", color: "green", index: 1 } },
+            },
+        ];
+    }
+    return { defaults, overrides: [] };
+}
+
+function panelOptions(panel: DashboardPanel): Json {
+    if (panel.kind === "stat") {
+        return {
+            colorMode: "background",
+            graphMode: "none",
+            textMode: "value_and_name",
+            reduceOptions: { calcs: ["lastNotNull"], fields: "", values: false },
+        };
+    }
+    return {
+        legend: { displayMode: "list", placement: "bottom", showLegend: true },
+        tooltip: { mode: "multi", sort: "desc" },
+    };
+}
+
+function panelJson(panel: DashboardPanel, index: number): Json {
+    const datasource = { ...GRAFANA_DATASOURCE };
+    return {
+        id: index + 1,
+        type: panel.kind,
+        title: panel.title,
+        description: panel.description,
+        datasource,
+        gridPos: { h: PANEL_HEIGHT, w: PANEL_WIDTH, x: (index % 2) * PANEL_WIDTH, y: Math.floor(index / 2) * PANEL_HEIGHT },
+        fieldConfig: fieldConfig(panel),
+        options: panelOptions(panel),
+        targets: panel.queries.map((q, i) => ({
+            refId: String.fromCharCode(65 + i),
+            datasource,
+            expr: q.expr,
+            legendFormat: q.legend,
+            range: true,
+        })),
+    };
+}
+
+function sortedKeys(value: Json): Json {
+    if (Array.isArray(value)) {
+        return value.map(sortedKeys);
+    }
+    if (value !== null && typeof value === "object") {
+        return Object.fromEntries(
+            Object.keys(value)
+                .sort()
+                .map((k) => [k, sortedKeys(value[k])]),
+        );
+    }
+    return value;
+}
+
+/** Grafana 10+ dashboard JSON, keys sorted, provisioned read-only. */
+export function renderDashboard(d: DashboardSpec): string {
+    const dashboard: Json = {
+        uid: d.uid,
+        title: d.title,
+        tags: ["obcms-database"],
+        editable: false,
+        schemaVersion: 39,
+        version: 1,
+        refresh: "30s",
+        time: { from: "now-1h", to: "now" },
+        timezone: "browser",
+        annotations: { list: [] },
+        templating: { list: [] },
+        panels: d.panels.map(panelJson),
+    };
+    return `${JSON.stringify(sortedKeys(dashboard), null, 2)}\n`;
+}

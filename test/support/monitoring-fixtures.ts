@@ -1,0 +1,28 @@
+// Monitoring settings shared by the monitoring tests.
+import { MonitoringSettings } from "../../components/settings";
+
+/** What `readMonitoringSettings()` returns with Pulumi.yaml's defaults (both stack files keep them). */
+export const defaultMonitoring: MonitoringSettings = {
+    enabled: true,
+    grafanaEnabled: true,
+    grafanaImage: "grafana/grafana-oss:12.0.0",
+    prometheusPort: 9090,
+    grafanaPort: 3000,
+    prometheusRetention: "15d",
+    scrapeIntervalSeconds: 15,
+    alerts: {
+        forSeconds: 60,
+        replicationLagMb: 64,
+        replicationLagSeconds: 30,
+        slotWalPercent: 80,
+        clientWaitSeconds: 5,
+        poolSaturationPercent: 90,
+        connectionsPercent: 80,
+        clientConnectionsPercent: 80,
+    },
+};
+
+/** `defaultMonitoring` with some alert thresholds replaced. */
+export function withAlerts(alerts: Partial<MonitoringSettings["alerts"]>, base: MonitoringSettings = defaultMonitoring): MonitoringSettings {
+    return { ...base, alerts: { ...base.alerts, ...alerts } };
+}

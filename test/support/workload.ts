@@ -1,0 +1,199 @@
+// Load and consistency tools for the reliability tests: a writer that keeps
+// committing numbered rows through PgBouncer and remembers which commits
+// succeeded, a checksum of those rows on every node, and one-off containers on
+// the cluster network (pgbench, psql) run from the stack's own image.
+import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import pg from "pg";
+import { promisify } from "node:util";
+import { StartedStack } from "./cluster";
+import { clientConfig, docker, query, waitFor } from "./sql";
+
+const run = promisify(execFile);
+
+export const WRITES_TABLE = "reliability_writes";
+
+export interface WriterReport {
+    /** Ids whose COMMIT returned successfully. */
+    readonly committed: number[];
+    readonly failures: number;
+    /** Longest stretch without a successful commit, in seconds. */
+    readonly longestGapSeconds: number;
+    readonly errors: string[];
+}
+
+/**
+ * Commits one numbered row at a time through `url` until stopped or until
+ * `maxSeconds`, reconnecting after any error, so that a fault shows as a gap
+ * in successful commits and never as a lost acknowledged row.
+ */
+export class Writer {
+    private stopped = false;
+    private readonly done: Promise<WriterReport>;
+
+    /** Ids start at `firstId`, so writers run one after another never collide. */
+    constructor(url: string, firstId: number, maxSeconds: number, pauseMs = 20) {
+        this.done = this.write(url, firstId, maxSeconds, pauseMs);
+    }
+
+    private async write(url: string, firstId: number, maxSeconds: number, pauseMs: number): Promise<WriterReport> {
+        const deadline = Date.now() + maxSeconds * 1000;
+        const committed: number[] = [];
+        const errors: string[] = [];
+        let failures = 0;
+        let lastCommit = Date.now();
+        let longestGap = 0;
+        let client: pg.Client | undefined;
+        let next = firstId;
+        while (!this.stopped && Date.now() < deadline) {
+            const id = next++;
+            try {
+                if (!client) {
+                    client = new pg.Client({ ...clientConfig(url), connectionTimeoutMillis: 2_000 });
+                    client.on("error", () => undefined);
+                    await client.connect();
+                }
+                await client.query("BEGIN");
+                await client.query(`INSERT INTO ${WRITES_TABLE} (id) VALUES ($1)`, [id]);
+                await client.query("COMMIT");
+                committed.push(id);
+                const now = Date.now();
+                longestGap = Math.max(longestGap, now - lastCommit);
+                lastCommit = now;
+            } catch (error) {
+                failures++;
+                if (errors.length < 20) {
+                    errors.push((error as Error).message);
+                }
+                await client?.end().catch(() => undefined);
+                client = undefined;
+                await new Promise((resolve) => setTimeout(resolve, 200));
+            }
+            await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        }
+        await client?.end().catch(() => undefined);
+        longestGap = Math.max(longestGap, Date.now() - lastCommit);
+        return { committed, failures, longestGapSeconds: longestGap / 1000, errors };
+    }
+
+    async stop(): Promise<WriterReport> {
+        this.stopped = true;
+        return this.done;
+    }
+}
+
+export async function createWritesTable(stack: StartedStack): Promise<void> {
+    await query(stack.outputs.databaseUrl, `DROP TABLE IF EXISTS ${WRITES_TABLE}`);
+    await query(stack.outputs.databaseUrl, `CREATE TABLE ${WRITES_TABLE} (id int PRIMARY KEY)`);
+}
+
+export interface NodeDigest {
+    readonly count: number;
+    readonly checksum: string;
+}
+
+const DIGEST_SQL = `SELECT count(*)::int AS count, md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) AS checksum FROM ${WRITES_TABLE}`;
+
+/** Count and checksum of the committed ids, as a node should hold them. */
+export function expectedDigest(committed: readonly number[]): NodeDigest {
+    const sorted = [...committed].sort((a, b) => a - b);
+    return { count: sorted.length, checksum: createHash("md5").update(sorted.join(",")).digest("hex") };
+}
+
+/**
+ * Waits until every replica has replayed everything the primary has written,
+ * then returns each node's digest: primary first, then the replicas in order.
+ * Rows that the writer saw fail may or may not be there (a commit can succeed
+ * after its acknowledgement is lost), so callers compare the primary against
+ * the acknowledged rows with `toContain`-style checks, and every replica
+ * against the primary exactly.
+ */
+export async function digestsAfterCatchUp(stack: StartedStack, timeoutMs: number): Promise<{ catchUpSeconds: number; digests: NodeDigest[] }> {
+    const started = Date.now();
+    const [{ lsn }] = await query(stack.outputs.primaryUrl, "SELECT pg_current_wal_lsn()::text AS lsn");
+    await Promise.all(
+        stack.outputs.replicaUrls.map((url) =>
+            waitFor("a replica to replay the primary's WAL", timeoutMs, async () => {
+                const [row] = await query(url, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", [lsn]);
+                return row.done ? true : undefined;
+            }),
+        ),
+    );
+    const catchUpSeconds = (Date.now() - started) / 1000;
+    const digests = await Promise.all([stack.outputs.primaryUrl, ...stack.outputs.replicaUrls].map(async (url) => (await query<NodeDigest>(url, DIGEST_SQL))[0]));
+    return { catchUpSeconds, digests };
+}
+
+/** Ids present on the primary, to check that no acknowledged commit was lost. */
+export async function primaryIds(stack: StartedStack): Promise<Set<number>> {
+    const rows = await query<{ id: number }>(stack.outputs.primaryUrl, `SELECT id FROM ${WRITES_TABLE}`);
+    return new Set(rows.map((r) => r.id));
+}
+
+/** The image the stack's containers run, for one-off tools on the cluster network. */
+export async function stackImage(stack: StartedStack): Promise<string> {
+    return (await docker("inspect", "--format", "{{.Image}}", `${stack.clusterName}-primary`)).trim();
+}
+
+export interface ToolOptions {
+    /** Files mounted read-only under /work, e.g. a pgbench script. */
+    readonly files?: Record<string, string>;
+    /** Credentials go here (PGPASSWORD), never on the command line. */
+    readonly env?: Record<string, string>;
+}
+
+/** A throwaway container from the stack's image on the cluster network, running one command. */
+export class ClusterTool {
+    private constructor(
+        readonly name: string,
+        private readonly dir: string,
+    ) {}
+
+    static async start(stack: StartedStack, command: string[], options: ToolOptions = {}): Promise<ClusterTool> {
+        const dir = await mkdtemp(path.join(tmpdir(), "obcms-tool-"));
+        for (const [file, content] of Object.entries(options.files ?? {})) {
+            await writeFile(path.join(dir, file), content, { mode: 0o644 });
+        }
+        const name = `${stack.clusterName}-tool-${randomBytes(3).toString("hex")}`;
+        await docker(
+            "run", "--detach", "--name", name, "--network", `${stack.clusterName}-net`, "--user", "postgres",
+            // Enough descriptors for one socket per pgbench client.
+            "--ulimit", "nofile=8192:8192", "-v", `${dir}:/work:ro`,
+            ...Object.entries(options.env ?? {}).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+            "--entrypoint", command[0], await stackImage(stack), ...command.slice(1),
+        );
+        return new ClusterTool(name, dir);
+    }
+
+    /** Everything the command printed so far, both streams. */
+    async output(): Promise<string> {
+        const { stdout, stderr } = await run("docker", ["logs", this.name], { maxBuffer: 64 * 1024 * 1024 });
+        return stdout + stderr;
+    }
+
+    /** Waits for the command, at most `timeoutMs` (then kills it), and removes the container. */
+    async finish(timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+        try {
+            const waited = await run("docker", ["wait", this.name], { timeout: timeoutMs }).catch(async () => {
+                await docker("kill", this.name).catch(() => undefined);
+                return { stdout: "137" };
+            });
+            return { exitCode: Number(waited.stdout.trim()), output: await this.output() };
+        } finally {
+            await docker("rm", "-f", this.name).catch(() => undefined);
+            await rm(this.dir, { recursive: true, force: true });
+        }
+    }
+}
+
+/** Runs one command to completion in a ClusterTool. */
+export async function runOnClusterNetwork(
+    stack: StartedStack,
+    command: string[],
+    options: ToolOptions & { timeoutMs: number },
+): Promise<{ exitCode: number; output: string }> {
+    return (await ClusterTool.start(stack, command, options)).finish(options.timeoutMs);
+}
