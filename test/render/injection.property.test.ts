@@ -6,7 +6,6 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { renderPgpass, renderUserlist } from "../../components/render/credential-files";
 import {
-    connstringValue,
     hbaToken,
     pgbouncerIniValue,
     postgresConfLiteral,
@@ -16,6 +15,7 @@ import {
     UnsafeValueError,
 } from "../../components/render/escape";
 import { renderPgbouncerIni } from "../../components/render/pgbouncer-ini";
+import { readPgbouncerConnstring } from "./formats";
 import { renderPostgresqlConf } from "../../components/render/postgresql-conf";
 
 /** Strings heavy in the characters that break config formats, plus any unicode. */
@@ -71,12 +71,6 @@ function readPgpassLine(line: string): string[] {
     return fields;
 }
 
-/** Reads one libpq-style quoted connection value back. */
-function readConnstringValue(quoted: string): string {
-    expect(quoted.startsWith("'") && quoted.endsWith("'")).toBe(true);
-    return quoted.slice(1, -1).replace(/\\(.)/g, "$1");
-}
-
 describe("postgresql.conf literals", () => {
     it("read back unchanged and stay on their own line, or are refused", () => {
         fc.assert(
@@ -102,7 +96,7 @@ describe("pgbouncer.ini", () => {
         fc.assert(
             fc.property(hostile, hostile, (setting, dbname) => {
                 const ini = { databases: { obcms: { dbname, host: "primary" } }, settings: { admin_users: setting, listen_port: 6432 } };
-                if (LINE_BREAK.test(setting) || LINE_BREAK.test(dbname) || CONTROL.test(setting) || CONTROL.test(dbname)) {
+                if (dbname === "" || [setting, dbname].some((v) => LINE_BREAK.test(v) || CONTROL.test(v))) {
                     expect(() => renderPgbouncerIni(ini)).toThrow(UnsafeValueError);
                     return;
                 }
@@ -112,9 +106,7 @@ describe("pgbouncer.ini", () => {
                 expect(keyed).toEqual(["obcms", "admin_users", "listen_port"]);
                 expect(lines).toContain(`admin_users = ${setting}`);
                 const db = lines.find((l) => l.startsWith("obcms = "))!;
-                const quotedDbname = db.slice("obcms = dbname=".length, db.lastIndexOf(" host="));
-                expect(readConnstringValue(quotedDbname)).toBe(dbname);
-                expect(connstringValue(dbname)).toBe(quotedDbname);
+                expect(readPgbouncerConnstring(db.slice("obcms = ".length))).toEqual({ dbname, host: "primary" });
                 expect(pgbouncerIniValue(setting)).toBe(setting);
             }),
             { numRuns: 500 },
@@ -143,7 +135,7 @@ describe("credential files", () => {
         fc.assert(
             fc.property(hostile, hostile, (user, password) => {
                 const entry = { host: "primary", port: 5432, database: "*", user, password };
-                if (LINE_BREAK.test(user) || LINE_BREAK.test(password)) {
+                if ([user, password].some((v) => LINE_BREAK.test(v) || CONTROL.test(v))) {
                     expect(() => renderPgpass([entry])).toThrow(UnsafeValueError);
                     return;
                 }

@@ -1,0 +1,111 @@
+import { describe, expect, it } from "vitest";
+import { BootstrapSpec, renderBootstrapSql, RoleSpec } from "../../components/render/bootstrap-sql";
+import { UnsafeValueError } from "../../components/render/escape";
+import { exactly } from "./fixtures";
+import { readSqlQuoted } from "./formats";
+
+const SPEC: BootstrapSpec = {
+    superuser: { name: "postgres", verifier: "SCRAM-superuser", attributes: [], memberOf: [] },
+    roles: [
+        { name: "obcms_app", verifier: "SCRAM-app", attributes: [], memberOf: [] },
+        { name: "replicator", verifier: "SCRAM-replicator", attributes: ["REPLICATION"], memberOf: [] },
+        { name: "monitoring", verifier: "md5d2a1fca49af0303efbde6f40bbfe070f", attributes: [], memberOf: ["pg_monitor", "pg_read_all_stats"] },
+    ],
+    database: "obcms",
+    owner: "obcms_app",
+    timezone: "Asia/Manila",
+    extensions: ["pg_stat_statements", "pgcrypto"],
+};
+
+const HOSTILE_NAME = `o'brien"; DROP ROLE postgres; --`;
+const HOSTILE_VERIFIER = `x'); DROP TABLE t; --"`;
+
+function withRole(role: RoleSpec, overrides: Partial<BootstrapSpec> = {}): BootstrapSpec {
+    return { ...SPEC, roles: [role], ...overrides };
+}
+
+describe("renderBootstrapSql", () => {
+    it("renders a small spec as the exact script", () => {
+        expect(renderBootstrapSql(SPEC)).toBe(
+            [
+                "-- Rendered by obcms-database; runs as the superuser on every primary start.",
+                "\\set ON_ERROR_STOP on",
+                `ALTER ROLE "postgres" WITH PASSWORD 'SCRAM-superuser';`,
+                "SELECT format('CREATE ROLE %I', 'obcms_app') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'obcms_app')",
+                "\\gexec",
+                `ALTER ROLE "obcms_app" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD 'SCRAM-app';`,
+                "SELECT format('CREATE ROLE %I', 'replicator') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator')",
+                "\\gexec",
+                `ALTER ROLE "replicator" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS PASSWORD 'SCRAM-replicator';`,
+                "SELECT format('CREATE ROLE %I', 'monitoring') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'monitoring')",
+                "\\gexec",
+                `ALTER ROLE "monitoring" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD 'md5d2a1fca49af0303efbde6f40bbfe070f';`,
+                `GRANT "pg_monitor" TO "monitoring";`,
+                `GRANT "pg_read_all_stats" TO "monitoring";`,
+                "SELECT format('CREATE DATABASE %I OWNER %I', 'obcms', 'obcms_app') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'obcms')",
+                "\\gexec",
+                `ALTER DATABASE "obcms" OWNER TO "obcms_app";`,
+                `ALTER DATABASE "obcms" SET timezone TO 'Asia/Manila';`,
+                `\\connect "obcms"`,
+                `CREATE EXTENSION IF NOT EXISTS "pg_stat_statements";`,
+                `CREATE EXTENSION IF NOT EXISTS "pgcrypto";`,
+                "",
+            ].join("\n"),
+        );
+    });
+
+    it("keeps a role name and a verifier with quotes inside their literal and identifier", () => {
+        const lines = renderBootstrapSql(withRole({ name: HOSTILE_NAME, verifier: HOSTILE_VERIFIER, attributes: [], memberOf: ["pg_monitor"] })).split("\n");
+        expect(lines.slice(3, 7)).toEqual([
+            `SELECT format('CREATE ROLE %I', 'o''brien"; DROP ROLE postgres; --') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'o''brien"; DROP ROLE postgres; --')`,
+            "\\gexec",
+            `ALTER ROLE "o'brien""; DROP ROLE postgres; --" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD 'x''); DROP TABLE t; --"';`,
+            `GRANT "pg_monitor" TO "o'brien""; DROP ROLE postgres; --";`,
+        ]);
+
+        const alter = lines[5];
+        const name = readSqlQuoted(alter.slice("ALTER ROLE ".length), '"');
+        expect(name.value).toBe(HOSTILE_NAME);
+        const afterName = " WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ";
+        expect(name.rest.startsWith(afterName)).toBe(true);
+        expect(readSqlQuoted(name.rest.slice(afterName.length), "'")).toEqual({ value: HOSTILE_VERIFIER, rest: ";" });
+    });
+
+    it("keeps a superuser verifier, database, owner and timezone with quotes inside their literals and identifiers", () => {
+        const text = renderBootstrapSql({
+            ...SPEC,
+            superuser: { ...SPEC.superuser, verifier: HOSTILE_VERIFIER },
+            roles: [],
+            database: `we"ird 'db'`,
+            owner: HOSTILE_NAME,
+            timezone: "Asia/Manila'; DROP DATABASE obcms; --",
+            extensions: ['ext"; DROP'],
+        });
+        expect(text).toBe(
+            [
+                "-- Rendered by obcms-database; runs as the superuser on every primary start.",
+                "\\set ON_ERROR_STOP on",
+                `ALTER ROLE "postgres" WITH PASSWORD 'x''); DROP TABLE t; --"';`,
+                `SELECT format('CREATE DATABASE %I OWNER %I', 'we"ird ''db''', 'o''brien"; DROP ROLE postgres; --') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'we"ird ''db''')`,
+                "\\gexec",
+                `ALTER DATABASE "we""ird 'db'" OWNER TO "o'brien""; DROP ROLE postgres; --";`,
+                `ALTER DATABASE "we""ird 'db'" SET timezone TO 'Asia/Manila''; DROP DATABASE obcms; --';`,
+                `\\connect "we""ird 'db'"`,
+                `CREATE EXTENSION IF NOT EXISTS "ext""; DROP";`,
+                "",
+            ].join("\n"),
+        );
+    });
+
+    it("refuses NUL in any name", () => {
+        expect(() => renderBootstrapSql(withRole({ name: "a\u0000b", verifier: "v", attributes: [], memberOf: [] }))).toThrow(
+            exactly('SQL: cannot write "a\\u0000b": NUL is not allowed'),
+        );
+    });
+
+    // `\connect` is a psql meta-command, which ends at the line break: psql
+    // would run the rest of such a name as SQL, as the superuser.
+    it("refuses a database name with a line break, which would end the \\connect line", () => {
+        expect(() => renderBootstrapSql({ ...SPEC, database: "obcms\nDROP DATABASE postgres; --" })).toThrow(UnsafeValueError);
+    });
+});

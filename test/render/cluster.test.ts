@@ -1,0 +1,181 @@
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import {
+    createSlotCommand,
+    dropSlotCommand,
+    postgresParameters,
+    PRIMARY_NODE,
+    standbyParameters,
+} from "../../components/render/cluster";
+import { renderPostgresqlConf } from "../../components/render/postgresql-conf";
+import { production, shellSyntaxCheck, staging } from "./fixtures";
+import { readLibpqConninfo, readPostgresqlConf } from "./formats";
+
+const CREATE_SLOT_2 =
+    "docker exec -u postgres 'obcms-database-staging-primary' psql -X -q -v ON_ERROR_STOP=1 -d postgres -c " +
+    "'SELECT pg_create_physical_replication_slot('\\''replica_2_slot'\\'') WHERE NOT EXISTS " +
+    "(SELECT FROM pg_replication_slots WHERE slot_name = '\\''replica_2_slot'\\'')'";
+
+const DROP_SLOT_2 = [
+    "docker container inspect 'obcms-database-staging-primary' >/dev/null 2>&1 || exit 0",
+    "for attempt in $(seq 1 30); do docker exec -u postgres 'obcms-database-staging-primary' psql -X -q -v ON_ERROR_STOP=1 -d postgres -c " +
+        "'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\\''replica_2_slot'\\''' && exit 0; sleep 1; done",
+    "exit 1",
+].join("\n");
+
+/**
+ * Runs a rendered command with /bin/sh, `docker` and `sleep` replaced by
+ * functions: `docker container inspect` exits with INSPECT, and `docker exec`
+ * records its arguments and fails until its SUCCEED_AT-th call.
+ */
+function runWithFakeDocker(command: string, env: { INSPECT: string; SUCCEED_AT: string }) {
+    const stubs = [
+        "calls=0",
+        "sleep() { :; }",
+        "docker() {",
+        '  if [ "$1" = container ]; then return "$INSPECT"; fi',
+        "  calls=$((calls + 1))",
+        '  for a in "$@"; do printf \'%s\\0\' "$a"; done; printf "\\n"',
+        '  [ "$calls" -ge "$SUCCEED_AT" ]',
+        "}",
+    ].join("\n");
+    const result = spawnSync("/bin/sh", ["-c", `${stubs}\n${command}`], { encoding: "utf8", env: { ...process.env, ...env } });
+    const calls = result.stdout === "" ? [] : result.stdout.slice(0, -1).split("\n").map((line) => line.split("\0").slice(0, -1));
+    return { status: result.status, calls };
+}
+
+const PSQL_ARGS = ["exec", "-u", "postgres", "obcms-database-staging-primary", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c"];
+
+describe("cluster", () => {
+    describe("postgresParameters", () => {
+        it.each([
+            [1, 4, 3],
+            [3, 8, 5],
+        ])("with %i replicas allows %i WAL senders (2N+2) and %i replication slots (N+2)", (replicaCount, walSenders, slots) => {
+            const parameters = postgresParameters({ ...staging, replicaCount }, PRIMARY_NODE);
+            expect(parameters.max_wal_senders).toBe(walSenders);
+            expect(parameters.max_replication_slots).toBe(slots);
+        });
+
+        it("renders the staging primary's postgresql.conf as the exact file", () => {
+            expect(renderPostgresqlConf(postgresParameters(staging, PRIMARY_NODE))).toBe(
+                [
+                    "# Rendered by obcms-database; changes here are overwritten.",
+                    "cluster_name = 'primary'",
+                    "hba_file = '/etc/obcms/pg_hba.conf'",
+                    "hot_standby = on",
+                    "hot_standby_feedback = on",
+                    "listen_addresses = '*'",
+                    "log_destination = 'stderr'",
+                    "log_line_prefix = '%m [%p] %q%u@%d '",
+                    "log_timezone = 'Asia/Manila'",
+                    "logging_collector = off",
+                    "max_connections = 100",
+                    "max_replication_slots = 3",
+                    "max_slot_wal_keep_size = '2048MB'",
+                    "max_wal_senders = 4",
+                    "password_encryption = 'scram-sha-256'",
+                    "pg_stat_statements.track = 'top'",
+                    "port = 5432",
+                    "shared_preload_libraries = 'pg_stat_statements'",
+                    "ssl = on",
+                    "ssl_ca_file = '/etc/obcms/tls/ca.crt'",
+                    "ssl_cert_file = '/etc/obcms/tls/server.crt'",
+                    "ssl_key_file = '/etc/obcms/tls/server.key'",
+                    "ssl_min_protocol_version = 'TLSv1.2'",
+                    "superuser_reserved_connections = 3",
+                    "timezone = 'Asia/Manila'",
+                    "unix_socket_directories = '/var/run/postgresql'",
+                    "wal_level = 'replica'",
+                    "wal_log_hints = on",
+                    "",
+                ].join("\n"),
+            );
+        });
+
+        it("gives the primary and every replica the same settings apart from cluster_name", () => {
+            const { cluster_name: primaryName, ...primary } = postgresParameters(production, PRIMARY_NODE);
+            const { cluster_name: replicaName, ...replica } = postgresParameters(production, "replica_3");
+            expect([primaryName, replicaName]).toEqual(["primary", "replica_3"]);
+            expect(replica).toEqual(primary);
+        });
+    });
+
+    describe("standbyParameters", () => {
+        it("renders primary_conninfo on one line with the exact text", () => {
+            expect(renderPostgresqlConf(standbyParameters(staging, 1))).toBe(
+                [
+                    "# Rendered by obcms-database; changes here are overwritten.",
+                    "primary_conninfo = 'application_name=''replica_1'' host=''obcms-database-staging-primary'' passfile=''/etc/obcms/pgpass'' " +
+                        "port=''5432'' sslmode=''verify-full'' sslrootcert=''/etc/obcms/tls/ca.crt'' user=''replicator'''",
+                    "primary_slot_name = 'replica_1_slot'",
+                    "",
+                ].join("\n"),
+            );
+        });
+
+        it("reads back, through postgresql.conf and libpq, as the intended connection of replica 3", () => {
+            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(production, 3)));
+            expect(conf.primary_slot_name).toBe("replica_3_slot");
+            expect(readLibpqConninfo(conf.primary_conninfo)).toEqual({
+                application_name: "replica_3",
+                host: "obcms-database-production-primary",
+                passfile: "/etc/obcms/pgpass",
+                port: "5432",
+                sslmode: "verify-full",
+                sslrootcert: "/etc/obcms/tls/ca.crt",
+                user: "replicator",
+            });
+        });
+
+        it("keeps a hostile cluster name inside its conninfo value", () => {
+            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters({ ...staging, clusterName: "it's \\ x" }, 1)));
+            expect(readLibpqConninfo(conf.primary_conninfo).host).toBe("it's \\ x-primary");
+        });
+    });
+
+    describe("replication slot commands", () => {
+        it("createSlotCommand for replica 2 is the exact command, and sh accepts it", () => {
+            expect(createSlotCommand(staging, 2)).toBe(CREATE_SLOT_2);
+            expect(shellSyntaxCheck(CREATE_SLOT_2)).toEqual({ status: 0, stderr: "" });
+        });
+
+        it("createSlotCommand hands psql the SQL as one argument", () => {
+            expect(runWithFakeDocker(createSlotCommand(staging, 2), { INSPECT: "0", SUCCEED_AT: "1" })).toEqual({
+                status: 0,
+                calls: [
+                    [
+                        ...PSQL_ARGS,
+                        "SELECT pg_create_physical_replication_slot('replica_2_slot') WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'replica_2_slot')",
+                    ],
+                ],
+            });
+        });
+
+        it("dropSlotCommand for replica 2 is the exact script, and sh accepts it", () => {
+            expect(dropSlotCommand(staging, 2)).toBe(DROP_SLOT_2);
+            expect(shellSyntaxCheck(DROP_SLOT_2)).toEqual({ status: 0, stderr: "" });
+        });
+
+        it("dropSlotCommand retries while the slot is still active and succeeds once the drop does", () => {
+            const drop = [
+                ...PSQL_ARGS,
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'replica_2_slot'",
+            ];
+            expect(runWithFakeDocker(dropSlotCommand(staging, 2), { INSPECT: "0", SUCCEED_AT: "3" })).toEqual({
+                status: 0,
+                calls: [drop, drop, drop],
+            });
+        });
+
+        it("dropSlotCommand succeeds without running psql when the primary container is gone", () => {
+            expect(runWithFakeDocker(dropSlotCommand(staging, 2), { INSPECT: "1", SUCCEED_AT: "1" })).toEqual({ status: 0, calls: [] });
+        });
+
+        it("dropSlotCommand fails after 30 failed attempts", () => {
+            const result = runWithFakeDocker(dropSlotCommand(staging, 2), { INSPECT: "0", SUCCEED_AT: "99" });
+            expect(result.status).toBe(1);
+            expect(result.calls).toHaveLength(30);
+        });
+    });
+});

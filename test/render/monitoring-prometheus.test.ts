@@ -1,0 +1,227 @@
+// What Prometheus scrapes and how the exporters and Prometheus start: exact
+// files for the stacks, and the values as a parser or the shell reads them.
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { renderPrometheusConfig } from "../../components/render/prometheus-config";
+import { exporterConnectionUrl, monitoringNames, postgresNodes, scrapeJobs } from "../../components/render/prometheus-targets";
+import {
+    renderPgbouncerExporterStart,
+    renderPostgresExporterStart,
+    renderPrometheusStart,
+} from "../../components/render/start-scripts";
+import { production, shellSyntaxCheck, staging } from "./fixtures";
+
+function stagingConfig(scrapeIntervalSeconds = 15): string {
+    return renderPrometheusConfig({
+        scrapeIntervalSeconds,
+        externalLabels: { cluster: staging.clusterName },
+        ruleFiles: ["/etc/obcms/alert-rules.yml"],
+        jobs: scrapeJobs(staging),
+    });
+}
+
+describe("prometheus.yml", () => {
+    it("is exactly this for the staging stack", () => {
+        expect(stagingConfig()).toBe(
+            [
+                "# Rendered by obcms-database; changes here are overwritten.",
+                "global:",
+                '  evaluation_interval: "15s"',
+                "  external_labels:",
+                '    cluster: "obcms-database-staging"',
+                '  scrape_interval: "15s"',
+                '  scrape_timeout: "10s"',
+                "rule_files:",
+                '  - "/etc/obcms/alert-rules.yml"',
+                "scrape_configs:",
+                '  - job_name: "postgres"',
+                "    static_configs:",
+                "      - labels:",
+                '          instance: "primary"',
+                '          role: "primary"',
+                "        targets:",
+                '          - "obcms-database-staging-primary-exporter:9187"',
+                "      - labels:",
+                '          instance: "replica_1"',
+                '          role: "replica"',
+                "        targets:",
+                '          - "obcms-database-staging-replica-1-exporter:9187"',
+                '  - job_name: "pgbouncer"',
+                "    static_configs:",
+                "      - labels:",
+                '          instance: "pgbouncer"',
+                '          role: "pgbouncer"',
+                "        targets:",
+                '          - "obcms-database-staging-pgbouncer-exporter:9127"',
+                "",
+            ].join("\n"),
+        );
+    });
+
+    it("keeps the scrape timeout within a short scrape interval", () => {
+        expect(parse(stagingConfig(2)).global).toMatchObject({ scrape_interval: "2s", scrape_timeout: "2s", evaluation_interval: "2s" });
+        expect(parse(stagingConfig(60)).global).toMatchObject({ scrape_interval: "60s", scrape_timeout: "10s" });
+    });
+
+    it("adds a postgres target per replica: 1 + 3 for production", () => {
+        const jobs = scrapeJobs(production);
+        expect(jobs.map((j) => [j.name, j.targets.map((t) => `${t.labels.role}/${t.labels.instance}@${t.address}`)])).toEqual([
+            [
+                "postgres",
+                [
+                    "primary/primary@obcms-database-production-primary-exporter:9187",
+                    "replica/replica_1@obcms-database-production-replica-1-exporter:9187",
+                    "replica/replica_2@obcms-database-production-replica-2-exporter:9187",
+                    "replica/replica_3@obcms-database-production-replica-3-exporter:9187",
+                ],
+            ],
+            ["pgbouncer", ["pgbouncer/pgbouncer@obcms-database-production-pgbouncer-exporter:9127"]],
+        ]);
+    });
+
+    it("names each exporter after the server it watches", () => {
+        expect(postgresNodes(production).map((n) => [n.node, n.role, n.host, n.exporter])).toEqual([
+            ["primary", "primary", "obcms-database-production-primary", "obcms-database-production-primary-exporter"],
+            ...[1, 2, 3].map((k) => [
+                `replica_${k}`,
+                "replica",
+                `obcms-database-production-replica-${k}`,
+                `obcms-database-production-replica-${k}-exporter`,
+            ]),
+        ]);
+        expect(monitoringNames(production)).toMatchObject({
+            pgbouncerExporter: "obcms-database-production-pgbouncer-exporter",
+            prometheus: "obcms-database-production-prometheus",
+            prometheusVolume: "obcms-database-production-prometheus-data",
+            grafana: "obcms-database-production-grafana",
+        });
+    });
+});
+
+describe("exporterConnectionUrl", () => {
+    it("writes a URL without a password, keeping paths in the query readable", () => {
+        expect(
+            exporterConnectionUrl({
+                user: "monitoring",
+                host: "db",
+                port: 5432,
+                database: "obcms",
+                params: { sslmode: "verify-full", sslrootcert: "/etc/obcms/tls/ca.crt" },
+            }),
+        ).toBe("postgresql://monitoring@db:5432/obcms?sslmode=verify-full&sslrootcert=/etc/obcms/tls/ca.crt");
+    });
+
+    it("percent-encodes every part, so hostile values come back unchanged from a URL parser", () => {
+        const hostile = { user: "mon:it@r/ing", host: "db", port: 6432, database: "a b?c#d", params: { "x&y": "1=2&z#" } };
+        const url = new URL(exporterConnectionUrl(hostile));
+        expect([decodeURIComponent(url.username), url.password, url.hostname, url.port, decodeURIComponent(url.pathname.slice(1))]).toEqual([
+            "mon:it@r/ing",
+            "",
+            "db",
+            "6432",
+            "a b?c#d",
+        ]);
+        expect([...url.searchParams]).toEqual([["x&y", "1=2&z#"]]);
+    });
+});
+
+/** The arguments /bin/sh passes to `command` on the script's `exec` line, with `setpriv` stubbed out to print them. */
+function execArguments(script: string): string[] {
+    const line = script.split("\n").find((l) => l.startsWith("exec setpriv "));
+    expect(line).toBeDefined();
+    const output = execFileSync(
+        "/bin/sh",
+        ["-c", `setpriv() { for a in "$@"; do printf '%s\\0' "$a"; done; }; ${line!.replace(/^exec /, "")}`],
+        { encoding: "utf8" },
+    );
+    return output.split("\0").slice(0, -1);
+}
+
+/** The lines a script adds after the shared header (which ends with the secret files' chmod, or the socket directory's chown). */
+function ownLines(script: string): string[] {
+    const lines = script.split("\n");
+    const headerEnd = Math.max(...lines.map((l, i) => (/^chmod 0600 |^chown 'postgres': '\/var\/run\/postgresql'$/.test(l) ? i : -1)));
+    return lines.slice(headerEnd + 1);
+}
+
+describe("monitoring start scripts", () => {
+    const dsn = "postgresql://monitoring@obcms-database-staging-primary:5432/obcms?sslmode=verify-full&sslrootcert=/etc/obcms/tls/ca.crt";
+    const postgres = renderPostgresExporterStart({ dataSourceName: dsn, configFile: "/etc/obcms/postgres_exporter.yml", listenPort: 9187 });
+    const admin = "postgresql://monitoring@obcms-database-staging-pgbouncer:6432/pgbouncer?sslmode=disable";
+    const pgbouncer = renderPgbouncerExporterStart({ connectionString: admin, listenPort: 9127 });
+    const prometheus = renderPrometheusStart({
+        configFile: "/etc/obcms/prometheus.yml",
+        dataDir: "/var/lib/obcms/prometheus",
+        retention: "15d",
+        listenPort: 9090,
+    });
+    const SCRIPTS: Array<[string, string]> = [
+        ["postgres exporter", postgres],
+        ["pgbouncer exporter", pgbouncer],
+        ["prometheus", prometheus],
+    ];
+
+    it.each(SCRIPTS)("the %s script parses as POSIX shell and starts like every other", (_, script) => {
+        expect(shellSyntaxCheck(script)).toEqual({ status: 0, stderr: "" });
+        expect(script.split("\n").slice(0, 3)).toEqual(["#!/bin/sh", "# Rendered by obcms-database.", "set -eu"]);
+    });
+
+    it("the postgres exporter reads its password from the 0600 passfile it owns, and its URL from the environment", () => {
+        expect(postgres).toContain("\nchown 'postgres': '/etc/obcms/pgpass'\nchmod 0600 '/etc/obcms/pgpass'\n");
+        expect(ownLines(postgres)).toEqual([
+            "export PGPASSFILE='/etc/obcms/pgpass'",
+            `export DATA_SOURCE_NAME='${dsn}'`,
+            "exec setpriv --reuid='postgres' --regid='postgres' --init-groups -- prometheus-postgres-exporter " +
+                "--config.file='/etc/obcms/postgres_exporter.yml' --web.listen-address=:9187 --collector.stat_statements",
+            "",
+        ]);
+        expect(execArguments(postgres)).toEqual([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+            "prometheus-postgres-exporter",
+            "--config.file=/etc/obcms/postgres_exporter.yml",
+            "--web.listen-address=:9187",
+            "--collector.stat_statements",
+        ]);
+    });
+
+    it("the pgbouncer exporter takes the admin console URL, which has no password, as one argument", () => {
+        expect(pgbouncer).toContain("\nchown 'postgres': '/etc/obcms/pgpass'\nchmod 0600 '/etc/obcms/pgpass'\n");
+        expect(ownLines(pgbouncer)).toEqual([
+            "export PGPASSFILE='/etc/obcms/pgpass'",
+            "exec setpriv --reuid='postgres' --regid='postgres' --init-groups -- prometheus-pgbouncer-exporter " +
+                `--pgBouncer.connectionString='${admin}' --pgBouncer.pid-file= --web.listen-address=:9127`,
+            "",
+        ]);
+        expect(execArguments(pgbouncer).slice(4)).toEqual([
+            "prometheus-pgbouncer-exporter",
+            `--pgBouncer.connectionString=${admin}`,
+            "--pgBouncer.pid-file=",
+            "--web.listen-address=:9127",
+        ]);
+    });
+
+    it("prometheus keeps its data on the volume it owns, for the configured retention", () => {
+        expect(ownLines(prometheus)).toEqual([
+            "chown 'postgres': '/var/lib/obcms/prometheus'",
+            "exec setpriv --reuid='postgres' --regid='postgres' --init-groups -- prometheus --config.file='/etc/obcms/prometheus.yml' " +
+                "--storage.tsdb.path='/var/lib/obcms/prometheus' --storage.tsdb.retention.time='15d' --web.listen-address=:9090",
+            "",
+        ]);
+    });
+
+    it("single-quotes a hostile retention and URL, so each stays one argument", () => {
+        const hostile = "15d' --web.enable-admin-api '$(id)";
+        const script = renderPrometheusStart({ configFile: "/c", dataDir: "/d", retention: hostile, listenPort: 9090 });
+        expect(execArguments(script)).toContain(`--storage.tsdb.retention.time=${hostile}`);
+        const url = "postgresql://m@h:1/p?a='b'&c=$(id)";
+        expect(execArguments(renderPgbouncerExporterStart({ connectionString: url, listenPort: 1 }))).toContain(`--pgBouncer.connectionString=${url}`);
+    });
+
+    it.each(SCRIPTS)("the %s script carries no password", (_, script) => {
+        expect(script).not.toMatch(/password\s*[=:]|PGPASSWORD|DATA_SOURCE_PASS/i);
+    });
+});
