@@ -6,9 +6,11 @@ import { startStack, StartedStack } from "../support/cluster";
 import { docker, query, waitFor, withClient } from "../support/sql";
 
 const EXPECTED = {
-    staging: { replicas: 1, poolSize: 25, maxClientConn: 1000 },
-    production: { replicas: 3, poolSize: 50, maxClientConn: 2000 },
+    staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
+    production: { replicas: 3, poolSize: 50, maxClientConn: 2000, clientTls: "require", postgresPublished: false },
 } as const;
+/** No Grafana image can be pulled here; its provisioning is tested without it. */
+const NO_GRAFANA = { grafanaEnabled: false };
 const RESERVE_POOL_SIZE = 5;
 const APP_USER = "obcms_app";
 
@@ -37,7 +39,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
 
     beforeAll(async () => {
         const started = Date.now();
-        stack = await startStack(stackName);
+        stack = await startStack(stackName, { overrides: NO_GRAFANA });
         const created = Date.now();
         await waitFor("every replica streaming", 120_000, async () => {
             const streaming = await streamingReplicas(stack.outputs.primaryUrl);
@@ -153,13 +155,14 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         })();
 
         const clients = 100;
-        const transactionsEach = 10;
+        const transactionsEach = 5;
         const results = await Promise.allSettled(
             Array.from({ length: clients }, (_, client) =>
                 withClient(stack.outputs.databaseUrl, async (c) => {
                     for (let n = 0; n < transactionsEach; n++) {
                         await c.query("BEGIN");
-                        await c.query("SELECT pg_sleep(0.02)");
+                        // Long enough that 100 clients want more servers than the pool has.
+                        await c.query("SELECT pg_sleep(0.1)");
                         await c.query("INSERT INTO load_test (client, n) VALUES ($1, $2)", [client, n]);
                         await c.query("COMMIT");
                     }
@@ -174,10 +177,10 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         const [{ count }] = await query(stack.outputs.databaseUrl, "SELECT count(*)::int AS count FROM load_test");
         expect(count).toBe(clients * transactionsEach);
         console.log(`${stackName}: 100 clients, peak server connections ${peakPooler} (PgBouncer), ${peakBackends} (PostgreSQL), limit ${limit}`);
-        expect(peakPooler).toBeLessThanOrEqual(limit);
-        expect(peakBackends).toBeLessThanOrEqual(limit);
+        expect(peakPooler, "peak PgBouncer server connections").toBeLessThanOrEqual(limit);
+        expect(peakBackends, "peak PostgreSQL backends").toBeLessThanOrEqual(limit);
         // The clients really contended for the pool: it was filled.
-        expect(peakPooler).toBeGreaterThanOrEqual(expected.poolSize);
+        expect(peakPooler, "peak PgBouncer server connections").toBeGreaterThanOrEqual(expected.poolSize);
     }, 120_000);
 
     it("spreads obcms_readonly over the replicas and refuses writes there", async () => {
@@ -259,6 +262,22 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(statements.readable).toBe(true);
     });
 
+    it("keeps the monitoring role read-only and pg_hba.conf free of trust", async () => {
+        await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS monitoring_probe (id int)");
+        await withClient(stack.outputs.primaryUrl, async (c) => {
+            await c.query("SET ROLE monitoring");
+            const stats = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity");
+            expect(stats.rows[0].n).toBeGreaterThan(0);
+            await expect(c.query("INSERT INTO monitoring_probe VALUES (1)")).rejects.toMatchObject({ code: "42501" });
+            await expect(c.query("CREATE TABLE monitoring_owned (id int)")).rejects.toMatchObject({ code: "42501" });
+        });
+        for (const node of ["primary", ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`)]) {
+            const hba = await docker("exec", `${stack.clusterName}-${node}`, "cat", "/etc/obcms/pg_hba.conf");
+            expect(hba, node).not.toMatch(/\btrust\b/);
+            expect(hba.split("\n").filter((line) => line.startsWith("local")), node).toEqual(["local all all peer"]);
+        }
+    });
+
     it("refuses a replication connection from any role but the replication role", async () => {
         const primary = new URL(stack.outputs.primaryUrl);
         const client = new pg.Client({
@@ -276,12 +295,13 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         await client.end().catch(() => undefined);
     });
 
-    it("keeps passwords out of Docker's view: no environment, command or log holds one; the userlist holds verifiers, 0600", async () => {
+    it("keeps passwords out of Docker's view: no container's environment, command or log holds one; the userlist holds verifiers, 0600", async () => {
         const containers = (await docker("ps", "-a", "--filter", `name=^${stack.clusterName}-`, "--format", "{{.Names}}"))
             .trim()
             .split("\n")
             .sort();
-        expect(containers).toHaveLength(expected.replicas + 2);
+        const databaseContainers = ["pgbouncer", "primary", ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`)];
+        expect(containers).toEqual(expect.arrayContaining(databaseContainers.map((n) => `${stack.clusterName}-${n}`)));
         const passwords = passwordsOf(stack);
         expect(passwords).toHaveLength(3);
         for (const name of containers) {
@@ -320,6 +340,61 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             (await streamingReplicas(stack.outputs.primaryUrl)).includes("replica_1") ? true : undefined,
         );
     }, 120_000);
+
+    it("encrypts every connection between nodes and verifies the servers against the stack's CA", async () => {
+        const replication = await query(
+            stack.outputs.primaryUrl,
+            "SELECT r.application_name, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1",
+        );
+        expect(replication).toEqual(replicaNames(expected.replicas).map((application_name) => ({ application_name, ssl: true })));
+        // The client checks PgBouncer's certificate (issued for 127.0.0.1) against the CA from the outputs.
+        const url = new URL(stack.outputs.databaseUrl);
+        url.search = "";
+        const client = new pg.Client({ connectionString: url.toString(), ssl: { ca: stack.outputs.caCertificate, rejectUnauthorized: true } });
+        await client.connect();
+        try {
+            // In transaction mode this is the server connection PgBouncer opened, with verify-full.
+            const [row] = (await client.query("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).rows;
+            expect(row).toEqual({ ssl: true, version: "TLSv1.3" });
+        } finally {
+            await client.end();
+        }
+        const sslmode = (u: string) => new URL(u).searchParams.get("sslmode");
+        expect([stack.outputs.databaseUrl, stack.outputs.readonlyDatabaseUrl, stack.outputs.pgbouncerAdminUrl].map(sslmode)).toEqual([
+            expected.clientTls,
+            expected.clientTls,
+            expected.clientTls,
+        ]);
+    });
+
+    it(`${expected.clientTls === "require" ? "refuses" : "accepts"} clients without TLS`, async () => {
+        const connectWithoutTls = async (u: string) => {
+            const url = new URL(u);
+            url.search = "";
+            const client = new pg.Client({ connectionString: url.toString(), ssl: false });
+            await client.connect();
+            await client.end();
+        };
+        const throughPgbouncer = connectWithoutTls(stack.outputs.databaseUrl);
+        const direct = connectWithoutTls(stack.outputs.primaryUrl);
+        if (expected.clientTls === "require") {
+            await expect(throughPgbouncer).rejects.toMatchObject({ message: "SSL required" });
+            await expect(direct).rejects.toMatchObject({
+                code: "28000",
+                message: expect.stringMatching(/^no pg_hba.conf entry for host ".*", user "postgres", database "obcms", no encryption$/),
+            });
+        } else {
+            await expect(throughPgbouncer).resolves.toBeUndefined();
+            await expect(direct).resolves.toBeUndefined();
+        }
+    });
+
+    it(`${expected.postgresPublished ? "publishes" : "does not publish"} PostgreSQL's ports on the host`, async () => {
+        const published = JSON.parse(await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-primary`));
+        expect(Object.keys(published ?? {})).toEqual(expected.postgresPublished ? ["5432/tcp"] : []);
+        const pgbouncer = JSON.parse(await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-pgbouncer`));
+        expect(Object.keys(pgbouncer)).toEqual(["6432/tcp"]);
+    });
 
     it.runIf(stackName === "production")("drops the slots of removed replicas when scaling 3 → 1", async () => {
         const removed = [3, 2].flatMap((k) => [`replica-${k}-container`, `replica-${k}-slot`, `replica-${k}-data`]);
