@@ -215,7 +215,8 @@ export function validateSettings(s: ClusterSettings): void {
     validatePorts(s);
 }
 
-function validatePorts(s: ClusterSettings): void {
+/** The host ports the database nodes publish, each with the config key it comes from. */
+function publishedPorts(s: ClusterSettings): Array<[string, number]> {
     const ports: Array<[string, number]> = [["pgbouncerPort", s.pgbouncerPort]];
     if (s.publishPostgresPorts) {
         ports.push(["primaryPort", s.primaryPort]);
@@ -223,6 +224,11 @@ function validatePorts(s: ClusterSettings): void {
             ports.push([k === 1 ? "replicaBasePort" : `replicaBasePort (replica ${k})`, replicaHostPort(s, k)]);
         }
     }
+    return ports;
+}
+
+/** Every port in range, and no two the same; the message names the later key. */
+function requireDistinctPorts(ports: ReadonlyArray<[string, number]>): void {
     const seen = new Map<number, string>();
     for (const [key, port] of ports) {
         requireInteger(key, port, 1, 65_535, "a port from 1 to 65535");
@@ -232,6 +238,10 @@ function validatePorts(s: ClusterSettings): void {
         }
         seen.set(port, key);
     }
+}
+
+function validatePorts(s: ClusterSettings): void {
+    requireDistinctPorts(publishedPorts(s));
 }
 
 // ---------------------------------------------------------------------------
@@ -382,19 +392,5 @@ function validateMonitoringPorts(m: MonitoringSettings, s: ClusterSettings): voi
     if (m.grafanaEnabled) {
         ports.push(["grafanaPort", m.grafanaPort]);
     }
-    const taken = new Map<number, string>([[s.pgbouncerPort, "pgbouncerPort"]]);
-    if (s.publishPostgresPorts) {
-        taken.set(s.primaryPort, "primaryPort");
-        for (let k = 1; k <= s.replicaCount; k++) {
-            taken.set(replicaHostPort(s, k), k === 1 ? "replicaBasePort" : `replicaBasePort (replica ${k})`);
-        }
-    }
-    for (const [key, port] of ports) {
-        requireInteger(key, port, 1, 65_535, "a port from 1 to 65535");
-        const other = taken.get(port);
-        if (other !== undefined) {
-            throw new SettingsError(`${key} uses port ${port}, which ${other} already uses; every published port must differ`);
-        }
-        taken.set(port, key);
-    }
+    requireDistinctPorts([...publishedPorts(s), ...ports]);
 }
