@@ -1,8 +1,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { FILES } from "./render/paths";
+import { FILES, SERVICE_UID } from "./render/paths";
 
-/** A rendered file shipped into a container; secret files are uploaded 0600 and chowned by the start script. */
+/** A rendered file shipped into a container, owned by the service user; secret files are 0600. */
 export interface ServiceFile {
     readonly path: string;
     readonly content: pulumi.Input<string>;
@@ -46,11 +46,13 @@ export function serviceContainer(
             name: args.containerName,
             hostname: args.containerName,
             image: args.image,
+            // Never root: the service user from the first process on.
+            user: `${SERVICE_UID}:${SERVICE_UID}`,
             entrypoints: ["/bin/sh", FILES.start],
             uploads: [
                 { file: FILES.start, content: args.startScript, permissions: "0755" },
                 ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
-            ],
+            ].map((upload) => ({ ...upload, owner: String(SERVICE_UID), group: String(SERVICE_UID) })),
             networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
             volumes: args.volume ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath }] : [],
             ports: args.publish ? [args.publish] : [],

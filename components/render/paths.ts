@@ -9,8 +9,12 @@ export const VOLUME_DIR = "/var/lib/postgresql/data";
 export const PGDATA = `${VOLUME_DIR}/pgdata`;
 /** PostgreSQL's and PgBouncer's Unix sockets. */
 export const SOCKET_DIR = "/var/run/postgresql";
-/** The service user every process drops to. */
-export const SERVICE_USER = "postgres";
+/**
+ * The service user every container runs as, by number: the `postgres` user
+ * of the official PostgreSQL images and of ours. Uploaded files are owned by
+ * it, and a new named volume takes its ownership from the image's directory.
+ */
+export const SERVICE_UID = 999;
 
 export const FILES = {
     postgresqlConf: `${CONFIG_DIR}/postgresql.conf`,

@@ -1,41 +1,26 @@
-// Entry points of the containers. Each starts as root only to give the
-// rendered files and the volume to the service user, then drops to it with
-// setpriv, which (unlike su) keeps the container's open-files limit.
+// Entry points of the containers. Every container runs as the service user
+// from its first process on: the rendered files arrive owned by it with their
+// final modes, and a new named volume takes its ownership from the image.
 import { shellWord } from "./escape";
-import { FILES, PGDATA, SERVICE_USER, SOCKET_DIR, VOLUME_DIR } from "./paths";
+import { FILES, PGDATA, VOLUME_DIR } from "./paths";
 
 /** Socket directory of the primary's bootstrap server, which nothing else connects to. */
-export const BOOTSTRAP_SOCKET_DIR = "/run/obcms-bootstrap";
+export const BOOTSTRAP_SOCKET_DIR = `${VOLUME_DIR}/bootstrap-socket`;
 
-const user = shellWord(SERVICE_USER);
-/** Runs the rest of the command line as the service user, keeping rlimits and environment. */
-const DROP_PRIVILEGES = `setpriv --reuid=${user} --regid=${user} --init-groups --`;
-
-function header(secretFiles: readonly string[]): string[] {
+function header(): string[] {
     return [
         "#!/bin/sh",
         "# Rendered by obcms-database.",
         "set -eu",
         // Debian's layout for PostgreSQL 17, the version the cluster runs.
         'export PATH="/usr/lib/postgresql/17/bin:$PATH"',
-        `as_service_user() { ${DROP_PRIVILEGES} "$@"; }`,
-        // setpriv keeps the environment: libpq must look for its files in the service user's home, not root's.
-        `export HOME="$(getent passwd ${user} | cut -d: -f6)"`,
-        `mkdir -p ${shellWord(SOCKET_DIR)}`,
-        `chown ${user}: ${shellWord(SOCKET_DIR)}`,
-        ...secretFiles.flatMap((file) => [`chown ${user}: ${shellWord(file)}`, `chmod 0600 ${shellWord(file)}`]),
     ];
 }
 
-function dataDirectory(): string[] {
-    return [
-        `chown ${user}: ${shellWord(VOLUME_DIR)}`,
-        `PGDATA=${shellWord(PGDATA)}`,
-    ];
-}
+const SET_PGDATA = `PGDATA=${shellWord(PGDATA)}`;
 
 function execPostgres(extraOptions = ""): string {
-    return `exec ${DROP_PRIVILEGES} postgres -D "$PGDATA" -c config_file=${shellWord(FILES.postgresqlConf)}${extraOptions}`;
+    return `exec postgres -D "$PGDATA" -c config_file=${shellWord(FILES.postgresqlConf)}${extraOptions}`;
 }
 
 /**
@@ -61,8 +46,8 @@ function standbyMinimums(): string[] {
         'standby_options=""',
         `for pair in ${STANDBY_MINIMUMS.map(([guc, label]) => `${guc}:${label}`).join(" ")}; do`,
         '  guc="${pair%%:*}"; label="${pair#*:}"',
-        '  recorded="$(as_service_user pg_controldata "$PGDATA" | sed -n "s/^${label} setting: *//p")"',
-        `  configured="$(as_service_user postgres -D "$PGDATA" -c config_file=${shellWord(FILES.postgresqlConf)} -C "$guc")"`,
+        '  recorded="$(pg_controldata "$PGDATA" | sed -n "s/^${label} setting: *//p")"',
+        `  configured="$(postgres -D "$PGDATA" -c config_file=${shellWord(FILES.postgresqlConf)} -C "$guc")"`,
         '  if [ -n "$recorded" ] && [ "$recorded" -gt "$configured" ]; then',
         '    echo "the primary last ran with $guc = $recorded, above the $configured configured here: using $recorded until the change is replayed" >&2',
         '    standby_options="$standby_options -c $guc=$recorded"',
@@ -80,16 +65,15 @@ function standbyMinimums(): string[] {
 export function renderPrimaryStart(): string {
     const bootstrapOptions = `-c config_file=${FILES.postgresqlConf} -c listen_addresses= -c unix_socket_directories=${BOOTSTRAP_SOCKET_DIR}`;
     return [
-        ...header([FILES.bootstrapSql, FILES.tlsKey]),
-        ...dataDirectory(),
+        ...header(),
+        SET_PGDATA,
         `mkdir -p ${shellWord(BOOTSTRAP_SOCKET_DIR)}`,
-        `chown ${user}: ${shellWord(BOOTSTRAP_SOCKET_DIR)}`,
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
-        '  as_service_user initdb -D "$PGDATA" --username=postgres --auth-local=peer --auth-host=reject --encoding=UTF8 --locale=C.UTF-8 --data-checksums',
+        '  initdb -D "$PGDATA" --username=postgres --auth-local=peer --auth-host=reject --encoding=UTF8 --locale=C.UTF-8 --data-checksums',
         "fi",
-        `as_service_user pg_ctl -D "$PGDATA" -w -t 120 -o ${shellWord(bootstrapOptions)} start`,
-        `as_service_user psql -X -q -h ${shellWord(BOOTSTRAP_SOCKET_DIR)} -U postgres -d postgres -f ${shellWord(FILES.bootstrapSql)}`,
-        'as_service_user pg_ctl -D "$PGDATA" -w -t 120 -m fast stop',
+        `pg_ctl -D "$PGDATA" -w -t 120 -o ${shellWord(bootstrapOptions)} start`,
+        `psql -X -q -h ${shellWord(BOOTSTRAP_SOCKET_DIR)} -U postgres -d postgres -f ${shellWord(FILES.bootstrapSql)}`,
+        'pg_ctl -D "$PGDATA" -w -t 120 -m fast stop',
         execPostgres(),
         "",
     ].join("\n");
@@ -125,11 +109,11 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         "--no-password",
     ].join(" ");
     const replication = `host=${spec.primaryHost} port=${spec.primaryPort} user=${spec.replicationUser} dbname=replication replication=true`;
-    const onPrimary = (command: string) => `as_service_user psql -X -A -t -q ${shellWord(replication)} -c ${shellWord(command)}`;
+    const onPrimary = (command: string) => `psql -X -A -t -q ${shellWord(replication)} -c ${shellWord(command)}`;
     const slot = spec.slotName;
     return [
-        ...header([FILES.pgpass, FILES.tlsKey]),
-        ...dataDirectory(),
+        ...header(),
+        SET_PGDATA,
         `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
         // The clone, like streaming, checks the primary's certificate and host name.
         "export PGSSLMODE=verify-full",
@@ -143,7 +127,7 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         "fi",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         `  attempt=1`,
-        `  until rm -rf "$PGDATA.clone" && as_service_user ${basebackup}; do`,
+        `  until rm -rf "$PGDATA.clone" && ${basebackup}; do`,
         `    if [ "$attempt" -ge ${spec.cloneAttempts} ]; then echo "clone from the primary failed ${spec.cloneAttempts} times" >&2; exit 1; fi`,
         "    attempt=$((attempt + 1))",
         "    sleep 2",
@@ -151,7 +135,7 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         '  rm -rf "$PGDATA"',
         '  mv "$PGDATA.clone" "$PGDATA"',
         "fi",
-        'as_service_user touch "$PGDATA/standby.signal"',
+        'touch "$PGDATA/standby.signal"',
         ...standbyMinimums(),
         execPostgres(" $standby_options"),
         "",
@@ -161,8 +145,8 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
 /** PgBouncer, with the userlist readable by its service user only. */
 export function renderPgbouncerStart(): string {
     return [
-        ...header([FILES.userlist, FILES.tlsKey]),
-        `exec ${DROP_PRIVILEGES} pgbouncer ${shellWord(FILES.pgbouncerIni)}`,
+        ...header(),
+        `exec pgbouncer ${shellWord(FILES.pgbouncerIni)}`,
         "",
     ].join("\n");
 }
@@ -177,11 +161,11 @@ export interface PostgresExporterStartSpec {
 /** postgres_exporter for one node; its login password stays in the passfile, out of its environment and command line. */
 export function renderPostgresExporterStart(spec: PostgresExporterStartSpec): string {
     return [
-        ...header([FILES.pgpass]),
+        ...header(),
         `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
         `export DATA_SOURCE_NAME=${shellWord(spec.dataSourceName)}`,
         [
-            `exec ${DROP_PRIVILEGES} prometheus-postgres-exporter`,
+            `exec prometheus-postgres-exporter`,
             `--config.file=${shellWord(spec.configFile)}`,
             `--web.listen-address=:${spec.listenPort}`,
             // Top statements for the dashboard; pg_stat_statements is preloaded on every node.
@@ -200,10 +184,10 @@ export interface PgbouncerExporterStartSpec {
 /** pgbouncer_exporter, reading the admin console as the stats user. */
 export function renderPgbouncerExporterStart(spec: PgbouncerExporterStartSpec): string {
     return [
-        ...header([FILES.pgpass]),
+        ...header(),
         `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
         [
-            `exec ${DROP_PRIVILEGES} prometheus-pgbouncer-exporter`,
+            `exec prometheus-pgbouncer-exporter`,
             `--pgBouncer.connectionString=${shellWord(spec.connectionString)}`,
             // PgBouncer runs in another container: no pid file, no process metrics.
             "--pgBouncer.pid-file=",
@@ -224,10 +208,9 @@ export interface PrometheusStartSpec {
 /** Prometheus, its data on the volume mounted at `dataDir`. */
 export function renderPrometheusStart(spec: PrometheusStartSpec): string {
     return [
-        ...header([]),
-        `chown ${user}: ${shellWord(spec.dataDir)}`,
+        ...header(),
         [
-            `exec ${DROP_PRIVILEGES} prometheus`,
+            `exec prometheus`,
             `--config.file=${shellWord(spec.configFile)}`,
             `--storage.tsdb.path=${shellWord(spec.dataDir)}`,
             `--storage.tsdb.retention.time=${shellWord(spec.retention)}`,

@@ -262,6 +262,17 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(statements.readable).toBe(true);
     });
 
+    it("runs every container as the non-root service user, from its first process on", async () => {
+        const containers = (await docker("ps", "--filter", `name=^${stack.clusterName}-`, "--format", "{{.Names}}")).trim().split("\n");
+        expect(containers.length).toBeGreaterThanOrEqual(expected.replicas + 2);
+        for (const name of containers) {
+            expect((await docker("inspect", "--format", "{{.Config.User}}", name)).trim(), name).toBe("999:999");
+            // No process in the container, the first included, runs as root.
+            const uids = (await docker("top", name, "-eo", "pid,uid")).trim().split("\n").slice(1).map((line) => line.trim().split(/\s+/)[1]);
+            expect(new Set(uids), name).toEqual(new Set(["999"]));
+        }
+    });
+
     it("keeps the monitoring role read-only and pg_hba.conf free of trust", async () => {
         await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS monitoring_probe (id int)");
         await withClient(stack.outputs.primaryUrl, async (c) => {
@@ -295,7 +306,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         await client.end().catch(() => undefined);
     });
 
-    it("keeps passwords out of Docker's view: no container's environment, command or log holds one; the userlist holds verifiers, 0600", async () => {
+    it("keeps passwords and keys out of Docker's view: no container's environment, command or log holds one; userlist and keys 0600", async () => {
         const containers = (await docker("ps", "-a", "--filter", `name=^${stack.clusterName}-`, "--format", "{{.Names}}"))
             .trim()
             .split("\n")
@@ -311,13 +322,16 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 (out) => out,
                 () => "",
             );
-            for (const password of passwords) {
-                expect(visible).not.toContain(password);
-                expect(logs).not.toContain(password);
+            for (const secret of [...passwords, "PRIVATE KEY"]) {
+                expect(visible, name).not.toContain(secret);
+                expect(logs, name).not.toContain(secret);
             }
         }
         const pgbouncer = `${stack.clusterName}-pgbouncer`;
         expect((await docker("exec", pgbouncer, "stat", "-c", "%a %U", "/etc/obcms/userlist.txt")).trim()).toBe("600 postgres");
+        for (const name of databaseContainers.map((n) => `${stack.clusterName}-${n}`)) {
+            expect((await docker("exec", name, "stat", "-c", "%a %U", "/etc/obcms/tls/server.key")).trim(), name).toBe("600 postgres");
+        }
         const userlist = await docker("exec", pgbouncer, "cat", "/etc/obcms/userlist.txt");
         expect(userlist.trim().split("\n").map((line) => line.split(" ")[0])).toEqual(['"monitoring"', '"obcms_app"', '"pgbouncer"']);
         expect(userlist.trim().split("\n").every((line) => / "SCRAM-SHA-256\$4096:/.test(line))).toBe(true);

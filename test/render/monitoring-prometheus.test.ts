@@ -126,23 +126,23 @@ describe("exporterConnectionUrl", () => {
     });
 });
 
-/** The arguments /bin/sh passes to `command` on the script's `exec` line, with `setpriv` stubbed out to print them. */
+/** The arguments /bin/sh passes to the program on the script's `exec` line, with the program stubbed out to print them. */
 function execArguments(script: string): string[] {
-    const line = script.split("\n").find((l) => l.startsWith("exec setpriv "));
+    const line = script.split("\n").find((l) => l.startsWith("exec "));
     expect(line).toBeDefined();
+    const program = line!.split(" ")[1];
     const output = execFileSync(
         "/bin/sh",
-        ["-c", `setpriv() { for a in "$@"; do printf '%s\\0' "$a"; done; }; ${line!.replace(/^exec /, "")}`],
+        ["-c", `${program.replace(/-/g, "_")}() { for a in "$@"; do printf '%s\\0' "$a"; done; }; ${line!.replace(/^exec \S+/, program.replace(/-/g, "_"))}`],
         { encoding: "utf8" },
     );
     return output.split("\0").slice(0, -1);
 }
 
-/** The lines a script adds after the shared header (which ends with the secret files' chmod, or the socket directory's chown). */
+/** The lines a script adds after the shared header (which ends with the PATH line). */
 function ownLines(script: string): string[] {
     const lines = script.split("\n");
-    const headerEnd = Math.max(...lines.map((l, i) => (/^chmod 0600 |^chown 'postgres': '\/var\/run\/postgresql'$/.test(l) ? i : -1)));
-    return lines.slice(headerEnd + 1);
+    return lines.slice(lines.findIndex((l) => l.startsWith("export PATH=")) + 1);
 }
 
 describe("monitoring start scripts", () => {
@@ -167,21 +167,15 @@ describe("monitoring start scripts", () => {
         expect(script.split("\n").slice(0, 3)).toEqual(["#!/bin/sh", "# Rendered by obcms-database.", "set -eu"]);
     });
 
-    it("the postgres exporter reads its password from the 0600 passfile it owns, and its URL from the environment", () => {
-        expect(postgres).toContain("\nchown 'postgres': '/etc/obcms/pgpass'\nchmod 0600 '/etc/obcms/pgpass'\n");
+    it("the postgres exporter reads its password from the passfile, and its URL from the environment", () => {
         expect(ownLines(postgres)).toEqual([
             "export PGPASSFILE='/etc/obcms/pgpass'",
             `export DATA_SOURCE_NAME='${dsn}'`,
-            "exec setpriv --reuid='postgres' --regid='postgres' --init-groups -- prometheus-postgres-exporter " +
+            "exec prometheus-postgres-exporter " +
                 "--config.file='/etc/obcms/postgres_exporter.yml' --web.listen-address=:9187 --collector.stat_statements",
             "",
         ]);
         expect(execArguments(postgres)).toEqual([
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--",
-            "prometheus-postgres-exporter",
             "--config.file=/etc/obcms/postgres_exporter.yml",
             "--web.listen-address=:9187",
             "--collector.stat_statements",
@@ -189,25 +183,22 @@ describe("monitoring start scripts", () => {
     });
 
     it("the pgbouncer exporter takes the admin console URL, which has no password, as one argument", () => {
-        expect(pgbouncer).toContain("\nchown 'postgres': '/etc/obcms/pgpass'\nchmod 0600 '/etc/obcms/pgpass'\n");
         expect(ownLines(pgbouncer)).toEqual([
             "export PGPASSFILE='/etc/obcms/pgpass'",
-            "exec setpriv --reuid='postgres' --regid='postgres' --init-groups -- prometheus-pgbouncer-exporter " +
+            "exec prometheus-pgbouncer-exporter " +
                 `--pgBouncer.connectionString='${admin}' --pgBouncer.pid-file= --web.listen-address=:9127`,
             "",
         ]);
-        expect(execArguments(pgbouncer).slice(4)).toEqual([
-            "prometheus-pgbouncer-exporter",
+        expect(execArguments(pgbouncer)).toEqual([
             `--pgBouncer.connectionString=${admin}`,
             "--pgBouncer.pid-file=",
             "--web.listen-address=:9127",
         ]);
     });
 
-    it("prometheus keeps its data on the volume it owns, for the configured retention", () => {
+    it("prometheus keeps its data on its volume, for the configured retention", () => {
         expect(ownLines(prometheus)).toEqual([
-            "chown 'postgres': '/var/lib/obcms/prometheus'",
-            "exec setpriv --reuid='postgres' --regid='postgres' --init-groups -- prometheus --config.file='/etc/obcms/prometheus.yml' " +
+            "exec prometheus --config.file='/etc/obcms/prometheus.yml' " +
                 "--storage.tsdb.path='/var/lib/obcms/prometheus' --storage.tsdb.retention.time='15d' --web.listen-address=:9090",
             "",
         ]);

@@ -5,12 +5,14 @@
 // registered, so the cluster comes up in the order the program declares.
 import { execFile } from "node:child_process";
 import { createServer } from "node:net";
+import { Readable } from "node:stream";
 import { generateKeyPairSync, randomBytes, randomInt } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
+import tar from "tar-stream";
 import { GenericContainer, getContainerRuntimeClient, Wait } from "testcontainers";
 import type Dockerode from "dockerode";
 import { revealInputs } from "./mocks";
@@ -152,6 +154,27 @@ async function openssl(type: string, inputs: Record<string, any>): Promise<Recor
     }
 }
 
+/**
+ * The container's uploads as one tar archive, with each file's owner and mode
+ * as the provider sets them (testcontainers' own copy has no owner).
+ */
+function uploadsArchive(uploads: ReadonlyArray<Record<string, any>>): tar.Pack {
+    const pack = tar.pack();
+    for (const u of uploads) {
+        pack.entry(
+            {
+                name: u.file.replace(/^\//, ""),
+                mode: parseInt(u.permissions ?? (u.executable ? "0755" : "0644"), 8),
+                uid: u.owner === undefined ? 0 : Number(u.owner),
+                gid: u.group === undefined ? 0 : Number(u.group),
+            },
+            u.content,
+        );
+    }
+    pack.finalize();
+    return pack;
+}
+
 interface DeclaredResource {
     readonly type: string;
     readonly inputs: Record<string, any>;
@@ -286,13 +309,7 @@ export class DockerMocks implements pulumi.runtime.Mocks {
             .withName(inputs.name)
             .withHostname(inputs.hostname ?? inputs.name)
             .withEntrypoint(inputs.entrypoints)
-            .withCopyContentToContainer(
-                (inputs.uploads ?? []).map((u: any) => ({
-                    content: u.content,
-                    target: u.file,
-                    mode: parseInt(u.permissions ?? (u.executable ? "0755" : "0644"), 8),
-                })),
-            )
+            .withCopyArchivesToContainer([{ tar: Readable.from(uploadsArchive(inputs.uploads ?? [])), target: "/" }])
             .withBindMounts((inputs.volumes ?? []).map((v: any) => ({ source: v.volumeName, target: v.containerPath, mode: "rw" as const })))
             // On free host ports rather than the configured ones, so parallel runs and the host's own services never clash.
             .withExposedPorts(...ports.map((p) => ({ container: p.internal, host: p.external })))
@@ -308,6 +325,9 @@ export class DockerMocks implements pulumi.runtime.Mocks {
             .withStartupTimeout((inputs.waitTimeout ?? 60) * 1000);
         if (inputs.command) {
             container.withCommand(inputs.command);
+        }
+        if (inputs.user) {
+            container.withUser(inputs.user);
         }
         // testcontainers removes a container that fails to turn healthy, so its
         // log is collected as it runs, to explain the failure.

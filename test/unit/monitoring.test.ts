@@ -27,7 +27,7 @@ async function declare(stack: StackName, overrides: Record<string, unknown> = {}
     return { mocks, exports, stackOutputs };
 }
 
-function upload(resource: RecordedResource, file: string): { content: string; permissions: string } {
+function upload(resource: RecordedResource, file: string): { content: string; permissions: string; owner?: string; group?: string } {
     const found = resource.inputs.uploads.filter((u: { file: string }) => u.file === file);
     expect(found, `${resource.name} ${file}`).toHaveLength(1);
     return found[0];
@@ -127,7 +127,7 @@ describe.each([
             const passfile = exporter.rawInputs.uploads;
             expect(isSecretInput(passfile), exporter.name).toBe(true);
             const pgpass = upload(exporter, "/etc/obcms/pgpass");
-            expect(pgpass.permissions).toBe("0600");
+            expect([pgpass.permissions, pgpass.owner, pgpass.group]).toEqual(["0600", "999", "999"]);
             expect(pgpass.content).toMatch(new RegExp(`^${cluster}-(primary|replica-\\d+|pgbouncer):(5432:obcms|6432:pgbouncer):monitoring:${password}\n$`));
             const start = upload(exporter, "/etc/obcms/start.sh").content;
             expect(start).toContain("\nexport PGPASSFILE='/etc/obcms/pgpass'\n");
@@ -147,6 +147,8 @@ describe.each([
                 file: "/etc/obcms/tls/ca.crt",
                 content: "-----BEGIN CERTIFICATE-----\n" + Buffer.from("tls-ca").toString("base64") + "\n-----END CERTIFICATE-----\n",
                 permissions: "0644",
+                owner: "999",
+                group: "999",
             });
             const everythingButThePassfile = JSON.stringify({
                 ...exporter.inputs,

@@ -238,6 +238,7 @@ describe("choices a stack can make", () => {
         for (const c of containers) {
             expect(c.inputs.ports.map((p: { ip: string }) => p.ip), c.name).toEqual(["10.1.2.3"]);
             expect(c.inputs.privileged ?? false, c.name).toBe(false);
+            expect(c.inputs.user, c.name).toBe("999:999");
         }
         const mounts = containers
             .filter((c) => c.name !== "pgbouncer-container")
