@@ -9,7 +9,7 @@ import { Credentials } from "./components/credentials";
 import { Monitoring } from "./components/monitoring";
 import { PgBouncer } from "./components/pgbouncer";
 import { Primary } from "./components/primary";
-import { nodeNames } from "./components/render/cluster";
+import { certificateNames, nodeNames } from "./components/render/cluster";
 import { Replica } from "./components/replica";
 import { ROLES } from "./components/settings";
 import { ClusterTls } from "./components/tls";
@@ -42,20 +42,8 @@ const image: pulumi.Input<string> =
 
 const network = new docker.Network("network", { name: names.network, driver: "bridge" });
 
-// Certificates name each node as its peers reach it (its container name, and
-// the replicas' shared alias) and as operators reach it from the host.
-const hostAddresses = [...new Set(["127.0.0.1", settings.publishAddress])].filter((ip) => ip !== "0.0.0.0");
 const replicaNodes = Array.from({ length: settings.replicaCount }, (_, i) => i + 1);
-const tls = new ClusterTls("tls", {
-    caName: `${settings.clusterName} CA`,
-    servers: Object.fromEntries(
-        [
-            ["primary", [names.primary]],
-            ...replicaNodes.map((k) => [`replica-${k}`, [names.replica(k), names.replicas]] as const),
-            ["pgbouncer", [names.pgbouncer]],
-        ].map(([node, dnsNames]) => [node, { dnsNames: [...dnsNames, "localhost"], ipAddresses: hostAddresses }]),
-    ),
-});
+const tls = new ClusterTls("tls", { caName: `${settings.clusterName} CA`, servers: certificateNames(settings) });
 const nodeTls = (node: string) => ({ caCertPem: tls.caCertPem, certificate: tls.servers[node] });
 
 const primary = new Primary("primary", {

@@ -34,6 +34,22 @@ export function nodeNames(s: ClusterSettings) {
     };
 }
 
+/**
+ * The names each node's certificate covers, by node ("primary", "replica-k",
+ * "pgbouncer"): how its peers reach it (its container name, and the replicas'
+ * shared alias) and how operators reach it from the host.
+ */
+export function certificateNames(s: ClusterSettings): Record<string, { dnsNames: string[]; ipAddresses: string[] }> {
+    const names = nodeNames(s);
+    const ipAddresses = [...new Set(["127.0.0.1", s.publishAddress])].filter((ip) => ip !== "0.0.0.0");
+    const nodes: Array<[string, string[]]> = [
+        ["primary", [names.primary]],
+        ...Array.from({ length: s.replicaCount }, (_, i): [string, string[]] => [`replica-${i + 1}`, [names.replica(i + 1), names.replicas]]),
+        ["pgbouncer", [names.pgbouncer]],
+    ];
+    return Object.fromEntries(nodes.map(([node, dnsNames]) => [node, { dnsNames: [...dnsNames, "localhost"], ipAddresses }]));
+}
+
 /** Node name of the primary in cluster_name and logs. */
 export const PRIMARY_NODE = "primary";
 

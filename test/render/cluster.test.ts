@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import {
+    certificateNames,
     createSlotCommand,
     dropSlotCommand,
     postgresParameters,
@@ -177,5 +178,30 @@ describe("cluster", () => {
             expect(result.status).toBe(1);
             expect(result.calls).toHaveLength(30);
         });
+    });
+});
+
+describe("certificateNames", () => {
+    it("names every node as its peers and the host reach it", () => {
+        expect(certificateNames({ ...production, publishAddress: "10.0.0.5" })).toEqual({
+            primary: { dnsNames: ["obcms-database-production-primary", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
+            "replica-1": {
+                dnsNames: ["obcms-database-production-replica-1", "obcms-database-production-replicas", "localhost"],
+                ipAddresses: ["127.0.0.1", "10.0.0.5"],
+            },
+            "replica-2": {
+                dnsNames: ["obcms-database-production-replica-2", "obcms-database-production-replicas", "localhost"],
+                ipAddresses: ["127.0.0.1", "10.0.0.5"],
+            },
+            "replica-3": {
+                dnsNames: ["obcms-database-production-replica-3", "obcms-database-production-replicas", "localhost"],
+                ipAddresses: ["127.0.0.1", "10.0.0.5"],
+            },
+            pgbouncer: { dnsNames: ["obcms-database-production-pgbouncer", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
+        });
+    });
+
+    it("leaves out an all-interfaces publish address, which no certificate can name", () => {
+        expect(certificateNames({ ...production, publishAddress: "0.0.0.0" }).primary.ipAddresses).toEqual(["127.0.0.1"]);
     });
 });

@@ -3,7 +3,7 @@
 // succeeded, a checksum of those rows on every node, and one-off containers on
 // the cluster network (pgbench, psql) run from the stack's own image.
 import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -96,12 +96,6 @@ export interface NodeDigest {
 }
 
 const DIGEST_SQL = `SELECT count(*)::int AS count, md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) AS checksum FROM ${WRITES_TABLE}`;
-
-/** Count and checksum of the committed ids, as a node should hold them. */
-export function expectedDigest(committed: readonly number[]): NodeDigest {
-    const sorted = [...committed].sort((a, b) => a - b);
-    return { count: sorted.length, checksum: createHash("md5").update(sorted.join(",")).digest("hex") };
-}
 
 /**
  * Waits until every replica has replayed everything the primary has written,
