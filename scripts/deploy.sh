@@ -17,7 +17,7 @@ docker image inspect debian:trixie-slim >/dev/null 2>&1 \
   || docker pull debian:trixie-slim \
   || scripts/build-base-image.sh debian:trixie-slim
 
-npm ci --no-audit --no-fund
+npm install --no-audit --no-fund  # not `npm ci`: see .ci/run
 mkdir -p .pulumi-state
 export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
 pulumi stack select --create "$stack"
