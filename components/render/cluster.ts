@@ -181,6 +181,9 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             // Lets a burst of new clients queue in the kernel instead of being refused.
             listen_backlog: Math.min(s.pool.maxClientConn, 4096),
             server_round_robin: 1,
+            // After a failed server login PgBouncer waits this long before the
+            // next try (default 15 s): it is the write gap of a primary restart.
+            server_login_retry: 1,
             client_tls_sslmode: s.clientTlsSslmode,
             client_tls_ca_file: FILES.tlsCa,
             client_tls_cert_file: FILES.tlsCert,

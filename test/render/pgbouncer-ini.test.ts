@@ -28,6 +28,7 @@ const STAGING_INI = [
     "pool_mode = transaction",
     "query_wait_timeout = 120",
     "reserve_pool_size = 5",
+    "server_login_retry = 1",
     "server_round_robin = 1",
     "server_tls_ca_file = /etc/obcms/tls/ca.crt",
     "server_tls_sslmode = verify-full",
@@ -60,6 +61,7 @@ const PRODUCTION_INI = [
     "pool_mode = transaction",
     "query_wait_timeout = 120",
     "reserve_pool_size = 5",
+    "server_login_retry = 1",
     "server_round_robin = 1",
     "server_tls_ca_file = /etc/obcms/tls/ca.crt",
     "server_tls_sslmode = verify-full",
@@ -114,7 +116,7 @@ describe("renderPgbouncerIni", () => {
 
     it("writes the settings sorted by key", () => {
         const keys = settingKeys(renderPgbouncerIni(pgbouncerConfig(staging)));
-        expect(keys).toHaveLength(22);
+        expect(keys).toHaveLength(23);
         expect(keys).toEqual([...keys].sort());
     });
 
