@@ -8,13 +8,14 @@ import {
     CLIENT_TLS_MODES,
     ClientTlsMode,
     ClusterSettings,
+    MonitoringSettings,
     POOL_MODES,
     PoolMode,
     ROLES,
     SettingsError,
+    validateMonitoringSettings,
     validateSettings,
 } from "./settings";
-import { MonitoringSettings, validateMonitoringSettings } from "./settings";
 
 /** Reads and validates the stack's cluster settings. */
 export function readSettings(): ClusterSettings {

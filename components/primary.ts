@@ -1,15 +1,14 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { renderBootstrapSql } from "./render/bootstrap-sql";
-import { hbaSections, nodeNames, postgresParameters, PRIMARY_NODE } from "./render/cluster";
-import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
-import { renderPgHba } from "./render/pg-hba";
+import { nodeNames, postgresParameters, PRIMARY_NODE } from "./render/cluster";
+import { FILES } from "./render/paths";
 import { renderPostgresqlConf } from "./render/postgresql-conf";
 import { renderPrimaryStart } from "./render/start-scripts";
-import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT, ROLES } from "./settings";
-import { credentialUrl, RoleCredential } from "./credentials";
-import { serviceContainer, serviceEndpoint } from "./service-container";
-import { NodeTls, tlsFiles } from "./tls";
+import { ClusterSettings, ROLES } from "./settings";
+import { RoleCredential } from "./credentials";
+import { postgresAccess, postgresContainer } from "./postgres-node";
+import { NodeTls } from "./tls";
 
 export interface PrimaryArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -70,37 +69,29 @@ export class Primary extends pulumi.ComponentResource {
                 }),
             );
 
-        const container = serviceContainer(
+        const container = postgresContainer(
             `${name}-container`,
             {
+                settings: s,
                 containerName: names.primary,
                 image: args.image,
                 network: args.network,
                 startScript: renderPrimaryStart(),
                 files: [
                     { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresParameters(s, PRIMARY_NODE)) },
-                    { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                     { path: FILES.bootstrapSql, content: bootstrapSql, secret: true },
-                    ...tlsFiles(args.tls),
                 ],
-                volume: { name: volume.name, mountPath: VOLUME_DIR },
-                publish: s.publishPostgresPorts
-                    ? { internal: POSTGRES_PORT, external: s.primaryPort, ip: s.publishAddress }
-                    : undefined,
-                healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
+                tls: args.tls,
+                volumeName: volume.name,
+                hostPort: s.primaryPort,
                 healthyWithinSeconds: 300,
-                // Fast shutdown: SIGTERM would wait for every client to disconnect.
-                stopSignal: "SIGINT",
             },
             { parent: this },
         );
 
         this.containerName = container.name;
         this.volumeName = volume.name;
-        const endpoint = serviceEndpoint(container, POSTGRES_PORT, s.publishPostgresPorts ? connectHost(s) : undefined);
-        this.host = endpoint.host;
-        this.port = endpoint.port;
-        this.url = credentialUrl(args.superuser, this.host, this.port, s.database, directUrlSslmode(s));
+        ({ host: this.host, port: this.port, url: this.url } = postgresAccess(container, s, args.superuser));
         this.registerOutputs({
             containerName: this.containerName,
             volumeName: this.volumeName,

@@ -4,7 +4,6 @@ import * as pulumi from "@pulumi/pulumi";
 import {
     createSlotCommand,
     dropSlotCommand,
-    hbaSections,
     nodeNames,
     postgresParameters,
     replicaNode,
@@ -12,15 +11,14 @@ import {
     standbyParameters,
 } from "./render/cluster";
 import { renderPgpass } from "./render/credential-files";
-import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
-import { renderPgHba } from "./render/pg-hba";
+import { FILES } from "./render/paths";
 import { renderPostgresqlConf } from "./render/postgresql-conf";
 import { renderReplicaStart } from "./render/start-scripts";
-import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT, replicaHostPort, ROLES } from "./settings";
-import { credentialUrl, RoleCredential } from "./credentials";
+import { ClusterSettings, POSTGRES_PORT, replicaHostPort, ROLES } from "./settings";
+import { RoleCredential } from "./credentials";
+import { postgresAccess, postgresContainer } from "./postgres-node";
 import { Primary } from "./primary";
-import { serviceContainer, serviceEndpoint } from "./service-container";
-import { NodeTls, tlsFiles } from "./tls";
+import { NodeTls } from "./tls";
 
 export interface ReplicaArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -81,9 +79,10 @@ export class Replica extends pulumi.ComponentResource {
             ),
         );
 
-        const container = serviceContainer(
+        const container = postgresContainer(
             `${name}-container`,
             {
+                settings: s,
                 containerName,
                 image: args.image,
                 network: args.network,
@@ -100,28 +99,20 @@ export class Replica extends pulumi.ComponentResource {
                         path: FILES.postgresqlConf,
                         content: renderPostgresqlConf({ ...postgresParameters(s, replicaNode(args.index)), ...standbyParameters(s, args.index) }),
                     },
-                    { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                     { path: FILES.pgpass, content: pgpass, secret: true },
-                    ...tlsFiles(args.tls),
                 ],
-                volume: { name: volume.name, mountPath: VOLUME_DIR },
-                publish: s.publishPostgresPorts
-                    ? { internal: POSTGRES_PORT, external: replicaHostPort(s, args.index), ip: s.publishAddress }
-                    : undefined,
-                healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
+                tls: args.tls,
+                volumeName: volume.name,
+                hostPort: replicaHostPort(s, args.index),
                 // A clone of a large primary takes a while.
                 healthyWithinSeconds: 1800,
-                stopSignal: "SIGINT",
             },
             { parent: this, dependsOn: [slot] },
         );
 
         this.containerName = container.name;
         this.slotName = pulumi.output(slot.stdout).apply(() => slotName(args.index));
-        const endpoint = serviceEndpoint(container, POSTGRES_PORT, s.publishPostgresPorts ? connectHost(s) : undefined);
-        this.host = endpoint.host;
-        this.port = endpoint.port;
-        this.url = credentialUrl(args.superuser, this.host, this.port, s.database, directUrlSslmode(s));
+        ({ host: this.host, port: this.port, url: this.url } = postgresAccess(container, s, args.superuser));
         this.registerOutputs({
             containerName: this.containerName,
             slotName: this.slotName,

@@ -29,12 +29,12 @@ export interface ClusterTlsArgs {
     readonly caName: string;
     /** Node name → the DNS names and IP addresses its certificate must cover. */
     readonly servers: Readonly<Record<string, { dnsNames: string[]; ipAddresses: string[] }>>;
-    /** Validity of server certificates, in hours. Default 8760 (one year). */
-    readonly serverValidityHours?: number;
 }
 
 /** Ten years: the CA outlives many server certificate renewals. */
 const CA_VALIDITY_HOURS = 10 * 365 * 24;
+/** One year for a server certificate. */
+const SERVER_VALIDITY_HOURS = 365 * 24;
 /** A `pulumi up` within 30 days of expiry issues a new certificate. */
 const EARLY_RENEWAL_HOURS = 30 * 24;
 
@@ -83,7 +83,7 @@ export class ClusterTls extends pulumi.ComponentResource {
                     certRequestPem: request.certRequestPem,
                     caCertPem: ca.certPem,
                     caPrivateKeyPem: caKey.privateKeyPem,
-                    validityPeriodHours: args.serverValidityHours ?? 365 * 24,
+                    validityPeriodHours: SERVER_VALIDITY_HOURS,
                     earlyRenewalHours: EARLY_RENEWAL_HOURS,
                     allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
                 },

@@ -22,7 +22,7 @@ const run = promisify(execFile);
 const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /** Docker's duration strings as the provider takes them ("30s", "1m30s", "500ms") to nanoseconds. */
-export function durationNanos(duration: string | undefined): number | undefined {
+function durationNanos(duration: string | undefined): number | undefined {
     if (duration === undefined) {
         return undefined;
     }
@@ -188,14 +188,14 @@ function ignoreNotRunning(error: { statusCode?: number }): void {
     }
 }
 
-export interface CreatedObjects {
+interface CreatedObjects {
     readonly containers: string[];
     readonly volumes: string[];
     readonly networks: string[];
 }
 
 export class DockerMocks implements pulumi.runtime.Mocks {
-    readonly created: CreatedObjects = { containers: [], volumes: [], networks: [] };
+    private readonly created: CreatedObjects = { containers: [], volumes: [], networks: [] };
     /** Every live resource, by Pulumi name, in creation order, with its inputs and state. */
     private declared = new Map<string, DeclaredResource>();
     /** During an update: the resources of the previous run not declared again yet. */

@@ -3,14 +3,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { readSettings } from "../../components/config";
+import { exactly, production, staging } from "../render/fixtures";
 import { RecordingMocks } from "../support/mocks";
 import { runProgram } from "../support/program";
 import { loadStackConfig, projectName, StackName } from "../support/stack-config";
-
-/** Matches an error message equal to `message`, not merely containing it. */
-function exactly(message: string): RegExp {
-    return new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
-}
 
 async function settingsFor(stack: StackName, overrides: Record<string, unknown>, secretKeys: string[] = []) {
     const project = projectName();
@@ -24,36 +20,8 @@ async function settingsFor(stack: StackName, overrides: Record<string, unknown>,
 
 describe("readSettings", () => {
     it("reads the staging and production stack files on top of Pulumi.yaml's defaults", async () => {
-        const staging = await settingsFor("staging", {});
-        expect(staging).toEqual({
-            clusterName: "obcms-database-staging",
-            image: undefined,
-            replicaCount: 1,
-            database: "obcms",
-            appUser: "obcms_app",
-            timezone: "Asia/Manila",
-            authMethod: "scram-sha-256",
-            maxConnections: 100,
-            maxSlotWalKeepSizeMb: 2048,
-            publishAddress: "127.0.0.1",
-            publishPostgresPorts: true,
-            clientTlsSslmode: "prefer",
-            pgbouncerPort: 6432,
-            primaryPort: 5432,
-            replicaBasePort: 5433,
-            pool: { mode: "transaction", defaultPoolSize: 25, reservePoolSize: 5, maxClientConn: 1000, queryWaitTimeoutSeconds: 120 },
-        });
-        const production = await settingsFor("production", {});
-        expect(production).toMatchObject({
-            clusterName: "obcms-database-production",
-            replicaCount: 3,
-            publishPostgresPorts: false,
-            clientTlsSslmode: "require",
-            pgbouncerPort: 6442,
-            primaryPort: 5442,
-            replicaBasePort: 5443,
-            pool: { mode: "transaction", defaultPoolSize: 50, reservePoolSize: 5, maxClientConn: 2000, queryWaitTimeoutSeconds: 120 },
-        });
+        expect(await settingsFor("staging", {})).toEqual(staging);
+        expect(await settingsFor("production", {})).toEqual(production);
     });
 
     const rejected: Array<[string, StackName, Record<string, unknown>, string]> = [

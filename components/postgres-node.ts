@@ -1,0 +1,57 @@
+// What the primary and the replicas share as containers: pg_hba.conf, TLS
+// files, a data volume, the optional host port, the health check, the fast
+// shutdown, and how operators reach them.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { credentialUrl, RoleCredential } from "./credentials";
+import { hbaSections } from "./render/cluster";
+import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
+import { renderPgHba } from "./render/pg-hba";
+import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
+import { serviceContainer, ServiceFile, serviceEndpoint } from "./service-container";
+import { NodeTls, tlsFiles } from "./tls";
+
+export interface PostgresNodeArgs {
+    readonly settings: ClusterSettings;
+    readonly containerName: string;
+    readonly image: pulumi.Input<string>;
+    readonly network: pulumi.Input<string>;
+    readonly aliases?: string[];
+    readonly startScript: string;
+    /** The node's own files; pg_hba.conf and the TLS files are added here. */
+    readonly files: readonly ServiceFile[];
+    readonly tls: NodeTls;
+    readonly volumeName: pulumi.Input<string>;
+    /** Host port used when the stack publishes PostgreSQL's ports. */
+    readonly hostPort: number;
+    readonly healthyWithinSeconds: number;
+}
+
+/** A PostgreSQL server container, primary or replica. */
+export function postgresContainer(name: string, args: PostgresNodeArgs, opts: pulumi.CustomResourceOptions): docker.Container {
+    const s = args.settings;
+    return serviceContainer(
+        name,
+        {
+            containerName: args.containerName,
+            image: args.image,
+            network: args.network,
+            aliases: args.aliases,
+            startScript: args.startScript,
+            files: [...args.files, { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) }, ...tlsFiles(args.tls)],
+            volume: { name: args.volumeName, mountPath: VOLUME_DIR },
+            publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: args.hostPort, ip: s.publishAddress } : undefined,
+            healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
+            healthyWithinSeconds: args.healthyWithinSeconds,
+            // Fast shutdown: SIGTERM would wait for every client to disconnect.
+            stopSignal: "SIGINT",
+        },
+        opts,
+    );
+}
+
+/** Where operators reach a PostgreSQL node, and the superuser URL for it (secret). */
+export function postgresAccess(container: docker.Container, s: ClusterSettings, superuser: RoleCredential) {
+    const endpoint = serviceEndpoint(container, POSTGRES_PORT, s.publishPostgresPorts ? connectHost(s) : undefined);
+    return { ...endpoint, url: credentialUrl(superuser, endpoint.host, endpoint.port, s.database, directUrlSslmode(s)) };
+}
