@@ -8,23 +8,18 @@ import { hbaSections } from "./render/cluster";
 import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
 import { renderPgHba } from "./render/pg-hba";
 import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
-import { serviceContainer, ServiceFile, serviceEndpoint } from "./service-container";
+import { serviceContainer, ServiceContainerArgs, ServiceFile, serviceEndpoint } from "./service-container";
 import { NodeTls, tlsFiles } from "./tls";
 
-export interface PostgresNodeArgs {
+export interface PostgresNodeArgs
+    extends Pick<ServiceContainerArgs, "containerName" | "image" | "network" | "aliases" | "startScript" | "healthyWithinSeconds"> {
     readonly settings: ClusterSettings;
-    readonly containerName: string;
-    readonly image: pulumi.Input<string>;
-    readonly network: pulumi.Input<string>;
-    readonly aliases?: string[];
-    readonly startScript: string;
     /** The node's own files; pg_hba.conf and the TLS files are added here. */
     readonly files: readonly ServiceFile[];
     readonly tls: NodeTls;
     readonly volumeName: pulumi.Input<string>;
     /** Host port used when the stack publishes PostgreSQL's ports. */
     readonly hostPort: number;
-    readonly healthyWithinSeconds: number;
 }
 
 /** A PostgreSQL server container, primary or replica. */
