@@ -30,6 +30,7 @@ export function readSettings(): ClusterSettings {
         authMethod: config.require<AuthMethod>("authMethod", { allowedValues: [...AUTH_METHODS] }),
         maxConnections: config.requireNumber("maxConnections"),
         maxSlotWalKeepSizeMb: config.requireNumber("maxSlotWalKeepSizeMb"),
+        auditLog: config.require("auditLog"),
         publishAddress: config.require("publishAddress"),
         publishPostgresPorts: config.requireBoolean("publishPostgresPorts"),
         clientTlsSslmode: config.require<ClientTlsMode>("clientTlsSslmode", { allowedValues: [...CLIENT_TLS_MODES] }),

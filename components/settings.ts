@@ -34,6 +34,9 @@ export const PGBOUNCER_PORT = 6432;
 /** A PostgreSQL identifier we never need to quote: lower case, at most 63 bytes. */
 export const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/** Statement classes pgaudit can log in a session; "-class" excludes one. */
+export const AUDIT_CLASSES = ["all", "ddl", "function", "misc", "misc_set", "none", "read", "role", "write"] as const;
+
 export interface PoolSettings {
     readonly mode: PoolMode;
     readonly defaultPoolSize: number;
@@ -55,6 +58,8 @@ export interface ClusterSettings {
     readonly authMethod: AuthMethod;
     readonly maxConnections: number;
     readonly maxSlotWalKeepSizeMb: number;
+    /** pgaudit's session audit classes (`pgaudit.log`), e.g. "ddl, role". */
+    readonly auditLog: string;
     /** Host address the published ports bind to. */
     readonly publishAddress: string;
     /** Whether the primary's and replicas' ports are published on the host; PgBouncer's always is. */
@@ -208,6 +213,12 @@ export function validateSettings(s: ClusterSettings): void {
     }
     if (!isTimezone(s.timezone)) {
         throw new SettingsError(`timezone must be an IANA time zone such as Asia/Manila, got ${JSON.stringify(s.timezone)}`);
+    }
+    const auditClasses = s.auditLog.split(",").map((c) => c.trim().replace(/^-/, ""));
+    if (!auditClasses.every((c) => (AUDIT_CLASSES as readonly string[]).includes(c))) {
+        throw new SettingsError(
+            `auditLog must be a comma-separated list of pgaudit classes (${AUDIT_CLASSES.join(", ")}), each optionally prefixed with -, got ${JSON.stringify(s.auditLog)}`,
+        );
     }
     if (!isIPv4(s.publishAddress)) {
         throw new SettingsError(`publishAddress must be an IPv4 address such as 127.0.0.1, got ${JSON.stringify(s.publishAddress)}`);

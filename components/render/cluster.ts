@@ -92,8 +92,13 @@ export function postgresParameters(s: ClusterSettings, node: string): Record<str
         ssl_key_file: FILES.tlsKey,
         ssl_ca_file: FILES.tlsCa,
         ssl_min_protocol_version: "TLSv1.2",
-        shared_preload_libraries: "pg_stat_statements",
+        shared_preload_libraries: "pg_stat_statements,pgaudit",
         "pg_stat_statements.track": "top",
+        // Session audit log to stderr, the container's log. pgaudit redacts
+        // the password of CREATE/ALTER ROLE, so verifiers never reach it.
+        "pgaudit.log": s.auditLog,
+        // Statement parameters can carry application data; the statement is enough.
+        "pgaudit.log_parameter": false,
         timezone: s.timezone,
         log_timezone: s.timezone,
         log_destination: "stderr",

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { startStack, StartedStack } from "../support/cluster";
-import { docker, query, waitFor, withClient } from "../support/sql";
+import { containerLog, docker, query, waitFor, withClient } from "../support/sql";
 
 const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
@@ -251,7 +251,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 "current_setting('max_slot_wal_keep_size') AS keep, current_setting('hot_standby_feedback') AS feedback",
         );
         expect(server).toEqual({
-            preload: "pg_stat_statements",
+            preload: "pg_stat_statements,pgaudit",
             wal_level: "replica",
             senders: 2 * expected.replicas + 2,
             slots: expected.replicas + 2,
@@ -260,6 +260,31 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         });
         const [statements] = await query(stack.outputs.databaseUrl, "SELECT count(*) >= 0 AS readable FROM pg_stat_statements");
         expect(statements.readable).toBe(true);
+    });
+
+    it("writes pgaudit's record of DDL and role changes to the primary's log, passwords redacted", async () => {
+        const marker = `audit_probe_${Date.now()}`;
+        await query(stack.outputs.primaryUrl, `CREATE TABLE ${marker} (id int)`);
+        await query(stack.outputs.primaryUrl, `ALTER ROLE monitoring SET application_name = '${marker}'`);
+        await query(stack.outputs.primaryUrl, `ALTER ROLE monitoring RESET application_name`);
+        await query(stack.outputs.primaryUrl, `SELECT count(*) FROM ${marker}`);
+        await query(stack.outputs.primaryUrl, `DROP TABLE ${marker}`);
+        const audit = await waitFor("the audit records", 10_000, async () => {
+            const log = await containerLog(`${stack.clusterName}-primary`);
+            const lines = log.split("\n").filter((line) => line.includes("AUDIT: SESSION") && line.includes(marker));
+            return lines.length === 3 ? lines : undefined;
+        });
+        // Fields: class, command, object type, object name, statement; the SELECT (class READ) is not logged.
+        expect(audit.map((line) => line.split(",").slice(3, 5).join(","))).toEqual(["DDL,CREATE TABLE", "ROLE,ALTER ROLE", "DDL,DROP TABLE"]);
+        // The bootstrap SQL sets every role's password at start: audited, each password redacted.
+        const passwordChanges = (await containerLog(`${stack.clusterName}-primary`))
+            .split("\n")
+            .filter((line) => line.includes("AUDIT: SESSION") && line.includes(" PASSWORD "));
+        // The statement is a CSV field: quoted, with its own quotes doubled, when it has any.
+        const rolesChanged = passwordChanges.map(
+            (line) => line.match(/,ROLE,ALTER ROLE,,,"?ALTER ROLE (?:"")?([a-z_]+)(?:"")? WITH .*PASSWORD <REDACTED>"?,<not logged>$/)?.[1],
+        );
+        expect(rolesChanged.sort()).toEqual(["monitoring", APP_USER, "postgres", "replicator"].sort());
     });
 
     it("runs every container as the non-root service user, from its first process on", async () => {
@@ -318,14 +343,13 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         for (const name of containers) {
             const [inspect] = JSON.parse(await docker("inspect", name));
             const visible = JSON.stringify([inspect.Config.Env, inspect.Config.Cmd, inspect.Config.Entrypoint, inspect.Config.Labels, inspect.Path, inspect.Args]);
-            const logs = await docker("logs", name).then(
-                (out) => out,
-                () => "",
-            );
+            const logs = await containerLog(name);
             for (const secret of [...passwords, "PRIVATE KEY"]) {
                 expect(visible, name).not.toContain(secret);
                 expect(logs, name).not.toContain(secret);
             }
+            // The audit log records every ALTER ROLE, the bootstrap's included, with the verifier redacted.
+            expect(logs, name).not.toContain("SCRAM-SHA-256$");
         }
         const pgbouncer = `${stack.clusterName}-pgbouncer`;
         expect((await docker("exec", pgbouncer, "stat", "-c", "%a %U", "/etc/obcms/userlist.txt")).trim()).toBe("600 postgres");

@@ -9,7 +9,7 @@ import { pgbouncerDashboard, postgresqlDashboard, RATE_INTERVAL, renderDashboard
 import { ClusterSettings, MONITORING_CONNECTIONS, MonitoringSettings } from "../../components/settings";
 import { startStack, StartedStack } from "../support/cluster";
 import { Alert, Prometheus } from "../support/prometheus";
-import { docker, query, waitFor, withClient } from "../support/sql";
+import { containerLog, docker, query, waitFor, withClient } from "../support/sql";
 
 /**
  * Short enough that an alert's life cycle fits in a test; the stack defaults
@@ -179,7 +179,7 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
             const visible = JSON.stringify([inspect.Config.Env, inspect.Config.Cmd, inspect.Config.Entrypoint, inspect.Path, inspect.Args]);
             // Every process's command line and environment, as the kernel shows them.
             const processes = await docker("exec", name, "sh", "-c", "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '");
-            const logs = await docker("logs", name);
+            const logs = await containerLog(name);
             expect(processes).toMatch(/prometheus-(postgres|pgbouncer)-exporter/);
             for (const text of [visible, processes, logs]) {
                 expect(text).not.toContain(password);

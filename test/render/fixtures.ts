@@ -19,6 +19,7 @@ export const staging: ClusterSettings = {
     authMethod: "scram-sha-256",
     maxConnections: 100,
     maxSlotWalKeepSizeMb: 2048,
+    auditLog: "ddl, role",
     publishAddress: "127.0.0.1",
     publishPostgresPorts: true,
     clientTlsSslmode: "prefer",

@@ -56,3 +56,9 @@ const run = promisify(execFile);
 export async function docker(...args: string[]): Promise<string> {
     return (await run("docker", args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
 }
+
+/** A container's log, both streams: PostgreSQL and the exporters write theirs to stderr. */
+export async function containerLog(name: string): Promise<string> {
+    const { stdout, stderr } = await run("docker", ["logs", name], { maxBuffer: 64 * 1024 * 1024 });
+    return stdout + stderr;
+}

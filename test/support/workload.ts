@@ -10,7 +10,7 @@ import * as path from "node:path";
 import pg from "pg";
 import { promisify } from "node:util";
 import { StartedStack } from "./cluster";
-import { clientConfig, docker, query, waitFor } from "./sql";
+import { clientConfig, containerLog, docker, query, waitFor } from "./sql";
 
 const run = promisify(execFile);
 
@@ -163,9 +163,8 @@ export class ClusterTool {
     }
 
     /** Everything the command printed so far, both streams. */
-    async output(): Promise<string> {
-        const { stdout, stderr } = await run("docker", ["logs", this.name], { maxBuffer: 64 * 1024 * 1024 });
-        return stdout + stderr;
+    output(): Promise<string> {
+        return containerLog(this.name);
     }
 
     /** Waits for the command, at most `timeoutMs` (then kills it), and removes the container. */

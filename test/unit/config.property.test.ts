@@ -25,7 +25,7 @@ async function configure(overrides: Record<string, unknown>, secretKeys: string[
 }
 
 describe("config keys that reach rendered files", () => {
-    it.each(["database", "appUser", "timezone", "publishAddress", "authMethod", "poolMode", "clientTlsSslmode"])(
+    it.each(["database", "appUser", "timezone", "publishAddress", "authMethod", "poolMode", "clientTlsSslmode", "auditLog"])(
         "%s: a hostile value is refused naming the key, or is safe to render",
         async (key) => {
             await fc.assert(

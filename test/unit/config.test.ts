@@ -101,6 +101,12 @@ describe("readSettings", () => {
             `Configuration 'obcms-database:clientTlsSslmode' value 'verify-full' is not a legal enum value (["disable","allow","prefer","require"])`,
         ],
         ["a WAL retention too small", "staging", { maxSlotWalKeepSizeMb: 10 }, "maxSlotWalKeepSizeMb must be a size in MB from 64 to 1048576, got 10"],
+        [
+            "an unknown audit class",
+            "staging",
+            { auditLog: "ddl, role'\nlog_directory = '/tmp" },
+            `auditLog must be a comma-separated list of pgaudit classes (all, ddl, function, misc, misc_set, none, read, role, write), each optionally prefixed with -, got "ddl, role'\\nlog_directory = '/tmp"`,
+        ],
     ];
 
     it.each(rejected)("rejects %s", async (_, stack, overrides, message) => {
