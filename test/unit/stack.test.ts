@@ -139,51 +139,6 @@ describe("TLS", () => {
     });
 });
 
-/** Custom resources whose inputs differ between two declarations of the same stack. */
-function changedResources(before: RecordingMocks, after: RecordingMocks): string[] {
-    const names = new Set([...before.resources, ...after.resources].filter((r) => r.custom).map((r) => r.name));
-    const inputs = (m: RecordingMocks, name: string) => JSON.stringify(m.resources.find((r) => r.name === name)?.inputs);
-    return [...names].filter((name) => inputs(before, name) !== inputs(after, name)).sort();
-}
-
-describe("what a config change touches (the preview a reviewer reads)", () => {
-    // Alert thresholds and dashboards follow the pool's sizes, so monitoring
-    // changes with them; no PostgreSQL container ever does.
-    it.each([
-        ["defaultPoolSize", 40, ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"]],
-        ["maxClientConn", 1500, ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"]],
-        ["reservePoolSize", 3, ["pgbouncer-container"]],
-        ["queryWaitTimeout", 60, ["pgbouncer-container"]],
-    ])("changing only %s changes PgBouncer's container and nothing of PostgreSQL's", async (key, value, changed) => {
-        const before = await declare("production");
-        const after = await declare("production", { [key]: value });
-        expect(changedResources(before.mocks, after.mocks)).toEqual(changed);
-    });
-
-    it("rotating the application password restarts the primary (bootstrap SQL) and PgBouncer (userlist) only", async () => {
-        const before = await declare("production", { appPassword: "First-Application-Password-0001" }, ["appPassword"]);
-        const after = await declare("production", { appPassword: "Second-Application-Password-002" }, ["appPassword"]);
-        expect(changedResources(before.mocks, after.mocks)).toEqual(["pgbouncer-container", "primary-container"]);
-    });
-
-    it("adding a replica adds its resources and its exporter, and resizes the primary's WAL senders; PgBouncer stays", async () => {
-        const before = await declare("staging");
-        const after = await declare("staging", { replicaCount: 2 });
-        expect(changedResources(before.mocks, after.mocks)).toEqual([
-            "monitoring-prometheus",
-            "monitoring-replica-2-exporter",
-            "primary-container",
-            "replica-1-container",
-            "replica-2-container",
-            "replica-2-data",
-            "replica-2-slot",
-            "tls-replica-2-cert",
-            "tls-replica-2-csr",
-            "tls-replica-2-key",
-        ]);
-    });
-});
-
 describe("choices a stack can make", () => {
     it("uses a password set with `pulumi config set --secret` instead of generating one", async () => {
         const password = "Operator-Chosen-Password-0123456789";

@@ -1,0 +1,141 @@
+// The config changes a reviewer meets in pull requests, each with what its
+// preview plans for the production stack and what that does to the running
+// cluster. test/unit/change-impact.test.ts proves every plan against the
+// program; README.md's table is rendered from this list (npm run docs).
+import { PlannedStep, Step } from "./preview";
+
+export interface ChangeImpact {
+    /** The change as a reviewer sees it in the stack file's diff. */
+    readonly change: string;
+    /** Config on both sides of the change, as `pulumi config set` would leave it. */
+    readonly before: Record<string, unknown>;
+    readonly after: Record<string, unknown>;
+    /** Config keys set with `--secret`. */
+    readonly secretKeys?: readonly string[];
+    /** Resource names per planned step, sorted; steps left out plan nothing. */
+    readonly plan: Partial<Record<Step, readonly string[]>>;
+    /** What the running cluster goes through while `pulumi up` applies the plan. */
+    readonly effect: string;
+}
+
+const PG_NODES = ["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"];
+const EXPORTERS = ["monitoring-pgbouncer-exporter", "monitoring-primary-exporter", ...[1, 2, 3].map((k) => `monitoring-replica-${k}-exporter`)];
+const REPLICA_RESOURCES = (k: number) =>
+    [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`, `replica-${k}-slot`].concat(
+        ["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`),
+    );
+const POOL_RESIZE =
+    "PgBouncer restarts: clients reconnect (1.3 s of failed writes when PgBouncer restarted under load); " +
+    "alert thresholds and dashboards follow the new size; PostgreSQL untouched";
+const SCALING =
+    "max_wal_senders and max_replication_slots follow the replica count, so every PostgreSQL node restarts once " +
+    "(writes paused 1.4 s in the 3 → 1 → 3 test); PgBouncer untouched";
+
+export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
+    {
+        change: "`defaultPoolSize` 50 → 40",
+        before: {},
+        after: { defaultPoolSize: 40 },
+        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"] },
+        effect: POOL_RESIZE,
+    },
+    {
+        change: "`maxClientConn` 2000 → 1500",
+        before: {},
+        after: { maxClientConn: 1500 },
+        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"] },
+        effect: POOL_RESIZE,
+    },
+    {
+        change: "`reservePoolSize` 5 → 3",
+        before: {},
+        after: { reservePoolSize: 3 },
+        plan: { replace: ["pgbouncer-container"] },
+        effect: "PgBouncer restarts: clients reconnect; PostgreSQL untouched",
+    },
+    {
+        change: "`queryWaitTimeout` 120 → 60",
+        before: {},
+        after: { queryWaitTimeout: 60 },
+        plan: { replace: ["pgbouncer-container"] },
+        effect: "PgBouncer restarts: clients reconnect; PostgreSQL untouched",
+    },
+    {
+        change: "`replicaCount` 3 → 4",
+        before: {},
+        after: { replicaCount: 4 },
+        plan: {
+            replace: ["monitoring-prometheus", ...PG_NODES],
+            create: REPLICA_RESOURCES(4),
+        },
+        effect: `${SCALING}; replica 4's slot is created first, then it clones the primary onto its new volume`,
+    },
+    {
+        change: "`replicaCount` 3 → 2",
+        before: {},
+        after: { replicaCount: 2 },
+        plan: {
+            replace: ["monitoring-prometheus", ...PG_NODES.slice(0, 3)],
+            delete: REPLICA_RESOURCES(3),
+        },
+        effect: `${SCALING}; replica 3 stops, its volume is deleted and its slot dropped on the primary`,
+    },
+    {
+        change: "`maxConnections` 100 → 150 (a PostgreSQL setting)",
+        before: {},
+        after: { maxConnections: 150 },
+        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", ...PG_NODES] },
+        effect:
+            "every PostgreSQL node restarts once with the new postgresql.conf; the connections alert and dashboard follow; PgBouncer untouched",
+    },
+    {
+        change: "`auditLog` `ddl, role` → `ddl, role, write`",
+        before: {},
+        after: { auditLog: "ddl, role, write" },
+        plan: { replace: PG_NODES },
+        effect:
+            "every PostgreSQL node restarts once: config files reach a container as uploads, which Docker cannot change in place, even for a setting PostgreSQL could reload",
+    },
+    {
+        change: "`appPassword` rotated (`pulumi config set --secret`)",
+        before: { appPassword: "First-Application-Password-0001" },
+        after: { appPassword: "Second-Application-Password-002" },
+        secretKeys: ["appPassword"],
+        plan: { replace: ["pgbouncer-container", "primary-container"] },
+        effect:
+            "the primary restarts and applies the new verifier on start (writes paused 2.1 s when the primary restarted under load); " +
+            "PgBouncer restarts with the new userlist; replicas untouched",
+    },
+    {
+        change: "`image` `obcms-database:17.1` → `obcms-database:17.2`",
+        before: { image: "obcms-database:17.1" },
+        after: { image: "obcms-database:17.2" },
+        plan: { replace: [...EXPORTERS, "monitoring-prometheus", "pgbouncer-container", ...PG_NODES] },
+        effect: "every container restarts on the new image, one at a time in dependency order; data stays on the volumes",
+    },
+];
+
+const STEP_ORDER: readonly Step[] = ["replace", "update", "create", "delete"];
+const STEP_HEADINGS: Record<Step, string> = { replace: "replaced", update: "updated in place", create: "created", delete: "deleted" };
+
+/** The planned steps of a case, in the shape `plan()` returns. */
+export function expectedSteps(impact: ChangeImpact): PlannedStep[] {
+    return STEP_ORDER.flatMap((step) => (impact.plan[step] ?? []).map((name) => ({ name, step }))).sort((a, b) =>
+        a.name.localeCompare(b.name),
+    );
+}
+
+function cell(names: readonly string[] | undefined): string {
+    return names && names.length > 0 ? names.map((n) => `\`${n}\``).join(", ") : "—";
+}
+
+/** README's table "What a change does to a running cluster"; a step no change plans gets no column. */
+export function renderChangeImpactTable(impacts: readonly ChangeImpact[]): string {
+    const columns = STEP_ORDER.filter((step) => impacts.some((i) => (i.plan[step] ?? []).length > 0));
+    return [
+        `| change | ${columns.map((step) => STEP_HEADINGS[step]).join(" | ")} | what the running cluster goes through |`,
+        `|---|${columns.map(() => "---|").join("")}---|`,
+        ...impacts.map((i) => `| ${i.change} | ${columns.map((step) => cell(i.plan[step])).join(" | ")} | ${i.effect} |`),
+        "",
+    ].join("\n");
+}
