@@ -4,7 +4,8 @@
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { readMonitoringSettings, readPasswordOverride, readSettings } from "./components/config";
+import { Backup, repositoryPassphrase } from "./components/backup";
+import { readBackupSettings, readMonitoringSettings, readPasswordOverride, readS3Credentials, readSettings } from "./components/config";
 import { Credentials } from "./components/credentials";
 import { Monitoring } from "./components/monitoring";
 import { PgBouncer } from "./components/pgbouncer";
@@ -16,6 +17,7 @@ import { ClusterTls } from "./components/tls";
 
 const settings = readSettings();
 const monitoringSettings = readMonitoringSettings(settings);
+const backupSettings = readBackupSettings();
 const names = nodeNames(settings);
 
 const credentials = new Credentials("credentials", {
@@ -45,6 +47,7 @@ const network = new docker.Network("network", { name: names.network, driver: "br
 const replicaNodes = Array.from({ length: settings.replicaCount }, (_, i) => i + 1);
 const tls = new ClusterTls("tls", { caName: `${settings.clusterName} CA`, servers: certificateNames(settings) });
 const nodeTls = (node: string) => ({ caCertPem: tls.caCertPem, certificate: tls.servers[node] });
+const passphrase = repositoryPassphrase("backup-passphrase");
 
 const primary = new Primary("primary", {
     settings,
@@ -55,6 +58,7 @@ const primary = new Primary("primary", {
     replication: credentials.replication,
     monitoring: credentials.monitoring,
     tls: nodeTls("primary"),
+    backupPassphrase: passphrase,
 });
 
 const replicas = replicaNodes.map(
@@ -68,6 +72,7 @@ const replicas = replicaNodes.map(
             replication: credentials.replication,
             superuser: credentials.superuser,
             tls: nodeTls(`replica-${k}`),
+            backupPassphrase: passphrase,
         }),
 );
 
@@ -81,10 +86,22 @@ const pgbouncer = new PgBouncer("pgbouncer", {
     tls: nodeTls("pgbouncer"),
 });
 
+const backup = new Backup("backup", {
+    settings,
+    backup: backupSettings,
+    image,
+    network: network.name,
+    tls: nodeTls("backup"),
+    passphrase,
+    s3Credentials: backupSettings.repository.type === "s3" ? readS3Credentials() : undefined,
+    postgresNodes: [primary, ...replicas],
+});
+
 const monitoring = monitoringSettings.enabled
     ? new Monitoring("monitoring", {
           settings,
           monitoring: monitoringSettings,
+          backupSettings,
           image,
           network: network.name,
           credential: credentials.monitoring,
@@ -92,6 +109,7 @@ const monitoring = monitoringSettings.enabled
           primary,
           replicas,
           pgbouncer,
+          backup,
       })
     : undefined;
 
@@ -103,6 +121,9 @@ export const replicaUrls = pulumi.secret(pulumi.all(replicas.map((r) => r.url)))
 export const caCertificate = tls.caCertPem;
 export const replicaCount = settings.replicaCount;
 export const poolSize = settings.pool.defaultPoolSize;
+export const backupRepository = backup.repository;
+export const lastBackupLabel = backup.lastBackupLabel;
+export const backupPassphrase = passphrase;
 // Undefined when monitoring (or Grafana) is disabled: Pulumi then leaves the output out of the stack.
 export const prometheusUrl = monitoring?.prometheusUrl;
 export const grafanaUrl = monitoring?.grafanaUrl;

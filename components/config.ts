@@ -5,14 +5,21 @@ import * as pulumi from "@pulumi/pulumi";
 import {
     AUTH_METHODS,
     AuthMethod,
+    BACKUP_REPOSITORY_TYPES,
+    BackupRepositoryType,
+    BackupSettings,
     CLIENT_TLS_MODES,
     ClientTlsMode,
     ClusterSettings,
     MonitoringSettings,
     POOL_MODES,
     PoolMode,
+    requireDuration,
     ROLES,
+    S3_URI_STYLES,
+    S3UriStyle,
     SettingsError,
+    validateBackupSettings,
     validateMonitoringSettings,
     validateSettings,
 } from "./settings";
@@ -106,4 +113,34 @@ export function readMonitoringSettings(cluster: ClusterSettings): MonitoringSett
     };
     validateMonitoringSettings(settings, cluster);
     return settings;
+}
+
+/** Reads and validates the backup schedule, retention and repository. */
+export function readBackupSettings(): BackupSettings {
+    const config = new pulumi.Config();
+    const type = config.require<BackupRepositoryType>("backupRepository", { allowedValues: [...BACKUP_REPOSITORY_TYPES] });
+    const settings: BackupSettings = {
+        fullEverySeconds: requireDuration("backupFullEvery", config.require("backupFullEvery")),
+        diffEverySeconds: requireDuration("backupDiffEvery", config.require("backupDiffEvery")),
+        retentionFull: config.requireNumber("backupRetentionFull"),
+        repository:
+            type === "volume"
+                ? { type }
+                : {
+                      type,
+                      bucket: config.require("backupS3Bucket"),
+                      endpoint: config.require("backupS3Endpoint"),
+                      region: config.require("backupS3Region"),
+                      uriStyle: config.require<S3UriStyle>("backupS3UriStyle", { allowedValues: [...S3_URI_STYLES] }),
+                      path: config.require("backupS3Path"),
+                  },
+    };
+    validateBackupSettings(settings);
+    return settings;
+}
+
+/** The S3 access key pair, set with `pulumi config set --secret`; required when the repository is S3. */
+export function readS3Credentials(): { key: pulumi.Output<string>; keySecret: pulumi.Output<string> } {
+    const config = new pulumi.Config();
+    return { key: config.requireSecret("backupS3Key"), keySecret: config.requireSecret("backupS3KeySecret") };
 }

@@ -1,20 +1,21 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { alertRules, renderAlertRules } from "./render/alert-rules";
+import { alertRules, backupAlertRules, renderAlertRules } from "./render/alert-rules";
 import { nodeNames } from "./render/cluster";
 import { renderPgpass } from "./render/credential-files";
 import { pgbouncerDashboard, postgresqlDashboard, renderDashboard } from "./render/grafana-dashboards";
 import { renderGrafanaDashboardProviders, renderGrafanaDatasources } from "./render/grafana-provisioning";
 import { FILES, GRAFANA_DASHBOARDS_DIR, MONITORING_FILES, PROMETHEUS_DATA_DIR } from "./render/paths";
 import { renderPrometheusConfig } from "./render/prometheus-config";
-import { exporterConnectionUrl, monitoringNames, postgresNodes, scrapeJobs } from "./render/prometheus-targets";
+import { backupScrapeJob, exporterConnectionUrl, monitoringNames, postgresNodes, scrapeJobs } from "./render/prometheus-targets";
 import {
     renderPgbouncerExporterStart,
     renderPostgresExporterStart,
     renderPrometheusStart,
 } from "./render/start-scripts";
 import {
+    BackupSettings,
     ClusterSettings,
     connectHost,
     GRAFANA_PORT,
@@ -33,6 +34,8 @@ export interface MonitoringArgs {
     readonly settings: ClusterSettings;
     /** Validated monitoring settings; `enabled` is the caller's business. */
     readonly monitoring: MonitoringSettings;
+    /** The backup schedule, which the backup alerts' thresholds follow. */
+    readonly backupSettings: BackupSettings;
     /** Image with Prometheus, both exporters, bash and a `postgres` user (the project's image). */
     readonly image: pulumi.Input<string>;
     /** Docker network on which the PostgreSQL nodes and PgBouncer are reachable by name. */
@@ -47,6 +50,8 @@ export interface MonitoringArgs {
     readonly replicas: readonly pulumi.Resource[];
     /** PgBouncer; its exporter starts once it is up (the exporter exits when it cannot log in at start). */
     readonly pgbouncer: pulumi.Resource;
+    /** The backup container, whose metrics Prometheus scrapes. */
+    readonly backup: pulumi.Resource;
 }
 
 /** Grafana's uid and gid in the official image: it reads the 0640 root:root password file through group 0. */
@@ -252,10 +257,10 @@ export class Monitoring extends pulumi.ComponentResource {
                             scrapeIntervalSeconds: m.scrapeIntervalSeconds,
                             externalLabels: { cluster: s.clusterName },
                             ruleFiles: [MONITORING_FILES.alertRules],
-                            jobs: scrapeJobs(s),
+                            jobs: [...scrapeJobs(s), backupScrapeJob(s)],
                         }),
                     },
-                    { path: MONITORING_FILES.alertRules, content: renderAlertRules(alertRules(s, m)) },
+                    { path: MONITORING_FILES.alertRules, content: renderAlertRules([...alertRules(s, m), ...backupAlertRules(args.backupSettings, m)]) },
                 ],
                 volume: { name: volume.name, mountPath: PROMETHEUS_DATA_DIR },
                 publish: { internal: PROMETHEUS_PORT, external: m.prometheusPort, ip: s.publishAddress },
@@ -264,7 +269,7 @@ export class Monitoring extends pulumi.ComponentResource {
                 stopSignal: "SIGTERM",
             },
             // Its first scrapes find every exporter up, so no alert fires for a start-up race.
-            { parent: this, dependsOn: exporters },
+            { parent: this, dependsOn: [...exporters, args.backup] },
         );
         const prometheusEndpoint = serviceEndpoint(prometheus, PROMETHEUS_PORT, connectHost(s));
         this.prometheusUrl = pulumi.interpolate`http://${prometheusEndpoint.host}:${prometheusEndpoint.port}`;

@@ -1,11 +1,12 @@
 // What the primary and the replicas share as containers: pg_hba.conf, TLS
-// files, a data volume, the optional host port, the health check, the fast
-// shutdown, and how operators reach them.
+// files, pgBackRest's config, a data volume, the optional host port, the
+// health check, the fast shutdown, and how operators reach them.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { credentialUrl, RoleCredential } from "./credentials";
 import { hbaSections } from "./render/cluster";
-import { FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
+import { FILES, PGBACKREST_FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
+import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest";
 import { renderPgHba } from "./render/pg-hba";
 import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
 import { serviceContainer, ServiceContainerArgs, ServiceFile, serviceEndpoint } from "./service-container";
@@ -17,6 +18,8 @@ export interface PostgresNodeArgs
     /** The node's own files; pg_hba.conf and the TLS files are added here. */
     readonly files: readonly ServiceFile[];
     readonly tls: NodeTls;
+    /** Secret: the backup repository's passphrase, for pgBackRest's archive-push and restores. */
+    readonly backupPassphrase: pulumi.Output<string>;
     readonly volumeName: pulumi.Input<string>;
     /** Host port used when the stack publishes PostgreSQL's ports. */
     readonly hostPort: number;
@@ -33,13 +36,24 @@ export function postgresContainer(name: string, args: PostgresNodeArgs, opts: pu
             network: args.network,
             aliases: args.aliases,
             startScript: args.startScript,
-            files: [...args.files, { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) }, ...tlsFiles(args.tls)],
+            files: [
+                ...args.files,
+                { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
+                {
+                    path: PGBACKREST_FILES.conf,
+                    content: pulumi.secret(args.backupPassphrase.apply((p) => renderPgbackrestConf(postgresNodePgbackrestConf(s, p)))),
+                    secret: true,
+                },
+                ...tlsFiles(args.tls),
+            ],
             volume: { name: args.volumeName, mountPath: VOLUME_DIR },
             publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: args.hostPort, ip: s.publishAddress } : undefined,
             healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
             healthyWithinSeconds: args.healthyWithinSeconds,
             // Fast shutdown: SIGTERM would wait for every client to disconnect.
             stopSignal: "SIGINT",
+            // pgBackRest's TLS server runs beside PostgreSQL, adopted by tini.
+            init: true,
         },
         opts,
     );

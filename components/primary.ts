@@ -23,6 +23,8 @@ export interface PrimaryArgs {
     readonly monitoring: RoleCredential;
     /** The primary's certificate and the cluster CA. */
     readonly tls: NodeTls;
+    /** Secret: the backup repository's passphrase (pgBackRest encrypts the WAL it archives). */
+    readonly backupPassphrase: pulumi.Output<string>;
 }
 
 /**
@@ -82,6 +84,7 @@ export class Primary extends pulumi.ComponentResource {
                     { path: FILES.bootstrapSql, content: bootstrapSql, secret: true },
                 ],
                 tls: args.tls,
+                backupPassphrase: args.backupPassphrase,
                 volumeName: volume.name,
                 hostPort: s.primaryPort,
                 healthyWithinSeconds: 300,

@@ -36,6 +36,8 @@ export interface ReplicaArgs {
     readonly superuser: RoleCredential;
     /** This replica's certificate and the cluster CA, which it also checks the primary against. */
     readonly tls: NodeTls;
+    /** Secret: the backup repository's passphrase (pgBackRest encrypts the WAL it archives). */
+    readonly backupPassphrase: pulumi.Output<string>;
 }
 
 /** How many times a fresh replica tries to reach the primary, 2 s apart, before Docker restarts it. */
@@ -102,6 +104,7 @@ export class Replica extends pulumi.ComponentResource {
                     { path: FILES.pgpass, content: pgpass, secret: true },
                 ],
                 tls: args.tls,
+                backupPassphrase: args.backupPassphrase,
                 volumeName: volume.name,
                 hostPort: replicaHostPort(s, args.index),
                 // A clone of a large primary takes a while.

@@ -2,6 +2,9 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { FILES, SERVICE_UID } from "./render/paths";
 
+/** tini, from the image: forwards the stop signal to the start script's process and reaps orphans. */
+const TINI = "/usr/bin/tini";
+
 /** A rendered file shipped into a container, owned by the service user; secret files are 0600. */
 export interface ServiceFile {
     readonly path: string;
@@ -28,6 +31,11 @@ export interface ServiceContainerArgs {
     readonly healthyWithinSeconds: number;
     readonly stopSignal: string;
     readonly openFilesLimit?: number;
+    /**
+     * Run the start script under tini as PID 1, which adopts and reaps the
+     * helpers it double-forks (pgBackRest's TLS server). Default false.
+     */
+    readonly init?: boolean;
 }
 
 /**
@@ -48,7 +56,7 @@ export function serviceContainer(
             image: args.image,
             // Never root: the service user from the first process on.
             user: `${SERVICE_UID}:${SERVICE_UID}`,
-            entrypoints: ["/bin/sh", FILES.start],
+            entrypoints: [...(args.init ? [TINI, "--"] : []), "/bin/sh", FILES.start],
             uploads: [
                 { file: FILES.start, content: args.startScript, permissions: "0755" },
                 ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),

@@ -405,3 +405,81 @@ function validateMonitoringPorts(m: MonitoringSettings, s: ClusterSettings): voi
     }
     requireDistinctPorts([...publishedPorts(s), ...ports]);
 }
+
+// ---------------------------------------------------------------------------
+// Backups: pgBackRest's schedule, retention and repository, read by `readBackupSettings`.
+
+/** Port of prometheus-node-exporter's textfile collector in the backup container (the backup metrics). */
+export const BACKUP_METRICS_PORT = 9100;
+
+export type BackupRepositoryType = "volume" | "s3";
+export const BACKUP_REPOSITORY_TYPES: readonly BackupRepositoryType[] = ["volume", "s3"];
+export type S3UriStyle = "host" | "path";
+export const S3_URI_STYLES: readonly S3UriStyle[] = ["host", "path"];
+
+/** An S3-compatible repository; its access keys are secrets and travel separately. */
+export interface S3Repository {
+    readonly type: "s3";
+    readonly bucket: string;
+    /** Host name of the endpoint, e.g. `s3.eu-west-1.amazonaws.com` or a MinIO server. */
+    readonly endpoint: string;
+    readonly region: string;
+    readonly uriStyle: S3UriStyle;
+    /** Path of the repository inside the bucket. */
+    readonly path: string;
+}
+
+export interface BackupSettings {
+    /** Seconds between full backups. */
+    readonly fullEverySeconds: number;
+    /** Seconds between backups of any kind; the ones between fulls are differential. */
+    readonly diffEverySeconds: number;
+    /** Full backups kept (pgBackRest `repo1-retention-full`); older ones and their WAL expire. */
+    readonly retentionFull: number;
+    readonly repository: { readonly type: "volume" } | S3Repository;
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3_600, d: 86_400, w: 604_800 };
+
+/** "90s", "15m", "12h", "1d", "1w" to seconds; undefined for anything else. */
+export function durationSeconds(text: string): number | undefined {
+    const match = /^([1-9][0-9]{0,5})(s|m|h|d|w)$/.exec(text);
+    return match ? Number(match[1]) * DURATION_UNITS[match[2]] : undefined;
+}
+
+/** Reads a schedule duration; the message names the key. */
+export function requireDuration(key: string, text: string): number {
+    const seconds = durationSeconds(text);
+    if (seconds === undefined || seconds < 10 || seconds > 366 * 86_400) {
+        throw new SettingsError(
+            `${key} must be a duration from 10s to 366d with one unit (s, m, h, d, w), such as 1d or 12h, got ${JSON.stringify(text)}`,
+        );
+    }
+    return seconds;
+}
+
+/** Checks what the getters cannot: retention range, the schedule's order, and a complete S3 location. */
+export function validateBackupSettings(b: BackupSettings): void {
+    requireInteger("backupRetentionFull", b.retentionFull, 1, 100, "an integer from 1 to 100");
+    if (b.diffEverySeconds > b.fullEverySeconds) {
+        throw new SettingsError(
+            `backupDiffEvery (${b.diffEverySeconds}s) must not be longer than backupFullEvery (${b.fullEverySeconds}s)`,
+        );
+    }
+    const r = b.repository;
+    if (r.type === "volume") {
+        return;
+    }
+    for (const [key, value] of [
+        ["backupS3Bucket", r.bucket],
+        ["backupS3Endpoint", r.endpoint],
+        ["backupS3Region", r.region],
+    ] as const) {
+        if (!/^[^\s]+$/.test(value)) {
+            throw new SettingsError(`${key} must be set, without spaces, when backupRepository is s3, got ${JSON.stringify(value)}`);
+        }
+    }
+    if (!/^\/[^\s]*$/.test(r.path)) {
+        throw new SettingsError(`backupS3Path must be an absolute path without spaces, got ${JSON.stringify(r.path)}`);
+    }
+}

@@ -85,7 +85,8 @@ export class ClusterTls extends pulumi.ComponentResource {
                     caPrivateKeyPem: caKey.privateKeyPem,
                     validityPeriodHours: SERVER_VALIDITY_HOURS,
                     earlyRenewalHours: EARLY_RENEWAL_HOURS,
-                    allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+                    // Also a client certificate: pgBackRest's nodes and backup container authenticate each other with it.
+                    allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
                 },
                 { parent: this },
             );

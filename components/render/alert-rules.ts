@@ -1,7 +1,8 @@
 // The alert rules, as data computed from the settings: thresholds are the
 // configured shares of the cluster's own sizes (pool, max_connections,
 // max_client_conn, max_slot_wal_keep_size), so resizing the cluster moves them.
-import { alertLimits, ClusterSettings, MonitoringSettings } from "../settings";
+import { alertLimits, BackupSettings, ClusterSettings, MonitoringSettings } from "../settings";
+import { ARCHIVE_CHECK_SECONDS } from "./pgbackrest";
 import { JOBS } from "./prometheus-targets";
 import { renderYaml } from "./yaml";
 
@@ -155,6 +156,56 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             description:
                 `At least ${m.alerts.clientConnectionsPercent}% of maxClientConn (${limit.clientConnections} of ${s.pool.maxClientConn}) ` +
                 "clients are connected; PgBouncer refuses clients beyond it.",
+        },
+    ];
+}
+
+const BACKUP = `job="${JOBS.backup}"`;
+/** How late the newest backup may be past `backupDiffEvery` before it counts as missing: room for the backup itself. */
+export const BACKUP_LATE_SECONDS = 3_600;
+
+/**
+ * Alerts on the backups: the newest one older than the schedule allows, a
+ * failed scheduled run, and WAL archiving stalled (the backup container's
+ * check pushes a segment every ARCHIVE_CHECK_SECONDS, so even an idle
+ * cluster archives that often) or failing.
+ */
+export function backupAlertRules(b: BackupSettings, m: MonitoringSettings): AlertRule[] {
+    const forSeconds = m.alerts.forSeconds;
+    const oldest = b.diffEverySeconds + BACKUP_LATE_SECONDS;
+    const walStalled = 3 * ARCHIVE_CHECK_SECONDS;
+    return [
+        {
+            alert: "BackupTooOld",
+            expr: `time() - max(obcms_backup_last_success_timestamp_seconds{${BACKUP}, type="any"}) > ${oldest}`,
+            forSeconds,
+            severity: "critical",
+            summary: `The newest backup is older than ${oldest} s`,
+            description: `No backup has completed for longer than backupDiffEvery (${b.diffEverySeconds} s) plus ${BACKUP_LATE_SECONDS} s; see the backup container's log.`,
+        },
+        {
+            alert: "BackupFailed",
+            expr: `obcms_backup_last_run_success{${BACKUP}} == 0`,
+            forSeconds,
+            severity: "warning",
+            summary: "The last scheduled backup failed",
+            description: "The backup container's last scheduled run ended with outcome=failed; it retries, and its log says why.",
+        },
+        {
+            alert: "WalArchivingStalled",
+            expr: `time() - obcms_backup_wal_archived_timestamp_seconds{${BACKUP}} > ${walStalled}`,
+            forSeconds,
+            severity: "critical",
+            summary: `No WAL segment has reached the repository for ${walStalled} s`,
+            description: "Point-in-time recovery can reach only the last archived segment; check the primary's log for archive-push errors.",
+        },
+        {
+            alert: "WalArchiveCheckFailed",
+            expr: `obcms_backup_archive_check_success{${BACKUP}} == 0`,
+            forSeconds,
+            severity: "critical",
+            summary: "pgbackrest check failed",
+            description: "A forced WAL switch did not reach the repository, or the repository is broken; see the backup container's log.",
         },
     ];
 }

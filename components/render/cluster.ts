@@ -17,6 +17,7 @@ import { PgbouncerIni } from "./pgbouncer-ini";
 import { ConfValue } from "./postgresql-conf";
 import { libpqConnstringValue, shellWord, sqlLiteral } from "./escape";
 import { FILES, SOCKET_DIR } from "./paths";
+import { archiveParameters } from "./pgbackrest";
 
 /** Docker names of the cluster's objects; containers reach each other by these names. */
 export function nodeNames(s: ClusterSettings) {
@@ -30,13 +31,15 @@ export function nodeNames(s: ClusterSettings) {
          */
         replicas: `${s.clusterName}-replicas`,
         pgbouncer: `${s.clusterName}-pgbouncer`,
+        /** pgBackRest's repository host: runs the backups, receives the WAL. */
+        backup: `${s.clusterName}-backup`,
         volume: (node: string) => `${node}-data`,
     };
 }
 
 /**
  * The names each node's certificate covers, by node ("primary", "replica-k",
- * "pgbouncer"): how its peers reach it (its container name, and the replicas'
+ * "pgbouncer", "backup"): how its peers reach it (its container name, and the replicas'
  * shared alias) and how operators reach it from the host.
  */
 export function certificateNames(s: ClusterSettings): Record<string, { dnsNames: string[]; ipAddresses: string[] }> {
@@ -46,6 +49,7 @@ export function certificateNames(s: ClusterSettings): Record<string, { dnsNames:
         ["primary", [names.primary]],
         ...Array.from({ length: s.replicaCount }, (_, i): [string, string[]] => [`replica-${i + 1}`, [names.replica(i + 1), names.replicas]]),
         ["pgbouncer", [names.pgbouncer]],
+        ["backup", [names.backup]],
     ];
     return Object.fromEntries(nodes.map(([node, dnsNames]) => [node, { dnsNames: [...dnsNames, "localhost"], ipAddresses }]));
 }
@@ -82,6 +86,7 @@ export function postgresParameters(s: ClusterSettings, node: string): Record<str
         password_encryption: s.authMethod,
         wal_level: "replica",
         wal_log_hints: true,
+        ...archiveParameters(),
         max_wal_senders: maxWalSenders(s.replicaCount),
         max_replication_slots: maxReplicationSlots(s.replicaCount),
         max_slot_wal_keep_size: `${s.maxSlotWalKeepSizeMb}MB`,

@@ -138,3 +138,17 @@ export function yamlString(value: string): string {
         (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
     );
 }
+
+/**
+ * A value on a `key=value` line of pgbackrest.conf. pgBackRest takes the rest
+ * of the line as the value, without quoting, and trims surrounding spaces, so
+ * line breaks, controls and leading or trailing whitespace are refused.
+ */
+export function pgbackrestConfValue(value: string): string {
+    assertNo(LINE_BREAK, "pgbackrest.conf", value, "line breaks are not allowed");
+    assertNo(CONTROL, "pgbackrest.conf", value, "control characters are not allowed");
+    if (value === "" || value.trim() !== value) {
+        throw new UnsafeValueError("pgbackrest.conf", value, "a value cannot be empty or start or end with whitespace");
+    }
+    return value;
+}

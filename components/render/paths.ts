@@ -29,6 +29,16 @@ export const FILES = {
     tlsKey: `${CONFIG_DIR}/tls/server.key`,
 } as const;
 
+/** pgBackRest's files: its config on every PostgreSQL node and the backup container, and the restore config for scratch restores. */
+export const PGBACKREST_FILES = {
+    conf: `${CONFIG_DIR}/pgbackrest.conf`,
+    restoreConf: `${CONFIG_DIR}/pgbackrest-restore.conf`,
+} as const;
+/** The backup repository in the backup container: its named volume. */
+export const PGBACKREST_REPO_DIR = "/var/lib/pgbackrest";
+/** pgBackRest's spool for asynchronous archiving, on the node's volume next to the data directory. */
+export const PGBACKREST_SPOOL_DIR = `${VOLUME_DIR}/pgbackrest-spool`;
+
 /** Prometheus's data directory: its named volume. */
 export const PROMETHEUS_DATA_DIR = "/var/lib/obcms/prometheus";
 /** Where Grafana looks for provisioning files (the official image's GF_PATHS_PROVISIONING). */

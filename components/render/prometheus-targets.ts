@@ -1,13 +1,13 @@
 // What Prometheus watches, as plain data computed from the settings: one
 // postgres_exporter per PostgreSQL node, one pgbouncer_exporter, and the
 // labels every series carries (`instance` = node name, `role`).
-import { ClusterSettings, PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../settings";
+import { BACKUP_METRICS_PORT, ClusterSettings, PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../settings";
 import { nodeNames, PRIMARY_NODE, replicaNode } from "./cluster";
 
 export type NodeRole = "primary" | "replica";
 
 /** Scrape job names: one job per kind of exporter. */
-export const JOBS = { postgres: "postgres", pgbouncer: "pgbouncer" } as const;
+export const JOBS = { postgres: "postgres", pgbouncer: "pgbouncer", backup: "backup" } as const;
 
 /** The `instance` label of PgBouncer's exporter. */
 export const PGBOUNCER_INSTANCE = "pgbouncer";
@@ -50,7 +50,7 @@ export function postgresNodes(s: ClusterSettings): PostgresNode[] {
 export interface ScrapeTarget {
     /** host:port on the cluster network. */
     readonly address: string;
-    readonly labels: { readonly instance: string; readonly role: NodeRole | "pgbouncer" };
+    readonly labels: { readonly instance: string; readonly role: NodeRole | "pgbouncer" | "backup" };
 }
 
 export interface ScrapeJob {
@@ -78,6 +78,14 @@ export function scrapeJobs(s: ClusterSettings): ScrapeJob[] {
             ],
         },
     ];
+}
+
+/** The backup container's metrics (the schedule's textfile, through prometheus-node-exporter). */
+export function backupScrapeJob(s: ClusterSettings): ScrapeJob {
+    return {
+        name: JOBS.backup,
+        targets: [{ address: `${nodeNames(s).backup}:${BACKUP_METRICS_PORT}`, labels: { instance: "backup", role: "backup" } }],
+    };
 }
 
 export interface ExporterConnection {

@@ -3,6 +3,7 @@
 // final modes, and a new named volume takes its ownership from the image.
 import { shellWord } from "./escape";
 import { FILES, PGDATA, VOLUME_DIR } from "./paths";
+import { pitrRestoreLines, tlsServerLines } from "./pgbackrest";
 
 /** Socket directory of the primary's bootstrap server, which nothing else connects to. */
 export const BOOTSTRAP_SOCKET_DIR = `${VOLUME_DIR}/bootstrap-socket`;
@@ -57,13 +58,16 @@ function standbyMinimums(): string[] {
 }
 
 /**
- * The primary: initdb on an empty volume, then on every start the bootstrap
+ * The primary: initdb on an empty volume, a point-in-time restore when
+ * `scripts/backup.sh restore-pitr` asked for one, then on every start the bootstrap
  * SQL through a server that listens only on a private socket (so health
  * checks and clients see nothing until roles and passwords are in place),
  * then the server itself.
  */
 export function renderPrimaryStart(): string {
-    const bootstrapOptions = `-c config_file=${FILES.postgresqlConf} -c listen_addresses= -c unix_socket_directories=${BOOTSTRAP_SOCKET_DIR}`;
+    // archive_command empty: the bootstrap server keeps its WAL for the real server to archive, and
+    // its shutdown does not wait on a repository host that may not be up yet.
+    const bootstrapOptions = `-c config_file=${FILES.postgresqlConf} -c listen_addresses= -c unix_socket_directories=${BOOTSTRAP_SOCKET_DIR} -c archive_command=`;
     return [
         ...header(),
         SET_PGDATA,
@@ -71,9 +75,13 @@ export function renderPrimaryStart(): string {
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
         '  initdb -D "$PGDATA" --username=postgres --auth-local=peer --auth-host=reject --encoding=UTF8 --locale=C.UTF-8 --data-checksums',
         "fi",
+        ...pitrRestoreLines(),
         `pg_ctl -D "$PGDATA" -w -t 120 -o ${shellWord(bootstrapOptions)} start`,
+        // After a point-in-time restore the server replays WAL and then promotes; roles can change only after that.
+        `until [ "$(psql -X -A -t -h ${shellWord(BOOTSTRAP_SOCKET_DIR)} -U postgres -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; do sleep 1; done`,
         `psql -X -q -h ${shellWord(BOOTSTRAP_SOCKET_DIR)} -U postgres -d postgres -f ${shellWord(FILES.bootstrapSql)}`,
         'pg_ctl -D "$PGDATA" -w -t 120 -m fast stop',
+        ...tlsServerLines(),
         execPostgres(),
         "",
     ].join("\n");
@@ -126,6 +134,10 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         '  rm -rf "$PGDATA"',
         "fi",
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
+        // A restored primary has no slots (a backup leaves them out): the replica makes its own.
+        `  if [ "$(${onPrimary(`READ_REPLICATION_SLOT ${slot}`)} 2>/dev/null)" = "||" ]; then`,
+        `    ${onPrimary(`CREATE_REPLICATION_SLOT ${slot} PHYSICAL RESERVE_WAL`)} >/dev/null`,
+        "  fi",
         `  attempt=1`,
         `  until rm -rf "$PGDATA.clone" && ${basebackup}; do`,
         `    if [ "$attempt" -ge ${spec.cloneAttempts} ]; then echo "clone from the primary failed ${spec.cloneAttempts} times" >&2; exit 1; fi`,
@@ -137,6 +149,7 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         "fi",
         'touch "$PGDATA/standby.signal"',
         ...standbyMinimums(),
+        ...tlsServerLines(),
         execPostgres(" $standby_options"),
         "",
     ].join("\n");

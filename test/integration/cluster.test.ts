@@ -336,7 +336,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             .trim()
             .split("\n")
             .sort();
-        const databaseContainers = ["pgbouncer", "primary", ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`)];
+        const databaseContainers = ["backup", "pgbouncer", "primary", ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`)];
         expect(containers).toEqual(expect.arrayContaining(databaseContainers.map((n) => `${stack.clusterName}-${n}`)));
         const passwords = passwordsOf(stack);
         expect(passwords).toHaveLength(3);
@@ -344,7 +344,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             const [inspect] = JSON.parse(await docker("inspect", name));
             const visible = JSON.stringify([inspect.Config.Env, inspect.Config.Cmd, inspect.Config.Entrypoint, inspect.Config.Labels, inspect.Path, inspect.Args]);
             const logs = await containerLog(name);
-            for (const secret of [...passwords, "PRIVATE KEY"]) {
+            for (const secret of [...passwords, stack.outputs.backupPassphrase, "PRIVATE KEY"]) {
                 expect(visible, name).not.toContain(secret);
                 expect(logs, name).not.toContain(secret);
             }

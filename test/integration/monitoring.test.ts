@@ -3,10 +3,10 @@
 // own API. Grafana has no image on test machines, so only its container is
 // disabled; every dashboard query runs against the live Prometheus instead.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readMonitoringSettings, readSettings } from "../../components/config";
-import { alertRules } from "../../components/render/alert-rules";
+import { readBackupSettings, readMonitoringSettings, readSettings } from "../../components/config";
+import { alertRules, backupAlertRules } from "../../components/render/alert-rules";
 import { pgbouncerDashboard, postgresqlDashboard, RATE_INTERVAL, renderDashboard } from "../../components/render/grafana-dashboards";
-import { ClusterSettings, MONITORING_CONNECTIONS, MonitoringSettings } from "../../components/settings";
+import { BackupSettings, ClusterSettings, MONITORING_CONNECTIONS, MonitoringSettings } from "../../components/settings";
 import { startStack, StartedStack } from "../support/cluster";
 import { Alert, Prometheus } from "../support/prometheus";
 import { containerLog, docker, query, waitFor, withClient } from "../support/sql";
@@ -49,6 +49,7 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
     let prometheus: Prometheus;
     let cluster: ClusterSettings;
     let monitoring: MonitoringSettings;
+    let backup: BackupSettings;
 
     beforeAll(async () => {
         const started = Date.now();
@@ -56,6 +57,7 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         // The settings the program just read, from the same stack config.
         cluster = readSettings();
         monitoring = readMonitoringSettings(cluster);
+        backup = readBackupSettings();
         expect(stack.outputs.prometheusUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
         prometheus = new Prometheus(stack.outputs.prometheusUrl!);
         // Pools appear in PgBouncer once a client has used them.
@@ -86,25 +88,26 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         expect(stack.outputs.grafanaAdminPassword).toBeUndefined();
     });
 
-    it("scrapes one postgres target per node and one pgbouncer target, all up", async () => {
+    it("scrapes one postgres target per node, one pgbouncer and one backup target, all up", async () => {
         const targets = await prometheus.targets();
         const seen = targets.map((t) => [t.labels.job, t.labels.instance, t.labels.role, t.health, t.lastError]).sort();
         expect(seen).toEqual(
             [
+                ["backup", "backup", "backup", "up", ""],
                 ["pgbouncer", "pgbouncer", "pgbouncer", "up", ""],
                 ["postgres", "primary", "primary", "up", ""],
                 ...replicaNodes(expected.replicas).map((n) => ["postgres", n, "replica", "up", ""]),
             ].sort(),
         );
         const up = await prometheus.query("up == 1");
-        expect(up).toHaveLength(nodes.length + 1);
+        expect(up).toHaveLength(nodes.length + 2);
         const pgUp = await prometheus.query("pg_up == 1");
         expect(pgUp.map((s) => s.metric.instance).sort()).toEqual(nodes.sort());
         expect(await prometheus.query("pgbouncer_up == 1")).toHaveLength(1);
     });
 
     it("loads every alert rule, evaluates each without error, and none fires in a healthy cluster", async () => {
-        const rendered = alertRules(cluster, monitoring);
+        const rendered = [...alertRules(cluster, monitoring), ...backupAlertRules(backup, monitoring)];
         const loaded = await prometheus.rules();
         expect(loaded.map((r) => r.name)).toEqual(rendered.map((r) => r.alert));
         for (const rule of loaded) {

@@ -62,6 +62,9 @@ describe("cluster", () => {
             expect(renderPostgresqlConf(postgresParameters(staging, PRIMARY_NODE))).toBe(
                 [
                     "# Rendered by obcms-database; changes here are overwritten.",
+                    "archive_command = 'pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main archive-push %p'",
+                    "archive_mode = 'on'",
+                    "archive_timeout = 60",
                     "cluster_name = 'primary'",
                     "hba_file = '/etc/obcms/pg_hba.conf'",
                     "hot_standby = on",
@@ -200,6 +203,7 @@ describe("certificateNames", () => {
                 ipAddresses: ["127.0.0.1", "10.0.0.5"],
             },
             pgbouncer: { dnsNames: ["obcms-database-production-pgbouncer", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
+            backup: { dnsNames: ["obcms-database-production-backup", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
         });
     });
 

@@ -9,6 +9,7 @@ import {
     renderReplicaStart,
     ReplicaStartSpec,
 } from "../../components/render/start-scripts";
+import { tlsServerLines } from "../../components/render/pgbackrest";
 import { POSTGRES_PORT, ROLES } from "../../components/settings";
 import { shellSyntaxCheck, staging } from "./fixtures";
 
@@ -28,7 +29,7 @@ const SCRIPTS: Array<[string, string]> = [
 
 /** The primary's `pg_ctl -o` options: one quoted word, which pg_ctl hands to a shell of its own. */
 const BOOTSTRAP_START =
-    "pg_ctl -D \"$PGDATA\" -w -t 120 -o '-c config_file=/etc/obcms/postgresql.conf -c listen_addresses= -c unix_socket_directories=/var/lib/postgresql/data/bootstrap-socket' start";
+    "pg_ctl -D \"$PGDATA\" -w -t 120 -o '-c config_file=/etc/obcms/postgresql.conf -c listen_addresses= -c unix_socket_directories=/var/lib/postgresql/data/bootstrap-socket -c archive_command=' start";
 
 function count(text: string, part: string): number {
     return text.split(part).length - 1;
@@ -115,8 +116,10 @@ describe("start scripts", () => {
         const bootstrap = lines.indexOf(BOOTSTRAP_START);
         expect(bootstrap).toBeGreaterThan(0);
         expect(lines.slice(bootstrap + 1)).toEqual([
+            "until [ \"$(psql -X -A -t -h '/var/lib/postgresql/data/bootstrap-socket' -U postgres -d postgres -c 'SELECT pg_is_in_recovery()')\" = f ]; do sleep 1; done",
             "psql -X -q -h '/var/lib/postgresql/data/bootstrap-socket' -U postgres -d postgres -f '/etc/obcms/bootstrap.sql'",
             'pg_ctl -D "$PGDATA" -w -t 120 -m fast stop',
+            ...tlsServerLines(),
             "exec postgres -D \"$PGDATA\" -c config_file='/etc/obcms/postgresql.conf'",
             "",
         ]);

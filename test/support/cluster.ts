@@ -21,6 +21,11 @@ export interface StackOutputs {
     readonly caCertificate: string;
     readonly replicaCount: number;
     readonly poolSize: number;
+    /** `volume:<name>` or the S3 location of the backup repository. */
+    readonly backupRepository: string;
+    /** Newest backup when the backup container was created. */
+    readonly lastBackupLabel: string;
+    readonly backupPassphrase: string;
     /** Present while monitoring is enabled. */
     readonly prometheusUrl?: string;
     /** Present while monitoring and Grafana are enabled. */

@@ -105,6 +105,12 @@ function subjectArg(subject: { commonName?: string; organization?: string } = {}
     return `/${parts.filter(Boolean).join("/")}`;
 }
 
+/** openssl's extendedKeyUsage names for the tls provider's `allowedUses`. */
+function extendedKeyUsage(allowedUses: readonly string[]): string {
+    const names: Record<string, string> = { server_auth: "serverAuth", client_auth: "clientAuth" };
+    return allowedUses.filter((use) => use in names).map((use) => names[use]).join(",");
+}
+
 /** What the tls provider does for certificates, done by the openssl command line. */
 async function openssl(type: string, inputs: Record<string, any>): Promise<Record<string, string>> {
     const dir = await mkdtemp(path.join(tmpdir(), "obcms-tls-"));
@@ -138,7 +144,8 @@ async function openssl(type: string, inputs: Record<string, any>): Promise<Recor
                 await writeFile(file("ca-key.pem"), inputs.caPrivateKeyPem);
                 await writeFile(
                     file("ext.cnf"),
-                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n" +
+                        `extendedKeyUsage=${extendedKeyUsage(inputs.allowedUses)}\n`,
                 );
                 await run("openssl", [
                     "x509", "-req", "-in", file("csr.pem"), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem"),

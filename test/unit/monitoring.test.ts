@@ -83,7 +83,7 @@ describe.each([
         expect(mocks.named("monitoring-prometheus-data").inputs.name).toBe(`${cluster}-prometheus-data`);
     });
 
-    it(`scrapes 1 + ${replicas} PostgreSQL exporter targets labelled by role and node, and PgBouncer's`, async () => {
+    it(`scrapes 1 + ${replicas} PostgreSQL exporter targets labelled by role and node, and PgBouncer's and the backup container's`, async () => {
         const { mocks } = await declare(stack);
         const config = parse(upload(mocks.named("monitoring-prometheus"), "/etc/obcms/prometheus.yml").content);
         expect(config.global).toEqual({
@@ -105,6 +105,7 @@ describe.each([
                 })),
             ],
             pgbouncer: [{ targets: [`${cluster}-pgbouncer-exporter:9127`], labels: { instance: "pgbouncer", role: "pgbouncer" } }],
+            backup: [{ targets: [`${cluster}-backup:9100`], labels: { instance: "backup", role: "backup" } }],
         });
     });
 
@@ -291,6 +292,8 @@ describe("the Monitoring component", () => {
                     primary: node("primary"),
                     replicas: [node("replica-1")],
                     pgbouncer: node("pgbouncer"),
+                    backupSettings: { fullEverySeconds: 604_800, diffEverySeconds: 86_400, retentionFull: 2, repository: { type: "volume" } },
+                    backup: node("backup"),
                 }),
         ).toThrow("Monitoring needs an exporter target for each of the 3 replicas the settings declare, got 1 replica resources");
         await pulumi.runtime.disconnect();

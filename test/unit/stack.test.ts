@@ -7,7 +7,7 @@ import { promiseOf } from "../support/outputs";
 import { runProgram } from "../support/program";
 import { StackName } from "../support/stack-config";
 
-const DATABASE_CONTAINER = /^(primary|replica-\d+|pgbouncer)-container$/;
+const DATABASE_CONTAINER = /^(primary|replica-\d+|pgbouncer|backup)-container$/;
 
 async function declare(stack: StackName, overrides: Record<string, unknown> = {}, secretKeys: string[] = []) {
     const mocks = new RecordingMocks();
@@ -39,8 +39,11 @@ describe.each([
                 .map((r) => r.name)
                 .filter((n) => DATABASE_CONTAINER.test(n))
                 .sort(),
-        ).toEqual(["pgbouncer-container", "primary-container", ...replicaNames.map((n) => `${n}-container`)]);
-        expect(mocks.ofType("command:local:Command").map((r) => r.name).sort()).toEqual(replicaNames.map((n) => `${n}-slot`));
+        ).toEqual(["backup-container", "pgbouncer-container", "primary-container", ...replicaNames.map((n) => `${n}-container`)]);
+        expect(mocks.ofType("command:local:Command").map((r) => r.name).sort()).toEqual([
+            "backup-last-label",
+            ...replicaNames.map((n) => `${n}-slot`),
+        ]);
         expect(
             mocks
                 .ofType("docker:index/volume:Volume")
@@ -122,7 +125,7 @@ describe("TLS", () => {
     it("issues one key and certificate per node, each key uploaded 0600 and kept secret", async () => {
         const { mocks } = await declare("production");
         expect(mocks.ofType("tls:index/privateKey:PrivateKey").map((r) => r.name).sort()).toEqual(
-            ["ca", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `tls-${n}-key`).sort(),
+            ["ca", "backup", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `tls-${n}-key`).sort(),
         );
         const csr = mocks.named("tls-replica-2-csr");
         expect(csr.inputs.dnsNames).toEqual([
@@ -191,15 +194,17 @@ describe("choices a stack can make", () => {
         const { mocks } = await declare("production", { publishAddress: "10.1.2.3", publishPostgresPorts: true });
         const containers = mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name));
         for (const c of containers) {
-            expect(c.inputs.ports.map((p: { ip: string }) => p.ip), c.name).toEqual(["10.1.2.3"]);
+            // The backup container serves only the cluster network.
+            expect(c.inputs.ports.map((p: { ip: string }) => p.ip), c.name).toEqual(c.name === "backup-container" ? [] : ["10.1.2.3"]);
             expect(c.inputs.privileged ?? false, c.name).toBe(false);
             expect(c.inputs.user, c.name).toBe("999:999");
         }
         const mounts = containers
             .filter((c) => c.name !== "pgbouncer-container")
             .map((c) => c.inputs.volumes.map((v: { volumeName: string; containerPath: string }) => `${v.volumeName}:${v.containerPath}`));
-        expect(mounts.flat().sort()).toEqual(
-            ["primary", "replica-1", "replica-2", "replica-3"].map((n) => `obcms-database-production-${n}-data:/var/lib/postgresql/data`),
-        );
+        expect(mounts.flat().sort()).toEqual([
+            "obcms-database-production-backup-data:/var/lib/pgbackrest",
+            ...["primary", "replica-1", "replica-2", "replica-3"].map((n) => `obcms-database-production-${n}-data:/var/lib/postgresql/data`),
+        ]);
     });
 });

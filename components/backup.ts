@@ -1,0 +1,133 @@
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { nodeNames } from "./render/cluster";
+import { shellWord } from "./render/escape";
+import { PGBACKREST_FILES, PGBACKREST_REPO_DIR } from "./render/paths";
+import {
+    BACKUP_READY_FILE,
+    pgbackrestCommand,
+    renderBackupStart,
+    renderPgbackrestConf,
+    repositoryHostPgbackrestConf,
+    restorePgbackrestConf,
+} from "./render/pgbackrest";
+import { BACKUP_METRICS_PORT, BackupSettings, ClusterSettings } from "./settings";
+import { serviceContainer } from "./service-container";
+import { NodeTls, tlsFiles } from "./tls";
+
+export interface BackupArgs {
+    /** Validated stack settings (plain values: they shape the rendered files). */
+    readonly settings: ClusterSettings;
+    /** Validated schedule, retention and repository. */
+    readonly backup: BackupSettings;
+    /** Image with pgBackRest, jq, tini, prometheus-node-exporter and a `postgres` user (the project's image). */
+    readonly image: pulumi.Input<string>;
+    /** Docker network on which the PostgreSQL nodes are reachable by name. */
+    readonly network: pulumi.Input<string>;
+    /** The backup container's certificate (server for archive-push, client towards the nodes) and the cluster CA. */
+    readonly tls: NodeTls;
+    /** Secret: the repository's passphrase (`repositoryPassphrase`), shared with the PostgreSQL nodes. */
+    readonly passphrase: pulumi.Output<string>;
+    /** Secret S3 access keys; required when the repository is S3, ignored otherwise. */
+    readonly s3Credentials?: { readonly key: pulumi.Input<string>; readonly keySecret: pulumi.Input<string> };
+    /** The primary and the replicas: the stanza and the first backup need them up. */
+    readonly postgresNodes: readonly pulumi.Resource[];
+}
+
+/** Length of the generated repository passphrase (letters and digits). */
+const PASSPHRASE_LENGTH = 64;
+
+/**
+ * The repository's encryption passphrase (secret), generated once and kept in
+ * state: every PostgreSQL node encrypts the WAL it archives with it, and no
+ * backup can be restored without it.
+ */
+export function repositoryPassphrase(name: string): pulumi.Output<string> {
+    return pulumi.secret(new random.RandomPassword(name, { length: PASSPHRASE_LENGTH, special: false }).result);
+}
+/** Seconds between two looks at the schedule. */
+const SCHEDULE_TICK_SECONDS = 10;
+
+/**
+ * pgBackRest's repository host: an encrypted repository (a named volume kept
+ * on destroy, or S3), the primary's WAL archive, and the scheduled backups,
+ * taken from a replica. Created only once a full backup is in the repository.
+ */
+export class Backup extends pulumi.ComponentResource {
+    public readonly containerName: pulumi.Output<string>;
+    /** Where the repository is: `volume:<name>`, or `s3://<bucket><path> at <endpoint>`. */
+    public readonly repository: pulumi.Output<string>;
+    /** Label of the newest backup when the backup container was created. */
+    public readonly lastBackupLabel: pulumi.Output<string>;
+
+    constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("obcms:database:Backup", name, args, opts);
+        const s = args.settings;
+        const b = args.backup;
+        const names = nodeNames(s);
+
+        const r = b.repository;
+        const s3 = r.type === "s3" ? args.s3Credentials : undefined;
+        if (r.type === "s3" && s3 === undefined) {
+            throw new pulumi.ResourceError("an S3 repository needs backupS3Key and backupS3KeySecret", this);
+        }
+        const secrets = pulumi
+            .all([args.passphrase, s3?.key, s3?.keySecret])
+            .apply(([p, key, keySecret]) => ({ passphrase: p, s3: key !== undefined && keySecret !== undefined ? { key, keySecret } : undefined }));
+        const conf = pulumi.secret(secrets.apply((x) => renderPgbackrestConf(repositoryHostPgbackrestConf(s, b, x))));
+        const restoreConf = pulumi.secret(secrets.apply((x) => renderPgbackrestConf(restorePgbackrestConf(b, x))));
+
+        const volume =
+            r.type === "volume"
+                ? new docker.Volume(
+                      `${name}-repo`,
+                      { name: names.volume(names.backup) },
+                      // The backups outlive `pulumi destroy`, like the primary's data.
+                      { parent: this, retainOnDelete: true },
+                  )
+                : undefined;
+
+        const container = serviceContainer(
+            `${name}-container`,
+            {
+                containerName: names.backup,
+                image: args.image,
+                network: args.network,
+                startScript: renderBackupStart({ backup: b, tickSeconds: SCHEDULE_TICK_SECONDS, metricsPort: BACKUP_METRICS_PORT }),
+                files: [
+                    { path: PGBACKREST_FILES.conf, content: conf, secret: true },
+                    { path: PGBACKREST_FILES.restoreConf, content: restoreConf, secret: true },
+                    ...tlsFiles(args.tls),
+                ],
+                volume: volume ? { name: volume.name, mountPath: PGBACKREST_REPO_DIR } : undefined,
+                healthcheck: ["test", "-f", BACKUP_READY_FILE],
+                // The first full backup of a large existing primary takes a while.
+                healthyWithinSeconds: 3600,
+                stopSignal: "SIGTERM",
+                init: true,
+            },
+            { parent: this, dependsOn: [...args.postgresNodes] },
+        );
+
+        const label = new command.local.Command(
+            `${name}-last-label`,
+            {
+                create: pulumi.interpolate`docker exec ${container.name} sh -c ${shellWord(`${pgbackrestCommand()} info --output=json | jq -j '.[0].backup[-1].label'`)}`,
+                triggers: [container.id],
+            },
+            { parent: this },
+        );
+
+        this.containerName = container.name;
+        this.repository = pulumi.output(r.type === "s3" ? `s3://${r.bucket}${r.path} at ${r.endpoint}` : `volume:${names.volume(names.backup)}`);
+        // jq -j: the label alone, without a line break.
+        this.lastBackupLabel = label.stdout;
+        this.registerOutputs({
+            containerName: this.containerName,
+            repository: this.repository,
+            lastBackupLabel: this.lastBackupLabel,
+        });
+    }
+}

@@ -1,0 +1,376 @@
+// pgBackRest: its config files, the PostgreSQL parameters that archive WAL
+// through it, and the backup container's entry point (first full backup, then
+// the schedule, the metrics). The backup container is the repository host: it
+// runs every backup, copying from a replica (backup-standby) and talking to
+// the primary and the replicas over pgBackRest's TLS protocol, and receives
+// the primary's WAL the same way.
+import { BackupSettings, ClusterSettings, POSTGRES_PORT } from "../settings";
+import { nodeNames } from "./cluster";
+import { commentText, pgbackrestConfValue, shellWord } from "./escape";
+import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR, VOLUME_DIR } from "./paths";
+
+/** The one stanza of the repository: this cluster. */
+export const STANZA = "main";
+/** Port of `pgbackrest server` on every PostgreSQL node and on the backup container. */
+export const PGBACKREST_TLS_PORT = 8432;
+/** Seconds between `pgbackrest check` runs in the backup container: each one proves the archiving path end to end. */
+export const ARCHIVE_CHECK_SECONDS = 300;
+/** A failed scheduled backup is retried after this many seconds, not on every tick. */
+export const BACKUP_RETRY_SECONDS = 300;
+/** Written by the backup container once the stanza exists and a full backup is in the repository; its health check. */
+export const BACKUP_READY_FILE = "/tmp/obcms-backup-ready";
+/** The textfile collector's directory in the backup container. */
+export const BACKUP_METRICS_DIR = "/tmp/obcms-metrics";
+
+/** An option's value; a list is written as the option repeated, one line per element (e.g. `tls-server-auth`). */
+export type PgbackrestValue = string | number | boolean | readonly string[];
+/** A pgbackrest.conf: `[global]`, then the stanza's section. */
+export type PgbackrestConf = Readonly<Record<string, Readonly<Record<string, PgbackrestValue>>>>;
+
+const OPTION_NAME = /^[a-z][a-z0-9-]*$/;
+const SECTION_NAME = /^[a-z][a-z0-9_:-]*$/;
+
+function confValue(value: string | number | boolean): string {
+    if (typeof value === "boolean") {
+        return value ? "y" : "n";
+    }
+    if (typeof value === "number" && !Number.isFinite(value)) {
+        throw new Error(`pgbackrest.conf: ${value} is not a finite number`);
+    }
+    return pgbackrestConfValue(String(value));
+}
+
+/** INI as pgBackRest reads it: sections in the given order, options sorted by name, every value escaped. */
+export function renderPgbackrestConf(conf: PgbackrestConf, comment = "Rendered by obcms-database; changes here are overwritten."): string {
+    const lines = [`# ${commentText(comment)}`];
+    for (const [section, options] of Object.entries(conf)) {
+        if (!SECTION_NAME.test(section)) {
+            throw new Error(`pgbackrest.conf: ${JSON.stringify(section)} is not a section name`);
+        }
+        lines.push("", `[${section}]`);
+        for (const name of Object.keys(options).sort()) {
+            if (!OPTION_NAME.test(name)) {
+                throw new Error(`pgbackrest.conf: ${JSON.stringify(name)} is not an option name`);
+            }
+            const value = options[name];
+            for (const element of Array.isArray(value) ? value : [value]) {
+                lines.push(`${name}=${confValue(element)}`);
+            }
+        }
+    }
+    return [...lines, ""].join("\n");
+}
+
+/** The PostgreSQL nodes the backup container reaches: the primary, then the replicas in order. */
+function postgresHosts(s: ClusterSettings): string[] {
+    const names = nodeNames(s);
+    return [names.primary, ...Array.from({ length: s.replicaCount }, (_, i) => names.replica(i + 1))];
+}
+
+/** Options every pgBackRest process of the cluster shares: quiet files, output to the container log. */
+const COMMON: Record<string, PgbackrestValue> = {
+    // The service user cannot write /var/log/pgbackrest; the console is the container's log.
+    "log-level-file": "off",
+    "log-level-console": "info",
+    "log-timestamp": true,
+    "compress-type": "zst",
+};
+
+/** The TLS server every node runs, accepting only the named clients' certificates for the stanza. */
+function tlsServer(clients: readonly string[]): Record<string, PgbackrestValue> {
+    return {
+        "tls-server-address": "0.0.0.0",
+        "tls-server-port": PGBACKREST_TLS_PORT,
+        "tls-server-ca-file": FILES.tlsCa,
+        "tls-server-cert-file": FILES.tlsCert,
+        "tls-server-key-file": FILES.tlsKey,
+        // One line per client certificate's common name; the list after `=` would be stanzas.
+        "tls-server-auth": clients.map((client) => `${client}=${STANZA}`),
+    };
+}
+
+/**
+ * pgbackrest.conf of the primary and every replica (secret): WAL goes to the
+ * backup container (asynchronously, so a slow repository does not hold the
+ * archiver per segment), and the TLS server lets the backup container, and
+ * only it, copy this node's files. The node's certificate is also its client
+ * certificate. The passphrase is here too: a node encrypts the WAL it pushes
+ * and reads the repository's encrypted info files itself.
+ */
+export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: string): PgbackrestConf {
+    const backup = nodeNames(s).backup;
+    return {
+        global: {
+            ...COMMON,
+            ...tlsServer([backup]),
+            "archive-async": true,
+            // PostgreSQL's archiver waits this long for a segment to reach the repository before it
+            // retries; short, so a repository host that is not up yet (at creation, or restarting)
+            // neither holds a shutdown past Docker's grace time nor delays the first backup by minutes.
+            "archive-timeout": 10,
+            "spool-path": PGBACKREST_SPOOL_DIR,
+            "repo1-host": backup,
+            "repo1-host-type": "tls",
+            "repo1-host-port": PGBACKREST_TLS_PORT,
+            ...encryption(passphrase),
+            "repo1-host-ca-file": FILES.tlsCa,
+            "repo1-host-cert-file": FILES.tlsCert,
+            "repo1-host-key-file": FILES.tlsKey,
+        },
+        [STANZA]: {
+            "pg1-path": PGDATA,
+            "pg1-socket-path": SOCKET_DIR,
+            "pg1-port": POSTGRES_PORT,
+        },
+    };
+}
+
+/** Secrets a repository needs: the encryption passphrase, and S3's access keys when it is there. */
+export interface RepositorySecrets {
+    readonly passphrase: string;
+    readonly s3?: { readonly key: string; readonly keySecret: string };
+}
+
+function encryption(passphrase: string): Record<string, PgbackrestValue> {
+    return { "repo1-cipher-type": "aes-256-cbc", "repo1-cipher-pass": passphrase };
+}
+
+/** Where the repository is and how it is encrypted. */
+function repositoryOptions(b: BackupSettings, secrets: RepositorySecrets): Record<string, PgbackrestValue> {
+    const r = b.repository;
+    if (r.type === "volume") {
+        return { ...encryption(secrets.passphrase), "repo1-path": PGBACKREST_REPO_DIR };
+    }
+    if (secrets.s3 === undefined) {
+        throw new Error("pgbackrest.conf: an S3 repository needs its access keys");
+    }
+    return {
+        ...encryption(secrets.passphrase),
+        "repo1-type": "s3",
+        "repo1-path": r.path,
+        "repo1-s3-bucket": r.bucket,
+        "repo1-s3-endpoint": r.endpoint,
+        "repo1-s3-region": r.region,
+        "repo1-s3-uri-style": r.uriStyle,
+        "repo1-s3-key": secrets.s3.key,
+        "repo1-s3-key-secret": secrets.s3.keySecret,
+    };
+}
+
+/**
+ * pgbackrest.conf of the backup container (secret: it holds the passphrase).
+ * pg1 is the primary, pg2.. the replicas; with backup-standby pgBackRest
+ * copies the files from a replica and asks the primary only to start and
+ * stop the backup, so the primary's disks are not loaded.
+ */
+export function repositoryHostPgbackrestConf(s: ClusterSettings, b: BackupSettings, secrets: RepositorySecrets): PgbackrestConf {
+    const hosts = postgresHosts(s);
+    const stanza: Record<string, PgbackrestValue> = {};
+    hosts.forEach((host, i) => {
+        const pg = `pg${i + 1}`;
+        Object.assign(stanza, {
+            [`${pg}-host`]: host,
+            [`${pg}-host-type`]: "tls",
+            [`${pg}-host-port`]: PGBACKREST_TLS_PORT,
+            [`${pg}-host-ca-file`]: FILES.tlsCa,
+            [`${pg}-host-cert-file`]: FILES.tlsCert,
+            [`${pg}-host-key-file`]: FILES.tlsKey,
+            [`${pg}-path`]: PGDATA,
+            [`${pg}-socket-path`]: SOCKET_DIR,
+            [`${pg}-port`]: POSTGRES_PORT,
+        });
+    });
+    return {
+        global: {
+            ...COMMON,
+            ...tlsServer(hosts),
+            ...repositoryOptions(b, secrets),
+            "repo1-retention-full-type": "count",
+            "repo1-retention-full": b.retentionFull,
+            "backup-standby": true,
+            // How long a backup or check waits for its WAL to be archived: at creation the primary's
+            // archiver may still be working off the segments it could not push before this host was up.
+            "archive-timeout": 300,
+            // An immediate checkpoint: a backup starts now, not at the next scheduled checkpoint.
+            "start-fast": true,
+        },
+        [STANZA]: stanza,
+    };
+}
+
+/**
+ * The config a scratch container restores with (secret): the repository read
+ * directly, and the data directory local. It lives in the backup container
+ * and reaches a scratch container through a pipe, never a command line.
+ */
+export function restorePgbackrestConf(b: BackupSettings, secrets: RepositorySecrets): PgbackrestConf {
+    return {
+        global: { ...COMMON, ...repositoryOptions(b, secrets) },
+        [STANZA]: { "pg1-path": PGDATA },
+    };
+}
+
+/** `pgbackrest` with the cluster's config file and stanza, as every script and command runs it. */
+export function pgbackrestCommand(): string {
+    return `pgbackrest --config=${PGBACKREST_FILES.conf} --stanza=${STANZA}`;
+}
+
+/**
+ * WAL archiving on every node (a replica archives nothing until promoted). A
+ * segment is switched after at most a minute of writes, which bounds what the
+ * repository can miss if the primary's volume is lost.
+ */
+export function archiveParameters(): Record<string, string | number> {
+    return {
+        archive_mode: "on",
+        archive_command: `${pgbackrestCommand()} archive-push %p`,
+        archive_timeout: 60,
+    };
+}
+
+/**
+ * Start-script lines that run `pgbackrest server` for the node's lifetime, in
+ * a double-forked loop: the loop is adopted by PID 1 (tini), not by the
+ * postmaster the script becomes, which would treat a server killed by a
+ * signal as a crashed backend and restart every session.
+ */
+export function tlsServerLines(): string[] {
+    return [
+        `( (until false; do pgbackrest --config=${shellWord(PGBACKREST_FILES.conf)} server || true; echo "pgbackrest server exited; restarting it" >&2; sleep 1; done) </dev/null & )`,
+    ];
+}
+
+/** Where `scripts/backup.sh restore-pitr` leaves the target time for the primary's next start. */
+export const RESTORE_TARGET_FILE = `${VOLUME_DIR}/restore-target`;
+
+/**
+ * Primary start-script lines: when a restore target is waiting, restore the
+ * data directory to that time from the repository (delta: only changed files
+ * are fetched) and let the server promote there, on a new timeline.
+ */
+export function pitrRestoreLines(): string[] {
+    const file = shellWord(RESTORE_TARGET_FILE);
+    return [
+        `if [ -s ${file} ]; then`,
+        `  target="$(cat ${file})"`,
+        '  echo "restoring the data directory to $target" >&2',
+        `  ${pgbackrestCommand()} restore --delta --type=time --target="$target" --target-action=promote`,
+        `  rm -f ${file}`,
+        "fi",
+    ];
+}
+
+export interface BackupStartSpec {
+    readonly backup: BackupSettings;
+    /** Seconds between two looks at the schedule. */
+    readonly tickSeconds: number;
+    readonly metricsPort: number;
+}
+
+/**
+ * The backup container: the TLS server that receives WAL, the stanza (created
+ * once the primary answers), a full backup when the repository holds none,
+ * and only then the health check's file, so `pulumi up` returns with a full
+ * backup in the repository. Then the schedule: a full backup when the last
+ * full is older than `fullEverySeconds`, a differential when the last backup
+ * of any kind is older than `diffEverySeconds` (expiry by retention follows
+ * each backup), a `pgbackrest check` every ARCHIVE_CHECK_SECONDS, one log
+ * line per run, and the metrics file after every tick.
+ */
+export function renderBackupStart(spec: BackupStartSpec): string {
+    const b = spec.backup;
+    const metricsFile = `${BACKUP_METRICS_DIR}/backup.prom`;
+    const metric = (name: string, help: string, value: string, labels = "") => [
+        `echo ${shellWord(`# HELP ${name} ${help}`)}`,
+        `echo ${shellWord(`# TYPE ${name} gauge`)}`,
+        `echo "${name}${labels} ${value}"`,
+    ];
+    return [
+        "#!/bin/sh",
+        "# Rendered by obcms-database.",
+        "set -eu",
+        `pgbr() { ${pgbackrestCommand()} "$@"; }`,
+        // repo-ls takes no stanza.
+        `pgbr_repo() { pgbackrest --config=${shellWord(PGBACKREST_FILES.conf)} "$@"; }`,
+        'log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) obcms-backup: $*"; }',
+        // jq reads pgBackRest's JSON; `[]?` and `// 0` cover an empty repository.
+        `info_json() { pgbr info --output=json; }`,
+        `rm -f ${shellWord(BACKUP_READY_FILE)}`,
+        `mkdir -p ${shellWord(BACKUP_METRICS_DIR)}`,
+        ...tlsServerLines(),
+        `( (until false; do prometheus-node-exporter --collector.disable-defaults --collector.textfile --collector.textfile.directory=${shellWord(BACKUP_METRICS_DIR)} --web.listen-address=:${spec.metricsPort} || true; sleep 1; done) </dev/null >/dev/null 2>&1 & )`,
+        "",
+        "last_outcome=1",
+        "last_duration=0",
+        "run_backup() {",
+        '  type="$1"; started="$(date +%s)"',
+        '  log "start type=$type"',
+        '  if pgbr --type="$type" backup; then last_outcome=1; else last_outcome=0; fi',
+        '  last_duration=$(( $(date +%s) - started ))',
+        `  label="$(info_json | jq -r '.[0].backup[-1].label // "none"')"`,
+        '  if [ "$last_outcome" = 1 ]; then outcome=success; else outcome=failed; fi',
+        '  log "end type=$type label=$label duration=${last_duration}s outcome=$outcome"',
+        '  [ "$last_outcome" = 1 ]',
+        "}",
+        "",
+        "attempt=1",
+        "until pgbr stanza-create; do",
+        '  if [ "$attempt" -ge 150 ]; then log "stanza-create failed 150 times"; exit 1; fi',
+        "  attempt=$((attempt + 1)); sleep 2",
+        "done",
+        `if [ "$(info_json | jq '[.[0].backup[]? | select(.type == "full")] | length')" -eq 0 ]; then`,
+        "  run_backup full",
+        "fi",
+        `touch ${shellWord(BACKUP_READY_FILE)}`,
+        "",
+        "last_attempt=0",
+        "last_check=0",
+        "check_ok=1",
+        "while :; do",
+        '  now="$(date +%s)"',
+        '  info="$(info_json)"',
+        `  last_full="$(echo "$info" | jq '[.[0].backup[]? | select(.type == "full") | .timestamp.stop] | max // 0')"`,
+        `  last_any="$(echo "$info" | jq '[.[0].backup[]? | .timestamp.stop] | max // 0')"`,
+        `  if [ $((now - last_attempt)) -ge ${BACKUP_RETRY_SECONDS} ] || [ "$last_outcome" = 1 ]; then`,
+        `    if [ $((now - last_full)) -ge ${b.fullEverySeconds} ]; then last_attempt="$now"; run_backup full || true`,
+        `    elif [ $((now - last_any)) -ge ${b.diffEverySeconds} ]; then last_attempt="$now"; run_backup diff || true`,
+        "    fi",
+        "  fi",
+        `  if [ $((now - last_check)) -ge ${ARCHIVE_CHECK_SECONDS} ]; then`,
+        '    last_check="$now"',
+        '    if pgbr check; then check_ok=1; else check_ok=0; log "check failed: WAL archiving or the repository is broken"; fi',
+        "  fi",
+        '  info="$(info_json)"',
+        `  archive_id="$(echo "$info" | jq -r '.[0].archive[-1].id // empty')"`,
+        `  wal_max="$(echo "$info" | jq -r '.[0].archive[-1].max // empty')"`,
+        "  wal_time=0",
+        '  if [ -n "$wal_max" ]; then',
+        `    wal_dir="archive/${STANZA}/$archive_id/$(echo "$wal_max" | cut -c1-16)"`,
+        `    wal_time="$(pgbr_repo repo-ls --output=json "$wal_dir" | jq --arg wal "$wal_max" '[to_entries[] | select(.key | startswith($wal)) | .value.time] | max // 0')"`,
+        "  fi",
+        "  {",
+        ...metric(
+            "obcms_backup_last_success_timestamp_seconds",
+            "End of the newest backup in the repository, by type (any: full, diff or incr).",
+            `$(echo "$info" | jq '[.[0].backup[]? | select(.type == "full") | .timestamp.stop] | max // 0')`,
+            '{type=\\"full\\"}',
+        ).map((line) => `    ${line}`),
+        `    echo "obcms_backup_last_success_timestamp_seconds{type=\\"any\\"} $(echo "$info" | jq '[.[0].backup[]? | .timestamp.stop] | max // 0')"`,
+        ...metric("obcms_backup_last_run_success", "1 if the last backup run by the schedule succeeded.", "$last_outcome").map((line) => `    ${line}`),
+        ...metric("obcms_backup_last_run_duration_seconds", "Duration of the last backup run.", "$last_duration").map((line) => `    ${line}`),
+        ...metric("obcms_backup_repository_backups", "Backups in the repository.", `$(echo "$info" | jq '[.[0].backup[]?] | length')`).map((line) => `    ${line}`),
+        ...metric(
+            "obcms_backup_wal_archived_timestamp_seconds",
+            "When the newest WAL segment reached the repository.",
+            "$wal_time",
+        ).map((line) => `    ${line}`),
+        ...metric("obcms_backup_archive_check_success", "1 if the last pgbackrest check (WAL switch archived) passed.", "$check_ok").map(
+            (line) => `    ${line}`,
+        ),
+        `  } > ${shellWord(`${metricsFile}.tmp`)}`,
+        `  mv ${shellWord(`${metricsFile}.tmp`)} ${shellWord(metricsFile)}`,
+        `  sleep ${spec.tickSeconds}`,
+        "done",
+        "",
+    ].join("\n");
+}

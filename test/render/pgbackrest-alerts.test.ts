@@ -1,0 +1,149 @@
+// The backup alerts under promtool, in the project image: each fires after
+// `for` on a series past its threshold and stays quiet on one short of it.
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { AlertRule, BACKUP_LATE_SECONDS, backupAlertRules, renderAlertRules } from "../../components/render/alert-rules";
+import { ARCHIVE_CHECK_SECONDS } from "../../components/render/pgbackrest";
+import { backupScrapeJob } from "../../components/render/prometheus-targets";
+import { BackupSettings } from "../../components/settings";
+import { defaultMonitoring } from "../support/monitoring-fixtures";
+import { staging } from "./fixtures";
+
+const run = promisify(execFile);
+const IMAGE = "obcms-database:17";
+const INTERVAL = 15;
+const BACKUP: BackupSettings = { fullEverySeconds: 3_600, diffEverySeconds: 600, retentionFull: 2, repository: { type: "volume" } };
+const TARGET = { job: "backup", instance: "backup", role: "backup" };
+const FOR = defaultMonitoring.alerts.forSeconds;
+
+function series(name: string, labels: Record<string, string>, value: number): { series: string; values: string } {
+    const selector = Object.entries(labels)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join(", ");
+    return { series: `${name}{${selector}}`, values: `${value}x500` };
+}
+
+interface Case {
+    readonly alert: string;
+    /** When the condition has held for longer than `for`. */
+    readonly evalSeconds: number;
+    readonly fires: ReturnType<typeof series>;
+    readonly quiet: ReturnType<typeof series>;
+    /** The fired alert's labels besides severity: a `max()` keeps none. */
+    readonly labels: Record<string, string>;
+}
+
+const oldest = BACKUP.diffEverySeconds + BACKUP_LATE_SECONDS;
+const walStalled = 3 * ARCHIVE_CHECK_SECONDS;
+const CASES: Case[] = [
+    {
+        alert: "BackupTooOld",
+        evalSeconds: oldest + FOR + 2 * INTERVAL,
+        // time() - 0 is past the limit at that time; time() - 1000 is not.
+        fires: series("obcms_backup_last_success_timestamp_seconds", { ...TARGET, type: "any" }, 0),
+        quiet: series("obcms_backup_last_success_timestamp_seconds", { ...TARGET, type: "any" }, 1_000),
+        labels: {},
+    },
+    {
+        alert: "BackupFailed",
+        evalSeconds: FOR + 2 * INTERVAL,
+        fires: series("obcms_backup_last_run_success", TARGET, 0),
+        quiet: series("obcms_backup_last_run_success", TARGET, 1),
+        labels: TARGET,
+    },
+    {
+        alert: "WalArchivingStalled",
+        evalSeconds: walStalled + FOR + 2 * INTERVAL,
+        fires: series("obcms_backup_wal_archived_timestamp_seconds", TARGET, 0),
+        quiet: series("obcms_backup_wal_archived_timestamp_seconds", TARGET, 500),
+        labels: TARGET,
+    },
+    {
+        alert: "WalArchiveCheckFailed",
+        evalSeconds: FOR + 2 * INTERVAL,
+        fires: series("obcms_backup_archive_check_success", TARGET, 0),
+        quiet: series("obcms_backup_archive_check_success", TARGET, 1),
+        labels: TARGET,
+    },
+];
+
+async function promtool(files: Record<string, string>, ...args: string[]): Promise<{ code: number; output: string }> {
+    const dir = mkdtempSync(path.join(tmpdir(), "obcms-promtool-"));
+    try {
+        for (const [name, content] of Object.entries(files)) {
+            writeFileSync(path.join(dir, name), content);
+        }
+        const { stdout, stderr } = await run("docker", ["run", "--rm", "--network", "none", "-v", `${dir}:/etc/obcms:ro`, IMAGE, "promtool", ...args]);
+        return { code: 0, output: stdout + stderr };
+    } catch (error) {
+        const e = error as { code?: number; stdout?: string; stderr?: string };
+        return { code: e.code ?? -1, output: `${e.stdout ?? ""}${e.stderr ?? ""}` };
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+describe("backup alerts", () => {
+    const rules = backupAlertRules(BACKUP, defaultMonitoring);
+
+    it("are the four expected rules, thresholds from the schedule and the archive check", () => {
+        expect(rules.map((r) => [r.alert, r.severity, r.expr])).toEqual([
+            ["BackupTooOld", "critical", `time() - max(obcms_backup_last_success_timestamp_seconds{job="backup", type="any"}) > ${600 + 3_600}`],
+            ["BackupFailed", "warning", 'obcms_backup_last_run_success{job="backup"} == 0'],
+            ["WalArchivingStalled", "critical", `time() - obcms_backup_wal_archived_timestamp_seconds{job="backup"} > ${3 * 300}`],
+            ["WalArchiveCheckFailed", "critical", 'obcms_backup_archive_check_success{job="backup"} == 0'],
+        ]);
+        expect(backupScrapeJob(staging)).toEqual({
+            name: "backup",
+            targets: [{ address: "obcms-database-staging-backup:9100", labels: { instance: "backup", role: "backup" } }],
+        });
+    });
+
+    it("fire after `for` past their thresholds and stay quiet short of them (promtool test rules)", async () => {
+        const byName: Record<string, AlertRule> = Object.fromEntries(rules.map((r) => [r.alert, r]));
+        const tests = CASES.flatMap((c) => {
+            const rule = byName[c.alert];
+            return [
+                {
+                    name: `${c.alert} fires`,
+                    interval: `${INTERVAL}s`,
+                    input_series: [c.fires],
+                    alert_rule_test: [
+                        {
+                            eval_time: `${c.evalSeconds}s`,
+                            alertname: c.alert,
+                            exp_alerts: [
+                                {
+                                    exp_labels: { ...c.labels, severity: rule.severity },
+                                    exp_annotations: { summary: rule.summary, description: rule.description },
+                                },
+                            ],
+                        },
+                    ],
+                },
+                {
+                    name: `${c.alert} stays quiet`,
+                    interval: `${INTERVAL}s`,
+                    input_series: [c.quiet],
+                    alert_rule_test: [{ eval_time: `${c.evalSeconds}s`, alertname: c.alert, exp_alerts: [] }],
+                },
+            ];
+        });
+        const result = await promtool(
+            {
+                "rules.yml": renderAlertRules(rules),
+                "tests.yml": stringify({ rule_files: ["rules.yml"], evaluation_interval: `${INTERVAL}s`, tests }),
+            },
+            "test",
+            "rules",
+            "/etc/obcms/tests.yml",
+        );
+        expect(result.output).toContain("SUCCESS");
+        expect(result.code).toBe(0);
+    }, 60_000);
+});

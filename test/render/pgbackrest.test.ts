@@ -1,0 +1,211 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import {
+    archiveParameters,
+    pitrRestoreLines,
+    postgresNodePgbackrestConf,
+    renderBackupStart,
+    renderPgbackrestConf,
+    repositoryHostPgbackrestConf,
+    restorePgbackrestConf,
+    tlsServerLines,
+} from "../../components/render/pgbackrest";
+import { renderPrimaryStart } from "../../components/render/start-scripts";
+import { BackupSettings } from "../../components/settings";
+import { exactly, LONG, production, shellSyntaxCheck, staging } from "./fixtures";
+
+const VOLUME: BackupSettings = { fullEverySeconds: 604_800, diffEverySeconds: 86_400, retentionFull: 2, repository: { type: "volume" } };
+const S3: BackupSettings = {
+    ...VOLUME,
+    repository: { type: "s3", bucket: "obcms-backups", endpoint: "s3.eu-west-1.amazonaws.com", region: "eu-west-1", uriStyle: "host", path: "/obcms-database" },
+};
+
+const HEADER = "# Rendered by obcms-database; changes here are overwritten.\n";
+const LOGGING = "compress-type=zst\nlog-level-console=info\nlog-level-file=off\nlog-timestamp=y\n";
+const TLS_SERVER_FILES =
+    "tls-server-ca-file=/etc/obcms/tls/ca.crt\ntls-server-cert-file=/etc/obcms/tls/server.crt\ntls-server-key-file=/etc/obcms/tls/server.key\ntls-server-port=8432\n";
+
+function pgHost(k: number, host: string): string {
+    return [
+        `pg${k}-host=${host}`,
+        `pg${k}-host-ca-file=/etc/obcms/tls/ca.crt`,
+        `pg${k}-host-cert-file=/etc/obcms/tls/server.crt`,
+        `pg${k}-host-key-file=/etc/obcms/tls/server.key`,
+        `pg${k}-host-port=8432`,
+        `pg${k}-host-type=tls`,
+        `pg${k}-path=/var/lib/postgresql/data/pgdata`,
+        `pg${k}-port=5432`,
+        `pg${k}-socket-path=/var/run/postgresql`,
+        "",
+    ].join("\n");
+}
+
+describe("pgbackrest.conf", () => {
+    it("on a PostgreSQL node: async archiving to the backup container over TLS, a TLS server only the backup container may use, the passphrase", () => {
+        expect(renderPgbackrestConf(postgresNodePgbackrestConf(staging, "PASS"))).toBe(
+            HEADER +
+                "\n[global]\narchive-async=y\narchive-timeout=10\n" +
+                LOGGING +
+                "repo1-cipher-pass=PASS\nrepo1-cipher-type=aes-256-cbc\n" +
+                "repo1-host=obcms-database-staging-backup\nrepo1-host-ca-file=/etc/obcms/tls/ca.crt\n" +
+                "repo1-host-cert-file=/etc/obcms/tls/server.crt\nrepo1-host-key-file=/etc/obcms/tls/server.key\n" +
+                "repo1-host-port=8432\nrepo1-host-type=tls\nspool-path=/var/lib/postgresql/data/pgbackrest-spool\n" +
+                "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-backup=main\n" +
+                TLS_SERVER_FILES +
+                "\n[main]\npg1-path=/var/lib/postgresql/data/pgdata\npg1-port=5432\npg1-socket-path=/var/run/postgresql\n",
+        );
+    });
+
+    it("on the backup container: encrypted volume repository, retention, backups from a standby, every node as a TLS host", () => {
+        expect(renderPgbackrestConf(repositoryHostPgbackrestConf(staging, VOLUME, { passphrase: "PASS" }))).toBe(
+            HEADER +
+                "\n[global]\narchive-timeout=300\nbackup-standby=y\n" +
+                LOGGING +
+                "repo1-cipher-pass=PASS\nrepo1-cipher-type=aes-256-cbc\nrepo1-path=/var/lib/pgbackrest\n" +
+                "repo1-retention-full=2\nrepo1-retention-full-type=count\nstart-fast=y\n" +
+                "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-primary=main\ntls-server-auth=obcms-database-staging-replica-1=main\n" +
+                TLS_SERVER_FILES +
+                "\n[main]\n" +
+                pgHost(1, "obcms-database-staging-primary") +
+                pgHost(2, "obcms-database-staging-replica-1"),
+        );
+    });
+
+    it("lists the primary and every replica of production", () => {
+        const stanza = repositoryHostPgbackrestConf(production, VOLUME, { passphrase: "PASS" }).main;
+        expect(Object.keys(stanza).filter((k) => k.endsWith("-host")).sort()).toEqual(["pg1-host", "pg2-host", "pg3-host", "pg4-host"]);
+        expect(stanza["pg4-host"]).toBe("obcms-database-production-replica-3");
+    });
+
+    it("points at S3 with the access keys, and restores with the repository read directly", () => {
+        expect(renderPgbackrestConf(restorePgbackrestConf(S3, { passphrase: "PASS", s3: { key: "AKIA", keySecret: "s3cr=t#;" } }))).toBe(
+            HEADER +
+                "\n[global]\n" +
+                LOGGING +
+                "repo1-cipher-pass=PASS\nrepo1-cipher-type=aes-256-cbc\nrepo1-path=/obcms-database\n" +
+                "repo1-s3-bucket=obcms-backups\nrepo1-s3-endpoint=s3.eu-west-1.amazonaws.com\nrepo1-s3-key=AKIA\n" +
+                "repo1-s3-key-secret=s3cr=t#;\nrepo1-s3-region=eu-west-1\nrepo1-s3-uri-style=host\nrepo1-type=s3\n" +
+                "\n[main]\npg1-path=/var/lib/postgresql/data/pgdata\n",
+        );
+        expect(restorePgbackrestConf(VOLUME, { passphrase: "PASS" }).global["repo1-path"]).toBe("/var/lib/pgbackrest");
+    });
+
+    it("refuses an S3 repository without its keys", () => {
+        expect(() => restorePgbackrestConf(S3, { passphrase: "PASS" })).toThrow(exactly("pgbackrest.conf: an S3 repository needs its access keys"));
+    });
+
+    it("writes hostile values verbatim on their own line, and refuses what would end the line or be trimmed", () => {
+        const conf = renderPgbackrestConf(repositoryHostPgbackrestConf(staging, VOLUME, { passphrase: LONG }));
+        expect(conf.split("\n")).toContain(`repo1-cipher-pass=${LONG}`);
+        for (const [value, reason] of [
+            ["pass\n[global]", "line breaks are not allowed"],
+            ["pass\rword", "line breaks are not allowed"],
+            ["pass\u2028word", "line breaks are not allowed"],
+            ["pass\u0000word", "control characters are not allowed"],
+            [" pass", "a value cannot be empty or start or end with whitespace"],
+            ["pass\t", "a value cannot be empty or start or end with whitespace"],
+            ["", "a value cannot be empty or start or end with whitespace"],
+        ] as const) {
+            expect(() => renderPgbackrestConf(repositoryHostPgbackrestConf(staging, VOLUME, { passphrase: value }))).toThrow(
+                exactly(`pgbackrest.conf: cannot write ${JSON.stringify(value)}: ${reason}`),
+            );
+        }
+    });
+
+    it("refuses names pgBackRest would not read as one option or section", () => {
+        expect(() => renderPgbackrestConf({ global: { "repo1 path": "x" } })).toThrow(exactly('pgbackrest.conf: "repo1 path" is not an option name'));
+        expect(() => renderPgbackrestConf({ "main]\n[global": {} })).toThrow(exactly('pgbackrest.conf: "main]\\n[global" is not a section name'));
+    });
+});
+
+describe("archiving and the start scripts", () => {
+    it("archives every WAL segment through pgBackRest, at least once a minute under writes", () => {
+        expect(archiveParameters()).toEqual({
+            archive_mode: "on",
+            archive_command: "pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main archive-push %p",
+            archive_timeout: 60,
+        });
+    });
+
+    it("runs pgBackRest's TLS server double-forked, so tini adopts it, and restarts it", () => {
+        expect(tlsServerLines()).toEqual([
+            "( (until false; do pgbackrest --config='/etc/obcms/pgbackrest.conf' server || true; echo \"pgbackrest server exited; restarting it\" >&2; sleep 1; done) </dev/null & )",
+        ]);
+    });
+
+    it("restores the primary to a requested time before it starts, only when asked", () => {
+        const lines = pitrRestoreLines();
+        expect(lines).toEqual([
+            "if [ -s '/var/lib/postgresql/data/restore-target' ]; then",
+            "  target=\"$(cat '/var/lib/postgresql/data/restore-target')\"",
+            '  echo "restoring the data directory to $target" >&2',
+            '  pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main restore --delta --type=time --target="$target" --target-action=promote',
+            "  rm -f '/var/lib/postgresql/data/restore-target'",
+            "fi",
+        ]);
+        const script = renderPrimaryStart();
+        expect(script.indexOf(lines[0])).toBeGreaterThan(script.indexOf("initdb"));
+        expect(script.indexOf(lines[0])).toBeLessThan(script.indexOf("pg_ctl"));
+    });
+
+    it("the backup container's script parses, and carries the schedule, the retry and the metrics", () => {
+        const script = renderBackupStart({ backup: { ...VOLUME, fullEverySeconds: 3_600, diffEverySeconds: 600 }, tickSeconds: 10, metricsPort: 9100 });
+        expect(shellSyntaxCheck(script)).toEqual({ status: 0, stderr: "" });
+        expect(script).toContain('if [ $((now - last_full)) -ge 3600 ]; then last_attempt="$now"; run_backup full || true');
+        expect(script).toContain('elif [ $((now - last_any)) -ge 600 ]; then last_attempt="$now"; run_backup diff || true');
+        expect(script).toContain("--collector.textfile.directory='/tmp/obcms-metrics' --web.listen-address=:9100");
+        expect(script).toContain("  sleep 10\n");
+        // The health check's file comes only after the stanza and a full backup.
+        expect(script.indexOf("touch '/tmp/obcms-backup-ready'")).toBeGreaterThan(script.indexOf("  run_backup full\nfi"));
+    });
+
+    it("the backup container's metrics are valid Prometheus text", () => {
+        // The metrics block run with pgBackRest's answers stubbed: one full backup, one diff, one segment.
+        const script = renderBackupStart({ backup: VOLUME, tickSeconds: 10, metricsPort: 9100 });
+        const block = script.slice(script.indexOf("  {\n"), script.indexOf("  mv "));
+        const info = JSON.stringify([
+            {
+                backup: [
+                    { label: "20261129-010000F", type: "full", timestamp: { start: 100, stop: 200 } },
+                    { label: "20261129-010000F_20261129-020000D", type: "diff", timestamp: { start: 300, stop: 400 } },
+                ],
+                archive: [{ id: "17-1", max: "000000010000000000000004" }],
+            },
+        ]);
+        const output = execFileSync(
+            "/bin/sh",
+            ["-c", `info='${info}'; last_outcome=1; last_duration=7; wal_time=450; check_ok=1\n${block.replace(/> '[^']*'$/m, "")}`],
+            { encoding: "utf8" },
+        );
+        expect(output).toBe(
+            [
+                "# HELP obcms_backup_last_success_timestamp_seconds End of the newest backup in the repository, by type (any: full, diff or incr).",
+                "# TYPE obcms_backup_last_success_timestamp_seconds gauge",
+                'obcms_backup_last_success_timestamp_seconds{type="full"} 200',
+                'obcms_backup_last_success_timestamp_seconds{type="any"} 400',
+                "# HELP obcms_backup_last_run_success 1 if the last backup run by the schedule succeeded.",
+                "# TYPE obcms_backup_last_run_success gauge",
+                "obcms_backup_last_run_success 1",
+                "# HELP obcms_backup_last_run_duration_seconds Duration of the last backup run.",
+                "# TYPE obcms_backup_last_run_duration_seconds gauge",
+                "obcms_backup_last_run_duration_seconds 7",
+                "# HELP obcms_backup_repository_backups Backups in the repository.",
+                "# TYPE obcms_backup_repository_backups gauge",
+                "obcms_backup_repository_backups 2",
+                "# HELP obcms_backup_wal_archived_timestamp_seconds When the newest WAL segment reached the repository.",
+                "# TYPE obcms_backup_wal_archived_timestamp_seconds gauge",
+                "obcms_backup_wal_archived_timestamp_seconds 450",
+                "# HELP obcms_backup_archive_check_success 1 if the last pgbackrest check (WAL switch archived) passed.",
+                "# TYPE obcms_backup_archive_check_success gauge",
+                "obcms_backup_archive_check_success 1",
+                "",
+            ].join("\n"),
+        );
+        // Prometheus's own linter, from the project image, reads it without a complaint.
+        const lint = spawnSync("docker", ["run", "--rm", "-i", "--network", "none", "obcms-database:17", "promtool", "check", "metrics"], {
+            input: output,
+            encoding: "utf8",
+        });
+        expect({ status: lint.status, output: lint.stdout + lint.stderr }).toEqual({ status: 0, output: "" });
+    }, 60_000);
+});
