@@ -115,6 +115,10 @@ const monitoring = monitoringSettings.enabled
 
 export const databaseUrl = pgbouncer.databaseUrl;
 export const readonlyDatabaseUrl = pgbouncer.readonlyDatabaseUrl;
+// For app containers that join the cluster network (examples/app).
+export const networkName = network.name;
+export const networkDatabaseUrl = pgbouncer.networkDatabaseUrl;
+export const networkReadonlyDatabaseUrl = pgbouncer.networkReadonlyDatabaseUrl;
 export const pgbouncerAdminUrl = pgbouncer.adminUrl;
 export const primaryUrl = primary.url;
 export const replicaUrls = pulumi.secret(pulumi.all(replicas.map((r) => r.url)));

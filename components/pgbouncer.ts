@@ -39,6 +39,10 @@ export class PgBouncer extends pulumi.ComponentResource {
     public readonly databaseUrl: pulumi.Output<string>;
     /** Secret: read-only URL, load-balanced over the replicas. */
     public readonly readonlyDatabaseUrl: pulumi.Output<string>;
+    /** Secret: `databaseUrl` for containers on the cluster network, naming PgBouncer's container. */
+    public readonly networkDatabaseUrl: pulumi.Output<string>;
+    /** Secret: `readonlyDatabaseUrl` for containers on the cluster network. */
+    public readonly networkReadonlyDatabaseUrl: pulumi.Output<string>;
     /** Secret: admin console URL. */
     public readonly adminUrl: pulumi.Output<string>;
 
@@ -83,6 +87,8 @@ export class PgBouncer extends pulumi.ComponentResource {
         const sslmode = pgbouncerUrlSslmode(s);
         this.databaseUrl = credentialUrl(args.app, this.host, this.port, s.database, sslmode);
         this.readonlyDatabaseUrl = credentialUrl(args.app, this.host, this.port, readonlyDatabase(s), sslmode);
+        this.networkDatabaseUrl = credentialUrl(args.app, this.containerName, PGBOUNCER_PORT, s.database, sslmode);
+        this.networkReadonlyDatabaseUrl = credentialUrl(args.app, this.containerName, PGBOUNCER_PORT, readonlyDatabase(s), sslmode);
         this.adminUrl = credentialUrl(args.admin, this.host, this.port, "pgbouncer", sslmode);
         this.registerOutputs({
             containerName: this.containerName,
@@ -90,6 +96,8 @@ export class PgBouncer extends pulumi.ComponentResource {
             port: this.port,
             databaseUrl: this.databaseUrl,
             readonlyDatabaseUrl: this.readonlyDatabaseUrl,
+            networkDatabaseUrl: this.networkDatabaseUrl,
+            networkReadonlyDatabaseUrl: this.networkReadonlyDatabaseUrl,
             adminUrl: this.adminUrl,
         });
     }

@@ -14,6 +14,10 @@ import { projectName, StackName } from "./stack-config";
 export interface StackOutputs {
     readonly databaseUrl: string;
     readonly readonlyDatabaseUrl: string;
+    /** The cluster's Docker network, and the URLs for containers on it. */
+    readonly networkName: string;
+    readonly networkDatabaseUrl: string;
+    readonly networkReadonlyDatabaseUrl: string;
     readonly pgbouncerAdminUrl: string;
     primaryUrl: string;
     replicaUrls: string[];

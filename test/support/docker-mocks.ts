@@ -336,6 +336,12 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         if (inputs.user) {
             container.withUser(inputs.user);
         }
+        if (inputs.envs) {
+            // The provider's `NAME=value` strings; a value may itself contain "=".
+            container.withEnvironment(
+                Object.fromEntries(inputs.envs.map((env: string) => [env.slice(0, env.indexOf("=")), env.slice(env.indexOf("=") + 1)])),
+            );
+        }
         // testcontainers removes a container that fails to turn healthy, so its
         // log is collected as it runs, to explain the failure.
         const log: string[] = [];

@@ -1,0 +1,131 @@
+// The example app stack (examples/app) for real: the staging database stack
+// brought up by startStack, then the example program itself run through the
+// same DockerMocks, its StackReference answered with the started stack's
+// outputs. Django (Debian's python3-django and python3-psycopg2) migrates,
+// writes and reads through PgBouncer in transaction mode.
+import { randomBytes } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runAppProgram } from "../support/app-program";
+import { startStack, StartedStack } from "../support/cluster";
+import { DockerMocks } from "../support/docker-mocks";
+import { promiseOf } from "../support/outputs";
+import { containerLog, docker, query, waitFor } from "../support/sql";
+import { StackReferenceMocks } from "../support/stack-reference";
+
+const DATABASE_STACK = "acme/obcms-database/staging";
+
+interface NotesPage {
+    readonly notes: string[];
+}
+
+describe("example Django app on the staging stack", () => {
+    let stack: StartedStack;
+    const app = new DockerMocks();
+    const appStack = `staging-it${randomBytes(3).toString("hex")}`;
+    const container = `obcms-app-${appStack}-web`;
+    let url: string;
+
+    beforeAll(async () => {
+        stack = await startStack("staging", { overrides: { grafanaEnabled: false, monitoringEnabled: false } });
+        await waitFor("the replica streaming", 120_000, async () => {
+            const rows = await query(stack.outputs.primaryUrl, "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'");
+            return rows.length === 1 ? true : undefined;
+        });
+        // DockerMocks reveals every secret before it creates anything, so
+        // which outputs are secret does not matter here (app-example.test.ts checks it).
+        const mocks = new StackReferenceMocks(app, { [DATABASE_STACK]: { outputs: { ...stack.outputs }, secretOutputNames: [] } });
+        const exports = await runAppProgram({ stack: appStack, config: { databaseStack: DATABASE_STACK }, mocks });
+        url = await Promise.race([promiseOf(exports.url as pulumi.Output<string>), app.failure]);
+    }, 900_000);
+
+    afterAll(async () => {
+        await app.removeAll();
+        await stack?.stop();
+    }, 120_000);
+
+    async function notes(): Promise<string[]> {
+        const response = await fetch(`${url}/notes/`);
+        expect(response.status).toBe(200);
+        return ((await response.json()) as NotesPage).notes;
+    }
+
+    async function addNote(text: string): Promise<void> {
+        const response = await fetch(`${url}/notes/`, { method: "POST", body: JSON.stringify({ text }) });
+        expect(response.status).toBe(201);
+    }
+
+    /** Runs Python in the app container, as the app's user with the app's settings. */
+    async function djangoShell(code: string): Promise<string> {
+        return (await docker("exec", container, "python3", "manage.py", "shell", "-c", code)).trim();
+    }
+
+    it("migrated through PgBouncer before serving, as the application role", async () => {
+        expect(await containerLog(container)).toContain("Applying notes.0001_initial... OK");
+        expect(await docker("exec", container, "python3", "manage.py", "migrate", "--noinput")).toContain("No migrations to apply.");
+        // The committed migration is the model's.
+        expect(await docker("exec", container, "python3", "manage.py", "makemigrations", "--check", "--dry-run")).toContain("No changes detected");
+        const tables = await query(stack.outputs.primaryUrl, "SELECT tableowner FROM pg_tables WHERE tablename = 'notes_note'");
+        expect(tables).toEqual([{ tableowner: "obcms_app" }]);
+    });
+
+    it("connects to PgBouncer over TLS with verify-full: writes to the primary, reads from the replica", async () => {
+        const report = await djangoShell(
+            [
+                "from django.db import connections",
+                "for alias in ('default', 'replica'):",
+                "    c = connections[alias]",
+                "    with c.cursor() as cursor:",
+                "        cursor.execute('SELECT pg_is_in_recovery()')",
+                "        recovery = cursor.fetchone()[0]",
+                "    print(alias, c.connection.info.ssl_in_use, c.connection.get_dsn_parameters()['sslmode'], recovery)",
+            ].join("\n"),
+        );
+        expect(report.split("\n")).toEqual(["default True verify-full False", "replica True verify-full True"]);
+    });
+
+    it("routes the app's reads to the replica: a note written while replay is paused shows up only after it resumes", async () => {
+        const replicaUrl = stack.outputs.replicaUrls[0];
+        await addNote("before the pause");
+        await waitFor("the first note on the replica", 10_000, async () => ((await notes()).includes("before the pause") ? true : undefined));
+
+        await query(replicaUrl, "SELECT pg_wal_replay_pause()");
+        try {
+            await waitFor("replay paused", 10_000, async () => {
+                const [{ state }] = await query(replicaUrl, "SELECT pg_get_wal_replay_pause_state() AS state");
+                return state === "paused" ? true : undefined;
+            });
+            await addNote("while paused");
+            const onPrimary = await query(stack.outputs.primaryUrl, "SELECT text FROM notes_note ORDER BY id");
+            expect(onPrimary.map((r) => r.text)).toEqual(["before the pause", "while paused"]);
+            expect(await notes()).toEqual(["before the pause"]);
+        } finally {
+            await query(replicaUrl, "SELECT pg_wal_replay_resume()");
+        }
+        await waitFor("the second note on the replica", 10_000, async () =>
+            (await notes()).length === 2 ? true : undefined,
+        );
+        expect(await notes()).toEqual(["before the pause", "while paused"]);
+    });
+
+    it("reads big querysets without server-side cursors, which transaction pooling would break", async () => {
+        const declared = "SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements WHERE query LIKE 'DECLARE%_django_curs_%'";
+        const iterate = (...setup: string[]) =>
+            djangoShell(
+                [
+                    "from django.db import connections",
+                    "from notes.models import Note",
+                    ...setup,
+                    "print(sum(1 for _ in Note.objects.iterator(chunk_size=100)))",
+                ].join("\n"),
+            );
+        const replicaUrl = stack.outputs.replicaUrls[0];
+        const before = (await query(replicaUrl, declared))[0].n;
+        // As configured: plain cursors, no DECLARE on the replica.
+        expect(await iterate()).toBe("2");
+        expect((await query(replicaUrl, declared))[0].n).toBe(before);
+        // The control: with the setting off, Django declares a cursor, which the count sees.
+        expect(await iterate("connections['replica'].settings_dict['DISABLE_SERVER_SIDE_CURSORS'] = False")).toBe("2");
+        expect((await query(replicaUrl, declared))[0].n).toBe(before + 1);
+    });
+});
