@@ -60,6 +60,8 @@ export interface StartedStack {
 export interface StartOptions {
     /** Config values set on top of the stack file, as `pulumi config set` would. */
     readonly overrides?: Record<string, unknown>;
+    /** How the program is imported afresh for each run; see `ProgramOptions.importProgram`. */
+    readonly importProgram?: () => Promise<Record<string, unknown>>;
 }
 
 /**
@@ -72,7 +74,7 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
     const mocks = new DockerMocks();
     const stop = () => mocks.removeAll();
     const declare = async (overrides: Record<string, unknown> | undefined): Promise<StackOutputs> => {
-        const { exports } = await runProgram({ stack, stackName, overrides, mocks });
+        const { exports } = await runProgram({ stack, stackName, overrides, mocks, importProgram: options.importProgram });
         return (await Promise.race([resolveAll(exports), mocks.failure])) as unknown as StackOutputs;
     };
     try {

@@ -1,7 +1,6 @@
 // Runs the real program (index.ts) under Pulumi's mocks, the way Pulumi
 // documents unit testing: mocks and config first, then a fresh import.
 import * as pulumi from "@pulumi/pulumi";
-import { vi } from "vitest";
 import { loadStackConfig, projectName, StackName } from "./stack-config";
 
 export interface ProgramRun {
@@ -17,6 +16,19 @@ export interface ProgramOptions {
     /** Config keys (without namespace) to mark secret, as `pulumi config set --secret` does. */
     readonly secretKeys?: readonly string[];
     readonly mocks: pulumi.runtime.Mocks;
+    /**
+     * Evaluates index.ts afresh and returns its exports. Defaults to vitest's
+     * module reset; a run outside vitest (the benchmark, under tsx) passes its own.
+     */
+    readonly importProgram?: () => Promise<Record<string, unknown>>;
+}
+
+/** Inside vitest: drop the module registry, then import the program again. */
+async function importWithVitest(): Promise<Record<string, unknown>> {
+    // Imported here, not at the top: vitest refuses to load outside its runner.
+    const { vi } = await import("vitest");
+    vi.resetModules();
+    return (await import("../../index")) as Record<string, unknown>;
 }
 
 export async function runProgram(options: ProgramOptions): Promise<ProgramRun> {
@@ -29,7 +41,6 @@ export async function runProgram(options: ProgramOptions): Promise<ProgramRun> {
         (options.secretKeys ?? []).map((key) => `${project}:${key}`),
     );
     await pulumi.runtime.setMocks(options.mocks, project, options.stackName ?? options.stack, false);
-    vi.resetModules();
-    const exports = (await import("../../index")) as Record<string, unknown>;
+    const exports = await (options.importProgram ?? importWithVitest)();
     return { exports };
 }

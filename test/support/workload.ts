@@ -4,7 +4,7 @@
 // the cluster network (pgbench, psql) run from the stack's own image.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import pg from "pg";
@@ -137,6 +137,8 @@ export interface ToolOptions {
     readonly files?: Record<string, string>;
     /** Credentials go here (PGPASSWORD), never on the command line. */
     readonly env?: Record<string, string>;
+    /** Host directory mounted writable at /out, for files the command leaves behind (pgbench's transaction logs). */
+    readonly outputDir?: string;
 }
 
 /** A throwaway container from the stack's image on the cluster network, running one command. */
@@ -148,6 +150,8 @@ export class ClusterTool {
 
     static async start(stack: StartedStack, command: string[], options: ToolOptions = {}): Promise<ClusterTool> {
         const dir = await mkdtemp(path.join(tmpdir(), "obcms-tool-"));
+        // mkdtemp makes it 0700; the command runs as the service user, not as us.
+        await chmod(dir, 0o755);
         for (const [file, content] of Object.entries(options.files ?? {})) {
             await writeFile(path.join(dir, file), content, { mode: 0o644 });
         }
@@ -156,6 +160,7 @@ export class ClusterTool {
             "run", "--detach", "--name", name, "--network", `${stack.clusterName}-net`, "--user", "postgres",
             // Enough descriptors for one socket per pgbench client.
             "--ulimit", "nofile=8192:8192", "-v", `${dir}:/work:ro`,
+            ...(options.outputDir ? ["-v", `${options.outputDir}:/out`] : []),
             ...Object.entries(options.env ?? {}).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
             "--entrypoint", command[0], await stackImage(stack), ...command.slice(1),
         );
