@@ -4,8 +4,6 @@
 // project image carries promtool (Debian's prometheus package), so this runs
 // wherever Docker does, without Prometheus on the host.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -16,37 +14,13 @@ import { renderPrometheusConfig } from "../../components/render/prometheus-confi
 import { scrapeJobs } from "../../components/render/prometheus-targets";
 import { alertLimits, ClusterSettings, MonitoringSettings } from "../../components/settings";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
+import { PROJECT_IMAGE as IMAGE, PROMTOOL_DIR as DIR, promtool } from "../support/promtool";
 import { PROJECT_ROOT } from "../support/stack-config";
 import { production, staging } from "./fixtures";
 
 const run = promisify(execFile);
-/** The harness's tag for the image built from image/Dockerfile. */
-const IMAGE = "obcms-database:17";
-/** Where the rendered files sit in the container, as in the Prometheus container. */
-const DIR = "/etc/obcms";
 const RULES = "alert-rules.yml";
 
-interface Result {
-    readonly code: number;
-    readonly output: string;
-}
-
-/** Runs promtool in the project image on `files`, written to a fresh directory mounted at /etc/obcms. */
-async function promtool(files: Record<string, string>, ...args: string[]): Promise<Result> {
-    const dir = mkdtempSync(path.join(tmpdir(), "obcms-promtool-"));
-    try {
-        for (const [name, content] of Object.entries(files)) {
-            writeFileSync(path.join(dir, name), content);
-        }
-        const { stdout, stderr } = await run("docker", ["run", "--rm", "--network", "none", "-v", `${dir}:${DIR}:ro`, IMAGE, "promtool", ...args]);
-        return { code: 0, output: stdout + stderr };
-    } catch (error) {
-        const e = error as { code?: number; stdout?: string; stderr?: string };
-        return { code: e.code ?? -1, output: `${e.stdout ?? ""}${e.stderr ?? ""}` };
-    } finally {
-        rmSync(dir, { recursive: true, force: true });
-    }
-}
 
 type Labels = Record<string, string>;
 /** One input series: its labels (with __name__) and the value it keeps. */

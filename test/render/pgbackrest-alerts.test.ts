@@ -1,10 +1,5 @@
 // The backup alerts under promtool, in the project image: each fires after
 // `for` on a series past its threshold and stays quiet on one short of it.
-import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { AlertRule, BACKUP_LATE_SECONDS, backupAlertRules, renderAlertRules } from "../../components/render/alert-rules";
@@ -12,10 +7,9 @@ import { ARCHIVE_CHECK_SECONDS } from "../../components/render/pgbackrest";
 import { backupScrapeJob } from "../../components/render/prometheus-targets";
 import { BackupSettings } from "../../components/settings";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
+import { promtool } from "../support/promtool";
 import { staging } from "./fixtures";
 
-const run = promisify(execFile);
-const IMAGE = "obcms-database:17";
 const INTERVAL = 15;
 const BACKUP: BackupSettings = { fullEverySeconds: 3_600, diffEverySeconds: 600, retentionFull: 2, repository: { type: "volume" } };
 const TARGET = { job: "backup", instance: "backup", role: "backup" };
@@ -72,21 +66,6 @@ const CASES: Case[] = [
     },
 ];
 
-async function promtool(files: Record<string, string>, ...args: string[]): Promise<{ code: number; output: string }> {
-    const dir = mkdtempSync(path.join(tmpdir(), "obcms-promtool-"));
-    try {
-        for (const [name, content] of Object.entries(files)) {
-            writeFileSync(path.join(dir, name), content);
-        }
-        const { stdout, stderr } = await run("docker", ["run", "--rm", "--network", "none", "-v", `${dir}:/etc/obcms:ro`, IMAGE, "promtool", ...args]);
-        return { code: 0, output: stdout + stderr };
-    } catch (error) {
-        const e = error as { code?: number; stdout?: string; stderr?: string };
-        return { code: e.code ?? -1, output: `${e.stdout ?? ""}${e.stderr ?? ""}` };
-    } finally {
-        rmSync(dir, { recursive: true, force: true });
-    }
-}
 
 describe("backup alerts", () => {
     const rules = backupAlertRules(BACKUP, defaultMonitoring);

@@ -12,6 +12,7 @@ import {
 } from "../../components/render/pgbackrest";
 import { renderPrimaryStart } from "../../components/render/start-scripts";
 import { BackupSettings } from "../../components/settings";
+import { PROJECT_IMAGE } from "../support/promtool";
 import { exactly, LONG, production, shellSyntaxCheck, staging } from "./fixtures";
 
 const VOLUME: BackupSettings = { fullEverySeconds: 604_800, diffEverySeconds: 86_400, retentionFull: 2, repository: { type: "volume" } };
@@ -202,7 +203,7 @@ describe("archiving and the start scripts", () => {
             ].join("\n"),
         );
         // Prometheus's own linter, from the project image, reads it without a complaint.
-        const lint = spawnSync("docker", ["run", "--rm", "-i", "--network", "none", "obcms-database:17", "promtool", "check", "metrics"], {
+        const lint = spawnSync("docker", ["run", "--rm", "-i", "--network", "none", PROJECT_IMAGE, "promtool", "check", "metrics"], {
             input: output,
             encoding: "utf8",
         });
