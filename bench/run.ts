@@ -35,7 +35,7 @@ interface Plan {
     /** Extra direct TPC-B client counts, to find direct's best (the reference's is at 10–50). */
     readonly directSweep: readonly number[];
     readonly connectPerTransactionClients: number;
-    /** Length of the staging stack's -C pair without TLS, which only explains a gap. */
+    /** Length of the staging stacks' -C pairs (without TLS; with md5 logins), which only explain a gap. */
     readonly plainConnectSeconds: number;
     /** Clients of the read-scaling runs (select-only) and of the lag runs' writes. */
     readonly readClients: number;
