@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack, StartedStack } from "../support/cluster";
 import pg from "pg";
-import { clientConfig, docker, query, waitFor, withClient } from "../support/sql";
+import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../support/sql";
 import {
     ClusterTool,
     createWritesTable,
@@ -71,10 +71,15 @@ describe("production stack: refused logins, full load, faults", () => {
     async function underWrites(fault: string, act: () => Promise<void>): Promise<WriterReport> {
         const [{ next }] = await query(stack.outputs.primaryUrl, `SELECT coalesce(max(id), 0) + 1 AS next FROM ${WRITES_TABLE}`);
         const writer = new Writer(stack.outputs.databaseUrl, next, 240);
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
-        await act();
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
-        const report = await writer.stop();
+        let report: WriterReport;
+        try {
+            await new Promise((resolve) => setTimeout(resolve, 2_000));
+            await act();
+            await new Promise((resolve) => setTimeout(resolve, 2_000));
+        } finally {
+            // Also when the fault fails: a writer left running would collide with the next test's ids.
+            report = await writer.stop();
+        }
         const { catchUpSeconds, digests } = await digestsAfterCatchUp(stack, 120_000);
         const onPrimary = await primaryIds(stack);
         const lost = report.committed.filter((id) => !onPrimary.has(id));
@@ -307,6 +312,10 @@ describe("production stack: refused logins, full load, faults", () => {
                 await waitFor("replica 3 cloned afresh and streaming", 180_000, async () => {
                     const rows = await query(primary, "SELECT 1 FROM pg_stat_replication WHERE application_name = 'replica_3' AND state = 'streaming'");
                     return rows.length === 1 ? true : undefined;
+                }).catch(async (error: Error) => {
+                    // What the replica did instead, for whoever reads the failure.
+                    const log = await containerLog(replica);
+                    throw new Error(`${error.message}; replica 3's log ends:\n${log.split("\n").slice(-40).join("\n")}`);
                 });
                 await stack.refreshAddresses();
             });
