@@ -66,7 +66,8 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         await waitFor("every target up and every replica streaming", 60_000, async () => {
             const up = await prometheus.query("up");
             const streaming = await prometheus.query('pg_stat_replication_pg_wal_lsn_diff{state="streaming"}');
-            return up.length === nodes.length + 1 && up.every((s) => s.value[1] === "1") && streaming.length === expected.replicas
+            // One postgres target per node, PgBouncer's and the backup container's.
+            return up.length === nodes.length + 2 && up.every((s) => s.value[1] === "1") && streaming.length === expected.replicas
                 ? true
                 : undefined;
         });
