@@ -1,7 +1,6 @@
 // obcms-database: one `pulumi up` per stack turns stack config into a
 // PostgreSQL 17 primary, streaming replicas and PgBouncer on Docker.
 // Flow: config → renderers (components/render) → components → outputs.
-import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Backup, repositoryPassphrase } from "./components/backup";
@@ -33,12 +32,15 @@ const credentials = new Credentials("credentials", {
 });
 
 // The project's own image unless config names another; its digest, not its
-// tag, goes to the containers, so a rebuilt image rolls them.
+// tag, goes to the containers, so a rebuilt image rolls them. Paths are
+// relative to the project directory, where Pulumi runs the program and the
+// provider, so that the stored inputs are the same from every checkout; the
+// platform is the Docker engine's, not that of the machine running Pulumi.
 const image: pulumi.Input<string> =
     settings.image ??
     new docker.Image("image", {
         imageName: "obcms-database:17",
-        build: { context: path.join(__dirname, "image"), dockerfile: path.join(__dirname, "image", "Dockerfile") },
+        build: { context: "image", dockerfile: "image/Dockerfile", platform: settings.imagePlatform },
         skipPush: true,
     }).repoDigest;
 

@@ -106,6 +106,8 @@ export class Backup extends pulumi.ComponentResource {
                 // The first full backup of a large existing primary takes a while.
                 healthyWithinSeconds: 3600,
                 stopSignal: "SIGTERM",
+                // The scheduler lets a running backup finish before it exits.
+                stopGraceSeconds: 600,
                 init: true,
             },
             { parent: this, dependsOn: [...args.postgresNodes] },

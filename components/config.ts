@@ -11,6 +11,8 @@ import {
     CLIENT_TLS_MODES,
     ClientTlsMode,
     ClusterSettings,
+    IMAGE_PLATFORMS,
+    ImagePlatform,
     MonitoringSettings,
     POOL_MODES,
     PoolMode,
@@ -30,6 +32,7 @@ export function readSettings(): ClusterSettings {
     const settings: ClusterSettings = {
         clusterName: `${pulumi.getProject()}-${pulumi.getStack()}`,
         image: config.get("image") || undefined,
+        imagePlatform: config.require<ImagePlatform>("imagePlatform", { allowedValues: [...IMAGE_PLATFORMS] }),
         replicaCount: config.requireNumber("replicaCount"),
         database: config.require("database"),
         appUser: config.require("appUser"),

@@ -27,7 +27,7 @@ import {
     PROMETHEUS_PORT,
 } from "./settings";
 import { GENERATED_PASSWORD_LENGTH, RoleCredential } from "./credentials";
-import { serviceContainer, serviceEndpoint } from "./service-container";
+import { containerTimeouts, dockerDuration, serviceContainer, serviceEndpoint } from "./service-container";
 
 export interface MonitoringArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -58,6 +58,11 @@ export interface MonitoringArgs {
 const GRAFANA_USER = "472:0";
 const GRAFANA_ADMIN = "admin";
 const DASHBOARD_FOLDER = "obcms-database";
+/** The exporters hold no state: a short grace, for their HTTP server to close. */
+const EXPORTER_STOP_GRACE_SECONDS = 10;
+/** Grafana closes its SQLite database on SIGTERM. */
+const GRAFANA_STOP_GRACE_SECONDS = 30;
+const GRAFANA_HEALTHY_WITHIN_SECONDS = 120;
 
 /** A health check that passes once `port` accepts connections (bash's /dev/tcp; no HTTP client in the image). */
 function listening(port: number): string[] {
@@ -125,19 +130,24 @@ function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomRe
             healthcheck: {
                 // The official image has curl.
                 tests: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://127.0.0.1:${GRAFANA_PORT}/api/health`],
-                interval: "5s",
-                startPeriod: "120s",
-                timeout: "5s",
+                interval: dockerDuration(5),
+                startPeriod: dockerDuration(GRAFANA_HEALTHY_WITHIN_SECONDS),
+                timeout: dockerDuration(5),
                 retries: 3,
             },
             wait: true,
-            waitTimeout: 120,
+            waitTimeout: GRAFANA_HEALTHY_WITHIN_SECONDS,
             restart: "unless-stopped",
             stopSignal: "SIGTERM",
-            stopTimeout: 30,
+            stopTimeout: GRAFANA_STOP_GRACE_SECONDS,
+            destroyGraceSeconds: GRAFANA_STOP_GRACE_SECONDS,
         },
-        // The container name is fixed, so the old container must go before its replacement starts.
-        { ...opts, deleteBeforeReplace: true },
+        {
+            ...opts,
+            // The container name is fixed, so the old container must go before its replacement starts.
+            deleteBeforeReplace: true,
+            customTimeouts: containerTimeouts(GRAFANA_HEALTHY_WITHIN_SECONDS, GRAFANA_STOP_GRACE_SECONDS),
+        },
     );
 }
 
@@ -204,6 +214,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     healthcheck: listening(POSTGRES_EXPORTER_PORT),
                     healthyWithinSeconds: 60,
                     stopSignal: "SIGTERM",
+                    stopGraceSeconds: EXPORTER_STOP_GRACE_SECONDS,
                 },
                 { parent: this, dependsOn: [nodeResources[i]] },
             ),
@@ -232,6 +243,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     healthcheck: listening(PGBOUNCER_EXPORTER_PORT),
                     healthyWithinSeconds: 60,
                     stopSignal: "SIGTERM",
+                    stopGraceSeconds: EXPORTER_STOP_GRACE_SECONDS,
                 },
                 { parent: this, dependsOn: [args.pgbouncer] },
             ),
@@ -267,6 +279,8 @@ export class Monitoring extends pulumi.ComponentResource {
                 healthcheck: ["promtool", "check", "healthy", `--url=http://127.0.0.1:${PROMETHEUS_PORT}`],
                 healthyWithinSeconds: 120,
                 stopSignal: "SIGTERM",
+                // Prometheus writes its head block and closes its WAL on SIGTERM.
+                stopGraceSeconds: 60,
             },
             // Its first scrapes find every exporter up, so no alert fires for a start-up race.
             { parent: this, dependsOn: [...exporters, args.backup] },

@@ -75,6 +75,9 @@ export class PgBouncer extends pulumi.ComponentResource {
                 healthyWithinSeconds: 60,
                 // Safe shutdown: waits for running transactions, then closes.
                 stopSignal: "SIGINT",
+                // SIGINT waits for every server connection to be released: the
+                // transactions in flight finish, and this bounds the wait.
+                stopGraceSeconds: 30,
                 openFilesLimit: pgbouncerUlimit(s),
             },
             { parent: this },

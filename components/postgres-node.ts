@@ -52,6 +52,9 @@ export function postgresContainer(name: string, args: PostgresNodeArgs, opts: pu
             healthyWithinSeconds: args.healthyWithinSeconds,
             // Fast shutdown: SIGTERM would wait for every client to disconnect.
             stopSignal: "SIGINT",
+            // Fast shutdown ends with a checkpoint that writes every dirty buffer;
+            // killed before it, the next start runs crash recovery.
+            stopGraceSeconds: 120,
             // pgBackRest's TLS server runs beside PostgreSQL, adopted by tini.
             init: true,
         },

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { FILES, SERVICE_UID } from "./render/paths";
+import { PREFLIGHT_FILE, renderPreflight } from "./render/start-scripts";
 
 /** tini, from the image: forwards the stop signal to the start script's process and reaps orphans. */
 const TINI = "/usr/bin/tini";
@@ -30,6 +31,13 @@ export interface ServiceContainerArgs {
     /** Seconds `pulumi up` waits for the container to turn healthy. */
     readonly healthyWithinSeconds: number;
     readonly stopSignal: string;
+    /**
+     * Seconds the service gets to shut down cleanly after `stopSignal` before
+     * Docker kills it, both when `pulumi up` deletes or replaces the container
+     * and on a `docker stop`. A clean stop usually takes far less; this is the
+     * bound, so it costs nothing when the service is quick.
+     */
+    readonly stopGraceSeconds: number;
     readonly openFilesLimit?: number;
     /**
      * Run the start script under tini as PID 1, which adopts and reaps the
@@ -48,6 +56,14 @@ export function serviceContainer(
     args: ServiceContainerArgs,
     opts: pulumi.CustomResourceOptions,
 ): docker.Container {
+    const uploads = [
+        { file: FILES.start, content: args.startScript, permissions: "0755" },
+        ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
+    ];
+    const preflight = renderPreflight(
+        uploads.map((u) => u.file),
+        FILES.start,
+    );
     return new docker.Container(
         name,
         {
@@ -56,11 +72,12 @@ export function serviceContainer(
             image: args.image,
             // Never root: the service user from the first process on.
             user: `${SERVICE_UID}:${SERVICE_UID}`,
-            entrypoints: [...(args.init ? [TINI, "--"] : []), "/bin/sh", FILES.start],
-            uploads: [
-                { file: FILES.start, content: args.startScript, permissions: "0755" },
-                ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
-            ].map((upload) => ({ ...upload, owner: String(SERVICE_UID), group: String(SERVICE_UID) })),
+            entrypoints: [...(args.init ? [TINI, "--"] : []), "/bin/sh", PREFLIGHT_FILE],
+            uploads: [{ file: PREFLIGHT_FILE, content: preflight, permissions: "0755" }, ...uploads].map((upload) => ({
+                ...upload,
+                owner: String(SERVICE_UID),
+                group: String(SERVICE_UID),
+            })),
             networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
             volumes: args.volume ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath }] : [],
             ports: args.publish ? [args.publish] : [],
@@ -68,16 +85,18 @@ export function serviceContainer(
                 tests: ["CMD", ...args.healthcheck],
                 // Short, because `pulumi up` waits for the first passing check and
                 // engines before Docker 25 ignore startInterval.
-                interval: "2s",
-                startPeriod: `${args.healthyWithinSeconds}s`,
-                timeout: "5s",
+                interval: dockerDuration(2),
+                startPeriod: dockerDuration(args.healthyWithinSeconds),
+                timeout: dockerDuration(5),
                 retries: 3,
             },
             wait: true,
             waitTimeout: args.healthyWithinSeconds,
             restart: "unless-stopped",
             stopSignal: args.stopSignal,
-            stopTimeout: 60,
+            stopTimeout: args.stopGraceSeconds,
+            // The provider stops a container it deletes with this timeout, not stopTimeout: unset, it kills at once.
+            destroyGraceSeconds: args.stopGraceSeconds,
             ulimits: args.openFilesLimit
                 ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }]
                 : [],
@@ -86,8 +105,46 @@ export function serviceContainer(
             ...opts,
             // The container name is fixed, so the old container must go before its replacement starts.
             deleteBeforeReplace: true,
+            customTimeouts: containerTimeouts(args.healthyWithinSeconds, args.stopGraceSeconds),
         },
     );
+}
+
+/** Headroom for what a create does besides waiting for health (uploads, start) and a delete besides the grace (removal). */
+const TIMEOUT_MARGIN_SECONDS = 120;
+
+/**
+ * The provider's create, update and delete are each cut off at 20 minutes
+ * unless the resource sets its own timeouts; a container's are derived from
+ * how long it may take to turn healthy and to stop.
+ */
+export function containerTimeouts(healthyWithinSeconds: number, stopGraceSeconds: number): pulumi.CustomTimeouts {
+    return {
+        create: dockerDuration(healthyWithinSeconds + TIMEOUT_MARGIN_SECONDS),
+        update: dockerDuration(TIMEOUT_MARGIN_SECONDS),
+        delete: dockerDuration(stopGraceSeconds + TIMEOUT_MARGIN_SECONDS),
+    };
+}
+
+/**
+ * Whole seconds as Go's `time.Duration.String()` writes them ("2s", "5m0s",
+ * "1h30m0s"): the provider reads health-check durations back in that form, so
+ * any other spelling of the same duration shows as a change in every preview.
+ */
+export function dockerDuration(seconds: number): string {
+    if (!Number.isInteger(seconds) || seconds < 0) {
+        throw new Error(`a Docker duration is a whole number of seconds, got ${seconds}`);
+    }
+    if (seconds === 0) {
+        return "0s";
+    }
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const sec = seconds % 60;
+    if (h > 0) {
+        return `${h}h${m}m${sec}s`;
+    }
+    return m > 0 ? `${m}m${sec}s` : `${sec}s`;
 }
 
 export interface Endpoint {

@@ -37,6 +37,10 @@ export const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Statement classes pgaudit can log in a session; "-class" excludes one. */
 export const AUDIT_CLASSES = ["all", "ddl", "function", "misc", "misc_set", "none", "read", "role", "write"] as const;
 
+/** Platforms the project's image builds for: Debian's packages exist for both. */
+export const IMAGE_PLATFORMS = ["linux/amd64", "linux/arm64"] as const;
+export type ImagePlatform = (typeof IMAGE_PLATFORMS)[number];
+
 export interface PoolSettings {
     readonly mode: PoolMode;
     readonly defaultPoolSize: number;
@@ -51,6 +55,8 @@ export interface ClusterSettings {
     readonly clusterName: string;
     /** Image for every container; undefined builds the project's own from `image/`. */
     readonly image: string | undefined;
+    /** Platform the project's image is built for: the Docker engine's (`os/arch`). */
+    readonly imagePlatform: ImagePlatform;
     readonly replicaCount: number;
     readonly database: string;
     readonly appUser: string;

@@ -275,7 +275,8 @@ export interface BackupStartSpec {
  * full is older than `fullEverySeconds`, a differential when the last backup
  * of any kind is older than `diffEverySeconds` (expiry by retention follows
  * each backup), a `pgbackrest check` every ARCHIVE_CHECK_SECONDS, one log
- * line per run, and the metrics file after every tick.
+ * line per run, and the metrics file after every tick. A stop lets the
+ * running backup finish.
  */
 export function renderBackupStart(spec: BackupStartSpec): string {
     const b = spec.backup;
@@ -295,6 +296,10 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         'log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) obcms-backup: $*"; }',
         // jq reads pgBackRest's JSON; `[]?` and `// 0` cover an empty repository.
         `info_json() { pgbr info --output=json; }`,
+        // On the stop signal a backup that is running finishes first: sh runs a
+        // trap only once its foreground command is done. The grace Docker gives
+        // the container bounds that wait; pgBackRest resumes a backup cut off by it.
+        'trap \'log "stop requested: no further backups"; exit 0\' TERM INT',
         `rm -f ${shellWord(BACKUP_READY_FILE)}`,
         `mkdir -p ${shellWord(BACKUP_METRICS_DIR)}`,
         ...tlsServerLines(),
@@ -369,7 +374,8 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         ),
         `  } > ${shellWord(`${metricsFile}.tmp`)}`,
         `  mv ${shellWord(`${metricsFile}.tmp`)} ${shellWord(metricsFile)}`,
-        `  sleep ${spec.tickSeconds}`,
+        // In the background, so that a stop signal ends the wait at once.
+        `  sleep ${spec.tickSeconds} & wait $!`,
         "done",
         "",
     ].join("\n");

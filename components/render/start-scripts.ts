@@ -2,7 +2,7 @@
 // from its first process on: the rendered files arrive owned by it with their
 // final modes, and a new named volume takes its ownership from the image.
 import { shellWord } from "./escape";
-import { FILES, PGDATA, VOLUME_DIR } from "./paths";
+import { CONFIG_DIR, FILES, PGDATA, VOLUME_DIR } from "./paths";
 import { pitrRestoreLines, tlsServerLines } from "./pgbackrest";
 
 /** Socket directory of the primary's bootstrap server, which nothing else connects to. */
@@ -229,6 +229,32 @@ export function renderPrometheusStart(spec: PrometheusStartSpec): string {
             `--storage.tsdb.retention.time=${shellWord(spec.retention)}`,
             `--web.listen-address=:${spec.listenPort}`,
         ].join(" "),
+        "",
+    ].join("\n");
+}
+
+/** Where the readable-files check is uploaded; the container's entrypoint runs it, and it hands over to the start script. */
+export const PREFLIGHT_FILE = `${CONFIG_DIR}/preflight.sh`;
+
+/**
+ * The container's first script: every uploaded file must be readable by the
+ * service user, or the container stops at once with a message naming the
+ * file, its owner and mode (an engine or provider that uploads files owned by
+ * root would otherwise surface later as a service's own, vaguer error). Then
+ * the start script takes over.
+ */
+export function renderPreflight(files: readonly string[], startScript: string): string {
+    return [
+        "#!/bin/sh",
+        "# Rendered by obcms-database.",
+        "set -eu",
+        `for file in ${files.map(shellWord).join(" ")}; do`,
+        '  if [ ! -r "$file" ]; then',
+        '    echo "obcms: $file is not readable by uid $(id -u) (owner $(stat -c %u:%g "$file" 2>/dev/null || echo missing), mode $(stat -c %a "$file" 2>/dev/null || echo -)): uploads must arrive owned by the service user; check the Docker provider\'s upload owner and group" >&2',
+        "    exit 78",
+        "  fi",
+        "done",
+        `exec /bin/sh ${shellWord(startScript)}`,
         "",
     ].join("\n");
 }

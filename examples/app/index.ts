@@ -2,7 +2,6 @@
 // an obcms-database stack, reading that stack's outputs through a
 // StackReference. It joins the cluster's network and reaches PgBouncer by
 // its container name; the URLs arrive as 0600 files, never in the environment.
-import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -10,6 +9,7 @@ import * as random from "@pulumi/random";
 const config = new pulumi.Config();
 const databaseStack = config.require("databaseStack", { pattern: /^[^/\s]+\/[^/\s]+\/[^/\s]+$/ });
 const appPort = config.requireNumber("appPort", { min: 1, max: 65535 });
+const imagePlatform = config.require("imagePlatform", { allowedValues: ["linux/amd64", "linux/arm64"] });
 
 /** The app runs as this uid, which owns its secret files; the image needs no user for it. */
 const APP_UID = "10001";
@@ -28,7 +28,8 @@ const output = (name: string) => database.requireOutput(name) as pulumi.Output<s
 
 const image = new docker.Image("image", {
     imageName: "obcms-app:latest",
-    build: { context: path.join(__dirname, "django"), dockerfile: path.join(__dirname, "django", "Dockerfile") },
+    // Relative to this project's directory, where Pulumi runs the program: the same inputs from every checkout.
+    build: { context: "django", dockerfile: "django/Dockerfile", platform: imagePlatform },
     skipPush: true,
 });
 

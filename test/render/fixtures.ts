@@ -12,6 +12,7 @@ import { ClusterSettings } from "../../components/settings";
 export const staging: ClusterSettings = {
     clusterName: "obcms-database-staging",
     image: undefined,
+    imagePlatform: "linux/amd64",
     replicaCount: 1,
     database: "obcms",
     appUser: "obcms_app",

@@ -94,7 +94,7 @@ describe("the Backup component", () => {
         expect(container.inputs.volumes).toEqual([{ volumeName: "obcms-database-production-backup-data", containerPath: PGBACKREST_REPO_DIR }]);
         expect(container.inputs.user).toBe(`${SERVICE_UID}:${SERVICE_UID}`);
         expect(container.inputs.ports).toEqual([]);
-        expect(container.inputs.entrypoints).toEqual(["/usr/bin/tini", "--", "/bin/sh", "/etc/obcms/start.sh"]);
+        expect(container.inputs.entrypoints).toEqual(["/usr/bin/tini", "--", "/bin/sh", "/etc/obcms/preflight.sh"]);
         expect(container.inputs.healthcheck.tests).toEqual(["CMD", "test", "-f", "/tmp/obcms-backup-ready"]);
         expect(await promiseOf(exports.backupRepository as pulumi.Output<string>)).toBe("volume:obcms-database-production-backup-data");
         for (const node of ["primary", "replica-1", "replica-2", "replica-3"]) {

@@ -100,6 +100,12 @@ describe("readSettings", () => {
             { clientTlsSslmode: "verify-full" },
             `Configuration 'obcms-database:clientTlsSslmode' value 'verify-full' is not a legal enum value (["disable","allow","prefer","require"])`,
         ],
+        [
+            "an image platform Debian does not build for",
+            "staging",
+            { imagePlatform: "linux/s390" },
+            `Configuration 'obcms-database:imagePlatform' value 'linux/s390' is not a legal enum value (["linux/amd64","linux/arm64"])`,
+        ],
         ["a WAL retention too small", "staging", { maxSlotWalKeepSizeMb: 10 }, "maxSlotWalKeepSizeMb must be a size in MB from 64 to 1048576, got 10"],
         [
             "an unknown audit class",
