@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runAppProgram } from "../support/app-program";
+import { APP_ROOT, runAppProgram } from "../support/app-program";
 import { startStack, StartedStack } from "../support/cluster";
 import { DockerMocks } from "../support/docker-mocks";
 import { promiseOf } from "../support/outputs";
@@ -21,7 +21,7 @@ interface NotesPage {
 
 describe("example Django app on the staging stack", () => {
     let stack: StartedStack;
-    const app = new DockerMocks();
+    const app = new DockerMocks({ projectDir: APP_ROOT });
     const appStack = `staging-it${randomBytes(3).toString("hex")}`;
     const container = `obcms-app-${appStack}-web`;
     let url: string;

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { vi } from "vitest";
 import { parse } from "yaml";
+import { recordResourceOptions } from "./resource-options";
 import { PROJECT_ROOT } from "./stack-config";
 
 export const APP_ROOT = path.join(PROJECT_ROOT, "examples", "app");
@@ -35,6 +36,7 @@ export async function runAppProgram(options: AppProgramOptions): Promise<Record<
         ),
     );
     await pulumi.runtime.setMocks(options.mocks, project.name, options.stack, false);
+    recordResourceOptions(options.mocks);
     vi.resetModules();
     return (await import("../../examples/app/index")) as Record<string, unknown>;
 }

@@ -2,6 +2,7 @@
 // declares for a stack (see docker-mocks.ts), and hands back its outputs.
 import { randomBytes } from "node:crypto";
 import { DockerMocks } from "./docker-mocks";
+import { PlannedStep } from "./preview";
 import { resolveAll } from "./outputs";
 import { runProgram } from "./program";
 import { projectName, StackName } from "./stack-config";
@@ -47,10 +48,12 @@ export interface StartedStack {
      */
     readonly refreshAddresses: () => Promise<void>;
     /**
-     * `pulumi up` with changed config: unchanged resources are kept, changed
-     * ones replaced, the ones no longer declared deleted. Outputs follow.
+     * `pulumi up` with changed config, as the providers apply it (see
+     * provider-model.ts): unchanged resources kept, changed ones updated in
+     * place or replaced, the ones no longer declared deleted. Outputs follow.
+     * Returns what it did to each resource it touched.
      */
-    readonly update: (overrides: Record<string, unknown>) => Promise<void>;
+    readonly update: (overrides: Record<string, unknown>) => Promise<PlannedStep[]>;
     /** Deletes the named resources as `pulumi up` would once the program no longer declares them. */
     readonly destroy: (resourceNames: readonly string[]) => Promise<void>;
     /** Removes every container, volume and network the stack created. */
@@ -90,8 +93,9 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
         const update = async (overrides: Record<string, unknown>) => {
             mocks.beginUpdate();
             resolved = await declare({ ...options.overrides, ...overrides });
-            await mocks.finishUpdate();
+            const steps = await mocks.finishUpdate();
             await refreshAddresses();
+            return steps;
         };
         await refreshAddresses();
         return {

@@ -6,8 +6,8 @@
 import { execFile } from "node:child_process";
 import { createServer } from "node:net";
 import { Readable } from "node:stream";
-import { generateKeyPairSync, randomBytes, randomInt } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash, generateKeyPairSync, randomBytes, randomInt } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -16,27 +16,30 @@ import tar from "tar-stream";
 import { GenericContainer, getContainerRuntimeClient, Wait } from "testcontainers";
 import type Dockerode from "dockerode";
 import { revealInputs } from "./mocks";
+import { PlannedStep } from "./preview";
+import {
+    changedInputs,
+    changeStep,
+    checkedInputs,
+    COMMAND,
+    commandOutput,
+    CONTAINER,
+    CONTAINER_DELETE,
+    CONTAINER_IN_PLACE,
+    goDurationString,
+    IMAGE,
+    NO_OPTIONS,
+    parseDuration,
+    readBack,
+    RecordedOptions,
+    timeoutSeconds,
+} from "./provider-model";
+import { OptionsRecorder } from "./resource-options";
+import { PROJECT_ROOT } from "./stack-config";
 
 const run = promisify(execFile);
 
 const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/** Docker's duration strings as the provider takes them ("30s", "1m30s", "500ms") to nanoseconds. */
-function durationNanos(duration: string | undefined): number | undefined {
-    if (duration === undefined) {
-        return undefined;
-    }
-    const units: Record<string, number> = { h: 3600e9, m: 60e9, s: 1e9, ms: 1e6 };
-    let total = 0;
-    const rest = duration.replace(/(\d+(?:\.\d+)?)(ms|h|m|s)/g, (_, value: string, unit: string) => {
-        total += Number(value) * units[unit];
-        return "";
-    });
-    if (rest !== "") {
-        throw new Error(`unsupported duration ${JSON.stringify(duration)}`);
-    }
-    return total;
-}
 
 /**
  * A host port that is free right now. Published ports are bound to fixed
@@ -81,10 +84,10 @@ class DeclaredContainer extends GenericContainer {
         if (hc) {
             this.createOpts.Healthcheck = {
                 Test: hc.tests,
-                Interval: durationNanos(hc.interval),
-                Timeout: durationNanos(hc.timeout),
-                StartPeriod: durationNanos(hc.startPeriod),
-                StartInterval: durationNanos(hc.startInterval),
+                Interval: parseDuration(hc.interval),
+                Timeout: parseDuration(hc.timeout),
+                StartPeriod: parseDuration(hc.startPeriod),
+                StartInterval: parseDuration(hc.startInterval),
                 Retries: hc.retries,
             } as Dockerode.ContainerCreateOptions["Healthcheck"];
         }
@@ -165,7 +168,7 @@ async function openssl(type: string, inputs: Record<string, any>): Promise<Recor
  * The container's uploads as one tar archive, with each file's owner and mode
  * as the provider sets them (testcontainers' own copy has no owner).
  */
-function uploadsArchive(uploads: ReadonlyArray<Record<string, any>>): tar.Pack {
+export function uploadsArchive(uploads: ReadonlyArray<Record<string, any>>): tar.Pack {
     const pack = tar.pack();
     for (const u of uploads) {
         pack.entry(
@@ -182,10 +185,75 @@ function uploadsArchive(uploads: ReadonlyArray<Record<string, any>>): tar.Pack {
     return pack;
 }
 
+
+/** Every file under `dir`, relative to it, sorted. */
+async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
+    const entries = await readdir(path.join(dir, prefix), { withFileTypes: true });
+    const nested = await Promise.all(
+        entries.map((e) => (e.isDirectory() ? filesUnder(dir, path.join(prefix, e.name)) : Promise.resolve([path.join(prefix, e.name)]))),
+    );
+    return nested.flat().sort();
+}
+
+/**
+ * The digest the image provider's Check adds to the build inputs, so that a
+ * change to any file in the context is a change of the resource (a rebuild).
+ */
+async function contextDigest(context: string): Promise<string> {
+    const hash = createHash("sha256");
+    for (const file of await filesUnder(context)) {
+        hash.update(file).update("\0").update(await readFile(path.join(context, file))).update("\0");
+    }
+    return hash.digest("hex");
+}
+
+/** Go's name for the architecture Node runs on, as the provider's `runtime.GOARCH`. */
+function goArch(): string {
+    const names: Record<string, string> = { x64: "amd64", arm64: "arm64", ia32: "386" };
+    return names[process.arch] ?? process.arch;
+}
+
+/** A health check as the provider's Read puts it in state, from what the engine holds. */
+function inspectedHealthcheck(config: Dockerode.ContainerInspectInfo["Config"]): Record<string, any> | undefined {
+    const hc = config.Healthcheck as (Record<string, any> & { Test?: string[] }) | undefined;
+    if (!hc) {
+        return undefined;
+    }
+    return {
+        tests: hc.Test,
+        interval: goDurationString(hc.Interval ?? 0),
+        timeout: goDurationString(hc.Timeout ?? 0),
+        startPeriod: goDurationString(hc.StartPeriod ?? 0),
+        startInterval: goDurationString(hc.StartInterval ?? 0),
+        retries: hc.Retries ?? 0,
+    };
+}
+
+/** Rejects with `message` if `work` takes longer than `seconds`, as the provider's context deadline would. */
+async function within<T>(seconds: number, message: string, work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${message}: timed out after ${seconds} s`)), seconds * 1000);
+    });
+    try {
+        return await Promise.race([work, deadline]);
+    } finally {
+        clearTimeout(timer);
+    }
+}
+
+/** A command runs at most this long in the harness; pulumi-command itself has no limit but customTimeouts. */
+const COMMAND_HARNESS_LIMIT_SECONDS = 300;
+
 interface DeclaredResource {
     readonly type: string;
+    /** The inputs as the provider's Check handed them on. */
     readonly inputs: Record<string, any>;
+    /** The outputs the provider returned. */
     readonly state: Record<string, any>;
+    /** The inputs as they stand in the provider's state, which the next run's inputs are compared with. */
+    readonly observed: Record<string, any>;
+    readonly options: RecordedOptions;
 }
 
 /** Stopping a container that is not running is not an error. */
@@ -201,17 +269,28 @@ interface CreatedObjects {
     readonly networks: string[];
 }
 
-export class DockerMocks implements pulumi.runtime.Mocks {
+export interface DockerMocksOptions {
+    /** The program's project directory, where Pulumi runs it and its providers: relative paths resolve there. */
+    readonly projectDir?: string;
+}
+
+export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private readonly created: CreatedObjects = { containers: [], volumes: [], networks: [] };
-    /** Every live resource, by Pulumi name, in creation order, with its inputs and state. */
+    /** Every live resource, by Pulumi name, in creation order. */
     private declared = new Map<string, DeclaredResource>();
     /** During an update: the resources of the previous run not declared again yet. */
     private previous = new Map<string, DeclaredResource>();
+    /** The options of each resource as last registered. */
+    private readonly options = new Map<string, RecordedOptions>();
+    /** What the provider did in the current run, by resource. */
+    private steps: PlannedStep[] = [];
+    private readonly projectDir: string;
     /** Rejects with the first resource that could not be created. */
     readonly failure: Promise<never>;
     private fail!: (error: Error) => void;
 
-    constructor() {
+    constructor(options: DockerMocksOptions = {}) {
+        this.projectDir = options.projectDir ?? PROJECT_ROOT;
         this.failure = new Promise<never>((_, reject) => {
             this.fail = reject;
         });
@@ -219,24 +298,19 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         this.failure.catch(() => undefined);
     }
 
+    recordOptions(name: string, options: RecordedOptions): void {
+        this.options.set(name, options);
+    }
+
     async newResource(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string; state: Record<string, any> }> {
         try {
-            const inputs = revealInputs(args.inputs);
+            const inputs = await this.checked(args.type, revealInputs(args.inputs));
+            const options = this.options.get(args.name) ?? NO_OPTIONS;
             const before = this.previous.get(args.name);
             this.previous.delete(args.name);
-            let state: Record<string, any>;
-            if (before && JSON.stringify(before.inputs) === JSON.stringify(inputs)) {
-                // Unchanged: the provider has nothing to do.
-                state = before.state;
-            } else {
-                if (before) {
-                    // Changed: replaced, the old one first (deleteBeforeReplace; names are fixed).
-                    await this.deleteResource(before);
-                }
-                state = await this.create(args.type, args.name, inputs);
-            }
-            this.declared.set(args.name, { type: args.type, inputs, state });
-            return { id: state.id ?? `${args.name}-id`, state: { ...args.inputs, ...state } };
+            const resource = await this.apply(args.type, args.name, before, inputs, options);
+            this.declared.set(args.name, resource);
+            return { id: resource.state.id ?? `${args.name}-id`, state: { ...args.inputs, ...resource.state } };
         } catch (error) {
             const wrapped = new Error(`creating ${args.type} ${args.name}: ${(error as Error).message}`);
             this.fail(wrapped);
@@ -244,11 +318,56 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         }
     }
 
+    /** Creates, keeps, updates or replaces one resource, as the provider's Diff decides. */
+    private async apply(
+        type: string,
+        name: string,
+        before: DeclaredResource | undefined,
+        inputs: Record<string, any>,
+        options: RecordedOptions,
+    ): Promise<DeclaredResource> {
+        if (before === undefined) {
+            this.steps.push({ name, step: "create" });
+            return this.create(type, name, inputs, options);
+        }
+        const changed = changedInputs(before.observed, inputs);
+        if (changed.length === 0) {
+            return { ...before, options };
+        }
+        if (changeStep(type, changed) === "update") {
+            this.steps.push({ name, step: "update" });
+            return this.update(name, before, inputs, changed, options);
+        }
+        this.steps.push({ name, step: "replace" });
+        if (options.deleteBeforeReplace) {
+            await this.deleteResource(before);
+            return this.create(type, name, inputs, options);
+        }
+        const replacement = await this.create(type, name, inputs, options);
+        await this.deleteResource(before);
+        return replacement;
+    }
+
     call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
         throw new Error(`unexpected provider call ${args.token}`);
     }
 
-    private async create(type: string, name: string, inputs: Record<string, any>): Promise<Record<string, any>> {
+    /** The inputs as the provider's Check hands them on: schema defaults, and for an image its platform and context digest. */
+    private async checked(type: string, inputs: Record<string, any>): Promise<Record<string, any>> {
+        if (type === IMAGE && inputs.build) {
+            const build = { platform: `linux/${goArch()}`, ...inputs.build };
+            return { ...inputs, build: { ...build, contextDigest: await contextDigest(path.resolve(this.projectDir, build.context)) } };
+        }
+        return checkedInputs(type, inputs);
+    }
+
+    private async create(type: string, name: string, inputs: Record<string, any>, options: RecordedOptions): Promise<DeclaredResource> {
+        const state = await this.createObject(type, name, inputs, options);
+        const observed = type === CONTAINER ? await this.containerReadBack(inputs) : readBack(type, inputs);
+        return { type, inputs, state, observed, options };
+    }
+
+    private async createObject(type: string, name: string, inputs: Record<string, any>, options: RecordedOptions): Promise<Record<string, any>> {
         switch (type) {
             case "random:index/randomPassword:RandomPassword":
                 return { result: Array.from({ length: inputs.length }, () => ALPHANUMERIC[randomInt(ALPHANUMERIC.length)]).join("") };
@@ -262,16 +381,16 @@ export class DockerMocks implements pulumi.runtime.Mocks {
             case "tls:index/certRequest:CertRequest":
             case "tls:index/locallySignedCert:LocallySignedCert":
                 return openssl(type, inputs);
-            case "docker:index/image:Image":
+            case IMAGE:
                 return this.buildImage(inputs);
             case "docker:index/network:Network":
                 return this.createNetwork(inputs);
             case "docker:index/volume:Volume":
                 return this.createVolume(inputs);
-            case "docker:index/container:Container":
-                return this.startContainer(inputs);
-            case "command:local:Command":
-                return this.runCommand(name, inputs);
+            case CONTAINER:
+                return this.startContainer(inputs, options);
+            case COMMAND:
+                return this.runCommand(name, inputs.create, inputs, options, "create");
             default:
                 if (type.startsWith("obcms:")) {
                     return {};
@@ -280,17 +399,64 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         }
     }
 
+    /**
+     * An in-place update: a container gets only what `docker update` applies
+     * (the rest changes the provider's state alone), a command reruns, an
+     * image is rebuilt. The provider reads nothing back afterwards.
+     */
+    private async update(
+        name: string,
+        before: DeclaredResource,
+        inputs: Record<string, any>,
+        changed: readonly string[],
+        options: RecordedOptions,
+    ): Promise<DeclaredResource> {
+        let state: Record<string, any> = before.state;
+        switch (before.type) {
+            case CONTAINER:
+                await this.updateContainer(inputs, before.inputs, changed);
+                break;
+            case COMMAND:
+                state = { ...state, ...(await this.runCommand(name, inputs.update ?? inputs.create, inputs, options, "update")) };
+                break;
+            case IMAGE:
+                state = { ...state, ...(await this.buildImage(inputs)) };
+                break;
+            default:
+                throw new Error(`${before.type} has no in-place update`);
+        }
+        return { type: before.type, inputs, state, observed: inputs, options };
+    }
+
+    private async updateContainer(inputs: Record<string, any>, old: Record<string, any>, changed: readonly string[]): Promise<void> {
+        const container = (await this.dockerode()).getContainer(inputs.name);
+        if (changed.some((key) => CONTAINER_IN_PLACE[key].live && key !== "mustRun")) {
+            const mib = (value: number | undefined) => (value ?? 0) * 1024 * 1024;
+            await container.update({
+                RestartPolicy: { Name: inputs.restart ?? "no", MaximumRetryCount: inputs.maxRetryCount ?? 0 },
+                CpuShares: inputs.cpuShares ?? 0,
+                Memory: mib(inputs.memory),
+                MemoryReservation: mib(inputs.memoryReservation),
+                CpusetCpus: inputs.cpuSet ?? "",
+                ...(inputs.memorySwap ? { MemorySwap: inputs.memorySwap > 0 ? mib(inputs.memorySwap) : inputs.memorySwap } : {}),
+            });
+        }
+        if (changed.includes("mustRun") && old.mustRun === false && inputs.mustRun !== false && inputs.start !== false) {
+            await container.start();
+        }
+    }
+
     private async dockerode(): Promise<Dockerode> {
         return (await getContainerRuntimeClient()).container.dockerode;
     }
 
     private async buildImage(inputs: Record<string, any>): Promise<Record<string, any>> {
-        const { context, dockerfile } = inputs.build;
-        await run("docker", ["build", "--quiet", "--tag", inputs.imageName, "--file", dockerfile, context], {
+        const { context, dockerfile, platform } = inputs.build;
+        await run("docker", ["build", "--quiet", "--tag", inputs.imageName, "--platform", platform, "--file", dockerfile, context], {
+            cwd: this.projectDir,
             maxBuffer: 16 * 1024 * 1024,
         });
-        // Containers take the image by digest, as the provider hands it on; a
-        // local build has no registry digest, so its image ID stands in.
+        // Without a push the provider hands on the image ID as repoDigest.
         const image = await (await this.dockerode()).getImage(inputs.imageName).inspect();
         return { repoDigest: image.Id };
     }
@@ -307,11 +473,21 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         return { id: inputs.name };
     }
 
-    private async startContainer(inputs: Record<string, any>): Promise<Record<string, any>> {
+    /** The container's inputs as the provider's Read after its create puts them in state. */
+    private async containerReadBack(inputs: Record<string, any>): Promise<Record<string, any>> {
+        const inspect = await (await this.dockerode()).getContainer(inputs.name).inspect();
+        const healthcheck = inspectedHealthcheck(inspect.Config);
+        return healthcheck ? { ...inputs, healthcheck } : inputs;
+    }
+
+    private async startContainer(inputs: Record<string, any>, options: RecordedOptions): Promise<Record<string, any>> {
         const ports: Array<{ internal: number; external: number }> = [];
         for (const p of inputs.ports ?? []) {
             ports.push({ ...p, internal: p.internal, external: await freePort() });
         }
+        // The provider waits for health within waitTimeout (60 s by default), and
+        // the whole create within its create timeout.
+        const startupSeconds = Math.min(inputs.waitTimeout ?? 60, timeoutSeconds(options, "create"));
         const container = new DeclaredContainer(inputs.image)
             .withName(inputs.name)
             .withHostname(inputs.hostname ?? inputs.name)
@@ -329,7 +505,7 @@ export class DockerMocks implements pulumi.runtime.Mocks {
                 healthcheck: inputs.healthcheck,
             })
             .withWaitStrategy(inputs.wait ? Wait.forHealthCheck() : Wait.forListeningPorts())
-            .withStartupTimeout((inputs.waitTimeout ?? 60) * 1000);
+            .withStartupTimeout(startupSeconds * 1000);
         if (inputs.command) {
             container.withCommand(inputs.command);
         }
@@ -356,20 +532,29 @@ export class DockerMocks implements pulumi.runtime.Mocks {
         }
     }
 
-    private async runCommand(name: string, inputs: Record<string, any>): Promise<Record<string, any>> {
-        const result = await run("/bin/sh", ["-c", inputs.create], {
+    private async runCommand(
+        name: string,
+        script: string | undefined,
+        inputs: Record<string, any>,
+        options: RecordedOptions,
+        operation: "create" | "update",
+    ): Promise<Record<string, any>> {
+        if (script === undefined) {
+            return {};
+        }
+        const limit = options.timeouts[operation] ?? COMMAND_HARNESS_LIMIT_SECONDS;
+        const result = await run("/bin/sh", ["-c", script], {
             env: { ...process.env, ...(inputs.environment ?? {}) },
-            timeout: 300_000,
+            timeout: limit * 1000,
         }).catch((error) => {
             throw new Error(`command ${name} failed: ${error.stderr || error.message}`);
         });
-        return { stdout: result.stdout, stderr: result.stderr };
+        return { stdout: commandOutput(result.stdout), stderr: commandOutput(result.stderr) };
     }
 
     /**
      * Deletes resources the way `pulumi up` does when the program stops
-     * declaring them: containers stopped gracefully and removed, volumes
-     * removed, commands' `delete` run. Callers list them dependents first.
+     * declaring them (see deleteResource). Callers list them dependents first.
      */
     async destroy(names: readonly string[]): Promise<void> {
         for (const name of names) {
@@ -386,27 +571,45 @@ export class DockerMocks implements pulumi.runtime.Mocks {
     beginUpdate(): void {
         this.previous = this.declared;
         this.declared = new Map();
+        this.steps = [];
     }
 
     /**
      * Ends an update: whatever the program no longer declares is deleted,
-     * newest first, so dependents go before what they depend on.
+     * newest first, so dependents go before what they depend on. Returns what
+     * the update did to each resource it touched, by name.
      */
-    async finishUpdate(): Promise<void> {
+    async finishUpdate(): Promise<PlannedStep[]> {
         const leftovers = [...this.previous.entries()].reverse();
         this.previous = new Map();
-        for (const [, resource] of leftovers) {
+        for (const [name, resource] of leftovers) {
+            this.steps.push({ name, step: "delete" });
             await this.deleteResource(resource);
         }
+        return [...this.steps].sort((a, b) => a.name.localeCompare(b.name));
     }
 
+    /**
+     * What the providers' delete does: a container is stopped with
+     * destroyGraceSeconds (0 when unset: the stop signal, then SIGKILL at
+     * once) within the delete timeout, then removed; a volume or network is
+     * removed; a command's `delete` runs. A resource with retainOnDelete is
+     * only forgotten, as Pulumi leaves it to exist.
+     */
     private async deleteResource(resource: DeclaredResource): Promise<void> {
+        if (resource.options.retainOnDelete) {
+            return;
+        }
         const docker = await this.dockerode();
         switch (resource.type) {
-            case "docker:index/container:Container": {
+            case CONTAINER: {
                 const container = docker.getContainer(resource.inputs.name);
-                await container.stop({ t: resource.inputs.stopTimeout ?? 10 }).catch(ignoreNotRunning);
-                await container.remove();
+                await within(
+                    timeoutSeconds(resource.options, "delete"),
+                    `deleting container ${resource.inputs.name}`,
+                    container.stop({ t: CONTAINER_DELETE.graceSeconds(resource.inputs) }).catch(ignoreNotRunning),
+                );
+                await container.remove({ force: true });
                 return;
             }
             case "docker:index/volume:Volume":
@@ -415,9 +618,9 @@ export class DockerMocks implements pulumi.runtime.Mocks {
             case "docker:index/network:Network":
                 await docker.getNetwork(resource.inputs.name).remove();
                 return;
-            case "command:local:Command":
+            case COMMAND:
                 if (resource.inputs.delete) {
-                    await run("/bin/sh", ["-c", resource.inputs.delete], { timeout: 300_000 });
+                    await run("/bin/sh", ["-c", resource.inputs.delete], { timeout: COMMAND_HARNESS_LIMIT_SECONDS * 1000 });
                 }
                 return;
             default:

@@ -1,4 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
+import { checkedInputs, IMAGE, NO_OPTIONS, readBack, RecordedOptions } from "./provider-model";
+import { OptionsRecorder } from "./resource-options";
 
 /** Pulumi's wire marker for a secret value: `{ [SECRET_SIG]: SECRET_VALUE, value }`. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -32,19 +34,40 @@ export interface RecordedResource {
     readonly inputs: Record<string, any>;
     /** Inputs as the engine received them, secret markers included. */
     readonly rawInputs: Record<string, any>;
+    /**
+     * The inputs as the provider's state holds them after the create (schema
+     * defaults filled in, values read back in the provider's own spelling):
+     * what the next preview compares the program's inputs against.
+     */
+    readonly state: Record<string, any>;
+    readonly options: RecordedOptions;
 }
 
 /**
- * Mocks that record every resource the program declares and answer with its
- * inputs, plus the outputs a provider computes: RandomPassword's result,
- * RandomBytes' base64 and Image's digest. Any provider function call is a bug.
+ * Mocks that record every resource the program declares, with its options,
+ * and answer with its inputs, plus the outputs a provider computes:
+ * RandomPassword's result, RandomBytes' base64 and Image's digest. Any
+ * provider function call is a bug.
  */
-export class RecordingMocks implements pulumi.runtime.Mocks {
+export class RecordingMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     readonly resources: RecordedResource[] = [];
+    private readonly options = new Map<string, RecordedOptions>();
+
+    recordOptions(name: string, options: RecordedOptions): void {
+        this.options.set(name, options);
+    }
 
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
         const inputs = revealInputs(args.inputs);
-        this.resources.push({ type: args.type, name: args.name, custom: args.custom ?? true, inputs, rawInputs: args.inputs });
+        this.resources.push({
+            type: args.type,
+            name: args.name,
+            custom: args.custom ?? true,
+            inputs,
+            rawInputs: args.inputs,
+            state: readBack(args.type, checkedInputs(args.type, inputs)),
+            options: this.options.get(args.name) ?? NO_OPTIONS,
+        });
         return { id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
     }
 
@@ -83,8 +106,9 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
             return { certPem: pem("CERTIFICATE", name) };
         case "tls:index/certRequest:CertRequest":
             return { certRequestPem: pem("CERTIFICATE REQUEST", name) };
-        case "docker:index/image:Image":
-            return { repoDigest: `${inputs.imageName}@sha256:${"0".repeat(64)}` };
+        case IMAGE:
+            // Without a push, the provider's repoDigest is the bare image ID.
+            return { repoDigest: `sha256:${"0".repeat(64)}` };
         default:
             return {};
     }

@@ -1,6 +1,7 @@
 // Runs the real program (index.ts) under Pulumi's mocks, the way Pulumi
 // documents unit testing: mocks and config first, then a fresh import.
 import * as pulumi from "@pulumi/pulumi";
+import { recordResourceOptions } from "./resource-options";
 import { loadStackConfig, projectName, StackName } from "./stack-config";
 
 export interface ProgramRun {
@@ -41,6 +42,7 @@ export async function runProgram(options: ProgramOptions): Promise<ProgramRun> {
         (options.secretKeys ?? []).map((key) => `${project}:${key}`),
     );
     await pulumi.runtime.setMocks(options.mocks, project, options.stackName ?? options.stack, false);
+    recordResourceOptions(options.mocks);
     const exports = await (options.importProgram ?? importWithVitest)();
     return { exports };
 }

@@ -1,6 +1,8 @@
 // What the engine answers a StackReference with: the referenced stack's
 // outputs and which of them are secret, so `requireOutput` keeps a secret a secret.
 import * as pulumi from "@pulumi/pulumi";
+import { RecordedOptions } from "./provider-model";
+import { isOptionsRecorder, OptionsRecorder } from "./resource-options";
 
 export interface ReferencedStack {
     /** Output values, resolved. */
@@ -23,11 +25,17 @@ type MockResourceResult = ReturnType<pulumi.runtime.Mocks["newResource"]>;
  * Mocks that answer `pulumi:pulumi:StackReference` reads from `stacks` (by
  * fully qualified stack name) and hand every other resource to `inner`.
  */
-export class StackReferenceMocks implements pulumi.runtime.Mocks {
+export class StackReferenceMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     constructor(
         private readonly inner: pulumi.runtime.Mocks,
         private readonly stacks: Readonly<Record<string, ReferencedStack>>,
     ) {}
+
+    recordOptions(name: string, options: RecordedOptions): void {
+        if (isOptionsRecorder(this.inner)) {
+            this.inner.recordOptions(name, options);
+        }
+    }
 
     newResource(args: pulumi.runtime.MockResourceArgs): MockResourceResult {
         if (args.type !== "pulumi:pulumi:StackReference") {

@@ -1,13 +1,12 @@
-// plan(): the step a preview shows for each resource, from its inputs before and after.
+// plan(): the step a preview shows for each resource, from the provider's
+// state after the last run and the program's inputs now.
 import { describe, expect, it } from "vitest";
 import { RecordedResource } from "../support/mocks";
 import { plan } from "../support/preview";
+import { checkedInputs, COMMAND, CONTAINER, IMAGE, NO_OPTIONS, readBack } from "../support/provider-model";
 
-const CONTAINER = "docker:index/container:Container";
-const COMMAND = "command:local:Command";
-
-function resource(name: string, type: string, inputs: Record<string, unknown>, custom = true): RecordedResource {
-    return { name, type, inputs, rawInputs: inputs, custom };
+function resource(name: string, type: string, inputs: Record<string, any>, custom = true): RecordedResource {
+    return { name, type, inputs, rawInputs: inputs, custom, state: readBack(type, checkedInputs(type, inputs)), options: NO_OPTIONS };
 }
 
 describe("plan", () => {
@@ -17,21 +16,44 @@ describe("plan", () => {
         expect(plan([container], [resource("db", CONTAINER, { ...container.inputs })])).toEqual([]);
     });
 
-    it("updates a container in place when only inputs `docker update` applies change", () => {
-        expect(plan([container], [resource("db", CONTAINER, { ...container.inputs, restart: "always", memory: 512 })])).toEqual([
-            { name: "db", step: "update" },
-        ]);
+    it("updates a container in place when only inputs without ForceNew change", () => {
+        for (const change of [{ restart: "always", memory: 512 }, { destroyGraceSeconds: 60 }, { waitTimeout: 90 }, { healthcheck: { tests: ["CMD", "true"] } }]) {
+            expect(plan([container], [resource("db", CONTAINER, { ...container.inputs, ...change })]), JSON.stringify(change)).toEqual([
+                { name: "db", step: "update" },
+            ]);
+        }
     });
 
-    it("replaces a container when an uploaded file changes, even alongside an in-place change", () => {
+    it("replaces a container when an uploaded file or its stop timeout changes, even alongside an in-place change", () => {
         const after = resource("db", CONTAINER, { ...container.inputs, restart: "always", uploads: [{ file: "/f", content: "2" }] });
         expect(plan([container], [after])).toEqual([{ name: "db", step: "replace" }]);
+        expect(plan([container], [resource("db", CONTAINER, { ...container.inputs, stopTimeout: 30 })])).toEqual([{ name: "db", step: "replace" }]);
+    });
+
+    it("refuses a container input the provider model does not classify", () => {
+        expect(() => plan([container], [resource("db", CONTAINER, { ...container.inputs, privileged: true })])).toThrow(
+            "container input privileged is not modelled",
+        );
+    });
+
+    it("compares with the health check as the provider read it back: a duration spelled otherwise is a change", () => {
+        const healthcheck = { tests: ["CMD", "true"], interval: "2s", startPeriod: "300s", timeout: "5s", retries: 3 };
+        const created = resource("db", CONTAINER, { ...container.inputs, healthcheck });
+        expect(created.state.healthcheck).toEqual({ ...healthcheck, startPeriod: "5m0s", startInterval: "0s" });
+        expect(plan([created], [resource("db", CONTAINER, { ...created.inputs })])).toEqual([{ name: "db", step: "update" }]);
+        const canonical = resource("db", CONTAINER, { ...container.inputs, healthcheck: { ...healthcheck, startPeriod: "5m0s" } });
+        expect(plan([canonical], [resource("db", CONTAINER, { ...canonical.inputs })])).toEqual([]);
     });
 
     it("reruns a command in place when its command lines change, and replaces it when its triggers do", () => {
         const slot = resource("slot", COMMAND, { create: "create a", delete: "drop a", triggers: ["1"] });
         expect(plan([slot], [resource("slot", COMMAND, { ...slot.inputs, create: "create b" })])).toEqual([{ name: "slot", step: "update" }]);
         expect(plan([slot], [resource("slot", COMMAND, { ...slot.inputs, triggers: ["2"] })])).toEqual([{ name: "slot", step: "replace" }]);
+    });
+
+    it("rebuilds an image in place, whatever changed", () => {
+        const image = resource("image", IMAGE, { imageName: "a:1", build: { context: "image" } });
+        expect(plan([image], [resource("image", IMAGE, { imageName: "a:2", build: { context: "other" } })])).toEqual([{ name: "image", step: "update" }]);
     });
 
     it("replaces any other type on any change, creates new names, deletes gone ones, and ignores components", () => {

@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { isSecretInput, RecordedResource, RecordingMocks } from "../support/mocks";
 import { promiseOf } from "../support/outputs";
+import { plan } from "../support/preview";
 import { runProgram } from "../support/program";
 import { StackName } from "../support/stack-config";
 
@@ -164,10 +165,56 @@ describe("choices a stack can make", () => {
         expect(upload(primary, "/etc/obcms/pg_hba.conf")).toContain('\nhostssl replication "replicator" samenet md5\n');
     });
 
+    it("plans no change at all when an unchanged program runs again (pulumi preview --expect-no-changes)", async () => {
+        for (const stack of ["staging", "production"] as const) {
+            const first = await declare(stack);
+            const second = await declare(stack);
+            expect(plan(first.mocks.resources, second.mocks.resources), stack).toEqual([]);
+        }
+    });
+
+    it("stops every container gracefully on delete, and gives each create and delete the time its own wait and grace need", async () => {
+        const { mocks } = await declare("production", { grafanaEnabled: true });
+        const containers = mocks.ofType("docker:index/container:Container");
+        const grace = Object.fromEntries(containers.map((c) => [c.name, c.inputs.destroyGraceSeconds]));
+        expect(grace).toEqual({
+            "primary-container": 120,
+            "replica-1-container": 120,
+            "replica-2-container": 120,
+            "replica-3-container": 120,
+            "pgbouncer-container": 30,
+            "backup-container": 600,
+            "monitoring-primary-exporter": 10,
+            "monitoring-replica-1-exporter": 10,
+            "monitoring-replica-2-exporter": 10,
+            "monitoring-replica-3-exporter": 10,
+            "monitoring-pgbouncer-exporter": 10,
+            "monitoring-prometheus": 60,
+            "monitoring-grafana": 30,
+        });
+        for (const c of containers) {
+            // A `docker stop` by hand or an engine restart gets the same grace.
+            expect(c.inputs.stopTimeout, c.name).toBe(c.inputs.destroyGraceSeconds);
+            expect(c.options.timeouts.create, c.name).toBe(c.inputs.waitTimeout + 120);
+            expect(c.options.timeouts.delete, c.name).toBe(c.inputs.destroyGraceSeconds + 120);
+            expect(c.options.deleteBeforeReplace, c.name).toBe(true);
+        }
+        // Beyond the provider's 20-minute default: a replica's clone and the first full backup.
+        expect(mocks.named("replica-1-container").options.timeouts.create).toBe(1920);
+        expect(mocks.named("backup-container").options.timeouts.create).toBe(3720);
+    });
+
+    it("builds the project image from paths relative to the project, for the engine's platform", async () => {
+        const built = await declare("staging");
+        expect(built.mocks.named("image").inputs.build).toEqual({ context: "image", dockerfile: "image/Dockerfile", platform: "linux/amd64" });
+        const arm = await declare("staging", { imagePlatform: "linux/arm64" });
+        expect(arm.mocks.named("image").inputs.build.platform).toBe("linux/arm64");
+    });
+
     it("builds the project image by default and uses a configured image instead when set", async () => {
         const built = await declare("staging");
         expect(built.mocks.ofType("docker:index/image:Image").map((r) => r.inputs.imageName)).toEqual(["obcms-database:17"]);
-        expect(built.mocks.named("primary-container").inputs.image).toBe(`obcms-database:17@sha256:${"0".repeat(64)}`);
+        expect(built.mocks.named("primary-container").inputs.image).toBe(`sha256:${"0".repeat(64)}`);
 
         const configured = await declare("staging", { image: "registry.example/obcms-pg:17.2" });
         expect(configured.mocks.ofType("docker:index/image:Image")).toEqual([]);

@@ -1,0 +1,40 @@
+// The resource options a provider sees (deleteBeforeReplace, retainOnDelete,
+// customTimeouts) are not part of Pulumi's MockResourceArgs; the harness reads
+// them off each registration request as the engine would receive it.
+import * as pulumi from "@pulumi/pulumi";
+import { parseDuration, RecordedOptions } from "./provider-model";
+
+/** Mocks that want each resource's options before its `newResource`. */
+export interface OptionsRecorder {
+    recordOptions(name: string, options: RecordedOptions): void;
+}
+
+export function isOptionsRecorder(mocks: unknown): mocks is OptionsRecorder {
+    return typeof (mocks as Partial<OptionsRecorder>).recordOptions === "function";
+}
+
+function seconds(duration: string | undefined): number | undefined {
+    return duration ? parseDuration(duration) / 1e9 : undefined;
+}
+
+/** After `setMocks`: hands `mocks` the options of every resource registered from now on, if it records them. */
+export function recordResourceOptions(mocks: pulumi.runtime.Mocks): void {
+    if (!isOptionsRecorder(mocks)) {
+        return;
+    }
+    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, callback: unknown) => unknown };
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: unknown) => {
+        const timeouts = req.getCustomtimeouts();
+        mocks.recordOptions(req.getName(), {
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+            retainOnDelete: req.getRetainondelete() ?? false,
+            timeouts: {
+                create: seconds(timeouts?.getCreate()),
+                update: seconds(timeouts?.getUpdate()),
+                delete: seconds(timeouts?.getDelete()),
+            },
+        });
+        return register(req, callback);
+    };
+}

@@ -1,0 +1,118 @@
+// Each rule the harness models (test/support/provider-model.ts), pinned to
+// what the provider's source does: a rule that drifts from the provider must
+// be changed here, with the source read again.
+import { describe, expect, it } from "vitest";
+import { dockerDuration } from "../../components/service-container";
+import {
+    changeStep,
+    COMMAND,
+    COMMAND_RULES,
+    commandOutput,
+    CONTAINER,
+    CONTAINER_DELETE,
+    CONTAINER_FORCE_NEW,
+    CONTAINER_IN_PLACE,
+    DEFAULT_TIMEOUT_SECONDS,
+    goDurationString,
+    HEALTHCHECK_READ_BACK,
+    IMAGE,
+    IMAGE_RULES,
+    parseDuration,
+    readBack,
+    TIMEOUTS_SOURCE,
+} from "../support/provider-model";
+
+describe("terraform-provider-docker v4.5.0, docker_container", () => {
+    it.each(Object.entries(CONTAINER_IN_PLACE))("updates %s in place (%o)", (input, rule) => {
+        expect(rule.source).toMatch(/^terraform-provider-docker internal\/provider\/resource_docker_container(_funcs)?\.go /);
+        expect(changeStep(CONTAINER, [input])).toBe("update");
+    });
+
+    it("applies only restart policy, resource limits and a start to the running container; the rest stays in state", () => {
+        const live = Object.entries(CONTAINER_IN_PLACE)
+            .filter(([, rule]) => rule.live)
+            .map(([input]) => input)
+            .sort();
+        expect(live).toEqual(["cpuSet", "cpuShares", "maxRetryCount", "memory", "memoryReservation", "memorySwap", "mustRun", "restart"]);
+    });
+
+    it.each([...CONTAINER_FORCE_NEW])("replaces the container when %s changes", (input) => {
+        expect(changeStep(CONTAINER, [input])).toBe("replace");
+        expect(changeStep(CONTAINER, [input, "restart"])).toBe("replace");
+    });
+
+    it(`stops a deleted container with destroyGraceSeconds, 0 when unset, never stopTimeout (${CONTAINER_DELETE.source})`, () => {
+        expect(CONTAINER_DELETE.graceSeconds({ stopTimeout: 60 })).toBe(0);
+        expect(CONTAINER_DELETE.graceSeconds({ stopTimeout: 60, destroyGraceSeconds: 120 })).toBe(120);
+    });
+
+    it(`cuts create, update and delete off at 20 minutes by default (${TIMEOUTS_SOURCE})`, () => {
+        expect(DEFAULT_TIMEOUT_SECONDS).toBe(1200);
+    });
+
+    it(`reads health-check durations back in Go's Duration.String() form (${HEALTHCHECK_READ_BACK.source})`, () => {
+        const state = readBack(CONTAINER, {
+            healthcheck: { tests: ["CMD", "true"], interval: "2s", timeout: "5000ms", startPeriod: "1800s", startInterval: "0s", retries: 3 },
+        });
+        expect(state.healthcheck).toEqual({ tests: ["CMD", "true"], interval: "2s", timeout: "5s", startPeriod: "30m0s", startInterval: "0s", retries: 3 });
+    });
+});
+
+describe("Go's time.Duration: ParseDuration and String", () => {
+    it.each([
+        ["0s", "0s"],
+        ["2s", "2s"],
+        ["60s", "1m0s"],
+        ["300s", "5m0s"],
+        ["1.5s", "1.5s"],
+        ["3600s", "1h0m0s"],
+        ["1h30m", "1h30m0s"],
+        ["3720s", "1h2m0s"],
+    ])("%s reads back as %s", (written, read) => {
+        expect(goDurationString(parseDuration(written))).toBe(read);
+    });
+
+    it("rejects what Go would not parse", () => {
+        expect(() => parseDuration("5 minutes")).toThrow('unsupported duration "5 minutes"');
+        expect(() => parseDuration("")).toThrow('unsupported duration ""');
+    });
+
+    it("the program writes every whole number of seconds the way the provider reads it back", () => {
+        for (let seconds = 0; seconds <= 4 * 3600; seconds += 7) {
+            expect(dockerDuration(seconds)).toBe(goDurationString(seconds * 1e9));
+        }
+    });
+});
+
+describe("pulumi-command v1.2.1, local.Command", () => {
+    it(`reruns create for a changed command line, environment or delete (${COMMAND_RULES.update.source})`, () => {
+        for (const input of ["create", "delete", "update", "environment", "dir"]) {
+            expect(changeStep(COMMAND, [input]), input).toBe("update");
+        }
+    });
+
+    it(`replaces only for triggers (${COMMAND_RULES.replace.source})`, () => {
+        expect(changeStep(COMMAND, ["triggers"])).toBe("replace");
+        expect(changeStep(COMMAND, ["create", "triggers"])).toBe("replace");
+    });
+
+    it(`trims one trailing newline from stdout and stderr (${COMMAND_RULES.stdout.source})`, () => {
+        expect(commandOutput("label\n")).toBe("label");
+        expect(commandOutput("label\n\n")).toBe("label\n");
+        expect(commandOutput("label")).toBe("label");
+    });
+});
+
+describe("pulumi-docker native Image", () => {
+    it(`rebuilds in place on any change (${IMAGE_RULES.update.source})`, () => {
+        expect(changeStep(IMAGE, ["build", "imageName"])).toBe("update");
+    });
+});
+
+describe("every other type (volumes, networks, random values, TLS keys and certificates)", () => {
+    it("replaces on any change: their inputs are all ForceNew", () => {
+        for (const type of ["docker:index/volume:Volume", "docker:index/network:Network", "random:index/randomPassword:RandomPassword", "tls:index/privateKey:PrivateKey"]) {
+            expect(changeStep(type, ["name"]), type).toBe("replace");
+        }
+    });
+});
