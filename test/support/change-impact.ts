@@ -65,7 +65,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: {},
         after: { replicaCount: 4 },
         plan: {
-            replace: ["backup-container", "monitoring-prometheus", ...PG_NODES],
+            replace: ["backup-container", "backup-last-label", "monitoring-prometheus", ...PG_NODES],
             create: REPLICA_RESOURCES(4),
         },
         effect: `${SCALING}; replica 4's slot is created first, then it clones the primary onto its new volume; the backup container restarts with the new node list`,
@@ -75,7 +75,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: {},
         after: { replicaCount: 2 },
         plan: {
-            replace: ["backup-container", "monitoring-prometheus", ...PG_NODES.slice(0, 3)],
+            replace: ["backup-container", "backup-last-label", "monitoring-prometheus", ...PG_NODES.slice(0, 3)],
             delete: REPLICA_RESOURCES(3),
         },
         effect: `${SCALING}; replica 3 stops, its volume is deleted and its slot dropped on the primary; the backup container restarts with the new node list`,
@@ -110,7 +110,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`image` `obcms-database:17.1` → `obcms-database:17.2`",
         before: { image: "obcms-database:17.1" },
         after: { image: "obcms-database:17.2" },
-        plan: { replace: ["backup-container", ...EXPORTERS, "monitoring-prometheus", "pgbouncer-container", ...PG_NODES] },
+        plan: { replace: ["backup-container", "backup-last-label", ...EXPORTERS, "monitoring-prometheus", "pgbouncer-container", ...PG_NODES] },
         effect: "every container restarts on the new image, one at a time in dependency order; data stays on the volumes",
     },
 ];

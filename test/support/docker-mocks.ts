@@ -247,6 +247,8 @@ const COMMAND_HARNESS_LIMIT_SECONDS = 300;
 
 interface DeclaredResource {
     readonly type: string;
+    /** False for components, which no provider creates, diffs or deletes. */
+    readonly custom: boolean;
     /** The inputs as the provider's Check handed them on. */
     readonly inputs: Record<string, any>;
     /** The outputs the provider returned. */
@@ -308,7 +310,11 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             const options = this.options.get(args.name) ?? NO_OPTIONS;
             const before = this.previous.get(args.name);
             this.previous.delete(args.name);
-            const resource = await this.apply(args.type, args.name, before, inputs, options);
+            // Components have no provider: nothing to create, diff or delete.
+            const resource =
+                args.custom === false
+                    ? { type: args.type, custom: false, inputs, state: {}, observed: inputs, options }
+                    : await this.apply(args.type, args.name, before, inputs, options);
             this.declared.set(args.name, resource);
             return { id: resource.state.id ?? `${args.name}-id`, state: { ...args.inputs, ...resource.state } };
         } catch (error) {
@@ -364,7 +370,7 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private async create(type: string, name: string, inputs: Record<string, any>, options: RecordedOptions): Promise<DeclaredResource> {
         const state = await this.createObject(type, name, inputs, options);
         const observed = type === CONTAINER ? await this.containerReadBack(inputs) : readBack(type, inputs);
-        return { type, inputs, state, observed, options };
+        return { type, custom: true, inputs, state, observed, options };
     }
 
     private async createObject(type: string, name: string, inputs: Record<string, any>, options: RecordedOptions): Promise<Record<string, any>> {
@@ -392,9 +398,6 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             case COMMAND:
                 return this.runCommand(name, inputs.create, inputs, options, "create");
             default:
-                if (type.startsWith("obcms:")) {
-                    return {};
-                }
                 throw new Error(`no real counterpart for resource type ${type}`);
         }
     }
@@ -425,7 +428,7 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             default:
                 throw new Error(`${before.type} has no in-place update`);
         }
-        return { type: before.type, inputs, state, observed: inputs, options };
+        return { type: before.type, custom: true, inputs, state, observed: inputs, options };
     }
 
     private async updateContainer(inputs: Record<string, any>, old: Record<string, any>, changed: readonly string[]): Promise<void> {
@@ -583,6 +586,9 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
         const leftovers = [...this.previous.entries()].reverse();
         this.previous = new Map();
         for (const [name, resource] of leftovers) {
+            if (!resource.custom) {
+                continue;
+            }
             this.steps.push({ name, step: "delete" });
             await this.deleteResource(resource);
         }
@@ -597,7 +603,7 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
      * only forgotten, as Pulumi leaves it to exist.
      */
     private async deleteResource(resource: DeclaredResource): Promise<void> {
-        if (resource.options.retainOnDelete) {
+        if (!resource.custom || resource.options.retainOnDelete) {
             return;
         }
         const docker = await this.dockerode();
@@ -624,7 +630,7 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
                 }
                 return;
             default:
-                // Random values, certificates, images and components live only in state.
+                // Random values, certificates and images live only in state.
                 return;
         }
     }

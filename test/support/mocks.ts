@@ -25,6 +25,11 @@ export function revealInputs(value: any): any {
     return value;
 }
 
+/** The id the unit-test mocks give a resource: unique, so a preview can tell which inputs carry it. */
+export function mockId(name: string): string {
+    return `${name}-id`;
+}
+
 export interface RecordedResource {
     readonly type: string;
     readonly name: string;
@@ -68,7 +73,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             state: readBack(args.type, checkedInputs(args.type, inputs)),
             options: this.options.get(args.name) ?? NO_OPTIONS,
         });
-        return { id: `${args.name}-id`, state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
+        return { id: mockId(args.name), state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
     }
 
     call(args: pulumi.runtime.MockCallArgs): Record<string, any> {

@@ -179,10 +179,17 @@ export function readBack(type: string, checked: Record<string, any>): Record<str
     return checked;
 }
 
+/** A value's JSON with object keys sorted: properties compare by value, not by the order they were written in. */
+function canonicalJson(value: unknown): string {
+    return JSON.stringify(value, (_, v) =>
+        typeof v === "object" && v !== null && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
+    );
+}
+
 /** Input keys whose values differ between the provider's state and the new (checked) inputs. */
 export function changedInputs(state: Record<string, any>, inputs: Record<string, any>): string[] {
     const keys = new Set([...Object.keys(state), ...Object.keys(inputs)]);
-    return [...keys].filter((key) => JSON.stringify(state[key]) !== JSON.stringify(inputs[key])).sort();
+    return [...keys].filter((key) => canonicalJson(state[key]) !== canonicalJson(inputs[key])).sort();
 }
 
 /** A command's stdout or stderr as the provider stores it: one trailing newline trimmed. */

@@ -71,3 +71,21 @@ describe("plan", () => {
         ]);
     });
 });
+
+describe("plan, with what a preview cannot know yet", () => {
+    it("changes an input that carries a replaced resource's id (unknown until the replacement exists)", () => {
+        const db = resource("db", CONTAINER, { image: "a", uploads: [] });
+        const label = resource("label", COMMAND, { create: "docker exec db true", triggers: ["db-id"] });
+        const unrelated = resource("other", COMMAND, { create: "true", triggers: ["other-db-id"] });
+        expect(plan([db, label, unrelated], [resource("db", CONTAINER, { image: "b", uploads: [] }), label, unrelated])).toEqual([
+            { name: "db", step: "replace" },
+            { name: "label", step: "replace" },
+        ]);
+    });
+
+    it("compares values, not the order their keys were written in", () => {
+        const a = resource("db", CONTAINER, { image: "a", healthcheck: { tests: ["CMD", "true"], interval: "2s" } });
+        const b = resource("db", CONTAINER, { healthcheck: { interval: "2s", tests: ["CMD", "true"] }, image: "a" });
+        expect(plan([a], [b])).toEqual([]);
+    });
+});
