@@ -65,6 +65,70 @@ function steps(workflow: Yaml): Yaml[] {
 
 const allSteps = [...Object.values(workflows).flatMap(steps), ...prepare.runs.steps];
 
+/** The engine credentials: what reaches a stack's Docker engine. */
+const ENGINE_SECRETS = ["DOCKER_HOST", "DOCKER_SSH_KEY", "DOCKER_SSH_KNOWN_HOSTS"];
+/** Every secret a job may read: the engine credentials and Pulumi Cloud's token. */
+const SECRETS = ["PULUMI_ACCESS_TOKEN", ...ENGINE_SECRETS];
+
+/** Every `secrets.…` or `secrets[…]` reference in the expressions of a parsed node. */
+function secretReferences(node: unknown): string[] {
+    return strings(node).flatMap((value) =>
+        [...value.matchAll(/\$\{\{(.*?)\}\}/g)].flatMap(([, expression]) => expression.match(/secrets(?:\.\w+|\[[^\]]*\])/g) ?? []),
+    );
+}
+
+/**
+ * One run of a job as GitHub starts it: one per matrix stack, one per caller
+ * of a reusable workflow (with the caller's `stack` input), else one. Its
+ * environment, the stack its Pulumi step targets and the secrets it reads are
+ * resolved for that run, so `${{ matrix.stack }}` in the environment or in a
+ * secret's name becomes the stack it stands for.
+ */
+interface JobRun {
+    label: string;
+    environment: string | undefined;
+    stack: string | undefined;
+    secrets: string[];
+}
+
+function jobRuns(): JobRun[] {
+    const runs: JobRun[] = [];
+    for (const [file, workflow] of Object.entries(workflows)) {
+        const callers = Object.values(workflows).flatMap((w) =>
+            Object.values(w.jobs as Record<string, Yaml>).filter((job) => job.uses === `./.github/workflows/${file}`),
+        );
+        for (const [id, job] of Object.entries(workflow.jobs as Record<string, Yaml>)) {
+            if (job.uses) {
+                continue; // a call runs the called workflow's jobs, resolved below with this caller's inputs
+            }
+            const bindings: Record<string, string>[] = job.strategy?.matrix?.stack
+                ? job.strategy.matrix.stack.map((stack: string) => ({ "matrix.stack": stack }))
+                : workflow.on?.workflow_call
+                  ? callers.map((caller) => ({ "inputs.stack": caller.with?.stack }))
+                  : [{}];
+            for (const binding of bindings) {
+                const resolve = (value: string | undefined): string | undefined =>
+                    value?.replace(/\$\{\{\s*((?:matrix|inputs)\.stack)\s*\}\}/g, (whole, name: string) => binding[name] ?? whole);
+                const environment = typeof job.environment === "object" ? job.environment?.name : job.environment;
+                const pulumi = (job.steps ?? []).find((s: Yaml) => s.uses?.startsWith("pulumi/actions@"));
+                runs.push({
+                    label: `${file} ${id} ${Object.values(binding).join(" ")}`.trim(),
+                    environment: resolve(environment),
+                    stack: resolve(pulumi?.with?.["stack-name"]),
+                    secrets: secretReferences(job).map((ref) =>
+                        ref
+                            .replace(/^secrets\.(\w+)$/, "$1")
+                            .replace(/^secrets\[format\('\{0\}_(\w+)', ((?:matrix|inputs)\.stack)\)\]$/, (whole, name: string, key: string) =>
+                                binding[key] ? `${binding[key].toUpperCase()}_${name}` : whole,
+                            ),
+                    ),
+                });
+            }
+        }
+    }
+    return runs;
+}
+
 describe("GitHub Actions workflows", () => {
     it("are the pull-request, deploy and reusable pulumi-up workflows", () => {
         expect(workflowFiles).toEqual(["deploy.yml", "pull-request.yml", "pulumi-up.yml"]);
@@ -94,6 +158,9 @@ describe("GitHub Actions workflows", () => {
         ]);
         const preview = pr.jobs.preview;
         expect(preview.needs).toBe("check");
+        // Each stack's preview runs in that stack's environment, production's behind its reviewers.
+        expect(preview.environment).toBe("${{ matrix.stack }}");
+        expect(pr.jobs.check.environment).toBeUndefined();
         expect([...preview.strategy.matrix.stack].sort()).toEqual(stacks);
         expect(preview.strategy["fail-fast"]).toBe(false);
         // Forks get no secrets: their pull requests stop after the checks.
@@ -161,35 +228,55 @@ describe("GitHub Actions workflows", () => {
         }
     });
 
-    it("reads every secret from the secrets context, by stack where it differs per stack", () => {
-        const names = new Set<string>();
-        for (const value of [...Object.values(workflows), prepare].flatMap(strings)) {
-            for (const [, expression] of value.matchAll(/\$\{\{(.*?)\}\}/g)) {
-                for (const ref of expression.match(/secrets(?:\.\w+|\[[^\]]*\])/g) ?? []) {
-                    const stackScoped = /^secrets\[format\('\{0\}_([A-Z_]+)', (?:matrix|inputs)\.stack\)\]$/.exec(ref);
-                    const plain = /^secrets\.([A-Z_]+)$/.exec(ref);
-                    expect(stackScoped ?? plain, ref).not.toBeNull();
-                    if (stackScoped) {
-                        stacks.forEach((stack) => names.add(`${stack.toUpperCase()}_${stackScoped[1]}`));
-                    } else {
-                        names.add(plain![1]);
-                    }
-                }
+    it("reads production's engine credentials only in jobs that run in the production environment", () => {
+        const runs = jobRuns();
+        // Every run that reads a credential: the previews of both stacks and both deploys.
+        expect(runs.filter((run) => run.secrets.length > 0).map((run) => run.label).sort()).toEqual(
+            [...stacks.map((s) => `pull-request.yml preview ${s}`), ...stacks.map((s) => `pulumi-up.yml up ${s}`)].sort(),
+        );
+        for (const run of runs) {
+            // Production's engine credentials: a name that says so, or the
+            // environment-scoped names in a run that targets production.
+            const production = run.secrets.filter(
+                (name) => name.startsWith("PRODUCTION_") || (run.stack === "production" && ENGINE_SECRETS.includes(name)),
+            );
+            if (production.length > 0) {
+                expect(run.environment, `${run.label} reads ${production.join(", ")} outside the production environment`).toBe("production");
             }
         }
-        const expected = ["PULUMI_ACCESS_TOKEN", ...stacks.flatMap((s) => ["DOCKER_HOST", "DOCKER_SSH_KEY", "DOCKER_SSH_KNOWN_HOSTS"].map((n) => `${s.toUpperCase()}_${n}`))];
-        expect([...names].sort()).toEqual(expected.sort());
+        for (const run of runs) {
+            // Any secret at all: only in the environment of the stack the job runs Pulumi for.
+            if (run.secrets.length > 0) {
+                expect(run.environment, `${run.label} reads ${run.secrets.join(", ")} outside a GitHub environment`).toBeDefined();
+                expect(run.environment, `${run.label} runs in another stack's environment`).toBe(run.stack);
+            }
+        }
+        // The composite action gets the credentials as inputs, never reads secrets itself.
+        expect(secretReferences(prepare)).toEqual([]);
+    });
+
+    it("keeps no engine credential in repository secrets: one name per credential, set in each stack's environment", () => {
+        for (const run of jobRuns()) {
+            for (const name of run.secrets) {
+                // A name that differs per stack (`PRODUCTION_DOCKER_SSH_KEY`) is one the
+                // repository holds for every stack, readable by any job of any branch.
+                expect(SECRETS, `${run.label} reads secrets ${name}`).toContain(name);
+            }
+        }
         // Secrets reach programs as environment variables, never typed into a script.
         for (const step of allSteps.filter((s) => s.run)) {
             expect(step.run, step.name).not.toContain("${{");
         }
-        // The README tells operators which secrets to set.
+        // The README tells operators which secrets to set, and where: each in
+        // the stack's environment, none in the repository.
         const readme = read(path.join(PROJECT_ROOT, "README.md"));
         const start = readme.indexOf("## Pull requests and deploys");
         const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
-        for (const name of expected) {
-            expect(section, name).toContain(`\`${name}\``);
+        for (const name of SECRETS) {
+            const row = section.split("\n").find((line) => line.startsWith(`| \`${name}\` |`));
+            expect(row, name).toMatch(/\| environment secret of `staging` and of `production` \|/);
         }
+        expect(section).not.toContain("| Actions secret |");
     });
 
     it("pins every action by commit SHA and checks out without keeping the token", () => {
