@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { AuthMethod, PGBOUNCER_PORT, POSTGRES_PORT } from "../components/settings";
+import { Background } from "../test/support/background";
 import { StartedStack } from "../test/support/cluster";
 import { clientConfig, docker } from "../test/support/sql";
 import { ClusterTool } from "../test/support/workload";
@@ -211,25 +212,26 @@ function connectTimeoutMs(clients: number): number {
 }
 
 
-/** Samples the most backends serving a route on the primary, every 250 ms, until stopped. */
+/**
+ * Samples the most backends serving a route on the primary, every 250 ms,
+ * until stopped; a failed sample fails stop(), not the process meanwhile.
+ */
 class PeakConnections {
     private peak = 0;
-    private sampling = true;
-    private readonly done: Promise<void>;
+    private readonly sampler: Background<void>;
 
     constructor(client: pg.Client, route: Route, user: string, pgbouncerIp: string) {
-        this.done = (async () => {
-            while (this.sampling) {
+        this.sampler = new Background(async (sampling) => {
+            while (sampling()) {
                 const [row] = (await client.query(`SELECT count(*)::int AS n ${backendsSql(route)}`, [user, pgbouncerIp])).rows;
                 this.peak = Math.max(this.peak, row.n);
                 await sleep(250);
             }
-        })();
+        });
     }
 
     async stop(): Promise<number> {
-        this.sampling = false;
-        await this.done;
+        await this.sampler.stop();
         return this.peak;
     }
 }
@@ -275,6 +277,8 @@ export async function runCell(target: Target, spec: CellSpec, replicas: number):
     await chmod(outputDir, 0o777);
     const pgbouncerIp = await target.pgbouncerAddress();
     const sampler = new pg.Client(clientConfig(target.stack.outputs.primaryUrl));
+    // A lost connection fails the next sample, which PeakConnections.stop() reports; as an event it would crash the run.
+    sampler.on("error", () => undefined);
     await sampler.connect();
     // Read-only runs are served by the replicas: nothing to count on the primary.
     const peak = spec.route === "readonly" ? undefined : new PeakConnections(sampler, spec.route, target.user, pgbouncerIp);
@@ -342,6 +346,8 @@ const LAG_SQL = `SELECT application_name AS replica,
  */
 export async function runLag(target: Target, replicas: number, clients: number, seconds: number, intervalMs: number): Promise<LagRun> {
     const sampler = new pg.Client(clientConfig(target.stack.outputs.primaryUrl));
+    // A lost connection fails the next sample, and with it `sampling`; as an event it would crash the run.
+    sampler.on("error", () => undefined);
     await sampler.connect();
     try {
         const duration = pgbenchDuration({ seconds, clients });

@@ -32,8 +32,13 @@ export async function runSteps(steps: readonly Step[], out: NodeJS.WriteStream =
         const limitMs = Math.max(3 * step.estimateSeconds, 180) * 1000;
         let timer: NodeJS.Timeout | undefined;
         try {
+            const running = step.run();
+            // Past its time limit the step is left behind, still running: the race
+            // reports the timeout, and a failure of the step after that must not
+            // surface later as an unhandled rejection.
+            running.catch(() => undefined);
             await Promise.race([
-                step.run(),
+                running,
                 new Promise<never>((_, reject) => {
                     timer = setTimeout(() => reject(new Error(`${step.label}: still running after ${limitMs / 1000} s`)), limitMs);
                 }),

@@ -12,7 +12,7 @@ import { startStack, StartedStack } from "../support/cluster";
 import { containerLog, docker, query, waitFor } from "../support/sql";
 import { Prometheus } from "../support/prometheus";
 import { PROJECT_ROOT } from "../support/stack-config";
-import { createWritesTable, Writer, WRITES_TABLE } from "../support/workload";
+import { createWritesTable, Writer, WriterReport, WRITES_TABLE } from "../support/workload";
 
 const run = promisify(execFile);
 const SCRIPT = path.join(PROJECT_ROOT, "scripts", "backup.sh");
@@ -169,12 +169,16 @@ describe("backups and restores on the staging stack", () => {
     it("takes a consistent backup while writes run", async () => {
         await createWritesTable(stack);
         const writer = new Writer(stack.outputs.databaseUrl, 1, 120, 5);
-        await waitFor("the writer under way", 30_000, async () =>
-            (await query(stack.outputs.primaryUrl, `SELECT count(*)::int AS n FROM ${WRITES_TABLE}`))[0].n > 50 ? true : undefined,
-        );
-        await backupScript(stack, "now", "incr");
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-        const report = await writer.stop();
+        let report: WriterReport;
+        try {
+            await writer.waitForCommits(51, 30_000);
+            await backupScript(stack, "now", "incr");
+            // The backup's stop point is behind us: a commit acknowledged from now on is not in it.
+            await writer.waitForCommits(writer.commits + 1, 30_000);
+        } finally {
+            // Also when the backup fails: a writer left running would write into the next tests.
+            report = await writer.stop();
+        }
         const { backup } = await info(stack);
         const label = backup[backup.length - 1].label;
         await restoreScratch("underload", label);

@@ -2,8 +2,9 @@
 // real on the local Docker engine from the program itself (startStack).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
+import { whileRunning } from "../support/background";
 import { startStack, StartedStack } from "../support/cluster";
-import { containerLog, docker, query, waitFor, withClient } from "../support/sql";
+import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../support/sql";
 
 const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
@@ -13,6 +14,8 @@ const EXPECTED = {
 const NO_GRAFANA = { grafanaEnabled: false };
 const RESERVE_POOL_SIZE = 5;
 const APP_USER = "obcms_app";
+/** Advisory lock key the pool test holds its clients' transactions on. */
+const POOL_GATE_LOCK = 741_776;
 
 /** Passwords in the stack outputs, which must never show up outside files meant for them. */
 function passwordsOf(stack: StartedStack): string[] {
@@ -23,6 +26,18 @@ function passwordsOf(stack: StartedStack): string[] {
 
 function replicaNames(count: number): string[] {
     return Array.from({ length: count }, (_, i) => `replica_${i + 1}`);
+}
+
+/**
+ * A meeting point for `parties` concurrent callers: each waits until all have
+ * arrived, at most `timeoutMs`.
+ */
+function meetingPoint(parties: number, timeoutMs: number): () => Promise<void> {
+    let arrived = 0;
+    return async () => {
+        arrived++;
+        await waitFor(`${parties} callers at the meeting point`, timeoutMs, async () => (arrived >= parties ? true : undefined));
+    };
 }
 
 async function streamingReplicas(primaryUrl: string): Promise<string[]> {
@@ -132,56 +147,119 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
     it("serves 100 concurrent clients through PgBouncer within pool size + reserve server connections", async () => {
         await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS load_test (client int, n int)");
         const limit = expected.poolSize + RESERVE_POOL_SIZE;
-        let peakPooler = 0;
-        let peakBackends = 0;
-        let sampling = true;
-        const sampler = (async () => {
-            await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => {
-                await withClient(stack.outputs.primaryUrl, async (primary) => {
-                    while (sampling) {
-                        const servers = (await admin.query("SHOW SERVERS")).rows.filter((s) => s.database === "obcms");
-                        peakPooler = Math.max(peakPooler, servers.length);
-                        const [row] = (
-                            await primary.query(
-                                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'",
-                                [APP_USER],
-                            )
-                        ).rows;
-                        peakBackends = Math.max(peakBackends, row.n);
-                        await new Promise((resolve) => setTimeout(resolve, 50));
-                    }
-                });
-            });
-        })();
-
         const clients = 100;
         const transactionsEach = 5;
-        const results = await Promise.allSettled(
-            Array.from({ length: clients }, (_, client) =>
-                withClient(stack.outputs.databaseUrl, async (c) => {
-                    for (let n = 0; n < transactionsEach; n++) {
-                        await c.query("BEGIN");
-                        // Long enough that 100 clients want more servers than the pool has.
-                        await c.query("SELECT pg_sleep(0.1)");
-                        await c.query("INSERT INTO load_test (client, n) VALUES ($1, $2)", [client, n]);
-                        await c.query("COMMIT");
+        const reserveTimeout = await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) =>
+            Number((await admin.query("SHOW CONFIG")).rows.find((r) => r.key === "reserve_pool_timeout")?.value),
+        );
+        expect(reserveTimeout, "reserve_pool_timeout").toBeGreaterThan(0);
+
+        /** Server connections PgBouncer has for the read-write database, and the application role's backends on the primary. */
+        const serverCounts = async (admin: pg.Client, primary: pg.Client) => {
+            const servers = (await admin.query("SHOW SERVERS")).rows.filter((s) => s.database === "obcms").length;
+            const [pool] = (await admin.query("SHOW POOLS")).rows.filter((p) => p.database === "obcms" && p.user === APP_USER);
+            const [{ backends }] = (
+                await primary.query("SELECT count(*)::int AS backends FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'", [APP_USER])
+            ).rows;
+            return {
+                servers,
+                backends,
+                waiting: Number(pool?.cl_waiting ?? 0),
+                loggingIn: Number(pool?.sv_login ?? 0),
+                /** How long the oldest waiting client has waited, in seconds. */
+                longestWait: Number(pool?.maxwait ?? 0) + Number(pool?.maxwait_us ?? 0) / 1e6,
+            };
+        };
+        let peakServers = 0;
+        let peakBackends = 0;
+        const samplePeaks = (sampling: () => boolean) =>
+            withClient(stack.outputs.pgbouncerAdminUrl, (admin) =>
+                withClient(stack.outputs.primaryUrl, async (primary) => {
+                    while (sampling()) {
+                        const { servers, backends } = await serverCounts(admin, primary);
+                        peakServers = Math.max(peakServers, servers);
+                        peakBackends = Math.max(peakBackends, backends);
+                        await new Promise((resolve) => setTimeout(resolve, 50));
                     }
                 }),
-            ),
-        );
-        sampling = false;
-        await sampler;
+            );
 
-        const failures = results.filter((r) => r.status === "rejected");
+        // Each client's first transaction waits on a lock this test holds, so
+        // it keeps its server connection for as long as the test needs: every
+        // client wants one at once, however slowly the clients connect.
+        const gate = new pg.Client(clientConfig(stack.outputs.primaryUrl));
+        gate.on("error", () => undefined);
+        await gate.connect();
+        const { result } = await whileRunning(samplePeaks, async () => {
+            let full: Awaited<ReturnType<typeof serverCounts>> & { seconds: number };
+            let results: PromiseSettledResult<void>[];
+            try {
+                await gate.query("SELECT pg_advisory_lock($1)", [POOL_GATE_LOCK]);
+                const started = Date.now();
+                // allSettled: one promise for them all, observed from the start; never rejects.
+                const running = Promise.allSettled(
+                    Array.from({ length: clients }, (_, client) =>
+                        withClient(stack.outputs.databaseUrl, async (c) => {
+                            for (let n = 0; n < transactionsEach; n++) {
+                                await c.query("BEGIN");
+                                if (n === 0) {
+                                    await c.query("SELECT pg_advisory_xact_lock_shared($1)", [POOL_GATE_LOCK]);
+                                }
+                                await c.query("INSERT INTO load_test (client, n) VALUES ($1, $2)", [client, n]);
+                                await c.query("COMMIT");
+                            }
+                        }),
+                    ),
+                );
+                try {
+                    // The pool fills, then, once a client has waited reserve_pool_timeout,
+                    // the reserve, and no further: every other client waits, longer than
+                    // the reserve timeout, with no server login under way, for a second.
+                    // A pool below its bound would be opening more; a smaller one never gets there.
+                    let steadySince: number | undefined;
+                    full = await withClient(stack.outputs.pgbouncerAdminUrl, (admin) =>
+                        withClient(stack.outputs.primaryUrl, (primary) =>
+                            waitFor(`${limit} server connections, steady, with ${clients - limit} clients waiting`, 60_000 + reserveTimeout * 1000, async () => {
+                                const counts = await serverCounts(admin, primary);
+                                const steady =
+                                    counts.servers === limit &&
+                                    counts.backends === limit &&
+                                    counts.waiting === clients - limit &&
+                                    counts.loggingIn === 0 &&
+                                    counts.longestWait >= reserveTimeout;
+                                steadySince = steady ? (steadySince ?? Date.now()) : undefined;
+                                return steadySince !== undefined && Date.now() - steadySince >= 1_000
+                                    ? { ...counts, seconds: (Date.now() - started) / 1000 }
+                                    : undefined;
+                            }).catch((error: Error) => {
+                                throw new Error(`${error.message}; peaks so far: ${peakServers} servers, ${peakBackends} backends`);
+                            }),
+                        ),
+                    );
+                } finally {
+                    // Lets the transactions through, also when the wait failed.
+                    await gate.query("SELECT pg_advisory_unlock($1)", [POOL_GATE_LOCK]);
+                    results = await running;
+                }
+            } finally {
+                await gate.end();
+            }
+            return { full, results };
+        });
+
+        const failures = result.results.filter((r) => r.status === "rejected");
         expect(failures).toEqual([]);
         const [{ count }] = await query(stack.outputs.databaseUrl, "SELECT count(*)::int AS count FROM load_test");
         expect(count).toBe(clients * transactionsEach);
-        console.log(`${stackName}: 100 clients, peak server connections ${peakPooler} (PgBouncer), ${peakBackends} (PostgreSQL), limit ${limit}`);
-        expect(peakPooler, "peak PgBouncer server connections").toBeLessThanOrEqual(limit);
+        console.log(
+            `${stackName}: ${clients} clients, ${result.full.servers} server connections (PgBouncer), ${result.full.backends} backends (PostgreSQL) ` +
+                `with ${result.full.waiting} clients waiting (the oldest ${result.full.longestWait.toFixed(1)} s) after ${result.full.seconds.toFixed(1)} s; ` +
+                `peaks ${peakServers} and ${peakBackends}, limit ${limit}`,
+        );
+        // Never more than the pool and its reserve, on either side, while 100 clients wanted a server.
+        expect(peakServers, "peak PgBouncer server connections").toBeLessThanOrEqual(limit);
         expect(peakBackends, "peak PostgreSQL backends").toBeLessThanOrEqual(limit);
-        // The clients really contended for the pool: it was filled.
-        expect(peakPooler, "peak PgBouncer server connections").toBeGreaterThanOrEqual(expected.poolSize);
-    }, 120_000);
+    }, 180_000);
 
     it("spreads obcms_readonly over the replicas and refuses writes there", async () => {
         await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS readonly_test (id int)");
@@ -191,11 +269,17 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             );
             return present.every((t) => t !== null) ? true : undefined;
         });
+        // Every client keeps its transaction, and so its server connection, open
+        // until all are in one: PgBouncer opens one per client, round-robin over
+        // the replicas' addresses, whatever the timing of the logins.
+        const clients = 4 * expected.replicas;
+        const allInTransaction = meetingPoint(clients, 30_000);
         const nodes = await Promise.all(
-            Array.from({ length: 4 * expected.replicas }, () =>
+            Array.from({ length: clients }, () =>
                 withClient(stack.outputs.readonlyDatabaseUrl, async (c) => {
                     await c.query("BEGIN");
-                    const [row] = (await c.query("SELECT current_setting('cluster_name') AS node, pg_is_in_recovery() AS ro, pg_sleep(0.3)")).rows;
+                    const [row] = (await c.query("SELECT current_setting('cluster_name') AS node, pg_is_in_recovery() AS ro")).rows;
+                    await allInTransaction();
                     await c.query("COMMIT");
                     return row;
                 }),
@@ -204,8 +288,10 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(nodes.every((n) => n.ro === true)).toBe(true);
         expect([...new Set(nodes.map((n) => n.node))].sort()).toEqual(replicaNames(expected.replicas));
 
-        const write = query(stack.outputs.readonlyDatabaseUrl, "INSERT INTO readonly_test VALUES (1)");
-        await expect(write).rejects.toMatchObject({ code: "25006", message: "cannot execute INSERT in a read-only transaction" });
+        await expect(query(stack.outputs.readonlyDatabaseUrl, "INSERT INTO readonly_test VALUES (1)")).rejects.toMatchObject({
+            code: "25006",
+            message: "cannot execute INSERT in a read-only transaction",
+        });
     });
 
     it("creates the roles, database, time zone and extension the stack declares, with least privilege", async () => {
@@ -410,20 +496,31 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             const url = new URL(u);
             url.search = "";
             const client = new pg.Client({ connectionString: url.toString(), ssl: false });
-            await client.connect();
-            await client.end();
+            try {
+                await client.connect();
+            } finally {
+                await client.end();
+            }
         };
-        const throughPgbouncer = connectWithoutTls(stack.outputs.databaseUrl);
-        const direct = connectWithoutTls(stack.outputs.primaryUrl);
+        // Both attempts at once, settled together: neither can reject while nothing awaits it.
+        const [throughPgbouncer, direct] = await Promise.allSettled([
+            connectWithoutTls(stack.outputs.databaseUrl),
+            connectWithoutTls(stack.outputs.primaryUrl),
+        ]);
         if (expected.clientTls === "require") {
-            await expect(throughPgbouncer).rejects.toMatchObject({ message: "SSL required" });
-            await expect(direct).rejects.toMatchObject({
-                code: "28000",
-                message: expect.stringMatching(/^no pg_hba.conf entry for host ".*", user "postgres", database "obcms", no encryption$/),
+            expect(throughPgbouncer).toMatchObject({ status: "rejected", reason: { message: "SSL required" } });
+            expect(direct).toMatchObject({
+                status: "rejected",
+                reason: {
+                    code: "28000",
+                    message: expect.stringMatching(/^no pg_hba.conf entry for host ".*", user "postgres", database "obcms", no encryption$/),
+                },
             });
         } else {
-            await expect(throughPgbouncer).resolves.toBeUndefined();
-            await expect(direct).resolves.toBeUndefined();
+            expect([throughPgbouncer, direct]).toEqual([
+                { status: "fulfilled", value: undefined },
+                { status: "fulfilled", value: undefined },
+            ]);
         }
     });
 

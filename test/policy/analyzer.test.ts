@@ -38,6 +38,8 @@ function startPack(): Promise<{ process: ChildProcess; port: number }> {
         child.stderr.on("data", (chunk) => (stderr += chunk));
         child.stdout.once("data", (chunk) => resolve({ process: child, port: Number(String(chunk).trim()) }));
         child.once("exit", (code) => reject(new Error(`policy pack exited with ${code}: ${stderr}`)));
+        // A runner that cannot be spawned at all fails the start, not the whole run as an uncaught error event.
+        child.once("error", reject);
     });
 }
 

@@ -16,15 +16,27 @@ export function clientConfig(url: string): pg.ClientConfig {
     return { connectionString: parsed.toString(), connectionTimeoutMillis: 10_000 };
 }
 
-/** Runs `fn` with a connected client, always closing it. */
+/**
+ * Runs `fn` with a connected client, always closing it. A connection lost
+ * while `fn` runs fails its pending and later queries; node-postgres also
+ * emits it as an `error` event, which would otherwise be an uncaught
+ * exception: it is kept and thrown here if `fn` did not fail on its own.
+ */
 export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
     const client = new pg.Client(clientConfig(url));
+    let lost: Error | undefined;
+    client.on("error", (error) => (lost ??= error));
     await client.connect();
+    let result: T;
     try {
-        return await fn(client);
+        result = await fn(client);
     } finally {
         await client.end();
     }
+    if (lost) {
+        throw lost;
+    }
+    return result;
 }
 
 /** Rows of one query on a fresh connection. */

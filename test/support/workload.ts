@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import pg from "pg";
 import { promisify } from "node:util";
+import { Background } from "./background";
 import { StartedStack } from "./cluster";
 import { clientConfig, containerLog, docker, query, waitFor } from "./sql";
 
@@ -31,24 +32,40 @@ export interface WriterReport {
  * in successful commits and never as a lost acknowledged row.
  */
 export class Writer {
-    private stopped = false;
-    private readonly done: Promise<WriterReport>;
+    private readonly committed: number[] = [];
+    private readonly errors: string[] = [];
+    private readonly task: Background<WriterReport>;
 
     /** Ids start at `firstId`, so writers run one after another never collide. */
     constructor(url: string, firstId: number, maxSeconds: number, pauseMs = 20) {
-        this.done = this.write(url, firstId, maxSeconds, pauseMs);
+        this.task = new Background((running) => this.write(url, firstId, maxSeconds, pauseMs, running));
     }
 
-    private async write(url: string, firstId: number, maxSeconds: number, pauseMs: number): Promise<WriterReport> {
+    /** Commits acknowledged so far. */
+    get commits(): number {
+        return this.committed.length;
+    }
+
+    /**
+     * Waits until `count` commits in all have been acknowledged: writes under
+     * way before a fault, or going again after it. Fails after `timeoutMs`
+     * with the writer's last errors.
+     */
+    async waitForCommits(count: number, timeoutMs: number): Promise<void> {
+        await waitFor(`${count} acknowledged commits`, timeoutMs, async () => (this.committed.length >= count ? true : undefined)).catch((error: Error) => {
+            throw new Error(`${error.message} (${this.committed.length} so far; errors: ${this.errors.slice(-5).join(" | ")})`);
+        });
+    }
+
+    private async write(url: string, firstId: number, maxSeconds: number, pauseMs: number, running: () => boolean): Promise<WriterReport> {
         const deadline = Date.now() + maxSeconds * 1000;
-        const committed: number[] = [];
-        const errors: string[] = [];
+        const { committed, errors } = this;
         let failures = 0;
         let lastCommit = Date.now();
         let longestGap = 0;
         let client: pg.Client | undefined;
         let next = firstId;
-        while (!this.stopped && Date.now() < deadline) {
+        while (running() && Date.now() < deadline) {
             const id = next++;
             try {
                 if (!client) {
@@ -76,12 +93,12 @@ export class Writer {
         }
         await client?.end().catch(() => undefined);
         longestGap = Math.max(longestGap, Date.now() - lastCommit);
-        return { committed, failures, longestGapSeconds: longestGap / 1000, errors };
+        return { committed: [...committed], failures, longestGapSeconds: longestGap / 1000, errors: [...errors] };
     }
 
+    /** Stops writing and returns the report; throws if the writer itself failed. */
     async stop(): Promise<WriterReport> {
-        this.stopped = true;
-        return this.done;
+        return this.task.stop();
     }
 }
 
