@@ -296,10 +296,13 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         'log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) obcms-backup: $*"; }',
         // jq reads pgBackRest's JSON; `[]?` and `// 0` cover an empty repository.
         `info_json() { pgbr info --output=json; }`,
-        // On the stop signal a backup that is running finishes first: sh runs a
-        // trap only once its foreground command is done. The grace Docker gives
-        // the container bounds that wait; pgBackRest resumes a backup cut off by it.
-        'trap \'log "stop requested: no further backups"; exit 0\' TERM INT',
+        // On the stop signal a backup that is running finishes, and is logged,
+        // before the scheduler exits: the trap only marks the request. The grace
+        // Docker gives the container bounds that wait; pgBackRest resumes a
+        // backup cut off by it.
+        "stopping=0",
+        "trap 'stopping=1' TERM INT",
+        'stop_if_requested() { if [ "$stopping" = 1 ]; then log "stop requested: no further backups"; exit 0; fi; }',
         `rm -f ${shellWord(BACKUP_READY_FILE)}`,
         `mkdir -p ${shellWord(BACKUP_METRICS_DIR)}`,
         ...tlsServerLines(),
@@ -320,6 +323,7 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         "",
         "attempt=1",
         "until pgbr stanza-create; do",
+        "  stop_if_requested",
         '  if [ "$attempt" -ge 150 ]; then log "stanza-create failed 150 times"; exit 1; fi',
         "  attempt=$((attempt + 1)); sleep 2",
         "done",
@@ -332,6 +336,7 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         "last_check=0",
         "check_ok=1",
         "while :; do",
+        "  stop_if_requested",
         '  now="$(date +%s)"',
         '  info="$(info_json)"',
         `  last_full="$(echo "$info" | jq '[.[0].backup[]? | select(.type == "full") | .timestamp.stop] | max // 0')"`,
@@ -375,7 +380,8 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         `  } > ${shellWord(`${metricsFile}.tmp`)}`,
         `  mv ${shellWord(`${metricsFile}.tmp`)} ${shellWord(metricsFile)}`,
         // In the background, so that a stop signal ends the wait at once.
-        `  sleep ${spec.tickSeconds} & wait $!`,
+        "  stop_if_requested",
+        `  sleep ${spec.tickSeconds} & wait $! || true`,
         "done",
         "",
     ].join("\n");

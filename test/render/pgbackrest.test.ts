@@ -156,8 +156,9 @@ describe("archiving and the start scripts", () => {
         expect(script).toContain('elif [ $((now - last_any)) -ge 600 ]; then last_attempt="$now"; run_backup diff || true');
         expect(script).toContain("--collector.textfile.directory='/tmp/obcms-metrics' --web.listen-address=:9100");
         // The wait runs in the background, so a stop signal ends it at once; a running backup finishes first.
-        expect(script).toContain("  sleep 10 & wait $!\n");
-        expect(script).toContain(`trap 'log "stop requested: no further backups"; exit 0' TERM INT\n`);
+        expect(script).toContain("  stop_if_requested\n  sleep 10 & wait $! || true\n");
+        expect(script).toContain("trap 'stopping=1' TERM INT\n");
+        expect(script).toContain("while :; do\n  stop_if_requested\n");
         // The health check's file comes only after the stanza and a full backup.
         expect(script.indexOf("touch '/tmp/obcms-backup-ready'")).toBeGreaterThan(script.indexOf("  run_backup full\nfi"));
     });
