@@ -76,6 +76,12 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(stack.outputs.replicaUrls).toHaveLength(expected.replicas);
     });
 
+    it("does nothing when the unchanged program runs again: what the engine reports back matches what it declares", async () => {
+        const ids = await docker("ps", "-q", "--no-trunc", "--filter", `name=^${stack.clusterName}-`);
+        expect(await stack.update({})).toEqual([]);
+        expect(await docker("ps", "-q", "--no-trunc", "--filter", `name=^${stack.clusterName}-`)).toBe(ids);
+    });
+
     it("answers a SELECT through PgBouncer as the application role", async () => {
         const rows = await query(stack.outputs.databaseUrl, "SELECT 'PgBouncer working!' AS status, current_user, current_database()");
         expect(rows).toEqual([{ status: "PgBouncer working!", current_user: APP_USER, current_database: "obcms" }]);

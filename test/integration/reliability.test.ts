@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { whileRunning } from "../support/background";
 import { startStack, StartedStack } from "../support/cluster";
+import { PlannedStep, stepsOf } from "../support/preview";
 import pg from "pg";
 import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../support/sql";
 import {
@@ -341,10 +342,16 @@ describe("production stack: refused logins, full load, faults", () => {
             expect(logs).toContain("slot replica_3_slot was invalidated on the primary while this replica was away: cloning afresh");
             expect(retained!.max_slot_bytes).toBeLessThanOrEqual(MAX_SLOT_WAL_KEEP_MB * 2 ** 20);
             expect(retained!.wal_bytes).toBeLessThanOrEqual(retained!.max_wal_size_bytes + MAX_SLOT_WAL_KEEP_MB * 2 ** 20);
-            const slots = await query(primary, "SELECT slot_name, active, wal_status FROM pg_replication_slots ORDER BY 1");
-            expect(slots.map((slot) => [slot.slot_name, slot.active, slot.wal_status])).toEqual(
-                [1, 2, 3].map((k) => [`replica_${k}_slot`, true, "reserved"]),
-            );
+            // A slot whose replica is still catching up on the filler holds WAL past
+            // max_wal_size ("unreserved") until a checkpoint after the catch-up.
+            const expected = [1, 2, 3].map((k) => [`replica_${k}_slot`, true, "reserved"]);
+            const slots = await waitFor("every slot active and reserved", 60_000, async () => {
+                await query(primary, "CHECKPOINT");
+                const rows = await query(primary, "SELECT slot_name, active, wal_status FROM pg_replication_slots ORDER BY 1");
+                const states = rows.map((slot) => [slot.slot_name, slot.active, slot.wal_status]);
+                return JSON.stringify(states) === JSON.stringify(expected) ? states : undefined;
+            });
+            expect(slots).toEqual(expected);
         }, 400_000);
 
         it("scaling 3 → 1 → 3 replicas keeps the data and leaves no orphan slot", async () => {
@@ -366,6 +373,42 @@ describe("production stack: refused logins, full load, faults", () => {
             });
             expect(await slotNames()).toEqual(["replica_1_slot", "replica_2_slot", "replica_3_slot"]);
             expect(stack.outputs.replicaUrls).toHaveLength(3);
+        }, 600_000);
+    });
+
+    describe("pulumi up replacing containers, with writes running: the provider stops each one with its grace", () => {
+        it("a pool-size change replaces PgBouncer, which shuts down safely; writers reconnect", async () => {
+            let steps: PlannedStep[] = [];
+            const report = await underWrites("PgBouncer replaced (defaultPoolSize 50 → 40)", async () => {
+                steps = await stack.update({ defaultPoolSize: 40 });
+            });
+            expect(stepsOf(steps, "replace")).toEqual(["monitoring-prometheus", "pgbouncer-container"]);
+            expect(steps.filter((step) => step.step !== "replace")).toEqual([]);
+            expect(report.errors.every((e) => !/duplicate key|violates/.test(e))).toBe(true);
+            const config = await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => (await admin.query("SHOW CONFIG")).rows);
+            expect(config.find((row) => row.key === "default_pool_size")?.value).toBe("40");
+        }, 300_000);
+
+        it("a PostgreSQL setting replaces every node, and each one stopped cleanly: no crash recovery on the next start", async () => {
+            let steps: PlannedStep[] = [];
+            await underWrites("every PostgreSQL node replaced (auditLog)", async () => {
+                steps = await stack.update({ auditLog: "ddl, role, write" });
+                await waitFor("all replicas streaming again", 120_000, async () => {
+                    await stack.refreshAddresses();
+                    const [row] = await query(stack.outputs.primaryUrl, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+                    return row.n === 3 ? true : undefined;
+                });
+            });
+            expect(stepsOf(steps, "replace")).toEqual(["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"]);
+            expect(steps.filter((step) => step.step !== "replace")).toEqual([]);
+            const [audit] = await query(stack.outputs.primaryUrl, "SHOW pgaudit.log");
+            expect(audit["pgaudit.log"]).toBe("ddl, role, write");
+            for (const node of ["primary", "replica-1", "replica-2", "replica-3"]) {
+                const log = await containerLog(`${stack.clusterName}-${node}`);
+                // PostgreSQL's own words on a start after a clean shutdown, and after a crash.
+                expect(log, node).toMatch(/database system was shut down (in recovery )?at /);
+                expect(log, node).not.toMatch(/database system was interrupted|not properly shut down|automatic recovery in progress/);
+            }
         }, 600_000);
     });
 });
