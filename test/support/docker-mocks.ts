@@ -287,6 +287,8 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     /** What the provider did in the current run, by resource. */
     private steps: PlannedStep[] = [];
     private readonly projectDir: string;
+    /** The host port each container's published port got, by `<container name>:<port>`. */
+    private readonly hostPorts = new Map<string, number>();
     /** Rejects with the first resource that could not be created. */
     readonly failure: Promise<never>;
     private fail!: (error: Error) => void;
@@ -486,7 +488,11 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private async startContainer(inputs: Record<string, any>, options: RecordedOptions): Promise<Record<string, any>> {
         const ports: Array<{ internal: number; external: number }> = [];
         for (const p of inputs.ports ?? []) {
-            ports.push({ ...p, internal: p.internal, external: await freePort() });
+            // A replacement publishes on the same host port, as the configured port would be.
+            const key = `${inputs.name}:${p.internal}`;
+            const external = this.hostPorts.get(key) ?? (await freePort());
+            this.hostPorts.set(key, external);
+            ports.push({ ...p, internal: p.internal, external });
         }
         // The provider waits for health within waitTimeout (60 s by default), and
         // the whole create within its create timeout.
