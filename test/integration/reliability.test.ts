@@ -392,7 +392,8 @@ describe("production stack: refused logins, full load, faults", () => {
         it("a PostgreSQL setting replaces every node, and each one stopped cleanly: no crash recovery on the next start", async () => {
             let steps: PlannedStep[] = [];
             await underWrites("every PostgreSQL node replaced (auditLog)", async () => {
-                steps = await stack.update({ auditLog: "ddl, role, write" });
+                // Overrides do not accumulate: keep the previous test's pool size.
+                steps = await stack.update({ defaultPoolSize: 40, auditLog: "ddl, role, write" });
                 await waitFor("all replicas streaming again", 120_000, async () => {
                     await stack.refreshAddresses();
                     const [row] = await query(stack.outputs.primaryUrl, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
