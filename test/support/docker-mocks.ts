@@ -28,6 +28,7 @@ import {
     CONTAINER_IN_PLACE,
     goDurationString,
     IMAGE,
+    NETWORK_DELETE,
     NO_OPTIONS,
     parseDuration,
     readBack,
@@ -259,6 +260,22 @@ interface DeclaredResource {
 }
 
 /** Stopping a container that is not running is not an error. */
+/** Removes a network as the provider does: retried while a removed container's endpoint is still being released. */
+async function removeNetwork(docker: Dockerode, name: string): Promise<void> {
+    const deadline = Date.now() + NETWORK_DELETE.timeoutSeconds * 1000;
+    for (;;) {
+        try {
+            await docker.getNetwork(name).remove();
+            return;
+        } catch (error) {
+            if (!String((error as Error).message).includes(NETWORK_DELETE.retriedError) || Date.now() >= deadline) {
+                throw error;
+            }
+        }
+        await new Promise((resolve) => setTimeout(resolve, NETWORK_DELETE.retrySeconds * 1000));
+    }
+}
+
 function ignoreNotRunning(error: { statusCode?: number }): void {
     if (error.statusCode !== 304) {
         throw error;
@@ -628,7 +645,7 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
                 await docker.getVolume(resource.inputs.name).remove();
                 return;
             case "docker:index/network:Network":
-                await docker.getNetwork(resource.inputs.name).remove();
+                await removeNetwork(docker, resource.inputs.name);
                 return;
             case COMMAND:
                 if (resource.inputs.delete) {
@@ -674,6 +691,6 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             [...this.created.containers].reverse().map((c) => docker.getContainer(c).remove({ force: true }).catch(ignoreMissing)),
         );
         await Promise.all(this.created.volumes.map((v) => docker.getVolume(v).remove().catch(ignoreMissing)));
-        await Promise.all(this.created.networks.map((n) => docker.getNetwork(n).remove().catch(ignoreMissing)));
+        await Promise.all(this.created.networks.map((n) => removeNetwork(docker, n).catch(ignoreMissing)));
     }
 }

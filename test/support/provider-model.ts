@@ -90,6 +90,18 @@ export const CONTAINER_DELETE = {
     source: "terraform-provider-docker internal/provider/resource_docker_container_funcs.go resourceDockerContainerDelete",
 } as const;
 
+/**
+ * The provider's network delete retries while Docker says the network "has
+ * active endpoints" (a removed container's endpoint is released a moment
+ * later), every 2 s for up to 30 s, and fails after that.
+ */
+export const NETWORK_DELETE = {
+    retriedError: "has active endpoints",
+    retrySeconds: 2,
+    timeoutSeconds: 30,
+    source: "terraform-provider-docker internal/provider/resource_docker_network_funcs.go resourceDockerNetworkRemoveRefreshFunc",
+} as const;
+
 /** Create, update and delete are cut off at 20 minutes unless the resource's customTimeouts say otherwise. */
 export const DEFAULT_TIMEOUT_SECONDS = 20 * 60;
 export const TIMEOUTS_SOURCE = "terraform-provider-docker internal/provider/resource_docker_container.go dockerContainer*DefaultTimeout";
