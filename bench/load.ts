@@ -7,14 +7,14 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
-import { AuthMethod, PGBOUNCER_PORT, POSTGRES_PORT } from "../components/settings";
+import { type AuthMethod, PGBOUNCER_PORT, POSTGRES_PORT } from "../components/settings";
 import { Background } from "../test/support/background";
-import { StartedStack } from "../test/support/cluster";
+import type { StartedStack } from "../test/support/cluster";
 import { clientConfig, docker } from "../test/support/sql";
 import { ClusterTool } from "../test/support/workload";
-import { parseSummary, parseTransactionLog, pgbenchDuration, steadyWindow, TransactionLog } from "./pgbench";
-import { clientBackends, ContainerProcess, parseSmapsRollup, parseStatTicks, parseTop } from "./procfs";
-import { Cell, LagRun, MemoryFigures, Route, Workload } from "./results";
+import { parseSummary, parseTransactionLog, pgbenchDuration, steadyWindow, type TransactionLog } from "./pgbench";
+import { type ContainerProcess, clientBackends, parseSmapsRollup, parseStatTicks, parseTop } from "./procfs";
+import type { Cell, LagRun, MemoryFigures, Route, Workload } from "./results";
 import { distribution } from "./stats";
 
 const run = promisify(execFile);
@@ -62,7 +62,11 @@ export class Target {
             case "pgbouncer":
                 return { host: this.container("pgbouncer"), port: PGBOUNCER_PORT, database: database(this.stack.outputs.databaseUrl) };
             case "readonly":
-                return { host: this.container("pgbouncer"), port: PGBOUNCER_PORT, database: database(this.stack.outputs.readonlyDatabaseUrl) };
+                return {
+                    host: this.container("pgbouncer"),
+                    port: PGBOUNCER_PORT,
+                    database: database(this.stack.outputs.readonlyDatabaseUrl),
+                };
             case "direct":
                 return { host: this.container("primary"), port: POSTGRES_PORT, database: database(this.stack.outputs.databaseUrl) };
             default: {
@@ -211,7 +215,6 @@ function connectTimeoutMs(clients: number): number {
     return 60_000 + clients * 100;
 }
 
-
 /**
  * Samples the most backends serving a route on the primary, every 250 ms,
  * until stopped; a failed sample fails stop(), not the process meanwhile.
@@ -285,8 +288,17 @@ export async function runCell(target: Target, spec: CellSpec, replicas: number):
     try {
         const duration = pgbenchDuration(spec);
         const args = [
-            "-n", "-c", String(spec.clients), "-j", String(Math.min(2, spec.clients)), "-T", String(duration),
-            "-P", "1", "-l", "--log-prefix=/out/tx",
+            "-n",
+            "-c",
+            String(spec.clients),
+            "-j",
+            String(Math.min(2, spec.clients)),
+            "-T",
+            String(duration),
+            "-P",
+            "1",
+            "-l",
+            "--log-prefix=/out/tx",
             ...(spec.workload === "select" ? ["-S"] : []),
             ...(spec.connectPerTransaction ? ["-C"] : []),
         ];

@@ -123,6 +123,10 @@ export function steadyWindow(log: TransactionLog, seconds: number): SteadyWindow
  * through PgBouncer; 15 and 9.5 ms at 1000). `steadyWindow` then measures the
  * end of the run, and says so when the logins left less.
  */
-export function pgbenchDuration(spec: { readonly seconds: number; readonly clients: number; readonly connectPerTransaction?: boolean }): number {
+export function pgbenchDuration(spec: {
+    readonly seconds: number;
+    readonly clients: number;
+    readonly connectPerTransaction?: boolean;
+}): number {
     return spec.seconds + (spec.connectPerTransaction ? 0 : Math.ceil(2 + spec.clients * 0.02));
 }

@@ -65,7 +65,10 @@ export function clientBackends(processes: readonly ContainerProcess[]): Backend[
  * parenthesis, since the name itself may contain spaces.
  */
 export function parseStatTicks(text: string): number {
-    const fields = text.slice(text.lastIndexOf(")") + 2).trim().split(/\s+/);
+    const fields = text
+        .slice(text.lastIndexOf(")") + 2)
+        .trim()
+        .split(/\s+/);
     // utime and stime are fields 14 and 15 of the line; the name is field 2, the state field 3.
     const utime = Number(fields[14 - 3]);
     const stime = Number(fields[15 - 3]);

@@ -1,9 +1,9 @@
 // The Markdown report, its SVG charts and the README block, rendered from a
 // results file alone: `npm run bench -- --report-only <file>` re-renders
 // without measuring again. Pure: the same results give the same bytes.
-import { BenchResults, Cell, LagRun, Route, Workload } from "./results";
-import { BarChart, renderBarChart } from "./svg";
+import type { BenchResults, Cell, LagRun, Route, Workload } from "./results";
 import { ratio } from "./stats";
+import { type BarChart, renderBarChart } from "./svg";
 
 export const README_START = "<!-- bench:start -->";
 export const README_END = "<!-- bench:end -->";
@@ -58,7 +58,12 @@ class Cells {
         this.plain = all.filter((c) => !c.clientTls);
     }
 
-    find(workload: Workload, route: Route, clients: number, options: { connectPerTransaction?: boolean; replicas?: number } = {}): Cell | undefined {
+    find(
+        workload: Workload,
+        route: Route,
+        clients: number,
+        options: { connectPerTransaction?: boolean; replicas?: number } = {},
+    ): Cell | undefined {
         return this.cells.find(
             (c) =>
                 c.workload === workload &&
@@ -71,7 +76,9 @@ class Cells {
 
     /** Direct runs of a workload with persistent connections, fewest clients first. */
     direct(workload: Workload): Cell[] {
-        return this.cells.filter((c) => c.workload === workload && c.route === "direct" && !c.connectPerTransaction).sort((a, b) => a.clients - b.clients);
+        return this.cells
+            .filter((c) => c.workload === workload && c.route === "direct" && !c.connectPerTransaction)
+            .sort((a, b) => a.clients - b.clients);
     }
 
     /** Direct's best TPS for a workload, and at how many clients. */
@@ -80,7 +87,9 @@ class Cells {
     }
 
     pooled(workload: Workload): Cell[] {
-        return this.cells.filter((c) => c.workload === workload && c.route === "pgbouncer" && !c.connectPerTransaction && c.clients > 1).sort((a, b) => a.clients - b.clients);
+        return this.cells
+            .filter((c) => c.workload === workload && c.route === "pgbouncer" && !c.connectPerTransaction && c.clients > 1)
+            .sort((a, b) => a.clients - b.clients);
     }
 
     where(predicate: (c: Cell) => boolean): Cell[] {
@@ -113,15 +122,30 @@ function ratioRows(cells: Cells): RatioRow[] {
     const [cPooled] = cells.where((c) => c.route === "pgbouncer" && c.connectPerTransaction);
     const [cDirect] = cells.where((c) => c.route === "direct" && c.connectPerTransaction);
     return [
-        { metric: "TPC-B, 1000 clients: PgBouncer / direct", measured: pair(p1000, d1000), ratio: ratio(tps(p1000), tps(d1000)), reference: REFERENCE.tpcb1000.ratio },
-        { metric: "TPC-B, 2000 clients: PgBouncer / direct", measured: pair(p2000, d2000), ratio: ratio(tps(p2000), tps(d2000)), reference: REFERENCE.tpcb2000.ratio },
+        {
+            metric: "TPC-B, 1000 clients: PgBouncer / direct",
+            measured: pair(p1000, d1000),
+            ratio: ratio(tps(p1000), tps(d1000)),
+            reference: REFERENCE.tpcb1000.ratio,
+        },
+        {
+            metric: "TPC-B, 2000 clients: PgBouncer / direct",
+            measured: pair(p2000, d2000),
+            ratio: ratio(tps(p2000), tps(d2000)),
+            reference: REFERENCE.tpcb2000.ratio,
+        },
         {
             metric: `TPC-B: PgBouncer at 1000 / direct at its best (${best ? `${best.clients} clients` : NOT_MEASURED})`,
             measured: pair(p1000, best),
             ratio: ratio(tps(p1000), tps(best)),
             reference: REFERENCE.pooledVsDirectBest.ratio,
         },
-        { metric: "select-only, 1000 clients: PgBouncer / direct", measured: pair(s1000p, s1000d), ratio: ratio(tps(s1000p), tps(s1000d)), reference: REFERENCE.select1000.ratio },
+        {
+            metric: "select-only, 1000 clients: PgBouncer / direct",
+            measured: pair(s1000p, s1000d),
+            ratio: ratio(tps(s1000p), tps(s1000d)),
+            reference: REFERENCE.select1000.ratio,
+        },
         {
             metric: `new connection per transaction (-C, ${cPooled?.clients ?? NOT_MEASURED} clients): PgBouncer / direct`,
             measured: pair(cPooled, cDirect),
@@ -162,7 +186,9 @@ function worstLagMs(run: LagRun | undefined): number | undefined {
 }
 
 function goalsTable(results: BenchResults, cells: Cells): string {
-    const failed2000 = [cells.find("tpcb", "pgbouncer", 2000), cells.find("select", "pgbouncer", 2000)].filter((c): c is Cell => c !== undefined);
+    const failed2000 = [cells.find("tpcb", "pgbouncer", 2000), cells.find("select", "pgbouncer", 2000)].filter(
+        (c): c is Cell => c !== undefined,
+    );
     const worstMs = worstLagMs(lagOf(results, 3));
     const production = results.bringUp.find((b) => b.stack === "production");
     const met = (ok: boolean | undefined) => (ok === undefined ? NOT_MEASURED : ok ? "met" : "missed");
@@ -174,15 +200,40 @@ function goalsTable(results: BenchResults, cells: Cells): string {
                 failed2000.length ? failed2000.map((c) => `${c.workload}: ${c.failed}`).join(", ") : NOT_MEASURED,
                 met(failed2000.length ? failed2000.every((c) => c.failed === 0) : undefined),
             ],
-            ["replay lag p99 under 50 ms with 3 replicas under write load", worstMs === undefined ? NOT_MEASURED : `${worstMs.toFixed(1)} ms (worst replica)`, met(worstMs === undefined ? undefined : worstMs < 50)],
-            ["production bring-up under 60 s", production ? `${production.seconds.toFixed(1)} s` : NOT_MEASURED, met(production ? production.seconds < 60 : undefined)],
+            [
+                "replay lag p99 under 50 ms with 3 replicas under write load",
+                worstMs === undefined ? NOT_MEASURED : `${worstMs.toFixed(1)} ms (worst replica)`,
+                met(worstMs === undefined ? undefined : worstMs < 50),
+            ],
+            [
+                "production bring-up under 60 s",
+                production ? `${production.seconds.toFixed(1)} s` : NOT_MEASURED,
+                met(production ? production.seconds < 60 : undefined),
+            ],
         ],
     );
 }
 
 function cellRows(cells: readonly Cell[]): string {
     return table(
-        ["workload", "route", "clients", "replicas", "s measured", "TPS", "p50 ms", "p99 ms", "transactions", "failed", "connect s", "peak server conns", "PgBouncer CPU (cores)", "backends' private memory", "per client", "PgBouncer private memory"],
+        [
+            "workload",
+            "route",
+            "clients",
+            "replicas",
+            "s measured",
+            "TPS",
+            "p50 ms",
+            "p99 ms",
+            "transactions",
+            "failed",
+            "connect s",
+            "peak server conns",
+            "PgBouncer CPU (cores)",
+            "backends' private memory",
+            "per client",
+            "PgBouncer private memory",
+        ],
         cells.map((c) => [
             c.workload === "tpcb" ? "TPC-B" : "select-only",
             c.route + (c.connectPerTransaction ? " -C" : ""),
@@ -273,11 +324,15 @@ function lagTable(results: BenchResults): string {
 function gaps(results: BenchResults, cells: Cells): string {
     const rt = results.roundTrip;
     const p2000 = cells.find("tpcb", "pgbouncer", 2000);
-    const cpu = Math.max(...cells.where((c) => c.pgbouncerCpuCores !== undefined && !c.connectPerTransaction).map((c) => c.pgbouncerCpuCores!));
+    const cpu = Math.max(
+        ...cells.where((c) => c.pgbouncerCpuCores !== undefined && !c.connectPerTransaction).map((c) => c.pgbouncerCpuCores!),
+    );
     const [cPooled] = cells.where((c) => c.route === "pgbouncer" && c.connectPerTransaction);
     const [cDirect] = cells.where((c) => c.route === "direct" && c.connectPerTransaction);
     const plainPair = (auth: Cell["auth"]) =>
-        (["pgbouncer", "direct"] as const).map((route) => cells.plain.find((c) => c.route === route && c.connectPerTransaction && c.auth === auth));
+        (["pgbouncer", "direct"] as const).map((route) =>
+            cells.plain.find((c) => c.route === route && c.connectPerTransaction && c.auth === auth),
+        );
     const [plainPooled, plainDirect] = plainPair("scram-sha-256");
     const [md5Pooled, md5Direct] = plainPair("md5");
     const lines = [
@@ -319,12 +374,24 @@ export function renderReport(results: BenchResults, base: string): Report {
         table(
             ["", ""],
             [
-                ["machine", `${results.machine.cores} cores (${results.machine.cpu}), ${(results.machine.memoryBytes / 1024 ** 3).toFixed(1)} GiB, Linux ${results.machine.kernel}`],
-                ["versions", `${results.versions.postgresql}; ${results.versions.pgbouncer}; Docker ${results.versions.docker}; Node ${results.versions.node}`],
+                [
+                    "machine",
+                    `${results.machine.cores} cores (${results.machine.cpu}), ${(results.machine.memoryBytes / 1024 ** 3).toFixed(1)} GiB, Linux ${results.machine.kernel}`,
+                ],
+                [
+                    "versions",
+                    `${results.versions.postgresql}; ${results.versions.pgbouncer}; Docker ${results.versions.docker}; Node ${results.versions.node}`,
+                ],
                 ["stack", s.stack],
-                ["PgBouncer", `pool_mode transaction, default_pool_size ${s.poolSize}, reserve_pool_size ${s.reservePoolSize}, max_client_conn ${s.maxClientConn}; client TLS ${s.clientTls}`],
+                [
+                    "PgBouncer",
+                    `pool_mode transaction, default_pool_size ${s.poolSize}, reserve_pool_size ${s.reservePoolSize}, max_client_conn ${s.maxClientConn}; client TLS ${s.clientTls}`,
+                ],
                 ["PostgreSQL", `max_connections ${s.maxConnections}; monitoring ${s.monitoring ? "on (exporters, Prometheus)" : "off"}`],
-                ["pgbench", `scale ${s.scale}, ${s.threads} threads, \`-n\`, from a container on the cluster network; each run measured over its last ${s.cellSeconds} s (\`-T\` also covers the logins), TPS and latency percentiles from every transaction's log (\`-l\`)`],
+                [
+                    "pgbench",
+                    `scale ${s.scale}, ${s.threads} threads, \`-n\`, from a container on the cluster network; each run measured over its last ${s.cellSeconds} s (\`-T\` also covers the logins), TPS and latency percentiles from every transaction's log (\`-l\`)`,
+                ],
             ],
         ),
         "",
@@ -354,7 +421,9 @@ export function renderReport(results: BenchResults, base: string): Report {
         "",
         table(
             ["select-only, 1 client", "p50 ms", "p99 ms", "TPS"],
-            [single.pooled, single.direct].filter((c): c is Cell => c !== undefined).map((c) => [c.route, fixed(c.latency.p50Ms, 3), fixed(c.latency.p99Ms, 3), integer(c.tps)]),
+            [single.pooled, single.direct]
+                .filter((c): c is Cell => c !== undefined)
+                .map((c) => [c.route, fixed(c.latency.p50Ms, 3), fixed(c.latency.p99Ms, 3), integer(c.tps)]),
         ),
         "",
         `Through PgBouncer minus direct at the median: **${fixed(overheadUs, 0)} µs**, that is ${fixed(ratio(overheadUs, results.roundTrip.loopbackUs), 1)} loopback round trips (${fixed(results.roundTrip.loopbackUs, 1)} µs, inside one container) or ${fixed(ratio(overheadUs, results.roundTrip.clusterNetworkUs), 1)} cluster-network round trips (${fixed(results.roundTrip.clusterNetworkUs, 1)} µs, container to container). Round trips: median of one-byte TCP ping-pongs with Nagle off, between processes from the stack's image.`,

@@ -2,9 +2,9 @@
 // µs, measured with a one-byte ping-pong (Nagle off) between processes in
 // containers from the stack's image: over loopback inside one container, and
 // between two containers across the cluster network's bridge.
-import { StartedStack } from "../test/support/cluster";
+import type { StartedStack } from "../test/support/cluster";
 import { ClusterTool, runOnClusterNetwork } from "../test/support/workload";
-import { RoundTrip } from "./results";
+import type { RoundTrip } from "./results";
 import { distribution } from "./stats";
 
 const PORT = 7777;
@@ -54,13 +54,19 @@ function medianOf(output: string): number {
 /** Median round trips over `count` ping-pongs on each path. */
 export async function measureRoundTrip(stack: StartedStack, count: number): Promise<RoundTrip> {
     const files = { "ping-pong.pl": PING_PONG };
-    const loopback = await runOnClusterNetwork(stack, ["perl", "/work/ping-pong.pl", "loopback", "", String(count)], { files, timeoutMs: 120_000 });
+    const loopback = await runOnClusterNetwork(stack, ["perl", "/work/ping-pong.pl", "loopback", "", String(count)], {
+        files,
+        timeoutMs: 120_000,
+    });
     if (loopback.exitCode !== 0) {
         throw new Error(`loopback ping-pong failed:\n${loopback.output}`);
     }
     const server = await ClusterTool.start(stack, ["perl", "/work/ping-pong.pl", "server"], { files });
     try {
-        const bridge = await runOnClusterNetwork(stack, ["perl", "/work/ping-pong.pl", "client", server.name, String(count)], { files, timeoutMs: 120_000 });
+        const bridge = await runOnClusterNetwork(stack, ["perl", "/work/ping-pong.pl", "client", server.name, String(count)], {
+            files,
+            timeoutMs: 120_000,
+        });
         if (bridge.exitCode !== 0) {
             throw new Error(`cluster-network ping-pong failed:\n${bridge.output}`);
         }

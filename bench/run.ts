@@ -9,16 +9,16 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import * as path from "node:path";
-import { startStack, StartedStack } from "../test/support/cluster";
+import { type StartedStack, startStack } from "../test/support/cluster";
 import { docker, query, waitFor } from "../test/support/sql";
-import { loadStackConfig, PROJECT_ROOT, projectName, StackName } from "../test/support/stack-config";
+import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../test/support/stack-config";
 import { runOnClusterNetwork } from "../test/support/workload";
-import { CellSpec, initialize, runCell, runLag, Target } from "./load";
+import { type CellSpec, initialize, runCell, runLag, Target } from "./load";
 import { pgbenchDuration } from "./pgbench";
 import { importProgramFresh } from "./program-import";
-import { runSteps, Step } from "./progress";
+import { runSteps, type Step } from "./progress";
 import { renderReport, replaceReadmeBlock } from "./report";
-import { Basebackup, BenchResults, BringUp, Cell, LagRun, RoundTrip } from "./results";
+import type { Basebackup, BenchResults, BringUp, Cell, LagRun, RoundTrip } from "./results";
 import { measureRoundTrip } from "./round-trip";
 
 const RESULTS_DIR = path.join(PROJECT_ROOT, "bench", "results");
@@ -83,7 +83,11 @@ const BASEBACKUP_BYTES = 1024 ** 3;
 const LAG_SAMPLE_MS = 100;
 
 /** Starts a stack and waits until each of its replicas streams; returns the seconds it took. */
-async function bringUp(stack: StackName, overrides: Record<string, unknown>, stacks: StartedStack[]): Promise<{ started: StartedStack; seconds: number }> {
+async function bringUp(
+    stack: StackName,
+    overrides: Record<string, unknown>,
+    stacks: StartedStack[],
+): Promise<{ started: StartedStack; seconds: number }> {
     const t0 = Date.now();
     const started = await startStack(stack, { overrides, importProgram: importProgramFresh });
     stacks.push(started);
@@ -215,7 +219,10 @@ async function measure(plan: Plan): Promise<BenchResults> {
 
     const steps: Step[] = [];
     if (plan.replicaPhases) {
-        for (const [stack, count] of [["staging", 1], ["production", 3]] as const) {
+        for (const [stack, count] of [
+            ["staging", 1],
+            ["production", 3],
+        ] as const) {
             steps.push({
                 label: `bring-up: ${stack} from nothing to ${count} replica${count === 1 ? "" : "s"} streaming`,
                 estimateSeconds: 40,
@@ -249,7 +256,11 @@ async function measure(plan: Plan): Promise<BenchResults> {
                     label: `connection setup with md5 logins, without client TLS: staging, pgbench -C, ${plan.connectPerTransactionClients} clients`,
                     estimateSeconds: 40 + 2 * (plan.plainConnectSeconds + 4),
                     run: async () => {
-                        const { started: s } = await bringUp("staging", { grafanaEnabled: false, monitoringEnabled: false, authMethod: "md5" }, stacks);
+                        const { started: s } = await bringUp(
+                            "staging",
+                            { grafanaEnabled: false, monitoringEnabled: false, authMethod: "md5" },
+                            stacks,
+                        );
                         const md5 = new Target(s, false, "md5");
                         await initialize(md5, 1);
                         for (const spec of connectPerTransactionCells(plan, plan.plainConnectSeconds)) {
@@ -287,11 +298,19 @@ async function measure(plan: Plan): Promise<BenchResults> {
         run: () => initialize(benchTarget(), plan.scale),
     });
     for (const spec of poolingCells(plan)) {
-        steps.push({ label: describe(spec), estimateSeconds: cellEstimate(spec), run: async () => void cells.push(await runCell(benchTarget(), spec, replicas)) });
+        steps.push({
+            label: describe(spec),
+            estimateSeconds: cellEstimate(spec),
+            run: async () => void cells.push(await runCell(benchTarget(), spec, replicas)),
+        });
     }
     const readScaling = (): Step => {
         const spec: CellSpec = { workload: "select", route: "readonly", clients: plan.readClients, seconds: plan.cellSeconds };
-        return { label: `read scaling: ${describe(spec)}`, estimateSeconds: cellEstimate(spec), run: async () => void cells.push(await runCell(benchTarget(), spec, replicas)) };
+        return {
+            label: `read scaling: ${describe(spec)}`,
+            estimateSeconds: cellEstimate(spec),
+            run: async () => void cells.push(await runCell(benchTarget(), spec, replicas)),
+        };
     };
     const lagRun = (): Step => ({
         label: `replay lag under ${plan.lagSeconds} s of TPC-B writes`,
@@ -342,7 +361,9 @@ async function measure(plan: Plan): Promise<BenchResults> {
         machine: machine(),
         versions: benchVersions ?? failNotStarted(),
         settings: {
-            stack: `${BENCH_STACK} with ${Object.entries(BENCH_OVERRIDES).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+            stack: `${BENCH_STACK} with ${Object.entries(BENCH_OVERRIDES)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(", ")}`,
             scale: plan.scale,
             cellSeconds: plan.cellSeconds,
             threads: 2,
@@ -379,7 +400,9 @@ async function render(resultsFile: string): Promise<void> {
         const readme = await readFile(README, "utf8");
         await writeFile(README, replaceReadmeBlock(readme, report.readmeBlock));
     }
-    process.stderr.write(`wrote ${path.relative(PROJECT_ROOT, path.join(dir, `${base}.md`))}${results.mode === "full" ? " and the README block" : ""}\n`);
+    process.stderr.write(
+        `wrote ${path.relative(PROJECT_ROOT, path.join(dir, `${base}.md`))}${results.mode === "full" ? " and the README block" : ""}\n`,
+    );
 }
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -67,7 +67,9 @@ export function renderBarChart(chart: BarChart): string {
     }
     chart.categories.forEach((category, c) => {
         const x0 = PLOT.left + c * group + group * 0.1;
-        parts.push(`<text x="${f(PLOT.left + c * group + group / 2)}" y="${PLOT.top + plotHeight + 18}" text-anchor="middle">${xmlText(category)}</text>`);
+        parts.push(
+            `<text x="${f(PLOT.left + c * group + group / 2)}" y="${PLOT.top + plotHeight + 18}" text-anchor="middle">${xmlText(category)}</text>`,
+        );
         chart.series.forEach((series, s) => {
             const v = series.values[c];
             if (v === undefined) {
@@ -88,6 +90,10 @@ export function renderBarChart(chart: BarChart): string {
             `<text x="${x + 18}" y="${ly}">${xmlText(series.name)}</text>`,
         );
     });
-    parts.push(`<line x1="${PLOT.left}" y1="${PLOT.top + plotHeight}" x2="${WIDTH - PLOT.right}" y2="${PLOT.top + plotHeight}" stroke="#333333"/>`, "</svg>", "");
+    parts.push(
+        `<line x1="${PLOT.left}" y1="${PLOT.top + plotHeight}" x2="${WIDTH - PLOT.right}" y2="${PLOT.top + plotHeight}" stroke="#333333"/>`,
+        "</svg>",
+        "",
+    );
     return parts.join("\n");
 }

@@ -13,9 +13,9 @@ import {
     repositoryHostPgbackrestConf,
     restorePgbackrestConf,
 } from "./render/pgbackrest";
-import { BACKUP_METRICS_PORT, BackupSettings, ClusterSettings } from "./settings";
 import { serviceContainer } from "./service-container";
-import { NodeTls, tlsFiles } from "./tls";
+import { BACKUP_METRICS_PORT, type BackupSettings, type ClusterSettings } from "./settings";
+import { type NodeTls, tlsFiles } from "./tls";
 
 export interface BackupArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -73,9 +73,10 @@ export class Backup extends pulumi.ComponentResource {
         if (r.type === "s3" && s3 === undefined) {
             throw new pulumi.ResourceError("an S3 repository needs backupS3Key and backupS3KeySecret", this);
         }
-        const secrets = pulumi
-            .all([args.passphrase, s3?.key, s3?.keySecret])
-            .apply(([p, key, keySecret]) => ({ passphrase: p, s3: key !== undefined && keySecret !== undefined ? { key, keySecret } : undefined }));
+        const secrets = pulumi.all([args.passphrase, s3?.key, s3?.keySecret]).apply(([p, key, keySecret]) => ({
+            passphrase: p,
+            s3: key !== undefined && keySecret !== undefined ? { key, keySecret } : undefined,
+        }));
         const conf = pulumi.secret(secrets.apply((x) => renderPgbackrestConf(repositoryHostPgbackrestConf(s, b, x))));
         const restoreConf = pulumi.secret(secrets.apply((x) => renderPgbackrestConf(restorePgbackrestConf(b, x))));
 
@@ -123,7 +124,9 @@ export class Backup extends pulumi.ComponentResource {
         );
 
         this.containerName = container.name;
-        this.repository = pulumi.output(r.type === "s3" ? `s3://${r.bucket}${r.path} at ${r.endpoint}` : `volume:${names.volume(names.backup)}`);
+        this.repository = pulumi.output(
+            r.type === "s3" ? `s3://${r.bucket}${r.path} at ${r.endpoint}` : `volume:${names.volume(names.backup)}`,
+        );
         // jq -j: the label alone, without a line break.
         this.lastBackupLabel = label.stdout;
         this.registerOutputs({

@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import type { PasswordRole } from "./config";
 import { connectionUrl } from "./render/urls";
 import { passwordVerifier } from "./render/verifier";
-import { AuthMethod, ROLES } from "./settings";
-import { PasswordRole } from "./config";
+import { type AuthMethod, ROLES } from "./settings";
 
 /** A login role's password and the verifier that PostgreSQL and PgBouncer store instead of it. */
 export interface RoleCredential {
@@ -45,16 +45,17 @@ export class Credentials extends pulumi.ComponentResource {
             const override = args.overrides?.[role];
             const password = pulumi.secret(
                 override ??
-                    new random.RandomPassword(`${name}-${role}-password`, { length: GENERATED_PASSWORD_LENGTH, special: false }, { parent: this })
-                        .result,
+                    new random.RandomPassword(
+                        `${name}-${role}-password`,
+                        { length: GENERATED_PASSWORD_LENGTH, special: false },
+                        { parent: this },
+                    ).result,
             );
             // A random salt per role, kept in state, so the verifier (and every
             // file that holds it) only changes when the password does.
             const salt = new random.RandomBytes(`${name}-${role}-salt`, { length: 16 }, { parent: this }).base64;
             const verifier = pulumi.secret(
-                pulumi
-                    .all([method, user, password, salt])
-                    .apply(([m, u, p, s]) => passwordVerifier(m, u, p, Buffer.from(s, "base64"))),
+                pulumi.all([method, user, password, salt]).apply(([m, u, p, s]) => passwordVerifier(m, u, p, Buffer.from(s, "base64"))),
             );
             return { user, password, verifier };
         };

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { GENERATED_PASSWORD_LENGTH, type RoleCredential } from "./credentials";
 import { alertRules, backupAlertRules, renderAlertRules } from "./render/alert-rules";
 import { nodeNames } from "./render/cluster";
 import { renderPgpass } from "./render/credential-files";
@@ -9,25 +10,20 @@ import { renderGrafanaDashboardProviders, renderGrafanaDatasources } from "./ren
 import { FILES, GRAFANA_DASHBOARDS_DIR, MONITORING_FILES, PROMETHEUS_DATA_DIR } from "./render/paths";
 import { renderPrometheusConfig } from "./render/prometheus-config";
 import { backupScrapeJob, exporterConnectionUrl, monitoringNames, postgresNodes, scrapeJobs } from "./render/prometheus-targets";
+import { renderPgbouncerExporterStart, renderPostgresExporterStart, renderPrometheusStart } from "./render/start-scripts";
+import { containerTimeouts, dockerDuration, serviceContainer, serviceEndpoint } from "./service-container";
 import {
-    renderPgbouncerExporterStart,
-    renderPostgresExporterStart,
-    renderPrometheusStart,
-} from "./render/start-scripts";
-import {
-    BackupSettings,
-    ClusterSettings,
+    type BackupSettings,
+    type ClusterSettings,
     connectHost,
     GRAFANA_PORT,
-    MonitoringSettings,
+    type MonitoringSettings,
     PGBOUNCER_EXPORTER_PORT,
     PGBOUNCER_PORT,
     POSTGRES_EXPORTER_PORT,
     POSTGRES_PORT,
     PROMETHEUS_PORT,
 } from "./settings";
-import { GENERATED_PASSWORD_LENGTH, RoleCredential } from "./credentials";
-import { containerTimeouts, dockerDuration, serviceContainer, serviceEndpoint } from "./service-container";
 
 export interface MonitoringArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -272,7 +268,10 @@ export class Monitoring extends pulumi.ComponentResource {
                             jobs: [...scrapeJobs(s), backupScrapeJob(s)],
                         }),
                     },
-                    { path: MONITORING_FILES.alertRules, content: renderAlertRules([...alertRules(s, m), ...backupAlertRules(args.backupSettings, m)]) },
+                    {
+                        path: MONITORING_FILES.alertRules,
+                        content: renderAlertRules([...alertRules(s, m), ...backupAlertRules(args.backupSettings, m)]),
+                    },
                 ],
                 volume: { name: volume.name, mountPath: PROMETHEUS_DATA_DIR },
                 publish: { internal: PROMETHEUS_PORT, external: m.prometheusPort, ip: s.publishAddress },

@@ -1,13 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
+import { credentialUrl, type RoleCredential } from "./credentials";
 import { nodeNames, pgbouncerConfig, pgbouncerUlimit } from "./render/cluster";
 import { renderUserlist } from "./render/credential-files";
 import { FILES, SOCKET_DIR } from "./render/paths";
 import { renderPgbouncerIni } from "./render/pgbouncer-ini";
 import { renderPgbouncerStart } from "./render/start-scripts";
-import { ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
-import { credentialUrl, RoleCredential } from "./credentials";
 import { serviceContainer, serviceEndpoint } from "./service-container";
-import { NodeTls, tlsFiles } from "./tls";
+import { type ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
+import { type NodeTls, tlsFiles } from "./tls";
 
 export interface PgBouncerArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */

@@ -1,16 +1,16 @@
 // What the primary and the replicas share as containers: pg_hba.conf, TLS
 // files, pgBackRest's config, a data volume, the optional host port, the
 // health check, the fast shutdown, and how operators reach them.
-import * as docker from "@pulumi/docker";
+import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { credentialUrl, RoleCredential } from "./credentials";
+import { credentialUrl, type RoleCredential } from "./credentials";
 import { hbaSections } from "./render/cluster";
 import { FILES, PGBACKREST_FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
-import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest";
 import { renderPgHba } from "./render/pg-hba";
-import { ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
-import { serviceContainer, ServiceContainerArgs, ServiceFile, serviceEndpoint } from "./service-container";
-import { NodeTls, tlsFiles } from "./tls";
+import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest";
+import { type ServiceContainerArgs, type ServiceFile, serviceContainer, serviceEndpoint } from "./service-container";
+import { type ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
+import { type NodeTls, tlsFiles } from "./tls";
 
 export interface PostgresNodeArgs
     extends Pick<ServiceContainerArgs, "containerName" | "image" | "network" | "aliases" | "startScript" | "healthyWithinSeconds"> {

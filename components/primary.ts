@@ -1,14 +1,14 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import type { RoleCredential } from "./credentials";
+import { postgresAccess, postgresContainer } from "./postgres-node";
 import { renderBootstrapSql } from "./render/bootstrap-sql";
-import { nodeNames, postgresParameters, PRIMARY_NODE } from "./render/cluster";
+import { nodeNames, PRIMARY_NODE, postgresParameters } from "./render/cluster";
 import { FILES } from "./render/paths";
 import { renderPostgresqlConf } from "./render/postgresql-conf";
 import { renderPrimaryStart } from "./render/start-scripts";
-import { ClusterSettings, ROLES } from "./settings";
-import { RoleCredential } from "./credentials";
-import { postgresAccess, postgresContainer } from "./postgres-node";
-import { NodeTls } from "./tls";
+import { type ClusterSettings, ROLES } from "./settings";
+import type { NodeTls } from "./tls";
 
 export interface PrimaryArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */

@@ -1,6 +1,9 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import type { RoleCredential } from "./credentials";
+import { postgresAccess, postgresContainer } from "./postgres-node";
+import type { Primary } from "./primary";
 import {
     createSlotCommand,
     dropSlotCommand,
@@ -14,11 +17,8 @@ import { renderPgpass } from "./render/credential-files";
 import { FILES } from "./render/paths";
 import { renderPostgresqlConf } from "./render/postgresql-conf";
 import { renderReplicaStart } from "./render/start-scripts";
-import { ClusterSettings, POSTGRES_PORT, replicaHostPort, ROLES } from "./settings";
-import { RoleCredential } from "./credentials";
-import { postgresAccess, postgresContainer } from "./postgres-node";
-import { Primary } from "./primary";
-import { NodeTls } from "./tls";
+import { type ClusterSettings, POSTGRES_PORT, ROLES, replicaHostPort } from "./settings";
+import type { NodeTls } from "./tls";
 
 export interface ReplicaArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -75,9 +75,7 @@ export class Replica extends pulumi.ComponentResource {
 
         const pgpass = pulumi.secret(
             args.replication.password.apply((password) =>
-                renderPgpass([
-                    { host: names.primary, port: POSTGRES_PORT, database: "*", user: ROLES.replication, password },
-                ]),
+                renderPgpass([{ host: names.primary, port: POSTGRES_PORT, database: "*", user: ROLES.replication, password }]),
             ),
         );
 
@@ -99,7 +97,10 @@ export class Replica extends pulumi.ComponentResource {
                 files: [
                     {
                         path: FILES.postgresqlConf,
-                        content: renderPostgresqlConf({ ...postgresParameters(s, replicaNode(args.index)), ...standbyParameters(s, args.index) }),
+                        content: renderPostgresqlConf({
+                            ...postgresParameters(s, replicaNode(args.index)),
+                            ...standbyParameters(s, args.index),
+                        }),
                     },
                     { path: FILES.pgpass, content: pgpass, secret: true },
                 ],

@@ -51,11 +51,7 @@ export interface ServiceContainerArgs {
  * files and start script uploaded into a stock image, restarted by Docker
  * unless stopped by hand, and only reported created once healthy.
  */
-export function serviceContainer(
-    name: string,
-    args: ServiceContainerArgs,
-    opts: pulumi.CustomResourceOptions,
-): docker.Container {
+export function serviceContainer(name: string, args: ServiceContainerArgs, opts: pulumi.CustomResourceOptions): docker.Container {
     const uploads = [
         { file: FILES.start, content: args.startScript, permissions: "0755" },
         ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
@@ -97,9 +93,7 @@ export function serviceContainer(
             stopTimeout: args.stopGraceSeconds,
             // The provider stops a container it deletes with this timeout, not stopTimeout: unset, it kills at once.
             destroyGraceSeconds: args.stopGraceSeconds,
-            ulimits: args.openFilesLimit
-                ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }]
-                : [],
+            ulimits: args.openFilesLimit ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }] : [],
         },
         {
             ...opts,

@@ -107,12 +107,7 @@ export function pooledServerConnections(pool: PoolSettings): number {
 
 /** Connections a server must accept: the pool, replication, monitoring and superuser reserve. */
 export function requiredServerConnections(s: ClusterSettings): number {
-    return (
-        pooledServerConnections(s.pool) +
-        maxWalSenders(s.replicaCount) +
-        MONITORING_CONNECTIONS +
-        SUPERUSER_RESERVED_CONNECTIONS
-    );
+    return pooledServerConnections(s.pool) + maxWalSenders(s.replicaCount) + MONITORING_CONNECTIONS + SUPERUSER_RESERVED_CONNECTIONS;
 }
 
 /** Open-files limit for PgBouncer: a socket per client and per server, with room to spare. */
@@ -188,9 +183,7 @@ export function validateSettings(s: ClusterSettings): void {
         throw new SettingsError(`poolMode must be one of ${POOL_MODES.join(", ")}, got ${JSON.stringify(s.pool.mode)}`);
     }
     if (s.pool.maxClientConn < s.pool.defaultPoolSize) {
-        throw new SettingsError(
-            `maxClientConn (${s.pool.maxClientConn}) must be at least defaultPoolSize (${s.pool.defaultPoolSize})`,
-        );
+        throw new SettingsError(`maxClientConn (${s.pool.maxClientConn}) must be at least defaultPoolSize (${s.pool.defaultPoolSize})`);
     }
     const required = requiredServerConnections(s);
     if (required > s.maxConnections) {
@@ -202,7 +195,10 @@ export function validateSettings(s: ClusterSettings): void {
         );
     }
 
-    for (const [key, name] of [["database", s.database], ["appUser", s.appUser]] as const) {
+    for (const [key, name] of [
+        ["database", s.database],
+        ["appUser", s.appUser],
+    ] as const) {
         if (!IDENTIFIER.test(name)) {
             throw new SettingsError(
                 `${key} must be a lower-case identifier (letters, digits, _; at most 63 characters, not starting with a digit), got ${JSON.stringify(name)}`,

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { FILES } from "./render/paths";
-import { ServiceFile } from "./service-container";
+import type { ServiceFile } from "./service-container";
 
 /** A server's certificate, signed by the cluster CA, and its private key (secret). */
 export interface ServerCertificate {

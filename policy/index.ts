@@ -3,7 +3,7 @@
 // The policies live in ./policies so tests can run them without starting the
 // pack's server, which this constructor does.
 import { PolicyPack } from "@pulumi/policy";
-import { policies, POLICY_PACK_NAME } from "./policies";
+import { POLICY_PACK_NAME, policies } from "./policies";
 
 new PolicyPack(POLICY_PACK_NAME, {
     description: "The obcms-database runbook's security checklist, enforced on the resources the program declares.",

@@ -10,4 +10,7 @@ const block = /(<!-- change-impact:start -->\n)[\s\S]*?(<!-- change-impact:end -
 if (!block.test(readme)) {
     throw new Error("README.md has no <!-- change-impact:start --> ... <!-- change-impact:end --> block");
 }
-writeFileSync(readmePath, readme.replace(block, (_, start: string, end: string) => start + renderChangeImpactTable(CHANGE_IMPACTS) + end));
+writeFileSync(
+    readmePath,
+    readme.replace(block, (_, start: string, end: string) => start + renderChangeImpactTable(CHANGE_IMPACTS) + end),
+);

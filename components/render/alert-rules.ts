@@ -1,7 +1,7 @@
 // The alert rules, as data computed from the settings: thresholds are the
 // configured shares of the cluster's own sizes (pool, max_connections,
 // max_client_conn, max_slot_wal_keep_size), so resizing the cluster moves them.
-import { alertLimits, BackupSettings, ClusterSettings, MonitoringSettings } from "../settings";
+import { alertLimits, type BackupSettings, type ClusterSettings, type MonitoringSettings } from "../settings";
 import { ARCHIVE_CHECK_SECONDS } from "./pgbackrest";
 import { JOBS } from "./prometheus-targets";
 import { renderYaml } from "./yaml";
@@ -53,7 +53,8 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             forSeconds,
             severity: "warning",
             summary: "Exporter {{ $labels.job }} of {{ $labels.instance }} is not answering",
-            description: "Prometheus cannot scrape the {{ $labels.job }} exporter of {{ $labels.instance }}; its metrics and alerts are blind.",
+            description:
+                "Prometheus cannot scrape the {{ $labels.job }} exporter of {{ $labels.instance }}; its metrics and alerts are blind.",
         },
         {
             alert: "PostgreSQLDown",
@@ -105,7 +106,8 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             forSeconds,
             severity: "warning",
             summary: "Replication slot {{ $labels.slot_name }} is inactive",
-            description: "No replica streams through {{ $labels.slot_name }}, so the primary keeps WAL for it until the slot is invalidated.",
+            description:
+                "No replica streams through {{ $labels.slot_name }}, so the primary keeps WAL for it until the slot is invalidated.",
         },
         {
             alert: "PostgreSQLReplicationSlotWalNearLimit",
@@ -197,7 +199,8 @@ export function backupAlertRules(b: BackupSettings, m: MonitoringSettings): Aler
             forSeconds,
             severity: "critical",
             summary: `No WAL segment has reached the repository for ${walStalled} s`,
-            description: "Point-in-time recovery can reach only the last archived segment; check the primary's log for archive-push errors.",
+            description:
+                "Point-in-time recovery can reach only the last archived segment; check the primary's log for archive-push errors.",
         },
         {
             alert: "WalArchiveCheckFailed",

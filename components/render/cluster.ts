@@ -1,23 +1,23 @@
 // What every file of the cluster says, as plain data computed from the
 // settings; the format-specific renderers beside this file turn it into bytes.
 import {
-    ClusterSettings,
+    type ClusterSettings,
     maxReplicationSlots,
     maxWalSenders,
-    pgbouncerFileLimit,
     PGBOUNCER_PORT,
-    pooledServerConnections,
     POSTGRES_PORT,
-    readonlyDatabase,
+    pgbouncerFileLimit,
+    pooledServerConnections,
     ROLES,
+    readonlyDatabase,
     SUPERUSER_RESERVED_CONNECTIONS,
 } from "../settings";
-import { HbaRule } from "./pg-hba";
-import { PgbouncerIni } from "./pgbouncer-ini";
-import { ConfValue } from "./postgresql-conf";
 import { libpqConnstringValue, shellWord, sqlLiteral } from "./escape";
 import { FILES, SOCKET_DIR } from "./paths";
+import type { HbaRule } from "./pg-hba";
 import { archiveParameters } from "./pgbackrest";
+import type { PgbouncerIni } from "./pgbouncer-ini";
+import type { ConfValue } from "./postgresql-conf";
 
 /** Docker names of the cluster's objects; containers reach each other by these names. */
 export function nodeNames(s: ClusterSettings) {
@@ -47,7 +47,10 @@ export function certificateNames(s: ClusterSettings): Record<string, { dnsNames:
     const ipAddresses = [...new Set(["127.0.0.1", s.publishAddress])].filter((ip) => ip !== "0.0.0.0");
     const nodes: Array<[string, string[]]> = [
         ["primary", [names.primary]],
-        ...Array.from({ length: s.replicaCount }, (_, i): [string, string[]] => [`replica-${i + 1}`, [names.replica(i + 1), names.replicas]]),
+        ...Array.from({ length: s.replicaCount }, (_, i): [string, string[]] => [
+            `replica-${i + 1}`,
+            [names.replica(i + 1), names.replicas],
+        ]),
         ["pgbouncer", [names.pgbouncer]],
         ["backup", [names.backup]],
     ];

@@ -24,7 +24,5 @@ export interface PgpassEntry {
 
 /** A libpq password file (mode 0600), read through PGPASSFILE so no password is on a command line. */
 export function renderPgpass(entries: readonly PgpassEntry[]): string {
-    return entries
-        .map((e) => [e.host, String(e.port), e.database, e.user, e.password].map(pgpassField).join(":") + "\n")
-        .join("");
+    return entries.map((e) => `${[e.host, String(e.port), e.database, e.user, e.password].map(pgpassField).join(":")}\n`).join("");
 }

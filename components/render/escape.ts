@@ -26,11 +26,7 @@ function assertNo(pattern: RegExp, format: string, value: string, reason: string
  */
 export function postgresConfLiteral(value: string): string {
     assertNo(CONTROL, "postgresql.conf", value, "control characters are not allowed");
-    const escaped = value
-        .replace(/\\/g, "\\\\")
-        .replace(/'/g, "''")
-        .replace(/\n/g, "\\n")
-        .replace(/\r/g, "\\r");
+    const escaped = value.replace(/\\/g, "\\\\").replace(/'/g, "''").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
     return `'${escaped}'`;
 }
 

@@ -1,7 +1,7 @@
 // The two Grafana dashboards, as data computed from the settings (thresholds
 // drawn where the alerts fire), and the renderer that writes Grafana's
 // dashboard JSON with sorted keys.
-import { alertLimits, ClusterSettings, MonitoringSettings } from "../settings";
+import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../settings";
 import { replicationByReplica } from "./alert-rules";
 import { GRAFANA_DATASOURCE } from "./grafana-provisioning";
 import { JOBS } from "./prometheus-targets";
@@ -109,7 +109,10 @@ export function postgresqlDashboard(s: ClusterSettings, m: MonitoringSettings): 
                 kind: "timeseries",
                 unit: "bytes",
                 queries: [
-                    { expr: `max by (slot_name) (pg_replication_slots_pg_wal_lsn_diff{${POSTGRES}, role="primary"})`, legend: "{{slot_name}}" },
+                    {
+                        expr: `max by (slot_name) (pg_replication_slots_pg_wal_lsn_diff{${POSTGRES}, role="primary"})`,
+                        legend: "{{slot_name}}",
+                    },
                 ],
                 threshold: limit.slotWalBytes,
             },
@@ -222,7 +225,9 @@ export function pgbouncerDashboard(s: ClusterSettings, m: MonitoringSettings): D
                 description: "Seconds clients spent waiting for a server, per second, per database.",
                 kind: "timeseries",
                 unit: "s",
-                queries: [{ expr: `sum by (database) (${rate("pgbouncer_stats_client_wait_seconds_total", POOLS)})`, legend: "{{database}}" }],
+                queries: [
+                    { expr: `sum by (database) (${rate("pgbouncer_stats_client_wait_seconds_total", POOLS)})`, legend: "{{database}}" },
+                ],
             },
         ],
     };

@@ -4,7 +4,7 @@
 // runs every backup, copying from a replica (backup-standby) and talking to
 // the primary and the replicas over pgBackRest's TLS protocol, and receives
 // the primary's WAL the same way.
-import { BackupSettings, ClusterSettings, POSTGRES_PORT } from "../settings";
+import { type BackupSettings, type ClusterSettings, POSTGRES_PORT } from "../settings";
 import { nodeNames } from "./cluster";
 import { commentText, pgbackrestConfValue, shellWord } from "./escape";
 import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR, VOLUME_DIR } from "./paths";
@@ -314,7 +314,7 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         '  type="$1"; started="$(date +%s)"',
         '  log "start type=$type"',
         '  if pgbr --type="$type" backup; then last_outcome=1; else last_outcome=0; fi',
-        '  last_duration=$(( $(date +%s) - started ))',
+        "  last_duration=$(( $(date +%s) - started ))",
         `  label="$(info_json | jq -r '.[0].backup[-1].label // "none"')"`,
         '  if [ "$last_outcome" = 1 ]; then outcome=success; else outcome=failed; fi',
         '  log "end type=$type label=$label duration=${last_duration}s outcome=$outcome"',
@@ -366,14 +366,18 @@ export function renderBackupStart(spec: BackupStartSpec): string {
             '{type=\\"full\\"}',
         ).map((line) => `    ${line}`),
         `    echo "obcms_backup_last_success_timestamp_seconds{type=\\"any\\"} $(echo "$info" | jq '[.[0].backup[]? | .timestamp.stop] | max // 0')"`,
-        ...metric("obcms_backup_last_run_success", "1 if the last backup run by the schedule succeeded.", "$last_outcome").map((line) => `    ${line}`),
-        ...metric("obcms_backup_last_run_duration_seconds", "Duration of the last backup run.", "$last_duration").map((line) => `    ${line}`),
-        ...metric("obcms_backup_repository_backups", "Backups in the repository.", `$(echo "$info" | jq '[.[0].backup[]?] | length')`).map((line) => `    ${line}`),
-        ...metric(
-            "obcms_backup_wal_archived_timestamp_seconds",
-            "When the newest WAL segment reached the repository.",
-            "$wal_time",
-        ).map((line) => `    ${line}`),
+        ...metric("obcms_backup_last_run_success", "1 if the last backup run by the schedule succeeded.", "$last_outcome").map(
+            (line) => `    ${line}`,
+        ),
+        ...metric("obcms_backup_last_run_duration_seconds", "Duration of the last backup run.", "$last_duration").map(
+            (line) => `    ${line}`,
+        ),
+        ...metric("obcms_backup_repository_backups", "Backups in the repository.", `$(echo "$info" | jq '[.[0].backup[]?] | length')`).map(
+            (line) => `    ${line}`,
+        ),
+        ...metric("obcms_backup_wal_archived_timestamp_seconds", "When the newest WAL segment reached the repository.", "$wal_time").map(
+            (line) => `    ${line}`,
+        ),
         ...metric("obcms_backup_archive_check_success", "1 if the last pgbackrest check (WAL switch archived) passed.", "$check_ok").map(
             (line) => `    ${line}`,
         ),

@@ -32,9 +32,7 @@ export function renderPgbouncerIni(ini: PgbouncerIni): string {
             .join(" ");
         return `${name("database name", db)} = ${connstring}`;
     });
-    const settings = sorted(ini.settings).map(
-        ([key, value]) => `${name("setting", key)} = ${pgbouncerIniValue(String(value))}`,
-    );
+    const settings = sorted(ini.settings).map(([key, value]) => `${name("setting", key)} = ${pgbouncerIniValue(String(value))}`);
     return [
         "; Rendered by obcms-database; changes here are overwritten.",
         "[databases]",

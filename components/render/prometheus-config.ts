@@ -1,5 +1,5 @@
+import type { ScrapeJob } from "./prometheus-targets";
 import { renderYaml } from "./yaml";
-import { ScrapeJob } from "./prometheus-targets";
 
 export interface PrometheusConfigSpec {
     readonly scrapeIntervalSeconds: number;

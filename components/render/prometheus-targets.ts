@@ -1,7 +1,7 @@
 // What Prometheus watches, as plain data computed from the settings: one
 // postgres_exporter per PostgreSQL node, one pgbouncer_exporter, and the
 // labels every series carries (`instance` = node name, `role`).
-import { BACKUP_METRICS_PORT, ClusterSettings, PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../settings";
+import { BACKUP_METRICS_PORT, type ClusterSettings, PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../settings";
 import { nodeNames, PRIMARY_NODE, replicaNode } from "./cluster";
 
 export type NodeRole = "primary" | "replica";

@@ -157,11 +157,7 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
 
 /** PgBouncer, with the userlist readable by its service user only. */
 export function renderPgbouncerStart(): string {
-    return [
-        ...header(),
-        `exec pgbouncer ${shellWord(FILES.pgbouncerIni)}`,
-        "",
-    ].join("\n");
+    return [...header(), `exec pgbouncer ${shellWord(FILES.pgbouncerIni)}`, ""].join("\n");
 }
 
 export interface PostgresExporterStartSpec {

@@ -27,7 +27,9 @@ export function scramSha256Verifier(password: string, salt: Buffer, iterations =
 
 /** The legacy `md5` verifier: "md5" followed by md5(password || username). */
 export function md5Verifier(password: string, username: string): string {
-    return `md5${createHash("md5").update(password + username).digest("hex")}`;
+    return `md5${createHash("md5")
+        .update(password + username)
+        .digest("hex")}`;
 }
 
 /** The verifier for `method`; the salt is only used by SCRAM. */

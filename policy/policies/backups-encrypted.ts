@@ -1,4 +1,4 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { uploads, validateContainer } from "./containers";
 import { exposure } from "./credential-files-private";
 import { parseIni } from "./parse";

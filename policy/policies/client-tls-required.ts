@@ -1,4 +1,4 @@
-import { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
+import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
 import { policyConfig } from "./config";
 import { pgbouncerSettings, pgHba, validateContainer } from "./containers";
 
@@ -37,14 +37,18 @@ export const clientTlsRequired: ResourceValidationPolicy = {
             // PgBouncer's default is disable.
             const mode = settings.get("client_tls_sslmode") ?? "disable";
             if (SSLMODES.indexOf(mode) < minimum) {
-                reportViolation(`PgBouncer client_tls_sslmode = ${mode}; clients must use at least ${minimumClientSslmode} (clientTlsSslmode)`);
+                reportViolation(
+                    `PgBouncer client_tls_sslmode = ${mode}; clients must use at least ${minimumClientSslmode} (clientTlsSslmode)`,
+                );
             }
         }
         const lines = pgHba(props)?.lines;
         if (minimum >= REQUIRE && lines !== undefined) {
             for (const line of lines) {
                 if ((line.type === "host" || line.type === "hostnossl") && line.method !== "reject") {
-                    reportViolation(`pg_hba.conf line ${line.lineNumber} "${line.text}" accepts network logins without TLS (clientTlsSslmode)`);
+                    reportViolation(
+                        `pg_hba.conf line ${line.lineNumber} "${line.text}" accepts network logins without TLS (clientTlsSslmode)`,
+                    );
                 }
             }
         }

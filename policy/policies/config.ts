@@ -1,4 +1,4 @@
-import { PolicyConfigSchema } from "@pulumi/policy";
+import type { PolicyConfigSchema } from "@pulumi/policy";
 
 /**
  * A policy's configuration: the defaults its schema declares, overlaid with

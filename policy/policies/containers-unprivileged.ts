@@ -1,4 +1,4 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { validateContainer } from "./containers";
 
 const DOCKER_SOCKETS = new Set(["/var/run/docker.sock", "/run/docker.sock"]);
@@ -31,7 +31,9 @@ export const containersUnprivileged: ResourceValidationPolicy = {
         }
         const sources: string[] = [
             ...((props.volumes ?? []) as Array<{ hostPath?: string }>).map((v) => v.hostPath ?? ""),
-            ...((props.mounts ?? []) as Array<{ source?: string; type: string }>).filter((m) => m.type === "bind").map((m) => m.source ?? ""),
+            ...((props.mounts ?? []) as Array<{ source?: string; type: string }>)
+                .filter((m) => m.type === "bind")
+                .map((m) => m.source ?? ""),
         ];
         for (const source of sources.filter((s) => DOCKER_SOCKETS.has(s))) {
             reportViolation(`mounts the Docker socket ${source}, which gives it root on the host`);

@@ -3,8 +3,8 @@
 // PgBouncer), not by its name. Only the fields a check needs are read: at
 // preview, a value computed by another resource (a password verifier, a key)
 // is unknown, and reading it makes the SDK report that the check could not run.
-import { ReportViolation, ResourceValidation, ResourceValidationArgs } from "@pulumi/policy";
-import { HbaLine, parseIni, parsePgHba, parsePostgresqlConf } from "./parse";
+import type { ReportViolation, ResourceValidation, ResourceValidationArgs } from "@pulumi/policy";
+import { type HbaLine, parseIni, parsePgHba, parsePostgresqlConf } from "./parse";
 
 export const CONTAINER = "docker:index/container:Container";
 export const RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword";

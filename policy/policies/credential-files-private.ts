@@ -1,6 +1,6 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { FILES, MONITORING_FILES } from "../../components/render/paths";
-import { basename, pgbouncerSettings, postgresqlConf, Upload, uploads, validateContainer } from "./containers";
+import { basename, pgbouncerSettings, postgresqlConf, type Upload, uploads, validateContainer } from "./containers";
 
 /** The program's own files that hold passwords, verifiers or private keys. */
 const PROGRAM_CREDENTIAL_FILES = new Set<string>([

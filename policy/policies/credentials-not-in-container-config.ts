@@ -1,4 +1,4 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { validateContainer } from "./containers";
 
 /** Environment variable names that say they carry a credential. */
@@ -24,7 +24,9 @@ export const credentialsNotInContainerConfig: ResourceValidationPolicy = {
             const name = env.slice(0, env.indexOf("=") < 0 ? env.length : env.indexOf("="));
             const value = env.slice(name.length + 1);
             if (CREDENTIAL_NAME.test(name) && !FILE_REFERENCE.test(name) && value !== "") {
-                reportViolation(`environment variable ${name} carries a credential; upload it as a 0600 file and pass the file's path (${name}_FILE) instead`);
+                reportViolation(
+                    `environment variable ${name} carries a credential; upload it as a 0600 file and pass the file's path (${name}_FILE) instead`,
+                );
             } else if (holdsPassword(value)) {
                 reportViolation(`environment variable ${name} holds a password inside a connection string; use a password file instead`);
             }
@@ -33,7 +35,10 @@ export const credentialsNotInContainerConfig: ResourceValidationPolicy = {
             ["command", props.command],
             ["entrypoint", props.entrypoints],
             ["health check", props.healthcheck?.tests],
-            ...((props.labels ?? []) as Array<{ label: string; value: string }>).map((l): [string, unknown] => [`label ${l.label}`, l.value]),
+            ...((props.labels ?? []) as Array<{ label: string; value: string }>).map((l): [string, unknown] => [
+                `label ${l.label}`,
+                l.value,
+            ]),
         ];
         for (const [where, value] of places) {
             const words: string[] = value === undefined ? [] : Array.isArray(value) ? value : [String(value)];

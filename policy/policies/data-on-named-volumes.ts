@@ -1,4 +1,4 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { PGDATA } from "../../components/render/paths";
 import { postgresqlConf, validateContainer } from "./containers";
 
@@ -20,7 +20,11 @@ function storage(props: Record<string, any>): Storage[] {
         path: v.containerPath ?? "",
         // `in`, not a read: a volume's name comes from the Volume resource and is unknown at preview.
         problem:
-            v.hostPath !== undefined ? `host directory ${v.hostPath}` : v.fromContainer !== undefined || !("volumeName" in v) ? "a volume of another container" : undefined,
+            v.hostPath !== undefined
+                ? `host directory ${v.hostPath}`
+                : v.fromContainer !== undefined || !("volumeName" in v)
+                  ? "a volume of another container"
+                  : undefined,
     }));
     const mounts = ((props.mounts ?? []) as Array<Record<string, any>>).map((m) => ({
         path: m.target,
@@ -46,9 +50,13 @@ export const dataOnNamedVolumes: ResourceValidationPolicy = {
             .filter((m) => covers(m.path, dataDirectory))
             .sort((a, b) => b.path.length - a.path.length)[0];
         if (innermost === undefined) {
-            reportViolation(`keeps PostgreSQL's data directory ${dataDirectory} in the container itself: it is lost with the container; mount a named volume there`);
+            reportViolation(
+                `keeps PostgreSQL's data directory ${dataDirectory} in the container itself: it is lost with the container; mount a named volume there`,
+            );
         } else if (innermost.problem !== undefined) {
-            reportViolation(`keeps PostgreSQL's data directory ${dataDirectory} on ${innermost.problem} at ${innermost.path}; mount a named volume there`);
+            reportViolation(
+                `keeps PostgreSQL's data directory ${dataDirectory} on ${innermost.problem} at ${innermost.path}; mount a named volume there`,
+            );
         }
     }),
 };

@@ -1,4 +1,4 @@
-import { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
+import type { PolicyResource, StackValidationPolicy } from "@pulumi/policy";
 import { CONTAINER, RANDOM_PASSWORD, uploads } from "./containers";
 
 const words = (value: unknown): string => (Array.isArray(value) ? value.join("\n") : "");
@@ -26,7 +26,9 @@ export const generatedPasswordsNotExposed: StackValidationPolicy = {
     // Compares values, so at a preview that generates new passwords the SDK
     // reports that it could not run; `pulumi up` runs it on the real values.
     validateStack: (args, reportViolation) => {
-        const passwords = args.resources.filter((r) => r.type === RANDOM_PASSWORD).map((r) => ({ name: r.name, value: r.props.result as string }));
+        const passwords = args.resources
+            .filter((r) => r.type === RANDOM_PASSWORD)
+            .map((r) => ({ name: r.name, value: r.props.result as string }));
         for (const container of args.resources.filter((r) => r.type === CONTAINER)) {
             for (const [where, text] of visibleText(container)) {
                 for (const password of passwords.filter((p) => p.value !== "" && text.includes(p.value))) {

@@ -1,5 +1,5 @@
 // The runbook's security checklist as policies, in the order the README lists them.
-import { Policies } from "@pulumi/policy";
+import type { Policies } from "@pulumi/policy";
 import { auditLogging } from "./audit-logging";
 import { backupsEncrypted } from "./backups-encrypted";
 import { clientTlsRequired } from "./client-tls-required";

@@ -1,4 +1,4 @@
-import { StackValidationPolicy } from "@pulumi/policy";
+import type { StackValidationPolicy } from "@pulumi/policy";
 import { parse } from "yaml";
 import { CONTAINER, postgresqlConf, uploadedText } from "./containers";
 
@@ -19,7 +19,9 @@ export const monitoringEnabled: StackValidationPolicy = {
             return text === undefined ? [] : [(parse(text) ?? {}) as PrometheusConfig];
         });
         if (prometheus.length === 0) {
-            reportViolation("no container runs Prometheus (none carries a prometheus.yml): nothing watches the cluster or raises an alert (monitoringEnabled)");
+            reportViolation(
+                "no container runs Prometheus (none carries a prometheus.yml): nothing watches the cluster or raises an alert (monitoringEnabled)",
+            );
             return;
         }
         if (prometheus.every((p) => (p.rule_files ?? []).length === 0)) {

@@ -1,4 +1,4 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { pgbouncerSettings, postgresqlConf, uploads, validateContainer } from "./containers";
 
 /** PostgreSQL's predefined roles that only read statistics and settings. */
@@ -7,7 +7,7 @@ const MONITORING_ROLES = new Set(["pg_monitor", "pg_read_all_settings", "pg_read
 const POWERS = ["SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS"];
 
 /** A quoted or bare SQL identifier, unquoted. */
-const IDENTIFIER = String.raw`("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)`;
+const IDENTIFIER = `("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)`;
 const unquote = (name: string) => (name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name);
 
 function list(value: string | undefined): string[] {
@@ -40,7 +40,7 @@ export const monitoringReadOnly: ResourceValidationPolicy = {
                 .filter((u) => u.file.endsWith(".sql"))
                 .map((u) => u.content ?? "")
                 .join("\n");
-            const grants = [...sql.matchAll(new RegExp(String.raw`GRANT ${IDENTIFIER} TO ${IDENTIFIER}`, "gi"))].map((m) => ({
+            const grants = [...sql.matchAll(new RegExp(`GRANT ${IDENTIFIER} TO ${IDENTIFIER}`, "gi"))].map((m) => ({
                 group: unquote(m[1]),
                 role: unquote(m[2]),
             }));
@@ -49,8 +49,11 @@ export const monitoringReadOnly: ResourceValidationPolicy = {
                 for (const grant of grants.filter((g) => g.role === role && !MONITORING_ROLES.has(g.group))) {
                     reportViolation(`monitoring role "${role}" is also granted "${grant.group}"`);
                 }
-                for (const statement of sql.matchAll(new RegExp(String.raw`(?:CREATE|ALTER) ROLE ${IDENTIFIER}([^;]*)`, "gi"))) {
-                    const attributes = statement[2].replace(/PASSWORD\s+'(?:[^']|'')*'/gi, "").toUpperCase().split(/\s+/);
+                for (const statement of sql.matchAll(new RegExp(`(?:CREATE|ALTER) ROLE ${IDENTIFIER}([^;]*)`, "gi"))) {
+                    const attributes = statement[2]
+                        .replace(/PASSWORD\s+'(?:[^']|'')*'/gi, "")
+                        .toUpperCase()
+                        .split(/\s+/);
                     const powers = POWERS.filter((p) => attributes.includes(p));
                     if (unquote(statement[1]) === role && powers.length > 0) {
                         reportViolation(`monitoring role "${role}" is given ${powers.join(", ")}`);

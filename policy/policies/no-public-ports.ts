@@ -1,5 +1,5 @@
 import { BlockList, isIPv6 } from "node:net";
-import { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
+import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
 import { policyConfig } from "./config";
 import { validateContainer } from "./containers";
 
@@ -44,7 +44,9 @@ export const noPublicPorts: ResourceValidationPolicy = {
             const ip: string = port.ip ?? "0.0.0.0";
             const where = `publishes port ${port.internal} as host port ${port.external ?? "(any)"} on ${ip}`;
             if (EVERY_ADDRESS.has(ip)) {
-                reportViolation(`${where}, every address of the host; publish it on an address in ${allowedCidrs.join(", ")} (publishAddress)`);
+                reportViolation(
+                    `${where}, every address of the host; publish it on an address in ${allowedCidrs.join(", ")} (publishAddress)`,
+                );
             } else if (!ranges.check(ip, isIPv6(ip) ? "ipv6" : "ipv4")) {
                 reportViolation(`${where}, outside ${allowedCidrs.join(", ")} (publishAddress)`);
             }

@@ -1,7 +1,7 @@
-import { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
+import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
 import { policyConfig } from "./config";
 import { basename, pgbouncerSettings, pgHba, uploadedText, validateContainer } from "./containers";
-import { HbaLine, isPasswordVerifier, parseUserlist } from "./parse";
+import { type HbaLine, isPasswordVerifier, parseUserlist } from "./parse";
 
 interface Config {
     /** Password methods PostgreSQL and PgBouncer may use. */
@@ -87,7 +87,9 @@ export const noTrustOrPlaintextAuth: ResourceValidationPolicy = {
             const text = authFile === undefined ? undefined : uploadedText(props, basename(authFile));
             for (const entry of parseUserlist(text ?? "")) {
                 if (!isPasswordVerifier(entry.secret)) {
-                    reportViolation(`PgBouncer's auth_file ${authFile} holds a plain-text password for "${entry.user}", not a SCRAM-SHA-256 or md5 verifier`);
+                    reportViolation(
+                        `PgBouncer's auth_file ${authFile} holds a plain-text password for "${entry.user}", not a SCRAM-SHA-256 or md5 verifier`,
+                    );
                 }
             }
         }),

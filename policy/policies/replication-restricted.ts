@@ -1,4 +1,4 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { pgHba, validateContainer } from "./containers";
 
 const ANY_ADDRESS = new Set(["all", "0.0.0.0/0", "::/0", "0.0.0.0/0.0.0.0"]);

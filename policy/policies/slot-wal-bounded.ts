@@ -1,4 +1,4 @@
-import { ResourceValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { postgresqlConf, validateContainer } from "./containers";
 
 export const slotWalBounded: ResourceValidationPolicy = {
@@ -14,7 +14,9 @@ export const slotWalBounded: ResourceValidationPolicy = {
         // -1, PostgreSQL's default, lets a slot keep WAL without limit.
         const value = conf.get("max_slot_wal_keep_size") ?? "-1";
         if (value === "-1") {
-            reportViolation("postgresql.conf leaves max_slot_wal_keep_size at -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)");
+            reportViolation(
+                "postgresql.conf leaves max_slot_wal_keep_size at -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
+            );
         }
     }),
 };

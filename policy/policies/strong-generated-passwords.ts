@@ -1,4 +1,4 @@
-import { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
+import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
 import { policyConfig } from "./config";
 import { RANDOM_PASSWORD } from "./containers";
 

@@ -8,11 +8,11 @@ import { execFile } from "node:child_process";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, StartedStack } from "../support/cluster";
-import { containerLog, docker, query, waitFor } from "../support/sql";
+import { type StartedStack, startStack } from "../support/cluster";
 import { Prometheus } from "../support/prometheus";
+import { containerLog, docker, query, waitFor } from "../support/sql";
 import { PROJECT_ROOT } from "../support/stack-config";
-import { createWritesTable, Writer, WriterReport, WRITES_TABLE } from "../support/workload";
+import { createWritesTable, WRITES_TABLE, Writer, type WriterReport } from "../support/workload";
 
 const run = promisify(execFile);
 const SCRIPT = path.join(PROJECT_ROOT, "scripts", "backup.sh");
@@ -114,14 +114,18 @@ describe("backups and restores on the staging stack", () => {
         await insertBatch(stack, 1, 500, "before");
         const target = await primaryNow(stack);
         const digestAtTarget = await primaryDigest(stack);
-        const [{ at }] = await query(stack.outputs.primaryUrl, `INSERT INTO ${TABLE} VALUES (501, 'after') RETURNING clock_timestamp()::text AS at`);
+        const [{ at }] = await query(
+            stack.outputs.primaryUrl,
+            `INSERT INTO ${TABLE} VALUES (501, 'after') RETURNING clock_timestamp()::text AS at`,
+        );
         await insertBatch(stack, 502, 1000, "after");
         await backupScript(stack, "check");
         await restoreScratch("pitr", target);
         expect(await scratchValue(stack, "pitr", DIGEST_SQL)).toBe(digestAtTarget);
         expect(await scratchValue(stack, "pitr", `SELECT count(*) FROM ${TABLE} WHERE note = 'after'`)).toBe("0");
-        const gapMs = (new Date(at.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00")).getTime() -
-            new Date(target.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00")).getTime());
+        const gapMs =
+            new Date(at.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00")).getTime() -
+            new Date(target.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00")).getTime();
         console.log(`PITR: target ${target}; the first later commit, ${gapMs} ms after it, was left out; 500 rows before it restored`);
     }, 300_000);
 
@@ -141,7 +145,16 @@ describe("backups and restores on the staging stack", () => {
         const image = (await docker("inspect", "--format", "{{.Config.Image}}", `${stack.clusterName}-backup`)).trim();
         // Every file of the repository: its first eight bytes, and whether the canary is in it.
         const scan = await docker(
-            "run", "--rm", "--network", "none", "-v", `${stack.clusterName}-backup-data:/repo:ro`, "--entrypoint", "sh", image, "-c",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            `${stack.clusterName}-backup-data:/repo:ro`,
+            "--entrypoint",
+            "sh",
+            image,
+            "-c",
             `find /repo -type f | sort | while read -r f; do printf '%s %s\\n' "$(head -c 8 "$f")" "$f"; done; grep -rl -- '${canary}' /repo || true`,
         );
         const lines = scan.trim().split("\n");
@@ -154,14 +167,20 @@ describe("backups and restores on the staging stack", () => {
             /^repo1-cipher-pass=.*$/m,
             "repo1-cipher-pass=not-the-passphrase",
         );
-        const failed = await run("sh", [
-            "-c",
-            `printf '%s' "$CONF" | docker run -i --rm --network none --user 999:999 -v ${stack.clusterName}-backup-data:/var/lib/pgbackrest:ro ` +
-                `--entrypoint sh ${image} -c 'cat > /tmp/p.conf && pgbackrest --config=/tmp/p.conf --stanza=main restore; echo "exit $?"; ls /var/lib/postgresql/data/pgdata | wc -l'`,
-        ], { env: { ...process.env, CONF: wrong } });
+        const failed = await run(
+            "sh",
+            [
+                "-c",
+                `printf '%s' "$CONF" | docker run -i --rm --network none --user 999:999 -v ${stack.clusterName}-backup-data:/var/lib/pgbackrest:ro ` +
+                    `--entrypoint sh ${image} -c 'cat > /tmp/p.conf && pgbackrest --config=/tmp/p.conf --stanza=main restore; echo "exit $?"; ls /var/lib/postgresql/data/pgdata | wc -l'`,
+            ],
+            { env: { ...process.env, CONF: wrong } },
+        );
         // The encrypted backup.info does not decrypt to an info file: no backup can be found, nothing is written.
         const output = failed.stdout + failed.stderr;
-        expect(output).toMatch(/WARN: repo1: \[FormatError\] unable to load info file '\/var\/lib\/pgbackrest\/backup\/main\/backup\.info'/);
+        expect(output).toMatch(
+            /WARN: repo1: \[FormatError\] unable to load info file '\/var\/lib\/pgbackrest\/backup\/main\/backup\.info'/,
+        );
         expect(output).toMatch(/ERROR: \[075\]: no backup set found to restore\n/);
         expect(failed.stdout).toMatch(/\nexit 75\n0\n$/);
     }, 300_000);
@@ -189,14 +208,22 @@ describe("backups and restores on the staging stack", () => {
         expect(restored.length).toBeGreaterThan(50);
         expect(restored.length).toBeLessThan(report.committed.length);
         expect(restored).toEqual(report.committed.slice(0, restored.length));
-        console.log(`backup ${label} under load: the first ${restored.length} of ${report.committed.length} acknowledged rows, in order, none missing`);
+        console.log(
+            `backup ${label} under load: the first ${restored.length} of ${report.committed.length} acknowledged rows, in order, none missing`,
+        );
     }, 300_000);
 
     it("survives a killed pgBackRest server without a PostgreSQL restart", async () => {
         const primary = `${stack.clusterName}-primary`;
         const [{ started }] = await query(stack.outputs.primaryUrl, "SELECT pg_postmaster_start_time()::text AS started");
         const servers = () =>
-            docker("exec", primary, "sh", "-c", `for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q '^pgbackrest .*server $' && echo \${d#/proc/}; done; true`);
+            docker(
+                "exec",
+                primary,
+                "sh",
+                "-c",
+                `for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q '^pgbackrest .*server $' && echo \${d#/proc/}; done; true`,
+            );
         const before = (await servers()).trim().split("\n").filter(Boolean);
         expect(before.length).toBeGreaterThan(0);
         await docker("exec", primary, "kill", "-KILL", ...before);
@@ -230,7 +257,6 @@ describe("backups and restores on the staging stack", () => {
         await expect(backupScript(stack, "check")).resolves.toBeDefined();
         await backupScript(stack, "now", "incr");
     }, 600_000);
-
 });
 
 describe("the backup schedule on the staging stack", () => {
@@ -255,7 +281,7 @@ describe("the backup schedule on the staging stack", () => {
             const fulls = [...text.matchAll(full)].map((m) => m[1]).filter((label) => label !== initial);
             return diff && fulls.length > 0 ? fulls[0] : undefined;
         });
-        expect((await log())).toMatch(/obcms-backup: start type=diff\n/);
+        expect(await log()).toMatch(/obcms-backup: start type=diff\n/);
         // Retention 1: the new full replaced the first one and its differentials.
         const { backup } = await info(stack);
         expect(backup[0].label).toBe(secondFull);
@@ -277,8 +303,12 @@ describe("the backup schedule on the staging stack", () => {
     it("lets a running backup finish when the container is stopped, within its grace", async () => {
         const backupContainer = `${stack.clusterName}-backup`;
         // Enough changed data that the next differential runs for a few seconds.
-        await query(stack.outputs.primaryUrl, "CREATE TABLE backup_filler AS SELECT g, repeat(md5(g::text), 20) AS pad FROM generate_series(1, 200000) g");
-        const runs = (text: string, word: "start" | "end") => text.split("\n").filter((line) => line.includes(`obcms-backup: ${word} type=`)).length;
+        await query(
+            stack.outputs.primaryUrl,
+            "CREATE TABLE backup_filler AS SELECT g, repeat(md5(g::text), 20) AS pad FROM generate_series(1, 200000) g",
+        );
+        const runs = (text: string, word: "start" | "end") =>
+            text.split("\n").filter((line) => line.includes(`obcms-backup: ${word} type=`)).length;
         await waitFor("a scheduled backup in progress", 120_000, async () => {
             const text = await containerLog(backupContainer);
             return runs(text, "start") > runs(text, "end") ? true : undefined;
@@ -289,7 +319,9 @@ describe("the backup schedule on the staging stack", () => {
         const seconds = (Date.now() - started) / 1000;
         const text = await containerLog(backupContainer);
         const lines = text.split("\n").filter((line) => line.includes("obcms-backup:"));
-        console.log(`backup container stopped in ${seconds.toFixed(1)} s with a backup running; last lines:\n${lines.slice(-3).join("\n")}`);
+        console.log(
+            `backup container stopped in ${seconds.toFixed(1)} s with a backup running; last lines:\n${lines.slice(-3).join("\n")}`,
+        );
         expect(lines.at(-2)).toMatch(/obcms-backup: end type=(diff|full) label=\S+ duration=\d+s outcome=success$/);
         expect(lines.at(-1)).toMatch(/obcms-backup: stop requested: no further backups$/);
         expect((await docker("inspect", "--format", "{{.State.ExitCode}}", backupContainer)).trim()).toBe("0");
@@ -320,8 +352,23 @@ describe.runIf(process.env.BACKUP_MEASURE_GB)("figures for a large primary", () 
 
     it("backs up and restores the primary", async () => {
         // pgbench's scale 1 is about 15 MB of tables and indexes.
-        await docker("exec", `${stack.clusterName}-primary`, "pgbench", "-i", "-q", "-s", String(Math.round(gb * 68)), "-d", "obcms", "-U", "postgres");
-        const [{ size, bytes }] = await query(stack.outputs.primaryUrl, "SELECT pg_size_pretty(pg_database_size('obcms')) AS size, pg_database_size('obcms')::bigint AS bytes");
+        await docker(
+            "exec",
+            `${stack.clusterName}-primary`,
+            "pgbench",
+            "-i",
+            "-q",
+            "-s",
+            String(Math.round(gb * 68)),
+            "-d",
+            "obcms",
+            "-U",
+            "postgres",
+        );
+        const [{ size, bytes }] = await query(
+            stack.outputs.primaryUrl,
+            "SELECT pg_size_pretty(pg_database_size('obcms')) AS size, pg_database_size('obcms')::bigint AS bytes",
+        );
         const timed = async (what: () => Promise<unknown>) => {
             const started = Date.now();
             await what();

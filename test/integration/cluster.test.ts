@@ -1,9 +1,10 @@
 // The runbook's verification, automated, against each stack brought up for
 // real on the local Docker engine from the program itself (startStack).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
 import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { whileRunning } from "../support/background";
-import { startStack, StartedStack } from "../support/cluster";
+import { type StartedStack, startStack } from "../support/cluster";
 import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../support/sql";
 
 const EXPECTED = {
@@ -165,7 +166,10 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             const servers = (await admin.query("SHOW SERVERS")).rows.filter((s) => s.database === "obcms").length;
             const [pool] = (await admin.query("SHOW POOLS")).rows.filter((p) => p.database === "obcms" && p.user === APP_USER);
             const [{ backends }] = (
-                await primary.query("SELECT count(*)::int AS backends FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'", [APP_USER])
+                await primary.query(
+                    "SELECT count(*)::int AS backends FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'",
+                    [APP_USER],
+                )
             ).rows;
             return {
                 servers,
@@ -225,19 +229,23 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                     let steadySince: number | undefined;
                     full = await withClient(stack.outputs.pgbouncerAdminUrl, (admin) =>
                         withClient(stack.outputs.primaryUrl, (primary) =>
-                            waitFor(`${limit} server connections, steady, with ${clients - limit} clients waiting`, 60_000 + reserveTimeout * 1000, async () => {
-                                const counts = await serverCounts(admin, primary);
-                                const steady =
-                                    counts.servers === limit &&
-                                    counts.backends === limit &&
-                                    counts.waiting === clients - limit &&
-                                    counts.loggingIn === 0 &&
-                                    counts.longestWait >= reserveTimeout;
-                                steadySince = steady ? (steadySince ?? Date.now()) : undefined;
-                                return steadySince !== undefined && Date.now() - steadySince >= 1_000
-                                    ? { ...counts, seconds: (Date.now() - started) / 1000 }
-                                    : undefined;
-                            }).catch((error: Error) => {
+                            waitFor(
+                                `${limit} server connections, steady, with ${clients - limit} clients waiting`,
+                                60_000 + reserveTimeout * 1000,
+                                async () => {
+                                    const counts = await serverCounts(admin, primary);
+                                    const steady =
+                                        counts.servers === limit &&
+                                        counts.backends === limit &&
+                                        counts.waiting === clients - limit &&
+                                        counts.loggingIn === 0 &&
+                                        counts.longestWait >= reserveTimeout;
+                                    steadySince = steady ? (steadySince ?? Date.now()) : undefined;
+                                    return steadySince !== undefined && Date.now() - steadySince >= 1_000
+                                        ? { ...counts, seconds: (Date.now() - started) / 1000 }
+                                        : undefined;
+                                },
+                            ).catch((error: Error) => {
                                 throw new Error(`${error.message}; peaks so far: ${peakServers} servers, ${peakBackends} backends`);
                             }),
                         ),
@@ -367,7 +375,11 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             return lines.length === 3 ? lines : undefined;
         });
         // Fields: class, command, object type, object name, statement; the SELECT (class READ) is not logged.
-        expect(audit.map((line) => line.split(",").slice(3, 5).join(","))).toEqual(["DDL,CREATE TABLE", "ROLE,ALTER ROLE", "DDL,DROP TABLE"]);
+        expect(audit.map((line) => line.split(",").slice(3, 5).join(","))).toEqual([
+            "DDL,CREATE TABLE",
+            "ROLE,ALTER ROLE",
+            "DDL,DROP TABLE",
+        ]);
         // The bootstrap SQL sets every role's password at start: audited, each password redacted.
         const passwordChanges = (await containerLog(`${stack.clusterName}-primary`))
             .split("\n")
@@ -385,7 +397,11 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         for (const name of containers) {
             expect((await docker("inspect", "--format", "{{.Config.User}}", name)).trim(), name).toBe("999:999");
             // No process in the container, the first included, runs as root.
-            const uids = (await docker("top", name, "-eo", "pid,uid")).trim().split("\n").slice(1).map((line) => line.trim().split(/\s+/)[1]);
+            const uids = (await docker("top", name, "-eo", "pid,uid"))
+                .trim()
+                .split("\n")
+                .slice(1)
+                .map((line) => line.trim().split(/\s+/)[1]);
             expect(new Set(uids), name).toEqual(new Set(["999"]));
         }
     });
@@ -402,7 +418,10 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         for (const node of ["primary", ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`)]) {
             const hba = await docker("exec", `${stack.clusterName}-${node}`, "cat", "/etc/obcms/pg_hba.conf");
             expect(hba, node).not.toMatch(/\btrust\b/);
-            expect(hba.split("\n").filter((line) => line.startsWith("local")), node).toEqual(["local all all peer"]);
+            expect(
+                hba.split("\n").filter((line) => line.startsWith("local")),
+                node,
+            ).toEqual(["local all all peer"]);
         }
     });
 
@@ -428,13 +447,25 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             .trim()
             .split("\n")
             .sort();
-        const databaseContainers = ["backup", "pgbouncer", "primary", ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`)];
+        const databaseContainers = [
+            "backup",
+            "pgbouncer",
+            "primary",
+            ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`),
+        ];
         expect(containers).toEqual(expect.arrayContaining(databaseContainers.map((n) => `${stack.clusterName}-${n}`)));
         const passwords = passwordsOf(stack);
         expect(passwords).toHaveLength(3);
         for (const name of containers) {
             const [inspect] = JSON.parse(await docker("inspect", name));
-            const visible = JSON.stringify([inspect.Config.Env, inspect.Config.Cmd, inspect.Config.Entrypoint, inspect.Config.Labels, inspect.Path, inspect.Args]);
+            const visible = JSON.stringify([
+                inspect.Config.Env,
+                inspect.Config.Cmd,
+                inspect.Config.Entrypoint,
+                inspect.Config.Labels,
+                inspect.Path,
+                inspect.Args,
+            ]);
             const logs = await containerLog(name);
             for (const secret of [...passwords, stack.outputs.backupPassphrase, "PRIVATE KEY"]) {
                 expect(visible, name).not.toContain(secret);
@@ -449,8 +480,18 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expect((await docker("exec", name, "stat", "-c", "%a %U", "/etc/obcms/tls/server.key")).trim(), name).toBe("600 postgres");
         }
         const userlist = await docker("exec", pgbouncer, "cat", "/etc/obcms/userlist.txt");
-        expect(userlist.trim().split("\n").map((line) => line.split(" ")[0])).toEqual(['"monitoring"', '"obcms_app"', '"pgbouncer"']);
-        expect(userlist.trim().split("\n").every((line) => / "SCRAM-SHA-256\$4096:/.test(line))).toBe(true);
+        expect(
+            userlist
+                .trim()
+                .split("\n")
+                .map((line) => line.split(" ")[0]),
+        ).toEqual(['"monitoring"', '"obcms_app"', '"pgbouncer"']);
+        expect(
+            userlist
+                .trim()
+                .split("\n")
+                .every((line) => / "SCRAM-SHA-256\$4096:/.test(line)),
+        ).toBe(true);
         for (const password of passwords) {
             expect(userlist).not.toContain(password);
         }
@@ -480,7 +521,10 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         // The client checks PgBouncer's certificate (issued for 127.0.0.1) against the CA from the outputs.
         const url = new URL(stack.outputs.databaseUrl);
         url.search = "";
-        const client = new pg.Client({ connectionString: url.toString(), ssl: { ca: stack.outputs.caCertificate, rejectUnauthorized: true } });
+        const client = new pg.Client({
+            connectionString: url.toString(),
+            ssl: { ca: stack.outputs.caCertificate, rejectUnauthorized: true },
+        });
         await client.connect();
         try {
             // In transaction mode this is the server connection PgBouncer opened, with verify-full.
@@ -519,7 +563,9 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 status: "rejected",
                 reason: {
                     code: "28000",
-                    message: expect.stringMatching(/^no pg_hba.conf entry for host ".*", user "postgres", database "obcms", no encryption$/),
+                    message: expect.stringMatching(
+                        /^no pg_hba.conf entry for host ".*", user "postgres", database "obcms", no encryption$/,
+                    ),
                 },
             });
         } else {
@@ -531,22 +577,30 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
     });
 
     it(`${expected.postgresPublished ? "publishes" : "does not publish"} PostgreSQL's ports on the host`, async () => {
-        const published = JSON.parse(await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-primary`));
+        const published = JSON.parse(
+            await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-primary`),
+        );
         expect(Object.keys(published ?? {})).toEqual(expected.postgresPublished ? ["5432/tcp"] : []);
-        const pgbouncer = JSON.parse(await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-pgbouncer`));
+        const pgbouncer = JSON.parse(
+            await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-pgbouncer`),
+        );
         expect(Object.keys(pgbouncer)).toEqual(["6432/tcp"]);
     });
 
-    it.runIf(stackName === "production")("drops the slots of removed replicas when scaling 3 → 1", async () => {
-        const removed = [3, 2].flatMap((k) => [`replica-${k}-container`, `replica-${k}-slot`, `replica-${k}-data`]);
-        await stack.destroy(removed);
-        const slots = await query(stack.outputs.primaryUrl, "SELECT slot_name FROM pg_replication_slots ORDER BY slot_name");
-        expect(slots).toEqual([{ slot_name: "replica_1_slot" }]);
-        await query(stack.outputs.databaseUrl, "INSERT INTO replication_test (message) VALUES ('after scale-down')");
-        await waitFor("replica 1 to stream on", 5_000, async () => {
-            const rows = await query(stack.outputs.replicaUrls[0], "SELECT 1 FROM replication_test WHERE message = 'after scale-down'");
-            return rows.length === 1 ? true : undefined;
-        });
-        expect(await streamingReplicas(stack.outputs.primaryUrl)).toEqual(["replica_1"]);
-    }, 180_000);
+    it.runIf(stackName === "production")(
+        "drops the slots of removed replicas when scaling 3 → 1",
+        async () => {
+            const removed = [3, 2].flatMap((k) => [`replica-${k}-container`, `replica-${k}-slot`, `replica-${k}-data`]);
+            await stack.destroy(removed);
+            const slots = await query(stack.outputs.primaryUrl, "SELECT slot_name FROM pg_replication_slots ORDER BY slot_name");
+            expect(slots).toEqual([{ slot_name: "replica_1_slot" }]);
+            await query(stack.outputs.databaseUrl, "INSERT INTO replication_test (message) VALUES ('after scale-down')");
+            await waitFor("replica 1 to stream on", 5_000, async () => {
+                const rows = await query(stack.outputs.replicaUrls[0], "SELECT 1 FROM replication_test WHERE message = 'after scale-down'");
+                return rows.length === 1 ? true : undefined;
+            });
+            expect(await streamingReplicas(stack.outputs.primaryUrl)).toEqual(["replica_1"]);
+        },
+        180_000,
+    );
 });

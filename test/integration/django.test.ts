@@ -4,10 +4,10 @@
 // outputs. Django (Debian's python3-django and python3-psycopg2) migrates,
 // writes and reads through PgBouncer in transaction mode.
 import { randomBytes } from "node:crypto";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APP_ROOT, runAppProgram } from "../support/app-program";
-import { startStack, StartedStack } from "../support/cluster";
+import { type StartedStack, startStack } from "../support/cluster";
 import { DockerMocks } from "../support/docker-mocks";
 import { promiseOf } from "../support/outputs";
 import { containerLog, docker, query, waitFor } from "../support/sql";
@@ -64,7 +64,9 @@ describe("example Django app on the staging stack", () => {
         expect(await containerLog(container)).toContain("Applying notes.0001_initial... OK");
         expect(await docker("exec", container, "python3", "manage.py", "migrate", "--noinput")).toContain("No migrations to apply.");
         // The committed migration is the model's.
-        expect(await docker("exec", container, "python3", "manage.py", "makemigrations", "--check", "--dry-run")).toContain("No changes detected");
+        expect(await docker("exec", container, "python3", "manage.py", "makemigrations", "--check", "--dry-run")).toContain(
+            "No changes detected",
+        );
         const tables = await query(stack.outputs.primaryUrl, "SELECT tableowner FROM pg_tables WHERE tablename = 'notes_note'");
         expect(tables).toEqual([{ tableowner: "obcms_app" }]);
     });
@@ -87,7 +89,9 @@ describe("example Django app on the staging stack", () => {
     it("routes the app's reads to the replica: a note written while replay is paused shows up only after it resumes", async () => {
         const replicaUrl = stack.outputs.replicaUrls[0];
         await addNote("before the pause");
-        await waitFor("the first note on the replica", 10_000, async () => ((await notes()).includes("before the pause") ? true : undefined));
+        await waitFor("the first note on the replica", 10_000, async () =>
+            (await notes()).includes("before the pause") ? true : undefined,
+        );
 
         await query(replicaUrl, "SELECT pg_wal_replay_pause()");
         try {
@@ -102,9 +106,7 @@ describe("example Django app on the staging stack", () => {
         } finally {
             await query(replicaUrl, "SELECT pg_wal_replay_resume()");
         }
-        await waitFor("the second note on the replica", 10_000, async () =>
-            (await notes()).length === 2 ? true : undefined,
-        );
+        await waitFor("the second note on the replica", 10_000, async () => ((await notes()).length === 2 ? true : undefined));
         expect(await notes()).toEqual(["before the pause", "while paused"]);
     });
 

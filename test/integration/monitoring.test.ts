@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBackupSettings, readMonitoringSettings, readSettings } from "../../components/config";
 import { alertRules, backupAlertRules } from "../../components/render/alert-rules";
 import { pgbouncerDashboard, postgresqlDashboard, RATE_INTERVAL, renderDashboard } from "../../components/render/grafana-dashboards";
-import { BackupSettings, ClusterSettings, MONITORING_CONNECTIONS, MonitoringSettings } from "../../components/settings";
-import { startStack, StartedStack } from "../support/cluster";
-import { Alert, Prometheus } from "../support/prometheus";
+import { type BackupSettings, type ClusterSettings, MONITORING_CONNECTIONS, type MonitoringSettings } from "../../components/settings";
+import { type StartedStack, startStack } from "../support/cluster";
+import { type Alert, Prometheus } from "../support/prometheus";
 import { containerLog, docker, query, waitFor, withClient } from "../support/sql";
 
 /**
@@ -182,7 +182,13 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
             const [inspect] = JSON.parse(await docker("inspect", name));
             const visible = JSON.stringify([inspect.Config.Env, inspect.Config.Cmd, inspect.Config.Entrypoint, inspect.Path, inspect.Args]);
             // Every process's command line and environment, as the kernel shows them.
-            const processes = await docker("exec", name, "sh", "-c", "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '");
+            const processes = await docker(
+                "exec",
+                name,
+                "sh",
+                "-c",
+                "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '",
+            );
             const logs = await containerLog(name);
             expect(processes).toMatch(/prometheus-(postgres|pgbouncer)-exporter/);
             for (const text of [visible, processes, logs]) {
@@ -200,11 +206,15 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         const stopped = Date.now();
         const firing = await waitFor("the replica-down alert to fire", bound + 5_000, async () => {
             const alerts = await prometheus.alerts();
-            return alerts.some((a) => a.state === "firing" && isAlert(a, "PostgreSQLReplicaNotStreaming", "replica_1")) ? alerts : undefined;
+            return alerts.some((a) => a.state === "firing" && isAlert(a, "PostgreSQLReplicaNotStreaming", "replica_1"))
+                ? alerts
+                : undefined;
         });
         const fired = Date.now() - stopped;
         expect(
-            firing.filter((a) => a.state === "firing" && a.labels.alertname === "PostgreSQLReplicaNotStreaming").map((a) => a.labels.instance),
+            firing
+                .filter((a) => a.state === "firing" && a.labels.alertname === "PostgreSQLReplicaNotStreaming")
+                .map((a) => a.labels.instance),
         ).toEqual(["replica_1"]);
         await waitFor("PostgreSQLDown for replica_1", 5_000, async () =>
             (await prometheus.alerts()).some((a) => a.state === "firing" && isAlert(a, "PostgreSQLDown", "replica_1")) ? true : undefined,

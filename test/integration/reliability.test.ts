@@ -3,11 +3,11 @@
 // running throughout and every acknowledged row on every node afterwards.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { whileRunning } from "../support/background";
-import { startStack, StartedStack } from "../support/cluster";
-import { PlannedStep, stepsOf } from "../support/preview";
-import pg from "pg";
+import { type StartedStack, startStack } from "../support/cluster";
+import { type PlannedStep, stepsOf } from "../support/preview";
 import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../support/sql";
 import {
     ClusterTool,
@@ -15,9 +15,9 @@ import {
     digestsAfterCatchUp,
     primaryIds,
     runOnClusterNetwork,
-    Writer,
-    WriterReport,
     WRITES_TABLE,
+    Writer,
+    type WriterReport,
 } from "../support/workload";
 
 const run = promisify(execFile);
@@ -58,7 +58,10 @@ describe("production stack: refused logins, full load, faults", () => {
             },
         });
         await waitFor("every replica streaming", 120_000, async () => {
-            const rows = await query(stack.outputs.primaryUrl, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+            const rows = await query(
+                stack.outputs.primaryUrl,
+                "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'",
+            );
             return rows[0].n === 3 ? true : undefined;
         });
         await createWritesTable(stack);
@@ -95,7 +98,9 @@ describe("production stack: refused logins, full load, faults", () => {
             catchUpSeconds: Number(catchUpSeconds.toFixed(2)),
             failedWrites: report.failures,
         });
-        expect(report.committed.length, `commits during the fault; errors: ${report.errors.join(" | ")}`).toBeGreaterThanOrEqual(2 * WRITES_AROUND_FAULT);
+        expect(report.committed.length, `commits during the fault; errors: ${report.errors.join(" | ")}`).toBeGreaterThanOrEqual(
+            2 * WRITES_AROUND_FAULT,
+        );
         expect(lost, "acknowledged rows missing on the primary").toEqual([]);
         for (const [i, digest] of digests.slice(1).entries()) {
             expect(digest, `replica ${i + 1} against the primary`).toEqual(digests[0]);
@@ -112,9 +117,18 @@ describe("production stack: refused logins, full load, faults", () => {
                     async () => undefined,
                 );
             // PgBouncer answers a failed SCRAM exchange alike for a wrong password and an unknown user.
-            await expect(attempt(app.user, "wrong-password", "obcms")).rejects.toMatchObject({ code: "08P01", message: "SASL authentication failed" });
-            await expect(attempt("nobody", "whatever-password", "obcms")).rejects.toMatchObject({ code: "08P01", message: "SASL authentication failed" });
-            await expect(attempt(app.user, app.password, "nodb")).rejects.toMatchObject({ code: "08P01", message: "no such database: nodb" });
+            await expect(attempt(app.user, "wrong-password", "obcms")).rejects.toMatchObject({
+                code: "08P01",
+                message: "SASL authentication failed",
+            });
+            await expect(attempt("nobody", "whatever-password", "obcms")).rejects.toMatchObject({
+                code: "08P01",
+                message: "SASL authentication failed",
+            });
+            await expect(attempt(app.user, app.password, "nodb")).rejects.toMatchObject({
+                code: "08P01",
+                message: "no such database: nodb",
+            });
             const [row] = await query(stack.outputs.databaseUrl, "SELECT 1 AS ok");
             expect(row.ok).toBe(1);
         });
@@ -123,7 +137,12 @@ describe("production stack: refused logins, full load, faults", () => {
             const app = urlParts(stack.outputs.databaseUrl);
             const plaintext = await runOnClusterNetwork(
                 stack,
-                ["psql", `host=${pgbouncerHost()} port=6432 dbname=obcms user=${app.user} sslmode=require require_auth=password`, "-c", "SELECT 1"],
+                [
+                    "psql",
+                    `host=${pgbouncerHost()} port=6432 dbname=obcms user=${app.user} sslmode=require require_auth=password`,
+                    "-c",
+                    "SELECT 1",
+                ],
                 { env: { PGPASSWORD: app.password }, timeoutMs: 30_000 },
             );
             expect(plaintext.exitCode).toBe(2);
@@ -168,7 +187,9 @@ describe("production stack: refused logins, full load, faults", () => {
                 });
 
             // The sampler stops also when the load fails: left running, it would poll through the faults below.
-            const { result: { others, clients, beyond, result } } = await whileRunning(sampleBackends, async () => {
+            const {
+                result: { others, clients, beyond, result },
+            } = await whileRunning(sampleBackends, async () => {
                 // Fill max_client_conn exactly: the clients already there (the
                 // PgBouncer exporter's), pgbench's own connection, and its clients.
                 const others = await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => {
@@ -182,7 +203,9 @@ describe("production stack: refused logins, full load, faults", () => {
                 let result: { exitCode: number; output: string };
                 try {
                     // pgbench reports progress only once every client is connected and running.
-                    await waitFor("every pgbench client connected", 240_000, async () => ((await load.output()).includes("progress:") ? true : undefined));
+                    await waitFor("every pgbench client connected", 240_000, async () =>
+                        (await load.output()).includes("progress:") ? true : undefined,
+                    );
                     // Clients beyond the limit are turned away. The exporter's connection
                     // comes and goes with its scrapes, so its slot may be free: up to
                     // that many extra clients get in before the next is refused.
@@ -232,7 +255,10 @@ describe("production stack: refused logins, full load, faults", () => {
                 const pid = (await docker("inspect", "--format", "{{.State.Pid}}", replica)).trim();
                 await run("kill", ["-KILL", pid]);
                 await waitFor("replica 2 restarted by Docker and streaming", 60_000, async () => {
-                    const rows = await query(stack.outputs.primaryUrl, "SELECT 1 FROM pg_stat_replication WHERE application_name = 'replica_2' AND state = 'streaming'");
+                    const rows = await query(
+                        stack.outputs.primaryUrl,
+                        "SELECT 1 FROM pg_stat_replication WHERE application_name = 'replica_2' AND state = 'streaming'",
+                    );
                     return rows.length === 1 ? true : undefined;
                 });
                 await stack.refreshAddresses();
@@ -293,13 +319,18 @@ describe("production stack: refused logins, full load, faults", () => {
                     await docker("restart", `${stack.clusterName}-primary`);
                     await waitFor("all replicas streaming again", 60_000, async () => {
                         await stack.refreshAddresses();
-                        const [row] = await query(stack.outputs.primaryUrl, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+                        const [row] = await query(
+                            stack.outputs.primaryUrl,
+                            "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'",
+                        );
                         return row.n === 3 ? true : undefined;
                     });
                     readsAfter = reads;
                 });
                 // Reads go on past the restart, however long it took.
-                await waitFor("reads through obcms_readonly after the restart", 60_000, async () => (reads >= readsAfter + 20 ? true : undefined));
+                await waitFor("reads through obcms_readonly after the restart", 60_000, async () =>
+                    reads >= readsAfter + 20 ? true : undefined,
+                );
             });
             console.log(`primary restart: ${readsAfter - readsBefore} reads through obcms_readonly while it ran, ${reads} in all`);
             expect(readErrors).toEqual([]);
@@ -312,7 +343,10 @@ describe("production stack: refused logins, full load, faults", () => {
             await underWrites("replica away past max_slot_wal_keep_size", async () => {
                 await docker("stop", replica);
                 // About 100 MB of WAL while it is away: more than its slot may hold.
-                await query(primary, "CREATE TABLE wal_filler AS SELECT g, repeat(md5(g::text), 30) AS pad FROM generate_series(1, 100000) g");
+                await query(
+                    primary,
+                    "CREATE TABLE wal_filler AS SELECT g, repeat(md5(g::text), 30) AS pad FROM generate_series(1, 100000) g",
+                );
                 await query(primary, "SELECT pg_switch_wal()");
                 await query(primary, "CHECKPOINT");
                 await waitFor("the away replica's slot to be invalidated", 60_000, async () => {
@@ -327,7 +361,10 @@ describe("production stack: refused logins, full load, faults", () => {
                 );
                 await docker("start", replica);
                 await waitFor("replica 3 cloned afresh and streaming", 180_000, async () => {
-                    const rows = await query(primary, "SELECT 1 FROM pg_stat_replication WHERE application_name = 'replica_3' AND state = 'streaming'");
+                    const rows = await query(
+                        primary,
+                        "SELECT 1 FROM pg_stat_replication WHERE application_name = 'replica_3' AND state = 'streaming'",
+                    );
                     return rows.length === 1 ? true : undefined;
                 }).catch(async (error: Error) => {
                     // What the replica did instead, for whoever reads the failure.
@@ -337,7 +374,9 @@ describe("production stack: refused logins, full load, faults", () => {
                 await stack.refreshAddresses();
             });
             await query(primary, "DROP TABLE wal_filler");
-            console.log(`slot invalidation: pg_wal ${(retained!.wal_bytes / 2 ** 20).toFixed(0)} MB, most WAL held by a slot ${(retained!.max_slot_bytes / 2 ** 20).toFixed(0)} MB`);
+            console.log(
+                `slot invalidation: pg_wal ${(retained!.wal_bytes / 2 ** 20).toFixed(0)} MB, most WAL held by a slot ${(retained!.max_slot_bytes / 2 ** 20).toFixed(0)} MB`,
+            );
             const logs = (await run("docker", ["logs", replica])).stderr;
             expect(logs).toContain("slot replica_3_slot was invalidated on the primary while this replica was away: cloning afresh");
             expect(retained!.max_slot_bytes).toBeLessThanOrEqual(MAX_SLOT_WAL_KEEP_MB * 2 ** 20);
@@ -355,18 +394,24 @@ describe("production stack: refused logins, full load, faults", () => {
         }, 400_000);
 
         it("scaling 3 → 1 → 3 replicas keeps the data and leaves no orphan slot", async () => {
-            const slotNames = async () => (await query(stack.outputs.primaryUrl, "SELECT slot_name FROM pg_replication_slots ORDER BY 1")).map((r) => r.slot_name);
+            const slotNames = async () =>
+                (await query(stack.outputs.primaryUrl, "SELECT slot_name FROM pg_replication_slots ORDER BY 1")).map((r) => r.slot_name);
             const streaming = async (count: number) =>
                 waitFor(`${count} replicas streaming`, 180_000, async () => {
                     await stack.refreshAddresses();
-                    const rows = await query(stack.outputs.primaryUrl, "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1");
+                    const rows = await query(
+                        stack.outputs.primaryUrl,
+                        "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1",
+                    );
                     return rows.length === count ? rows.map((r) => r.application_name) : undefined;
                 });
             await underWrites("scale 3 → 1 → 3", async () => {
                 await stack.update({ replicaCount: 1 });
                 expect(await streaming(1)).toEqual(["replica_1"]);
                 expect(await slotNames()).toEqual(["replica_1_slot"]);
-                const volumes = (await docker("volume", "ls", "--format", "{{.Name}}")).split("\n").filter((v) => v.startsWith(`${stack.clusterName}-replica`));
+                const volumes = (await docker("volume", "ls", "--format", "{{.Name}}"))
+                    .split("\n")
+                    .filter((v) => v.startsWith(`${stack.clusterName}-replica`));
                 expect(volumes).toEqual([`${stack.clusterName}-replica-1-data`]);
                 await stack.update({ replicaCount: 3 });
                 expect(await streaming(3)).toEqual(["replica_1", "replica_2", "replica_3"]);
@@ -396,11 +441,19 @@ describe("production stack: refused logins, full load, faults", () => {
                 steps = await stack.update({ defaultPoolSize: 40, auditLog: "ddl, role, write" });
                 await waitFor("all replicas streaming again", 120_000, async () => {
                     await stack.refreshAddresses();
-                    const [row] = await query(stack.outputs.primaryUrl, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
+                    const [row] = await query(
+                        stack.outputs.primaryUrl,
+                        "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'",
+                    );
                     return row.n === 3 ? true : undefined;
                 });
             });
-            expect(stepsOf(steps, "replace")).toEqual(["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"]);
+            expect(stepsOf(steps, "replace")).toEqual([
+                "primary-container",
+                "replica-1-container",
+                "replica-2-container",
+                "replica-3-container",
+            ]);
             expect(steps.filter((step) => step.step !== "replace")).toEqual([]);
             const [audit] = await query(stack.outputs.primaryUrl, "SHOW pgaudit.log");
             expect(audit["pgaudit.log"]).toBe("ddl, role, write");

@@ -3,29 +3,42 @@
 // analyzer server), configured and called over gRPC the way the engine does
 // for `pulumi preview --policy-pack policy --policy-pack-config ...`. What it
 // reports must be what the tests' adapter (test/support/policy.ts) reports.
-import { ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { AnalyzerClient } from "@pulumi/pulumi/proto/analyzer_grpc_pb";
 import {
     AnalyzeRequest,
-    AnalyzeResponse,
-    AnalyzerInfo,
+    type AnalyzeResponse,
+    type AnalyzerInfo,
     AnalyzerResource,
     AnalyzerResourceOptions,
     AnalyzeStackRequest,
     ConfigureAnalyzerRequest,
-    EnforcementLevel as WireLevel,
     PolicyConfig,
+    EnforcementLevel as WireLevel,
 } from "@pulumi/pulumi/proto/analyzer_pb";
 import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { policies } from "../../policy/policies";
-import { declaredResources, loadPackConfig, PackConfig, PolicyTarget, resolvePolicyConfig, runPolicies, urnOf } from "../support/policy";
+import {
+    declaredResources,
+    loadPackConfig,
+    type PackConfig,
+    type PolicyTarget,
+    resolvePolicyConfig,
+    runPolicies,
+    urnOf,
+} from "../support/policy";
 import { PROJECT_ROOT } from "../support/stack-config";
 
-const LEVELS = { advisory: WireLevel.ADVISORY, mandatory: WireLevel.MANDATORY, disabled: WireLevel.DISABLED, remediate: WireLevel.REMEDIATE };
+const LEVELS = {
+    advisory: WireLevel.ADVISORY,
+    mandatory: WireLevel.MANDATORY,
+    disabled: WireLevel.DISABLED,
+    remediate: WireLevel.REMEDIATE,
+};
 const LEVEL_NAMES = new Map(Object.entries(LEVELS).map(([name, level]) => [level, name]));
 
 /** Starts the pack with the SDK's runner, as the CLI's analyzer plugin does; resolves with its gRPC port. */
@@ -136,7 +149,12 @@ describe("the pack served by the Policy SDK's analyzer", () => {
         const weakened = await declaredResources("production", { replicaCount: 1 });
         expect(await analyze(weakened, loadPackConfig("staging"))).toEqual([]);
         expect(await analyze(weakened, { ...loadPackConfig("staging"), "minimum-replicas": { minimumReplicas: 3 } })).toEqual([
-            { policy: "minimum-replicas", level: "advisory", resource: undefined, message: "the stack runs 1 streaming replica(s); at least 3 are required (replicaCount)" },
+            {
+                policy: "minimum-replicas",
+                level: "advisory",
+                resource: undefined,
+                message: "the stack runs 1 streaming replica(s); at least 3 are required (replicaCount)",
+            },
         ]);
         expect(await analyze(await declaredResources("production"), loadPackConfig("production"))).toEqual([]);
     });

@@ -1,7 +1,9 @@
 // Each policy against a minimal compliant resource and against every kind of
 // violation it knows, with the exact message an operator reads.
-import { Policies } from "@pulumi/policy";
+import type { Policies } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
+import { type RoleSpec, renderBootstrapSql } from "../../components/render/bootstrap-sql";
+import { passwordVerifier } from "../../components/render/verifier";
 import { auditLogging } from "../../policy/policies/audit-logging";
 import { backupsEncrypted } from "../../policy/policies/backups-encrypted";
 import { clientTlsRequired } from "../../policy/policies/client-tls-required";
@@ -13,14 +15,12 @@ import { generatedPasswordsNotExposed } from "../../policy/policies/generated-pa
 import { minimumReplicas } from "../../policy/policies/minimum-replicas";
 import { monitoringEnabled } from "../../policy/policies/monitoring-enabled";
 import { monitoringReadOnly } from "../../policy/policies/monitoring-read-only";
-import { renderBootstrapSql, RoleSpec } from "../../components/render/bootstrap-sql";
 import { noPublicPorts } from "../../policy/policies/no-public-ports";
 import { noTrustOrPlaintextAuth } from "../../policy/policies/no-trust-or-plaintext-auth";
 import { replicationRestricted } from "../../policy/policies/replication-restricted";
 import { slotWalBounded } from "../../policy/policies/slot-wal-bounded";
 import { strongGeneratedPasswords } from "../../policy/policies/strong-generated-passwords";
-import { passwordVerifier } from "../../components/render/verifier";
-import { PackConfig, PolicyTarget, runPolicies } from "../support/policy";
+import { type PackConfig, type PolicyTarget, runPolicies } from "../support/policy";
 
 const CONTAINER = "docker:index/container:Container";
 
@@ -60,7 +60,11 @@ function upload(file: string, content: string, permissions = "0644") {
 }
 
 /** A PostgreSQL server container as the program declares one, with its files and inputs replaceable. */
-function postgres(files: { conf?: string; hba?: string } = {}, inputs: Record<string, unknown> = {}, name = "primary-container"): PolicyTarget {
+function postgres(
+    files: { conf?: string; hba?: string } = {},
+    inputs: Record<string, unknown> = {},
+    name = "primary-container",
+): PolicyTarget {
     return {
         type: CONTAINER,
         name,
@@ -149,7 +153,14 @@ describe("no-trust-or-plaintext-auth", () => {
     });
 
     it("refuses trust, password, network ident and disallowed md5 in pg_hba.conf, not ident on the socket", async () => {
-        const hba = ["local all all ident", "host all all 10.0.0.0 255.0.0.0 trust", "hostssl all all all password", "host all all samenet ident", 'hostssl all "app" all md5', ""].join("\n");
+        const hba = [
+            "local all all ident",
+            "host all all 10.0.0.0 255.0.0.0 trust",
+            "hostssl all all all password",
+            "host all all samenet ident",
+            'hostssl all "app" all md5',
+            "",
+        ].join("\n");
         expect(await messages(noTrustOrPlaintextAuth, [postgres({ hba })])).toEqual([
             'primary-container: pg_hba.conf line 2 "host all all 10.0.0.0 255.0.0.0 trust" lets clients in without a password',
             'primary-container: pg_hba.conf line 3 "hostssl all all all password" sends passwords in plain text',
@@ -188,7 +199,10 @@ describe("client-tls-required", () => {
     });
 
     it("refuses pg_hba.conf rules that accept network logins without TLS, when TLS is required only", async () => {
-        const hba = PG_HBA.replace("hostssl all all all scram-sha-256", "host all all all scram-sha-256\nhostnossl all all samenet scram-sha-256");
+        const hba = PG_HBA.replace(
+            "hostssl all all all scram-sha-256",
+            "host all all all scram-sha-256\nhostnossl all all samenet scram-sha-256",
+        );
         expect(await messages(clientTlsRequired, [postgres({ hba })])).toEqual([
             'primary-container: pg_hba.conf line 4 "host all all all scram-sha-256" accepts network logins without TLS (clientTlsSslmode)',
             'primary-container: pg_hba.conf line 5 "hostnossl all all samenet scram-sha-256" accepts network logins without TLS (clientTlsSslmode)',
@@ -204,7 +218,11 @@ describe("replication-restricted", () => {
     });
 
     it("refuses replication from any address, for every role, or without TLS", async () => {
-        const hba = ["host replication all 0.0.0.0/0 scram-sha-256", 'hostssl "postgres,replication" "replicator" 10.0.0.0/8 scram-sha-256', ""].join("\n");
+        const hba = [
+            "host replication all 0.0.0.0/0 scram-sha-256",
+            'hostssl "postgres,replication" "replicator" 10.0.0.0/8 scram-sha-256',
+            "",
+        ].join("\n");
         expect(await messages(replicationRestricted, [postgres({ hba })])).toEqual([
             `primary-container: pg_hba.conf line 1 "host replication all 0.0.0.0/0 scram-sha-256" accepts replication connections from any address; allow samenet or the cluster's range only`,
             'primary-container: pg_hba.conf line 1 "host replication all 0.0.0.0/0 scram-sha-256" accepts replication connections for every role; allow the replication role only',
@@ -246,8 +264,14 @@ describe("monitoring-read-only", () => {
         target.inputs.uploads.push(upload("/etc/obcms/bootstrap.sql", sql, "0600"));
         return target;
     }
-    const role = (name: string, memberOf: string[], attributes: RoleSpec["attributes"] = []): RoleSpec => ({ name, verifier: VERIFIER, attributes, memberOf });
-    const ini = (admins: string, stats: string) => PGBOUNCER_INI.replace("[pgbouncer]\n", `[pgbouncer]\nadmin_users = ${admins}\nstats_users = ${stats}\n`);
+    const role = (name: string, memberOf: string[], attributes: RoleSpec["attributes"] = []): RoleSpec => ({
+        name,
+        verifier: VERIFIER,
+        attributes,
+        memberOf,
+    });
+    const ini = (admins: string, stats: string) =>
+        PGBOUNCER_INI.replace("[pgbouncer]\n", `[pgbouncer]\nadmin_users = ${admins}\nstats_users = ${stats}\n`);
 
     it("accepts a role that only reads statistics, and separate PgBouncer admin and stats users", async () => {
         const primary = primaryWith([role("obcms_app", []), role("replicator", [], ["REPLICATION"]), role("monitoring", ["pg_monitor"])]);
@@ -255,7 +279,10 @@ describe("monitoring-read-only", () => {
     });
 
     it("refuses a monitoring role with another role or a power, and a PgBouncer stats user that is an admin", async () => {
-        const primary = primaryWith([role("monitoring", ["pg_monitor", "pg_write_all_data"], ["REPLICATION"]), role("metrics", ["pg_read_all_stats", "obcms_app"])]);
+        const primary = primaryWith([
+            role("monitoring", ["pg_monitor", "pg_write_all_data"], ["REPLICATION"]),
+            role("metrics", ["pg_read_all_stats", "obcms_app"]),
+        ]);
         expect(await messages(monitoringReadOnly, [primary, pgbouncer(ini("pgbouncer, monitoring", "monitoring"))])).toEqual([
             'primary-container: monitoring role "monitoring" is also granted "pg_write_all_data"',
             'primary-container: monitoring role "monitoring" is given REPLICATION',
@@ -267,24 +294,34 @@ describe("monitoring-read-only", () => {
 
 describe("credentials-not-in-container-config", () => {
     it("accepts file references and connection strings without passwords", async () => {
-        const target = postgres({}, {
-            envs: ["GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/obcms/grafana/admin-password", "PGPASSFILE=/etc/obcms/pgpass", "TZ=Asia/Manila"],
-            entrypoints: ["/bin/sh", "/etc/obcms/start.sh"],
-            command: ["postgres_exporter", "--url=postgresql://monitoring@primary:5432/obcms?sslmode=verify-full"],
-            healthcheck: { tests: ["CMD", "pg_isready"] },
-            labels: [{ label: "role", value: "primary" }],
-        });
+        const target = postgres(
+            {},
+            {
+                envs: [
+                    "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/obcms/grafana/admin-password",
+                    "PGPASSFILE=/etc/obcms/pgpass",
+                    "TZ=Asia/Manila",
+                ],
+                entrypoints: ["/bin/sh", "/etc/obcms/start.sh"],
+                command: ["postgres_exporter", "--url=postgresql://monitoring@primary:5432/obcms?sslmode=verify-full"],
+                healthcheck: { tests: ["CMD", "pg_isready"] },
+                labels: [{ label: "role", value: "primary" }],
+            },
+        );
         expect(await messages(credentialsNotInContainerConfig, [target])).toEqual([]);
     });
 
     it("refuses credentials in the environment, command, entrypoint, health check and labels", async () => {
-        const target = postgres({}, {
-            envs: ["POSTGRES_PASSWORD=hunter2hunter2", "DATABASE_URL=postgresql://obcms_app:hunter2@pgbouncer:6432/obcms"],
-            command: ["psql", "host=primary password=hunter2"],
-            entrypoints: ["sh", "-c", "PGPASSWORD=hunter2 psql"],
-            healthcheck: { tests: ["CMD", "psql", "postgresql://postgres:hunter2@localhost/postgres"] },
-            labels: [{ label: "dsn", value: "postgres://u:p@h/d" }],
-        });
+        const target = postgres(
+            {},
+            {
+                envs: ["POSTGRES_PASSWORD=hunter2hunter2", "DATABASE_URL=postgresql://obcms_app:hunter2@pgbouncer:6432/obcms"],
+                command: ["psql", "host=primary password=hunter2"],
+                entrypoints: ["sh", "-c", "PGPASSWORD=hunter2 psql"],
+                healthcheck: { tests: ["CMD", "psql", "postgresql://postgres:hunter2@localhost/postgres"] },
+                labels: [{ label: "dsn", value: "postgres://u:p@h/d" }],
+            },
+        );
         expect(await messages(credentialsNotInContainerConfig, [target])).toEqual([
             "primary-container: environment variable POSTGRES_PASSWORD carries a credential; upload it as a 0600 file and pass the file's path (POSTGRES_PASSWORD_FILE) instead",
             "primary-container: environment variable DATABASE_URL holds a password inside a connection string; use a password file instead",
@@ -312,7 +349,10 @@ describe("generated-passwords-not-exposed", () => {
     it("refuses a generated password in the environment, labels or a world-readable file", async () => {
         const target = postgres(
             { conf: `${POSTGRESQL_CONF}# Generated0Password0Value0000000x\n` },
-            { envs: ["SECRET_FILE=Generated0Password0Value0000000x"], labels: [{ label: "note", value: "Generated0Password0Value0000000x" }] },
+            {
+                envs: ["SECRET_FILE=Generated0Password0Value0000000x"],
+                labels: [{ label: "note", value: "Generated0Password0Value0000000x" }],
+            },
         );
         expect(await messages(generatedPasswordsNotExposed, [password, target])).toEqual([
             "primary-container: container primary-container shows password credentials-app-password in its environment",
@@ -357,14 +397,17 @@ describe("containers-unprivileged", () => {
             postgres({}, { user: "0:0" }),
             postgres({}, { user: "root" }),
             postgres({}, { user: undefined }),
-            postgres({}, {
-                privileged: true,
-                capabilities: { adds: ["SYS_ADMIN", "NET_ADMIN"] },
-                networkMode: "host",
-                pidMode: "host",
-                volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock" }],
-                mounts: [{ type: "bind", source: "/run/docker.sock", target: "/docker.sock" }],
-            }),
+            postgres(
+                {},
+                {
+                    privileged: true,
+                    capabilities: { adds: ["SYS_ADMIN", "NET_ADMIN"] },
+                    networkMode: "host",
+                    pidMode: "host",
+                    volumes: [{ hostPath: "/var/run/docker.sock", containerPath: "/var/run/docker.sock" }],
+                    mounts: [{ type: "bind", source: "/run/docker.sock", target: "/docker.sock" }],
+                },
+            ),
         ];
         expect(await messages(containersUnprivileged, targets)).toEqual([
             'primary-container: runs as root (user "0:0")',
@@ -423,12 +466,18 @@ describe("audit-logging", () => {
     it("refuses a server without pgaudit, and one that does not log a required class", async () => {
         const without = POSTGRESQL_CONF.replace("pg_stat_statements,pgaudit", "pg_stat_statements");
         const excluded = POSTGRESQL_CONF.replace("pgaudit.log = 'ddl, role'", "pgaudit.log = 'all, -role'");
-        expect(await messages(auditLogging, [postgres({ conf: without }), postgres({ conf: excluded })], { requiredClasses: ["ddl", "role", "write"] })).toEqual([
+        expect(
+            await messages(auditLogging, [postgres({ conf: without }), postgres({ conf: excluded })], {
+                requiredClasses: ["ddl", "role", "write"],
+            }),
+        ).toEqual([
             "primary-container: postgresql.conf does not preload pgaudit (shared_preload_libraries): nothing is audited",
             "primary-container: pgaudit.log = all, -role does not log role (auditLog)",
         ]);
         const none = POSTGRESQL_CONF.replace("pgaudit.log = 'ddl, role'", "pgaudit.log = none");
-        expect(await messages(auditLogging, [postgres({ conf: none })])).toEqual(["primary-container: pgaudit.log = none does not log ddl, role (auditLog)"]);
+        expect(await messages(auditLogging, [postgres({ conf: none })])).toEqual([
+            "primary-container: pgaudit.log = none does not log ddl, role (auditLog)",
+        ]);
     });
 });
 
@@ -457,7 +506,9 @@ describe("backups-encrypted", () => {
 
 /** A replica's postgresql.conf: the primary's plus where it streams from. */
 function replica(k: number): PolicyTarget {
-    const conf = POSTGRESQL_CONF.replace("cluster_name = 'primary'", `cluster_name = 'replica_${k}'`) + "primary_conninfo = 'host=''primary'' user=replicator'\n";
+    const conf =
+        POSTGRESQL_CONF.replace("cluster_name = 'primary'", `cluster_name = 'replica_${k}'`) +
+        "primary_conninfo = 'host=''primary'' user=replicator'\n";
     return postgres({ conf }, {}, `replica-${k}-container`);
 }
 
@@ -465,7 +516,9 @@ describe("minimum-replicas", () => {
     it("counts PostgreSQL servers that stream from a primary", async () => {
         const cluster = [postgres(), replica(1), replica(2), pgbouncer()];
         expect(await messages(minimumReplicas, cluster, { minimumReplicas: 2 })).toEqual([]);
-        expect(await messages(minimumReplicas, cluster)).toEqual(["the stack runs 2 streaming replica(s); at least 3 are required (replicaCount)"]);
+        expect(await messages(minimumReplicas, cluster)).toEqual([
+            "the stack runs 2 streaming replica(s); at least 3 are required (replicaCount)",
+        ]);
     });
 });
 

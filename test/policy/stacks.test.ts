@@ -3,7 +3,7 @@
 // config is advisory and lower), and a weakened production is caught.
 import { unknownValue } from "@pulumi/pulumi/runtime/rpc";
 import { describe, expect, it } from "vitest";
-import { declaredResources, loadPackConfig, PolicyTarget, runPolicies, stackViolations, Violation } from "../support/policy";
+import { declaredResources, loadPackConfig, type PolicyTarget, runPolicies, stackViolations, type Violation } from "../support/policy";
 
 /**
  * Violations as `level policy resource: message` lines. pg_hba.conf line
@@ -39,18 +39,27 @@ describe("a weakened production stack is caught, with a message naming the confi
     const servers = ["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"];
 
     it.each<[string, Record<string, unknown>, string[]]>([
-        ["one replica", { replicaCount: 1 }, [`${m} minimum-replicas (stack): the stack runs 1 streaming replica(s); at least 3 are required (replicaCount)`]],
+        [
+            "one replica",
+            { replicaCount: 1 },
+            [`${m} minimum-replicas (stack): the stack runs 1 streaming replica(s); at least 3 are required (replicaCount)`],
+        ],
         [
             "no monitoring",
             { monitoringEnabled: false },
-            [`${m} monitoring-enabled (stack): no container runs Prometheus (none carries a prometheus.yml): nothing watches the cluster or raises an alert (monitoringEnabled)`],
+            [
+                `${m} monitoring-enabled (stack): no container runs Prometheus (none carries a prometheus.yml): nothing watches the cluster or raises an alert (monitoringEnabled)`,
+            ],
         ],
         [
             "TLS optional for clients",
             { clientTlsSslmode: "disable" },
             [
                 `${m} client-tls-required pgbouncer-container: PgBouncer client_tls_sslmode = disable; clients must use at least require (clientTlsSslmode)`,
-                ...servers.map((c) => `${m} client-tls-required ${c}: pg_hba.conf line N "host all all all scram-sha-256" accepts network logins without TLS (clientTlsSslmode)`),
+                ...servers.map(
+                    (c) =>
+                        `${m} client-tls-required ${c}: pg_hba.conf line N "host all all all scram-sha-256" accepts network logins without TLS (clientTlsSslmode)`,
+                ),
             ],
         ],
         [
@@ -79,7 +88,11 @@ describe("a weakened production stack is caught, with a message naming the confi
                 ]),
             ],
         ],
-        ["no audit log", { auditLog: "none" }, servers.map((c) => `${m} audit-logging ${c}: pgaudit.log = none does not log ddl, role (auditLog)`)],
+        [
+            "no audit log",
+            { auditLog: "none" },
+            servers.map((c) => `${m} audit-logging ${c}: pgaudit.log = none does not log ddl, role (auditLog)`),
+        ],
     ])("%s", async (_, overrides, expected) => {
         expect(lines(await stackViolations("production", overrides))).toEqual(expected);
     });
@@ -106,9 +119,14 @@ function firstPreview(targets: readonly PolicyTarget[]): PolicyTarget[] {
 
 describe("at the first preview", () => {
     it("every check that reads no generated value runs; the others say they could not, as advisories", async () => {
-        const violations = await runPolicies(firstPreview(await declaredResources("production", { replicaCount: 1 })), loadPackConfig("production"));
+        const violations = await runPolicies(
+            firstPreview(await declaredResources("production", { replicaCount: 1 })),
+            loadPackConfig("production"),
+        );
         const blocked = violations.filter((v) => v.level === "advisory");
-        expect(blocked.every((v) => /^can't run during preview: string value at \.\S+ can't be known during preview$/.test(v.message))).toBe(true);
+        expect(
+            blocked.every((v) => /^can't run during preview: string value at \.\S+ can't be known during preview$/.test(v.message)),
+        ).toBe(true);
         // The userlist, the bootstrap SQL, pgBackRest's configs and the generated passwords.
         expect([...new Set(blocked.map((v) => v.policy))].sort()).toEqual([
             "backups-encrypted",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BootstrapSpec, renderBootstrapSql, RoleSpec } from "../../components/render/bootstrap-sql";
+import { type BootstrapSpec, type RoleSpec, renderBootstrapSql } from "../../components/render/bootstrap-sql";
 import { UnsafeValueError } from "../../components/render/escape";
 import { exactly } from "./fixtures";
 import { readSqlQuoted } from "./formats";
@@ -9,7 +9,12 @@ const SPEC: BootstrapSpec = {
     roles: [
         { name: "obcms_app", verifier: "SCRAM-app", attributes: [], memberOf: [] },
         { name: "replicator", verifier: "SCRAM-replicator", attributes: ["REPLICATION"], memberOf: [] },
-        { name: "monitoring", verifier: "md5d2a1fca49af0303efbde6f40bbfe070f", attributes: [], memberOf: ["pg_monitor", "pg_read_all_stats"] },
+        {
+            name: "monitoring",
+            verifier: "md5d2a1fca49af0303efbde6f40bbfe070f",
+            attributes: [],
+            memberOf: ["pg_monitor", "pg_read_all_stats"],
+        },
     ],
     database: "obcms",
     owner: "obcms_app",
@@ -55,7 +60,9 @@ describe("renderBootstrapSql", () => {
     });
 
     it("keeps a role name and a verifier with quotes inside their literal and identifier", () => {
-        const lines = renderBootstrapSql(withRole({ name: HOSTILE_NAME, verifier: HOSTILE_VERIFIER, attributes: [], memberOf: ["pg_monitor"] })).split("\n");
+        const lines = renderBootstrapSql(
+            withRole({ name: HOSTILE_NAME, verifier: HOSTILE_VERIFIER, attributes: [], memberOf: ["pg_monitor"] }),
+        ).split("\n");
         expect(lines.slice(3, 7)).toEqual([
             `SELECT format('CREATE ROLE %I', 'o''brien"; DROP ROLE postgres; --') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'o''brien"; DROP ROLE postgres; --')`,
             "\\gexec",

@@ -4,8 +4,8 @@ import {
     certificateNames,
     createSlotCommand,
     dropSlotCommand,
-    postgresParameters,
     PRIMARY_NODE,
+    postgresParameters,
     standbyParameters,
 } from "../../components/render/cluster";
 import { renderPostgresqlConf } from "../../components/render/postgresql-conf";
@@ -41,11 +41,30 @@ function runWithFakeDocker(command: string, env: { INSPECT: string; SUCCEED_AT: 
         "}",
     ].join("\n");
     const result = spawnSync("/bin/sh", ["-c", `${stubs}\n${command}`], { encoding: "utf8", env: { ...process.env, ...env } });
-    const calls = result.stdout === "" ? [] : result.stdout.slice(0, -1).split("\n").map((line) => line.split("\0").slice(0, -1));
+    const calls =
+        result.stdout === ""
+            ? []
+            : result.stdout
+                  .slice(0, -1)
+                  .split("\n")
+                  .map((line) => line.split("\0").slice(0, -1));
     return { status: result.status, calls };
 }
 
-const PSQL_ARGS = ["exec", "-u", "postgres", "obcms-database-staging-primary", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c"];
+const PSQL_ARGS = [
+    "exec",
+    "-u",
+    "postgres",
+    "obcms-database-staging-primary",
+    "psql",
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-d",
+    "postgres",
+    "-c",
+];
 
 describe("cluster", () => {
     describe("postgresParameters", () => {

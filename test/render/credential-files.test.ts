@@ -3,7 +3,8 @@ import { renderPgpass, renderUserlist } from "../../components/render/credential
 import { exactly } from "./fixtures";
 import { readPgpassLine, readUserlistLine } from "./formats";
 
-const SCRAM = "SCRAM-SHA-256$4096:CqSVhHrC1nBGOv0XEXXA/g==$lmcFalEC0WZcxWwBxhR06VQBSsEmjts0VLlPZKD9Cww=:nxFnOsxscsAc0KHR24sT6xNvP1feMthgFi+VHiR7uXo=";
+const SCRAM =
+    "SCRAM-SHA-256$4096:CqSVhHrC1nBGOv0XEXXA/g==$lmcFalEC0WZcxWwBxhR06VQBSsEmjts0VLlPZKD9Cww=:nxFnOsxscsAc0KHR24sT6xNvP1feMthgFi+VHiR7uXo=";
 const MD5 = "md5d2a1fca49af0303efbde6f40bbfe070f";
 
 /** The lines of a rendered file; every file ends with a newline. */
@@ -49,7 +50,9 @@ describe("renderUserlist", () => {
             { user: 'o"brien', secret: 'p"w" "x' },
             { user: "Ñoño 東京", secret: "#;\\" },
         ];
-        expect(() => renderUserlist(entries)).toThrow(exactly('userlist.txt: cannot write "evil\\" \\"x\\"\\n\\"admin": line breaks are not allowed'));
+        expect(() => renderUserlist(entries)).toThrow(
+            exactly('userlist.txt: cannot write "evil\\" \\"x\\"\\n\\"admin": line breaks are not allowed'),
+        );
 
         const text = renderUserlist(entries.slice(1));
         expect(text).toBe('"o""brien" "p""w"" ""x"\n"Ñoño 東京" "#;\\"\n');
@@ -75,16 +78,16 @@ describe("renderPgpass", () => {
     });
 
     it("escapes every field so a hostile password splits back into the original five fields", () => {
-        const entry = { host: "h:ost", port: 5432, database: "d\\b", user: "o'brien \"x\"", password: "a:b\\c:#; Ñoño 東京" };
+        const entry = { host: "h:ost", port: 5432, database: "d\\b", user: 'o\'brien "x"', password: "a:b\\c:#; Ñoño 東京" };
         const text = renderPgpass([entry]);
-        expect(text).toBe("h\\:ost:5432:d\\\\b:o'brien \"x\":a\\:b\\\\c\\:#; Ñoño 東京\n");
-        expect(lines(text).map(readPgpassLine)).toEqual([["h:ost", "5432", "d\\b", "o'brien \"x\"", "a:b\\c:#; Ñoño 東京"]]);
+        expect(text).toBe('h\\:ost:5432:d\\\\b:o\'brien "x":a\\:b\\\\c\\:#; Ñoño 東京\n');
+        expect(lines(text).map(readPgpassLine)).toEqual([["h:ost", "5432", "d\\b", 'o\'brien "x"', "a:b\\c:#; Ñoño 東京"]]);
     });
 
     it("refuses a password with a line break, which would start an entry of its own", () => {
-        expect(() =>
-            renderPgpass([{ host: "h", port: 5432, database: "*", user: "replicator", password: "x\n*:*:*:*:known" }]),
-        ).toThrow(exactly('pgpass: cannot write "x\\n*:*:*:*:known": line breaks are not allowed'));
+        expect(() => renderPgpass([{ host: "h", port: 5432, database: "*", user: "replicator", password: "x\n*:*:*:*:known" }])).toThrow(
+            exactly('pgpass: cannot write "x\\n*:*:*:*:known": line breaks are not allowed'),
+        );
     });
 
     it("renders an empty file for no entries", () => {

@@ -4,9 +4,9 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import {
+    hbaToken,
     libpqConnstringValue,
     pgbouncerConnstringValue,
-    hbaToken,
     pgbouncerIniValue,
     pgpassField,
     postgresConfLiteral,
@@ -202,7 +202,7 @@ describe("escape", () => {
             ["hash", '"# not a comment"'],
             ["semicolon", '"a; DROP ROLE postgres"'],
             ["unicode", '"Ñoño 東京"'],
-            ["10,000-character", `"${"a'\"\"\\#; 東".repeat(1250)}"`],
+            ["10,000-character", `"${'a\'""\\#; 東'.repeat(1250)}"`],
         ];
 
         it.each(accepted)("writes the %s value exactly, double-quoted with quotes doubled", (label, expected) => {
@@ -294,7 +294,7 @@ describe("escape", () => {
             ["newline", '"a\nb"'],
             ["semicolon", '"a; DROP ROLE postgres"'],
             ["unicode", '"Ñoño 東京"'],
-            ["10,000-character", `"${"a'\"\"\\#; 東".repeat(1250)}"`],
+            ["10,000-character", `"${'a\'""\\#; 東'.repeat(1250)}"`],
         ];
 
         it.each(accepted)("writes the %s value exactly, with double quotes doubled", (label, expected) => {

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ClusterSettings } from "../../components/settings";
+import type { ClusterSettings } from "../../components/settings";
 
 /**
  * What `readSettings()` returns for the staging stack (Pulumi.yaml's

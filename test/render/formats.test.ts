@@ -2,14 +2,7 @@
 // by hand from each format's documentation: a lenient reader would let an
 // escaping bug through.
 import { describe, expect, it } from "vitest";
-import {
-    readLibpqConninfo,
-    readPgbouncerConnstring,
-    readPgpassLine,
-    readPostgresqlConf,
-    readSqlQuoted,
-    readUserlistLine,
-} from "./formats";
+import { readLibpqConninfo, readPgbouncerConnstring, readPgpassLine, readPostgresqlConf, readSqlQuoted, readUserlistLine } from "./formats";
 
 describe("test readers", () => {
     it("readPgpassLine splits at unescaped colons and removes the escaping backslashes", () => {
@@ -34,7 +27,7 @@ describe("test readers", () => {
 
     it("readPostgresqlConf de-escapes strings, keeps bare values and rejects text after a value", () => {
         expect(readPostgresqlConf("# c\na = 'x''y\\n\\\\'\nb.c = on # comment\n")).toEqual({ a: "x'y\n\\", "b.c": "on" });
-        expect(() => readPostgresqlConf("a = 'x'y'")).toThrow('postgresql.conf: text after the value in "a = \'x\'y\'"');
+        expect(() => readPostgresqlConf("a = 'x'y'")).toThrow("postgresql.conf: text after the value in \"a = 'x'y'\"");
     });
 
     it("readSqlQuoted ends at the first undoubled quote", () => {

@@ -15,8 +15,8 @@ import {
     UnsafeValueError,
 } from "../../components/render/escape";
 import { renderPgbouncerIni } from "../../components/render/pgbouncer-ini";
-import { readPgbouncerConnstring } from "./formats";
 import { renderPostgresqlConf } from "../../components/render/postgresql-conf";
+import { readPgbouncerConnstring } from "./formats";
 
 /** Strings heavy in the characters that break config formats, plus any unicode. */
 const hostile = fc.oneof(

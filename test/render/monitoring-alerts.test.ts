@@ -7,7 +7,8 @@ import { ALERT_GROUP, alertRules, renderAlertRules } from "../../components/rend
 import { defaultMonitoring, withAlerts } from "../support/monitoring-fixtures";
 import { production, staging } from "./fixtures";
 
-const REPLICA_OF = 'label_replace(pg_stat_replication_pg_wal_lsn_diff{job="postgres", role="primary"}, "instance", "$1", "application_name", "(.+)")';
+const REPLICA_OF =
+    'label_replace(pg_stat_replication_pg_wal_lsn_diff{job="postgres", role="primary"}, "instance", "$1", "application_name", "(.+)")';
 
 describe("alert rules", () => {
     it("are exactly these for the staging stack", () => {
@@ -23,7 +24,12 @@ describe("alert rules", () => {
                     'label_replace(pg_stat_replication_pg_wal_lsn_diff{job="postgres", role="primary", state="streaming"}, "instance", "$1", "application_name", "(.+)")',
             ],
             ["PostgreSQLReplicationLagBytes", "warning", 60, `max by (instance) (${REPLICA_OF}) > 67108864`],
-            ["PostgreSQLReplicationLagSeconds", "warning", 60, 'max by (instance) (pg_replication_lag_seconds{job="postgres", role="replica"}) > 30'],
+            [
+                "PostgreSQLReplicationLagSeconds",
+                "warning",
+                60,
+                'max by (instance) (pg_replication_lag_seconds{job="postgres", role="replica"}) > 30',
+            ],
             [
                 "PostgreSQLReplicationSlotInactive",
                 "warning",
@@ -36,7 +42,12 @@ describe("alert rules", () => {
                 60,
                 'max by (instance, slot_name) (pg_replication_slots_pg_wal_lsn_diff{job="postgres", role="primary"}) >= 1717986918',
             ],
-            ["PostgreSQLConnectionsNearLimit", "warning", 60, 'sum by (instance, role) (pg_stat_database_numbackends{job="postgres"}) >= 80'],
+            [
+                "PostgreSQLConnectionsNearLimit",
+                "warning",
+                60,
+                'sum by (instance, role) (pg_stat_database_numbackends{job="postgres"}) >= 80',
+            ],
             [
                 "PgBouncerClientsWaiting",
                 "warning",
@@ -54,7 +65,11 @@ describe("alert rules", () => {
     });
 
     it("move with the cluster's sizes: production's larger pool and client limit", () => {
-        const threshold = (name: string) => alertRules(production, defaultMonitoring).find((r) => r.alert === name)!.expr.split(" ").at(-1);
+        const threshold = (name: string) =>
+            alertRules(production, defaultMonitoring)
+                .find((r) => r.alert === name)!
+                .expr.split(" ")
+                .at(-1);
         expect(threshold("PgBouncerPoolSaturated")).toBe("45");
         expect(threshold("PgBouncerClientConnectionsNearLimit")).toBe("1600");
     });
@@ -62,7 +77,11 @@ describe("alert rules", () => {
     it("move with max_connections and max_slot_wal_keep_size, and with the configured shares", () => {
         const resized = { ...staging, maxConnections: 300, maxSlotWalKeepSizeMb: 4096 };
         const rules = alertRules(resized, withAlerts({ connectionsPercent: 90, slotWalPercent: 50, replicationLagMb: 128, forSeconds: 0 }));
-        const threshold = (name: string) => rules.find((r) => r.alert === name)!.expr.split(" ").at(-1);
+        const threshold = (name: string) =>
+            rules
+                .find((r) => r.alert === name)!
+                .expr.split(" ")
+                .at(-1);
         expect(threshold("PostgreSQLConnectionsNearLimit")).toBe("270");
         expect(threshold("PostgreSQLReplicationSlotWalNearLimit")).toBe(String(2048 * 1024 * 1024));
         expect(threshold("PostgreSQLReplicationLagBytes")).toBe(String(128 * 1024 * 1024));
@@ -84,7 +103,10 @@ describe("alert rules", () => {
     it("use no template but {{ $labels.<name> }} in annotations", () => {
         for (const rule of alertRules(production, defaultMonitoring)) {
             const templates = `${rule.summary} ${rule.description}`.match(/\{\{[^}]*\}\}/g) ?? [];
-            expect(templates.filter((t) => !/^\{\{ \$labels\.[a-z_]+ \}\}$/.test(t)), rule.alert).toEqual([]);
+            expect(
+                templates.filter((t) => !/^\{\{ \$labels\.[a-z_]+ \}\}$/.test(t)),
+                rule.alert,
+            ).toEqual([]);
         }
     });
 });
@@ -106,6 +128,8 @@ describe("the rules file", () => {
     });
 
     it("renders equal settings to equal bytes", () => {
-        expect(renderAlertRules(alertRules({ ...production }, withAlerts({})))).toBe(renderAlertRules(alertRules(production, defaultMonitoring)));
+        expect(renderAlertRules(alertRules({ ...production }, withAlerts({})))).toBe(
+            renderAlertRules(alertRules(production, defaultMonitoring)),
+        );
     });
 });

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import {
-    DashboardSpec,
+    type DashboardSpec,
     pgbouncerDashboard,
     postgresqlDashboard,
     RATE_INTERVAL,
@@ -148,7 +148,12 @@ describe.each(dashboards())("the %s dashboard", (_, spec) => {
             const threshold = spec.panels[i].threshold;
             const steps = p.fieldConfig.defaults.thresholds.steps;
             expect(steps, p.title).toEqual(
-                threshold === undefined ? [{ color: "green", value: null }] : [{ color: "green", value: null }, { color: "red", value: threshold }],
+                threshold === undefined
+                    ? [{ color: "green", value: null }]
+                    : [
+                          { color: "green", value: null },
+                          { color: "red", value: threshold },
+                      ],
             );
         }
     });

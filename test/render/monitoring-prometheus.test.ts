@@ -5,11 +5,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { renderPrometheusConfig } from "../../components/render/prometheus-config";
 import { exporterConnectionUrl, monitoringNames, postgresNodes, scrapeJobs } from "../../components/render/prometheus-targets";
-import {
-    renderPgbouncerExporterStart,
-    renderPostgresExporterStart,
-    renderPrometheusStart,
-} from "../../components/render/start-scripts";
+import { renderPgbouncerExporterStart, renderPostgresExporterStart, renderPrometheusStart } from "../../components/render/start-scripts";
 import { production, shellSyntaxCheck, staging } from "./fixtures";
 
 function stagingConfig(scrapeIntervalSeconds = 15): string {
@@ -115,13 +111,9 @@ describe("exporterConnectionUrl", () => {
     it("percent-encodes every part, so hostile values come back unchanged from a URL parser", () => {
         const hostile = { user: "mon:it@r/ing", host: "db", port: 6432, database: "a b?c#d", params: { "x&y": "1=2&z#" } };
         const url = new URL(exporterConnectionUrl(hostile));
-        expect([decodeURIComponent(url.username), url.password, url.hostname, url.port, decodeURIComponent(url.pathname.slice(1))]).toEqual([
-            "mon:it@r/ing",
-            "",
-            "db",
-            "6432",
-            "a b?c#d",
-        ]);
+        expect([decodeURIComponent(url.username), url.password, url.hostname, url.port, decodeURIComponent(url.pathname.slice(1))]).toEqual(
+            ["mon:it@r/ing", "", "db", "6432", "a b?c#d"],
+        );
         expect([...url.searchParams]).toEqual([["x&y", "1=2&z#"]]);
     });
 });
@@ -133,7 +125,10 @@ function execArguments(script: string): string[] {
     const program = line!.split(" ")[1];
     const output = execFileSync(
         "/bin/sh",
-        ["-c", `${program.replace(/-/g, "_")}() { for a in "$@"; do printf '%s\\0' "$a"; done; }; ${line!.replace(/^exec \S+/, program.replace(/-/g, "_"))}`],
+        [
+            "-c",
+            `${program.replace(/-/g, "_")}() { for a in "$@"; do printf '%s\\0' "$a"; done; }; ${line!.replace(/^exec \S+/, program.replace(/-/g, "_"))}`,
+        ],
         { encoding: "utf8" },
     );
     return output.split("\0").slice(0, -1);
@@ -209,7 +204,9 @@ describe("monitoring start scripts", () => {
         const script = renderPrometheusStart({ configFile: "/c", dataDir: "/d", retention: hostile, listenPort: 9090 });
         expect(execArguments(script)).toContain(`--storage.tsdb.retention.time=${hostile}`);
         const url = "postgresql://m@h:1/p?a='b'&c=$(id)";
-        expect(execArguments(renderPgbouncerExporterStart({ connectionString: url, listenPort: 1 }))).toContain(`--pgBouncer.connectionString=${url}`);
+        expect(execArguments(renderPgbouncerExporterStart({ connectionString: url, listenPort: 1 }))).toContain(
+            `--pgBouncer.connectionString=${url}`,
+        );
     });
 
     it.each(SCRIPTS)("the %s script carries no password", (_, script) => {

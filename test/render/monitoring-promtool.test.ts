@@ -12,15 +12,14 @@ import { alertRules, renderAlertRules } from "../../components/render/alert-rule
 import { pgbouncerDashboard, postgresqlDashboard, RATE_INTERVAL } from "../../components/render/grafana-dashboards";
 import { renderPrometheusConfig } from "../../components/render/prometheus-config";
 import { scrapeJobs } from "../../components/render/prometheus-targets";
-import { alertLimits, ClusterSettings, MonitoringSettings } from "../../components/settings";
+import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../components/settings";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
-import { PROJECT_IMAGE as IMAGE, PROMTOOL_DIR as DIR, promtool } from "../support/promtool";
+import { PROMTOOL_DIR as DIR, PROJECT_IMAGE as IMAGE, promtool } from "../support/promtool";
 import { PROJECT_ROOT } from "../support/stack-config";
 import { production, staging } from "./fixtures";
 
 const run = promisify(execFile);
 const RULES = "alert-rules.yml";
-
 
 type Labels = Record<string, string>;
 /** One input series: its labels (with __name__) and the value it keeps. */
@@ -99,7 +98,10 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
         },
         {
             alert: "PostgreSQLReplicationLagSeconds",
-            fires: { series: [[{ __name__: "pg_replication_lag_seconds", ...REPLICA }, limit.replicationLagSeconds + 1]], labels: { instance: "replica_1" } },
+            fires: {
+                series: [[{ __name__: "pg_replication_lag_seconds", ...REPLICA }, limit.replicationLagSeconds + 1]],
+                labels: { instance: "replica_1" },
+            },
             quiet: [[{ __name__: "pg_replication_lag_seconds", ...REPLICA }, limit.replicationLagSeconds]],
         },
         {
@@ -160,7 +162,10 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
         },
         {
             alert: "PgBouncerClientConnectionsNearLimit",
-            fires: { series: [[{ __name__: "pgbouncer_used_clients", ...PGBOUNCER }, atLeast(limit.clientConnections)]], labels: { instance: "pgbouncer" } },
+            fires: {
+                series: [[{ __name__: "pgbouncer_used_clients", ...PGBOUNCER }, atLeast(limit.clientConnections)]],
+                labels: { instance: "pgbouncer" },
+            },
             quiet: [[{ __name__: "pgbouncer_used_clients", ...PGBOUNCER }, atLeast(limit.clientConnections) - 1]],
         },
     ];
@@ -230,9 +235,13 @@ function panelQueriesAsRules(s: ClusterSettings, m: MonitoringSettings): string 
 }
 
 beforeAll(async () => {
-    await run("docker", ["build", "--quiet", "--tag", IMAGE, "--file", path.join(PROJECT_ROOT, "image", "Dockerfile"), path.join(PROJECT_ROOT, "image")], {
-        maxBuffer: 16 * 1024 * 1024,
-    });
+    await run(
+        "docker",
+        ["build", "--quiet", "--tag", IMAGE, "--file", path.join(PROJECT_ROOT, "image", "Dockerfile"), path.join(PROJECT_ROOT, "image")],
+        {
+            maxBuffer: 16 * 1024 * 1024,
+        },
+    );
 }, 900_000);
 
 describe.each([
@@ -293,11 +302,18 @@ describe("promtool catches what these tests rely on it to catch", () => {
                 {
                     interval: "15s",
                     input_series: inputSeries([[{ __name__: "up", ...REPLICA }, 1]]),
-                    alert_rule_test: [{ eval_time: "5m", alertname: "ExporterDown", exp_alerts: [{ exp_labels: { ...REPLICA, severity: "warning" } }] }],
+                    alert_rule_test: [
+                        { eval_time: "5m", alertname: "ExporterDown", exp_alerts: [{ exp_labels: { ...REPLICA, severity: "warning" } }] },
+                    ],
                 },
             ],
         });
-        const result = await promtool({ [RULES]: renderAlertRules(alertRules(staging, defaultMonitoring)), "tests.yml": tests }, "test", "rules", `${DIR}/tests.yml`);
+        const result = await promtool(
+            { [RULES]: renderAlertRules(alertRules(staging, defaultMonitoring)), "tests.yml": tests },
+            "test",
+            "rules",
+            `${DIR}/tests.yml`,
+        );
         expect(result.code).not.toBe(0);
         expect(result.output).toContain("FAILED");
     }, 60_000);

@@ -61,9 +61,12 @@ describe("yamlString", () => {
         expect(parse(renderYaml("test", { [value]: "v", other: "w" }))).toEqual({ [value]: "v", other: "w" });
     });
 
-    it.each(["null", "NULL", "true", "False", "yes", "No", "on", "OFF", "y", "N"])("quotes the key %s, which YAML would read as another type", (word) => {
-        expect(renderYaml("test", { [word]: 1 })).toBe(`# test\n"${word}": 1\n`);
-    });
+    it.each(["null", "NULL", "true", "False", "yes", "No", "on", "OFF", "y", "N"])(
+        "quotes the key %s, which YAML would read as another type",
+        (word) => {
+            expect(renderYaml("test", { [word]: 1 })).toBe(`# test\n"${word}": 1\n`);
+        },
+    );
 
     it("refuses a key longer than YAML's 1024-character limit on implicit keys, as written", () => {
         const plain = "k".repeat(1025);
@@ -74,7 +77,10 @@ describe("yamlString", () => {
         expect(() => renderYaml("test", { [quoted]: 1 })).toThrow(
             exactly(`YAML: cannot write "${quoted}": a key cannot be longer than 1024 characters as written`),
         );
-        expect(parse(renderYaml("test", { [plain.slice(1)]: 1, [quoted.slice(1)]: 2 }))).toEqual({ [plain.slice(1)]: 1, [quoted.slice(1)]: 2 });
+        expect(parse(renderYaml("test", { [plain.slice(1)]: 1, [quoted.slice(1)]: 2 }))).toEqual({
+            [plain.slice(1)]: 1,
+            [quoted.slice(1)]: 2,
+        });
     });
 });
 

@@ -63,15 +63,18 @@ describe("renderPgHba", () => {
     it.each([
         ["staging", staging],
         ["production", production],
-    ])("allows replication only to the replicator role from samenet over TLS, and rejects that role everywhere else (%s)", (_stack, settings) => {
-        const all = rules(renderPgHba(hbaSections(settings)));
-        const replication = all.filter((rule) => rule.split(" ")[1] === "replication");
-        expect(replication).toEqual(['hostssl replication "replicator" samenet scram-sha-256', "host replication all all reject"]);
-        const replicator = all.filter((rule) => rule.split(" ")[2] === '"replicator"');
-        expect(replicator).toEqual(['hostssl replication "replicator" samenet scram-sha-256', 'host all "replicator" all reject']);
-        // First match wins: the rejections must come before the catch-all password rule.
-        expect(all.indexOf('host all "replicator" all reject')).toBe(all.length - 2);
-    });
+    ])(
+        "allows replication only to the replicator role from samenet over TLS, and rejects that role everywhere else (%s)",
+        (_stack, settings) => {
+            const all = rules(renderPgHba(hbaSections(settings)));
+            const replication = all.filter((rule) => rule.split(" ")[1] === "replication");
+            expect(replication).toEqual(['hostssl replication "replicator" samenet scram-sha-256', "host replication all all reject"]);
+            const replicator = all.filter((rule) => rule.split(" ")[2] === '"replicator"');
+            expect(replicator).toEqual(['hostssl replication "replicator" samenet scram-sha-256', 'host all "replicator" all reject']);
+            // First match wins: the rejections must come before the catch-all password rule.
+            expect(all.indexOf('host all "replicator" all reject')).toBe(all.length - 2);
+        },
+    );
 
     it("switches every password rule to md5 when authMethod is md5", () => {
         const text = renderPgHba(hbaSections({ ...staging, authMethod: "md5" }));
@@ -122,9 +125,9 @@ describe("renderPgHba", () => {
     });
 
     it("refuses a token with whitespace or a quote, and a host rule without an address", () => {
-        expect(() =>
-            renderPgHba([{ title: "t", rules: [{ type: "local", database: "all", user: "bad user", method: "peer" }] }]),
-        ).toThrow(exactly('pg_hba.conf: cannot write "bad user": quotes and whitespace are not allowed in a token'));
+        expect(() => renderPgHba([{ title: "t", rules: [{ type: "local", database: "all", user: "bad user", method: "peer" }] }])).toThrow(
+            exactly('pg_hba.conf: cannot write "bad user": quotes and whitespace are not allowed in a token'),
+        );
         expect(() =>
             renderPgHba([{ title: "t", rules: [{ type: "local", database: 'x"\nhost all all all trust', user: "all", method: "peer" }] }]),
         ).toThrow(exactly('pg_hba.conf: cannot write "x\\"\\nhost all all all trust": quotes and whitespace are not allowed in a token'));

@@ -2,10 +2,10 @@
 // `for` on a series past its threshold and stays quiet on one short of it.
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { AlertRule, BACKUP_LATE_SECONDS, backupAlertRules, renderAlertRules } from "../../components/render/alert-rules";
+import { type AlertRule, BACKUP_LATE_SECONDS, backupAlertRules, renderAlertRules } from "../../components/render/alert-rules";
 import { ARCHIVE_CHECK_SECONDS } from "../../components/render/pgbackrest";
 import { backupScrapeJob } from "../../components/render/prometheus-targets";
-import { BackupSettings } from "../../components/settings";
+import type { BackupSettings } from "../../components/settings";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
 import { promtool } from "../support/promtool";
 import { staging } from "./fixtures";
@@ -66,13 +66,16 @@ const CASES: Case[] = [
     },
 ];
 
-
 describe("backup alerts", () => {
     const rules = backupAlertRules(BACKUP, defaultMonitoring);
 
     it("are the four expected rules, thresholds from the schedule and the archive check", () => {
         expect(rules.map((r) => [r.alert, r.severity, r.expr])).toEqual([
-            ["BackupTooOld", "critical", `time() - max(obcms_backup_last_success_timestamp_seconds{job="backup", type="any"}) > ${600 + 3_600}`],
+            [
+                "BackupTooOld",
+                "critical",
+                `time() - max(obcms_backup_last_success_timestamp_seconds{job="backup", type="any"}) > ${600 + 3_600}`,
+            ],
             ["BackupFailed", "warning", 'obcms_backup_last_run_success{job="backup"} == 0'],
             ["WalArchivingStalled", "critical", `time() - obcms_backup_wal_archived_timestamp_seconds{job="backup"} > ${3 * 300}`],
             ["WalArchiveCheckFailed", "critical", 'obcms_backup_archive_check_success{job="backup"} == 0'],

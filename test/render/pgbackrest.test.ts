@@ -11,14 +11,21 @@ import {
     tlsServerLines,
 } from "../../components/render/pgbackrest";
 import { renderPrimaryStart } from "../../components/render/start-scripts";
-import { BackupSettings } from "../../components/settings";
+import type { BackupSettings } from "../../components/settings";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { exactly, LONG, production, shellSyntaxCheck, staging } from "./fixtures";
 
 const VOLUME: BackupSettings = { fullEverySeconds: 604_800, diffEverySeconds: 86_400, retentionFull: 2, repository: { type: "volume" } };
 const S3: BackupSettings = {
     ...VOLUME,
-    repository: { type: "s3", bucket: "obcms-backups", endpoint: "s3.eu-west-1.amazonaws.com", region: "eu-west-1", uriStyle: "host", path: "/obcms-database" },
+    repository: {
+        type: "s3",
+        bucket: "obcms-backups",
+        endpoint: "s3.eu-west-1.amazonaws.com",
+        region: "eu-west-1",
+        uriStyle: "host",
+        path: "/obcms-database",
+    },
 };
 
 const HEADER = "# Rendered by obcms-database; changes here are overwritten.\n";
@@ -74,7 +81,11 @@ describe("pgbackrest.conf", () => {
 
     it("lists the primary and every replica of production", () => {
         const stanza = repositoryHostPgbackrestConf(production, VOLUME, { passphrase: "PASS" }).main;
-        expect(Object.keys(stanza).filter((k) => k.endsWith("-host")).sort()).toEqual(["pg1-host", "pg2-host", "pg3-host", "pg4-host"]);
+        expect(
+            Object.keys(stanza)
+                .filter((k) => k.endsWith("-host"))
+                .sort(),
+        ).toEqual(["pg1-host", "pg2-host", "pg3-host", "pg4-host"]);
         expect(stanza["pg4-host"]).toBe("obcms-database-production-replica-3");
     });
 
@@ -92,7 +103,9 @@ describe("pgbackrest.conf", () => {
     });
 
     it("refuses an S3 repository without its keys", () => {
-        expect(() => restorePgbackrestConf(S3, { passphrase: "PASS" })).toThrow(exactly("pgbackrest.conf: an S3 repository needs its access keys"));
+        expect(() => restorePgbackrestConf(S3, { passphrase: "PASS" })).toThrow(
+            exactly("pgbackrest.conf: an S3 repository needs its access keys"),
+        );
     });
 
     it("writes hostile values verbatim on their own line, and refuses what would end the line or be trimmed", () => {
@@ -114,8 +127,12 @@ describe("pgbackrest.conf", () => {
     });
 
     it("refuses names pgBackRest would not read as one option or section", () => {
-        expect(() => renderPgbackrestConf({ global: { "repo1 path": "x" } })).toThrow(exactly('pgbackrest.conf: "repo1 path" is not an option name'));
-        expect(() => renderPgbackrestConf({ "main]\n[global": {} })).toThrow(exactly('pgbackrest.conf: "main]\\n[global" is not a section name'));
+        expect(() => renderPgbackrestConf({ global: { "repo1 path": "x" } })).toThrow(
+            exactly('pgbackrest.conf: "repo1 path" is not an option name'),
+        );
+        expect(() => renderPgbackrestConf({ "main]\n[global": {} })).toThrow(
+            exactly('pgbackrest.conf: "main]\\n[global" is not a section name'),
+        );
     });
 });
 
@@ -150,7 +167,11 @@ describe("archiving and the start scripts", () => {
     });
 
     it("the backup container's script parses, and carries the schedule, the retry and the metrics", () => {
-        const script = renderBackupStart({ backup: { ...VOLUME, fullEverySeconds: 3_600, diffEverySeconds: 600 }, tickSeconds: 10, metricsPort: 9100 });
+        const script = renderBackupStart({
+            backup: { ...VOLUME, fullEverySeconds: 3_600, diffEverySeconds: 600 },
+            tickSeconds: 10,
+            metricsPort: 9100,
+        });
         expect(shellSyntaxCheck(script)).toEqual({ status: 0, stderr: "" });
         expect(script).toContain('if [ $((now - last_full)) -ge 3600 ]; then last_attempt="$now"; run_backup full || true');
         expect(script).toContain('elif [ $((now - last_any)) -ge 600 ]; then last_attempt="$now"; run_backup diff || true');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { pgbouncerConfig } from "../../components/render/cluster";
-import { PgbouncerIni, renderPgbouncerIni } from "../../components/render/pgbouncer-ini";
+import { type PgbouncerIni, renderPgbouncerIni } from "../../components/render/pgbouncer-ini";
 import { exactly, production, staging } from "./fixtures";
 import { readPgbouncerConnstring } from "./formats";
 
@@ -152,7 +152,11 @@ describe("renderPgbouncerIni", () => {
     });
 
     it.each([
-        ["a setting value", withSetting("listen_addr", "*\nauth_type = trust"), 'pgbouncer.ini: cannot write "*\\nauth_type = trust": line breaks are not allowed'],
+        [
+            "a setting value",
+            withSetting("listen_addr", "*\nauth_type = trust"),
+            'pgbouncer.ini: cannot write "*\\nauth_type = trust": line breaks are not allowed',
+        ],
         ["a setting value (CR)", withSetting("listen_addr", "*\rx"), 'pgbouncer.ini: cannot write "*\\rx": line breaks are not allowed'],
         [
             "a connection value",
@@ -164,16 +168,36 @@ describe("renderPgbouncerIni", () => {
             { databases: { obcms: { host: "primary\u2028x" } }, settings: {} },
             'pgbouncer.ini: cannot write "primary\u2028x": line breaks are not allowed',
         ],
-        ["a database name", { databases: { "obcms\nx": { host: "primary" } }, settings: {} }, 'pgbouncer.ini: "obcms\\nx" is not a valid database name'],
-        ["a connection parameter", { databases: { obcms: { "host\nx": "primary" } }, settings: {} }, 'pgbouncer.ini: "host\\nx" is not a valid connection parameter'],
-        ["a setting key", withSetting("listen_addr\nauth_type", "trust"), 'pgbouncer.ini: "listen_addr\\nauth_type" is not a valid setting'],
+        [
+            "a database name",
+            { databases: { "obcms\nx": { host: "primary" } }, settings: {} },
+            'pgbouncer.ini: "obcms\\nx" is not a valid database name',
+        ],
+        [
+            "a connection parameter",
+            { databases: { obcms: { "host\nx": "primary" } }, settings: {} },
+            'pgbouncer.ini: "host\\nx" is not a valid connection parameter',
+        ],
+        [
+            "a setting key",
+            withSetting("listen_addr\nauth_type", "trust"),
+            'pgbouncer.ini: "listen_addr\\nauth_type" is not a valid setting',
+        ],
     ] satisfies Array<[string, PgbouncerIni, string]>)("refuses a line break in %s", (_what, ini, message) => {
         expect(() => renderPgbouncerIni(ini)).toThrow(exactly(message));
     });
 
     it.each([
-        ["a database name with a space", { databases: { "my db": { host: "h" } }, settings: {} }, 'pgbouncer.ini: "my db" is not a valid database name'],
-        ["a connection parameter with =", { databases: { obcms: { "host=x": "h" } }, settings: {} }, 'pgbouncer.ini: "host=x" is not a valid connection parameter'],
+        [
+            "a database name with a space",
+            { databases: { "my db": { host: "h" } }, settings: {} },
+            'pgbouncer.ini: "my db" is not a valid database name',
+        ],
+        [
+            "a connection parameter with =",
+            { databases: { obcms: { "host=x": "h" } }, settings: {} },
+            'pgbouncer.ini: "host=x" is not a valid connection parameter',
+        ],
         ["a setting key with a space", withSetting("auth type", "trust"), 'pgbouncer.ini: "auth type" is not a valid setting'],
     ] satisfies Array<[string, PgbouncerIni, string]>)("refuses %s", (_what, ini, message) => {
         expect(() => renderPgbouncerIni(ini)).toThrow(exactly(message));

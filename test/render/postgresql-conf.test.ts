@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfValue, renderPostgresqlConf } from "../../components/render/postgresql-conf";
+import { type ConfValue, renderPostgresqlConf } from "../../components/render/postgresql-conf";
 import { exactly } from "./fixtures";
 import { readPostgresqlConf } from "./formats";
 
@@ -95,7 +95,9 @@ describe("renderPostgresqlConf", () => {
     // guc-file.l only reads ID or ID.ID as a name; PostgreSQL refuses to start
     // on any other ("syntax error ... near token \"a.b.c\"").
     it.each([["a.b.c"], ["a."], ["a..b"]])("refuses the name %j, which PostgreSQL cannot read", (name) => {
-        expect(() => renderPostgresqlConf({ [name]: 1 })).toThrow(exactly(`postgresql.conf: ${JSON.stringify(name)} is not a parameter name`));
+        expect(() => renderPostgresqlConf({ [name]: 1 })).toThrow(
+            exactly(`postgresql.conf: ${JSON.stringify(name)} is not a parameter name`),
+        );
     });
 
     it.each([[0], [-1], [0.5], [2048], [0.000001], [1e20]])("writes the number %d as one token PostgreSQL can read", (value) => {

@@ -6,8 +6,8 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { getContainerRuntimeClient } from "testcontainers";
 import { describe, expect, it } from "vitest";
-import { PREFLIGHT_FILE, renderPreflight } from "../../components/render/start-scripts";
 import { SERVICE_UID } from "../../components/render/paths";
+import { PREFLIGHT_FILE, renderPreflight } from "../../components/render/start-scripts";
 import { uploadsArchive } from "../support/docker-mocks";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { shellSyntaxCheck } from "./fixtures";
@@ -32,7 +32,13 @@ describe("renderPreflight", () => {
 /** Runs the preflight on the project image as the service user, with `owner` owning the secret file; returns exit code and log. */
 async function runPreflight(owner: number): Promise<{ code: number; log: string }> {
     const uploads = [
-        { file: PREFLIGHT_FILE, content: renderPreflight([START, SECRET], START), permissions: "0755", owner: SERVICE_UID, group: SERVICE_UID },
+        {
+            file: PREFLIGHT_FILE,
+            content: renderPreflight([START, SECRET], START),
+            permissions: "0755",
+            owner: SERVICE_UID,
+            group: SERVICE_UID,
+        },
         { file: START, content: "#!/bin/sh\necho service started\n", permissions: "0755", owner: SERVICE_UID, group: SERVICE_UID },
         { file: SECRET, content: "key\n", permissions: "0600", owner, group: owner },
     ];
@@ -59,7 +65,9 @@ describe("the preflight on the project image", { timeout: 120_000 }, () => {
     it("stops with exit 78 and names the file when the service user cannot read it", async () => {
         const { code, log } = await runPreflight(0);
         expect(code).toBe(78);
-        expect(log).toContain(`obcms: ${SECRET} is not readable by uid ${SERVICE_UID} (owner 0:0, mode 600): uploads must arrive owned by the service user`);
+        expect(log).toContain(
+            `obcms: ${SECRET} is not readable by uid ${SERVICE_UID} (owner 0:0, mode 600): uploads must arrive owned by the service user`,
+        );
         expect(log).not.toContain("service started");
     });
 

@@ -2,14 +2,14 @@ import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { nodeNames, slotName } from "../../components/render/cluster";
 import { FILES, PGDATA, SOCKET_DIR, VOLUME_DIR } from "../../components/render/paths";
+import { tlsServerLines } from "../../components/render/pgbackrest";
 import {
     BOOTSTRAP_SOCKET_DIR,
+    type ReplicaStartSpec,
     renderPgbouncerStart,
     renderPrimaryStart,
     renderReplicaStart,
-    ReplicaStartSpec,
 } from "../../components/render/start-scripts";
-import { tlsServerLines } from "../../components/render/pgbackrest";
 import { POSTGRES_PORT, ROLES } from "../../components/settings";
 import { shellSyntaxCheck, staging } from "./fixtures";
 

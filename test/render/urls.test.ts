@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { connectionUrl, ConnectionTarget } from "../../components/render/urls";
+import { type ConnectionTarget, connectionUrl } from "../../components/render/urls";
 
 const TARGET: ConnectionTarget = { user: "obcms_app", password: "p@ss:w/rd#?", host: "127.0.0.1", port: 6432, database: "obcms" };
 

@@ -27,7 +27,10 @@ export interface AppProgramOptions {
 export async function runAppProgram(options: AppProgramOptions): Promise<Record<string, unknown>> {
     await pulumi.runtime.disconnect();
     const project = parse(readFileSync(path.join(APP_ROOT, "Pulumi.yaml"), "utf8")) as ProjectFile;
-    const values = { ...Object.fromEntries(Object.entries(project.config).map(([key, schema]) => [key, schema.default])), ...options.config };
+    const values = {
+        ...Object.fromEntries(Object.entries(project.config).map(([key, schema]) => [key, schema.default])),
+        ...options.config,
+    };
     pulumi.runtime.setAllConfig(
         Object.fromEntries(
             Object.entries(values)

@@ -26,7 +26,10 @@ export class Background<T> {
  * when `act` fails. Returns both results; fails with `act`'s error if it
  * failed, otherwise with the task's.
  */
-export async function whileRunning<T, R>(task: (running: () => boolean) => Promise<T>, act: () => Promise<R>): Promise<{ result: R; background: T }> {
+export async function whileRunning<T, R>(
+    task: (running: () => boolean) => Promise<T>,
+    act: () => Promise<R>,
+): Promise<{ result: R; background: T }> {
     const background = new Background(task);
     let result: R;
     try {

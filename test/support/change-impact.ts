@@ -2,7 +2,7 @@
 // preview plans for the production stack and what that does to the running
 // cluster. test/unit/change-impact.test.ts proves every plan against the
 // program; README.md's table is rendered from this list (npm run docs).
-import { PlannedStep, Step } from "./preview";
+import type { PlannedStep, Step } from "./preview";
 
 export interface ChangeImpact {
     /** The change as a reviewer sees it in the stack file's diff. */
@@ -19,7 +19,11 @@ export interface ChangeImpact {
 }
 
 const PG_NODES = ["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"];
-const EXPORTERS = ["monitoring-pgbouncer-exporter", "monitoring-primary-exporter", ...[1, 2, 3].map((k) => `monitoring-replica-${k}-exporter`)];
+const EXPORTERS = [
+    "monitoring-pgbouncer-exporter",
+    "monitoring-primary-exporter",
+    ...[1, 2, 3].map((k) => `monitoring-replica-${k}-exporter`),
+];
 const REPLICA_RESOURCES = (k: number) =>
     [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`, `replica-${k}-slot`].concat(
         ["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`),
@@ -85,16 +89,14 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: {},
         after: { maxConnections: 150 },
         plan: { replace: ["monitoring-grafana", "monitoring-prometheus", ...PG_NODES] },
-        effect:
-            "every PostgreSQL node restarts once with the new postgresql.conf; the connections alert and dashboard follow; PgBouncer untouched",
+        effect: "every PostgreSQL node restarts once with the new postgresql.conf; the connections alert and dashboard follow; PgBouncer untouched",
     },
     {
         change: "`auditLog` `ddl, role` → `ddl, role, write`",
         before: {},
         after: { auditLog: "ddl, role, write" },
         plan: { replace: PG_NODES },
-        effect:
-            "every PostgreSQL node restarts once: config files reach a container as uploads, which Docker cannot change in place, even for a setting PostgreSQL could reload",
+        effect: "every PostgreSQL node restarts once: config files reach a container as uploads, which Docker cannot change in place, even for a setting PostgreSQL could reload",
     },
     {
         change: "`appPassword` rotated (`pulumi config set --secret`)",
@@ -110,7 +112,9 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`image` `obcms-database:17.1` → `obcms-database:17.2`",
         before: { image: "obcms-database:17.1" },
         after: { image: "obcms-database:17.2" },
-        plan: { replace: ["backup-container", "backup-last-label", ...EXPORTERS, "monitoring-prometheus", "pgbouncer-container", ...PG_NODES] },
+        plan: {
+            replace: ["backup-container", "backup-last-label", ...EXPORTERS, "monitoring-prometheus", "pgbouncer-container", ...PG_NODES],
+        },
         effect: "every container restarts on the new image, one at a time in dependency order; data stays on the volumes",
     },
 ];

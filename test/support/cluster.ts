@@ -2,10 +2,10 @@
 // declares for a stack (see docker-mocks.ts), and hands back its outputs.
 import { randomBytes } from "node:crypto";
 import { DockerMocks } from "./docker-mocks";
-import { PlannedStep } from "./preview";
 import { resolveAll } from "./outputs";
+import type { PlannedStep } from "./preview";
 import { runProgram } from "./program";
-import { projectName, StackName } from "./stack-config";
+import { projectName, type StackName } from "./stack-config";
 
 /**
  * The stack outputs, resolved: the same keys as `pulumi stack output`, with

@@ -4,38 +4,38 @@
 // The SDK registers a resource only once everything it depends on has been
 // registered, so the cluster comes up in the order the program declares.
 import { execFile } from "node:child_process";
-import { createServer } from "node:net";
-import { Readable } from "node:stream";
 import { createHash, generateKeyPairSync, randomBytes, randomInt } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { Readable } from "node:stream";
 import { promisify } from "node:util";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
+import type Dockerode from "dockerode";
 import tar from "tar-stream";
 import { GenericContainer, getContainerRuntimeClient, Wait } from "testcontainers";
-import type Dockerode from "dockerode";
 import { revealInputs } from "./mocks";
-import { PlannedStep } from "./preview";
+import type { PlannedStep } from "./preview";
 import {
-    changedInputs,
-    changeStep,
-    checkedInputs,
     COMMAND,
-    commandOutput,
     CONTAINER,
     CONTAINER_DELETE,
     CONTAINER_IN_PLACE,
+    changedInputs,
+    changeStep,
+    checkedInputs,
+    commandOutput,
     goDurationString,
     IMAGE,
     NETWORK_DELETE,
     NO_OPTIONS,
     parseDuration,
+    type RecordedOptions,
     readBack,
-    RecordedOptions,
     timeoutSeconds,
 } from "./provider-model";
-import { OptionsRecorder } from "./resource-options";
+import type { OptionsRecorder } from "./resource-options";
 import { PROJECT_ROOT } from "./stack-config";
 
 const run = promisify(execFile);
@@ -112,7 +112,10 @@ function subjectArg(subject: { commonName?: string; organization?: string } = {}
 /** openssl's extendedKeyUsage names for the tls provider's `allowedUses`. */
 function extendedKeyUsage(allowedUses: readonly string[]): string {
     const names: Record<string, string> = { server_auth: "serverAuth", client_auth: "clientAuth" };
-    return allowedUses.filter((use) => use in names).map((use) => names[use]).join(",");
+    return allowedUses
+        .filter((use) => use in names)
+        .map((use) => names[use])
+        .join(",");
 }
 
 /** What the tls provider does for certificates, done by the openssl command line. */
@@ -125,9 +128,21 @@ async function openssl(type: string, inputs: Record<string, any>): Promise<Recor
             case "tls:index/selfSignedCert:SelfSignedCert":
                 await writeFile(file("key.pem"), inputs.privateKeyPem);
                 await run("openssl", [
-                    "req", "-x509", "-new", "-key", file("key.pem"), "-subj", subjectArg(inputs.subject), "-days", days(),
-                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                    "-out", file("cert.pem"),
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-key",
+                    file("key.pem"),
+                    "-subj",
+                    subjectArg(inputs.subject),
+                    "-days",
+                    days(),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                    "-out",
+                    file("cert.pem"),
                 ]);
                 return { certPem: await readFile(file("cert.pem"), "utf8") };
             case "tls:index/certRequest:CertRequest": {
@@ -137,8 +152,16 @@ async function openssl(type: string, inputs: Record<string, any>): Promise<Recor
                     ...(inputs.ipAddresses ?? []).map((ip: string) => `IP:${ip}`),
                 ];
                 await run("openssl", [
-                    "req", "-new", "-key", file("key.pem"), "-subj", subjectArg(inputs.subject),
-                    "-addext", `subjectAltName=${names.join(",")}`, "-out", file("csr.pem"),
+                    "req",
+                    "-new",
+                    "-key",
+                    file("key.pem"),
+                    "-subj",
+                    subjectArg(inputs.subject),
+                    "-addext",
+                    `subjectAltName=${names.join(",")}`,
+                    "-out",
+                    file("csr.pem"),
                 ]);
                 return { certRequestPem: await readFile(file("csr.pem"), "utf8") };
             }
@@ -152,9 +175,24 @@ async function openssl(type: string, inputs: Record<string, any>): Promise<Recor
                         `extendedKeyUsage=${extendedKeyUsage(inputs.allowedUses)}\n`,
                 );
                 await run("openssl", [
-                    "x509", "-req", "-in", file("csr.pem"), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem"),
-                    "-set_serial", `0x${randomBytes(16).toString("hex")}`, "-days", days(), "-copy_extensions", "copyall",
-                    "-extfile", file("ext.cnf"), "-out", file("cert.pem"),
+                    "x509",
+                    "-req",
+                    "-in",
+                    file("csr.pem"),
+                    "-CA",
+                    file("ca.pem"),
+                    "-CAkey",
+                    file("ca-key.pem"),
+                    "-set_serial",
+                    `0x${randomBytes(16).toString("hex")}`,
+                    "-days",
+                    days(),
+                    "-copy_extensions",
+                    "copyall",
+                    "-extfile",
+                    file("ext.cnf"),
+                    "-out",
+                    file("cert.pem"),
                 ]);
                 return { certPem: await readFile(file("cert.pem"), "utf8") };
             default:
@@ -186,7 +224,6 @@ export function uploadsArchive(uploads: ReadonlyArray<Record<string, any>>): tar
     return pack;
 }
 
-
 /** Every file under `dir`, relative to it, sorted. */
 async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
     const entries = await readdir(path.join(dir, prefix), { withFileTypes: true });
@@ -203,7 +240,10 @@ async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
 async function contextDigest(context: string): Promise<string> {
     const hash = createHash("sha256");
     for (const file of await filesUnder(context)) {
-        hash.update(file).update("\0").update(await readFile(path.join(context, file))).update("\0");
+        hash.update(file)
+            .update("\0")
+            .update(await readFile(path.join(context, file)))
+            .update("\0");
     }
     return hash.digest("hex");
 }
@@ -392,7 +432,12 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
         return { type, custom: true, inputs, state, observed, options };
     }
 
-    private async createObject(type: string, name: string, inputs: Record<string, any>, options: RecordedOptions): Promise<Record<string, any>> {
+    private async createObject(
+        type: string,
+        name: string,
+        inputs: Record<string, any>,
+        options: RecordedOptions,
+    ): Promise<Record<string, any>> {
         switch (type) {
             case "random:index/randomPassword:RandomPassword":
                 return { result: Array.from({ length: inputs.length }, () => ALPHANUMERIC[randomInt(ALPHANUMERIC.length)]).join("") };
@@ -519,7 +564,9 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             .withHostname(inputs.hostname ?? inputs.name)
             .withEntrypoint(inputs.entrypoints)
             .withCopyArchivesToContainer([{ tar: Readable.from(uploadsArchive(inputs.uploads ?? [])), target: "/" }])
-            .withBindMounts((inputs.volumes ?? []).map((v: any) => ({ source: v.volumeName, target: v.containerPath, mode: "rw" as const })))
+            .withBindMounts(
+                (inputs.volumes ?? []).map((v: any) => ({ source: v.volumeName, target: v.containerPath, mode: "rw" as const })),
+            )
             // On free host ports rather than the configured ones, so parallel runs and the host's own services never clash.
             .withExposedPorts(...ports.map((p) => ({ container: p.internal, host: p.external })))
             .withUlimits(Object.fromEntries((inputs.ulimits ?? []).map((u: any) => [u.name, { soft: u.soft, hard: u.hard }])))

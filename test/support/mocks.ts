@@ -1,6 +1,6 @@
-import * as pulumi from "@pulumi/pulumi";
-import { checkedInputs, IMAGE, NO_OPTIONS, readBack, RecordedOptions } from "./provider-model";
-import { OptionsRecorder } from "./resource-options";
+import type * as pulumi from "@pulumi/pulumi";
+import { checkedInputs, IMAGE, NO_OPTIONS, type RecordedOptions, readBack } from "./provider-model";
+import type { OptionsRecorder } from "./resource-options";
 
 /** Pulumi's wire marker for a secret value: `{ [SECRET_SIG]: SECRET_VALUE, value }`. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";

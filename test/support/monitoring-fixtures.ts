@@ -1,5 +1,5 @@
 // Monitoring settings shared by the monitoring tests.
-import { MonitoringSettings } from "../../components/settings";
+import type { MonitoringSettings } from "../../components/settings";
 
 /** What `readMonitoringSettings()` returns with Pulumi.yaml's defaults (both stack files keep them). */
 export const defaultMonitoring: MonitoringSettings = {
@@ -23,6 +23,9 @@ export const defaultMonitoring: MonitoringSettings = {
 };
 
 /** `defaultMonitoring` with some alert thresholds replaced. */
-export function withAlerts(alerts: Partial<MonitoringSettings["alerts"]>, base: MonitoringSettings = defaultMonitoring): MonitoringSettings {
+export function withAlerts(
+    alerts: Partial<MonitoringSettings["alerts"]>,
+    base: MonitoringSettings = defaultMonitoring,
+): MonitoringSettings {
     return { ...base, alerts: { ...base.alerts, ...alerts } };
 }

@@ -4,22 +4,22 @@
 // proxy; enforcement levels and settings from a --policy-pack-config file.
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import {
-    EnforcementLevel,
-    Policies,
-    PolicyConfigSchema,
-    PolicyResource,
-    ResourceValidationPolicy,
-    StackValidationPolicy,
-    unknownCheckingProxy,
+    type EnforcementLevel,
+    type Policies,
+    type PolicyConfigSchema,
+    type PolicyResource,
+    type ResourceValidationPolicy,
+    type StackValidationPolicy,
     UnknownValueError,
+    unknownCheckingProxy,
 } from "@pulumi/policy";
+import * as pulumi from "@pulumi/pulumi";
 import { policies as packPolicies } from "../../policy/policies";
 import { RecordingMocks, revealInputs } from "./mocks";
 import { promiseOf } from "./outputs";
 import { runProgram } from "./program";
-import { PROJECT_ROOT, StackName } from "./stack-config";
+import { PROJECT_ROOT, type StackName } from "./stack-config";
 
 /** A resource as the analyzer receives it. */
 export interface PolicyTarget {
@@ -58,7 +58,9 @@ export class PolicyRecordingMocks extends RecordingMocks {
 
     /** Every custom resource, with its inputs and outputs. */
     targets(): PolicyTarget[] {
-        return this.resources.flatMap((r, i) => (r.custom ? [{ type: r.type, name: r.name, inputs: r.inputs, outputs: this.outputs[i] }] : []));
+        return this.resources.flatMap((r, i) =>
+            r.custom ? [{ type: r.type, name: r.name, inputs: r.inputs, outputs: this.outputs[i] }] : [],
+        );
     }
 }
 
@@ -85,7 +87,11 @@ export function resolvePolicyConfig(
     for (const [key, value] of Object.entries(values)) {
         const schema = policy.configSchema?.properties[key];
         const type = Array.isArray(value) ? "array" : Number.isInteger(value) ? "integer" : typeof value;
-        if (schema === undefined || typeof schema !== "object" || (schema.type !== type && !(schema.type === "number" && type === "integer"))) {
+        if (
+            schema === undefined ||
+            typeof schema !== "object" ||
+            (schema.type !== type && !(schema.type === "number" && type === "integer"))
+        ) {
             throw new Error(`policy ${policy.name}: config ${key} = ${JSON.stringify(value)} does not match its schema`);
         }
         if (schema.enum !== undefined && !schema.enum.includes(value as string)) {
@@ -98,11 +104,26 @@ export function resolvePolicyConfig(
 export const urnOf = (t: PolicyTarget) => `urn:pulumi:test::obcms-database::${t.type}::${t.name}`;
 
 /** Runs `policies` (the whole pack by default) over `targets` with a pack config; returns every violation reported. */
-export async function runPolicies(targets: readonly PolicyTarget[], config: PackConfig, policies: Policies = packPolicies): Promise<Violation[]> {
+export async function runPolicies(
+    targets: readonly PolicyTarget[],
+    config: PackConfig,
+    policies: Policies = packPolicies,
+): Promise<Violation[]> {
     const violations: Violation[] = [];
-    const opts = { protect: false, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [] };
+    const opts = {
+        protect: false,
+        ignoreChanges: [],
+        aliases: [],
+        customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+        additionalSecretOutputs: [],
+    };
     // The pack's policies never ask isType/asType or call notApplicable; a call would fail the test.
-    const common = { stackTags: new Map<string, string>(), notApplicable: (reason?: string): never => { throw new Error(`not applicable: ${reason}`); } };
+    const common = {
+        stackTags: new Map<string, string>(),
+        notApplicable: (reason?: string): never => {
+            throw new Error(`not applicable: ${reason}`);
+        },
+    };
     for (const policy of policies) {
         const { level, values } = resolvePolicyConfig(policy, config);
         if (level === "disabled") {
@@ -117,7 +138,12 @@ export async function runPolicies(targets: readonly PolicyTarget[], config: Pack
                 if (!(e instanceof UnknownValueError)) {
                     throw e;
                 }
-                violations.push({ policy: policy.name, level: "advisory", resource, message: `can't run during preview: ${(e as Error).message}` });
+                violations.push({
+                    policy: policy.name,
+                    level: "advisory",
+                    resource,
+                    message: `can't run during preview: ${(e as Error).message}`,
+                });
             }
         };
         if ("validateStack" in policy) {
@@ -154,7 +180,10 @@ export async function runPolicies(targets: readonly PolicyTarget[], config: Pack
                     asType: () => undefined,
                     ...common,
                 };
-                await run(() => validate(args, (message) => violations.push({ policy: policy.name, level, resource: target.name, message })), target.name);
+                await run(
+                    () => validate(args, (message) => violations.push({ policy: policy.name, level, resource: target.name, message })),
+                    target.name,
+                );
             }
         }
     }
@@ -166,7 +195,11 @@ export async function declaredResources(stack: StackName, overrides: Record<stri
     const mocks = new PolicyRecordingMocks();
     const { exports } = await runProgram({ stack, overrides, mocks });
     // Every output resolves only once all resources are registered.
-    await Promise.all(Object.values(exports).filter(pulumi.Output.isInstance).map((o) => promiseOf(o as pulumi.Output<unknown>)));
+    await Promise.all(
+        Object.values(exports)
+            .filter(pulumi.Output.isInstance)
+            .map((o) => promiseOf(o as pulumi.Output<unknown>)),
+    );
     return mocks.targets();
 }
 

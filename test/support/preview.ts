@@ -2,7 +2,7 @@
 // the resources the program registered under mocks: each provider compares
 // the new inputs with the state it holds (provider-model.ts says which input
 // changes it applies in place and what it reads back into state).
-import { mockId, RecordedResource } from "./mocks";
+import { mockId, type RecordedResource } from "./mocks";
 import { changedInputs, changeStep, checkedInputs } from "./provider-model";
 
 export type Step = "create" | "update" | "replace" | "delete";
@@ -33,9 +33,7 @@ export function plan(before: readonly RecordedResource[], after: readonly Record
         }
     }
     planUnknownInputs(steps, next);
-    return [...steps]
-        .map(([name, step]) => ({ name, step }))
-        .sort((a, b) => a.name.localeCompare(b.name));
+    return [...steps].map(([name, step]) => ({ name, step })).sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /**
@@ -52,7 +50,9 @@ function planUnknownInputs(steps: Map<string, Step>, next: ReadonlyMap<string, R
             if (step === "create" || step === "replace") {
                 continue;
             }
-            const carrying = Object.keys(resource.inputs).filter((key) => unknownIds.some((id) => JSON.stringify(resource.inputs[key]).includes(JSON.stringify(id))));
+            const carrying = Object.keys(resource.inputs).filter((key) =>
+                unknownIds.some((id) => JSON.stringify(resource.inputs[key]).includes(JSON.stringify(id))),
+            );
             if (carrying.length > 0) {
                 const planned = changeStep(resource.type, carrying);
                 if (planned !== step) {

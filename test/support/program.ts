@@ -2,7 +2,7 @@
 // documents unit testing: mocks and config first, then a fresh import.
 import * as pulumi from "@pulumi/pulumi";
 import { recordResourceOptions } from "./resource-options";
-import { loadStackConfig, projectName, StackName } from "./stack-config";
+import { loadStackConfig, projectName, type StackName } from "./stack-config";
 
 export interface ProgramRun {
     /** The program's exports: the stack outputs, as Outputs. */

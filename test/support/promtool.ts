@@ -24,7 +24,17 @@ export async function promtool(files: Record<string, string>, ...args: string[])
         for (const [name, content] of Object.entries(files)) {
             writeFileSync(path.join(dir, name), content);
         }
-        const { stdout, stderr } = await run("docker", ["run", "--rm", "--network", "none", "-v", `${dir}:${PROMTOOL_DIR}:ro`, PROJECT_IMAGE, "promtool", ...args]);
+        const { stdout, stderr } = await run("docker", [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            `${dir}:${PROMTOOL_DIR}:ro`,
+            PROJECT_IMAGE,
+            "promtool",
+            ...args,
+        ]);
         return { code: 0, output: stdout + stderr };
     } catch (error) {
         const e = error as { code?: number; stdout?: string; stderr?: string };

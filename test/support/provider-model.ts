@@ -70,7 +70,7 @@ export const CONTAINER_FORCE_NEW: ReadonlySet<string> = new Set([
 export const COMMAND_RULES = {
     update: { source: "pulumi-command provider/pkg/provider/local/commandController.go Command.Update" },
     replace: { inputs: new Set(["triggers"]), source: "pulumi-command provider/pkg/provider/common/inputs.go Triggers replaceOnChanges" },
-    stdout: { source: "pulumi-command provider/pkg/provider/local/commandOutputs.go strings.TrimSuffix(stdout, \"\\n\")" },
+    stdout: { source: 'pulumi-command provider/pkg/provider/local/commandOutputs.go strings.TrimSuffix(stdout, "\\n")' },
 } as const;
 
 /** pulumi-docker's native Image: Diff reports every change as an update (a rebuild), never a replacement. */
@@ -86,7 +86,7 @@ export const IMAGE_RULES = {
  * plays no part. Then it removes it.
  */
 export const CONTAINER_DELETE = {
-    graceSeconds: (inputs: Record<string, any>): number => (inputs.destroyGraceSeconds > 0 ? inputs.destroyGraceSeconds : 0),
+    graceSeconds: (inputs: Record<string, any>): number => Math.max(inputs.destroyGraceSeconds ?? 0, 0),
     source: "terraform-provider-docker internal/provider/resource_docker_container_funcs.go resourceDockerContainerDelete",
 } as const;
 
@@ -131,7 +131,7 @@ export function changeStep(type: string, changed: readonly string[]): "update" |
     }
 }
 
-const NANOS: Record<string, number> = { h: 3600e9, m: 60e9, s: 1e9, ms: 1e6, us: 1e3, "µs": 1e3, ns: 1 };
+const NANOS: Record<string, number> = { h: 3600e9, m: 60e9, s: 1e9, ms: 1e6, us: 1e3, µs: 1e3, ns: 1 };
 
 /** Go's `time.ParseDuration` for the units Docker durations use ("30s", "1m30s", "500ms"), in nanoseconds. */
 export function parseDuration(duration: string): number {
@@ -178,7 +178,10 @@ export function checkedInputs(type: string, inputs: Record<string, any>): Record
 /** A health check in the provider's state after a create, from the durations the engine holds. */
 export function healthcheckReadBack(healthcheck: Record<string, any>): Record<string, any> {
     const durations = Object.fromEntries(
-        (["interval", "timeout", "startPeriod", "startInterval"] as const).map((key) => [key, goDurationString(parseDuration(healthcheck[key]))]),
+        (["interval", "timeout", "startPeriod", "startInterval"] as const).map((key) => [
+            key,
+            goDurationString(parseDuration(healthcheck[key])),
+        ]),
     );
     return { ...healthcheck, ...durations };
 }
@@ -194,7 +197,9 @@ export function readBack(type: string, checked: Record<string, any>): Record<str
 /** A value's JSON with object keys sorted: properties compare by value, not by the order they were written in. */
 function canonicalJson(value: unknown): string {
     return JSON.stringify(value, (_, v) =>
-        typeof v === "object" && v !== null && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
+        typeof v === "object" && v !== null && !Array.isArray(v)
+            ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+            : v,
     );
 }
 

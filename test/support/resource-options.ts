@@ -2,7 +2,7 @@
 // customTimeouts) are not part of Pulumi's MockResourceArgs; the harness reads
 // them off each registration request as the engine would receive it.
 import * as pulumi from "@pulumi/pulumi";
-import { parseDuration, RecordedOptions } from "./provider-model";
+import { parseDuration, type RecordedOptions } from "./provider-model";
 
 /** Mocks that want each resource's options before its `newResource`. */
 export interface OptionsRecorder {

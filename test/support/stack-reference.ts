@@ -1,8 +1,8 @@
 // What the engine answers a StackReference with: the referenced stack's
 // outputs and which of them are secret, so `requireOutput` keeps a secret a secret.
 import * as pulumi from "@pulumi/pulumi";
-import { RecordedOptions } from "./provider-model";
-import { isOptionsRecorder, OptionsRecorder } from "./resource-options";
+import type { RecordedOptions } from "./provider-model";
+import { isOptionsRecorder, type OptionsRecorder } from "./resource-options";
 
 export interface ReferencedStack {
     /** Output values, resolved. */
@@ -14,7 +14,9 @@ export interface ReferencedStack {
 /** The names of a program's exports that are secret Outputs. */
 export async function secretOutputNames(exports: Record<string, unknown>): Promise<string[]> {
     const flags = await Promise.all(
-        Object.entries(exports).map(async ([key, value]) => (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value)) ? key : undefined)),
+        Object.entries(exports).map(async ([key, value]) =>
+            pulumi.Output.isInstance(value) && (await pulumi.isSecret(value)) ? key : undefined,
+        ),
     );
     return flags.filter((key): key is string => key !== undefined).sort();
 }

@@ -7,10 +7,10 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import pg from "pg";
 import { promisify } from "node:util";
+import pg from "pg";
 import { Background } from "./background";
-import { StartedStack } from "./cluster";
+import type { StartedStack } from "./cluster";
 import { clientConfig, containerLog, docker, query, waitFor } from "./sql";
 
 const run = promisify(execFile);
@@ -52,9 +52,11 @@ export class Writer {
      * with the writer's last errors.
      */
     async waitForCommits(count: number, timeoutMs: number): Promise<void> {
-        await waitFor(`${count} acknowledged commits`, timeoutMs, async () => (this.committed.length >= count ? true : undefined)).catch((error: Error) => {
-            throw new Error(`${error.message} (${this.committed.length} so far; errors: ${this.errors.slice(-5).join(" | ")})`);
-        });
+        await waitFor(`${count} acknowledged commits`, timeoutMs, async () => (this.committed.length >= count ? true : undefined)).catch(
+            (error: Error) => {
+                throw new Error(`${error.message} (${this.committed.length} so far; errors: ${this.errors.slice(-5).join(" | ")})`);
+            },
+        );
     }
 
     private async write(url: string, firstId: number, maxSeconds: number, pauseMs: number, running: () => boolean): Promise<WriterReport> {
@@ -122,7 +124,10 @@ const DIGEST_SQL = `SELECT count(*)::int AS count, md5(coalesce(string_agg(id::t
  * the acknowledged rows with `toContain`-style checks, and every replica
  * against the primary exactly.
  */
-export async function digestsAfterCatchUp(stack: StartedStack, timeoutMs: number): Promise<{ catchUpSeconds: number; digests: NodeDigest[] }> {
+export async function digestsAfterCatchUp(
+    stack: StartedStack,
+    timeoutMs: number,
+): Promise<{ catchUpSeconds: number; digests: NodeDigest[] }> {
     const started = Date.now();
     const [{ lsn }] = await query(stack.outputs.primaryUrl, "SELECT pg_current_wal_lsn()::text AS lsn");
     await Promise.all(
@@ -134,7 +139,9 @@ export async function digestsAfterCatchUp(stack: StartedStack, timeoutMs: number
         ),
     );
     const catchUpSeconds = (Date.now() - started) / 1000;
-    const digests = await Promise.all([stack.outputs.primaryUrl, ...stack.outputs.replicaUrls].map(async (url) => (await query<NodeDigest>(url, DIGEST_SQL))[0]));
+    const digests = await Promise.all(
+        [stack.outputs.primaryUrl, ...stack.outputs.replicaUrls].map(async (url) => (await query<NodeDigest>(url, DIGEST_SQL))[0]),
+    );
     return { catchUpSeconds, digests };
 }
 
@@ -174,12 +181,25 @@ export class ClusterTool {
         }
         const name = `${stack.clusterName}-tool-${randomBytes(3).toString("hex")}`;
         await docker(
-            "run", "--detach", "--name", name, "--network", `${stack.clusterName}-net`, "--user", "postgres",
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--network",
+            `${stack.clusterName}-net`,
+            "--user",
+            "postgres",
             // Enough descriptors for one socket per pgbench client.
-            "--ulimit", "nofile=8192:8192", "-v", `${dir}:/work:ro`,
+            "--ulimit",
+            "nofile=8192:8192",
+            "-v",
+            `${dir}:/work:ro`,
             ...(options.outputDir ? ["-v", `${options.outputDir}:/out`] : []),
             ...Object.entries(options.env ?? {}).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
-            "--entrypoint", command[0], await stackImage(stack), ...command.slice(1),
+            "--entrypoint",
+            command[0],
+            await stackImage(stack),
+            ...command.slice(1),
         );
         return new ClusterTool(name, dir);
     }

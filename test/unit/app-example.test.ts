@@ -5,11 +5,11 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runAppProgram } from "../support/app-program";
-import { isSecretInput, RecordedResource, RecordingMocks } from "../support/mocks";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
 import { promiseOf, resolveAll } from "../support/outputs";
 import { runProgram } from "../support/program";
 import { PROJECT_ROOT } from "../support/stack-config";
-import { ReferencedStack, secretOutputNames, StackReferenceMocks } from "../support/stack-reference";
+import { type ReferencedStack, StackReferenceMocks, secretOutputNames } from "../support/stack-reference";
 
 const DATABASE_STACK = "acme/obcms-database/staging";
 const SECRETS_DIR = "/run/secrets/obcms";
@@ -64,7 +64,11 @@ describe("example app stack", () => {
             "docker:index/image:Image image",
             "random:index/randomPassword:RandomPassword secret-key",
         ]);
-        expect(recorded.named("image").inputs.build).toEqual({ context: "django", dockerfile: "django/Dockerfile", platform: "linux/amd64" });
+        expect(recorded.named("image").inputs.build).toEqual({
+            context: "django",
+            dockerfile: "django/Dockerfile",
+            platform: "linux/amd64",
+        });
         expect(url).toBe("http://127.0.0.1:8000");
     });
 

@@ -9,10 +9,10 @@ import { PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGDATA, SERVICE_UID, VOLUME_DIR 
 import { RESTORE_TARGET_FILE, STANZA } from "../../components/render/pgbackrest";
 import { durationSeconds } from "../../components/settings";
 import { exactly } from "../render/fixtures";
-import { isSecretInput, RecordedResource, RecordingMocks } from "../support/mocks";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
 import { promiseOf } from "../support/outputs";
 import { runProgram } from "../support/program";
-import { loadStackConfig, PROJECT_ROOT, projectName, StackName } from "../support/stack-config";
+import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../support/stack-config";
 
 async function backupSettingsFor(stack: StackName, overrides: Record<string, unknown>) {
     const project = projectName();
@@ -24,7 +24,11 @@ async function backupSettingsFor(stack: StackName, overrides: Record<string, unk
 async function declare(stack: StackName, overrides: Record<string, unknown> = {}, secretKeys: string[] = []) {
     const mocks = new RecordingMocks();
     const { exports } = await runProgram({ stack, overrides, secretKeys, mocks });
-    await Promise.all(Object.values(exports).filter(pulumi.Output.isInstance).map((o) => promiseOf(o as pulumi.Output<unknown>)));
+    await Promise.all(
+        Object.values(exports)
+            .filter(pulumi.Output.isInstance)
+            .map((o) => promiseOf(o as pulumi.Output<unknown>)),
+    );
     return { mocks, exports };
 }
 
@@ -64,21 +68,39 @@ describe("readBackupSettings", () => {
     });
 
     it("reads durations with one unit", () => {
-        expect([["90s", 90], ["15m", 900], ["12h", 43_200], ["1d", 86_400], ["2w", 1_209_600]].map(([t]) => durationSeconds(t as string))).toEqual([
-            90, 900, 43_200, 86_400, 1_209_600,
-        ]);
+        expect(
+            [
+                ["90s", 90],
+                ["15m", 900],
+                ["12h", 43_200],
+                ["1d", 86_400],
+                ["2w", 1_209_600],
+            ].map(([t]) => durationSeconds(t as string)),
+        ).toEqual([90, 900, 43_200, 86_400, 1_209_600]);
         expect(["1h30m", "0d", "1.5d", "d", "1y", " 1d", "01d"].map(durationSeconds)).toEqual(Array(7).fill(undefined));
     });
 
     it.each([
-        [{ backupFullEvery: "1y" }, 'backupFullEvery must be a duration from 10s to 366d with one unit (s, m, h, d, w), such as 1d or 12h, got "1y"'],
-        [{ backupDiffEvery: "5s" }, 'backupDiffEvery must be a duration from 10s to 366d with one unit (s, m, h, d, w), such as 1d or 12h, got "5s"'],
+        [
+            { backupFullEvery: "1y" },
+            'backupFullEvery must be a duration from 10s to 366d with one unit (s, m, h, d, w), such as 1d or 12h, got "1y"',
+        ],
+        [
+            { backupDiffEvery: "5s" },
+            'backupDiffEvery must be a duration from 10s to 366d with one unit (s, m, h, d, w), such as 1d or 12h, got "5s"',
+        ],
         [{ backupDiffEvery: "2w" }, "backupDiffEvery (1209600s) must not be longer than backupFullEvery (604800s)"],
         [{ backupRetentionFull: 0 }, "backupRetentionFull must be an integer from 1 to 100, got 0"],
         [{ ...S3, backupS3Bucket: "" }, 'backupS3Bucket must be set, without spaces, when backupRepository is s3, got ""'],
-        [{ ...S3, backupS3Endpoint: "s3 example" }, 'backupS3Endpoint must be set, without spaces, when backupRepository is s3, got "s3 example"'],
+        [
+            { ...S3, backupS3Endpoint: "s3 example" },
+            'backupS3Endpoint must be set, without spaces, when backupRepository is s3, got "s3 example"',
+        ],
         [{ ...S3, backupS3Path: "backups" }, 'backupS3Path must be an absolute path without spaces, got "backups"'],
-        [{ backupRepository: "nfs" }, `Configuration 'obcms-database:backupRepository' value 'nfs' is not a legal enum value (["volume","s3"])`],
+        [
+            { backupRepository: "nfs" },
+            `Configuration 'obcms-database:backupRepository' value 'nfs' is not a legal enum value (["volume","s3"])`,
+        ],
     ])("refuses %j", async (overrides, message) => {
         await expect(backupSettingsFor("staging", overrides)).rejects.toThrow(exactly(message));
     });
@@ -91,7 +113,9 @@ describe("the Backup component", () => {
         const volume = mocks.named("backup-repo");
         expect(volume.inputs.name).toBe("obcms-database-production-backup-data");
         const container = mocks.named("backup-container");
-        expect(container.inputs.volumes).toEqual([{ volumeName: "obcms-database-production-backup-data", containerPath: PGBACKREST_REPO_DIR }]);
+        expect(container.inputs.volumes).toEqual([
+            { volumeName: "obcms-database-production-backup-data", containerPath: PGBACKREST_REPO_DIR },
+        ]);
         expect(container.inputs.user).toBe(`${SERVICE_UID}:${SERVICE_UID}`);
         expect(container.inputs.ports).toEqual([]);
         expect(container.inputs.entrypoints).toEqual(["/usr/bin/tini", "--", "/bin/sh", "/etc/obcms/preflight.sh"]);
@@ -134,9 +158,17 @@ describe("the Backup component", () => {
         const container = mocks.named("backup-container");
         expect(container.inputs.volumes).toEqual([]);
         const conf = upload(container, PGBACKREST_FILES.conf).content.split("\n");
-        expect(conf).toEqual(expect.arrayContaining(["repo1-type=s3", "repo1-s3-key=AKIAEXAMPLEKEY000001", "repo1-s3-key-secret=example-s3-secret-key-0000000001"]));
+        expect(conf).toEqual(
+            expect.arrayContaining([
+                "repo1-type=s3",
+                "repo1-s3-key=AKIAEXAMPLEKEY000001",
+                "repo1-s3-key-secret=example-s3-secret-key-0000000001",
+            ]),
+        );
         expect(isSecretInput(container.rawInputs.uploads)).toBe(true);
-        expect(await promiseOf(exports.backupRepository as pulumi.Output<string>)).toBe("s3://obcms-backups/obcms-database at s3.eu-west-1.amazonaws.com");
+        expect(await promiseOf(exports.backupRepository as pulumi.Output<string>)).toBe(
+            "s3://obcms-backups/obcms-database at s3.eu-west-1.amazonaws.com",
+        );
     });
 });
 

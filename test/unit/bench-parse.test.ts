@@ -102,7 +102,8 @@ describe("pgbench summary", () => {
     });
 
     it("refuses output without a result, quoting it", () => {
-        const aborted = "pgbench (17.12 (Debian 17.12-0+deb13u1))\npgbench: error: connection to server failed: FATAL:  too many connections\n";
+        const aborted =
+            "pgbench (17.12 (Debian 17.12-0+deb13u1))\npgbench: error: connection to server failed: FATAL:  too many connections\n";
         expect(() => parseSummary(aborted)).toThrow(`pgbench output has no number of clients:\n${aborted}`);
     });
 });
@@ -110,9 +111,19 @@ describe("pgbench summary", () => {
 describe("pgbench transaction log", () => {
     it("takes each transaction's latency in µs and counts failed ones", () => {
         const log = parseTransactionLog(
-            ["0 1 4554 0 1795971389 76070", "0 2 2979 0 1795971389 79067", "1 1 failed 0 1795971389 80938", "1 2 16391 0 1795971389 97339", ""].join("\n"),
+            [
+                "0 1 4554 0 1795971389 76070",
+                "0 2 2979 0 1795971389 79067",
+                "1 1 failed 0 1795971389 80938",
+                "1 2 16391 0 1795971389 97339",
+                "",
+            ].join("\n"),
         );
-        expect(log).toEqual({ latenciesUs: [4554, 2979, 16391], endsUs: [1795971389076070, 1795971389079067, 1795971389097339], failed: 1 });
+        expect(log).toEqual({
+            latenciesUs: [4554, 2979, 16391],
+            endsUs: [1795971389076070, 1795971389079067, 1795971389097339],
+            failed: 1,
+        });
     });
 
     it("adds one thread's file to what the others gave", () => {
@@ -123,7 +134,9 @@ describe("pgbench transaction log", () => {
 
     it("refuses a line that is not a transaction", () => {
         expect(() => parseTransactionLog("0 1 4554\n")).toThrow('not a pgbench transaction log line: "0 1 4554"');
-        expect(() => parseTransactionLog("0 1 skipped 0 1795971389 1\n")).toThrow('not a pgbench transaction log line: "0 1 skipped 0 1795971389 1"');
+        expect(() => parseTransactionLog("0 1 skipped 0 1795971389 1\n")).toThrow(
+            'not a pgbench transaction log line: "0 1 skipped 0 1795971389 1"',
+        );
     });
 
     it("gives -T the logins' expected time on top of the load, except with -C", () => {
@@ -183,7 +196,9 @@ describe("/proc readers", () => {
     });
 
     it("refuses what is not docker top -eo pid,args output", () => {
-        expect(() => parseTop("UID PID PPID C STIME TTY TIME CMD\n")).toThrow('not docker top -eo pid,args output: "UID PID PPID C STIME TTY TIME CMD"');
+        expect(() => parseTop("UID PID PPID C STIME TTY TIME CMD\n")).toThrow(
+            'not docker top -eo pid,args output: "UID PID PPID C STIME TTY TIME CMD"',
+        );
         expect(() => parseTop("PID COMMAND\nx postgres\n")).toThrow('not a docker top line: "x postgres"');
     });
 

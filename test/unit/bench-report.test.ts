@@ -1,8 +1,8 @@
 // The benchmark's report, rendered from a results file alone: ratios against
 // the reference, the goals, the README block, and the SVG charts.
 import { describe, expect, it } from "vitest";
-import { README_END, README_START, renderReport, replaceReadmeBlock, markdownCell } from "../../bench/report";
-import { BenchResults, Cell } from "../../bench/results";
+import { markdownCell, README_END, README_START, renderReport, replaceReadmeBlock } from "../../bench/report";
+import type { BenchResults, Cell } from "../../bench/results";
 import { niceCeiling, renderBarChart, shortNumber, xmlText } from "../../bench/svg";
 
 function cell(partial: Partial<Cell> & Pick<Cell, "workload" | "route" | "clients" | "tps">): Cell {
@@ -27,7 +27,12 @@ const RESULTS: BenchResults = {
     started: "2026-11-29T17:00:00.000Z",
     finished: "2026-11-29T17:18:00.000Z",
     machine: { cores: 2, memoryBytes: 24 * 1024 ** 3, kernel: "6.18.44", cpu: "Test CPU" },
-    versions: { postgresql: "PostgreSQL 17.12 (Debian 17.12-0+deb13u1)", pgbouncer: "PgBouncer 1.24.1", docker: "20.10.24", node: "v20.20.2" },
+    versions: {
+        postgresql: "PostgreSQL 17.12 (Debian 17.12-0+deb13u1)",
+        pgbouncer: "PgBouncer 1.24.1",
+        docker: "20.10.24",
+        node: "v20.20.2",
+    },
     settings: {
         stack: "production with replicaCount=1",
         scale: 50,
@@ -58,7 +63,13 @@ const RESULTS: BenchResults = {
         }),
         cell({ workload: "tpcb", route: "pgbouncer", clients: 2000, tps: 2000, failed: 2, pgbouncerCpuCores: 0.9 }),
         cell({ workload: "tpcb", route: "direct", clients: 50, tps: 4000 }),
-        cell({ workload: "tpcb", route: "direct", clients: 1000, tps: 1400, memory: { backends: 1000, backendsPrivateBytes: 1340 * MB, pgbouncerPrivateBytes: 0 } }),
+        cell({
+            workload: "tpcb",
+            route: "direct",
+            clients: 1000,
+            tps: 1400,
+            memory: { backends: 1000, backendsPrivateBytes: 1340 * MB, pgbouncerPrivateBytes: 0 },
+        }),
         cell({ workload: "tpcb", route: "direct", clients: 2000, tps: 800 }),
         cell({ workload: "select", route: "pgbouncer", clients: 100, tps: 9000 }),
         cell({ workload: "select", route: "pgbouncer", clients: 1000, tps: 8000 }),
@@ -66,10 +77,44 @@ const RESULTS: BenchResults = {
         cell({ workload: "select", route: "direct", clients: 1000, tps: 4000 }),
         cell({ workload: "select", route: "pgbouncer", clients: 50, connectPerTransaction: true, tps: 300, averageConnectionMs: 6 }),
         cell({ workload: "select", route: "direct", clients: 50, connectPerTransaction: true, tps: 100, averageConnectionMs: 18 }),
-        cell({ workload: "select", route: "pgbouncer", clients: 50, connectPerTransaction: true, clientTls: false, tps: 1300, averageConnectionMs: 1.5 }),
-        cell({ workload: "select", route: "direct", clients: 50, connectPerTransaction: true, clientTls: false, tps: 260, averageConnectionMs: 7.5 }),
-        cell({ workload: "select", route: "pgbouncer", clients: 50, connectPerTransaction: true, clientTls: false, auth: "md5", tps: 5200, averageConnectionMs: 0.4 }),
-        cell({ workload: "select", route: "direct", clients: 50, connectPerTransaction: true, clientTls: false, auth: "md5", tps: 400, averageConnectionMs: 5 }),
+        cell({
+            workload: "select",
+            route: "pgbouncer",
+            clients: 50,
+            connectPerTransaction: true,
+            clientTls: false,
+            tps: 1300,
+            averageConnectionMs: 1.5,
+        }),
+        cell({
+            workload: "select",
+            route: "direct",
+            clients: 50,
+            connectPerTransaction: true,
+            clientTls: false,
+            tps: 260,
+            averageConnectionMs: 7.5,
+        }),
+        cell({
+            workload: "select",
+            route: "pgbouncer",
+            clients: 50,
+            connectPerTransaction: true,
+            clientTls: false,
+            auth: "md5",
+            tps: 5200,
+            averageConnectionMs: 0.4,
+        }),
+        cell({
+            workload: "select",
+            route: "direct",
+            clients: 50,
+            connectPerTransaction: true,
+            clientTls: false,
+            auth: "md5",
+            tps: 400,
+            averageConnectionMs: 5,
+        }),
         cell({ workload: "select", route: "readonly", clients: 100, tps: 8500 }),
         cell({ workload: "select", route: "readonly", clients: 100, tps: 8800, replicas: 3 }),
     ],
@@ -81,7 +126,14 @@ const RESULTS: BenchResults = {
             seconds: 60,
             sampleIntervalMs: 100,
             tps: 1000,
-            perReplica: [{ replica: "replica_1", samples: 590, bytes: { p50: 1000, p99: 90000, max: 120000 }, seconds: { p50: 0.001, p99: 0.02, max: 0.05 } }],
+            perReplica: [
+                {
+                    replica: "replica_1",
+                    samples: 590,
+                    bytes: { p50: 1000, p99: 90000, max: 120000 },
+                    seconds: { p50: 0.001, p99: 0.02, max: 0.05 },
+                },
+            ],
         },
         {
             replicas: 3,
@@ -117,7 +169,9 @@ describe("benchmark report", () => {
 
     it("states each goal as met or missed from the figures", () => {
         expect(report.markdown).toContain("| zero failed transactions at 2000 clients through PgBouncer | tpcb: 2, select: 0 | missed |");
-        expect(report.markdown).toContain("| replay lag p99 under 50 ms with 3 replicas under write load | 50.0 ms (worst replica) | missed |");
+        expect(report.markdown).toContain(
+            "| replay lag p99 under 50 ms with 3 replicas under write load | 50.0 ms (worst replica) | missed |",
+        );
         expect(report.markdown).toContain("| production bring-up under 60 s | 61.2 s | missed |");
     });
 
@@ -125,17 +179,26 @@ describe("benchmark report", () => {
         expect(report.markdown).toContain(
             "Through PgBouncer minus direct at the median: **50 µs**, that is 4.0 loopback round trips (12.5 µs, inside one container) or 2.5 cluster-network round trips (20.0 µs, container to container).",
         );
-        expect(report.markdown).toContain("| TPC-B | pgbouncer | 1000 | 1 | 20.0 | 2,800 | 1.00 | 2.00 | 56,000 | 0 | — | 55 | 0.50 | 67.0 MB (55) | 0.1 MB | 7.0 MB |");
+        expect(report.markdown).toContain(
+            "| TPC-B | pgbouncer | 1000 | 1 | 20.0 | 2,800 | 1.00 | 2.00 | 56,000 | 0 | — | 55 | 0.50 | 67.0 MB (55) | 0.1 MB | 7.0 MB |",
+        );
         expect(report.markdown).toContain("| 3 | 900 | replica_3 | 590 | 2,000 | 100,000 | 150,000 | 2.0 | 50.0 | 80.0 |");
         expect(report.markdown).toContain("| pgbouncer | yes | scram-sha-256 | 50 | 300 | 6.00 | 1.00 | 2.00 | 6,000 | 0 |");
         expect(report.markdown).toContain("| direct | no | scram-sha-256 | 50 | 260 | 7.50 | 1.00 | 2.00 | 5,200 | 0 |");
         expect(report.markdown).toContain("| pgbouncer | no | md5 | 50 | 5,200 | 0.40 | 1.00 | 2.00 | 104,000 | 0 |");
         // The -C ratio against the reference is the TLS pair's; the pair without TLS explains the gap.
-        expect(report.markdown).toContain("without client TLS (`sslmode=disable`): 1,300 vs 260 TPS, 5.00×, mean connection 1.5 ms vs 7.5 ms.");
+        expect(report.markdown).toContain(
+            "without client TLS (`sslmode=disable`): 1,300 vs 260 TPS, 5.00×, mean connection 1.5 ms vs 7.5 ms.",
+        );
         expect(report.markdown).toContain("4096 PBKDF2 rounds: 5,200 vs 400 TPS, 13.00×, mean connection 0.4 ms vs 5.0 ms.");
         expect(report.markdown).toContain("**55 MB/s**");
         expect(report.markdown).toContain("Write TPS on the primary with 3 replicas against 1: 0.90×.");
-        expect(Object.keys(report.charts)).toEqual(["2026-11-29-tpcb.svg", "2026-11-29-select.svg", "2026-11-29-lag.svg", "2026-11-29-reads.svg"]);
+        expect(Object.keys(report.charts)).toEqual([
+            "2026-11-29-tpcb.svg",
+            "2026-11-29-select.svg",
+            "2026-11-29-lag.svg",
+            "2026-11-29-reads.svg",
+        ]);
         for (const name of Object.keys(report.charts)) {
             expect(report.markdown).toContain(`](${name})`);
         }
@@ -146,16 +209,27 @@ describe("benchmark report", () => {
     });
 
     it("puts the summary in the README block and replaces only what is between the markers", () => {
-        expect(report.readmeBlock.startsWith(`${README_START}\nLatest full run: 2026-11-29, 2 cores, 24 GiB, PostgreSQL 17.12, PgBouncer 1.24.1, Docker 20.10.24;`)).toBe(true);
-        expect(report.readmeBlock).toContain("Reads through `obcms_readonly`, 1 / 3 replicas vs the primary alone: 8,500 / 8,800 vs 9,000 TPS.");
+        expect(
+            report.readmeBlock.startsWith(
+                `${README_START}\nLatest full run: 2026-11-29, 2 cores, 24 GiB, PostgreSQL 17.12, PgBouncer 1.24.1, Docker 20.10.24;`,
+            ),
+        ).toBe(true);
+        expect(report.readmeBlock).toContain(
+            "Reads through `obcms_readonly`, 1 / 3 replicas vs the primary alone: 8,500 / 8,800 vs 9,000 TPS.",
+        );
         expect(report.readmeBlock.endsWith(README_END)).toBe(true);
         const readme = `# x\n\n## Benchmark\n\n${README_START}\nold\n${README_END}\n\n## Notes for operators\n`;
-        expect(replaceReadmeBlock(readme, `${README_START}\nnew\n${README_END}`)).toBe(`# x\n\n## Benchmark\n\n${README_START}\nnew\n${README_END}\n\n## Notes for operators\n`);
+        expect(replaceReadmeBlock(readme, `${README_START}\nnew\n${README_END}`)).toBe(
+            `# x\n\n## Benchmark\n\n${README_START}\nnew\n${README_END}\n\n## Notes for operators\n`,
+        );
         expect(() => replaceReadmeBlock("# x\n", "b")).toThrow(`README.md has no ${README_START} … ${README_END} block`);
     });
 
     it("leaves what a quick run did not measure as a dash", () => {
-        const quick = renderReport({ ...RESULTS, mode: "quick", cells: RESULTS.cells.filter((c) => c.clients < 1000), lag: [], basebackup: undefined }, "q");
+        const quick = renderReport(
+            { ...RESULTS, mode: "quick", cells: RESULTS.cells.filter((c) => c.clients < 1000), lag: [], basebackup: undefined },
+            "q",
+        );
         expect(quick.markdown).toContain("| TPC-B, 1000 clients: PgBouncer / direct | — vs — TPS | — | 2.00× | — |");
         expect(quick.markdown).toContain("Basebackup: not measured in this mode.");
         expect(Object.keys(quick.charts)).toEqual(["q-tpcb.svg", "q-select.svg", "q-reads.svg"]);
@@ -189,7 +263,9 @@ describe("SVG charts", () => {
         expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="720" height="360"')).toBe(true);
         expect(svg).toContain(">TPS &lt;by&gt; clients</text>");
         // Plot 250 px high, axis top 5000: 4000 is 200 px tall, 2000 is 100, 1000 is 50 (legend swatches left out).
-        const bars = [...svg.matchAll(/<rect x="[\d.]+" y="([\d.]+)" width="\d+\.\d" height="([\d.]+)" fill="#(4477aa|ee6677)"\/>/g)].map((m) => [m[3], Number(m[2])]);
+        const bars = [...svg.matchAll(/<rect x="[\d.]+" y="([\d.]+)" width="\d+\.\d" height="([\d.]+)" fill="#(4477aa|ee6677)"\/>/g)].map(
+            (m) => [m[3], Number(m[2])],
+        );
         expect(bars).toEqual([
             ["4477aa", 100],
             ["ee6677", 50],

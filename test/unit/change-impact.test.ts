@@ -1,11 +1,12 @@
 // Which resources each typical config change touches: the preview a reviewer
 // reads, planned from what the program declares before and after the change.
-import * as pulumi from "@pulumi/pulumi";
+
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { CHANGE_IMPACTS, expectedSteps, renderChangeImpactTable } from "../support/change-impact";
-import { RecordedResource, RecordingMocks } from "../support/mocks";
+import { type RecordedResource, RecordingMocks } from "../support/mocks";
 import { promiseOf } from "../support/outputs";
 import { plan } from "../support/preview";
 import { runProgram } from "../support/program";
@@ -14,7 +15,11 @@ async function declared(overrides: Record<string, unknown>, secretKeys: readonly
     const mocks = new RecordingMocks();
     const { exports } = await runProgram({ stack: "production", overrides, secretKeys, mocks });
     // Every output resolves only once all resources are registered.
-    await Promise.all(Object.values(exports).filter(pulumi.Output.isInstance).map((o) => promiseOf(o as pulumi.Output<unknown>)));
+    await Promise.all(
+        Object.values(exports)
+            .filter(pulumi.Output.isInstance)
+            .map((o) => promiseOf(o as pulumi.Output<unknown>)),
+    );
     return mocks.resources;
 }
 

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { readPasswordOverride, readSettings } from "../../components/config";
-import { IDENTIFIER } from "../../components/settings";
+import { type ClusterSettings, IDENTIFIER } from "../../components/settings";
 import { RecordingMocks } from "../support/mocks";
 import { loadStackConfig, projectName } from "../support/stack-config";
 
@@ -31,7 +31,7 @@ describe("config keys that reach rendered files", () => {
             await fc.assert(
                 fc.asyncProperty(hostile, async (value) => {
                     await configure({ [key]: value });
-                    let settings;
+                    let settings: ClusterSettings;
                     try {
                         settings = readSettings();
                     } catch (error) {

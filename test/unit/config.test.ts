@@ -6,7 +6,7 @@ import { readSettings } from "../../components/config";
 import { exactly, production, staging } from "../render/fixtures";
 import { RecordingMocks } from "../support/mocks";
 import { runProgram } from "../support/program";
-import { loadStackConfig, projectName, StackName } from "../support/stack-config";
+import { loadStackConfig, projectName, type StackName } from "../support/stack-config";
 
 async function settingsFor(stack: StackName, overrides: Record<string, unknown>, secretKeys: string[] = []) {
     const project = projectName();
@@ -28,7 +28,12 @@ describe("readSettings", () => {
         ["a replica count above 10", "staging", { replicaCount: 11 }, "replicaCount must be an integer from 1 to 10, got 11"],
         ["a replica count of 0", "staging", { replicaCount: 0 }, "replicaCount must be an integer from 1 to 10, got 0"],
         ["a fractional replica count", "staging", { replicaCount: 1.5 }, "replicaCount must be an integer from 1 to 10, got 1.5"],
-        ["a non-numeric replica count", "staging", { replicaCount: "three" }, "Configuration 'obcms-database:replicaCount' value 'three' is not a valid number"],
+        [
+            "a non-numeric replica count",
+            "staging",
+            { replicaCount: "three" },
+            "Configuration 'obcms-database:replicaCount' value 'three' is not a valid number",
+        ],
         ["a pool size of 0", "staging", { defaultPoolSize: 0 }, "defaultPoolSize must be an integer greater than 0, got 0"],
         ["a negative pool size", "staging", { defaultPoolSize: -5 }, "defaultPoolSize must be an integer greater than 0, got -5"],
         [
@@ -37,7 +42,12 @@ describe("readSettings", () => {
             { maxConnections: 70 },
             "maxConnections (70) is below the 71 connections the cluster needs: defaultPoolSize 50 + reservePoolSize 5 + replication 8 + monitoring 5 + superuser reserved 3; raise maxConnections or lower the pool",
         ],
-        ["a client limit below the pool size", "staging", { maxClientConn: 10 }, "maxClientConn (10) must be at least defaultPoolSize (25)"],
+        [
+            "a client limit below the pool size",
+            "staging",
+            { maxClientConn: 10 },
+            "maxClientConn (10) must be at least defaultPoolSize (25)",
+        ],
         [
             "unknown auth method",
             "staging",
@@ -50,12 +60,7 @@ describe("readSettings", () => {
             { poolMode: "bogus" },
             `Configuration 'obcms-database:poolMode' value 'bogus' is not a legal enum value (["session","transaction","statement"])`,
         ],
-        [
-            "port out of range",
-            "staging",
-            { pgbouncerPort: 70000 },
-            "pgbouncerPort must be a port from 1 to 65535, got 70000",
-        ],
+        ["port out of range", "staging", { pgbouncerPort: 70000 }, "pgbouncerPort must be a port from 1 to 65535, got 70000"],
         [
             "port used twice",
             "staging",
@@ -92,8 +97,18 @@ describe("readSettings", () => {
             { database: "pgbouncer" },
             `database must not be postgres, template0, template1, pgbouncer and must leave room for the "_readonly" suffix, got "pgbouncer"`,
         ],
-        ["an unknown time zone", "staging", { timezone: "Mars/Olympus" }, `timezone must be an IANA time zone such as Asia/Manila, got "Mars/Olympus"`],
-        ["a publish address that is not IPv4", "staging", { publishAddress: "localhost\nx" }, `publishAddress must be an IPv4 address such as 127.0.0.1, got "localhost\\nx"`],
+        [
+            "an unknown time zone",
+            "staging",
+            { timezone: "Mars/Olympus" },
+            `timezone must be an IANA time zone such as Asia/Manila, got "Mars/Olympus"`,
+        ],
+        [
+            "a publish address that is not IPv4",
+            "staging",
+            { publishAddress: "localhost\nx" },
+            `publishAddress must be an IPv4 address such as 127.0.0.1, got "localhost\\nx"`,
+        ],
         [
             "an unknown client TLS mode",
             "production",
@@ -106,7 +121,12 @@ describe("readSettings", () => {
             { imagePlatform: "linux/s390" },
             `Configuration 'obcms-database:imagePlatform' value 'linux/s390' is not a legal enum value (["linux/amd64","linux/arm64"])`,
         ],
-        ["a WAL retention too small", "staging", { maxSlotWalKeepSizeMb: 10 }, "maxSlotWalKeepSizeMb must be a size in MB from 64 to 1048576, got 10"],
+        [
+            "a WAL retention too small",
+            "staging",
+            { maxSlotWalKeepSizeMb: 10 },
+            "maxSlotWalKeepSizeMb must be a size in MB from 64 to 1048576, got 10",
+        ],
         [
             "an unknown audit class",
             "staging",

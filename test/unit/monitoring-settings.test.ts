@@ -3,12 +3,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { readMonitoringSettings, readSettings } from "../../components/config";
-import { alertLimits, MonitoringSettings, validateMonitoringSettings } from "../../components/settings";
+import { alertLimits, type MonitoringSettings, validateMonitoringSettings } from "../../components/settings";
 import { production, staging } from "../render/fixtures";
 import { RecordingMocks } from "../support/mocks";
 import { defaultMonitoring, withAlerts } from "../support/monitoring-fixtures";
 import { runProgram } from "../support/program";
-import { loadStackConfig, projectName, StackName } from "../support/stack-config";
+import { loadStackConfig, projectName, type StackName } from "../support/stack-config";
 
 function exactly(message: string): RegExp {
     return new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
@@ -104,15 +104,35 @@ describe("validateMonitoringSettings", () => {
     });
 
     const rejected: Array<[string, MonitoringSettings, string]> = [
-        ["a zero scrape interval", { ...defaultMonitoring, scrapeIntervalSeconds: 0 }, "scrapeIntervalSeconds must be a number of seconds from 1 to 3600, got 0"],
-        ["a fractional scrape interval", { ...defaultMonitoring, scrapeIntervalSeconds: 1.5 }, "scrapeIntervalSeconds must be a number of seconds from 1 to 3600, got 1.5"],
+        [
+            "a zero scrape interval",
+            { ...defaultMonitoring, scrapeIntervalSeconds: 0 },
+            "scrapeIntervalSeconds must be a number of seconds from 1 to 3600, got 0",
+        ],
+        [
+            "a fractional scrape interval",
+            { ...defaultMonitoring, scrapeIntervalSeconds: 1.5 },
+            "scrapeIntervalSeconds must be a number of seconds from 1 to 3600, got 1.5",
+        ],
         ["a negative `for`", withAlerts({ forSeconds: -1 }), "alertForSeconds must be a number of seconds from 0 to 86400, got -1"],
         ["a zero lag size", withAlerts({ replicationLagMb: 0 }), "replicationLagAlertMb must be a size in MB from 1 to 1048576, got 0"],
-        ["a zero lag time", withAlerts({ replicationLagSeconds: 0 }), "replicationLagAlertSeconds must be a number of seconds from 1 to 86400, got 0"],
+        [
+            "a zero lag time",
+            withAlerts({ replicationLagSeconds: 0 }),
+            "replicationLagAlertSeconds must be a number of seconds from 1 to 86400, got 0",
+        ],
         ["a zero wait", withAlerts({ clientWaitSeconds: 0 }), "clientWaitAlertSeconds must be a number of seconds from 1 to 86400, got 0"],
         ["a percentage above 100", withAlerts({ slotWalPercent: 101 }), "slotWalAlertPercent must be a percentage from 1 to 100, got 101"],
-        ["a zero percentage", withAlerts({ poolSaturationPercent: 0 }), "poolSaturationAlertPercent must be a percentage from 1 to 100, got 0"],
-        ["a client percentage above 100", withAlerts({ clientConnectionsPercent: 120 }), "clientConnectionsAlertPercent must be a percentage from 1 to 100, got 120"],
+        [
+            "a zero percentage",
+            withAlerts({ poolSaturationPercent: 0 }),
+            "poolSaturationAlertPercent must be a percentage from 1 to 100, got 0",
+        ],
+        [
+            "a client percentage above 100",
+            withAlerts({ clientConnectionsPercent: 120 }),
+            "clientConnectionsAlertPercent must be a percentage from 1 to 100, got 120",
+        ],
         [
             "a retention that is not a duration",
             { ...defaultMonitoring, prometheusRetention: "15 days" },
@@ -139,7 +159,11 @@ describe("validateMonitoringSettings", () => {
             "connectionsAlertPercent (35) of maxConnections (100) is 35 connections, not above the 35 a server has under normal full load " +
                 "(pool 30 + monitoring 5); raise connectionsAlertPercent or maxConnections",
         ],
-        ["an empty Grafana image", { ...defaultMonitoring, grafanaImage: "" }, 'grafanaImage must be an image reference without spaces, got ""'],
+        [
+            "an empty Grafana image",
+            { ...defaultMonitoring, grafanaImage: "" },
+            'grafanaImage must be an image reference without spaces, got ""',
+        ],
         [
             "Prometheus on PgBouncer's port",
             { ...defaultMonitoring, prometheusPort: 6432 },
@@ -155,7 +179,11 @@ describe("validateMonitoringSettings", () => {
             { ...defaultMonitoring, grafanaPort: 9090 },
             "grafanaPort uses port 9090, which prometheusPort already uses; every published port must differ",
         ],
-        ["a port out of range", { ...defaultMonitoring, prometheusPort: 70_000 }, "prometheusPort must be a port from 1 to 65535, got 70000"],
+        [
+            "a port out of range",
+            { ...defaultMonitoring, prometheusPort: 70_000 },
+            "prometheusPort must be a port from 1 to 65535, got 70000",
+        ],
     ];
     it.each(rejected)("rejects %s", (_, monitoring, message) => {
         expect(() => validateMonitoringSettings(monitoring, staging)).toThrow(exactly(message));
@@ -163,13 +191,15 @@ describe("validateMonitoringSettings", () => {
 
     it("lets Prometheus take an unpublished PostgreSQL port (production publishes only PgBouncer)", () => {
         expect(() => validateMonitoringSettings({ ...defaultMonitoring, prometheusPort: 5442 }, production)).not.toThrow();
-        expect(() => validateMonitoringSettings({ ...defaultMonitoring, prometheusPort: 5442 }, { ...production, publishPostgresPorts: true })).toThrow(
-            exactly("prometheusPort uses port 5442, which primaryPort already uses; every published port must differ"),
-        );
+        expect(() =>
+            validateMonitoringSettings({ ...defaultMonitoring, prometheusPort: 5442 }, { ...production, publishPostgresPorts: true }),
+        ).toThrow(exactly("prometheusPort uses port 5442, which primaryPort already uses; every published port must differ"));
     });
 
     it("checks Grafana's keys only when Grafana runs, and nothing when monitoring is off", () => {
-        expect(() => validateMonitoringSettings({ ...defaultMonitoring, grafanaEnabled: false, grafanaPort: 6432, grafanaImage: "" }, staging)).not.toThrow();
+        expect(() =>
+            validateMonitoringSettings({ ...defaultMonitoring, grafanaEnabled: false, grafanaPort: 6432, grafanaImage: "" }, staging),
+        ).not.toThrow();
         expect(() =>
             validateMonitoringSettings({ ...withAlerts({ slotWalPercent: 500 }), enabled: false, prometheusPort: 6432 }, staging),
         ).not.toThrow();

@@ -6,11 +6,11 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { Monitoring } from "../../components/monitoring";
 import { production } from "../render/fixtures";
-import { isSecretInput, RecordedResource, RecordingMocks } from "../support/mocks";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
 import { promiseOf } from "../support/outputs";
 import { runProgram } from "../support/program";
-import { StackName } from "../support/stack-config";
+import type { StackName } from "../support/stack-config";
 import { registeredStackOutputs } from "../support/stack-outputs";
 
 /**
@@ -21,7 +21,11 @@ import { registeredStackOutputs } from "../support/stack-outputs";
 async function declare(stack: StackName, overrides: Record<string, unknown> = {}) {
     const mocks = new RecordingMocks();
     const { exports } = await runProgram({ stack, overrides, mocks });
-    await Promise.all(Object.values(exports).filter(pulumi.Output.isInstance).map((o) => promiseOf(o as pulumi.Output<unknown>)));
+    await Promise.all(
+        Object.values(exports)
+            .filter(pulumi.Output.isInstance)
+            .map((o) => promiseOf(o as pulumi.Output<unknown>)),
+    );
     const stackOutputs = await registeredStackOutputs(exports);
     await pulumi.runtime.disconnect();
     return { mocks, exports, stackOutputs };
@@ -74,9 +78,7 @@ describe.each([
             "monitoring-grafana": `${cluster}-grafana`,
         });
         // Only Prometheus and Grafana are published; exporters stay on the cluster network.
-        expect(
-            containers.filter((c) => c.inputs.ports.length > 0).map((c) => [c.name, c.inputs.ports]),
-        ).toEqual([
+        expect(containers.filter((c) => c.inputs.ports.length > 0).map((c) => [c.name, c.inputs.ports])).toEqual([
             ["monitoring-prometheus", [{ internal: 9090, external: prometheusPort, ip: address }]],
             ["monitoring-grafana", [{ internal: 3000, external: grafanaPort, ip: address }]],
         ]);
@@ -129,7 +131,9 @@ describe.each([
             expect(isSecretInput(passfile), exporter.name).toBe(true);
             const pgpass = upload(exporter, "/etc/obcms/pgpass");
             expect([pgpass.permissions, pgpass.owner, pgpass.group]).toEqual(["0600", "999", "999"]);
-            expect(pgpass.content).toMatch(new RegExp(`^${cluster}-(primary|replica-\\d+|pgbouncer):(5432:obcms|6432:pgbouncer):monitoring:${password}\n$`));
+            expect(pgpass.content).toMatch(
+                new RegExp(`^${cluster}-(primary|replica-\\d+|pgbouncer):(5432:obcms|6432:pgbouncer):monitoring:${password}\n$`),
+            );
             const start = upload(exporter, "/etc/obcms/start.sh").content;
             expect(start).toContain("\nexport PGPASSFILE='/etc/obcms/pgpass'\n");
             // The login: no password, TLS verified against the stack's CA and the server's name.
@@ -146,7 +150,7 @@ describe.each([
             }
             expect(upload(exporter, "/etc/obcms/tls/ca.crt")).toEqual({
                 file: "/etc/obcms/tls/ca.crt",
-                content: "-----BEGIN CERTIFICATE-----\n" + Buffer.from("tls-ca").toString("base64") + "\n-----END CERTIFICATE-----\n",
+                content: `-----BEGIN CERTIFICATE-----\n${Buffer.from("tls-ca").toString("base64")}\n-----END CERTIFICATE-----\n`,
                 permissions: "0644",
                 owner: "999",
                 group: "999",
@@ -188,7 +192,11 @@ describe("turning monitoring off", () => {
         const without = disabled.stackOutputs;
         expect(MONITORING_OUTPUTS.filter((k) => k in withMonitoring)).toEqual(MONITORING_OUTPUTS);
         expect(MONITORING_OUTPUTS.filter((k) => k in without)).toEqual([]);
-        expect(Object.keys(without).sort()).toEqual(Object.keys(withMonitoring).filter((k) => !MONITORING_OUTPUTS.includes(k)).sort());
+        expect(Object.keys(without).sort()).toEqual(
+            Object.keys(withMonitoring)
+                .filter((k) => !MONITORING_OUTPUTS.includes(k))
+                .sort(),
+        );
     });
 
     it("can leave out only Grafana, keeping the exporters and Prometheus", async () => {
@@ -274,7 +282,6 @@ describe("what a config change does to monitoring", () => {
     });
 });
 
-
 describe("the Monitoring component", () => {
     it("refuses a replica list that does not match the settings", async () => {
         await pulumi.runtime.setMocks(new RecordingMocks(), "obcms-database", "production", false);
@@ -292,7 +299,12 @@ describe("the Monitoring component", () => {
                     primary: node("primary"),
                     replicas: [node("replica-1")],
                     pgbouncer: node("pgbouncer"),
-                    backupSettings: { fullEverySeconds: 604_800, diffEverySeconds: 86_400, retentionFull: 2, repository: { type: "volume" } },
+                    backupSettings: {
+                        fullEverySeconds: 604_800,
+                        diffEverySeconds: 86_400,
+                        retentionFull: 2,
+                        repository: { type: "volume" },
+                    },
                     backup: node("backup"),
                 }),
         ).toThrow("Monitoring needs an exporter target for each of the 3 replicas the settings declare, got 1 replica resources");

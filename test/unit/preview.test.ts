@@ -1,9 +1,9 @@
 // plan(): the step a preview shows for each resource, from the provider's
 // state after the last run and the program's inputs now.
 import { describe, expect, it } from "vitest";
-import { RecordedResource } from "../support/mocks";
+import type { RecordedResource } from "../support/mocks";
 import { plan } from "../support/preview";
-import { checkedInputs, COMMAND, CONTAINER, IMAGE, NO_OPTIONS, readBack } from "../support/provider-model";
+import { COMMAND, CONTAINER, checkedInputs, IMAGE, NO_OPTIONS, readBack } from "../support/provider-model";
 
 function resource(name: string, type: string, inputs: Record<string, any>, custom = true): RecordedResource {
     return { name, type, inputs, rawInputs: inputs, custom, state: readBack(type, checkedInputs(type, inputs)), options: NO_OPTIONS };
@@ -17,7 +17,12 @@ describe("plan", () => {
     });
 
     it("updates a container in place when only inputs without ForceNew change", () => {
-        for (const change of [{ restart: "always", memory: 512 }, { destroyGraceSeconds: 60 }, { waitTimeout: 90 }, { healthcheck: { tests: ["CMD", "true"] } }]) {
+        for (const change of [
+            { restart: "always", memory: 512 },
+            { destroyGraceSeconds: 60 },
+            { waitTimeout: 90 },
+            { healthcheck: { tests: ["CMD", "true"] } },
+        ]) {
             expect(plan([container], [resource("db", CONTAINER, { ...container.inputs, ...change })]), JSON.stringify(change)).toEqual([
                 { name: "db", step: "update" },
             ]);
@@ -27,7 +32,9 @@ describe("plan", () => {
     it("replaces a container when an uploaded file or its stop timeout changes, even alongside an in-place change", () => {
         const after = resource("db", CONTAINER, { ...container.inputs, restart: "always", uploads: [{ file: "/f", content: "2" }] });
         expect(plan([container], [after])).toEqual([{ name: "db", step: "replace" }]);
-        expect(plan([container], [resource("db", CONTAINER, { ...container.inputs, stopTimeout: 30 })])).toEqual([{ name: "db", step: "replace" }]);
+        expect(plan([container], [resource("db", CONTAINER, { ...container.inputs, stopTimeout: 30 })])).toEqual([
+            { name: "db", step: "replace" },
+        ]);
     });
 
     it("refuses a container input the provider model does not classify", () => {
@@ -47,13 +54,17 @@ describe("plan", () => {
 
     it("reruns a command in place when its command lines change, and replaces it when its triggers do", () => {
         const slot = resource("slot", COMMAND, { create: "create a", delete: "drop a", triggers: ["1"] });
-        expect(plan([slot], [resource("slot", COMMAND, { ...slot.inputs, create: "create b" })])).toEqual([{ name: "slot", step: "update" }]);
+        expect(plan([slot], [resource("slot", COMMAND, { ...slot.inputs, create: "create b" })])).toEqual([
+            { name: "slot", step: "update" },
+        ]);
         expect(plan([slot], [resource("slot", COMMAND, { ...slot.inputs, triggers: ["2"] })])).toEqual([{ name: "slot", step: "replace" }]);
     });
 
     it("rebuilds an image in place, whatever changed", () => {
         const image = resource("image", IMAGE, { imageName: "a:1", build: { context: "image" } });
-        expect(plan([image], [resource("image", IMAGE, { imageName: "a:2", build: { context: "other" } })])).toEqual([{ name: "image", step: "update" }]);
+        expect(plan([image], [resource("image", IMAGE, { imageName: "a:2", build: { context: "other" } })])).toEqual([
+            { name: "image", step: "update" },
+        ]);
     });
 
     it("replaces any other type on any change, creates new names, deletes gone ones, and ignores components", () => {

@@ -4,14 +4,14 @@
 import { describe, expect, it } from "vitest";
 import { dockerDuration } from "../../components/service-container";
 import {
-    changeStep,
     COMMAND,
     COMMAND_RULES,
-    commandOutput,
     CONTAINER,
     CONTAINER_DELETE,
     CONTAINER_FORCE_NEW,
     CONTAINER_IN_PLACE,
+    changeStep,
+    commandOutput,
     DEFAULT_TIMEOUT_SECONDS,
     goDurationString,
     HEALTHCHECK_READ_BACK,
@@ -52,9 +52,23 @@ describe("terraform-provider-docker v4.5.0, docker_container", () => {
 
     it(`reads health-check durations back in Go's Duration.String() form (${HEALTHCHECK_READ_BACK.source})`, () => {
         const state = readBack(CONTAINER, {
-            healthcheck: { tests: ["CMD", "true"], interval: "2s", timeout: "5000ms", startPeriod: "1800s", startInterval: "0s", retries: 3 },
+            healthcheck: {
+                tests: ["CMD", "true"],
+                interval: "2s",
+                timeout: "5000ms",
+                startPeriod: "1800s",
+                startInterval: "0s",
+                retries: 3,
+            },
         });
-        expect(state.healthcheck).toEqual({ tests: ["CMD", "true"], interval: "2s", timeout: "5s", startPeriod: "30m0s", startInterval: "0s", retries: 3 });
+        expect(state.healthcheck).toEqual({
+            tests: ["CMD", "true"],
+            interval: "2s",
+            timeout: "5s",
+            startPeriod: "30m0s",
+            startInterval: "0s",
+            retries: 3,
+        });
     });
 });
 
@@ -111,7 +125,12 @@ describe("pulumi-docker native Image", () => {
 
 describe("every other type (volumes, networks, random values, TLS keys and certificates)", () => {
     it("replaces on any change: their inputs are all ForceNew", () => {
-        for (const type of ["docker:index/volume:Volume", "docker:index/network:Network", "random:index/randomPassword:RandomPassword", "tls:index/privateKey:PrivateKey"]) {
+        for (const type of [
+            "docker:index/volume:Volume",
+            "docker:index/network:Network",
+            "random:index/randomPassword:RandomPassword",
+            "tls:index/privateKey:PrivateKey",
+        ]) {
             expect(changeStep(type, ["name"]), type).toBe("replace");
         }
     });

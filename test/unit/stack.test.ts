@@ -2,11 +2,11 @@
 // are secret, and what a reviewer's preview would show for a config change.
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { isSecretInput, RecordedResource, RecordingMocks } from "../support/mocks";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
 import { promiseOf } from "../support/outputs";
 import { plan } from "../support/preview";
 import { runProgram } from "../support/program";
-import { StackName } from "../support/stack-config";
+import type { StackName } from "../support/stack-config";
 
 const DATABASE_CONTAINER = /^(primary|replica-\d+|pgbouncer|backup)-container$/;
 
@@ -14,7 +14,11 @@ async function declare(stack: StackName, overrides: Record<string, unknown> = {}
     const mocks = new RecordingMocks();
     const { exports } = await runProgram({ stack, overrides, secretKeys, mocks });
     // Every output resolves only once all resources are registered.
-    await Promise.all(Object.values(exports).filter(pulumi.Output.isInstance).map((o) => promiseOf(o as pulumi.Output<unknown>)));
+    await Promise.all(
+        Object.values(exports)
+            .filter(pulumi.Output.isInstance)
+            .map((o) => promiseOf(o as pulumi.Output<unknown>)),
+    );
     return { mocks, exports };
 }
 
@@ -32,7 +36,12 @@ describe.each([
         const { mocks } = await declare(stack);
         const replicaNames = Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`);
         expect(mocks.ofType("obcms:database:Primary").map((r) => r.name)).toEqual(["primary"]);
-        expect(mocks.ofType("obcms:database:Replica").map((r) => r.name).sort()).toEqual(replicaNames);
+        expect(
+            mocks
+                .ofType("obcms:database:Replica")
+                .map((r) => r.name)
+                .sort(),
+        ).toEqual(replicaNames);
         expect(mocks.ofType("obcms:database:PgBouncer").map((r) => r.name)).toEqual(["pgbouncer"]);
         expect(
             mocks
@@ -41,20 +50,19 @@ describe.each([
                 .filter((n) => DATABASE_CONTAINER.test(n))
                 .sort(),
         ).toEqual(["backup-container", "pgbouncer-container", "primary-container", ...replicaNames.map((n) => `${n}-container`)]);
-        expect(mocks.ofType("command:local:Command").map((r) => r.name).sort()).toEqual([
-            "backup-last-label",
-            ...replicaNames.map((n) => `${n}-slot`),
-        ]);
+        expect(
+            mocks
+                .ofType("command:local:Command")
+                .map((r) => r.name)
+                .sort(),
+        ).toEqual(["backup-last-label", ...replicaNames.map((n) => `${n}-slot`)]);
         expect(
             mocks
                 .ofType("docker:index/volume:Volume")
                 .map((r) => r.inputs.name)
                 .filter((n) => /-(primary|replica-\d+)-data$/.test(n))
                 .sort(),
-        ).toEqual([
-            `obcms-database-${stack}-primary-data`,
-            ...replicaNames.map((n) => `obcms-database-${stack}-${n}-data`),
-        ]);
+        ).toEqual([`obcms-database-${stack}-primary-data`, ...replicaNames.map((n) => `obcms-database-${stack}-${n}-data`)]);
     });
 
     it(`renders pool ${poolSize} and ${maxClientConn} clients in transaction mode`, async () => {
@@ -105,35 +113,37 @@ describe("TLS", () => {
     it.each([
         ["staging", "prefer", "host"],
         ["production", "require", "hostssl"],
-    ] as const)("%s: PgBouncer client_tls_sslmode %s, PostgreSQL client rules %s, servers verified against the stack's CA", async (stack, mode, hbaType) => {
-        const { mocks, exports } = await declare(stack);
-        const pgbouncer = mocks.named("pgbouncer-container");
-        const ini = upload(pgbouncer, "/etc/obcms/pgbouncer.ini");
-        expect(ini).toContain(`\nclient_tls_sslmode = ${mode}\n`);
-        expect(ini).toContain("\nserver_tls_ca_file = /etc/obcms/tls/ca.crt\nserver_tls_sslmode = verify-full\n");
-        const primary = mocks.named("primary-container");
-        const hba = upload(primary, "/etc/obcms/pg_hba.conf");
-        expect(hba).toContain(`\n${hbaType} all all all scram-sha-256\n`);
-        expect(hba).toContain('\nhostssl replication "replicator" samenet scram-sha-256\n');
-        expect(upload(primary, "/etc/obcms/postgresql.conf")).toContain("\nssl = on\n");
-        for (const key of ["databaseUrl", "readonlyDatabaseUrl", "pgbouncerAdminUrl"]) {
-            const url = new URL(await promiseOf(exports[key] as pulumi.Output<string>));
-            expect(url.searchParams.get("sslmode"), key).toBe(mode);
-        }
-        expect(await pulumi.isSecret(exports.caCertificate as pulumi.Output<string>)).toBe(false);
-    });
+    ] as const)(
+        "%s: PgBouncer client_tls_sslmode %s, PostgreSQL client rules %s, servers verified against the stack's CA",
+        async (stack, mode, hbaType) => {
+            const { mocks, exports } = await declare(stack);
+            const pgbouncer = mocks.named("pgbouncer-container");
+            const ini = upload(pgbouncer, "/etc/obcms/pgbouncer.ini");
+            expect(ini).toContain(`\nclient_tls_sslmode = ${mode}\n`);
+            expect(ini).toContain("\nserver_tls_ca_file = /etc/obcms/tls/ca.crt\nserver_tls_sslmode = verify-full\n");
+            const primary = mocks.named("primary-container");
+            const hba = upload(primary, "/etc/obcms/pg_hba.conf");
+            expect(hba).toContain(`\n${hbaType} all all all scram-sha-256\n`);
+            expect(hba).toContain('\nhostssl replication "replicator" samenet scram-sha-256\n');
+            expect(upload(primary, "/etc/obcms/postgresql.conf")).toContain("\nssl = on\n");
+            for (const key of ["databaseUrl", "readonlyDatabaseUrl", "pgbouncerAdminUrl"]) {
+                const url = new URL(await promiseOf(exports[key] as pulumi.Output<string>));
+                expect(url.searchParams.get("sslmode"), key).toBe(mode);
+            }
+            expect(await pulumi.isSecret(exports.caCertificate as pulumi.Output<string>)).toBe(false);
+        },
+    );
 
     it("issues one key and certificate per node, each key uploaded 0600 and kept secret", async () => {
         const { mocks } = await declare("production");
-        expect(mocks.ofType("tls:index/privateKey:PrivateKey").map((r) => r.name).sort()).toEqual(
-            ["ca", "backup", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `tls-${n}-key`).sort(),
-        );
+        expect(
+            mocks
+                .ofType("tls:index/privateKey:PrivateKey")
+                .map((r) => r.name)
+                .sort(),
+        ).toEqual(["ca", "backup", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `tls-${n}-key`).sort());
         const csr = mocks.named("tls-replica-2-csr");
-        expect(csr.inputs.dnsNames).toEqual([
-            "obcms-database-production-replica-2",
-            "obcms-database-production-replicas",
-            "localhost",
-        ]);
+        expect(csr.inputs.dnsNames).toEqual(["obcms-database-production-replica-2", "obcms-database-production-replicas", "localhost"]);
         for (const container of mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name))) {
             const key = container.inputs.uploads.find((u: { file: string }) => u.file === "/etc/obcms/tls/server.key");
             expect(key.permissions, container.name).toBe("0600");
@@ -206,7 +216,11 @@ describe("choices a stack can make", () => {
 
     it("builds the project image from paths relative to the project, for the engine's platform", async () => {
         const built = await declare("staging");
-        expect(built.mocks.named("image").inputs.build).toEqual({ context: "image", dockerfile: "image/Dockerfile", platform: "linux/amd64" });
+        expect(built.mocks.named("image").inputs.build).toEqual({
+            context: "image",
+            dockerfile: "image/Dockerfile",
+            platform: "linux/amd64",
+        });
         const arm = await declare("staging", { imagePlatform: "linux/arm64" });
         expect(arm.mocks.named("image").inputs.build.platform).toBe("linux/arm64");
     });
@@ -242,7 +256,10 @@ describe("choices a stack can make", () => {
         const containers = mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name));
         for (const c of containers) {
             // The backup container serves only the cluster network.
-            expect(c.inputs.ports.map((p: { ip: string }) => p.ip), c.name).toEqual(c.name === "backup-container" ? [] : ["10.1.2.3"]);
+            expect(
+                c.inputs.ports.map((p: { ip: string }) => p.ip),
+                c.name,
+            ).toEqual(c.name === "backup-container" ? [] : ["10.1.2.3"]);
             expect(c.inputs.privileged ?? false, c.name).toBe(false);
             expect(c.inputs.user, c.name).toBe("999:999");
         }
@@ -251,7 +268,9 @@ describe("choices a stack can make", () => {
             .map((c) => c.inputs.volumes.map((v: { volumeName: string; containerPath: string }) => `${v.volumeName}:${v.containerPath}`));
         expect(mounts.flat().sort()).toEqual([
             "obcms-database-production-backup-data:/var/lib/pgbackrest",
-            ...["primary", "replica-1", "replica-2", "replica-3"].map((n) => `obcms-database-production-${n}-data:/var/lib/postgresql/data`),
+            ...["primary", "replica-1", "replica-2", "replica-3"].map(
+                (n) => `obcms-database-production-${n}-data:/var/lib/postgresql/data`,
+            ),
         ]);
     });
 });

