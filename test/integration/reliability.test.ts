@@ -422,7 +422,7 @@ describe("production stack: refused logins, full load, faults", () => {
     });
 
     describe("pulumi up replacing containers, with writes running: the provider stops each one with its grace", () => {
-        it("a pool-size change replaces PgBouncer, which shuts down safely; writers reconnect", async () => {
+        it("a pool-size change replaces PgBouncer, which finishes its server connections and exits by itself; writers reconnect", async () => {
             let steps: PlannedStep[] = [];
             const report = await underWrites("PgBouncer replaced (defaultPoolSize 50 → 40)", async () => {
                 steps = await stack.update({ defaultPoolSize: 40 });
@@ -432,9 +432,19 @@ describe("production stack: refused logins, full load, faults", () => {
             expect(report.errors.every((e) => !/duplicate key|violates/.test(e))).toBe(true);
             const config = await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => (await admin.query("SHOW CONFIG")).rows);
             expect(config.find((row) => row.key === "default_pool_size")?.value).toBe("40");
+            // Safe shutdown on SIGINT: PgBouncer lets every server connection be
+            // released (a transaction under way finishes) and exits by itself,
+            // well within its grace, rather than being killed by Docker.
+            const stopped = stack.stopped(`${stack.clusterName}-pgbouncer`);
+            expect(stopped?.exitCode).toBe(0);
+            expect(stopped!.graceSeconds).toBeGreaterThan(0);
+            expect(stopped!.stopSeconds).toBeLessThan(stopped!.graceSeconds);
+            expect(stopped!.log).toMatch(
+                /got SIGINT, shutting down, waiting for all servers connections to be released[^]*server connections dropped, exiting\s*$/,
+            );
         }, 300_000);
 
-        it("a PostgreSQL setting replaces every node, and each one stopped cleanly: no crash recovery on the next start", async () => {
+        it("a PostgreSQL setting replaces every node; each one shuts down by itself within its grace, and starts with no crash recovery", async () => {
             let steps: PlannedStep[] = [];
             await underWrites("every PostgreSQL node replaced (auditLog)", async () => {
                 // Overrides do not accumulate: keep the previous test's pool size.
@@ -458,6 +468,11 @@ describe("production stack: refused logins, full load, faults", () => {
             const [audit] = await query(stack.outputs.primaryUrl, "SHOW pgaudit.log");
             expect(audit["pgaudit.log"]).toBe("ddl, role, write");
             for (const node of ["primary", "replica-1", "replica-2", "replica-3"]) {
+                const stopped = stack.stopped(`${stack.clusterName}-${node}`);
+                expect(stopped?.exitCode, node).toBe(0);
+                expect(stopped!.graceSeconds, node).toBeGreaterThan(0);
+                expect(stopped!.stopSeconds, node).toBeLessThan(stopped!.graceSeconds);
+                expect(stopped!.log, node).toMatch(/database system is shut down\s*$/);
                 const log = await containerLog(`${stack.clusterName}-${node}`);
                 // PostgreSQL's own words on a start after a clean shutdown, and after a crash.
                 expect(log, node).toMatch(/database system was shut down (in recovery )?at /);

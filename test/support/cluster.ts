@@ -1,7 +1,7 @@
 // startStack: brings up, on the local Docker engine, exactly what the program
 // declares for a stack (see docker-mocks.ts), and hands back its outputs.
 import { randomBytes } from "node:crypto";
-import { DockerMocks } from "./docker-mocks";
+import { DockerMocks, type StoppedContainer } from "./docker-mocks";
 import { resolveAll } from "./outputs";
 import type { PlannedStep } from "./preview";
 import { runProgram } from "./program";
@@ -56,6 +56,8 @@ export interface StartedStack {
     readonly update: (overrides: Record<string, unknown>) => Promise<PlannedStep[]>;
     /** Deletes the named resources as `pulumi up` would once the program no longer declares them. */
     readonly destroy: (resourceNames: readonly string[]) => Promise<void>;
+    /** How a container stopped when `update` or `destroy` last deleted it (by Docker name), if one did. */
+    readonly stopped: (containerName: string) => StoppedContainer | undefined;
     /** Removes every container, volume and network the stack created. */
     readonly stop: () => Promise<void>;
 }
@@ -104,6 +106,7 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
             refreshAddresses,
             update,
             destroy: (names) => mocks.destroy(names),
+            stopped: (containerName) => mocks.stopped(containerName),
             stop,
         };
     } catch (error) {

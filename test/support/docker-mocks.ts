@@ -36,6 +36,7 @@ import {
     timeoutSeconds,
 } from "./provider-model";
 import type { OptionsRecorder } from "./resource-options";
+import { containerLog } from "./sql";
 import { PROJECT_ROOT } from "./stack-config";
 
 const run = promisify(execFile);
@@ -299,7 +300,6 @@ interface DeclaredResource {
     readonly options: RecordedOptions;
 }
 
-/** Stopping a container that is not running is not an error. */
 /** Removes a network as the provider does: retried while a removed container's endpoint is still being released. */
 async function removeNetwork(docker: Dockerode, name: string): Promise<void> {
     const deadline = Date.now() + NETWORK_DELETE.timeoutSeconds * 1000;
@@ -316,10 +316,22 @@ async function removeNetwork(docker: Dockerode, name: string): Promise<void> {
     }
 }
 
+/** Stopping a container that is not running is not an error. */
 function ignoreNotRunning(error: { statusCode?: number }): void {
     if (error.statusCode !== 304) {
         throw error;
     }
+}
+
+/** How a deleted container went: what the harness saw between the provider's stop and its removal. */
+export interface StoppedContainer {
+    /** The stop timeout the provider gave it: `destroyGraceSeconds`, 0 when unset. */
+    readonly graceSeconds: number;
+    /** 0 after a clean exit; 137 when the grace ran out and Docker sent SIGKILL. */
+    readonly exitCode: number;
+    readonly stopSeconds: number;
+    /** Its whole log, stdout and stderr, up to the stop. */
+    readonly log: string;
 }
 
 interface CreatedObjects {
@@ -346,6 +358,8 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private readonly projectDir: string;
     /** The host port each container's published port got, by `<container name>:<port>`. */
     private readonly hostPorts = new Map<string, number>();
+    /** How each container this run deleted stopped, by container name; the latest stop wins. */
+    private readonly stops = new Map<string, StoppedContainer>();
     /** Rejects with the first resource that could not be created. */
     readonly failure: Promise<never>;
     private fail!: (error: Error) => void;
@@ -680,11 +694,17 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
         switch (resource.type) {
             case CONTAINER: {
                 const container = docker.getContainer(resource.inputs.name);
+                const graceSeconds = CONTAINER_DELETE.graceSeconds(resource.inputs);
+                const stopping = Date.now();
                 await within(
                     timeoutSeconds(resource.options, "delete"),
                     `deleting container ${resource.inputs.name}`,
-                    container.stop({ t: CONTAINER_DELETE.graceSeconds(resource.inputs) }).catch(ignoreNotRunning),
+                    container.stop({ t: graceSeconds }).catch(ignoreNotRunning),
                 );
+                const stopSeconds = (Date.now() - stopping) / 1000;
+                const { State } = await container.inspect();
+                const log = await containerLog(resource.inputs.name);
+                this.stops.set(resource.inputs.name, { graceSeconds, exitCode: State.ExitCode, stopSeconds, log });
                 await container.remove({ force: true });
                 return;
             }
@@ -703,6 +723,11 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
                 // Random values, certificates and images live only in state.
                 return;
         }
+    }
+
+    /** How the named container stopped when this run last deleted it, if it did. */
+    stopped(containerName: string): StoppedContainer | undefined {
+        return this.stops.get(containerName);
     }
 
     /**
