@@ -440,7 +440,7 @@ describe("production stack: refused logins, full load, faults", () => {
             expect(stopped!.graceSeconds).toBeGreaterThan(0);
             expect(stopped!.stopSeconds).toBeLessThan(stopped!.graceSeconds);
             expect(stopped!.log).toMatch(
-                /got SIGINT, shutting down, waiting for all servers connections to be released[^]*server connections dropped, exiting\s*$/,
+                /got SIGINT, shutting down, waiting for all servers connections to be released[\s\S]*server connections dropped, exiting\s*$/,
             );
         }, 300_000);
 
