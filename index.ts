@@ -1,6 +1,8 @@
 // obcms-database: one `pulumi up` per stack turns stack config into a
 // PostgreSQL 17 primary, streaming replicas and PgBouncer on Docker.
-// Flow: config → renderers (components/render) → components → outputs.
+// Flow: config (components/config.ts) → the topology model
+// (components/topology.ts) → renderers (components/render/<service>) →
+// components → outputs.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Backup, repositoryPassphrase } from "./components/backup";
@@ -9,15 +11,15 @@ import { Credentials } from "./components/credentials";
 import { Monitoring } from "./components/monitoring";
 import { PgBouncer } from "./components/pgbouncer";
 import { Primary } from "./components/primary";
-import { certificateNames, nodeNames } from "./components/render/cluster";
 import { Replica } from "./components/replica";
 import { ROLES } from "./components/settings";
 import { ClusterTls } from "./components/tls";
+import { certificateNames, clusterTopology } from "./components/topology";
 
 const settings = readSettings();
 const monitoringSettings = readMonitoringSettings(settings);
 const backupSettings = readBackupSettings();
-const names = nodeNames(settings);
+const topology = clusterTopology(settings);
 
 const credentials = new Credentials("credentials", {
     authMethod: settings.authMethod,
@@ -44,14 +46,13 @@ const image: pulumi.Input<string> =
         skipPush: true,
     }).repoDigest;
 
-const network = new docker.Network("network", { name: names.network, driver: "bridge" });
+const network = new docker.Network("network", { name: topology.network, driver: "bridge" });
 
-const replicaNodes = Array.from({ length: settings.replicaCount }, (_, i) => i + 1);
 const tls = new ClusterTls("tls", { caName: `${settings.clusterName} CA`, servers: certificateNames(settings) });
 const nodeTls = (node: string) => ({ caCertPem: tls.caCertPem, certificate: tls.servers[node] });
 const passphrase = repositoryPassphrase("backup-passphrase");
 
-const primary = new Primary("primary", {
+const primary = new Primary(topology.primary.resourceName, {
     settings,
     image,
     network: network.name,
@@ -59,41 +60,41 @@ const primary = new Primary("primary", {
     app: credentials.app,
     replication: credentials.replication,
     monitoring: credentials.monitoring,
-    tls: nodeTls("primary"),
+    tls: nodeTls(topology.primary.resourceName),
     backupPassphrase: passphrase,
 });
 
-const replicas = replicaNodes.map(
-    (k) =>
-        new Replica(`replica-${k}`, {
+const replicas = topology.replicas.map(
+    (member) =>
+        new Replica(member.resourceName, {
             settings,
-            index: k,
+            member,
             image,
             network: network.name,
             primary,
             replication: credentials.replication,
             superuser: credentials.superuser,
-            tls: nodeTls(`replica-${k}`),
+            tls: nodeTls(member.resourceName),
             backupPassphrase: passphrase,
         }),
 );
 
-const pgbouncer = new PgBouncer("pgbouncer", {
+const pgbouncer = new PgBouncer(topology.pgbouncer.resourceName, {
     settings,
     image,
     network: network.name,
     app: credentials.app,
     admin: credentials.pgbouncerAdmin,
     stats: credentials.monitoring,
-    tls: nodeTls("pgbouncer"),
+    tls: nodeTls(topology.pgbouncer.resourceName),
 });
 
-const backup = new Backup("backup", {
+const backup = new Backup(topology.backup.resourceName, {
     settings,
     backup: backupSettings,
     image,
     network: network.name,
-    tls: nodeTls("backup"),
+    tls: nodeTls(topology.backup.resourceName),
     passphrase,
     s3Credentials: backupSettings.repository.type === "s3" ? readS3Credentials() : undefined,
     postgresNodes: [primary, ...replicas],

@@ -3,7 +3,7 @@
 // modules from Node's require cache; the Pulumi SDK and everything else in
 // node_modules stay loaded, as vitest's module reset leaves them too.
 import * as path from "node:path";
-import { PROJECT_ROOT } from "../test/support/stack-config";
+import { PROJECT_ROOT } from "../harness/stack-config";
 
 const INDEX = path.join(PROJECT_ROOT, "index.ts");
 const COMPONENTS = path.join(PROJECT_ROOT, "components") + path.sep;

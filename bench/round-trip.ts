@@ -2,8 +2,8 @@
 // µs, measured with a one-byte ping-pong (Nagle off) between processes in
 // containers from the stack's image: over loopback inside one container, and
 // between two containers across the cluster network's bridge.
-import type { StartedStack } from "../test/support/cluster";
-import { ClusterTool, runOnClusterNetwork } from "../test/support/workload";
+import type { StartedStack } from "../harness/cluster";
+import { ClusterTool, runOnClusterNetwork } from "../harness/workload";
 import type { RoundTrip } from "./results";
 import { distribution } from "./stats";
 

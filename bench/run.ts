@@ -9,10 +9,10 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import * as path from "node:path";
-import { type StartedStack, startStack } from "../test/support/cluster";
-import { docker, query, waitFor } from "../test/support/sql";
-import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../test/support/stack-config";
-import { runOnClusterNetwork } from "../test/support/workload";
+import { type StartedStack, startStack } from "../harness/cluster";
+import { docker, query, waitFor } from "../harness/sql";
+import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../harness/stack-config";
+import { runOnClusterNetwork } from "../harness/workload";
 import { type CellSpec, initialize, runCell, runLag, Target } from "./load";
 import { pgbenchDuration } from "./pgbench";
 import { importProgramFresh } from "./program-import";

@@ -2,7 +2,6 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { nodeNames } from "./render/cluster";
 import { shellWord } from "./render/escape";
 import { PGBACKREST_FILES, PGBACKREST_REPO_DIR } from "./render/paths";
 import {
@@ -12,10 +11,11 @@ import {
     renderPgbackrestConf,
     repositoryHostPgbackrestConf,
     restorePgbackrestConf,
-} from "./render/pgbackrest";
+} from "./render/pgbackrest/pgbackrest";
 import { serviceContainer } from "./service-container";
 import { BACKUP_METRICS_PORT, type BackupSettings, type ClusterSettings } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
+import { clusterTopology } from "./topology";
 
 export interface BackupArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -66,7 +66,7 @@ export class Backup extends pulumi.ComponentResource {
         super("obcms:database:Backup", name, args, opts);
         const s = args.settings;
         const b = args.backup;
-        const names = nodeNames(s);
+        const { backup } = clusterTopology(s);
 
         const r = b.repository;
         const s3 = r.type === "s3" ? args.s3Credentials : undefined;
@@ -84,7 +84,7 @@ export class Backup extends pulumi.ComponentResource {
             r.type === "volume"
                 ? new docker.Volume(
                       `${name}-repo`,
-                      { name: names.volume(names.backup) },
+                      { name: backup.volume },
                       // The backups outlive `pulumi destroy`, like the primary's data.
                       { parent: this, retainOnDelete: true },
                   )
@@ -93,7 +93,7 @@ export class Backup extends pulumi.ComponentResource {
         const container = serviceContainer(
             `${name}-container`,
             {
-                containerName: names.backup,
+                containerName: backup.container,
                 image: args.image,
                 network: args.network,
                 startScript: renderBackupStart({ backup: b, tickSeconds: SCHEDULE_TICK_SECONDS, metricsPort: BACKUP_METRICS_PORT }),
@@ -124,9 +124,7 @@ export class Backup extends pulumi.ComponentResource {
         );
 
         this.containerName = container.name;
-        this.repository = pulumi.output(
-            r.type === "s3" ? `s3://${r.bucket}${r.path} at ${r.endpoint}` : `volume:${names.volume(names.backup)}`,
-        );
+        this.repository = pulumi.output(r.type === "s3" ? `s3://${r.bucket}${r.path} at ${r.endpoint}` : `volume:${backup.volume}`);
         // jq -j: the label alone, without a line break.
         this.lastBackupLabel = label.stdout;
         this.registerOutputs({

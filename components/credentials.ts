@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { PasswordRole } from "./config";
+import { passwordVerifier } from "./render/credentials/verifier";
 import { connectionUrl } from "./render/urls";
-import { passwordVerifier } from "./render/verifier";
 import { type AuthMethod, ROLES } from "./settings";
 
 /** A login role's password and the verifier that PostgreSQL and PgBouncer store instead of it. */

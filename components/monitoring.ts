@@ -2,15 +2,14 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { GENERATED_PASSWORD_LENGTH, type RoleCredential } from "./credentials";
-import { alertRules, backupAlertRules, renderAlertRules } from "./render/alert-rules";
-import { nodeNames } from "./render/cluster";
-import { renderPgpass } from "./render/credential-files";
-import { pgbouncerDashboard, postgresqlDashboard, renderDashboard } from "./render/grafana-dashboards";
-import { renderGrafanaDashboardProviders, renderGrafanaDatasources } from "./render/grafana-provisioning";
+import { renderPgpass } from "./render/credentials/credential-files";
+import { alertRules, backupAlertRules, renderAlertRules } from "./render/monitoring/alert-rules";
+import { pgbouncerDashboard, postgresqlDashboard, renderDashboard } from "./render/monitoring/grafana-dashboards";
+import { renderGrafanaDashboardProviders, renderGrafanaDatasources } from "./render/monitoring/grafana-provisioning";
+import { renderPrometheusConfig } from "./render/monitoring/prometheus-config";
+import { backupScrapeJob, exporterConnectionUrl, scrapeJobs } from "./render/monitoring/prometheus-targets";
+import { renderPgbouncerExporterStart, renderPostgresExporterStart, renderPrometheusStart } from "./render/monitoring/start-scripts";
 import { FILES, GRAFANA_DASHBOARDS_DIR, MONITORING_FILES, PROMETHEUS_DATA_DIR } from "./render/paths";
-import { renderPrometheusConfig } from "./render/prometheus-config";
-import { backupScrapeJob, exporterConnectionUrl, monitoringNames, postgresNodes, scrapeJobs } from "./render/prometheus-targets";
-import { renderPgbouncerExporterStart, renderPostgresExporterStart, renderPrometheusStart } from "./render/start-scripts";
 import { containerTimeouts, dockerDuration, serviceContainer, serviceEndpoint } from "./service-container";
 import {
     type BackupSettings,
@@ -24,6 +23,7 @@ import {
     POSTGRES_PORT,
     PROMETHEUS_PORT,
 } from "./settings";
+import { clusterTopology } from "./topology";
 
 export interface MonitoringArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -83,12 +83,12 @@ interface GrafanaArgs {
 function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomResourceOptions): docker.Container {
     const s = args.settings;
     const m = args.monitoring;
-    const names = monitoringNames(s);
+    const t = clusterTopology(s);
     return new docker.Container(
         name,
         {
-            name: names.grafana,
-            hostname: names.grafana,
+            name: t.grafana.container,
+            hostname: t.grafana.container,
             image: m.grafanaImage,
             user: GRAFANA_USER,
             envs: [
@@ -104,7 +104,7 @@ function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomRe
                 {
                     file: MONITORING_FILES.grafanaDatasources,
                     content: renderGrafanaDatasources({
-                        url: `http://${names.prometheus}:${PROMETHEUS_PORT}`,
+                        url: `http://${t.prometheus.container}:${PROMETHEUS_PORT}`,
                         scrapeIntervalSeconds: m.scrapeIntervalSeconds,
                     }),
                     permissions: "0644",
@@ -171,7 +171,7 @@ export class Monitoring extends pulumi.ComponentResource {
                 this,
             );
         }
-        const names = monitoringNames(s);
+        const t = clusterTopology(s);
         const caFile = { path: FILES.tlsCa, content: args.caCertPem };
         // Same-network TLS, checked against the stack's CA and the server's name.
         const verifyFull = { sslmode: "verify-full", sslrootcert: FILES.tlsCa };
@@ -183,17 +183,17 @@ export class Monitoring extends pulumi.ComponentResource {
             );
 
         const nodeResources = [args.primary, ...args.replicas];
-        const exporters = postgresNodes(s).map((node, i) =>
+        const exporters = t.members.map((member, i) =>
             serviceContainer(
-                `${name}-${i === 0 ? "primary" : `replica-${i}`}-exporter`,
+                `${name}-${member.resourceName}-exporter`,
                 {
-                    containerName: node.exporter,
+                    containerName: member.exporter,
                     image: args.image,
                     network: args.network,
                     startScript: renderPostgresExporterStart({
                         dataSourceName: exporterConnectionUrl({
                             user: args.credential.user,
-                            host: node.host,
+                            host: member.container,
                             port: POSTGRES_PORT,
                             database: s.database,
                             params: { application_name: "postgres_exporter", ...verifyFull },
@@ -204,7 +204,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     files: [
                         // No auth modules: each exporter scrapes its own node only.
                         { path: MONITORING_FILES.postgresExporterConfig, content: "auth_modules: {}\n" },
-                        { path: FILES.pgpass, content: pgpass(node.host, POSTGRES_PORT, s.database), secret: true },
+                        { path: FILES.pgpass, content: pgpass(member.container, POSTGRES_PORT, s.database), secret: true },
                         caFile,
                     ],
                     healthcheck: listening(POSTGRES_EXPORTER_PORT),
@@ -216,12 +216,12 @@ export class Monitoring extends pulumi.ComponentResource {
             ),
         );
 
-        const pgbouncerHost = nodeNames(s).pgbouncer;
+        const pgbouncerHost = t.pgbouncer.container;
         exporters.push(
             serviceContainer(
                 `${name}-pgbouncer-exporter`,
                 {
-                    containerName: names.pgbouncerExporter,
+                    containerName: t.pgbouncer.exporter,
                     image: args.image,
                     network: args.network,
                     startScript: renderPgbouncerExporterStart({
@@ -245,11 +245,11 @@ export class Monitoring extends pulumi.ComponentResource {
             ),
         );
 
-        const volume = new docker.Volume(`${name}-prometheus-data`, { name: names.prometheusVolume }, { parent: this });
+        const volume = new docker.Volume(`${name}-prometheus-data`, { name: t.prometheus.volume }, { parent: this });
         const prometheus = serviceContainer(
             `${name}-prometheus`,
             {
-                containerName: names.prometheus,
+                containerName: t.prometheus.container,
                 image: args.image,
                 network: args.network,
                 startScript: renderPrometheusStart({

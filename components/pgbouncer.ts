@@ -1,13 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { credentialUrl, type RoleCredential } from "./credentials";
-import { nodeNames, pgbouncerConfig, pgbouncerUlimit } from "./render/cluster";
-import { renderUserlist } from "./render/credential-files";
+import { renderUserlist } from "./render/credentials/credential-files";
 import { FILES, SOCKET_DIR } from "./render/paths";
-import { renderPgbouncerIni } from "./render/pgbouncer-ini";
-import { renderPgbouncerStart } from "./render/start-scripts";
+import { pgbouncerConfig, pgbouncerUlimit } from "./render/pgbouncer/config";
+import { renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
+import { renderPgbouncerStart } from "./render/pgbouncer/start-script";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
+import { clusterTopology } from "./topology";
 
 export interface PgBouncerArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -60,7 +61,7 @@ export class PgBouncer extends pulumi.ComponentResource {
         const container = serviceContainer(
             `${name}-container`,
             {
-                containerName: nodeNames(s).pgbouncer,
+                containerName: clusterTopology(s).pgbouncer.container,
                 image: args.image,
                 network: args.network,
                 startScript: renderPgbouncerStart(),

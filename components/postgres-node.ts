@@ -4,10 +4,10 @@
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { credentialUrl, type RoleCredential } from "./credentials";
-import { hbaSections } from "./render/cluster";
 import { FILES, PGBACKREST_FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
-import { renderPgHba } from "./render/pg-hba";
-import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest";
+import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest/pgbackrest";
+import { hbaSections } from "./render/postgres/hba-rules";
+import { renderPgHba } from "./render/postgres/pg-hba";
 import { type ServiceContainerArgs, type ServiceFile, serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";

@@ -2,13 +2,14 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { RoleCredential } from "./credentials";
 import { postgresAccess, postgresContainer } from "./postgres-node";
-import { renderBootstrapSql } from "./render/bootstrap-sql";
-import { nodeNames, PRIMARY_NODE, postgresParameters } from "./render/cluster";
 import { FILES } from "./render/paths";
-import { renderPostgresqlConf } from "./render/postgresql-conf";
-import { renderPrimaryStart } from "./render/start-scripts";
+import { renderBootstrapSql } from "./render/postgres/bootstrap-sql";
+import { postgresParameters } from "./render/postgres/parameters";
+import { renderPostgresqlConf } from "./render/postgres/postgresql-conf";
+import { renderPrimaryStart } from "./render/postgres/start-scripts";
 import { type ClusterSettings, ROLES } from "./settings";
 import type { NodeTls } from "./tls";
+import { clusterTopology } from "./topology";
 
 export interface PrimaryArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -44,11 +45,11 @@ export class Primary extends pulumi.ComponentResource {
     constructor(name: string, args: PrimaryArgs, opts?: pulumi.ComponentResourceOptions) {
         super("obcms:database:Primary", name, args, opts);
         const s = args.settings;
-        const names = nodeNames(s);
+        const member = clusterTopology(s).primary;
 
         const volume = new docker.Volume(
             `${name}-data`,
-            { name: names.volume(names.primary) },
+            { name: member.volume },
             // The primary's data outlives `pulumi destroy`: a volume of the same
             // name found by a later `pulumi up` is reused, never initialised over.
             { parent: this, retainOnDelete: true },
@@ -75,12 +76,12 @@ export class Primary extends pulumi.ComponentResource {
             `${name}-container`,
             {
                 settings: s,
-                containerName: names.primary,
+                containerName: member.container,
                 image: args.image,
                 network: args.network,
                 startScript: renderPrimaryStart(),
                 files: [
-                    { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresParameters(s, PRIMARY_NODE)) },
+                    { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresParameters(s, member)) },
                     { path: FILES.bootstrapSql, content: bootstrapSql, secret: true },
                 ],
                 tls: args.tls,

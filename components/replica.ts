@@ -4,27 +4,21 @@ import * as pulumi from "@pulumi/pulumi";
 import type { RoleCredential } from "./credentials";
 import { postgresAccess, postgresContainer } from "./postgres-node";
 import type { Primary } from "./primary";
-import {
-    createSlotCommand,
-    dropSlotCommand,
-    nodeNames,
-    postgresParameters,
-    replicaNode,
-    slotName,
-    standbyParameters,
-} from "./render/cluster";
-import { renderPgpass } from "./render/credential-files";
+import { renderPgpass } from "./render/credentials/credential-files";
 import { FILES } from "./render/paths";
-import { renderPostgresqlConf } from "./render/postgresql-conf";
-import { renderReplicaStart } from "./render/start-scripts";
+import { postgresParameters, standbyParameters } from "./render/postgres/parameters";
+import { renderPostgresqlConf } from "./render/postgres/postgresql-conf";
+import { createSlotCommand, dropSlotCommand } from "./render/postgres/slots";
+import { renderReplicaStart } from "./render/postgres/start-scripts";
 import { type ClusterSettings, POSTGRES_PORT, ROLES, replicaHostPort } from "./settings";
 import type { NodeTls } from "./tls";
+import { clusterTopology, type ReplicaMember } from "./topology";
 
 export interface ReplicaArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
     readonly settings: ClusterSettings;
-    /** 1-based position of this replica; names its container, volume and slot. */
-    readonly index: number;
+    /** This replica in the cluster's topology: its names, its slot and its position. */
+    readonly member: ReplicaMember;
     /** Image with PostgreSQL's binaries and a `postgres` user. */
     readonly image: pulumi.Input<string>;
     /** Docker network shared with the primary. */
@@ -60,22 +54,22 @@ export class Replica extends pulumi.ComponentResource {
     constructor(name: string, args: ReplicaArgs, opts?: pulumi.ComponentResourceOptions) {
         super("obcms:database:Replica", name, args, opts);
         const s = args.settings;
-        const names = nodeNames(s);
-        const containerName = names.replica(args.index);
+        const { member } = args;
+        const primaryHost = clusterTopology(s).primary.container;
 
         const slot = new command.local.Command(
             `${name}-slot`,
-            { create: createSlotCommand(s, args.index), delete: dropSlotCommand(s, args.index) },
+            { create: createSlotCommand(s, member), delete: dropSlotCommand(s, member) },
             { parent: this, dependsOn: [args.primary] },
         );
 
         // Removed with the replica: a later replica of the same index clones afresh
         // instead of resuming from WAL its dropped slot no longer holds.
-        const volume = new docker.Volume(`${name}-data`, { name: names.volume(containerName) }, { parent: this });
+        const volume = new docker.Volume(`${name}-data`, { name: member.volume }, { parent: this });
 
         const pgpass = pulumi.secret(
             args.replication.password.apply((password) =>
-                renderPgpass([{ host: names.primary, port: POSTGRES_PORT, database: "*", user: ROLES.replication, password }]),
+                renderPgpass([{ host: primaryHost, port: POSTGRES_PORT, database: "*", user: ROLES.replication, password }]),
             ),
         );
 
@@ -83,23 +77,23 @@ export class Replica extends pulumi.ComponentResource {
             `${name}-container`,
             {
                 settings: s,
-                containerName,
+                containerName: member.container,
                 image: args.image,
                 network: args.network,
-                aliases: [names.replicas],
+                aliases: [clusterTopology(s).replicasAlias],
                 startScript: renderReplicaStart({
-                    primaryHost: names.primary,
+                    primaryHost,
                     primaryPort: POSTGRES_PORT,
                     replicationUser: ROLES.replication,
-                    slotName: slotName(args.index),
+                    slotName: member.slot,
                     cloneAttempts: CLONE_ATTEMPTS,
                 }),
                 files: [
                     {
                         path: FILES.postgresqlConf,
                         content: renderPostgresqlConf({
-                            ...postgresParameters(s, replicaNode(args.index)),
-                            ...standbyParameters(s, args.index),
+                            ...postgresParameters(s, member),
+                            ...standbyParameters(s, member),
                         }),
                     },
                     { path: FILES.pgpass, content: pgpass, secret: true },
@@ -107,7 +101,7 @@ export class Replica extends pulumi.ComponentResource {
                 tls: args.tls,
                 backupPassphrase: args.backupPassphrase,
                 volumeName: volume.name,
-                hostPort: replicaHostPort(s, args.index),
+                hostPort: replicaHostPort(s, member.index),
                 // A clone of a large primary takes a while.
                 healthyWithinSeconds: 1800,
             },
@@ -115,7 +109,7 @@ export class Replica extends pulumi.ComponentResource {
         );
 
         this.containerName = container.name;
-        this.slotName = pulumi.output(slot.stdout).apply(() => slotName(args.index));
+        this.slotName = pulumi.output(slot.stdout).apply(() => member.slot);
         ({ host: this.host, port: this.port, url: this.url } = postgresAccess(container, s, args.superuser));
         this.registerOutputs({
             containerName: this.containerName,

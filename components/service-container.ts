@@ -1,7 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { FILES, SERVICE_UID } from "./render/paths";
-import { PREFLIGHT_FILE, renderPreflight } from "./render/start-scripts";
+import { PREFLIGHT_FILE, renderPreflight } from "./render/shell-scripts";
 
 /** tini, from the image: forwards the stop signal to the start script's process and reaps orphans. */
 const TINI = "/usr/bin/tini";

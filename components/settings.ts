@@ -2,9 +2,9 @@
 // `config.ts`. Nothing here imports Pulumi: the renderers and the tests use it
 // as ordinary data.
 import { isIPv4 } from "node:net";
-import type { AuthMethod } from "./render/verifier";
 
-export type { AuthMethod };
+/** How PostgreSQL and PgBouncer store a password; `md5` is kept for old clients only. */
+export type AuthMethod = "scram-sha-256" | "md5";
 export const AUTH_METHODS: readonly AuthMethod[] = ["scram-sha-256", "md5"];
 
 export type ClientTlsMode = "disable" | "allow" | "prefer" | "require";

@@ -8,11 +8,11 @@ import { execFile } from "node:child_process";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type StartedStack, startStack } from "../support/cluster";
+import { type StartedStack, startStack } from "../../harness/cluster";
+import { containerLog, docker, query, waitFor } from "../../harness/sql";
+import { PROJECT_ROOT } from "../../harness/stack-config";
+import { createWritesTable, WRITES_TABLE, Writer, type WriterReport } from "../../harness/workload";
 import { Prometheus } from "../support/prometheus";
-import { containerLog, docker, query, waitFor } from "../support/sql";
-import { PROJECT_ROOT } from "../support/stack-config";
-import { createWritesTable, WRITES_TABLE, Writer, type WriterReport } from "../support/workload";
 
 const run = promisify(execFile);
 const SCRIPT = path.join(PROJECT_ROOT, "scripts", "backup.sh");

@@ -3,9 +3,9 @@
 
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { whileRunning } from "../support/background";
-import { type StartedStack, startStack } from "../support/cluster";
-import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../support/sql";
+import { whileRunning } from "../../harness/background";
+import { type StartedStack, startStack } from "../../harness/cluster";
+import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
 
 const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },

@@ -6,11 +6,11 @@
 import { randomBytes } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type StartedStack, startStack } from "../../harness/cluster";
+import { DockerMocks } from "../../harness/docker-mocks";
+import { promiseOf } from "../../harness/outputs";
+import { containerLog, docker, query, waitFor } from "../../harness/sql";
 import { APP_ROOT, runAppProgram } from "../support/app-program";
-import { type StartedStack, startStack } from "../support/cluster";
-import { DockerMocks } from "../support/docker-mocks";
-import { promiseOf } from "../support/outputs";
-import { containerLog, docker, query, waitFor } from "../support/sql";
 import { StackReferenceMocks } from "../support/stack-reference";
 
 const DATABASE_STACK = "acme/obcms-database/staging";

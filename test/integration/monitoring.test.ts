@@ -4,12 +4,17 @@
 // disabled; every dashboard query runs against the live Prometheus instead.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBackupSettings, readMonitoringSettings, readSettings } from "../../components/config";
-import { alertRules, backupAlertRules } from "../../components/render/alert-rules";
-import { pgbouncerDashboard, postgresqlDashboard, RATE_INTERVAL, renderDashboard } from "../../components/render/grafana-dashboards";
+import { alertRules, backupAlertRules } from "../../components/render/monitoring/alert-rules";
+import {
+    pgbouncerDashboard,
+    postgresqlDashboard,
+    RATE_INTERVAL,
+    renderDashboard,
+} from "../../components/render/monitoring/grafana-dashboards";
 import { type BackupSettings, type ClusterSettings, MONITORING_CONNECTIONS, type MonitoringSettings } from "../../components/settings";
-import { type StartedStack, startStack } from "../support/cluster";
+import { type StartedStack, startStack } from "../../harness/cluster";
+import { containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
 import { type Alert, Prometheus } from "../support/prometheus";
-import { containerLog, docker, query, waitFor, withClient } from "../support/sql";
 
 /**
  * Short enough that an alert's life cycle fits in a test; the stack defaults

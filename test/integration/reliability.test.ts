@@ -5,10 +5,10 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { whileRunning } from "../support/background";
-import { type StartedStack, startStack } from "../support/cluster";
-import { type PlannedStep, stepsOf } from "../support/preview";
-import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../support/sql";
+import { whileRunning } from "../../harness/background";
+import { type StartedStack, startStack } from "../../harness/cluster";
+import { type PlannedStep, stepsOf } from "../../harness/preview";
+import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
 import {
     ClusterTool,
     createWritesTable,
@@ -18,7 +18,7 @@ import {
     WRITES_TABLE,
     Writer,
     type WriterReport,
-} from "../support/workload";
+} from "../../harness/workload";
 
 const run = promisify(execFile);
 const POOL_LIMIT = 50 + 5;

@@ -21,6 +21,7 @@ import {
 import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../harness/stack-config";
 import { policies } from "../../policy/policies";
 import {
     declaredResources,
@@ -31,7 +32,6 @@ import {
     runPolicies,
     urnOf,
 } from "../support/policy";
-import { PROJECT_ROOT } from "../support/stack-config";
 
 const LEVELS = {
     advisory: WireLevel.ADVISORY,

@@ -2,8 +2,8 @@
 // violation it knows, with the exact message an operator reads.
 import type { Policies } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
-import { type RoleSpec, renderBootstrapSql } from "../../components/render/bootstrap-sql";
-import { passwordVerifier } from "../../components/render/verifier";
+import { passwordVerifier } from "../../components/render/credentials/verifier";
+import { type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
 import { auditLogging } from "../../policy/policies/audit-logging";
 import { backupsEncrypted } from "../../policy/policies/backups-encrypted";
 import { clientTlsRequired } from "../../policy/policies/client-tls-required";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type BootstrapSpec, type RoleSpec, renderBootstrapSql } from "../../components/render/bootstrap-sql";
 import { UnsafeValueError } from "../../components/render/escape";
+import { type BootstrapSpec, type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
 import { exactly } from "./fixtures";
 import { readSqlQuoted } from "./formats";
 

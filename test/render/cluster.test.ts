@@ -1,16 +1,16 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import {
-    certificateNames,
-    createSlotCommand,
-    dropSlotCommand,
-    PRIMARY_NODE,
-    postgresParameters,
-    standbyParameters,
-} from "../../components/render/cluster";
-import { renderPostgresqlConf } from "../../components/render/postgresql-conf";
+import { postgresParameters, standbyParameters } from "../../components/render/postgres/parameters";
+import { renderPostgresqlConf } from "../../components/render/postgres/postgresql-conf";
+import { createSlotCommand, dropSlotCommand } from "../../components/render/postgres/slots";
+import type { ClusterSettings } from "../../components/settings";
+import { clusterTopology } from "../../components/topology";
 import { production, shellSyntaxCheck, staging } from "./fixtures";
 import { readLibpqConninfo, readPostgresqlConf } from "./formats";
+
+const primaryOf = (s: ClusterSettings) => clusterTopology(s).primary;
+const replicaOf = (s: ClusterSettings, index: number) => clusterTopology(s).replicas[index - 1]!;
+const stagingWithTwo = { ...staging, replicaCount: 2 };
 
 const CREATE_SLOT_2 =
     "docker exec -u postgres 'obcms-database-staging-primary' psql -X -q -v ON_ERROR_STOP=1 -d postgres -c " +
@@ -72,13 +72,13 @@ describe("cluster", () => {
             [1, 4, 3],
             [3, 8, 5],
         ])("with %i replicas allows %i WAL senders (2N+2) and %i replication slots (N+2)", (replicaCount, walSenders, slots) => {
-            const parameters = postgresParameters({ ...staging, replicaCount }, PRIMARY_NODE);
+            const parameters = postgresParameters({ ...staging, replicaCount }, primaryOf(staging));
             expect(parameters.max_wal_senders).toBe(walSenders);
             expect(parameters.max_replication_slots).toBe(slots);
         });
 
         it("renders the staging primary's postgresql.conf as the exact file", () => {
-            expect(renderPostgresqlConf(postgresParameters(staging, PRIMARY_NODE))).toBe(
+            expect(renderPostgresqlConf(postgresParameters(staging, primaryOf(staging)))).toBe(
                 [
                     "# Rendered by obcms-database; changes here are overwritten.",
                     "archive_command = 'pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main archive-push %p'",
@@ -119,8 +119,8 @@ describe("cluster", () => {
         });
 
         it("gives the primary and every replica the same settings apart from cluster_name", () => {
-            const { cluster_name: primaryName, ...primary } = postgresParameters(production, PRIMARY_NODE);
-            const { cluster_name: replicaName, ...replica } = postgresParameters(production, "replica_3");
+            const { cluster_name: primaryName, ...primary } = postgresParameters(production, primaryOf(production));
+            const { cluster_name: replicaName, ...replica } = postgresParameters(production, replicaOf(production, 3));
             expect([primaryName, replicaName]).toEqual(["primary", "replica_3"]);
             expect(replica).toEqual(primary);
         });
@@ -128,7 +128,7 @@ describe("cluster", () => {
 
     describe("standbyParameters", () => {
         it("renders primary_conninfo on one line with the exact text", () => {
-            expect(renderPostgresqlConf(standbyParameters(staging, 1))).toBe(
+            expect(renderPostgresqlConf(standbyParameters(staging, replicaOf(staging, 1)))).toBe(
                 [
                     "# Rendered by obcms-database; changes here are overwritten.",
                     "primary_conninfo = 'application_name=''replica_1'' host=''obcms-database-staging-primary'' passfile=''/etc/obcms/pgpass'' " +
@@ -140,7 +140,7 @@ describe("cluster", () => {
         });
 
         it("reads back, through postgresql.conf and libpq, as the intended connection of replica 3", () => {
-            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(production, 3)));
+            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(production, replicaOf(production, 3))));
             expect(conf.primary_slot_name).toBe("replica_3_slot");
             expect(readLibpqConninfo(conf.primary_conninfo)).toEqual({
                 application_name: "replica_3",
@@ -154,19 +154,20 @@ describe("cluster", () => {
         });
 
         it("keeps a hostile cluster name inside its conninfo value", () => {
-            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters({ ...staging, clusterName: "it's \\ x" }, 1)));
+            const hostile = { ...staging, clusterName: "it's \\ x" };
+            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(hostile, replicaOf(hostile, 1))));
             expect(readLibpqConninfo(conf.primary_conninfo).host).toBe("it's \\ x-primary");
         });
     });
 
     describe("replication slot commands", () => {
         it("createSlotCommand for replica 2 is the exact command, and sh accepts it", () => {
-            expect(createSlotCommand(staging, 2)).toBe(CREATE_SLOT_2);
+            expect(createSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2))).toBe(CREATE_SLOT_2);
             expect(shellSyntaxCheck(CREATE_SLOT_2)).toEqual({ status: 0, stderr: "" });
         });
 
         it("createSlotCommand hands psql the SQL as one argument", () => {
-            expect(runWithFakeDocker(createSlotCommand(staging, 2), { INSPECT: "0", SUCCEED_AT: "1" })).toEqual({
+            expect(runWithFakeDocker(createSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "1" })).toEqual({
                 status: 0,
                 calls: [
                     [
@@ -178,7 +179,7 @@ describe("cluster", () => {
         });
 
         it("dropSlotCommand for replica 2 is the exact script, and sh accepts it", () => {
-            expect(dropSlotCommand(staging, 2)).toBe(DROP_SLOT_2);
+            expect(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2))).toBe(DROP_SLOT_2);
             expect(shellSyntaxCheck(DROP_SLOT_2)).toEqual({ status: 0, stderr: "" });
         });
 
@@ -187,46 +188,23 @@ describe("cluster", () => {
                 ...PSQL_ARGS,
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'replica_2_slot'",
             ];
-            expect(runWithFakeDocker(dropSlotCommand(staging, 2), { INSPECT: "0", SUCCEED_AT: "3" })).toEqual({
+            expect(runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "3" })).toEqual({
                 status: 0,
                 calls: [drop, drop, drop],
             });
         });
 
         it("dropSlotCommand succeeds without running psql when the primary container is gone", () => {
-            expect(runWithFakeDocker(dropSlotCommand(staging, 2), { INSPECT: "1", SUCCEED_AT: "1" })).toEqual({ status: 0, calls: [] });
+            expect(runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "1", SUCCEED_AT: "1" })).toEqual({
+                status: 0,
+                calls: [],
+            });
         });
 
         it("dropSlotCommand fails after 30 failed attempts", () => {
-            const result = runWithFakeDocker(dropSlotCommand(staging, 2), { INSPECT: "0", SUCCEED_AT: "99" });
+            const result = runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "99" });
             expect(result.status).toBe(1);
             expect(result.calls).toHaveLength(30);
         });
-    });
-});
-
-describe("certificateNames", () => {
-    it("names every node as its peers and the host reach it", () => {
-        expect(certificateNames({ ...production, publishAddress: "10.0.0.5" })).toEqual({
-            primary: { dnsNames: ["obcms-database-production-primary", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
-            "replica-1": {
-                dnsNames: ["obcms-database-production-replica-1", "obcms-database-production-replicas", "localhost"],
-                ipAddresses: ["127.0.0.1", "10.0.0.5"],
-            },
-            "replica-2": {
-                dnsNames: ["obcms-database-production-replica-2", "obcms-database-production-replicas", "localhost"],
-                ipAddresses: ["127.0.0.1", "10.0.0.5"],
-            },
-            "replica-3": {
-                dnsNames: ["obcms-database-production-replica-3", "obcms-database-production-replicas", "localhost"],
-                ipAddresses: ["127.0.0.1", "10.0.0.5"],
-            },
-            pgbouncer: { dnsNames: ["obcms-database-production-pgbouncer", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
-            backup: { dnsNames: ["obcms-database-production-backup", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
-        });
-    });
-
-    it("leaves out an all-interfaces publish address, which no certificate can name", () => {
-        expect(certificateNames({ ...production, publishAddress: "0.0.0.0" }).primary.ipAddresses).toEqual(["127.0.0.1"]);
     });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderPgpass, renderUserlist } from "../../components/render/credential-files";
+import { renderPgpass, renderUserlist } from "../../components/render/credentials/credential-files";
 import { exactly } from "./fixtures";
 import { readPgpassLine, readUserlistLine } from "./formats";
 

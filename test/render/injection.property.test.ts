@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { renderPgpass, renderUserlist } from "../../components/render/credential-files";
+import { renderPgpass, renderUserlist } from "../../components/render/credentials/credential-files";
 import {
     hbaToken,
     pgbouncerIniValue,
@@ -14,8 +14,8 @@ import {
     sqlLiteral,
     UnsafeValueError,
 } from "../../components/render/escape";
-import { renderPgbouncerIni } from "../../components/render/pgbouncer-ini";
-import { renderPostgresqlConf } from "../../components/render/postgresql-conf";
+import { renderPgbouncerIni } from "../../components/render/pgbouncer/pgbouncer-ini";
+import { renderPostgresqlConf } from "../../components/render/postgres/postgresql-conf";
 import { readPgbouncerConnstring } from "./formats";
 
 /** Strings heavy in the characters that break config formats, plus any unicode. */

@@ -3,7 +3,7 @@
 // (promtool checks and unit-tests the same rules in monitoring-promtool.test.ts.)
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { ALERT_GROUP, alertRules, renderAlertRules } from "../../components/render/alert-rules";
+import { ALERT_GROUP, alertRules, renderAlertRules } from "../../components/render/monitoring/alert-rules";
 import { defaultMonitoring, withAlerts } from "../support/monitoring-fixtures";
 import { production, staging } from "./fixtures";
 

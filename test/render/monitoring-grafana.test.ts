@@ -11,12 +11,12 @@ import {
     postgresqlDashboard,
     RATE_INTERVAL,
     renderDashboard,
-} from "../../components/render/grafana-dashboards";
+} from "../../components/render/monitoring/grafana-dashboards";
 import {
     GRAFANA_DATASOURCE,
     renderGrafanaDashboardProviders,
     renderGrafanaDatasources,
-} from "../../components/render/grafana-provisioning";
+} from "../../components/render/monitoring/grafana-provisioning";
 import { GRAFANA_DASHBOARDS_DIR } from "../../components/render/paths";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
 import { production, staging } from "./fixtures";

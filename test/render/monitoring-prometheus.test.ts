@@ -3,9 +3,13 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { renderPrometheusConfig } from "../../components/render/prometheus-config";
-import { exporterConnectionUrl, monitoringNames, postgresNodes, scrapeJobs } from "../../components/render/prometheus-targets";
-import { renderPgbouncerExporterStart, renderPostgresExporterStart, renderPrometheusStart } from "../../components/render/start-scripts";
+import { renderPrometheusConfig } from "../../components/render/monitoring/prometheus-config";
+import { exporterConnectionUrl, scrapeJobs } from "../../components/render/monitoring/prometheus-targets";
+import {
+    renderPgbouncerExporterStart,
+    renderPostgresExporterStart,
+    renderPrometheusStart,
+} from "../../components/render/monitoring/start-scripts";
 import { production, shellSyntaxCheck, staging } from "./fixtures";
 
 function stagingConfig(scrapeIntervalSeconds = 15): string {
@@ -74,24 +78,6 @@ describe("prometheus.yml", () => {
             ],
             ["pgbouncer", ["pgbouncer/pgbouncer@obcms-database-production-pgbouncer-exporter:9127"]],
         ]);
-    });
-
-    it("names each exporter after the server it watches", () => {
-        expect(postgresNodes(production).map((n) => [n.node, n.role, n.host, n.exporter])).toEqual([
-            ["primary", "primary", "obcms-database-production-primary", "obcms-database-production-primary-exporter"],
-            ...[1, 2, 3].map((k) => [
-                `replica_${k}`,
-                "replica",
-                `obcms-database-production-replica-${k}`,
-                `obcms-database-production-replica-${k}-exporter`,
-            ]),
-        ]);
-        expect(monitoringNames(production)).toMatchObject({
-            pgbouncerExporter: "obcms-database-production-pgbouncer-exporter",
-            prometheus: "obcms-database-production-prometheus",
-            prometheusVolume: "obcms-database-production-prometheus-data",
-            grafana: "obcms-database-production-grafana",
-        });
     });
 });
 

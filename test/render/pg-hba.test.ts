@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { hbaSections } from "../../components/render/cluster";
-import { renderPgHba } from "../../components/render/pg-hba";
+import { hbaSections } from "../../components/render/postgres/hba-rules";
+import { renderPgHba } from "../../components/render/postgres/pg-hba";
 import { exactly, production, staging } from "./fixtures";
 
 const STAGING_HBA = [

@@ -2,9 +2,9 @@
 // `for` on a series past its threshold and stays quiet on one short of it.
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { type AlertRule, BACKUP_LATE_SECONDS, backupAlertRules, renderAlertRules } from "../../components/render/alert-rules";
-import { ARCHIVE_CHECK_SECONDS } from "../../components/render/pgbackrest";
-import { backupScrapeJob } from "../../components/render/prometheus-targets";
+import { type AlertRule, BACKUP_LATE_SECONDS, backupAlertRules, renderAlertRules } from "../../components/render/monitoring/alert-rules";
+import { backupScrapeJob } from "../../components/render/monitoring/prometheus-targets";
+import { ARCHIVE_CHECK_SECONDS } from "../../components/render/pgbackrest/pgbackrest";
 import type { BackupSettings } from "../../components/settings";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
 import { promtool } from "../support/promtool";

@@ -9,8 +9,8 @@ import {
     repositoryHostPgbackrestConf,
     restorePgbackrestConf,
     tlsServerLines,
-} from "../../components/render/pgbackrest";
-import { renderPrimaryStart } from "../../components/render/start-scripts";
+} from "../../components/render/pgbackrest/pgbackrest";
+import { renderPrimaryStart } from "../../components/render/postgres/start-scripts";
 import type { BackupSettings } from "../../components/settings";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { exactly, LONG, production, shellSyntaxCheck, staging } from "./fixtures";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { pgbouncerConfig } from "../../components/render/cluster";
-import { type PgbouncerIni, renderPgbouncerIni } from "../../components/render/pgbouncer-ini";
+import { pgbouncerConfig } from "../../components/render/pgbouncer/config";
+import { type PgbouncerIni, renderPgbouncerIni } from "../../components/render/pgbouncer/pgbouncer-ini";
 import { exactly, production, staging } from "./fixtures";
 import { readPgbouncerConnstring } from "./formats";
 

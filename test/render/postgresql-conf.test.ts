@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type ConfValue, renderPostgresqlConf } from "../../components/render/postgresql-conf";
+import { type ConfValue, renderPostgresqlConf } from "../../components/render/postgres/postgresql-conf";
 import { exactly } from "./fixtures";
 import { readPostgresqlConf } from "./formats";
 

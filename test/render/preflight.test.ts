@@ -7,8 +7,8 @@ import { Readable } from "node:stream";
 import { getContainerRuntimeClient } from "testcontainers";
 import { describe, expect, it } from "vitest";
 import { SERVICE_UID } from "../../components/render/paths";
-import { PREFLIGHT_FILE, renderPreflight } from "../../components/render/start-scripts";
-import { uploadsArchive } from "../support/docker-mocks";
+import { PREFLIGHT_FILE, renderPreflight } from "../../components/render/shell-scripts";
+import { uploadsArchive } from "../../harness/docker-mocks";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { shellSyntaxCheck } from "./fixtures";
 

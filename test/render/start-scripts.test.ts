@@ -1,23 +1,23 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { nodeNames, slotName } from "../../components/render/cluster";
 import { FILES, PGDATA, SOCKET_DIR, VOLUME_DIR } from "../../components/render/paths";
-import { tlsServerLines } from "../../components/render/pgbackrest";
+import { tlsServerLines } from "../../components/render/pgbackrest/pgbackrest";
+import { renderPgbouncerStart } from "../../components/render/pgbouncer/start-script";
 import {
     BOOTSTRAP_SOCKET_DIR,
     type ReplicaStartSpec,
-    renderPgbouncerStart,
     renderPrimaryStart,
     renderReplicaStart,
-} from "../../components/render/start-scripts";
+} from "../../components/render/postgres/start-scripts";
 import { POSTGRES_PORT, ROLES } from "../../components/settings";
+import { clusterTopology } from "../../components/topology";
 import { shellSyntaxCheck, staging } from "./fixtures";
 
 const REPLICA: ReplicaStartSpec = {
-    primaryHost: nodeNames(staging).primary,
+    primaryHost: clusterTopology(staging).primary.container,
     primaryPort: POSTGRES_PORT,
     replicationUser: ROLES.replication,
-    slotName: slotName(1),
+    slotName: clusterTopology(staging).replicas[0]!.slot,
     cloneAttempts: 30,
 };
 

@@ -1,6 +1,6 @@
 import { createHash, createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { md5Verifier, passwordVerifier, SCRAM_ITERATIONS, scramSha256Verifier } from "../../components/render/verifier";
+import { md5Verifier, passwordVerifier, SCRAM_ITERATIONS, scramSha256Verifier } from "../../components/render/credentials/verifier";
 
 const SALT = Buffer.from("CqSVhHrC1nBGOv0XEXXA/g==", "base64");
 

@@ -5,8 +5,8 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { vi } from "vitest";
 import { parse } from "yaml";
-import { recordResourceOptions } from "./resource-options";
-import { PROJECT_ROOT } from "./stack-config";
+import { recordResourceOptions } from "../../harness/resource-options";
+import { PROJECT_ROOT } from "../../harness/stack-config";
 
 export const APP_ROOT = path.join(PROJECT_ROOT, "examples", "app");
 

@@ -15,11 +15,11 @@ import {
     unknownCheckingProxy,
 } from "@pulumi/policy";
 import * as pulumi from "@pulumi/pulumi";
+import { RecordingMocks, revealInputs } from "../../harness/mocks";
+import { promiseOf } from "../../harness/outputs";
+import { runProgram } from "../../harness/program";
+import { PROJECT_ROOT, type StackName } from "../../harness/stack-config";
 import { policies as packPolicies } from "../../policy/policies";
-import { RecordingMocks, revealInputs } from "./mocks";
-import { promiseOf } from "./outputs";
-import { runProgram } from "./program";
-import { PROJECT_ROOT, type StackName } from "./stack-config";
 
 /** A resource as the analyzer receives it. */
 export interface PolicyTarget {

@@ -1,8 +1,8 @@
 // What the engine answers a StackReference with: the referenced stack's
 // outputs and which of them are secret, so `requireOutput` keeps a secret a secret.
 import * as pulumi from "@pulumi/pulumi";
-import type { RecordedOptions } from "./provider-model";
-import { isOptionsRecorder, type OptionsRecorder } from "./resource-options";
+import type { RecordedOptions } from "../../harness/provider-model";
+import { isOptionsRecorder, type OptionsRecorder } from "../../harness/resource-options";
 
 export interface ReferencedStack {
     /** Output values, resolved. */

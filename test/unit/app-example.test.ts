@@ -4,11 +4,11 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
+import { promiseOf, resolveAll } from "../../harness/outputs";
+import { runProgram } from "../../harness/program";
+import { PROJECT_ROOT } from "../../harness/stack-config";
 import { runAppProgram } from "../support/app-program";
-import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
-import { promiseOf, resolveAll } from "../support/outputs";
-import { runProgram } from "../support/program";
-import { PROJECT_ROOT } from "../support/stack-config";
 import { type ReferencedStack, StackReferenceMocks, secretOutputNames } from "../support/stack-reference";
 
 const DATABASE_STACK = "acme/obcms-database/staging";

@@ -6,13 +6,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { readBackupSettings } from "../../components/config";
 import { PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGDATA, SERVICE_UID, VOLUME_DIR } from "../../components/render/paths";
-import { RESTORE_TARGET_FILE, STANZA } from "../../components/render/pgbackrest";
+import { RESTORE_TARGET_FILE, STANZA } from "../../components/render/pgbackrest/pgbackrest";
 import { durationSeconds } from "../../components/settings";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
+import { promiseOf } from "../../harness/outputs";
+import { runProgram } from "../../harness/program";
+import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../../harness/stack-config";
 import { exactly } from "../render/fixtures";
-import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
-import { promiseOf } from "../support/outputs";
-import { runProgram } from "../support/program";
-import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../support/stack-config";
 
 async function backupSettingsFor(stack: StackName, overrides: Record<string, unknown>) {
     const project = projectName();

@@ -5,11 +5,11 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
+import { type RecordedResource, RecordingMocks } from "../../harness/mocks";
+import { promiseOf } from "../../harness/outputs";
+import { plan } from "../../harness/preview";
+import { runProgram } from "../../harness/program";
 import { CHANGE_IMPACTS, expectedSteps, renderChangeImpactTable } from "../support/change-impact";
-import { type RecordedResource, RecordingMocks } from "../support/mocks";
-import { promiseOf } from "../support/outputs";
-import { plan } from "../support/preview";
-import { runProgram } from "../support/program";
 
 async function declared(overrides: Record<string, unknown>, secretKeys: readonly string[] = []): Promise<RecordedResource[]> {
     const mocks = new RecordingMocks();

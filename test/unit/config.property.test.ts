@@ -6,8 +6,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { readPasswordOverride, readSettings } from "../../components/config";
 import { type ClusterSettings, IDENTIFIER } from "../../components/settings";
-import { RecordingMocks } from "../support/mocks";
-import { loadStackConfig, projectName } from "../support/stack-config";
+import { RecordingMocks } from "../../harness/mocks";
+import { loadStackConfig, projectName } from "../../harness/stack-config";
 
 const hostile = fc.oneof(
     fc.string({ unit: fc.constantFrom("'", '"', "\\", "\n", "\r", "#", ";", "=", ":", " ", "$", "a", "_", "1", "é", "東", "/") }),

@@ -3,10 +3,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { readSettings } from "../../components/config";
+import { RecordingMocks } from "../../harness/mocks";
+import { runProgram } from "../../harness/program";
+import { loadStackConfig, projectName, type StackName } from "../../harness/stack-config";
 import { exactly, production, staging } from "../render/fixtures";
-import { RecordingMocks } from "../support/mocks";
-import { runProgram } from "../support/program";
-import { loadStackConfig, projectName, type StackName } from "../support/stack-config";
 
 async function settingsFor(stack: StackName, overrides: Record<string, unknown>, secretKeys: string[] = []) {
     const project = projectName();

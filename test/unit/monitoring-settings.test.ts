@@ -4,11 +4,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { readMonitoringSettings, readSettings } from "../../components/config";
 import { alertLimits, type MonitoringSettings, validateMonitoringSettings } from "../../components/settings";
+import { RecordingMocks } from "../../harness/mocks";
+import { runProgram } from "../../harness/program";
+import { loadStackConfig, projectName, type StackName } from "../../harness/stack-config";
 import { production, staging } from "../render/fixtures";
-import { RecordingMocks } from "../support/mocks";
 import { defaultMonitoring, withAlerts } from "../support/monitoring-fixtures";
-import { runProgram } from "../support/program";
-import { loadStackConfig, projectName, type StackName } from "../support/stack-config";
 
 function exactly(message: string): RegExp {
     return new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);

@@ -5,12 +5,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { Monitoring } from "../../components/monitoring";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
+import { promiseOf } from "../../harness/outputs";
+import { runProgram } from "../../harness/program";
+import type { StackName } from "../../harness/stack-config";
 import { production } from "../render/fixtures";
-import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
-import { promiseOf } from "../support/outputs";
-import { runProgram } from "../support/program";
-import type { StackName } from "../support/stack-config";
 import { registeredStackOutputs } from "../support/stack-outputs";
 
 /**

@@ -1,9 +1,9 @@
 // plan(): the step a preview shows for each resource, from the provider's
 // state after the last run and the program's inputs now.
 import { describe, expect, it } from "vitest";
-import type { RecordedResource } from "../support/mocks";
-import { plan } from "../support/preview";
-import { COMMAND, CONTAINER, checkedInputs, IMAGE, NO_OPTIONS, readBack } from "../support/provider-model";
+import type { RecordedResource } from "../../harness/mocks";
+import { plan } from "../../harness/preview";
+import { COMMAND, CONTAINER, checkedInputs, IMAGE, NO_OPTIONS, readBack } from "../../harness/provider-model";
 
 function resource(name: string, type: string, inputs: Record<string, any>, custom = true): RecordedResource {
     return { name, type, inputs, rawInputs: inputs, custom, state: readBack(type, checkedInputs(type, inputs)), options: NO_OPTIONS };

@@ -1,4 +1,4 @@
-// Each rule the harness models (test/support/provider-model.ts), pinned to
+// Each rule the harness models (harness/provider-model.ts), pinned to
 // what the provider's source does: a rule that drifts from the provider must
 // be changed here, with the source read again.
 import { describe, expect, it } from "vitest";
@@ -20,7 +20,7 @@ import {
     parseDuration,
     readBack,
     TIMEOUTS_SOURCE,
-} from "../support/provider-model";
+} from "../../harness/provider-model";
 
 describe("terraform-provider-docker v4.5.0, docker_container", () => {
     it.each(Object.entries(CONTAINER_IN_PLACE))("updates %s in place (%o)", (input, rule) => {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { expect, it } from "vitest";
 import { parse } from "yaml";
-import { PROJECT_ROOT } from "../support/stack-config";
+import { PROJECT_ROOT } from "../../harness/stack-config";
 
 it("documents every key of Pulumi.yaml with its default, and no other key", () => {
     const project = parse(readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8")) as {

@@ -2,11 +2,11 @@
 // are secret, and what a reviewer's preview would show for a config change.
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { isSecretInput, type RecordedResource, RecordingMocks } from "../support/mocks";
-import { promiseOf } from "../support/outputs";
-import { plan } from "../support/preview";
-import { runProgram } from "../support/program";
-import type { StackName } from "../support/stack-config";
+import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
+import { promiseOf } from "../../harness/outputs";
+import { plan } from "../../harness/preview";
+import { runProgram } from "../../harness/program";
+import type { StackName } from "../../harness/stack-config";
 
 const DATABASE_CONTAINER = /^(primary|replica-\d+|pgbouncer|backup)-container$/;
 

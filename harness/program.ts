@@ -29,7 +29,7 @@ async function importWithVitest(): Promise<Record<string, unknown>> {
     // Imported here, not at the top: vitest refuses to load outside its runner.
     const { vi } = await import("vitest");
     vi.resetModules();
-    return (await import("../../index")) as Record<string, unknown>;
+    return (await import("../index")) as Record<string, unknown>;
 }
 
 export async function runProgram(options: ProgramOptions): Promise<ProgramRun> {

@@ -1,4 +1,4 @@
-import { commentText, hbaToken } from "./escape";
+import { commentText, hbaToken } from "../escape";
 
 export type HbaMethod = "peer" | "scram-sha-256" | "md5" | "reject";
 

@@ -4,10 +4,10 @@
 // runs every backup, copying from a replica (backup-standby) and talking to
 // the primary and the replicas over pgBackRest's TLS protocol, and receives
 // the primary's WAL the same way.
-import { type BackupSettings, type ClusterSettings, POSTGRES_PORT } from "../settings";
-import { nodeNames } from "./cluster";
-import { commentText, pgbackrestConfValue, shellWord } from "./escape";
-import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR, VOLUME_DIR } from "./paths";
+import { type BackupSettings, type ClusterSettings, POSTGRES_PORT } from "../../settings";
+import { clusterTopology } from "../../topology";
+import { commentText, pgbackrestConfValue, shellWord } from "../escape";
+import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR, VOLUME_DIR } from "../paths";
 
 /** The one stanza of the repository: this cluster. */
 export const STANZA = "main";
@@ -63,8 +63,7 @@ export function renderPgbackrestConf(conf: PgbackrestConf, comment = "Rendered b
 
 /** The PostgreSQL nodes the backup container reaches: the primary, then the replicas in order. */
 function postgresHosts(s: ClusterSettings): string[] {
-    const names = nodeNames(s);
-    return [names.primary, ...Array.from({ length: s.replicaCount }, (_, i) => names.replica(i + 1))];
+    return clusterTopology(s).members.map((m) => m.container);
 }
 
 /** Options every pgBackRest process of the cluster shares: quiet files, output to the container log. */
@@ -98,7 +97,7 @@ function tlsServer(clients: readonly string[]): Record<string, PgbackrestValue> 
  * and reads the repository's encrypted info files itself.
  */
 export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: string): PgbackrestConf {
-    const backup = nodeNames(s).backup;
+    const backup = clusterTopology(s).backup.container;
     return {
         global: {
             ...COMMON,

@@ -1,5 +1,5 @@
+import { renderYaml } from "../yaml";
 import type { ScrapeJob } from "./prometheus-targets";
-import { renderYaml } from "./yaml";
 
 export interface PrometheusConfigSpec {
     readonly scrapeIntervalSeconds: number;

@@ -1,22 +1,15 @@
-// Entry points of the containers. Every container runs as the service user
-// from its first process on: the rendered files arrive owned by it with their
-// final modes, and a new named volume takes its ownership from the image.
-import { shellWord } from "./escape";
-import { CONFIG_DIR, FILES, PGDATA, VOLUME_DIR } from "./paths";
-import { pitrRestoreLines, tlsServerLines } from "./pgbackrest";
+// PostgreSQL's start scripts: the primary (initdb, restore, bootstrap SQL)
+// and a replica (clone through its slot, then a hot standby). Every container
+// runs as the service user from its first process on: the rendered files
+// arrive owned by it with their final modes, and a new named volume takes its
+// ownership from the image.
+import { shellWord } from "../escape";
+import { FILES, PGDATA, VOLUME_DIR } from "../paths";
+import { pitrRestoreLines, tlsServerLines } from "../pgbackrest/pgbackrest";
+import { scriptHeader } from "../shell-scripts";
 
 /** Socket directory of the primary's bootstrap server, which nothing else connects to. */
 export const BOOTSTRAP_SOCKET_DIR = `${VOLUME_DIR}/bootstrap-socket`;
-
-function header(): string[] {
-    return [
-        "#!/bin/sh",
-        "# Rendered by obcms-database.",
-        "set -eu",
-        // Debian's layout for PostgreSQL 17, the version the cluster runs.
-        'export PATH="/usr/lib/postgresql/17/bin:$PATH"',
-    ];
-}
 
 const SET_PGDATA = `PGDATA=${shellWord(PGDATA)}`;
 
@@ -69,7 +62,7 @@ export function renderPrimaryStart(): string {
     // its shutdown does not wait on a repository host that may not be up yet.
     const bootstrapOptions = `-c config_file=${FILES.postgresqlConf} -c listen_addresses= -c unix_socket_directories=${BOOTSTRAP_SOCKET_DIR} -c archive_command=`;
     return [
-        ...header(),
+        ...scriptHeader(),
         SET_PGDATA,
         `mkdir -p ${shellWord(BOOTSTRAP_SOCKET_DIR)}`,
         'if [ ! -s "$PGDATA/PG_VERSION" ]; then',
@@ -120,7 +113,7 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
     const onPrimary = (command: string) => `psql -X -A -t -q ${shellWord(replication)} -c ${shellWord(command)}`;
     const slot = spec.slotName;
     return [
-        ...header(),
+        ...scriptHeader(),
         SET_PGDATA,
         `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
         // The clone, like streaming, checks the primary's certificate and host name.
@@ -151,106 +144,6 @@ export function renderReplicaStart(spec: ReplicaStartSpec): string {
         ...standbyMinimums(),
         ...tlsServerLines(),
         execPostgres(" $standby_options"),
-        "",
-    ].join("\n");
-}
-
-/** PgBouncer, with the userlist readable by its service user only. */
-export function renderPgbouncerStart(): string {
-    return [...header(), `exec pgbouncer ${shellWord(FILES.pgbouncerIni)}`, ""].join("\n");
-}
-
-export interface PostgresExporterStartSpec {
-    /** postgresql:// URL of the node without a password: lib/pq reads it from PGPASSFILE. */
-    readonly dataSourceName: string;
-    readonly configFile: string;
-    readonly listenPort: number;
-}
-
-/** postgres_exporter for one node; its login password stays in the passfile, out of its environment and command line. */
-export function renderPostgresExporterStart(spec: PostgresExporterStartSpec): string {
-    return [
-        ...header(),
-        `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
-        `export DATA_SOURCE_NAME=${shellWord(spec.dataSourceName)}`,
-        [
-            `exec prometheus-postgres-exporter`,
-            `--config.file=${shellWord(spec.configFile)}`,
-            `--web.listen-address=:${spec.listenPort}`,
-            // Top statements for the dashboard; pg_stat_statements is preloaded on every node.
-            "--collector.stat_statements",
-        ].join(" "),
-        "",
-    ].join("\n");
-}
-
-export interface PgbouncerExporterStartSpec {
-    /** postgres:// URL of PgBouncer's admin console without a password: lib/pq reads it from PGPASSFILE. */
-    readonly connectionString: string;
-    readonly listenPort: number;
-}
-
-/** pgbouncer_exporter, reading the admin console as the stats user. */
-export function renderPgbouncerExporterStart(spec: PgbouncerExporterStartSpec): string {
-    return [
-        ...header(),
-        `export PGPASSFILE=${shellWord(FILES.pgpass)}`,
-        [
-            `exec prometheus-pgbouncer-exporter`,
-            `--pgBouncer.connectionString=${shellWord(spec.connectionString)}`,
-            // PgBouncer runs in another container: no pid file, no process metrics.
-            "--pgBouncer.pid-file=",
-            `--web.listen-address=:${spec.listenPort}`,
-        ].join(" "),
-        "",
-    ].join("\n");
-}
-
-export interface PrometheusStartSpec {
-    readonly configFile: string;
-    readonly dataDir: string;
-    /** A Prometheus duration, e.g. `15d`. */
-    readonly retention: string;
-    readonly listenPort: number;
-}
-
-/** Prometheus, its data on the volume mounted at `dataDir`. */
-export function renderPrometheusStart(spec: PrometheusStartSpec): string {
-    return [
-        ...header(),
-        [
-            `exec prometheus`,
-            `--config.file=${shellWord(spec.configFile)}`,
-            `--storage.tsdb.path=${shellWord(spec.dataDir)}`,
-            `--storage.tsdb.retention.time=${shellWord(spec.retention)}`,
-            `--web.listen-address=:${spec.listenPort}`,
-        ].join(" "),
-        "",
-    ].join("\n");
-}
-
-/** Where the readable-files check is uploaded; the container's entrypoint runs it, and it hands over to the start script. */
-export const PREFLIGHT_FILE = `${CONFIG_DIR}/preflight.sh`;
-
-/**
- * The container's first script: every uploaded file must be readable by the
- * service user, or the container stops at once with a message naming the
- * file, its owner and mode (an engine or provider that uploads files owned by
- * root would otherwise surface later as a service's own, vaguer error). Then
- * the start script takes over.
- */
-export function renderPreflight(files: readonly string[], startScript: string): string {
-    return [
-        "#!/bin/sh",
-        "# Rendered by obcms-database.",
-        "set -eu",
-        `for file in ${files.map(shellWord).join(" ")}; do`,
-        '  if [ ! -r "$file" ]; then',
-        '    echo "obcms: $file is not readable by uid $(id -u) (owner $(stat -c %u:%g "$file" 2>/dev/null || echo missing), mode $(stat -c %a "$file" 2>/dev/null || echo -)): uploads must arrive owned by the service user; check the Docker provider\'s upload owner and group" >&2',
-        "    exit 78",
-        "  fi",
-        "done",
-        `exec /bin/sh ${shellWord(startScript)}`,
         "",
     ].join("\n");
 }

@@ -1,4 +1,4 @@
-import { pgbouncerConnstringValue, pgbouncerIniValue } from "./escape";
+import { pgbouncerConnstringValue, pgbouncerIniValue } from "../escape";
 
 export type IniValue = string | number;
 

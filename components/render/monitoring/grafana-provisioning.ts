@@ -1,6 +1,6 @@
 // Grafana's provisioning files: the Prometheus datasource and the file
 // provider that loads the project's dashboards, so nothing is set up by hand.
-import { renderYaml } from "./yaml";
+import { renderYaml } from "../yaml";
 
 /** The datasource every dashboard panel queries, by uid. */
 export const GRAFANA_DATASOURCE = { type: "prometheus", uid: "obcms-prometheus" } as const;

@@ -7,7 +7,7 @@ import { parse } from "yaml";
 
 export type StackName = "staging" | "production";
 
-export const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
+export const PROJECT_ROOT = path.resolve(__dirname, "..");
 
 interface ProjectFile {
     name: string;

@@ -1,10 +1,10 @@
 // The alert rules, as data computed from the settings: thresholds are the
 // configured shares of the cluster's own sizes (pool, max_connections,
 // max_client_conn, max_slot_wal_keep_size), so resizing the cluster moves them.
-import { alertLimits, type BackupSettings, type ClusterSettings, type MonitoringSettings } from "../settings";
-import { ARCHIVE_CHECK_SECONDS } from "./pgbackrest";
+import { alertLimits, type BackupSettings, type ClusterSettings, type MonitoringSettings } from "../../settings";
+import { ARCHIVE_CHECK_SECONDS } from "../pgbackrest/pgbackrest";
+import { renderYaml } from "../yaml";
 import { JOBS } from "./prometheus-targets";
-import { renderYaml } from "./yaml";
 
 export type Severity = "critical" | "warning";
 

@@ -1,4 +1,4 @@
-import { psqlMetaIdentifier, sqlIdentifier, sqlLiteral } from "./escape";
+import { psqlMetaIdentifier, sqlIdentifier, sqlLiteral } from "../escape";
 
 export interface RoleSpec {
     readonly name: string;

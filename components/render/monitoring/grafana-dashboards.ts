@@ -1,7 +1,7 @@
 // The two Grafana dashboards, as data computed from the settings (thresholds
 // drawn where the alerts fire), and the renderer that writes Grafana's
 // dashboard JSON with sorted keys.
-import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../settings";
+import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../settings";
 import { replicationByReplica } from "./alert-rules";
 import { GRAFANA_DATASOURCE } from "./grafana-provisioning";
 import { JOBS } from "./prometheus-targets";
