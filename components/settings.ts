@@ -90,15 +90,21 @@ export class SettingsError extends Error {
     }
 }
 
-/** WAL senders: each replica streams with one and clones with two, plus two for operators' tools. */
-export function maxWalSenders(replicaCount: number): number {
+/** Replication connections at once: each replica streams with one and clones with two, plus two for operators' tools. */
+export function replicationConnections(replicaCount: number): number {
     return 2 * replicaCount + 2;
 }
 
-/** One slot per replica plus two spare for operators' tools (e.g. a backup client). */
-export function maxReplicationSlots(replicaCount: number): number {
-    return replicaCount + 2;
-}
+/**
+ * max_wal_senders and max_replication_slots, sized for the largest cluster
+ * allowed rather than for this one: both need a restart to change, and a
+ * standby may not run below the primary's value, so following the replica
+ * count would restart every member on each scaling. The cost is a few
+ * unused shared-memory entries per member.
+ */
+export const MAX_WAL_SENDERS = replicationConnections(MAX_REPLICAS);
+/** One slot per replica of the largest cluster allowed, plus two spare for operators' tools (e.g. a backup client). */
+export const MAX_REPLICATION_SLOTS = MAX_REPLICAS + 2;
 
 /** Most server connections PgBouncer may open to one PostgreSQL server. */
 export function pooledServerConnections(pool: PoolSettings): number {
@@ -107,7 +113,9 @@ export function pooledServerConnections(pool: PoolSettings): number {
 
 /** Connections a server must accept: the pool, replication, monitoring and superuser reserve. */
 export function requiredServerConnections(s: ClusterSettings): number {
-    return pooledServerConnections(s.pool) + maxWalSenders(s.replicaCount) + MONITORING_CONNECTIONS + SUPERUSER_RESERVED_CONNECTIONS;
+    return (
+        pooledServerConnections(s.pool) + replicationConnections(s.replicaCount) + MONITORING_CONNECTIONS + SUPERUSER_RESERVED_CONNECTIONS
+    );
 }
 
 /** Open-files limit for PgBouncer: a socket per client and per server, with room to spare. */
@@ -190,7 +198,7 @@ export function validateSettings(s: ClusterSettings): void {
         throw new SettingsError(
             `maxConnections (${s.maxConnections}) is below the ${required} connections the cluster needs: ` +
                 `defaultPoolSize ${s.pool.defaultPoolSize} + reservePoolSize ${s.pool.reservePoolSize} + ` +
-                `replication ${maxWalSenders(s.replicaCount)} + monitoring ${MONITORING_CONNECTIONS} + ` +
+                `replication ${replicationConnections(s.replicaCount)} + monitoring ${MONITORING_CONNECTIONS} + ` +
                 `superuser reserved ${SUPERUSER_RESERVED_CONNECTIONS}; raise maxConnections or lower the pool`,
         );
     }

@@ -393,7 +393,7 @@ describe("production stack: refused logins, full load, faults", () => {
             expect(slots).toEqual(expected);
         }, 400_000);
 
-        it("scaling 3 → 1 → 3 replicas keeps the data and leaves no orphan slot", async () => {
+        it("scaling 3 → 1 → 3 replicas restarts no remaining member, keeps the data and leaves no orphan slot", async () => {
             const slotNames = async () =>
                 (await query(stack.outputs.primaryUrl, "SELECT slot_name FROM pg_replication_slots ORDER BY 1")).map((r) => r.slot_name);
             const streaming = async (count: number) =>
@@ -405,17 +405,24 @@ describe("production stack: refused logins, full load, faults", () => {
                     );
                     return rows.length === count ? rows.map((r) => r.application_name) : undefined;
                 });
+            const started = async (node: string) =>
+                (await docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", `${stack.clusterName}-${node}`)).trim();
+            const before = { primary: await started("primary"), replica: await started("replica-1") };
+            const replaced: string[] = [];
             await underWrites("scale 3 → 1 → 3", async () => {
-                await stack.update({ replicaCount: 1 });
+                replaced.push(...stepsOf(await stack.update({ replicaCount: 1 }), "replace"));
                 expect(await streaming(1)).toEqual(["replica_1"]);
                 expect(await slotNames()).toEqual(["replica_1_slot"]);
                 const volumes = (await docker("volume", "ls", "--format", "{{.Name}}"))
                     .split("\n")
                     .filter((v) => v.startsWith(`${stack.clusterName}-replica`));
                 expect(volumes).toEqual([`${stack.clusterName}-replica-1-data`]);
-                await stack.update({ replicaCount: 3 });
+                replaced.push(...stepsOf(await stack.update({ replicaCount: 3 }), "replace"));
                 expect(await streaming(3)).toEqual(["replica_1", "replica_2", "replica_3"]);
             });
+            // The members that stay are neither replaced nor restarted: same container, same start.
+            expect(replaced.filter((name) => /^(primary|replica-\d+)-/.test(name))).toEqual([]);
+            expect({ primary: await started("primary"), replica: await started("replica-1") }).toEqual(before);
             expect(await slotNames()).toEqual(["replica_1_slot", "replica_2_slot", "replica_3_slot"]);
             expect(stack.outputs.replicaUrls).toHaveLength(3);
         }, 600_000);

@@ -68,13 +68,25 @@ const PSQL_ARGS = [
 
 describe("cluster", () => {
     describe("postgresParameters", () => {
-        it.each([
-            [1, 4, 3],
-            [3, 8, 5],
-        ])("with %i replicas allows %i WAL senders (2N+2) and %i replication slots (N+2)", (replicaCount, walSenders, slots) => {
-            const parameters = postgresParameters({ ...staging, replicaCount }, primaryOf(staging));
-            expect(parameters.max_wal_senders).toBe(walSenders);
-            expect(parameters.max_replication_slots).toBe(slots);
+        it("allows 22 WAL senders and 12 slots, enough for the largest cluster (10 replicas: 2N+2 and N+2)", () => {
+            const parameters = postgresParameters(staging, primaryOf(staging));
+            expect(parameters.max_wal_senders).toBe(22);
+            expect(parameters.max_replication_slots).toBe(12);
+        });
+
+        it("renders the same postgresql.conf for each member whatever the replica count: scaling restarts no member", () => {
+            const conf = (replicaCount: number, member: "primary" | 1) => {
+                const s = { ...staging, replicaCount };
+                return renderPostgresqlConf(
+                    member === "primary"
+                        ? postgresParameters(s, primaryOf(s))
+                        : { ...postgresParameters(s, replicaOf(s, 1)), ...standbyParameters(s, replicaOf(s, 1)) },
+                );
+            };
+            for (const member of ["primary", 1] as const) {
+                expect(conf(1, member)).toBe(conf(3, member));
+                expect(conf(1, member)).toBe(conf(10, member));
+            }
         });
 
         it("renders the staging primary's postgresql.conf as the exact file", () => {
@@ -94,9 +106,9 @@ describe("cluster", () => {
                     "log_timezone = 'Asia/Manila'",
                     "logging_collector = off",
                     "max_connections = 100",
-                    "max_replication_slots = 3",
+                    "max_replication_slots = 12",
                     "max_slot_wal_keep_size = '2048MB'",
-                    "max_wal_senders = 4",
+                    "max_wal_senders = 22",
                     "password_encryption = 'scram-sha-256'",
                     "pg_stat_statements.track = 'top'",
                     "pgaudit.log = 'ddl, role'",
@@ -167,7 +179,9 @@ describe("cluster", () => {
         });
 
         it("createSlotCommand hands psql the SQL as one argument", () => {
-            expect(runWithFakeDocker(createSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "1" })).toEqual({
+            expect(
+                runWithFakeDocker(createSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "1" }),
+            ).toEqual({
                 status: 0,
                 calls: [
                     [
@@ -188,21 +202,28 @@ describe("cluster", () => {
                 ...PSQL_ARGS,
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'replica_2_slot'",
             ];
-            expect(runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "3" })).toEqual({
+            expect(
+                runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "3" }),
+            ).toEqual({
                 status: 0,
                 calls: [drop, drop, drop],
             });
         });
 
         it("dropSlotCommand succeeds without running psql when the primary container is gone", () => {
-            expect(runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "1", SUCCEED_AT: "1" })).toEqual({
+            expect(
+                runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "1", SUCCEED_AT: "1" }),
+            ).toEqual({
                 status: 0,
                 calls: [],
             });
         });
 
         it("dropSlotCommand fails after 30 failed attempts", () => {
-            const result = runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "99" });
+            const result = runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), {
+                INSPECT: "0",
+                SUCCEED_AT: "99",
+            });
             expect(result.status).toBe(1);
             expect(result.calls).toHaveLength(30);
         });

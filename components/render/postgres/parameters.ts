@@ -3,8 +3,8 @@
 
 import {
     type ClusterSettings,
-    maxReplicationSlots,
-    maxWalSenders,
+    MAX_REPLICATION_SLOTS,
+    MAX_WAL_SENDERS,
     POSTGRES_PORT,
     ROLES,
     SUPERUSER_RESERVED_CONNECTIONS,
@@ -35,8 +35,8 @@ export function postgresParameters(s: ClusterSettings, member: PostgresMember): 
         wal_level: "replica",
         wal_log_hints: true,
         ...archiveParameters(),
-        max_wal_senders: maxWalSenders(s.replicaCount),
-        max_replication_slots: maxReplicationSlots(s.replicaCount),
+        max_wal_senders: MAX_WAL_SENDERS,
+        max_replication_slots: MAX_REPLICATION_SLOTS,
         max_slot_wal_keep_size: `${s.maxSlotWalKeepSizeMb}MB`,
         hot_standby: true,
         hot_standby_feedback: true,
