@@ -30,6 +30,9 @@ PGDATA=$VOLUME_DIR/pgdata
 REPO_DIR=/var/lib/pgbackrest
 RESTORE_TARGET_FILE=$VOLUME_DIR/restore-target
 SERVICE_USER=999:999
+# Settings a server in recovery may not run below the primary's (guc:pg_controldata label),
+# as in components/render/postgres/start-scripts.ts.
+STANDBY_MINIMUMS="max_connections:max_connections max_worker_processes:max_worker_processes max_wal_senders:max_wal_senders max_prepared_transactions:max_prepared_xacts max_locks_per_transaction:max_locks_per_xact"
 
 usage() { sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "backup.sh: $*" >&2; exit 1; }
@@ -88,7 +91,16 @@ restore_scratch() {
   # archive-mode=off: the scratch server must never archive into the cluster's repository.
   docker exec "$scratch" pgbackrest "--config=$VOLUME_DIR/pgbackrest.conf" "--stanza=$STANZA" \
     restore --archive-mode=off "${target_options[@]}"
-  docker exec "$scratch" pg_ctl -D "$PGDATA" -l "$VOLUME_DIR/postgresql.log" -w -t 3600 start >/dev/null
+  # The scratch server runs initdb's defaults; recovery refuses to start below the settings the
+  # backed-up primary recorded in its control file, so it starts with those.
+  local controldata options="" pair guc label recorded
+  controldata="$(docker exec "$scratch" pg_controldata "$PGDATA")"
+  for pair in $STANDBY_MINIMUMS; do
+    guc="${pair%%:*}" label="${pair#*:}"
+    recorded="$(sed -n "s/^$label setting: *//p" <<<"$controldata")"
+    [ -n "$recorded" ] && options="$options -c $guc=$recorded"
+  done
+  docker exec "$scratch" pg_ctl -D "$PGDATA" -l "$VOLUME_DIR/postgresql.log" -o "$options" -w -t 3600 start >/dev/null
   for _ in $(seq 3600); do
     if [ "$(docker exec "$scratch" psql -X -A -t -d postgres -c 'SELECT pg_is_in_recovery()')" = f ]; then
       echo "restored into $scratch; inspect with: docker exec -it $scratch psql -d <database>"

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { readBackupSettings } from "../../components/config";
 import { PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGDATA, SERVICE_UID, VOLUME_DIR } from "../../components/render/paths";
 import { RESTORE_TARGET_FILE, STANZA } from "../../components/render/pgbackrest/pgbackrest";
+import { STANDBY_MINIMUMS } from "../../components/render/postgres/start-scripts";
 import { durationSeconds } from "../../components/settings";
 import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
 import { promiseOf } from "../../harness/outputs";
@@ -185,6 +186,7 @@ describe("scripts/backup.sh", () => {
             REPO_DIR: value("REPO_DIR"),
             RESTORE_TARGET_FILE: value("RESTORE_TARGET_FILE")?.replace("$VOLUME_DIR", value("VOLUME_DIR") ?? ""),
             SERVICE_USER: value("SERVICE_USER"),
+            STANDBY_MINIMUMS: value("STANDBY_MINIMUMS"),
         }).toEqual({
             CONF: PGBACKREST_FILES.conf,
             RESTORE_CONF: PGBACKREST_FILES.restoreConf,
@@ -194,6 +196,7 @@ describe("scripts/backup.sh", () => {
             REPO_DIR: PGBACKREST_REPO_DIR,
             RESTORE_TARGET_FILE,
             SERVICE_USER: `${SERVICE_UID}:${SERVICE_UID}`,
+            STANDBY_MINIMUMS: `"${STANDBY_MINIMUMS.map(([guc, label]) => `${guc}:${label}`).join(" ")}"`,
         });
     });
 });

@@ -22,7 +22,7 @@ function execPostgres(extraOptions = ""): string {
  * recorded (PostgreSQL aborts recovery otherwise), each with its label in
  * pg_controldata's output.
  */
-const STANDBY_MINIMUMS: ReadonlyArray<[guc: string, controlLabel: string]> = [
+export const STANDBY_MINIMUMS: ReadonlyArray<[guc: string, controlLabel: string]> = [
     ["max_connections", "max_connections"],
     ["max_worker_processes", "max_worker_processes"],
     ["max_wal_senders", "max_wal_senders"],
