@@ -55,6 +55,21 @@ describe("example Django app on the staging stack", () => {
         expect(response.status).toBe(201);
     }
 
+    async function pauseReplay(replicaUrl: string): Promise<void> {
+        await query(replicaUrl, "SELECT pg_wal_replay_pause()");
+        await waitFor("replay paused", 10_000, async () => {
+            const [{ state }] = await query(replicaUrl, "SELECT pg_get_wal_replay_pause_state() AS state");
+            return state === "paused" ? true : undefined;
+        });
+    }
+
+    /** GET /notes/ as a client that sends `cookie`: the note texts, and the cookies the response sets. */
+    async function notesWithCookie(cookie: string): Promise<{ texts: string[]; setCookies: string[] }> {
+        const response = await fetch(`${url}/notes/`, { headers: { cookie } });
+        expect(response.status).toBe(200);
+        return { texts: ((await response.json()) as NotesPage).notes, setCookies: response.headers.getSetCookie() };
+    }
+
     /** Runs Python in the app container, as the app's user with the app's settings. */
     async function djangoShell(code: string): Promise<string> {
         return (await docker("exec", container, "python3", "manage.py", "shell", "-c", code)).trim();
@@ -93,12 +108,8 @@ describe("example Django app on the staging stack", () => {
             (await notes()).includes("before the pause") ? true : undefined,
         );
 
-        await query(replicaUrl, "SELECT pg_wal_replay_pause()");
+        await pauseReplay(replicaUrl);
         try {
-            await waitFor("replay paused", 10_000, async () => {
-                const [{ state }] = await query(replicaUrl, "SELECT pg_get_wal_replay_pause_state() AS state");
-                return state === "paused" ? true : undefined;
-            });
             await addNote("while paused");
             const onPrimary = await query(stack.outputs.primaryUrl, "SELECT text FROM notes_note ORDER BY id");
             expect(onPrimary.map((r) => r.text)).toEqual(["before the pause", "while paused"]);
@@ -130,4 +141,62 @@ describe("example Django app on the staging stack", () => {
         expect(await iterate("connections['replica'].settings_dict['DISABLE_SERVER_SIDE_CURSORS'] = False")).toBe("2");
         expect((await query(replicaUrl, declared))[0].n).toBe(before + 1);
     });
+    // Last: it adds notes the tests above count.
+    it("reads its own writes: after a write a client reads from the primary until the replica has replayed it", async () => {
+        const replicaUrl = stack.outputs.replicaUrls[0];
+        const cleared = /^obcms_wal_lsn="";.*Max-Age=0/;
+        await pauseReplay(replicaUrl);
+        let cookie: string;
+        try {
+            const written = await fetch(`${url}/notes/`, { method: "POST", body: JSON.stringify({ text: "my own write" }) });
+            expect(written.status).toBe(201);
+            const [setCookie] = written.headers.getSetCookie();
+            expect(setCookie).toMatch(/^obcms_wal_lsn=.+; .*HttpOnly; Max-Age=300; Path=\/; SameSite=Lax$/);
+            cookie = setCookie.split(";")[0];
+            // The writer sees its note at once, from the primary, and keeps its cookie...
+            expect(await notesWithCookie(cookie)).toEqual({ texts: expect.arrayContaining(["my own write"]), setCookies: [] });
+            // ...while a client without one reads from the paused replica.
+            expect(await notes()).not.toContain("my own write");
+            // A cookie the app did not sign changes nothing.
+            expect((await notesWithCookie("obcms_wal_lsn=0/1")).texts).not.toContain("my own write");
+        } finally {
+            await query(replicaUrl, "SELECT pg_wal_replay_resume()");
+        }
+        // Replayed: the cookie is cleared and the writer reads from the replica again,
+        // so a row the replica has not replayed is not there for it.
+        await waitFor("the write replayed on the replica", 10_000, async () => {
+            const { texts, setCookies } = await notesWithCookie(cookie);
+            return texts.includes("my own write") && setCookies.some((c) => cleared.test(c)) ? true : undefined;
+        });
+        await pauseReplay(replicaUrl);
+        try {
+            await query(stack.outputs.primaryUrl, "INSERT INTO notes_note (text, created) VALUES ('not replayed yet', now())");
+            const { texts, setCookies } = await notesWithCookie(cookie);
+            expect(texts).toContain("my own write");
+            expect(texts).not.toContain("not replayed yet");
+            expect(setCookies).toEqual([expect.stringMatching(cleared)]);
+        } finally {
+            await query(replicaUrl, "SELECT pg_wal_replay_resume()");
+        }
+
+        // What the check costs: GETs that carry a replayed cookie (check, then reads on
+        // the replica in one transaction) against GETs without one, interleaved.
+        const timed = async (headers: Record<string, string>) => {
+            const started = performance.now();
+            const response = await fetch(`${url}/notes/`, { headers });
+            await response.arrayBuffer();
+            return performance.now() - started;
+        };
+        const withCheck: number[] = [];
+        const without: number[] = [];
+        for (let i = 0; i < 40; i++) {
+            withCheck.push(await timed({ cookie }));
+            without.push(await timed({}));
+        }
+        const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+        console.log(
+            `read-your-writes check: median GET ${median(withCheck).toFixed(1)} ms with a replayed cookie, ` +
+                `${median(without).toFixed(1)} ms without (40 each, interleaved)`,
+        );
+    }, 120_000);
 });

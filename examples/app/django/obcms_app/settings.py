@@ -14,7 +14,8 @@ SECRET_KEY = read_secret("SECRET_KEY_FILE")
 DEBUG = False
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
 INSTALLED_APPS = ["notes"]
-MIDDLEWARE = []
+# Reads see the client's own writes: read_your_writes.py.
+MIDDLEWARE = ["obcms_app.read_your_writes.ReadYourWritesMiddleware"]
 ROOT_URLCONF = "obcms_app.urls"
 WSGI_APPLICATION = "obcms_app.wsgi.application"
 USE_TZ = True
@@ -50,4 +51,4 @@ DATABASES = {
     "default": database(read_secret("DATABASE_URL_FILE"), CA_FILE),
     "replica": database(read_secret("READONLY_DATABASE_URL_FILE"), CA_FILE),
 }
-DATABASE_ROUTERS = ["obcms_app.db_router.ReplicaRouter"]
+DATABASE_ROUTERS = ["obcms_app.read_your_writes.ReadYourWritesRouter"]
