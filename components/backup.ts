@@ -17,6 +17,13 @@ import { BACKUP_METRICS_PORT, type BackupSettings, type ClusterSettings } from "
 import { type NodeTls, tlsFiles } from "./tls";
 import { clusterTopology } from "./topology";
 
+/**
+ * How long a stop waits for the scheduler, which lets a running backup finish
+ * first. The backup may itself wait up to archive-timeout (300 s) for its WAL
+ * to reach the repository.
+ */
+export const BACKUP_STOP_GRACE_SECONDS = 600;
+
 export interface BackupArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
     readonly settings: ClusterSettings;
@@ -107,8 +114,7 @@ export class Backup extends pulumi.ComponentResource {
                 // The first full backup of a large existing primary takes a while.
                 healthyWithinSeconds: 3600,
                 stopSignal: "SIGTERM",
-                // The scheduler lets a running backup finish before it exits.
-                stopGraceSeconds: 600,
+                stopGraceSeconds: BACKUP_STOP_GRACE_SECONDS,
                 init: true,
             },
             { parent: this, dependsOn: [...args.postgresNodes] },

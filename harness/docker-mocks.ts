@@ -28,11 +28,11 @@ import {
     commandOutput,
     goDurationString,
     IMAGE,
-    NETWORK_DELETE,
     NO_OPTIONS,
     parseDuration,
     type RecordedOptions,
     readBack,
+    removeNetworkAsTheProvider,
     timeoutSeconds,
 } from "./provider-model";
 import type { OptionsRecorder } from "./resource-options";
@@ -301,19 +301,8 @@ interface DeclaredResource {
 }
 
 /** Removes a network as the provider does: retried while a removed container's endpoint is still being released. */
-async function removeNetwork(docker: Dockerode, name: string): Promise<void> {
-    const deadline = Date.now() + NETWORK_DELETE.timeoutSeconds * 1000;
-    for (;;) {
-        try {
-            await docker.getNetwork(name).remove();
-            return;
-        } catch (error) {
-            if (!String((error as Error).message).includes(NETWORK_DELETE.retriedError) || Date.now() >= deadline) {
-                throw error;
-            }
-        }
-        await new Promise((resolve) => setTimeout(resolve, NETWORK_DELETE.retrySeconds * 1000));
-    }
+function removeNetwork(docker: Dockerode, name: string): Promise<void> {
+    return removeNetworkAsTheProvider(() => docker.getNetwork(name).remove());
 }
 
 /** Stopping a container that is not running is not an error. */

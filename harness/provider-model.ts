@@ -91,16 +91,56 @@ export const CONTAINER_DELETE = {
 } as const;
 
 /**
- * The provider's network delete retries while Docker says the network "has
- * active endpoints" (a removed container's endpoint is released a moment
- * later), every 2 s for up to 30 s, and fails after that.
+ * The provider's network delete: a retry.StateChangeConf (terraform-plugin-sdk
+ * helper/retry/state.go) that waits `delaySeconds`, then removes the network
+ * (a network already gone counts as removed) and, while Docker says it "has
+ * active endpoints", tries again: the wait starts at 100 ms, doubles, and is
+ * kept between `minWaitSeconds` and 10 s. The whole delete fails after
+ * `timeoutSeconds`, however far it got. That makes attempts at 2, 7, 17 and 27 s.
  */
 export const NETWORK_DELETE = {
     retriedError: "has active endpoints",
-    retrySeconds: 2,
+    delaySeconds: 2,
+    minWaitSeconds: 5,
+    maxWaitSeconds: 10,
     timeoutSeconds: 30,
-    source: "terraform-provider-docker internal/provider/resource_docker_network_funcs.go resourceDockerNetworkRemoveRefreshFunc",
+    source: "terraform-provider-docker internal/provider/resource_docker_network_funcs.go resourceDockerNetworkDelete",
 } as const;
+
+/** Docker's answer when the network does not exist. */
+const NO_SUCH_NETWORK = 404;
+
+/** Runs `remove` as the provider's network delete does (NETWORK_DELETE); the clock is a parameter so a test can drive it. */
+export async function removeNetworkAsTheProvider(
+    remove: () => Promise<void>,
+    sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    now: () => number = Date.now,
+): Promise<void> {
+    const deadline = now() + NETWORK_DELETE.timeoutSeconds * 1000;
+    await sleep(NETWORK_DELETE.delaySeconds * 1000);
+    let waitMs = 100;
+    for (;;) {
+        try {
+            await remove();
+            return;
+        } catch (error) {
+            if ((error as { statusCode?: number }).statusCode === NO_SUCH_NETWORK) {
+                return;
+            }
+            if (!String((error as Error).message).includes(NETWORK_DELETE.retriedError)) {
+                throw error;
+            }
+        }
+        waitMs = Math.min(Math.max(2 * waitMs, NETWORK_DELETE.minWaitSeconds * 1000), NETWORK_DELETE.maxWaitSeconds * 1000);
+        if (now() + waitMs >= deadline) {
+            await sleep(deadline - now());
+            throw new Error(
+                `timeout while waiting for the network to be removed (${NETWORK_DELETE.timeoutSeconds} s, ${NETWORK_DELETE.source})`,
+            );
+        }
+        await sleep(waitMs);
+    }
+}
 
 /** Create, update and delete are cut off at 20 minutes unless the resource's customTimeouts say otherwise. */
 export const DEFAULT_TIMEOUT_SECONDS = 20 * 60;

@@ -17,8 +17,10 @@ import {
     HEALTHCHECK_READ_BACK,
     IMAGE,
     IMAGE_RULES,
+    NETWORK_DELETE,
     parseDuration,
     readBack,
+    removeNetworkAsTheProvider,
     TIMEOUTS_SOURCE,
 } from "../../harness/provider-model";
 
@@ -133,5 +135,49 @@ describe("every other type (volumes, networks, random values, TLS keys and certi
         ]) {
             expect(changeStep(type, ["name"]), type).toBe("replace");
         }
+    });
+});
+
+describe(`terraform-provider-docker v4.5.0, docker_network delete (${NETWORK_DELETE.source})`, () => {
+    const ACTIVE_ENDPOINTS = "(HTTP code 403) unexpected - error while removing network: network x-net id 1 has active endpoints";
+    /** A clock that only the provider's waits move, and a remove that fails `failures` times with `error`. */
+    function network(failures: number, error: Error & { statusCode?: number } = new Error(ACTIVE_ENDPOINTS)) {
+        let clockMs = 0;
+        const attemptsAtMs: number[] = [];
+        const remove = async () => {
+            attemptsAtMs.push(clockMs);
+            if (attemptsAtMs.length <= failures) {
+                throw error;
+            }
+        };
+        const sleep = async (ms: number) => {
+            clockMs += ms;
+        };
+        return { run: () => removeNetworkAsTheProvider(remove, sleep, () => clockMs), attemptsAtMs, elapsedMs: () => clockMs };
+    }
+
+    it("waits 2 s, then retries after 5 s and 10 s while Docker reports active endpoints", async () => {
+        const n = network(2);
+        await n.run();
+        expect(n.attemptsAtMs).toEqual([2000, 7000, 17000]);
+    });
+
+    it("fails at 30 s, after the attempts at 2, 7, 17 and 27 s", async () => {
+        const n = network(Number.POSITIVE_INFINITY);
+        await expect(n.run()).rejects.toThrow("timeout while waiting for the network to be removed (30 s");
+        expect(n.attemptsAtMs).toEqual([2000, 7000, 17000, 27000]);
+        expect(n.elapsedMs()).toBe(30_000);
+    });
+
+    it("counts a network that is already gone as removed", async () => {
+        const n = network(1, Object.assign(new Error("(HTTP code 404) no such network"), { statusCode: 404 }));
+        await n.run();
+        expect(n.attemptsAtMs).toEqual([2000]);
+    });
+
+    it("fails at once on any other error", async () => {
+        const n = network(1, new Error("(HTTP code 500) server error"));
+        await expect(n.run()).rejects.toThrow("server error");
+        expect(n.attemptsAtMs).toEqual([2000]);
     });
 });
