@@ -55,11 +55,12 @@ export class Replica extends pulumi.ComponentResource {
         super("obcms:database:Replica", name, args, opts);
         const s = args.settings;
         const { member } = args;
-        const primaryHost = clusterTopology(s).primary.container;
+        const topology = clusterTopology(s);
+        const primaryHost = topology.primary.container;
 
         const slot = new command.local.Command(
             `${name}-slot`,
-            { create: createSlotCommand(s, member), delete: dropSlotCommand(s, member) },
+            { create: createSlotCommand(topology.primary, member), delete: dropSlotCommand(topology.primary, member) },
             { parent: this, dependsOn: [args.primary] },
         );
 
@@ -80,7 +81,7 @@ export class Replica extends pulumi.ComponentResource {
                 containerName: member.container,
                 image: args.image,
                 network: args.network,
-                aliases: [clusterTopology(s).replicasAlias],
+                aliases: [topology.replicasAlias],
                 startScript: renderReplicaStart({
                     primaryHost,
                     primaryPort: POSTGRES_PORT,
@@ -93,7 +94,7 @@ export class Replica extends pulumi.ComponentResource {
                         path: FILES.postgresqlConf,
                         content: renderPostgresqlConf({
                             ...postgresParameters(s, member),
-                            ...standbyParameters(s, member),
+                            ...standbyParameters(topology.primary, member),
                         }),
                     },
                     { path: FILES.pgpass, content: pgpass, secret: true },

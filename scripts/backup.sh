@@ -19,7 +19,7 @@
 # CLUSTER is the stack's Docker name prefix, <project>-<stack>; by default the
 # Pulumi CLI's selected stack, e.g. obcms-database-staging.
 # The paths and the stanza below are the program's (components/render/paths.ts,
-# components/render/pgbackrest/pgbackrest.ts); test/unit/backup-script.test.ts keeps them equal.
+# components/render/pgbackrest/pgbackrest.ts); test/unit/backup.test.ts keeps them equal.
 set -euo pipefail
 
 CONF=/etc/obcms/pgbackrest.conf

@@ -157,8 +157,9 @@ describe("example Django app on the staging stack", () => {
             expect(await notesWithCookie(cookie)).toEqual({ texts: expect.arrayContaining(["my own write"]), setCookies: [] });
             // ...while a client without one reads from the paused replica.
             expect(await notes()).not.toContain("my own write");
-            // A cookie the app did not sign changes nothing.
-            expect((await notesWithCookie("obcms_wal_lsn=0/1")).texts).not.toContain("my own write");
+            // A cookie the app did not sign changes nothing: honoured, a position the
+            // replica has not reached would send this read to the primary.
+            expect((await notesWithCookie("obcms_wal_lsn=FFFFFFFF/FFFFFFFF")).texts).not.toContain("my own write");
         } finally {
             await query(replicaUrl, "SELECT pg_wal_replay_resume()");
         }

@@ -80,7 +80,7 @@ describe("cluster", () => {
                 return renderPostgresqlConf(
                     member === "primary"
                         ? postgresParameters(s, primaryOf(s))
-                        : { ...postgresParameters(s, replicaOf(s, 1)), ...standbyParameters(s, replicaOf(s, 1)) },
+                        : { ...postgresParameters(s, replicaOf(s, 1)), ...standbyParameters(primaryOf(s), replicaOf(s, 1)) },
                 );
             };
             for (const member of ["primary", 1] as const) {
@@ -140,7 +140,7 @@ describe("cluster", () => {
 
     describe("standbyParameters", () => {
         it("renders primary_conninfo on one line with the exact text", () => {
-            expect(renderPostgresqlConf(standbyParameters(staging, replicaOf(staging, 1)))).toBe(
+            expect(renderPostgresqlConf(standbyParameters(primaryOf(staging), replicaOf(staging, 1)))).toBe(
                 [
                     "# Rendered by obcms-database; changes here are overwritten.",
                     "primary_conninfo = 'application_name=''replica_1'' host=''obcms-database-staging-primary'' passfile=''/etc/obcms/pgpass'' " +
@@ -152,7 +152,7 @@ describe("cluster", () => {
         });
 
         it("reads back, through postgresql.conf and libpq, as the intended connection of replica 3", () => {
-            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(production, replicaOf(production, 3))));
+            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(primaryOf(production), replicaOf(production, 3))));
             expect(conf.primary_slot_name).toBe("replica_3_slot");
             expect(readLibpqConninfo(conf.primary_conninfo)).toEqual({
                 application_name: "replica_3",
@@ -167,20 +167,23 @@ describe("cluster", () => {
 
         it("keeps a hostile cluster name inside its conninfo value", () => {
             const hostile = { ...staging, clusterName: "it's \\ x" };
-            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(hostile, replicaOf(hostile, 1))));
+            const conf = readPostgresqlConf(renderPostgresqlConf(standbyParameters(primaryOf(hostile), replicaOf(hostile, 1))));
             expect(readLibpqConninfo(conf.primary_conninfo).host).toBe("it's \\ x-primary");
         });
     });
 
     describe("replication slot commands", () => {
         it("createSlotCommand for replica 2 is the exact command, and sh accepts it", () => {
-            expect(createSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2))).toBe(CREATE_SLOT_2);
+            expect(createSlotCommand(primaryOf(stagingWithTwo), replicaOf(stagingWithTwo, 2))).toBe(CREATE_SLOT_2);
             expect(shellSyntaxCheck(CREATE_SLOT_2)).toEqual({ status: 0, stderr: "" });
         });
 
         it("createSlotCommand hands psql the SQL as one argument", () => {
             expect(
-                runWithFakeDocker(createSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "1" }),
+                runWithFakeDocker(createSlotCommand(primaryOf(stagingWithTwo), replicaOf(stagingWithTwo, 2)), {
+                    INSPECT: "0",
+                    SUCCEED_AT: "1",
+                }),
             ).toEqual({
                 status: 0,
                 calls: [
@@ -193,7 +196,7 @@ describe("cluster", () => {
         });
 
         it("dropSlotCommand for replica 2 is the exact script, and sh accepts it", () => {
-            expect(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2))).toBe(DROP_SLOT_2);
+            expect(dropSlotCommand(primaryOf(stagingWithTwo), replicaOf(stagingWithTwo, 2))).toBe(DROP_SLOT_2);
             expect(shellSyntaxCheck(DROP_SLOT_2)).toEqual({ status: 0, stderr: "" });
         });
 
@@ -203,7 +206,10 @@ describe("cluster", () => {
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'replica_2_slot'",
             ];
             expect(
-                runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "0", SUCCEED_AT: "3" }),
+                runWithFakeDocker(dropSlotCommand(primaryOf(stagingWithTwo), replicaOf(stagingWithTwo, 2)), {
+                    INSPECT: "0",
+                    SUCCEED_AT: "3",
+                }),
             ).toEqual({
                 status: 0,
                 calls: [drop, drop, drop],
@@ -212,7 +218,10 @@ describe("cluster", () => {
 
         it("dropSlotCommand succeeds without running psql when the primary container is gone", () => {
             expect(
-                runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), { INSPECT: "1", SUCCEED_AT: "1" }),
+                runWithFakeDocker(dropSlotCommand(primaryOf(stagingWithTwo), replicaOf(stagingWithTwo, 2)), {
+                    INSPECT: "1",
+                    SUCCEED_AT: "1",
+                }),
             ).toEqual({
                 status: 0,
                 calls: [],
@@ -220,7 +229,7 @@ describe("cluster", () => {
         });
 
         it("dropSlotCommand fails after 30 failed attempts", () => {
-            const result = runWithFakeDocker(dropSlotCommand(stagingWithTwo, replicaOf(stagingWithTwo, 2)), {
+            const result = runWithFakeDocker(dropSlotCommand(primaryOf(stagingWithTwo), replicaOf(stagingWithTwo, 2)), {
                 INSPECT: "0",
                 SUCCEED_AT: "99",
             });

@@ -9,7 +9,7 @@ import {
     ROLES,
     SUPERUSER_RESERVED_CONNECTIONS,
 } from "../../settings";
-import { clusterTopology, type PostgresMember, type ReplicaMember } from "../../topology";
+import type { PostgresMember, ReplicaMember } from "../../topology";
 import { libpqConnstringValue } from "../escape";
 import { FILES, SOCKET_DIR } from "../paths";
 import { archiveParameters } from "../pgbackrest/pgbackrest";
@@ -61,10 +61,10 @@ export function postgresParameters(s: ClusterSettings, member: PostgresMember): 
 }
 
 /** Extra parameters of a replica: where to stream from, through which slot. */
-export function standbyParameters(s: ClusterSettings, replica: ReplicaMember): Record<string, ConfValue> {
+export function standbyParameters(primary: PostgresMember, replica: ReplicaMember): Record<string, ConfValue> {
     const conninfo = {
         application_name: replica.node,
-        host: clusterTopology(s).primary.container,
+        host: primary.container,
         passfile: FILES.pgpass,
         port: POSTGRES_PORT,
         sslmode: "verify-full",

@@ -1,18 +1,17 @@
 // Shell commands, run where Pulumi runs, that keep each replica's slot on the primary.
-import type { ClusterSettings } from "../../settings";
-import { clusterTopology, type ReplicaMember } from "../../topology";
+import type { PostgresMember, ReplicaMember } from "../../topology";
 import { shellWord, sqlLiteral } from "../escape";
 
 /** Runs SQL as the superuser over the primary's local socket, from wherever Pulumi runs. */
-function primarySql(s: ClusterSettings, sql: string): string {
-    return `docker exec -u postgres ${shellWord(clusterTopology(s).primary.container)} psql -X -q -v ON_ERROR_STOP=1 -d postgres -c ${shellWord(sql)}`;
+function primarySql(primary: PostgresMember, sql: string): string {
+    return `docker exec -u postgres ${shellWord(primary.container)} psql -X -q -v ON_ERROR_STOP=1 -d postgres -c ${shellWord(sql)}`;
 }
 
 /** Creates the replica's slot on the primary if it does not exist yet. */
-export function createSlotCommand(s: ClusterSettings, replica: ReplicaMember): string {
+export function createSlotCommand(primary: PostgresMember, replica: ReplicaMember): string {
     const slot = sqlLiteral(replica.slot);
     return primarySql(
-        s,
+        primary,
         `SELECT pg_create_physical_replication_slot(${slot}) WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = ${slot})`,
     );
 }
@@ -23,11 +22,11 @@ export function createSlotCommand(s: ClusterSettings, replica: ReplicaMember): s
  * to exit, while the slot is still active, hence the bounded retry. With no
  * primary container there is no slot left to drop.
  */
-export function dropSlotCommand(s: ClusterSettings, replica: ReplicaMember): string {
+export function dropSlotCommand(primary: PostgresMember, replica: ReplicaMember): string {
     const slot = sqlLiteral(replica.slot);
-    const drop = primarySql(s, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ${slot}`);
+    const drop = primarySql(primary, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ${slot}`);
     return [
-        `docker container inspect ${shellWord(clusterTopology(s).primary.container)} >/dev/null 2>&1 || exit 0`,
+        `docker container inspect ${shellWord(primary.container)} >/dev/null 2>&1 || exit 0`,
         `for attempt in $(seq 1 30); do ${drop} && exit 0; sleep 1; done`,
         "exit 1",
     ].join("\n");
