@@ -1,5 +1,6 @@
 // obcms-database: one `pulumi up` per stack turns stack config into a
-// PostgreSQL 17 primary, streaming replicas and PgBouncer on Docker.
+// PostgreSQL 17 primary, streaming replicas, PgBouncer and an etcd cluster on
+// Docker.
 // Flow: config (components/config.ts) → the topology model
 // (components/topology.ts) → renderers (components/render/<service>) →
 // components → outputs.
@@ -8,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Backup, repositoryPassphrase } from "./components/backup";
 import { readBackupSettings, readMonitoringSettings, readPasswordOverride, readS3Credentials, readSettings } from "./components/config";
 import { Credentials } from "./components/credentials";
+import { Etcd } from "./components/etcd";
 import { Monitoring } from "./components/monitoring";
 import { PgBouncer } from "./components/pgbouncer";
 import { Primary } from "./components/primary";
@@ -51,6 +53,14 @@ const network = new docker.Network("network", { name: topology.network, driver: 
 const tls = new ClusterTls("tls", { caName: `${settings.clusterName} CA`, servers: certificateNames(settings) });
 const nodeTls = (node: string) => ({ caCertPem: tls.caCertPem, certificate: tls.servers[node] });
 const passphrase = repositoryPassphrase("backup-passphrase");
+
+const etcd = new Etcd("etcd", {
+    settings,
+    image,
+    network: network.name,
+    caCertPem: tls.caCertPem,
+    certificates: tls.servers,
+});
 
 const primary = new Primary(topology.primary.resourceName, {
     settings,
@@ -113,6 +123,7 @@ const monitoring = monitoringSettings.enabled
           replicas,
           pgbouncer,
           backup,
+          etcd,
       })
     : undefined;
 

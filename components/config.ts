@@ -34,6 +34,7 @@ export function readSettings(): ClusterSettings {
         image: config.get("image") || undefined,
         imagePlatform: config.require<ImagePlatform>("imagePlatform", { allowedValues: [...IMAGE_PLATFORMS] }),
         replicaCount: config.requireNumber("replicaCount"),
+        etcdMembers: config.requireNumber("etcdMembers"),
         database: config.require("database"),
         appUser: config.require("appUser"),
         timezone: config.require("timezone"),

@@ -7,7 +7,7 @@ import { alertRules, backupAlertRules, renderAlertRules } from "./render/monitor
 import { pgbouncerDashboard, postgresqlDashboard, renderDashboard } from "./render/monitoring/grafana-dashboards";
 import { renderGrafanaDashboardProviders, renderGrafanaDatasources } from "./render/monitoring/grafana-provisioning";
 import { renderPrometheusConfig } from "./render/monitoring/prometheus-config";
-import { backupScrapeJob, exporterConnectionUrl, scrapeJobs } from "./render/monitoring/prometheus-targets";
+import { backupScrapeJob, etcdScrapeJob, exporterConnectionUrl, scrapeJobs } from "./render/monitoring/prometheus-targets";
 import { renderPgbouncerExporterStart, renderPostgresExporterStart, renderPrometheusStart } from "./render/monitoring/start-scripts";
 import { FILES, GRAFANA_DASHBOARDS_DIR, MONITORING_FILES, PROMETHEUS_DATA_DIR } from "./render/paths";
 import { containerTimeouts, dockerDuration, serviceContainer, serviceEndpoint } from "./service-container";
@@ -48,6 +48,8 @@ export interface MonitoringArgs {
     readonly pgbouncer: pulumi.Resource;
     /** The backup container, whose metrics Prometheus scrapes. */
     readonly backup: pulumi.Resource;
+    /** The etcd cluster, whose members serve their own metrics. */
+    readonly etcd: pulumi.Resource;
 }
 
 /** Grafana's uid and gid in the official image: it reads the 0640 root:root password file through group 0. */
@@ -265,7 +267,7 @@ export class Monitoring extends pulumi.ComponentResource {
                             scrapeIntervalSeconds: m.scrapeIntervalSeconds,
                             externalLabels: { cluster: s.clusterName },
                             ruleFiles: [MONITORING_FILES.alertRules],
-                            jobs: [...scrapeJobs(s), backupScrapeJob(s)],
+                            jobs: [...scrapeJobs(s), backupScrapeJob(s), etcdScrapeJob(s)],
                         }),
                     },
                     {
@@ -282,7 +284,7 @@ export class Monitoring extends pulumi.ComponentResource {
                 stopGraceSeconds: 60,
             },
             // Its first scrapes find every exporter up, so no alert fires for a start-up race.
-            { parent: this, dependsOn: [...exporters, args.backup] },
+            { parent: this, dependsOn: [...exporters, args.backup, args.etcd] },
         );
         const prometheusEndpoint = serviceEndpoint(prometheus, PROMETHEUS_PORT, connectHost(s));
         this.prometheusUrl = pulumi.interpolate`http://${prometheusEndpoint.host}:${prometheusEndpoint.port}`;

@@ -23,6 +23,12 @@ export const ROLES = {
 
 export const MIN_REPLICAS = 1;
 export const MAX_REPLICAS = 10;
+/** etcd's own guidance: more than seven members slows every write and adds no useful fault tolerance. */
+export const MAX_ETCD_MEMBERS = 7;
+/** etcd's client port (TLS, client certificates), its peer port (TLS, peer certificates) and its metrics port (plain HTTP, /metrics and /health only). */
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+export const ETCD_METRICS_PORT = 2381;
 /** Connections kept for exporters and the stats user, counted against max_connections. */
 export const MONITORING_CONNECTIONS = 5;
 /** PostgreSQL's superuser_reserved_connections, which the program sets. */
@@ -58,6 +64,8 @@ export interface ClusterSettings {
     /** Platform the project's image is built for: the Docker engine's (`os/arch`). */
     readonly imagePlatform: ImagePlatform;
     readonly replicaCount: number;
+    /** Members of the etcd cluster that holds the cluster's state (the DCS): an odd number. */
+    readonly etcdMembers: number;
     readonly database: string;
     readonly appUser: string;
     readonly timezone: string;
@@ -172,6 +180,12 @@ const PROGRAM_DATABASES = ["postgres", "template0", "template1", "pgbouncer"];
  */
 export function validateSettings(s: ClusterSettings): void {
     requireInteger("replicaCount", s.replicaCount, MIN_REPLICAS, MAX_REPLICAS, `an integer from ${MIN_REPLICAS} to ${MAX_REPLICAS}`);
+    // An even count tolerates no more failures than the odd count below it, and splits evenly in a partition.
+    if (!Number.isInteger(s.etcdMembers) || s.etcdMembers < 1 || s.etcdMembers > MAX_ETCD_MEMBERS || s.etcdMembers % 2 === 0) {
+        throw new SettingsError(
+            `etcdMembers must be an odd number from 1 to ${MAX_ETCD_MEMBERS} (n members stay available with (n - 1) / 2 of them down), got ${s.etcdMembers}`,
+        );
+    }
     requireInteger("defaultPoolSize", s.pool.defaultPoolSize, 1, 10_000, "an integer greater than 0");
     requireInteger("reservePoolSize", s.pool.reservePoolSize, 0, 10_000, "an integer of 0 or more");
     requireInteger("maxClientConn", s.pool.maxClientConn, 1, 100_000, "an integer from 1 to 100000");

@@ -29,6 +29,19 @@ export interface ReplicaMember extends PostgresMember {
     readonly slot: string;
 }
 
+export interface EtcdMember {
+    /** Name of its child resources' prefix and the key of its TLS certificate. */
+    readonly resourceName: string;
+    /** 1-based position in the etcd cluster. */
+    readonly index: number;
+    /** Docker container name: its host name on the cluster network, in its URLs and its certificate. */
+    readonly container: string;
+    /** Named volume with its data directory. */
+    readonly volume: string;
+    /** The member's name inside etcd (`--name`, `--initial-cluster`) and the `instance` label of its series. */
+    readonly name: string;
+}
+
 export interface Topology {
     readonly network: string;
     readonly primary: PostgresMember;
@@ -41,6 +54,8 @@ export interface Topology {
      * them, and PgBouncer spreads connections over the addresses.
      */
     readonly replicasAlias: string;
+    /** The etcd cluster (the DCS), members 1..etcdMembers. */
+    readonly etcd: readonly EtcdMember[];
     readonly pgbouncer: { readonly resourceName: string; readonly container: string; readonly exporter: string };
     /** pgBackRest's repository host: runs the backups, receives the WAL. */
     readonly backup: { readonly resourceName: string; readonly container: string; readonly volume: string };
@@ -50,6 +65,24 @@ export interface Topology {
 
 const volumeOf = (container: string) => `${container}-data`;
 const exporterOf = (container: string) => `${container}-exporter`;
+
+/**
+ * An etcd member's data belongs to one cluster layout: etcd keeps its
+ * membership in its data, so a member of a 1-member cluster cannot join a
+ * 3-member one. The volume is named after the member count, so a change of
+ * etcdMembers starts a new cluster on fresh volumes rather than members that
+ * refuse to start.
+ */
+function etcdMember(s: ClusterSettings, index: number): EtcdMember {
+    const container = `${s.clusterName}-etcd-${index}`;
+    return {
+        resourceName: `etcd-${index}`,
+        index,
+        container,
+        volume: `${container}-of-${s.etcdMembers}-data`,
+        name: `etcd-${index}`,
+    };
+}
 
 function replicaMember(s: ClusterSettings, index: number): ReplicaMember {
     const container = `${s.clusterName}-replica-${index}`;
@@ -85,6 +118,7 @@ export function clusterTopology(s: ClusterSettings): Topology {
         replicas,
         members: [primary, ...replicas],
         replicasAlias: `${s.clusterName}-replicas`,
+        etcd: Array.from({ length: s.etcdMembers }, (_, i) => etcdMember(s, i + 1)),
         pgbouncer: { resourceName: "pgbouncer", container: pgbouncer, exporter: exporterOf(pgbouncer) },
         backup: { resourceName: "backup", container: backup, volume: volumeOf(backup) },
         prometheus: { container: `${s.clusterName}-prometheus`, volume: `${s.clusterName}-prometheus-data` },
@@ -100,7 +134,8 @@ export interface CertificateNames {
 /**
  * The names each server's certificate covers, keyed by its resource name:
  * how its peers reach it (its container name, and the replicas' shared
- * alias) and how operators reach it from the host.
+ * alias) and how operators reach it from the host. Every certificate is
+ * also a client certificate: etcd members present theirs to each other.
  */
 export function certificateNames(s: ClusterSettings): Record<string, CertificateNames> {
     const t = clusterTopology(s);
@@ -110,6 +145,7 @@ export function certificateNames(s: ClusterSettings): Record<string, Certificate
         ...t.replicas.map((r): [string, string[]] => [r.resourceName, [r.container, t.replicasAlias]]),
         [t.pgbouncer.resourceName, [t.pgbouncer.container]],
         [t.backup.resourceName, [t.backup.container]],
+        ...t.etcd.map((e): [string, string[]] => [e.resourceName, [e.container]]),
     ];
     return Object.fromEntries(servers.map(([key, dnsNames]) => [key, { dnsNames: [...dnsNames, "localhost"], ipAddresses }]));
 }

@@ -39,6 +39,12 @@ export const PGBACKREST_REPO_DIR = "/var/lib/pgbackrest";
 /** pgBackRest's spool for asynchronous archiving, on the node's volume next to the data directory. */
 export const PGBACKREST_SPOOL_DIR = `${VOLUME_DIR}/pgbackrest-spool`;
 
+/** An etcd member's files: its config, and its named volume (0700 in the image, as etcd wants its data directory). */
+export const ETCD_FILES = { conf: `${CONFIG_DIR}/etcd.yml` } as const;
+export const ETCD_VOLUME_DIR = "/var/lib/obcms/etcd";
+/** A subdirectory of the volume, created by etcd itself. */
+export const ETCD_DATA_DIR = `${ETCD_VOLUME_DIR}/data`;
+
 /** Prometheus's data directory: its named volume. */
 export const PROMETHEUS_DATA_DIR = "/var/lib/obcms/prometheus";
 /** Where Grafana looks for provisioning files (the official image's GF_PATHS_PROVISIONING). */

@@ -11,6 +11,9 @@ const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
     production: { replicas: 3, poolSize: 50, maxClientConn: 2000, clientTls: "require", postgresPublished: false },
 } as const;
+const ETCD_MEMBERS = { staging: 1, production: 3 } as const;
+/** The stack's TLS files inside every container: etcdctl presents the member's own certificate. */
+const ETCD_TLS = ["--cacert=/etc/obcms/tls/ca.crt", "--cert=/etc/obcms/tls/server.crt", "--key=/etc/obcms/tls/server.key"];
 /** No Grafana image can be pulled here; its provisioning is tested without it. */
 const NO_GRAFANA = { grafanaEnabled: false };
 const RESERVE_POOL_SIZE = 5;
@@ -540,6 +543,116 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expected.clientTls,
             expected.clientTls,
         ]);
+    });
+
+    describe("the etcd cluster", () => {
+        const members = Array.from({ length: ETCD_MEMBERS[stackName] }, (_, i) => i + 1);
+        const container = (k: number) => `${stack.clusterName}-etcd-${k}`;
+        const endpoints = () => members.map((k) => `https://${container(k)}:2379`).join(",");
+        /** etcdctl in member `k`'s container, against `endpoint` (all members by default), with the member's certificate. */
+        const etcdctl = (k: number, args: string[], endpoint = endpoints(), tls = ETCD_TLS) =>
+            docker(
+                "exec",
+                container(k),
+                "etcdctl",
+                `--endpoints=${endpoint}`,
+                "--dial-timeout=3s",
+                "--command-timeout=5s",
+                ...tls,
+                ...args,
+            );
+
+        it(`forms one cluster of ${ETCD_MEMBERS[stackName]} member(s) with one leader, and a write through one member reads back on every other`, async () => {
+            const status = JSON.parse(await etcdctl(1, ["endpoint", "status", "--write-out=json"]));
+            expect(status.map((s: { Endpoint: string }) => s.Endpoint)).toEqual(members.map((k) => `https://${container(k)}:2379`));
+            const leaders = new Set(status.map((s: { Status: { leader: string } }) => s.Status.leader));
+            expect(leaders.size).toBe(1);
+            const memberIds = status.map((s: { Status: { header: { member_id: string } } }) => s.Status.header.member_id);
+            expect(memberIds).toContain([...leaders][0]);
+            const names = JSON.parse(await etcdctl(1, ["member", "list", "--write-out=json"])).members.map((m: { name: string }) => m.name);
+            expect(names.sort()).toEqual(members.map((k) => `etcd-${k}`));
+
+            await etcdctl(1, ["put", "/obcms-test/written-through", "etcd-1"], `https://${container(1)}:2379`);
+            for (const k of members) {
+                // A linearizable read through member k: it goes through the leader and sees every committed write.
+                const value = await etcdctl(
+                    k,
+                    ["get", "/obcms-test/written-through", "--print-value-only"],
+                    `https://${container(k)}:2379`,
+                );
+                expect(value.trim(), `member ${k}`).toBe("etcd-1");
+            }
+        });
+
+        it("refuses a client without a certificate, with a certificate from another CA, and in clear text", async () => {
+            // The client only sees its deadline pass; the member's log says why it refused.
+            const refusedFor = async (tls: string[], url: string, reason: string) => {
+                const rejections = async () =>
+                    (await containerLog(container(1)))
+                        .split("\n")
+                        .filter((line) => line.includes("rejected connection on client endpoint") && line.includes(reason)).length;
+                const before = await rejections();
+                await expect(etcdctl(1, ["get", "/obcms-test/written-through"], url, tls)).rejects.toThrow(/context deadline exceeded/);
+                expect(await rejections(), reason).toBeGreaterThan(before);
+            };
+            const endpoint = `https://${container(1)}:2379`;
+            await refusedFor(["--cacert=/etc/obcms/tls/ca.crt"], endpoint, "tls: client didn't provide a certificate");
+            // A key and a self-signed certificate the stack's CA never saw, for the member's own name.
+            await docker(
+                "exec",
+                container(1),
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                `/CN=${container(1)}`,
+                "-keyout",
+                "/tmp/foreign.key",
+                "-out",
+                "/tmp/foreign.crt",
+            );
+            await refusedFor(
+                ["--cacert=/etc/obcms/tls/ca.crt", "--cert=/tmp/foreign.crt", "--key=/tmp/foreign.key"],
+                endpoint,
+                "x509: certificate signed by unknown authority",
+            );
+            await refusedFor([], `http://${container(1)}:2379`, "tls: first record does not look like a TLS handshake");
+        }, 60_000);
+
+        it.runIf(stackName === "production")(
+            "keeps taking writes with one of three members stopped; the member catches up when it starts again",
+            async () => {
+                await docker("stop", container(3));
+                try {
+                    await etcdctl(1, ["put", "/obcms-test/while-3-was-down", "written"], `https://${container(1)}:2379`);
+                    expect(
+                        (
+                            await etcdctl(2, ["get", "/obcms-test/while-3-was-down", "--print-value-only"], `https://${container(2)}:2379`)
+                        ).trim(),
+                    ).toBe("written");
+                } finally {
+                    await docker("start", container(3));
+                }
+                await waitFor("etcd-3 healthy again", 60_000, async () =>
+                    (await docker("inspect", "--format", "{{.State.Health.Status}}", container(3))).trim() === "healthy" ? true : undefined,
+                );
+                // Serializable: member 3 answers from its own copy, so the value is there only if it replicated.
+                const local = await etcdctl(
+                    3,
+                    ["get", "/obcms-test/while-3-was-down", "--print-value-only", "--consistency=s"],
+                    `https://${container(3)}:2379`,
+                );
+                expect(local.trim()).toBe("written");
+            },
+            120_000,
+        );
     });
 
     it(`${expected.clientTls === "require" ? "refuses" : "accepts"} clients without TLS`, async () => {

@@ -31,7 +31,11 @@ const OVERRIDES = { grafanaEnabled: false, scrapeIntervalSeconds: SCRAPE_SECONDS
 /** What Grafana substitutes for $__rate_interval: four scrape intervals (the datasource's timeInterval). */
 const RATE_WINDOW = `${4 * SCRAPE_SECONDS}s`;
 
-const EXPECTED = { staging: { replicas: 1 }, production: { replicas: 3 } } as const;
+const EXPECTED = { staging: { replicas: 1, etcdMembers: 1 }, production: { replicas: 3, etcdMembers: 3 } } as const;
+
+function etcdNames(count: number): string[] {
+    return Array.from({ length: count }, (_, i) => `etcd-${i + 1}`);
+}
 
 function replicaNodes(count: number): string[] {
     return Array.from({ length: count }, (_, i) => `replica_${i + 1}`);
@@ -71,8 +75,10 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         await waitFor("every target up and every replica streaming", 60_000, async () => {
             const up = await prometheus.query("up");
             const streaming = await prometheus.query('pg_stat_replication_pg_wal_lsn_diff{state="streaming"}');
-            // One postgres target per node, PgBouncer's and the backup container's.
-            return up.length === nodes.length + 2 && up.every((s) => s.value[1] === "1") && streaming.length === expected.replicas
+            // One postgres target per node, PgBouncer's, the backup container's and one per etcd member.
+            return up.length === nodes.length + 2 + expected.etcdMembers &&
+                up.every((s) => s.value[1] === "1") &&
+                streaming.length === expected.replicas
                 ? true
                 : undefined;
         });
@@ -94,7 +100,7 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         expect(stack.outputs.grafanaAdminPassword).toBeUndefined();
     });
 
-    it("scrapes one postgres target per node, one pgbouncer and one backup target, all up", async () => {
+    it("scrapes one postgres target per node, one pgbouncer and one backup target, and each etcd member, all up", async () => {
         const targets = await prometheus.targets();
         const seen = targets.map((t) => [t.labels.job, t.labels.instance, t.labels.role, t.health, t.lastError]).sort();
         expect(seen).toEqual(
@@ -103,10 +109,13 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
                 ["pgbouncer", "pgbouncer", "pgbouncer", "up", ""],
                 ["postgres", "primary", "primary", "up", ""],
                 ...replicaNodes(expected.replicas).map((n) => ["postgres", n, "replica", "up", ""]),
+                ...etcdNames(expected.etcdMembers).map((n) => ["etcd", n, "etcd", "up", ""]),
             ].sort(),
         );
         const up = await prometheus.query("up == 1");
-        expect(up).toHaveLength(nodes.length + 2);
+        expect(up).toHaveLength(nodes.length + 2 + expected.etcdMembers);
+        const hasLeader = await prometheus.query("etcd_server_has_leader == 1");
+        expect(hasLeader.map((s) => s.metric.instance).sort()).toEqual(etcdNames(expected.etcdMembers));
         const pgUp = await prometheus.query("pg_up == 1");
         expect(pgUp.map((s) => s.metric.instance).sort()).toEqual(nodes.sort());
         expect(await prometheus.query("pgbouncer_up == 1")).toHaveLength(1);
@@ -236,6 +245,29 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
                 `(bound ${bound / 1000} s), resolved ${(resolved / 1000).toFixed(1)} s after it was started again`,
         );
         // Not before `for` has passed, and not much after.
+        expect(fired).toBeGreaterThanOrEqual(FOR_SECONDS * 1000);
+        expect(fired).toBeLessThanOrEqual(bound);
+    }, 120_000);
+
+    it("fires EtcdMemberDown, and no ExporterDown, when an etcd member stops, and resolves once it is back", async () => {
+        const member = `${stack.clusterName}-etcd-${expected.etcdMembers}`;
+        const instance = `etcd-${expected.etcdMembers}`;
+        const bound = (FOR_SECONDS + 2 * SCRAPE_SECONDS) * 1000 + MEASUREMENT_SLACK_MS;
+        await docker("stop", member);
+        const stopped = Date.now();
+        const firing = await waitFor("EtcdMemberDown to fire", bound + 5_000, async () => {
+            const alerts = await prometheus.alerts();
+            return alerts.some((a) => a.state === "firing" && isAlert(a, "EtcdMemberDown", instance)) ? alerts : undefined;
+        });
+        const fired = Date.now() - stopped;
+        expect(firing.filter((a) => a.labels.alertname === "ExporterDown")).toEqual([]);
+        await docker("start", member);
+        await waitFor("EtcdMemberDown to resolve", 60_000, async () =>
+            (await prometheus.alerts()).some((a) => isAlert(a, "EtcdMemberDown", instance)) ? undefined : true,
+        );
+        console.log(
+            `${stackName}: EtcdMemberDown fired ${(fired / 1000).toFixed(1)} s after ${instance} stopped (bound ${bound / 1000} s)`,
+        );
         expect(fired).toBeGreaterThanOrEqual(FOR_SECONDS * 1000);
         expect(fired).toBeLessThanOrEqual(bound);
     }, 120_000);

@@ -13,7 +13,7 @@ const REPLICA_OF =
 describe("alert rules", () => {
     it("are exactly these for the staging stack", () => {
         expect(alertRules(staging, defaultMonitoring).map((r) => [r.alert, r.severity, r.forSeconds, r.expr])).toEqual([
-            ["ExporterDown", "warning", 60, "up == 0"],
+            ["ExporterDown", "warning", 60, 'up{job!="etcd"} == 0'],
             ["PostgreSQLDown", "critical", 60, 'pg_up{job="postgres"} == 0'],
             ["PgBouncerDown", "critical", 60, 'pgbouncer_up{job="pgbouncer"} == 0'],
             [
@@ -61,6 +61,8 @@ describe("alert rules", () => {
                 'max by (instance, database, user) (pgbouncer_pools_server_active_connections{job="pgbouncer", database!="pgbouncer"}) >= 22.5',
             ],
             ["PgBouncerClientConnectionsNearLimit", "warning", 60, 'max by (instance) (pgbouncer_used_clients{job="pgbouncer"}) >= 800'],
+            ["EtcdMemberDown", "warning", 60, 'up{job="etcd"} == 0'],
+            ["EtcdNoLeader", "critical", 60, 'etcd_server_has_leader{job="etcd"} == 0'],
         ]);
     });
 

@@ -11,7 +11,7 @@ import { stringify } from "yaml";
 import { alertRules, renderAlertRules } from "../../components/render/monitoring/alert-rules";
 import { pgbouncerDashboard, postgresqlDashboard, RATE_INTERVAL } from "../../components/render/monitoring/grafana-dashboards";
 import { renderPrometheusConfig } from "../../components/render/monitoring/prometheus-config";
-import { scrapeJobs } from "../../components/render/monitoring/prometheus-targets";
+import { etcdScrapeJob, scrapeJobs } from "../../components/render/monitoring/prometheus-targets";
 import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../components/settings";
 import { PROJECT_ROOT } from "../../harness/stack-config";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
@@ -44,6 +44,7 @@ const POSTGRES = { job: "postgres" };
 const PRIMARY = { ...POSTGRES, instance: "primary", role: "primary" };
 const REPLICA = { ...POSTGRES, instance: "replica_1", role: "replica" };
 const PGBOUNCER = { job: "pgbouncer", instance: "pgbouncer", role: "pgbouncer" };
+const ETCD_MEMBER = { job: "etcd", instance: "etcd-1", role: "etcd" };
 const APP_POOL = { ...PGBOUNCER, database: "obcms", user: "obcms_app" };
 /** PgBouncer's admin console: busy or not, it is no pool of the application's. */
 const ADMIN_POOL = { ...PGBOUNCER, database: "pgbouncer", user: "pgbouncer" };
@@ -64,7 +65,11 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
         {
             alert: "ExporterDown",
             fires: { series: [[{ __name__: "up", ...REPLICA }, 0]], labels: REPLICA },
-            quiet: [[{ __name__: "up", ...REPLICA }, 1]],
+            // An etcd member is no exporter: EtcdMemberDown speaks for it.
+            quiet: [
+                [{ __name__: "up", ...REPLICA }, 1],
+                [{ __name__: "up", ...ETCD_MEMBER }, 0],
+            ],
         },
         {
             alert: "PostgreSQLDown",
@@ -168,6 +173,19 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
             },
             quiet: [[{ __name__: "pgbouncer_used_clients", ...PGBOUNCER }, atLeast(limit.clientConnections) - 1]],
         },
+        {
+            alert: "EtcdMemberDown",
+            fires: { series: [[{ __name__: "up", ...ETCD_MEMBER }, 0]], labels: ETCD_MEMBER },
+            quiet: [
+                [{ __name__: "up", ...ETCD_MEMBER }, 1],
+                [{ __name__: "up", ...REPLICA }, 0],
+            ],
+        },
+        {
+            alert: "EtcdNoLeader",
+            fires: { series: [[{ __name__: "etcd_server_has_leader", ...ETCD_MEMBER }, 0]], labels: ETCD_MEMBER },
+            quiet: [[{ __name__: "etcd_server_has_leader", ...ETCD_MEMBER }, 1]],
+        },
     ];
 }
 
@@ -254,24 +272,24 @@ describe.each([
         scrapeIntervalSeconds: m.scrapeIntervalSeconds,
         externalLabels: { cluster: s.clusterName },
         ruleFiles: [`${DIR}/${RULES}`],
-        jobs: scrapeJobs(s),
+        jobs: [...scrapeJobs(s), etcdScrapeJob(s)],
     });
 
     it("check config accepts prometheus.yml and the rules file it names", async () => {
         const result = await promtool({ "prometheus.yml": config, [RULES]: rules }, "check", "config", `${DIR}/prometheus.yml`);
         expect(result.output).toContain(`SUCCESS: ${DIR}/prometheus.yml is valid prometheus config file syntax`);
-        expect(result.output).toContain(`SUCCESS: 12 rules found`);
+        expect(result.output).toContain(`SUCCESS: 14 rules found`);
         expect(result.code).toBe(0);
     }, 60_000);
 
-    it("check rules accepts the 12 alert rules", async () => {
+    it("check rules accepts the 14 alert rules", async () => {
         const result = await promtool({ [RULES]: rules }, "check", "rules", `${DIR}/${RULES}`);
-        expect(result).toEqual({ code: 0, output: `Checking ${DIR}/${RULES}\n  SUCCESS: 12 rules found\n\n` });
+        expect(result).toEqual({ code: 0, output: `Checking ${DIR}/${RULES}\n  SUCCESS: 14 rules found\n\n` });
     }, 60_000);
 
     it("test rules: every alert fires on its series after `for`, and not on the series across its threshold", async () => {
         const tests = ruleTests(s, m);
-        expect(tests.match(/- name: /g)).toHaveLength(24);
+        expect(tests.match(/- name: /g)).toHaveLength(28);
         const result = await promtool({ [RULES]: rules, "tests.yml": tests }, "test", "rules", `${DIR}/tests.yml`);
         expect(result.output).toContain("SUCCESS");
         expect(result.code).toBe(0);
@@ -288,7 +306,7 @@ describe.each([
 
 describe("promtool catches what these tests rely on it to catch", () => {
     it("a rule that does not parse", async () => {
-        const broken = renderAlertRules(alertRules(staging, defaultMonitoring)).replace('expr: "up == 0"', 'expr: "up =="');
+        const broken = renderAlertRules(alertRules(staging, defaultMonitoring)).replace(" == 0", " ==");
         const result = await promtool({ [RULES]: broken }, "check", "rules", `${DIR}/${RULES}`);
         expect(result.code).not.toBe(0);
         expect(result.output).toContain("FAILED");

@@ -22,6 +22,13 @@ describe("clusterTopology", () => {
             replicas,
             members: [primary, ...replicas],
             replicasAlias: `${prefix}-replicas`,
+            etcd: [1, 2, 3].map((k) => ({
+                resourceName: `etcd-${k}`,
+                index: k,
+                container: `${prefix}-etcd-${k}`,
+                volume: `${prefix}-etcd-${k}-of-3-data`,
+                name: `etcd-${k}`,
+            })),
             pgbouncer: { resourceName: "pgbouncer", container: `${prefix}-pgbouncer`, exporter: `${prefix}-pgbouncer-exporter` },
             backup: { resourceName: "backup", container: `${prefix}-backup`, volume: `${prefix}-backup-data` },
             prometheus: { container: `${prefix}-prometheus`, volume: `${prefix}-prometheus-data` },
@@ -32,6 +39,13 @@ describe("clusterTopology", () => {
     it("has as many replicas as the settings ask for, numbered from 1", () => {
         expect(clusterTopology(staging).replicas.map((r) => [r.index, r.resourceName])).toEqual([[1, "replica-1"]]);
         expect(clusterTopology({ ...staging, replicaCount: 10 }).members).toHaveLength(11);
+    });
+
+    it("names an etcd member's volume after the member count, so a new layout starts on fresh data", () => {
+        expect(clusterTopology(staging).etcd.map((e) => e.volume)).toEqual(["obcms-database-staging-etcd-1-of-1-data"]);
+        expect(clusterTopology({ ...staging, etcdMembers: 5 }).etcd.map((e) => e.volume)).toEqual(
+            [1, 2, 3, 4, 5].map((k) => `obcms-database-staging-etcd-${k}-of-5-data`),
+        );
     });
 });
 
@@ -53,6 +67,12 @@ describe("certificateNames", () => {
             },
             pgbouncer: { dnsNames: ["obcms-database-production-pgbouncer", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
             backup: { dnsNames: ["obcms-database-production-backup", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
+            ...Object.fromEntries(
+                [1, 2, 3].map((k) => [
+                    `etcd-${k}`,
+                    { dnsNames: [`obcms-database-production-etcd-${k}`, "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
+                ]),
+            ),
         });
     });
 

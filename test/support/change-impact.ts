@@ -24,6 +24,8 @@ const EXPORTERS = [
     "monitoring-primary-exporter",
     ...[1, 2, 3].map((k) => `monitoring-replica-${k}-exporter`),
 ];
+const ETCD_CONTAINERS = [1, 2, 3].map((k) => `etcd-${k}-container`);
+const ETCD_MEMBER = (k: number) => [`etcd-${k}-container`, `etcd-${k}-data`];
 const REPLICA_RESOURCES = (k: number) =>
     [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`, `replica-${k}-slot`].concat(
         ["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`),
@@ -117,9 +119,33 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: { image: "obcms-database:17.1" },
         after: { image: "obcms-database:17.2" },
         plan: {
-            replace: ["backup-container", "backup-last-label", ...EXPORTERS, "monitoring-prometheus", "pgbouncer-container", ...PG_NODES],
+            replace: [
+                "backup-container",
+                "backup-last-label",
+                ...ETCD_CONTAINERS,
+                ...EXPORTERS,
+                "monitoring-prometheus",
+                "pgbouncer-container",
+                ...PG_NODES,
+            ],
         },
-        effect: "every container restarts on the new image, one at a time in dependency order; data stays on the volumes",
+        effect:
+            "every container restarts on the new image, one at a time in dependency order; data stays on the volumes; " +
+            "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
+    },
+    {
+        change: "`etcdMembers` 3 → 5",
+        before: {},
+        after: { etcdMembers: 5 },
+        plan: {
+            replace: [...[1, 2, 3].flatMap(ETCD_MEMBER), "monitoring-prometheus"],
+            create: [
+                ...ETCD_MEMBER(4),
+                ...ETCD_MEMBER(5),
+                ...[4, 5].flatMap((k) => ["cert", "csr", "key"].map((part) => `tls-etcd-${k}-${part}`)),
+            ],
+        },
+        effect: "a new, empty etcd cluster of five members starts on fresh volumes (etcd keeps its membership in its data); nothing reads the store yet",
     },
 ];
 

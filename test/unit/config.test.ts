@@ -34,6 +34,12 @@ describe("readSettings", () => {
             { replicaCount: "three" },
             "Configuration 'obcms-database:replicaCount' value 'three' is not a valid number",
         ],
+        ...([4, 0, 9, 2.5] as const).map((n): [string, StackName, Record<string, unknown>, string] => [
+            `${n} etcd members`,
+            "production",
+            { etcdMembers: n },
+            `etcdMembers must be an odd number from 1 to 7 (n members stay available with (n - 1) / 2 of them down), got ${n}`,
+        ]),
         ["a pool size of 0", "staging", { defaultPoolSize: 0 }, "defaultPoolSize must be an integer greater than 0, got 0"],
         ["a negative pool size", "staging", { defaultPoolSize: -5 }, "defaultPoolSize must be an integer greater than 0, got -5"],
         [

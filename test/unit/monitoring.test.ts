@@ -48,11 +48,12 @@ function monitoringResources(mocks: RecordingMocks): string[] {
 const MONITORING_OUTPUTS = ["grafanaAdminPassword", "grafanaUrl", "prometheusUrl"];
 
 describe.each([
-    ["staging", 1, 25, 1000, "127.0.0.1", 9090, 3000],
-    ["production", 3, 50, 2000, "127.0.0.1", 9091, 3001],
-] as const)("monitoring of the %s stack", (stack, replicas, poolSize, maxClientConn, address, prometheusPort, grafanaPort) => {
+    ["staging", 1, 1, 25, 1000, "127.0.0.1", 9090, 3000],
+    ["production", 3, 3, 50, 2000, "127.0.0.1", 9091, 3001],
+] as const)("monitoring of the %s stack", (stack, replicas, etcdMembers, poolSize, maxClientConn, address, prometheusPort, grafanaPort) => {
     const cluster = `obcms-database-${stack}`;
     const replicaNames = Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`);
+    const etcdNames = Array.from({ length: etcdMembers }, (_, i) => `etcd-${i + 1}`);
 
     it(`declares an exporter for the primary and each of the ${replicas} replica(s), one for PgBouncer, Prometheus and Grafana`, async () => {
         const { mocks } = await declare(stack);
@@ -85,7 +86,7 @@ describe.each([
         expect(mocks.named("monitoring-prometheus-data").inputs.name).toBe(`${cluster}-prometheus-data`);
     });
 
-    it(`scrapes 1 + ${replicas} PostgreSQL exporter targets labelled by role and node, and PgBouncer's and the backup container's`, async () => {
+    it(`scrapes 1 + ${replicas} PostgreSQL exporter targets labelled by role and node, PgBouncer's, the backup container's and each etcd member's`, async () => {
         const { mocks } = await declare(stack);
         const config = parse(upload(mocks.named("monitoring-prometheus"), "/etc/obcms/prometheus.yml").content);
         expect(config.global).toEqual({
@@ -108,6 +109,7 @@ describe.each([
             ],
             pgbouncer: [{ targets: [`${cluster}-pgbouncer-exporter:9127`], labels: { instance: "pgbouncer", role: "pgbouncer" } }],
             backup: [{ targets: [`${cluster}-backup:9100`], labels: { instance: "backup", role: "backup" } }],
+            etcd: etcdNames.map((n) => ({ targets: [`${cluster}-${n}:2381`], labels: { instance: n, role: "etcd" } })),
         });
     });
 
@@ -306,6 +308,7 @@ describe("the Monitoring component", () => {
                         repository: { type: "volume" },
                     },
                     backup: node("backup"),
+                    etcd: node("etcd"),
                 }),
         ).toThrow("Monitoring needs an exporter target for each of the 3 replicas the settings declare, got 1 replica resources");
         await pulumi.runtime.disconnect();

@@ -141,7 +141,11 @@ describe("TLS", () => {
                 .ofType("tls:index/privateKey:PrivateKey")
                 .map((r) => r.name)
                 .sort(),
-        ).toEqual(["ca", "backup", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `tls-${n}-key`).sort());
+        ).toEqual(
+            ["ca", "backup", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3", "etcd-1", "etcd-2", "etcd-3"]
+                .map((n) => `tls-${n}-key`)
+                .sort(),
+        );
         const csr = mocks.named("tls-replica-2-csr");
         expect(csr.inputs.dnsNames).toEqual(["obcms-database-production-replica-2", "obcms-database-production-replicas", "localhost"]);
         for (const container of mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name))) {
@@ -194,6 +198,9 @@ describe("choices a stack can make", () => {
             "replica-3-container": 120,
             "pgbouncer-container": 30,
             "backup-container": 600,
+            "etcd-1-container": 30,
+            "etcd-2-container": 30,
+            "etcd-3-container": 30,
             "monitoring-primary-exporter": 10,
             "monitoring-replica-1-exporter": 10,
             "monitoring-replica-2-exporter": 10,

@@ -26,6 +26,7 @@ const POSTGRES = `job="${JOBS.postgres}"`;
 const PRIMARY = `${POSTGRES}, role="primary"`;
 const REPLICAS = `${POSTGRES}, role="replica"`;
 const PGBOUNCER = `job="${JOBS.pgbouncer}"`;
+const ETCD = `job="${JOBS.etcd}"`;
 /** PgBouncer's pools without its admin console. */
 const POOLS = `${PGBOUNCER}, database!="pgbouncer"`;
 
@@ -49,7 +50,8 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
     return [
         {
             alert: "ExporterDown",
-            expr: "up == 0",
+            // etcd serves its own metrics: a silent member is EtcdMemberDown.
+            expr: `up{job!="${JOBS.etcd}"} == 0`,
             forSeconds,
             severity: "warning",
             summary: "Exporter {{ $labels.job }} of {{ $labels.instance }} is not answering",
@@ -158,6 +160,23 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             description:
                 `At least ${m.alerts.clientConnectionsPercent}% of maxClientConn (${limit.clientConnections} of ${s.pool.maxClientConn}) ` +
                 "clients are connected; PgBouncer refuses clients beyond it.",
+        },
+        {
+            alert: "EtcdMemberDown",
+            expr: `up{${ETCD}} == 0`,
+            forSeconds,
+            severity: "warning",
+            summary: "etcd member {{ $labels.instance }} is not answering",
+            description:
+                "Prometheus cannot reach etcd member {{ $labels.instance }}; the cluster keeps its quorum only while a majority of its members answer.",
+        },
+        {
+            alert: "EtcdNoLeader",
+            expr: `etcd_server_has_leader{${ETCD}} == 0`,
+            forSeconds,
+            severity: "critical",
+            summary: "etcd member {{ $labels.instance }} has no leader",
+            description: "etcd member {{ $labels.instance }} sees no leader: without a majority of members the store takes no writes.",
         },
     ];
 }

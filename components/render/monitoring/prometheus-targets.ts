@@ -1,11 +1,18 @@
 // What Prometheus watches, as plain data computed from the settings: one
-// postgres_exporter per PostgreSQL member, one pgbouncer_exporter, and the
-// labels every series carries (`instance` = the member's node name, `role`).
-import { BACKUP_METRICS_PORT, type ClusterSettings, PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../../settings";
+// postgres_exporter per PostgreSQL member, one pgbouncer_exporter, the etcd
+// members, and the labels every series carries (`instance` = the member's
+// node name, `role`).
+import {
+    BACKUP_METRICS_PORT,
+    type ClusterSettings,
+    ETCD_METRICS_PORT,
+    PGBOUNCER_EXPORTER_PORT,
+    POSTGRES_EXPORTER_PORT,
+} from "../../settings";
 import { clusterTopology, type MemberRole } from "../../topology";
 
 /** Scrape job names: one job per kind of exporter. */
-export const JOBS = { postgres: "postgres", pgbouncer: "pgbouncer", backup: "backup" } as const;
+export const JOBS = { postgres: "postgres", pgbouncer: "pgbouncer", backup: "backup", etcd: "etcd" } as const;
 
 /** The `instance` label of PgBouncer's exporter. */
 export const PGBOUNCER_INSTANCE = "pgbouncer";
@@ -13,7 +20,7 @@ export const PGBOUNCER_INSTANCE = "pgbouncer";
 export interface ScrapeTarget {
     /** host:port on the cluster network. */
     readonly address: string;
-    readonly labels: { readonly instance: string; readonly role: MemberRole | "pgbouncer" | "backup" };
+    readonly labels: { readonly instance: string; readonly role: MemberRole | "pgbouncer" | "backup" | "etcd" };
 }
 
 export interface ScrapeJob {
@@ -50,6 +57,17 @@ export function backupScrapeJob(s: ClusterSettings): ScrapeJob {
         targets: [
             { address: `${clusterTopology(s).backup.container}:${BACKUP_METRICS_PORT}`, labels: { instance: "backup", role: "backup" } },
         ],
+    };
+}
+
+/** Each etcd member serves its own metrics, on a port apart from its client port. */
+export function etcdScrapeJob(s: ClusterSettings): ScrapeJob {
+    return {
+        name: JOBS.etcd,
+        targets: clusterTopology(s).etcd.map((e) => ({
+            address: `${e.container}:${ETCD_METRICS_PORT}`,
+            labels: { instance: e.name, role: "etcd" },
+        })),
     };
 }
 

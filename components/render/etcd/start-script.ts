@@ -1,0 +1,28 @@
+// An etcd member's start script and health check.
+import { ETCD_CLIENT_PORT } from "../../settings";
+import { shellWord } from "../escape";
+import { FILES } from "../paths";
+import { scriptHeader } from "../shell-scripts";
+
+export function renderEtcdStart(configFile: string): string {
+    return [...scriptHeader(), `exec etcd --config-file=${shellWord(configFile)}`, ""].join("\n");
+}
+
+/**
+ * The container's health check: the member answers on its client port, with
+ * its own certificate, and the cluster commits a proposal through it, which
+ * needs a leader and a quorum.
+ */
+export function etcdHealthCheck(): string[] {
+    return [
+        "etcdctl",
+        `--endpoints=https://localhost:${ETCD_CLIENT_PORT}`,
+        `--cacert=${FILES.tlsCa}`,
+        `--cert=${FILES.tlsCert}`,
+        `--key=${FILES.tlsKey}`,
+        "--dial-timeout=2s",
+        "--command-timeout=3s",
+        "endpoint",
+        "health",
+    ];
+}
