@@ -7,6 +7,8 @@ import { containersUnprivileged } from "./containers-unprivileged";
 import { credentialFilesPrivate } from "./credential-files-private";
 import { credentialsNotInContainerConfig } from "./credentials-not-in-container-config";
 import { dataOnNamedVolumes } from "./data-on-named-volumes";
+import { dcsQuorum } from "./dcs-quorum";
+import { dcsTls } from "./dcs-tls";
 import { generatedPasswordsNotExposed } from "./generated-passwords-not-exposed";
 import { minimumReplicas } from "./minimum-replicas";
 import { monitoringEnabled } from "./monitoring-enabled";
@@ -33,6 +35,8 @@ export const policies: Policies = [
     dataOnNamedVolumes,
     slotWalBounded,
     minimumReplicas,
+    dcsTls,
+    dcsQuorum,
     monitoringEnabled,
     auditLogging,
     backupsEncrypted,

@@ -3,7 +3,9 @@
 import type { Policies } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
 import { passwordVerifier } from "../../components/render/credentials/verifier";
+import { renderEtcdConf } from "../../components/render/etcd/etcd-conf";
 import { type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
+import { clusterTopology } from "../../components/topology";
 import { auditLogging } from "../../policy/policies/audit-logging";
 import { backupsEncrypted } from "../../policy/policies/backups-encrypted";
 import { clientTlsRequired } from "../../policy/policies/client-tls-required";
@@ -11,6 +13,8 @@ import { containersUnprivileged } from "../../policy/policies/containers-unprivi
 import { credentialFilesPrivate } from "../../policy/policies/credential-files-private";
 import { credentialsNotInContainerConfig } from "../../policy/policies/credentials-not-in-container-config";
 import { dataOnNamedVolumes } from "../../policy/policies/data-on-named-volumes";
+import { dcsQuorum } from "../../policy/policies/dcs-quorum";
+import { dcsTls } from "../../policy/policies/dcs-tls";
 import { generatedPasswordsNotExposed } from "../../policy/policies/generated-passwords-not-exposed";
 import { minimumReplicas } from "../../policy/policies/minimum-replicas";
 import { monitoringEnabled } from "../../policy/policies/monitoring-enabled";
@@ -20,6 +24,7 @@ import { noTrustOrPlaintextAuth } from "../../policy/policies/no-trust-or-plaint
 import { replicationRestricted } from "../../policy/policies/replication-restricted";
 import { slotWalBounded } from "../../policy/policies/slot-wal-bounded";
 import { strongGeneratedPasswords } from "../../policy/policies/strong-generated-passwords";
+import { production } from "../render/fixtures";
 import { type PackConfig, type PolicyTarget, runPolicies } from "../support/policy";
 
 const CONTAINER = "docker:index/container:Container";
@@ -519,6 +524,46 @@ describe("minimum-replicas", () => {
         expect(await messages(minimumReplicas, cluster)).toEqual([
             "the stack runs 2 streaming replica(s); at least 3 are required (replicaCount)",
         ]);
+    });
+});
+
+/** An etcd member carrying the config the program renders, edited by `edit`. */
+function etcdMember(k: number, edit: (conf: string) => string = (conf) => conf): PolicyTarget {
+    const members = clusterTopology(production).etcd;
+    const conf = renderEtcdConf({ member: members[k - 1], members, clusterToken: "t" });
+    return {
+        type: CONTAINER,
+        name: `etcd-${k}-container`,
+        inputs: { user: "999:999", uploads: [upload("/etc/obcms/etcd.yml", edit(conf))] },
+    };
+}
+
+describe("dcs-tls", () => {
+    it("accepts the etcd config the program renders", async () => {
+        expect(await messages(dcsTls, [etcdMember(1), postgres()])).toEqual([]);
+    });
+
+    it("refuses clear-text URLs and ports that take requests without a trusted certificate", async () => {
+        const weakened = etcdMember(2, (conf) =>
+            conf
+                .replace('"listen-client-urls": "https://0.0.0.0:2379"', '"listen-client-urls": "https://0.0.0.0:2379,http://0.0.0.0:2389"')
+                .replace('"initial-advertise-peer-urls": "https://', '"initial-advertise-peer-urls": "http://')
+                .replace('"client-cert-auth": true', '"client-cert-auth": false'),
+        );
+        expect(await messages(dcsTls, [weakened])).toEqual([
+            'etcd-2-container: etcd.yml: listen-client-urls "http://0.0.0.0:2389" is not https: the store\'s traffic would travel in clear text',
+            'etcd-2-container: etcd.yml: initial-advertise-peer-urls "http://obcms-database-production-etcd-2:2380" is not https: the store\'s traffic would travel in clear text',
+            "etcd-2-container: etcd.yml: client-transport-security does not require a certificate from a trusted CA (client-cert-auth, trusted-ca-file): anyone who reaches the port could read and write the cluster's state",
+        ]);
+    });
+});
+
+describe("dcs-quorum", () => {
+    it("counts the containers that carry an etcd config", async () => {
+        const cluster = [etcdMember(1), postgres(), pgbouncer()];
+        expect(await messages(dcsQuorum, cluster, { minimumEtcdMembers: 1 })).toEqual([]);
+        expect(await messages(dcsQuorum, cluster)).toEqual(["the stack runs 1 etcd member(s); at least 3 are required (etcdMembers)"]);
+        expect(await messages(dcsQuorum, [etcdMember(1), etcdMember(2), etcdMember(3)])).toEqual([]);
     });
 });
 

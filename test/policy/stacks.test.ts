@@ -30,6 +30,7 @@ describe("the policy pack over the program's resources", () => {
             `${m} client-tls-required primary-container: ${hostRule}`,
             `${m} client-tls-required replica-1-container: ${hostRule}`,
             `${m} minimum-replicas (stack): the stack runs 1 streaming replica(s); at least 3 are required (replicaCount)`,
+            `${m} dcs-quorum (stack): the stack runs 1 etcd member(s); at least 3 are required (etcdMembers)`,
         ]);
     });
 });
@@ -43,6 +44,11 @@ describe("a weakened production stack is caught, with a message naming the confi
             "one replica",
             { replicaCount: 1 },
             [`${m} minimum-replicas (stack): the stack runs 1 streaming replica(s); at least 3 are required (replicaCount)`],
+        ],
+        [
+            "one etcd member",
+            { etcdMembers: 1 },
+            [`${m} dcs-quorum (stack): the stack runs 1 etcd member(s); at least 3 are required (etcdMembers)`],
         ],
         [
             "no monitoring",
