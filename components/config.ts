@@ -40,6 +40,7 @@ export function readSettings(): ClusterSettings {
         timezone: config.require("timezone"),
         authMethod: config.require<AuthMethod>("authMethod", { allowedValues: [...AUTH_METHODS] }),
         maxConnections: config.requireNumber("maxConnections"),
+        postgresResources: { memoryMb: config.requireNumber("postgresMemoryMb"), cpus: config.requireNumber("postgresCpus") },
         maxSlotWalKeepSizeMb: config.requireNumber("maxSlotWalKeepSizeMb"),
         auditLog: config.require("auditLog"),
         publishAddress: config.require("publishAddress"),

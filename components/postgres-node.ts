@@ -57,6 +57,8 @@ export function postgresContainer(name: string, args: PostgresNodeArgs, opts: pu
             stopGraceSeconds: 120,
             // pgBackRest's TLS server runs beside PostgreSQL, adopted by tini.
             init: true,
+            // The limits postgresql.conf is sized for.
+            resources: s.postgresResources,
         },
         opts,
     );

@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { FILES, SERVICE_UID } from "./render/paths";
 import { PREFLIGHT_FILE, renderPreflight } from "./render/shell-scripts";
+import { dockerCpus, type NodeResources } from "./sizing";
 
 /** tini, from the image: forwards the stop signal to the start script's process and reaps orphans. */
 const TINI = "/usr/bin/tini";
@@ -39,6 +40,8 @@ export interface ServiceContainerArgs {
      */
     readonly stopGraceSeconds: number;
     readonly openFilesLimit?: number;
+    /** Memory and CPU limits; unset, the container may use the whole host. */
+    readonly resources?: NodeResources;
     /**
      * Run the start script under tini as PID 1, which adopts and reaps the
      * helpers it double-forks (pgBackRest's TLS server). Default false.
@@ -94,6 +97,7 @@ export function serviceContainer(name: string, args: ServiceContainerArgs, opts:
             // The provider stops a container it deletes with this timeout, not stopTimeout: unset, it kills at once.
             destroyGraceSeconds: args.stopGraceSeconds,
             ulimits: args.openFilesLimit ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }] : [],
+            ...(args.resources ? resourceLimits(args.resources) : {}),
         },
         {
             ...opts,
@@ -102,6 +106,22 @@ export function serviceContainer(name: string, args: ServiceContainerArgs, opts:
             customTimeouts: containerTimeouts(args.healthyWithinSeconds, args.stopGraceSeconds),
         },
     );
+}
+
+/**
+ * Docker's limits for `resources`. Swap equal to memory means none: a
+ * database paging to swap is slower than one that fails. /dev/shm (where
+ * PostgreSQL's parallel queries keep their dynamic shared memory) is as large
+ * as the memory limit instead of Docker's 64MB: its pages are charged to the
+ * container's memory anyway, so the limit already bounds it.
+ */
+function resourceLimits(resources: NodeResources): Pick<docker.ContainerArgs, "memory" | "memorySwap" | "cpus" | "shmSize"> {
+    return {
+        memory: resources.memoryMb,
+        memorySwap: resources.memoryMb,
+        cpus: dockerCpus(resources.cpus),
+        shmSize: resources.memoryMb,
+    };
 }
 
 /** Headroom for what a create does besides waiting for health (uploads, start) and a delete besides the grace (removal). */

@@ -2,6 +2,7 @@
 // `config.ts`. Nothing here imports Pulumi: the renderers and the tests use it
 // as ordinary data.
 import { isIPv4 } from "node:net";
+import { memoryBudget, type NodeResources, postgresSize, postgresSizing } from "./sizing";
 
 /** How PostgreSQL and PgBouncer store a password; `md5` is kept for old clients only. */
 export type AuthMethod = "scram-sha-256" | "md5";
@@ -71,6 +72,8 @@ export interface ClusterSettings {
     readonly timezone: string;
     readonly authMethod: AuthMethod;
     readonly maxConnections: number;
+    /** Container limits of every PostgreSQL member, the same for each: a standby may not run with fewer worker slots than its primary. */
+    readonly postgresResources: NodeResources;
     readonly maxSlotWalKeepSizeMb: number;
     /** pgaudit's session audit classes (`pgaudit.log`), e.g. "ddl, role". */
     readonly auditLog: string;
@@ -216,6 +219,7 @@ export function validateSettings(s: ClusterSettings): void {
                 `superuser reserved ${SUPERUSER_RESERVED_CONNECTIONS}; raise maxConnections or lower the pool`,
         );
     }
+    validatePostgresResources(s);
 
     for (const [key, name] of [
         ["database", s.database],
@@ -248,6 +252,23 @@ export function validateSettings(s: ClusterSettings): void {
         throw new SettingsError(`publishAddress must be an IPv4 address such as 127.0.0.1, got ${JSON.stringify(s.publishAddress)}`);
     }
     validatePorts(s);
+}
+
+/** The members' limits, and whether their memory holds what max_connections backends may use besides shared_buffers and maintenance. */
+function validatePostgresResources(s: ClusterSettings): void {
+    const r = s.postgresResources;
+    requireInteger("postgresMemoryMb", r.memoryMb, 256, 1_048_576, "a size in MB from 256 to 1048576");
+    requireInteger("postgresCpus", r.cpus, 1, 256, "a whole number of CPUs from 1 to 256");
+    const sizing = postgresSizing(r, s.maxConnections);
+    const budget = memoryBudget(sizing, s.maxConnections);
+    if (budget.totalKb > r.memoryMb * 1024) {
+        throw new SettingsError(
+            `postgresMemoryMb (${r.memoryMb}) cannot hold what maxConnections (${s.maxConnections}) may use: ` +
+                `${budget.backends} backends × work_mem ${postgresSize(sizing.workMemKb)} + shared_buffers ${postgresSize(sizing.sharedBuffersKb)} + ` +
+                `${budget.maintenanceSessions} × maintenance_work_mem ${postgresSize(sizing.maintenanceWorkMemKb)} = ${Math.ceil(budget.totalKb / 1024)}MB; ` +
+                "raise postgresMemoryMb or lower maxConnections",
+        );
+    }
 }
 
 /** The host ports the database nodes publish, each with the config key it comes from. */

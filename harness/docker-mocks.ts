@@ -29,6 +29,8 @@ import {
     goDurationString,
     IMAGE,
     NO_OPTIONS,
+    nanoCpusString,
+    parseCpus,
     parseDuration,
     type RecordedOptions,
     readBack,
@@ -40,6 +42,13 @@ import { containerLog } from "./sql";
 import { PROJECT_ROOT } from "./stack-config";
 
 const run = promisify(execFile);
+
+const MIB = 1024 * 1024;
+
+/** memorySwap as the provider hands it to Docker: MB to bytes, but -1 (unlimited swap) as it is. */
+function swapBytes(memorySwap: number): number {
+    return memorySwap > 0 ? memorySwap * MIB : memorySwap;
+}
 
 const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -66,6 +75,7 @@ class DeclaredContainer extends GenericContainer {
         stopSignal?: string;
         stopTimeout?: number;
         healthcheck?: any;
+        limits: { memory?: number; memorySwap?: number; cpus?: string; shmSize?: number };
     }): this {
         // Joined at creation, aliases included (testcontainers' own aliases would
         // attach the container to the default bridge first and join the network after).
@@ -81,6 +91,20 @@ class DeclaredContainer extends GenericContainer {
         }
         if (options.stopTimeout !== undefined) {
             this.createOpts.StopTimeout = options.stopTimeout;
+        }
+        // As the provider's create maps them: MB to bytes, CPUs to billionths.
+        const { memory, memorySwap, cpus, shmSize } = options.limits;
+        if (memory) {
+            this.hostConfig.Memory = memory * MIB;
+        }
+        if (memorySwap) {
+            this.hostConfig.MemorySwap = swapBytes(memorySwap);
+        }
+        if (cpus) {
+            this.hostConfig.NanoCpus = parseCpus(cpus);
+        }
+        if (shmSize) {
+            this.hostConfig.ShmSize = shmSize * MIB;
         }
         const hc = options.healthcheck;
         if (hc) {
@@ -501,14 +525,13 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private async updateContainer(inputs: Record<string, any>, old: Record<string, any>, changed: readonly string[]): Promise<void> {
         const container = (await this.dockerode()).getContainer(inputs.name);
         if (changed.some((key) => CONTAINER_IN_PLACE[key].live && key !== "mustRun")) {
-            const mib = (value: number | undefined) => (value ?? 0) * 1024 * 1024;
             await container.update({
                 RestartPolicy: { Name: inputs.restart ?? "no", MaximumRetryCount: inputs.maxRetryCount ?? 0 },
                 CpuShares: inputs.cpuShares ?? 0,
-                Memory: mib(inputs.memory),
-                MemoryReservation: mib(inputs.memoryReservation),
+                Memory: (inputs.memory ?? 0) * MIB,
+                MemoryReservation: (inputs.memoryReservation ?? 0) * MIB,
                 CpusetCpus: inputs.cpuSet ?? "",
-                ...(inputs.memorySwap ? { MemorySwap: inputs.memorySwap > 0 ? mib(inputs.memorySwap) : inputs.memorySwap } : {}),
+                ...(inputs.memorySwap ? { MemorySwap: swapBytes(inputs.memorySwap) } : {}),
             });
         }
         if (changed.includes("mustRun") && old.mustRun === false && inputs.mustRun !== false && inputs.start !== false) {
@@ -547,7 +570,11 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private async containerReadBack(inputs: Record<string, any>): Promise<Record<string, any>> {
         const inspect = await (await this.dockerode()).getContainer(inputs.name).inspect();
         const healthcheck = inspectedHealthcheck(inspect.Config);
-        return healthcheck ? { ...inputs, healthcheck } : inputs;
+        return {
+            ...inputs,
+            ...(healthcheck ? { healthcheck } : {}),
+            ...(inputs.cpus ? { cpus: nanoCpusString(inspect.HostConfig.NanoCpus ?? 0) } : {}),
+        };
     }
 
     private async startContainer(inputs: Record<string, any>, options: RecordedOptions): Promise<Record<string, any>> {
@@ -579,6 +606,7 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
                 stopSignal: inputs.stopSignal,
                 stopTimeout: inputs.stopTimeout,
                 healthcheck: inputs.healthcheck,
+                limits: { memory: inputs.memory, memorySwap: inputs.memorySwap, cpus: inputs.cpus, shmSize: inputs.shmSize },
             })
             .withWaitStrategy(inputs.wait ? Wait.forHealthCheck() : Wait.forListeningPorts())
             .withStartupTimeout(startupSeconds * 1000);

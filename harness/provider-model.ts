@@ -60,6 +60,8 @@ export const CONTAINER_FORCE_NEW: ReadonlySet<string> = new Set([
     "stopTimeout",
     "ulimits",
     "labels",
+    "cpus",
+    "shmSize",
 ]);
 
 /**
@@ -151,6 +153,33 @@ export const HEALTHCHECK_READ_BACK = {
     source: "terraform-provider-docker internal/provider/resource_docker_container_funcs.go resourceDockerContainerRead (Healthcheck.Interval.String())",
 } as const;
 
+/** `cpus` as the provider's Read puts it in state: from the engine's NanoCpus, in its own decimal form. */
+export const CPUS_READ_BACK = {
+    source: "terraform-provider-docker internal/provider/helpers.go nanoInt64ToDecimalString, called by resourceDockerContainerRead",
+} as const;
+
+/** Docker's opts.ParseCPUs: a decimal count of CPUs in billionths. */
+export function parseCpus(cpus: string): number {
+    return Math.round(Number(cpus) * 1e9);
+}
+
+/**
+ * nanoInt64ToDecimalString: nine decimals, then one decimal if the text has
+ * exactly nine zeros, else the trailing zeros trimmed. So 2 CPUs read back
+ * as "2.0", 1.5 as "1.5", but 10 as "10." (its tenth zero skips the first branch).
+ */
+export function nanoCpusString(nanos: number): string {
+    if (nanos === 0) {
+        return "0";
+    }
+    const nine = `${Math.floor(nanos / 1e9)}.${String(nanos % 1e9).padStart(9, "0")}`;
+    if ((nine.match(/0/g) ?? []).length === 9) {
+        const tenths = Math.round(nanos / 1e8);
+        return `${Math.floor(tenths / 10)}.${tenths % 10}`;
+    }
+    return nine.replace(/0+$/, "");
+}
+
 /** The kind of step the provider plans for a resource whose `changed` inputs differ from its state. */
 export function changeStep(type: string, changed: readonly string[]): "update" | "replace" {
     switch (type) {
@@ -228,10 +257,14 @@ export function healthcheckReadBack(healthcheck: Record<string, any>): Record<st
 
 /** The checked inputs as the provider's Read after a create reports them: what the next preview compares against. */
 export function readBack(type: string, checked: Record<string, any>): Record<string, any> {
-    if (type === CONTAINER && checked.healthcheck) {
-        return { ...checked, healthcheck: healthcheckReadBack(checked.healthcheck) };
+    if (type !== CONTAINER) {
+        return checked;
     }
-    return checked;
+    return {
+        ...checked,
+        ...(checked.healthcheck ? { healthcheck: healthcheckReadBack(checked.healthcheck) } : {}),
+        ...(checked.cpus ? { cpus: nanoCpusString(parseCpus(checked.cpus)) } : {}),
+    };
 }
 
 /** A value's JSON with object keys sorted: properties compare by value, not by the order they were written in. */

@@ -3,10 +3,13 @@
 
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postgresSizing } from "../../components/sizing";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
+import { production, staging } from "../render/fixtures";
 
+const SETTINGS = { staging, production } as const;
 const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
     production: { replicas: 3, poolSize: 50, maxClientConn: 2000, clientTls: "require", postgresPublished: false },
@@ -131,6 +134,41 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                     "(SELECT slot_name FROM pg_stat_wal_receiver) AS slot",
             );
             expect(row).toEqual({ in_recovery: true, node: names[i], receiver: "streaming", slot: `${names[i]}_slot` });
+        }
+    });
+
+    it("runs every member with the parameters sized from its limits, and Docker enforces those limits", async () => {
+        const s = SETTINGS[stackName];
+        const z = postgresSizing(s.postgresResources, s.maxConnections);
+        const mib = 1024 * 1024;
+        const members = [
+            [`${stack.clusterName}-primary`, stack.outputs.primaryUrl],
+            ...stack.outputs.replicaUrls.map((url, i) => [`${stack.clusterName}-replica-${i + 1}`, url]),
+        ];
+        for (const [container, url] of members) {
+            const [row] = await query(
+                url,
+                "SELECT pg_size_bytes(current_setting('shared_buffers')) AS shared_buffers, " +
+                    "pg_size_bytes(current_setting('work_mem')) AS work_mem, " +
+                    "pg_size_bytes(current_setting('effective_cache_size')) AS effective_cache_size, " +
+                    "pg_size_bytes(current_setting('maintenance_work_mem')) AS maintenance_work_mem, " +
+                    "current_setting('max_worker_processes')::int AS max_worker_processes",
+            );
+            expect(row, container).toEqual({
+                shared_buffers: String(z.sharedBuffersKb * 1024),
+                work_mem: String(z.workMemKb * 1024),
+                effective_cache_size: String(z.effectiveCacheSizeKb * 1024),
+                maintenance_work_mem: String(z.maintenanceWorkMemKb * 1024),
+                max_worker_processes: z.maxWorkerProcesses,
+            });
+            const [inspect] = JSON.parse(await docker("inspect", container));
+            const { Memory, MemorySwap, NanoCpus, ShmSize } = inspect.HostConfig;
+            expect({ Memory, MemorySwap, NanoCpus, ShmSize }, container).toEqual({
+                Memory: s.postgresResources.memoryMb * mib,
+                MemorySwap: s.postgresResources.memoryMb * mib,
+                NanoCpus: s.postgresResources.cpus * 1e9,
+                ShmSize: s.postgresResources.memoryMb * mib,
+            });
         }
     });
 

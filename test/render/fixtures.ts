@@ -20,6 +20,7 @@ export const staging: ClusterSettings = {
     timezone: "Asia/Manila",
     authMethod: "scram-sha-256",
     maxConnections: 100,
+    postgresResources: { memoryMb: 2048, cpus: 2 },
     maxSlotWalKeepSizeMb: 2048,
     auditLog: "ddl, role",
     publishAddress: "127.0.0.1",

@@ -98,6 +98,20 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         effect: `every PostgreSQL node restarts once with the new postgresql.conf: ${NODES_REPLACED}; the connections alert and dashboard follow; PgBouncer untouched`,
     },
     {
+        change: "`postgresMemoryMb` 2048 → 4096 (PostgreSQL's memory)",
+        before: {},
+        after: { postgresMemoryMb: 4096 },
+        plan: { replace: PG_NODES },
+        effect: `every PostgreSQL node restarts once with the new memory limit and the parameters sized for it: ${NODES_REPLACED}; PgBouncer untouched`,
+    },
+    {
+        change: "`postgresCpus` 2 → 1",
+        before: {},
+        after: { postgresCpus: 1 },
+        plan: { replace: PG_NODES },
+        effect: `every PostgreSQL node restarts once with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${NODES_REPLACED}; PgBouncer untouched`,
+    },
+    {
         change: "`auditLog` `ddl, role` → `ddl, role, write`",
         before: {},
         after: { auditLog: "ddl, role, write" },

@@ -49,6 +49,14 @@ describe("readSettings", () => {
             "maxConnections (70) is below the 71 connections the cluster needs: defaultPoolSize 50 + reservePoolSize 5 + replication 8 + monitoring 5 + superuser reserved 3; raise maxConnections or lower the pool",
         ],
         [
+            "a member memory that cannot hold its connections' work_mem beside shared_buffers and maintenance",
+            "staging",
+            { postgresMemoryMb: 256, maxConnections: 10_000 },
+            "postgresMemoryMb (256) cannot hold what maxConnections (10000) may use: 10002 backends × work_mem 64kB + " +
+                "shared_buffers 64MB + 4 × maintenance_work_mem 16MB = 754MB; raise postgresMemoryMb or lower maxConnections",
+        ],
+        ["fractional CPUs", "staging", { postgresCpus: 1.5 }, "postgresCpus must be a whole number of CPUs from 1 to 256, got 1.5"],
+        [
             "a client limit below the pool size",
             "staging",
             { maxClientConn: 10 },

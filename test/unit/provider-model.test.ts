@@ -10,6 +10,7 @@ import {
     CONTAINER_DELETE,
     CONTAINER_FORCE_NEW,
     CONTAINER_IN_PLACE,
+    CPUS_READ_BACK,
     changeStep,
     commandOutput,
     DEFAULT_TIMEOUT_SECONDS,
@@ -18,6 +19,8 @@ import {
     IMAGE,
     IMAGE_RULES,
     NETWORK_DELETE,
+    nanoCpusString,
+    parseCpus,
     parseDuration,
     readBack,
     removeNetworkAsTheProvider,
@@ -71,6 +74,20 @@ describe("terraform-provider-docker v4.5.0, docker_container", () => {
             startInterval: "0s",
             retries: 3,
         });
+    });
+});
+
+describe("terraform-provider-docker's cpus read back", () => {
+    it.each([
+        ["2", "2.0"],
+        ["1.5", "1.5"],
+        ["0.5", "0.5"],
+        ["1.25", "1.25"],
+        ["10", "10."],
+        ["100", "100."],
+    ])(`writes %s back as %s (${CPUS_READ_BACK.source})`, (written, read) => {
+        expect(nanoCpusString(parseCpus(written))).toBe(read);
+        expect(readBack(CONTAINER, { cpus: written }).cpus).toBe(read);
     });
 });
 

@@ -179,6 +179,36 @@ describe("choices a stack can make", () => {
         expect(upload(primary, "/etc/obcms/pg_hba.conf")).toContain('\nhostssl replication "replicator" samenet md5\n');
     });
 
+    it("limits every PostgreSQL member to postgresMemoryMb without swap and postgresCpus, /dev/shm as large as the memory, and nothing else", async () => {
+        const { mocks } = await declare("production", { postgresMemoryMb: 3072, postgresCpus: 1 });
+        const limits = Object.fromEntries(
+            mocks
+                .ofType("docker:index/container:Container")
+                .map((c) => [c.name, [c.inputs.memory, c.inputs.memorySwap, c.inputs.cpus, c.inputs.shmSize]]),
+        );
+        const member = [3072, 3072, "1.0", 3072];
+        const unlimited = [undefined, undefined, undefined, undefined];
+        expect(limits).toEqual({
+            "primary-container": member,
+            "replica-1-container": member,
+            "replica-2-container": member,
+            "replica-3-container": member,
+            "pgbouncer-container": unlimited,
+            "backup-container": unlimited,
+            "etcd-1-container": unlimited,
+            "etcd-2-container": unlimited,
+            "etcd-3-container": unlimited,
+            "monitoring-primary-exporter": unlimited,
+            "monitoring-replica-1-exporter": unlimited,
+            "monitoring-replica-2-exporter": unlimited,
+            "monitoring-replica-3-exporter": unlimited,
+            "monitoring-pgbouncer-exporter": unlimited,
+            "monitoring-prometheus": unlimited,
+            "monitoring-grafana": unlimited,
+        });
+        expect(upload(mocks.named("replica-3-container"), "/etc/obcms/postgresql.conf")).toContain("\nshared_buffers = '768MB'\n");
+    });
+
     it("plans no change at all when an unchanged program runs again (pulumi preview --expect-no-changes)", async () => {
         for (const stack of ["staging", "production"] as const) {
             const first = await declare(stack);

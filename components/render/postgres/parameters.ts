@@ -1,5 +1,7 @@
 // The PostgreSQL parameters of each member, as plain data; postgresql-conf.ts
-// writes them out.
+// writes them out. Layered as CloudNativePG layers them: defaults, then the
+// values sized from the member's container, then the parameters the program
+// owns, which nothing before them may override.
 
 import {
     type ClusterSettings,
@@ -9,6 +11,7 @@ import {
     ROLES,
     SUPERUSER_RESERVED_CONNECTIONS,
 } from "../../settings";
+import { AUTOVACUUM_MAX_WORKERS, type PostgresSizing, postgresSize, postgresSizing } from "../../sizing";
 import type { PostgresMember, ReplicaMember } from "../../topology";
 import { libpqConnstringValue } from "../escape";
 import { FILES, SOCKET_DIR } from "../paths";
@@ -22,6 +25,46 @@ import type { ConfValue } from "./postgresql-conf";
  * primary's, so both render them from the same settings.
  */
 export function postgresParameters(s: ClusterSettings, member: PostgresMember): Record<string, ConfValue> {
+    return {
+        ...TUNING_DEFAULTS,
+        ...sizedParameters(postgresSizing(s.postgresResources, s.maxConnections)),
+        ...ownedParameters(s, member),
+    };
+}
+
+/** Defaults that do not depend on the node's size: SSD storage, WAL and checkpoints for OLTP. */
+const TUNING_DEFAULTS: Readonly<Record<string, ConfValue>> = {
+    /** Spread a checkpoint's writes over 90% of the interval: PostgreSQL's default since 14 (commit bbcc4eb2), pgtune, autobase. */
+    checkpoint_completion_target: 0.9,
+    /** pgtune's web profile: WAL kept for reuse up to 1GB, a checkpoint forced once 4GB accumulate (PostgreSQL's 1GB forces them early under sustained writes). */
+    min_wal_size: "1GB",
+    max_wal_size: "4GB",
+    /** Compress full-page images with lz4, cheaper in CPU than pglz: pgtune for PostgreSQL 15+, Pigsty's oltp.yml. */
+    wal_compression: "lz4",
+    /** SSD: a random read costs little more than a sequential one. pgtune, autobase and Pigsty (4 is PostgreSQL's default, for spinning disks). */
+    random_page_cost: 1.1,
+    /** SSD: prefetch 200 pages of a bitmap heap scan at once. pgtune, autobase and Pigsty (PostgreSQL's default is 1). */
+    effective_io_concurrency: 200,
+};
+
+/** The memory and worker parameters from the member's limits; each figure's source is on PostgresSizing. */
+function sizedParameters(z: PostgresSizing): Record<string, ConfValue> {
+    return {
+        shared_buffers: postgresSize(z.sharedBuffersKb),
+        effective_cache_size: postgresSize(z.effectiveCacheSizeKb),
+        work_mem: postgresSize(z.workMemKb),
+        maintenance_work_mem: postgresSize(z.maintenanceWorkMemKb),
+        autovacuum_max_workers: AUTOVACUUM_MAX_WORKERS,
+        wal_buffers: postgresSize(z.walBuffersKb),
+        max_worker_processes: z.maxWorkerProcesses,
+        max_parallel_workers: z.maxParallelWorkers,
+        max_parallel_workers_per_gather: z.maxParallelWorkersPerGather,
+        max_parallel_maintenance_workers: z.maxParallelMaintenanceWorkers,
+    };
+}
+
+/** What the program's design depends on: addresses, files, replication, TLS, auditing, logging. */
+function ownedParameters(s: ClusterSettings, member: PostgresMember): Record<string, ConfValue> {
     return {
         // Names the node in ps output and lets a client see which server answered.
         cluster_name: member.node,
