@@ -1,9 +1,11 @@
 // How the policies see a Docker container of this program: by the files it
 // carries (postgresql.conf makes a PostgreSQL server, pgbouncer.ini a
-// PgBouncer), not by its name. Only the fields a check needs are read: at
-// preview, a value computed by another resource (a password verifier, a key)
-// is unknown, and reading it makes the SDK report that the check could not run.
+// PgBouncer, etcd.yml an etcd member), not by its name. Only the fields a
+// check needs are read: at preview, a value computed by another resource (a
+// password verifier, a key) is unknown, and reading it makes the SDK report
+// that the check could not run.
 import type { ReportViolation, ResourceValidation, ResourceValidationArgs } from "@pulumi/policy";
+import { parse } from "yaml";
 import { type HbaLine, parseIni, parsePgHba, parsePostgresqlConf } from "./parse";
 
 export const CONTAINER = "docker:index/container:Container";
@@ -57,6 +59,12 @@ export function pgHba(props: Record<string, any>): { file: string; lines: HbaLin
 export function pgbouncerSettings(props: Record<string, any>): Map<string, string> | undefined {
     const text = uploadedText(props, "pgbouncer.ini");
     return text === undefined ? undefined : (parseIni(text).get("pgbouncer") ?? new Map<string, string>());
+}
+
+/** An etcd member's config, the `etcd.yml` it carries, parsed; undefined for any other container. */
+export function etcdConfig(props: Record<string, any>): Record<string, any> | undefined {
+    const text = uploadedText(props, "etcd.yml");
+    return text === undefined ? undefined : (parse(text) ?? {});
 }
 
 /** A check of one Docker container; other resource types are not its business. */

@@ -1,7 +1,6 @@
 import type { PolicyConfigSchema, StackValidationPolicy } from "@pulumi/policy";
 import { policyConfig } from "./config";
-import { CONTAINER } from "./containers";
-import { etcdConfig } from "./dcs-tls";
+import { CONTAINER, etcdConfig } from "./containers";
 
 interface Config {
     readonly minimumEtcdMembers: number;

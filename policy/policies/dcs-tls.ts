@@ -1,12 +1,5 @@
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { parse } from "yaml";
-import { uploadedText, validateContainer } from "./containers";
-
-/** An etcd member's config: the `etcd.yml` it carries; undefined for any other container. */
-export function etcdConfig(props: Record<string, any>): Record<string, any> | undefined {
-    const text = uploadedText(props, "etcd.yml");
-    return text === undefined ? undefined : (parse(text) ?? {});
-}
+import { etcdConfig, validateContainer } from "./containers";
 
 const URL_KEYS = ["listen-client-urls", "advertise-client-urls", "listen-peer-urls", "initial-advertise-peer-urls"];
 const TRANSPORTS = ["client-transport-security", "peer-transport-security"];
