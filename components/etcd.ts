@@ -45,7 +45,7 @@ export class Etcd extends pulumi.ComponentResource {
                     containerName: member.container,
                     image: args.image,
                     network: args.network,
-                    startScript: renderEtcdStart(ETCD_FILES.conf),
+                    startScript: renderEtcdStart(),
                     files: [
                         { path: ETCD_FILES.conf, content: renderEtcdConf({ member, members, clusterToken }) },
                         ...tlsFiles({ caCertPem: args.caCertPem, certificate: args.certificates[member.resourceName] }),

@@ -1,11 +1,11 @@
 // An etcd member's start script and health check.
 import { ETCD_CLIENT_PORT } from "../../settings";
 import { shellWord } from "../escape";
-import { FILES } from "../paths";
+import { ETCD_FILES, FILES } from "../paths";
 import { scriptHeader } from "../shell-scripts";
 
-export function renderEtcdStart(configFile: string): string {
-    return [...scriptHeader(), `exec etcd --config-file=${shellWord(configFile)}`, ""].join("\n");
+export function renderEtcdStart(): string {
+    return [...scriptHeader(), `exec etcd --config-file=${shellWord(ETCD_FILES.conf)}`, ""].join("\n");
 }
 
 /**
