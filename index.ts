@@ -1,12 +1,13 @@
 // obcms-database: one `pulumi up` per stack turns stack config into a
-// PostgreSQL 17 primary, streaming replicas, PgBouncer and an etcd cluster on
-// Docker.
+// PostgreSQL 17 cluster run by Patroni over an etcd cluster, with automatic
+// failover, and PgBouncer routed to the leader by HAProxy, on Docker.
 // Flow: config (components/config.ts) → the topology model
 // (components/topology.ts) → renderers (components/render/<service>) →
 // components → outputs.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Backup, repositoryPassphrase } from "./components/backup";
+import { ClusterConfig } from "./components/cluster-config";
 import { readBackupSettings, readMonitoringSettings, readPasswordOverride, readS3Credentials, readSettings } from "./components/config";
 import { Credentials } from "./components/credentials";
 import { Etcd } from "./components/etcd";
@@ -62,32 +63,23 @@ const etcd = new Etcd("etcd", {
     certificates: tls.servers,
 });
 
-const primary = new Primary(topology.primary.resourceName, {
+// Every member runs Patroni, which finds the others and the leader through etcd.
+const memberArgs = (resourceName: string) => ({
     settings,
     image,
     network: network.name,
-    superuser: credentials.superuser,
-    app: credentials.app,
-    replication: credentials.replication,
-    monitoring: credentials.monitoring,
-    tls: nodeTls(topology.primary.resourceName),
+    credentials,
+    tls: nodeTls(resourceName),
     backupPassphrase: passphrase,
 });
-
+const primary = new Primary(topology.primary.resourceName, memberArgs(topology.primary.resourceName), { dependsOn: [etcd] });
 const replicas = topology.replicas.map(
-    (member) =>
-        new Replica(member.resourceName, {
-            settings,
-            member,
-            image,
-            network: network.name,
-            primary,
-            replication: credentials.replication,
-            superuser: credentials.superuser,
-            tls: nodeTls(member.resourceName),
-            backupPassphrase: passphrase,
-        }),
+    (member) => new Replica(member.resourceName, { ...memberArgs(member.resourceName), member, primary }, { dependsOn: [etcd] }),
 );
+
+const members = [primary, ...replicas];
+
+const clusterConfig = new ClusterConfig("cluster-config", { settings, credentials, members });
 
 const pgbouncer = new PgBouncer(topology.pgbouncer.resourceName, {
     settings,
@@ -97,6 +89,7 @@ const pgbouncer = new PgBouncer(topology.pgbouncer.resourceName, {
     admin: credentials.pgbouncerAdmin,
     stats: credentials.monitoring,
     tls: nodeTls(topology.pgbouncer.resourceName),
+    clusterConfig,
 });
 
 const backup = new Backup(topology.backup.resourceName, {
@@ -107,7 +100,7 @@ const backup = new Backup(topology.backup.resourceName, {
     tls: nodeTls(topology.backup.resourceName),
     passphrase,
     s3Credentials: backupSettings.repository.type === "s3" ? readS3Credentials() : undefined,
-    postgresNodes: [primary, ...replicas],
+    postgresNodes: members,
 });
 
 const monitoring = monitoringSettings.enabled
@@ -134,8 +127,8 @@ export const networkName = network.name;
 export const networkDatabaseUrl = pgbouncer.networkDatabaseUrl;
 export const networkReadonlyDatabaseUrl = pgbouncer.networkReadonlyDatabaseUrl;
 export const pgbouncerAdminUrl = pgbouncer.adminUrl;
-export const primaryUrl = primary.url;
-export const replicaUrls = pulumi.secret(pulumi.all(replicas.map((r) => r.url)));
+// Keyed by member name (`pg-1`, ...): which member leads changes, so no URL is named for a role.
+export const memberUrls = pulumi.secret(pulumi.all(Object.fromEntries(topology.members.map((m, i) => [m.node, members[i].url]))));
 export const caCertificate = tls.caCertPem;
 export const replicaCount = settings.replicaCount;
 export const poolSize = settings.pool.defaultPoolSize;

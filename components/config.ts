@@ -35,6 +35,13 @@ export function readSettings(): ClusterSettings {
         imagePlatform: config.require<ImagePlatform>("imagePlatform", { allowedValues: [...IMAGE_PLATFORMS] }),
         replicaCount: config.requireNumber("replicaCount"),
         etcdMembers: config.requireNumber("etcdMembers"),
+        synchronousReplicas: config.requireNumber("synchronousReplicas"),
+        maximumLagOnFailoverMb: config.requireNumber("maximumLagOnFailoverMb"),
+        failover: {
+            ttlSeconds: config.requireNumber("failoverTtl"),
+            loopWaitSeconds: config.requireNumber("failoverLoopWait"),
+            retryTimeoutSeconds: config.requireNumber("failoverRetryTimeout"),
+        },
         database: config.require("database"),
         appUser: config.require("appUser"),
         timezone: config.require("timezone"),
@@ -62,7 +69,7 @@ export function readSettings(): ClusterSettings {
 }
 
 /** The login roles whose passwords the stack manages, keyed by role name. */
-export type PasswordRole = (typeof ROLES)[keyof typeof ROLES] | "app";
+export type PasswordRole = (typeof ROLES)[keyof typeof ROLES] | "app" | "patroniRest";
 
 /** Config key of the optional password override for a role. */
 export function passwordConfigKey(role: PasswordRole): string {

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { PasswordRole } from "./config";
 import { passwordVerifier } from "./render/credentials/verifier";
+import { PATRONI_REST_USER } from "./render/patroni/patroni-yml";
 import { connectionUrl } from "./render/urls";
 import { type AuthMethod, ROLES } from "./settings";
 
@@ -36,6 +37,9 @@ export class Credentials extends pulumi.ComponentResource {
     public readonly replication: RoleCredential;
     public readonly monitoring: RoleCredential;
     public readonly pgbouncerAdmin: RoleCredential;
+    public readonly rewind: RoleCredential;
+    /** Patroni's REST API, the same on every member: not a PostgreSQL role, and its verifier is unused. */
+    public readonly patroniRest: RoleCredential;
 
     constructor(name: string, args: CredentialsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("obcms:database:Credentials", name, args, opts);
@@ -65,6 +69,8 @@ export class Credentials extends pulumi.ComponentResource {
         this.replication = credential(ROLES.replication, ROLES.replication);
         this.monitoring = credential(ROLES.monitoring, ROLES.monitoring);
         this.pgbouncerAdmin = credential(ROLES.pgbouncerAdmin, ROLES.pgbouncerAdmin);
+        this.rewind = credential(ROLES.rewind, ROLES.rewind);
+        this.patroniRest = credential("patroniRest", PATRONI_REST_USER);
 
         this.registerOutputs({
             superuser: this.superuser,
@@ -72,6 +78,8 @@ export class Credentials extends pulumi.ComponentResource {
             replication: this.replication,
             monitoring: this.monitoring,
             pgbouncerAdmin: this.pgbouncerAdmin,
+            rewind: this.rewind,
+            patroniRest: this.patroniRest,
         });
     }
 }

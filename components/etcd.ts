@@ -1,8 +1,11 @@
+import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { etcdClientUrl, renderEtcdConf } from "./render/etcd/etcd-conf";
 import { etcdHealthCheck, renderEtcdStart } from "./render/etcd/start-script";
 import { ETCD_FILES, ETCD_VOLUME_DIR } from "./render/paths";
+import { seedDynamicConfigCommand } from "./render/patroni/dcs-seed";
+import { dynamicConfiguration } from "./render/patroni/patroni-yml";
 import { serviceContainer } from "./service-container";
 import type { ClusterSettings } from "./settings";
 import { type ServerCertificate, tlsFiles } from "./tls";
@@ -24,7 +27,9 @@ export interface EtcdArgs {
 /**
  * The cluster's distributed configuration store: `etcdMembers` etcd members,
  * each with its data on a named volume, reachable only over TLS with a
- * certificate from the stack's CA, clients and peers alike.
+ * certificate from the stack's CA, clients and peers alike. Once they have
+ * formed a cluster, Patroni's dynamic configuration is seeded into it, so the
+ * members start with it.
  */
 export class Etcd extends pulumi.ComponentResource {
     /** The members' client URLs, in member order. */
@@ -61,6 +66,16 @@ export class Etcd extends pulumi.ComponentResource {
                 { parent: this },
             );
         });
+
+        // JSON, as Patroni stores it; written only where no cluster has a configuration yet.
+        new command.local.Command(
+            `${name}-patroni-config-seed`,
+            {
+                create: seedDynamicConfigCommand(members, clusterTopology(s).scope),
+                stdin: JSON.stringify(dynamicConfiguration(s)),
+            },
+            { parent: this, dependsOn: containers },
+        );
 
         this.clientUrls = pulumi.output(members.map(etcdClientUrl));
         this.containerNames = pulumi.all(containers.map((c) => c.name));

@@ -1,43 +1,74 @@
-// What the primary and the replicas share as containers: pg_hba.conf, TLS
-// files, pgBackRest's config, a data volume, the optional host port, the
-// health check, the fast shutdown, and how operators reach them.
+// What every PostgreSQL member shares as a container: Patroni running
+// PostgreSQL, its config (patroni.yml with the member's credentials, the
+// program's postgresql.conf and pg_hba.conf), pgBackRest's config and TLS
+// server, a data volume, the optional host port, the health check, the
+// graceful stop, and how operators reach it.
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { credentialUrl, type RoleCredential } from "./credentials";
-import { FILES, PGBACKREST_FILES, SOCKET_DIR, VOLUME_DIR } from "./render/paths";
+import { type Credentials, credentialUrl, type RoleCredential } from "./credentials";
+import { FILES, PGBACKREST_FILES, VOLUME_DIR } from "./render/paths";
+import { renderPatroniConf } from "./render/patroni/patroni-yml";
+import { memberHealthCheck, renderMemberStart } from "./render/patroni/start-script";
 import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest/pgbackrest";
 import { hbaSections } from "./render/postgres/hba-rules";
+import { memberParameters } from "./render/postgres/parameters";
 import { renderPgHba } from "./render/postgres/pg-hba";
-import { type ServiceContainerArgs, type ServiceFile, serviceContainer, serviceEndpoint } from "./service-container";
+import { renderPostgresqlConf } from "./render/postgres/postgresql-conf";
+import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
+import { clusterTopology, type PostgresMember } from "./topology";
 
-export interface PostgresNodeArgs
-    extends Pick<ServiceContainerArgs, "containerName" | "image" | "network" | "aliases" | "startScript" | "healthyWithinSeconds"> {
+/** The passwords a member's Patroni needs in plain text: it logs in with them and writes them to its pgpass. */
+export type MemberCredentials = Pick<Credentials, "superuser" | "replication" | "rewind" | "patroniRest">;
+
+export interface PostgresMemberArgs {
+    /** Validated stack settings (plain values: they shape the rendered files). */
     readonly settings: ClusterSettings;
-    /** The node's own files; pg_hba.conf and the TLS files are added here. */
-    readonly files: readonly ServiceFile[];
+    /** Image with PostgreSQL, Patroni, pgBackRest and a `postgres` user. */
+    readonly image: pulumi.Input<string>;
+    /** Docker network shared with the other members, etcd and PgBouncer. */
+    readonly network: pulumi.Input<string>;
+    readonly credentials: MemberCredentials;
+    /** This member's certificate (server and client) and the cluster CA. */
     readonly tls: NodeTls;
     /** Secret: the backup repository's passphrase, for pgBackRest's archive-push and restores. */
     readonly backupPassphrase: pulumi.Output<string>;
-    readonly volumeName: pulumi.Input<string>;
-    /** Host port used when the stack publishes PostgreSQL's ports. */
-    readonly hostPort: number;
 }
 
-/** A PostgreSQL server container, primary or replica. */
-export function postgresContainer(name: string, args: PostgresNodeArgs, opts: pulumi.CustomResourceOptions): docker.Container {
+/** A member's container: Patroni bootstraps, clones, promotes and rewinds PostgreSQL as the cluster needs. */
+export function memberContainer(
+    name: string,
+    member: PostgresMember,
+    args: PostgresMemberArgs & { readonly volumeName: pulumi.Input<string>; readonly healthyWithinSeconds: number },
+    opts: pulumi.CustomResourceOptions,
+): docker.Container {
     const s = args.settings;
+    const topology = clusterTopology(s);
+    const c = args.credentials;
+    const patroniConf = pulumi.secret(
+        pulumi
+            .all([c.superuser.password, c.replication.password, c.rewind.password, c.patroniRest.password])
+            .apply(([superuser, replication, rewind, rest]) =>
+                renderPatroniConf({
+                    settings: s,
+                    scope: topology.scope,
+                    member,
+                    etcd: topology.etcd,
+                    passwords: { superuser, replication, rewind, rest },
+                }),
+            ),
+    );
     return serviceContainer(
         name,
         {
-            containerName: args.containerName,
+            containerName: member.container,
             image: args.image,
             network: args.network,
-            aliases: args.aliases,
-            startScript: args.startScript,
+            startScript: renderMemberStart(),
             files: [
-                ...args.files,
+                { path: FILES.patroniConf, content: patroniConf, secret: true },
+                { path: FILES.postgresqlConf, content: renderPostgresqlConf(memberParameters(s)) },
                 { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                 {
                     path: PGBACKREST_FILES.conf,
@@ -47,15 +78,16 @@ export function postgresContainer(name: string, args: PostgresNodeArgs, opts: pu
                 ...tlsFiles(args.tls),
             ],
             volume: { name: args.volumeName, mountPath: VOLUME_DIR },
-            publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: args.hostPort, ip: s.publishAddress } : undefined,
-            healthcheck: ["pg_isready", "-q", "-h", SOCKET_DIR, "-p", String(POSTGRES_PORT)],
+            publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: member.hostPort, ip: s.publishAddress } : undefined,
+            healthcheck: memberHealthCheck(),
             healthyWithinSeconds: args.healthyWithinSeconds,
-            // Fast shutdown: SIGTERM would wait for every client to disconnect.
-            stopSignal: "SIGINT",
-            // Fast shutdown ends with a checkpoint that writes every dirty buffer;
-            // killed before it, the next start runs crash recovery.
+            // Patroni's graceful stop: a leader hands its key to a replica that has
+            // the shutdown checkpoint, then PostgreSQL stops fast.
+            stopSignal: "SIGTERM",
+            // The shutdown checkpoint writes every dirty buffer; killed before it,
+            // the next start runs crash recovery.
             stopGraceSeconds: 120,
-            // pgBackRest's TLS server runs beside PostgreSQL, adopted by tini.
+            // PostgreSQL, which Patroni starts detached, and pgBackRest's TLS server are adopted by tini.
             init: true,
             // The limits postgresql.conf is sized for.
             resources: s.postgresResources,
@@ -64,7 +96,7 @@ export function postgresContainer(name: string, args: PostgresNodeArgs, opts: pu
     );
 }
 
-/** Where operators reach a PostgreSQL node, and the superuser URL for it (secret). */
+/** Where operators reach a member, and the superuser URL for it (secret). */
 export function postgresAccess(container: docker.Container, s: ClusterSettings, superuser: RoleCredential) {
     const endpoint = serviceEndpoint(container, POSTGRES_PORT, s.publishPostgresPorts ? connectHost(s) : undefined);
     return { ...endpoint, url: credentialUrl(superuser, endpoint.host, endpoint.port, s.database, directUrlSslmode(s)) };

@@ -7,6 +7,14 @@ import { dockerCpus, type NodeResources } from "./sizing";
 /** tini, from the image: forwards the stop signal to the start script's process and reaps orphans. */
 const TINI = "/usr/bin/tini";
 
+/**
+ * A name lookup gives up after one second, once. Docker's DNS answers for the
+ * running containers at once but forwards the name of a stopped one upstream;
+ * with glibc's defaults (5 s, twice) a replica's WAL receiver would block on
+ * the dead leader's name for 10 s, and promotion waits for it to exit.
+ */
+const DNS_OPTIONS = ["timeout:1", "attempts:1"] as const;
+
 /** A rendered file shipped into a container, owned by the service user; secret files are 0600. */
 export interface ServiceFile {
     readonly path: string;
@@ -21,6 +29,8 @@ export interface ServiceContainerArgs {
     readonly network: pulumi.Input<string>;
     /** Extra names the container answers to on the network, besides its own. */
     readonly aliases?: string[];
+    /** Entries added to the container's /etc/hosts. */
+    readonly hosts?: ReadonlyArray<{ readonly host: string; readonly ip: string }>;
     readonly startScript: string;
     readonly files: readonly ServiceFile[];
     /** Named volume mounted at `mountPath`, if the service keeps data. */
@@ -78,6 +88,8 @@ export function serviceContainer(name: string, args: ServiceContainerArgs, opts:
                 group: String(SERVICE_UID),
             })),
             networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
+            hosts: args.hosts ? [...args.hosts] : undefined,
+            dnsOpts: [...DNS_OPTIONS],
             volumes: args.volume ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath }] : [],
             ports: args.publish ? [args.publish] : [],
             healthcheck: {

@@ -20,7 +20,20 @@ export const ROLES = {
     replication: "replicator",
     monitoring: "monitoring",
     pgbouncerAdmin: "pgbouncer",
+    /** pg_rewind's role: Patroni grants it the functions a rewind reads, nothing more. */
+    rewind: "rewinder",
 } as const;
+
+/** Patroni's REST API on every member (TLS; changes need the REST credential). */
+export const PATRONI_REST_PORT = 8008;
+/** HAProxy, in the PgBouncer container, on loopback: the read-write route to the leader and the read-only one to the replicas. */
+export const ROUTER_PORTS = { readWrite: 5432, readOnly: 5433 } as const;
+/** HAProxy's built-in Prometheus exporter, plain HTTP, metrics only. */
+export const HAPROXY_METRICS_PORT = 8404;
+/** Patroni refuses a ttl below this (its validator's minimum). */
+export const MIN_PATRONI_TTL = 20;
+/** Patroni silently raises a lower retry_timeout to this (patroni/config.py, _validate_and_adjust_timeouts). */
+export const MIN_PATRONI_RETRY_TIMEOUT = 3;
 
 export const MIN_REPLICAS = 1;
 export const MAX_REPLICAS = 10;
@@ -67,6 +80,12 @@ export interface ClusterSettings {
     readonly replicaCount: number;
     /** Members of the etcd cluster that holds the cluster's state (the DCS): an odd number. */
     readonly etcdMembers: number;
+    /** Replicas a commit waits for (Patroni's quorum mode, strict): 0 is asynchronous. */
+    readonly synchronousReplicas: number;
+    /** Patroni promotes no replica further behind than this (maximum_lag_on_failover); HAProxy routes no reads to one either. */
+    readonly maximumLagOnFailoverMb: number;
+    /** Patroni's leader lease and loop: how fast a dead leader is replaced. */
+    readonly failover: FailoverTimings;
     readonly database: string;
     readonly appUser: string;
     readonly timezone: string;
@@ -91,6 +110,15 @@ export interface ClusterSettings {
     /** Host port of replica 1; replica k is published on `replicaBasePort + k - 1`. */
     readonly replicaBasePort: number;
     readonly pool: PoolSettings;
+}
+
+export interface FailoverTimings {
+    /** Seconds the leader key lives without renewal (Patroni's ttl): a killed leader is replaced after at most this. */
+    readonly ttlSeconds: number;
+    /** Seconds between two runs of each member's HA loop (loop_wait). */
+    readonly loopWaitSeconds: number;
+    /** Seconds a DCS or PostgreSQL call may retry before the member gives up (retry_timeout). */
+    readonly retryTimeoutSeconds: number;
 }
 
 /** A stack config value that cannot work; the message names the key. */
@@ -189,6 +217,14 @@ export function validateSettings(s: ClusterSettings): void {
             `etcdMembers must be an odd number from 1 to ${MAX_ETCD_MEMBERS} (n members stay available with (n - 1) / 2 of them down), got ${s.etcdMembers}`,
         );
     }
+    requireInteger("synchronousReplicas", s.synchronousReplicas, 0, MAX_REPLICAS, `an integer from 0 to ${MAX_REPLICAS}`);
+    if (s.synchronousReplicas > s.replicaCount) {
+        throw new SettingsError(
+            `synchronousReplicas (${s.synchronousReplicas}) must not exceed replicaCount (${s.replicaCount}): a commit cannot wait for replicas the cluster does not have`,
+        );
+    }
+    requireInteger("maximumLagOnFailoverMb", s.maximumLagOnFailoverMb, 0, 1_048_576, "a size in MB from 0 to 1048576");
+    validateFailoverTimings(s.failover);
     requireInteger("defaultPoolSize", s.pool.defaultPoolSize, 1, 10_000, "an integer greater than 0");
     requireInteger("reservePoolSize", s.pool.reservePoolSize, 0, 10_000, "an integer of 0 or more");
     requireInteger("maxClientConn", s.pool.maxClientConn, 1, 100_000, "an integer from 1 to 100000");
@@ -252,6 +288,36 @@ export function validateSettings(s: ClusterSettings): void {
         throw new SettingsError(`publishAddress must be an IPv4 address such as 127.0.0.1, got ${JSON.stringify(s.publishAddress)}`);
     }
     validatePorts(s);
+}
+
+/**
+ * Patroni's own rule: a member that loses the DCS must give up the leader key
+ * before it expires, which takes one loop and two retries. Patroni would
+ * quietly shorten loop_wait or raise retry_timeout instead of refusing, so
+ * the stack checks first: what it declares is what runs.
+ */
+function validateFailoverTimings(t: FailoverTimings): void {
+    requireInteger(
+        "failoverTtl",
+        t.ttlSeconds,
+        MIN_PATRONI_TTL,
+        3600,
+        `a number of seconds from ${MIN_PATRONI_TTL} (Patroni's minimum) to 3600`,
+    );
+    requireInteger("failoverLoopWait", t.loopWaitSeconds, 1, 3600, "a number of seconds from 1 to 3600");
+    requireInteger(
+        "failoverRetryTimeout",
+        t.retryTimeoutSeconds,
+        MIN_PATRONI_RETRY_TIMEOUT,
+        3600,
+        `a number of seconds from ${MIN_PATRONI_RETRY_TIMEOUT} (Patroni's minimum) to 3600`,
+    );
+    if (t.loopWaitSeconds + 2 * t.retryTimeoutSeconds > t.ttlSeconds) {
+        throw new SettingsError(
+            `failoverLoopWait (${t.loopWaitSeconds}) + 2 × failoverRetryTimeout (${t.retryTimeoutSeconds}) must not exceed failoverTtl (${t.ttlSeconds}): ` +
+                "a leader cut off from etcd must be able to step down before its key expires",
+        );
+    }
 }
 
 /** The members' limits, and whether their memory holds what max_connections backends may use besides shared_buffers and maintenance. */

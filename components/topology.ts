@@ -3,30 +3,29 @@
 // name PostgreSQL and Prometheus know it by). Computed once from the
 // settings; the renderers and components read names from here and never
 // spell them themselves.
-import type { ClusterSettings } from "./settings";
+import { type ClusterSettings, replicaHostPort } from "./settings";
 
-export type MemberRole = "primary" | "replica";
-
+/**
+ * A PostgreSQL member, run by Patroni. Its names say which member it is,
+ * never which role it has: whoever holds the leader key in etcd leads.
+ */
 export interface PostgresMember {
-    /** Name of its component, prefix of its children's names, and the key of its TLS certificate. */
+    /** Name of its component ("primary" bootstraps the cluster, "replica-k" join it), prefix of its children's names, and the key of its TLS certificate. */
     readonly resourceName: string;
-    readonly role: MemberRole;
+    /** 1-based position among the members; member 1 bootstraps the cluster. */
+    readonly index: number;
     /** Docker container name, and its host name on the cluster network. */
     readonly container: string;
     /** Named volume with its data directory. */
     readonly volume: string;
-    /** PostgreSQL's cluster_name, the application name a replica streams under, and the `instance` label of its series. */
+    /** Patroni's member name: the application name it streams under, and the `instance` label of its series. */
     readonly node: string;
+    /** The physical slot Patroni keeps for it on whoever leads (the member name, `-` turned into `_`). */
+    readonly slot: string;
     /** Container of its postgres_exporter. */
     readonly exporter: string;
-}
-
-export interface ReplicaMember extends PostgresMember {
-    readonly role: "replica";
-    /** 1-based position among the replicas. */
-    readonly index: number;
-    /** Its physical replication slot on the primary. */
-    readonly slot: string;
+    /** Host port its PostgreSQL is published on when the stack publishes the members' ports. */
+    readonly hostPort: number;
 }
 
 export interface EtcdMember {
@@ -44,16 +43,21 @@ export interface EtcdMember {
 
 export interface Topology {
     readonly network: string;
+    /** Member 1, which bootstraps the cluster: the design card's `Primary`, whatever role it has later. */
     readonly primary: PostgresMember;
-    /** Replicas 1..replicaCount. */
-    readonly replicas: readonly ReplicaMember[];
-    /** The primary, then the replicas in order. */
+    /** Members 2..replicaCount + 1, which join it: the design card's `Replica`s. */
+    readonly replicas: readonly PostgresMember[];
+    /** Every member, in order. */
     readonly members: readonly PostgresMember[];
+    /** Patroni's scope: the cluster's name in etcd. */
+    readonly scope: string;
     /**
-     * A network alias every replica answers to: Docker's DNS returns all of
-     * them, and PgBouncer spreads connections over the addresses.
+     * The names PgBouncer dials for the read-write and read-only routes. In
+     * the PgBouncer container they resolve to loopback, where HAProxy forwards
+     * to the leader or to the replicas; every member's certificate carries
+     * them, so PgBouncer's verify-full holds whichever member answers.
      */
-    readonly replicasAlias: string;
+    readonly routes: { readonly readWrite: string; readonly readOnly: string };
     /** The etcd cluster (the DCS), members 1..etcdMembers. */
     readonly etcd: readonly EtcdMember[];
     readonly pgbouncer: { readonly resourceName: string; readonly container: string; readonly exporter: string };
@@ -84,40 +88,33 @@ function etcdMember(s: ClusterSettings, index: number): EtcdMember {
     };
 }
 
-function replicaMember(s: ClusterSettings, index: number): ReplicaMember {
-    const container = `${s.clusterName}-replica-${index}`;
-    const node = `replica_${index}`;
+/** Member `index`: published on primaryPort (member 1) or replicaBasePort + index - 2. */
+function postgresMember(s: ClusterSettings, index: number): PostgresMember {
+    const container = `${s.clusterName}-pg-${index}`;
+    const node = `pg-${index}`;
     return {
-        resourceName: `replica-${index}`,
-        role: "replica",
+        resourceName: index === 1 ? "primary" : `replica-${index - 1}`,
         index,
         container,
         volume: volumeOf(container),
         node,
+        slot: node.replace(/-/g, "_"),
         exporter: exporterOf(container),
-        slot: `${node}_slot`,
+        hostPort: index === 1 ? s.primaryPort : replicaHostPort(s, index - 1),
     };
 }
 
 export function clusterTopology(s: ClusterSettings): Topology {
-    const primaryContainer = `${s.clusterName}-primary`;
-    const primary: PostgresMember = {
-        resourceName: "primary",
-        role: "primary",
-        container: primaryContainer,
-        volume: volumeOf(primaryContainer),
-        node: "primary",
-        exporter: exporterOf(primaryContainer),
-    };
-    const replicas = Array.from({ length: s.replicaCount }, (_, i) => replicaMember(s, i + 1));
+    const members = Array.from({ length: s.replicaCount + 1 }, (_, i) => postgresMember(s, i + 1));
     const pgbouncer = `${s.clusterName}-pgbouncer`;
     const backup = `${s.clusterName}-backup`;
     return {
         network: `${s.clusterName}-net`,
-        primary,
-        replicas,
-        members: [primary, ...replicas],
-        replicasAlias: `${s.clusterName}-replicas`,
+        primary: members[0],
+        replicas: members.slice(1),
+        members,
+        scope: s.clusterName,
+        routes: { readWrite: `${s.clusterName}-rw`, readOnly: `${s.clusterName}-ro` },
         etcd: Array.from({ length: s.etcdMembers }, (_, i) => etcdMember(s, i + 1)),
         pgbouncer: { resourceName: "pgbouncer", container: pgbouncer, exporter: exporterOf(pgbouncer) },
         backup: { resourceName: "backup", container: backup, volume: volumeOf(backup) },
@@ -133,16 +130,15 @@ export interface CertificateNames {
 
 /**
  * The names each server's certificate covers, keyed by its resource name:
- * how its peers reach it (its container name, and the replicas' shared
- * alias) and how operators reach it from the host. Every certificate is
+ * how its peers reach it (its container name, and for a PostgreSQL member
+ * the routes PgBouncer dials) and how operators reach it from the host. Every certificate is
  * also a client certificate: etcd members present theirs to each other.
  */
 export function certificateNames(s: ClusterSettings): Record<string, CertificateNames> {
     const t = clusterTopology(s);
     const ipAddresses = [...new Set(["127.0.0.1", s.publishAddress])].filter((ip) => ip !== "0.0.0.0");
     const servers: Array<[string, string[]]> = [
-        [t.primary.resourceName, [t.primary.container]],
-        ...t.replicas.map((r): [string, string[]] => [r.resourceName, [r.container, t.replicasAlias]]),
+        ...t.members.map((m): [string, string[]] => [m.resourceName, [m.container, t.routes.readWrite, t.routes.readOnly]]),
         [t.pgbouncer.resourceName, [t.pgbouncer.container]],
         [t.backup.resourceName, [t.backup.container]],
         ...t.etcd.map((e): [string, string[]] => [e.resourceName, [e.container]]),

@@ -71,6 +71,7 @@ function freePort(): Promise<number> {
 class DeclaredContainer extends GenericContainer {
     withEngineOptions(options: {
         network: { name: string; aliases?: string[] };
+        dnsOptions?: string[];
         restart?: string;
         stopSignal?: string;
         stopTimeout?: number;
@@ -83,6 +84,10 @@ class DeclaredContainer extends GenericContainer {
         this.createOpts.NetworkingConfig = {
             EndpointsConfig: { [options.network.name]: { Aliases: options.network.aliases ?? [] } },
         };
+        // The provider's dns_opts, which it hands Docker as HostConfig.DNSOptions.
+        if (options.dnsOptions?.length) {
+            this.hostConfig.DnsOptions = options.dnsOptions;
+        }
         if (options.restart) {
             this.hostConfig.RestartPolicy = { Name: options.restart };
         }
@@ -600,8 +605,11 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             // On free host ports rather than the configured ones, so parallel runs and the host's own services never clash.
             .withExposedPorts(...ports.map((p) => ({ container: p.internal, host: p.external })))
             .withUlimits(Object.fromEntries((inputs.ulimits ?? []).map((u: any) => [u.name, { soft: u.soft, hard: u.hard }])))
+            // The provider's `host` blocks, which it passes as ExtraHosts "host:ip".
+            .withExtraHosts((inputs.hosts ?? []).map((h: any) => ({ host: h.host, ipAddress: h.ip })))
             .withEngineOptions({
                 network: inputs.networksAdvanced[0],
+                dnsOptions: inputs.dnsOpts,
                 restart: inputs.restart,
                 stopSignal: inputs.stopSignal,
                 stopTimeout: inputs.stopTimeout,
@@ -647,10 +655,13 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             return {};
         }
         const limit = options.timeouts[operation] ?? COMMAND_HARNESS_LIMIT_SECONDS;
-        const result = await run("/bin/sh", ["-c", script], {
+        const child = run("/bin/sh", ["-c", script], {
             env: { ...process.env, ...(inputs.environment ?? {}) },
             timeout: limit * 1000,
-        }).catch((error) => {
+        });
+        // As the provider does: standard input is the `stdin` input when it is set and not empty.
+        child.child.stdin?.end(inputs.stdin || undefined);
+        const result = await child.catch((error) => {
             throw new Error(`command ${name} failed: ${error.stderr || error.message}`);
         });
         return { stdout: commandOutput(result.stdout), stderr: commandOutput(result.stderr) };

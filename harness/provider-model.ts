@@ -56,6 +56,8 @@ export const CONTAINER_FORCE_NEW: ReadonlySet<string> = new Set([
     "networksAdvanced",
     "volumes",
     "ports",
+    "hosts",
+    "dnsOpts",
     "stopSignal",
     "stopTimeout",
     "ulimits",

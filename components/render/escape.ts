@@ -119,6 +119,20 @@ export function shellWord(value: string): string {
 }
 
 /**
+ * A word of haproxy.cfg. HAProxy splits a line at whitespace and reads
+ * quotes, backslashes, `#` and `$` itself, so a word with any of them is
+ * refused rather than quoted: the program's words are names, paths and numbers.
+ */
+export function haproxyWord(value: string): string {
+    assertNo(/[\s"'\\#$]/, "haproxy.cfg", value, "whitespace, quotes, backslashes, # and $ are not allowed in a word");
+    assertNo(CONTROL, "haproxy.cfg", value, "control characters are not allowed");
+    if (value === "") {
+        throw new UnsafeValueError("haproxy.cfg", value, "a word cannot be empty");
+    }
+    return value;
+}
+
+/**
  * A YAML double-quoted scalar. A JSON string is one, except that YAML also
  * breaks lines at NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR and does not
  * allow DEL, C1 controls, BOM or the non-characters U+FFFE/U+FFFF unescaped,

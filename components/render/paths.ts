@@ -22,6 +22,8 @@ export const FILES = {
     bootstrapSql: `${CONFIG_DIR}/bootstrap.sql`,
     pgpass: `${CONFIG_DIR}/pgpass`,
     pgbouncerIni: `${CONFIG_DIR}/pgbouncer.ini`,
+    patroniConf: `${CONFIG_DIR}/patroni.yml`,
+    haproxyCfg: `${CONFIG_DIR}/haproxy.cfg`,
     userlist: `${CONFIG_DIR}/userlist.txt`,
     start: `${CONFIG_DIR}/start.sh`,
     tlsCa: `${CONFIG_DIR}/tls/ca.crt`,

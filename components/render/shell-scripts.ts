@@ -15,6 +15,16 @@ export function scriptHeader(): string[] {
     ];
 }
 
+/**
+ * A start-script line that keeps `command` running for the container's
+ * lifetime, restarting it a second after it exits, in a double-forked loop:
+ * the loop is adopted by PID 1 (tini), not by the process the script then
+ * execs, which would neither reap it nor expect it.
+ */
+export function supervisedLine(name: string, command: string): string {
+    return `( (until false; do ${command} || true; echo ${shellWord(`${name} exited; restarting it`)} >&2; sleep 1; done) </dev/null & )`;
+}
+
 /** Where the readable-files check is uploaded; the container's entrypoint runs it, and it hands over to the start script. */
 export const PREFLIGHT_FILE = `${CONFIG_DIR}/preflight.sh`;
 

@@ -33,7 +33,7 @@ describe("renderBootstrapSql", () => {
     it("renders a small spec as the exact script", () => {
         expect(renderBootstrapSql(SPEC)).toBe(
             [
-                "-- Rendered by obcms-database; runs as the superuser on every primary start.",
+                "-- Rendered by obcms-database; runs as the superuser on the leader.",
                 "\\set ON_ERROR_STOP on",
                 `ALTER ROLE "postgres" WITH PASSWORD 'SCRAM-superuser';`,
                 "SELECT format('CREATE ROLE %I', 'obcms_app') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'obcms_app')",
@@ -90,7 +90,7 @@ describe("renderBootstrapSql", () => {
         });
         expect(text).toBe(
             [
-                "-- Rendered by obcms-database; runs as the superuser on every primary start.",
+                "-- Rendered by obcms-database; runs as the superuser on the leader.",
                 "\\set ON_ERROR_STOP on",
                 `ALTER ROLE "postgres" WITH PASSWORD 'x''); DROP TABLE t; --"';`,
                 `SELECT format('CREATE DATABASE %I OWNER %I', 'we"ird ''db''', 'o''brien"; DROP ROLE postgres; --') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'we"ird ''db''')`,
@@ -101,6 +101,33 @@ describe("renderBootstrapSql", () => {
                 `CREATE EXTENSION IF NOT EXISTS "ext""; DROP";`,
                 "",
             ].join("\n"),
+        );
+    });
+
+    it("grants a role the pg_catalog functions it lists, and nothing else", () => {
+        const rewinder: RoleSpec = {
+            name: "rewinder",
+            verifier: "SCRAM-rewinder",
+            attributes: [],
+            memberOf: [],
+            functions: ["pg_ls_dir(text, boolean, boolean)", "pg_read_binary_file(text, bigint, bigint, boolean)"],
+        };
+        expect(renderBootstrapSql(withRole(rewinder)).split("\n").slice(3, 8)).toEqual([
+            "SELECT format('CREATE ROLE %I', 'rewinder') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rewinder')",
+            "\\gexec",
+            `ALTER ROLE "rewinder" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD 'SCRAM-rewinder';`,
+            `GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO "rewinder";`,
+            `GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO "rewinder";`,
+        ]);
+    });
+
+    it("refuses a function signature that is more than a name and argument types", () => {
+        const role = (signature: string): RoleSpec => ({ name: "r", verifier: "v", attributes: [], memberOf: [], functions: [signature] });
+        expect(() => renderBootstrapSql(withRole(role("pg_ls_dir(text); DROP ROLE postgres; --()")))).toThrow(
+            exactly('not a function signature: "pg_ls_dir(text); DROP ROLE postgres; --()"'),
+        );
+        expect(() => renderBootstrapSql(withRole(role("pg_stat_file(text,boolean)")))).toThrow(
+            exactly('not a function signature: "pg_stat_file(text,boolean)"'),
         );
     });
 

@@ -4,24 +4,27 @@ import { certificateNames, clusterTopology } from "../../components/topology";
 import { production, staging } from "./fixtures";
 
 describe("clusterTopology", () => {
-    it("names each member and service of production once, every name it carries", () => {
-        const member = (container: string) => ({ container, volume: `${container}-data`, exporter: `${container}-exporter` });
+    it("names each member and service of production once, every name it carries, none claiming a role", () => {
         const prefix = "obcms-database-production";
-        const replicas = [1, 2, 3].map((k) => ({
-            resourceName: `replica-${k}`,
-            role: "replica",
-            index: k,
-            ...member(`${prefix}-replica-${k}`),
-            node: `replica_${k}`,
-            slot: `replica_${k}_slot`,
-        }));
-        const primary = { resourceName: "primary", role: "primary", ...member(`${prefix}-primary`), node: "primary" };
+        const member = (index: number, resourceName: string, hostPort: number) => ({
+            resourceName,
+            index,
+            container: `${prefix}-pg-${index}`,
+            volume: `${prefix}-pg-${index}-data`,
+            node: `pg-${index}`,
+            slot: `pg_${index}`,
+            exporter: `${prefix}-pg-${index}-exporter`,
+            hostPort,
+        });
+        const primary = member(1, "primary", 5442);
+        const replicas = [member(2, "replica-1", 5443), member(3, "replica-2", 5444), member(4, "replica-3", 5445)];
         expect(clusterTopology(production)).toEqual({
             network: `${prefix}-net`,
             primary,
             replicas,
             members: [primary, ...replicas],
-            replicasAlias: `${prefix}-replicas`,
+            scope: prefix,
+            routes: { readWrite: `${prefix}-rw`, readOnly: `${prefix}-ro` },
             etcd: [1, 2, 3].map((k) => ({
                 resourceName: `etcd-${k}`,
                 index: k,
@@ -36,9 +39,25 @@ describe("clusterTopology", () => {
         });
     });
 
-    it("has as many replicas as the settings ask for, numbered from 1", () => {
-        expect(clusterTopology(staging).replicas.map((r) => [r.index, r.resourceName])).toEqual([[1, "replica-1"]]);
-        expect(clusterTopology({ ...staging, replicaCount: 10 }).members).toHaveLength(11);
+    it("has replicaCount + 1 members numbered from 1, the first bootstrapping the cluster", () => {
+        expect(clusterTopology(staging).members.map((m) => [m.index, m.resourceName, m.node])).toEqual([
+            [1, "primary", "pg-1"],
+            [2, "replica-1", "pg-2"],
+        ]);
+        const ten = clusterTopology({ ...staging, replicaCount: 10 });
+        expect(ten.members).toHaveLength(11);
+        expect(ten.members[10]).toMatchObject({ resourceName: "replica-10", node: "pg-11", slot: "pg_11", hostPort: 5442 });
+    });
+
+    // Patroni names a member's slot after its name, lower-cased, with `-` and `.` turned into `_`.
+    it("gives each member the slot Patroni keeps for it, and no two members the same name", () => {
+        const members = clusterTopology({ ...staging, replicaCount: 10 }).members;
+        for (const m of members) {
+            expect(m.slot).toBe(m.node.toLowerCase().replace(/[-.]/g, "_"));
+        }
+        for (const key of ["resourceName", "container", "volume", "node", "slot", "exporter", "hostPort"] as const) {
+            expect(new Set(members.map((m) => m[key])).size, key).toBe(members.length);
+        }
     });
 
     it("names an etcd member's volume after the member count, so a new layout starts on fresh data", () => {
@@ -50,29 +69,21 @@ describe("clusterTopology", () => {
 });
 
 describe("certificateNames", () => {
-    it("names every node as its peers and the host reach it", () => {
+    it("names every node as its peers and the host reach it; every member also carries both routes PgBouncer dials", () => {
+        const prefix = "obcms-database-production";
+        const ipAddresses = ["127.0.0.1", "10.0.0.5"];
+        const member = (index: number) => ({
+            dnsNames: [`${prefix}-pg-${index}`, `${prefix}-rw`, `${prefix}-ro`, "localhost"],
+            ipAddresses,
+        });
         expect(certificateNames({ ...production, publishAddress: "10.0.0.5" })).toEqual({
-            primary: { dnsNames: ["obcms-database-production-primary", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
-            "replica-1": {
-                dnsNames: ["obcms-database-production-replica-1", "obcms-database-production-replicas", "localhost"],
-                ipAddresses: ["127.0.0.1", "10.0.0.5"],
-            },
-            "replica-2": {
-                dnsNames: ["obcms-database-production-replica-2", "obcms-database-production-replicas", "localhost"],
-                ipAddresses: ["127.0.0.1", "10.0.0.5"],
-            },
-            "replica-3": {
-                dnsNames: ["obcms-database-production-replica-3", "obcms-database-production-replicas", "localhost"],
-                ipAddresses: ["127.0.0.1", "10.0.0.5"],
-            },
-            pgbouncer: { dnsNames: ["obcms-database-production-pgbouncer", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
-            backup: { dnsNames: ["obcms-database-production-backup", "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
-            ...Object.fromEntries(
-                [1, 2, 3].map((k) => [
-                    `etcd-${k}`,
-                    { dnsNames: [`obcms-database-production-etcd-${k}`, "localhost"], ipAddresses: ["127.0.0.1", "10.0.0.5"] },
-                ]),
-            ),
+            primary: member(1),
+            "replica-1": member(2),
+            "replica-2": member(3),
+            "replica-3": member(4),
+            pgbouncer: { dnsNames: [`${prefix}-pgbouncer`, "localhost"], ipAddresses },
+            backup: { dnsNames: [`${prefix}-backup`, "localhost"], ipAddresses },
+            ...Object.fromEntries([1, 2, 3].map((k) => [`etcd-${k}`, { dnsNames: [`${prefix}-etcd-${k}`, "localhost"], ipAddresses }])),
         });
     });
 

@@ -24,18 +24,25 @@ async function configure(overrides: Record<string, unknown>, secretKeys: string[
     await pulumi.runtime.setMocks(new RecordingMocks(), project, "staging", false);
 }
 
+/** The staging settings with `value` in `key`, or undefined when reading them is refused with a message naming the key. */
+async function settingsOrRefusal(key: string, value: unknown): Promise<ClusterSettings | undefined> {
+    await configure({ [key]: value });
+    try {
+        return readSettings();
+    } catch (error) {
+        expect((error as Error).message).toContain(key);
+        return undefined;
+    }
+}
+
 describe("config keys that reach rendered files", () => {
     it.each(["database", "appUser", "timezone", "publishAddress", "authMethod", "poolMode", "clientTlsSslmode", "auditLog"])(
         "%s: a hostile value is refused naming the key, or is safe to render",
         async (key) => {
             await fc.assert(
                 fc.asyncProperty(hostile, async (value) => {
-                    await configure({ [key]: value });
-                    let settings: ClusterSettings;
-                    try {
-                        settings = readSettings();
-                    } catch (error) {
-                        expect((error as Error).message).toContain(key);
+                    const settings = await settingsOrRefusal(key, value);
+                    if (settings === undefined) {
                         return;
                     }
                     const accepted = (settings as unknown as Record<string, unknown>)[key] ?? settings.pool.mode;
@@ -66,6 +73,35 @@ describe("config keys that reach rendered files", () => {
                 }
                 // Empty means "generate one"; anything else accepted is printable ASCII.
                 expect(accepted ? /^[\x21-\x7e]{16,}$/.test(value) : value === "").toBe(true);
+            }),
+            { numRuns: 200 },
+        );
+    });
+
+    // Numbers that reach patroni.yml's dynamic configuration: Patroni would
+    // adjust a value it dislikes without a word, so the stack refuses it first.
+    it("failover keys: any value is refused naming its key, or runs as Patroni's rules allow", async () => {
+        const keys = ["synchronousReplicas", "maximumLagOnFailoverMb", "failoverTtl", "failoverLoopWait", "failoverRetryTimeout"];
+        const value = fc.oneof(hostile, fc.integer({ min: -5, max: 70 }), fc.double({ min: -1, max: 70, noNaN: true }));
+        await fc.assert(
+            fc.asyncProperty(fc.constantFrom(...keys), value, async (key, v) => {
+                const settings = await settingsOrRefusal(key, v);
+                if (settings === undefined) {
+                    return;
+                }
+                const { ttlSeconds, loopWaitSeconds, retryTimeoutSeconds } = settings.failover;
+                expect(
+                    [ttlSeconds, loopWaitSeconds, retryTimeoutSeconds, settings.synchronousReplicas, settings.maximumLagOnFailoverMb].every(
+                        Number.isInteger,
+                    ),
+                ).toBe(true);
+                expect(ttlSeconds).toBeGreaterThanOrEqual(20);
+                expect(loopWaitSeconds).toBeGreaterThanOrEqual(1);
+                expect(retryTimeoutSeconds).toBeGreaterThanOrEqual(3);
+                expect(loopWaitSeconds + 2 * retryTimeoutSeconds).toBeLessThanOrEqual(ttlSeconds);
+                expect(settings.synchronousReplicas).toBeGreaterThanOrEqual(0);
+                expect(settings.synchronousReplicas).toBeLessThanOrEqual(settings.replicaCount);
+                expect(settings.maximumLagOnFailoverMb).toBeGreaterThanOrEqual(0);
             }),
             { numRuns: 200 },
         );

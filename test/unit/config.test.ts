@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { readSettings } from "../../components/config";
+import type { ClusterSettings } from "../../components/settings";
 import { RecordingMocks } from "../../harness/mocks";
 import { runProgram } from "../../harness/program";
 import { loadStackConfig, projectName, type StackName } from "../../harness/stack-config";
@@ -40,6 +41,74 @@ describe("readSettings", () => {
             { etcdMembers: n },
             `etcdMembers must be an odd number from 1 to 7 (n members stay available with (n - 1) / 2 of them down), got ${n}`,
         ]),
+        [
+            "more synchronous replicas than replicas",
+            "staging",
+            { synchronousReplicas: 2 },
+            "synchronousReplicas (2) must not exceed replicaCount (1): a commit cannot wait for replicas the cluster does not have",
+        ],
+        [
+            "production scaled below its synchronous replicas",
+            "production",
+            { replicaCount: 2, synchronousReplicas: 3 },
+            "synchronousReplicas (3) must not exceed replicaCount (2): a commit cannot wait for replicas the cluster does not have",
+        ],
+        [
+            "negative synchronous replicas",
+            "production",
+            { synchronousReplicas: -1 },
+            "synchronousReplicas must be an integer from 0 to 10, got -1",
+        ],
+        [
+            "fractional synchronous replicas",
+            "production",
+            { synchronousReplicas: 0.5 },
+            "synchronousReplicas must be an integer from 0 to 10, got 0.5",
+        ],
+        [
+            "a failover ttl below Patroni's minimum",
+            "staging",
+            { failoverTtl: 19 },
+            "failoverTtl must be a number of seconds from 20 (Patroni's minimum) to 3600, got 19",
+        ],
+        [
+            "a failover ttl above an hour",
+            "staging",
+            { failoverTtl: 3601 },
+            "failoverTtl must be a number of seconds from 20 (Patroni's minimum) to 3600, got 3601",
+        ],
+        ["a loop wait of 0", "staging", { failoverLoopWait: 0 }, "failoverLoopWait must be a number of seconds from 1 to 3600, got 0"],
+        // Patroni would raise it to 3 without a word, and perhaps shorten loop_wait to fit the ttl.
+        [
+            "a retry timeout below Patroni's minimum",
+            "staging",
+            { failoverRetryTimeout: 2 },
+            "failoverRetryTimeout must be a number of seconds from 3 (Patroni's minimum) to 3600, got 2",
+        ],
+        [
+            "a loop and two retries longer than the ttl",
+            "production",
+            { failoverLoopWait: 11 },
+            "failoverLoopWait (11) + 2 × failoverRetryTimeout (5) must not exceed failoverTtl (20): a leader cut off from etcd must be able to step down before its key expires",
+        ],
+        [
+            "a longer retry timeout without a longer ttl",
+            "staging",
+            { failoverTtl: 30, failoverRetryTimeout: 13 },
+            "failoverLoopWait (5) + 2 × failoverRetryTimeout (13) must not exceed failoverTtl (30): a leader cut off from etcd must be able to step down before its key expires",
+        ],
+        [
+            "a negative failover lag bound",
+            "staging",
+            { maximumLagOnFailoverMb: -1 },
+            "maximumLagOnFailoverMb must be a size in MB from 0 to 1048576, got -1",
+        ],
+        [
+            "a failover lag bound above 1 TB",
+            "staging",
+            { maximumLagOnFailoverMb: 1_048_577 },
+            "maximumLagOnFailoverMb must be a size in MB from 0 to 1048576, got 1048577",
+        ],
         ["a pool size of 0", "staging", { defaultPoolSize: 0 }, "defaultPoolSize must be an integer greater than 0, got 0"],
         ["a negative pool size", "staging", { defaultPoolSize: -5 }, "defaultPoolSize must be an integer greater than 0, got -5"],
         [
@@ -103,7 +172,7 @@ describe("readSettings", () => {
             "app role named like a program role",
             "staging",
             { appUser: "replicator" },
-            `appUser must not be one of the program's roles (postgres, replicator, monitoring, pgbouncer), got "replicator"`,
+            `appUser must not be one of the program's roles (postgres, replicator, monitoring, pgbouncer, rewinder), got "replicator"`,
         ],
         [
             "database the program reserves",
@@ -152,6 +221,33 @@ describe("readSettings", () => {
     it.each(rejected)("rejects %s", async (_, stack, overrides, message) => {
         await expect(settingsFor(stack, overrides)).rejects.toThrow(exactly(message));
     });
+
+    const failover = (ttlSeconds: number, loopWaitSeconds: number, retryTimeoutSeconds: number) => ({
+        ttlSeconds,
+        loopWaitSeconds,
+        retryTimeoutSeconds,
+    });
+    it.each([
+        ["every replica synchronous", "production", { synchronousReplicas: 3 }, { ...production, synchronousReplicas: 3 }],
+        ["no lag allowed on failover", "production", { maximumLagOnFailoverMb: 0 }, { ...production, maximumLagOnFailoverMb: 0 }],
+        [
+            "Patroni's defaults (30/10/10)",
+            "staging",
+            { failoverTtl: 30, failoverLoopWait: 10, failoverRetryTimeout: 10 },
+            { ...staging, failover: failover(30, 10, 10) },
+        ],
+        [
+            "a loop and two retries exactly the ttl",
+            "staging",
+            { failoverLoopWait: 14, failoverRetryTimeout: 3 },
+            { ...staging, failover: failover(20, 14, 3) },
+        ],
+    ] satisfies Array<[string, StackName, Record<string, unknown>, ClusterSettings]>)(
+        "accepts %s",
+        async (_, stack, overrides, settings) => {
+            expect(await settingsFor(stack, overrides)).toEqual(settings);
+        },
+    );
 });
 
 describe("a bad value stops the program before it declares anything", () => {

@@ -1,7 +1,7 @@
 // The program under Pulumi's mocks: what each stack declares, which outputs
 // are secret, and what a reviewer's preview would show for a config change.
 import * as pulumi from "@pulumi/pulumi";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
 import { promiseOf } from "../../harness/outputs";
 import { plan } from "../../harness/preview";
@@ -10,9 +10,34 @@ import type { StackName } from "../../harness/stack-config";
 
 const DATABASE_CONTAINER = /^(primary|replica-\d+|pgbouncer|backup)-container$/;
 
-async function declare(stack: StackName, overrides: Record<string, unknown> = {}, secretKeys: string[] = []) {
+/**
+ * Runs the program under the recording mocks. With `dependencies`, also
+ * records each resource's dependencies by name, as its registration hands
+ * them to the engine (a component's are its children).
+ */
+async function declare(
+    stack: StackName,
+    overrides: Record<string, unknown> = {},
+    secretKeys: string[] = [],
+    dependencies?: Map<string, string[]>,
+) {
     const mocks = new RecordingMocks();
-    const { exports } = await runProgram({ stack, overrides, secretKeys, mocks });
+    const importProgram = async () => {
+        if (dependencies) {
+            const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, callback: unknown) => unknown };
+            const register = monitor.registerResource.bind(monitor);
+            monitor.registerResource = (req: any, callback: unknown) => {
+                dependencies.set(
+                    req.getName(),
+                    req.getDependenciesList().map((urn: string) => urn.slice(urn.lastIndexOf("::") + 2)),
+                );
+                return register(req, callback);
+            };
+        }
+        vi.resetModules();
+        return (await import("../../index")) as Record<string, unknown>;
+    };
+    const { exports } = await runProgram({ stack, overrides, secretKeys, mocks, importProgram });
     // Every output resolves only once all resources are registered.
     await Promise.all(
         Object.values(exports)
@@ -20,6 +45,11 @@ async function declare(stack: StackName, overrides: Record<string, unknown> = {}
             .map((o) => promiseOf(o as pulumi.Output<unknown>)),
     );
     return { mocks, exports };
+}
+
+/** The password the mocks generate for a RandomPassword (harness/mocks.ts: its name and "-value-", cut to its length). */
+function mockPassword(password: RecordedResource): string {
+    return `${password.name}-value-`.padEnd(password.inputs.length, "x").slice(0, password.inputs.length);
 }
 
 function upload(resource: RecordedResource, file: string): string {
@@ -32,7 +62,7 @@ describe.each([
     ["staging", 1, 25, 1000],
     ["production", 3, 50, 2000],
 ] as const)("the %s stack", (stack, replicas, poolSize, maxClientConn) => {
-    it(`declares a primary, ${replicas} replica(s) and PgBouncer`, async () => {
+    it(`declares ${replicas + 1} members (the first bootstraps), the commands that configure the cluster, and PgBouncer`, async () => {
         const { mocks } = await declare(stack);
         const replicaNames = Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`);
         expect(mocks.ofType("obcms:database:Primary").map((r) => r.name)).toEqual(["primary"]);
@@ -42,27 +72,35 @@ describe.each([
                 .map((r) => r.name)
                 .sort(),
         ).toEqual(replicaNames);
+        expect(mocks.ofType("obcms:database:ClusterConfig").map((r) => r.name)).toEqual(["cluster-config"]);
         expect(mocks.ofType("obcms:database:PgBouncer").map((r) => r.name)).toEqual(["pgbouncer"]);
         expect(
             mocks
                 .ofType("docker:index/container:Container")
-                .map((r) => r.name)
-                .filter((n) => DATABASE_CONTAINER.test(n))
+                .filter((r) => DATABASE_CONTAINER.test(r.name))
+                .map((r) => [r.name, r.inputs.name])
                 .sort(),
-        ).toEqual(["backup-container", "pgbouncer-container", "primary-container", ...replicaNames.map((n) => `${n}-container`)]);
+        ).toEqual(
+            [
+                ["backup-container", `obcms-database-${stack}-backup`],
+                ["pgbouncer-container", `obcms-database-${stack}-pgbouncer`],
+                ["primary-container", `obcms-database-${stack}-pg-1`],
+                ...replicaNames.map((n, i) => [`${n}-container`, `obcms-database-${stack}-pg-${i + 2}`]),
+            ].sort(),
+        );
         expect(
             mocks
                 .ofType("command:local:Command")
                 .map((r) => r.name)
                 .sort(),
-        ).toEqual(["backup-last-label", ...replicaNames.map((n) => `${n}-slot`)]);
+        ).toEqual(["backup-last-label", "cluster-config-dynamic-config", "cluster-config-roles", "etcd-patroni-config-seed"]);
         expect(
             mocks
                 .ofType("docker:index/volume:Volume")
                 .map((r) => r.inputs.name)
-                .filter((n) => /-(primary|replica-\d+)-data$/.test(n))
+                .filter((n) => /-pg-\d+-data$/.test(n))
                 .sort(),
-        ).toEqual([`obcms-database-${stack}-primary-data`, ...replicaNames.map((n) => `obcms-database-${stack}-${n}-data`)]);
+        ).toEqual(Array.from({ length: replicas + 1 }, (_, i) => `obcms-database-${stack}-pg-${i + 1}-data`).sort());
     });
 
     it(`renders pool ${poolSize} and ${maxClientConn} clients in transaction mode`, async () => {
@@ -86,26 +124,93 @@ describe.each([
         expect(exports.poolSize).toBe(poolSize);
     });
 
-    it("keeps every password and URL secret, in outputs and in container inputs", async () => {
+    it("keeps every password and URL secret, in outputs, container inputs and the commands' stdin", async () => {
         const { mocks, exports } = await declare(stack);
-        for (const key of ["databaseUrl", "readonlyDatabaseUrl", "pgbouncerAdminUrl", "primaryUrl", "replicaUrls"]) {
+        for (const key of [
+            "databaseUrl",
+            "readonlyDatabaseUrl",
+            "networkDatabaseUrl",
+            "networkReadonlyDatabaseUrl",
+            "pgbouncerAdminUrl",
+            "memberUrls",
+        ]) {
             expect(await pulumi.isSecret(exports[key] as pulumi.Output<unknown>), key).toBe(true);
         }
         const passwords = mocks.ofType("random:index/randomPassword:RandomPassword").filter((p) => p.name.startsWith("credentials-"));
         expect(passwords.map((p) => p.name).sort()).toEqual(
-            ["app", "monitoring", "pgbouncer", "postgres", "replicator"].map((role) => `credentials-${role}-password`),
+            ["app", "monitoring", "patroniRest", "pgbouncer", "postgres", "replicator", "rewinder"].map(
+                (role) => `credentials-${role}-password`,
+            ),
         );
         expect(passwords.every((p) => p.inputs.length >= 32)).toBe(true);
+        const values = passwords.map(mockPassword);
         for (const container of mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name))) {
             // A secret upload makes the whole uploads list secret in state.
             expect(isSecretInput(container.rawInputs.uploads), container.name).toBe(true);
             expect(container.inputs.envs ?? [], container.name).toEqual([]);
-            const visible = JSON.stringify([container.inputs.entrypoints, container.inputs.command, container.inputs.labels]);
-            for (const p of passwords) {
-                const value = `${p.name}-value-`.padEnd(32, "x");
-                expect(visible).not.toContain(value);
+            const visible = JSON.stringify([
+                container.inputs.entrypoints,
+                container.inputs.command,
+                container.inputs.labels,
+                container.inputs.healthcheck,
+            ]);
+            for (const value of values) {
+                expect(visible, container.name).not.toContain(value);
             }
         }
+        // Patroni logs in with plain passwords: its patroni.yml holds four of them, inside the secret uploads.
+        const patroniYml = upload(mocks.named("primary-container"), "/etc/obcms/patroni.yml");
+        for (const role of ["postgres", "replicator", "rewinder", "patroniRest"]) {
+            expect(patroniYml, role).toContain(mockPassword(mocks.named(`credentials-${role}-password`)));
+        }
+        // The roles SQL carries verifiers; the dynamic configuration, applied or seeded, nothing secret.
+        const roles = mocks.named("cluster-config-roles");
+        expect(isSecretInput(roles.rawInputs.stdin)).toBe(true);
+        expect(roles.inputs.stdin).toContain(`ALTER ROLE "rewinder" WITH LOGIN`);
+        const dynamic = mocks.named("cluster-config-dynamic-config");
+        expect(isSecretInput(dynamic.rawInputs.stdin)).toBe(false);
+        const seed = mocks.named("etcd-patroni-config-seed");
+        const visibleCommands = JSON.stringify([
+            roles.inputs.create,
+            dynamic.inputs.create,
+            dynamic.inputs.stdin,
+            seed.inputs.create,
+            seed.inputs.stdin,
+        ]);
+        for (const value of values) {
+            expect(visibleCommands).not.toContain(value);
+        }
+    });
+
+    it("gives every container name lookups that fail fast, and PgBouncer's container both routes on loopback", async () => {
+        const { mocks } = await declare(stack);
+        const containers = mocks.ofType("docker:index/container:Container").filter((c) => c.name !== "monitoring-grafana");
+        expect(containers.filter((c) => JSON.stringify(c.inputs.dnsOpts) !== JSON.stringify(["timeout:1", "attempts:1"]))).toEqual([]);
+        expect(containers.map((c) => c.name)).toEqual(
+            expect.arrayContaining(["primary-container", ...Array.from({ length: replicas }, (_, i) => `replica-${i + 1}-container`)]),
+        );
+        expect(mocks.named("pgbouncer-container").inputs.hosts).toEqual([
+            { host: `obcms-database-${stack}-rw`, ip: "127.0.0.1" },
+            { host: `obcms-database-${stack}-ro`, ip: "127.0.0.1" },
+        ]);
+        expect(containers.filter((c) => c.name !== "pgbouncer-container" && c.inputs.hosts !== undefined).map((c) => c.name)).toEqual([]);
+    });
+
+    it("seeds the dynamic configuration into etcd before any member starts, and applies the cluster's configuration once every member runs", async () => {
+        const dependencies = new Map<string, string[]>();
+        await declare(stack, {}, [], dependencies);
+        const members = ["primary", ...Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`)];
+        const etcdMembers = stack === "production" ? 3 : 1;
+        expect(dependencies.get("etcd-patroni-config-seed")).toEqual(
+            expect.arrayContaining(Array.from({ length: etcdMembers }, (_, i) => `etcd-${i + 1}-container`)),
+        );
+        // A member's component registers once the seed has run; its container, a child, only after that.
+        for (const member of members) {
+            expect(dependencies.get(member), member).toEqual(expect.arrayContaining(["etcd-patroni-config-seed"]));
+        }
+        expect(dependencies.get("cluster-config-dynamic-config")).toEqual(expect.arrayContaining(members.map((m) => `${m}-container`)));
+        expect(dependencies.get("cluster-config-roles")).toEqual(expect.arrayContaining(["cluster-config-dynamic-config"]));
+        expect(dependencies.get("pgbouncer-container")).toEqual(expect.arrayContaining(["cluster-config-roles"]));
     });
 });
 
@@ -147,7 +252,12 @@ describe("TLS", () => {
                 .sort(),
         );
         const csr = mocks.named("tls-replica-2-csr");
-        expect(csr.inputs.dnsNames).toEqual(["obcms-database-production-replica-2", "obcms-database-production-replicas", "localhost"]);
+        expect(csr.inputs.dnsNames).toEqual([
+            "obcms-database-production-pg-3",
+            "obcms-database-production-rw",
+            "obcms-database-production-ro",
+            "localhost",
+        ]);
         for (const container of mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name))) {
             const key = container.inputs.uploads.find((u: { file: string }) => u.file === "/etc/obcms/tls/server.key");
             expect(key.permissions, container.name).toBe("0600");
@@ -283,9 +393,18 @@ describe("choices a stack can make", () => {
             .filter((c) => DATABASE_CONTAINER.test(c.name) && c.inputs.ports.length > 0)
             .map((c) => [c.name, c.inputs.ports]);
         expect(published).toEqual([["pgbouncer-container", [{ internal: 6432, external: 6442, ip: "127.0.0.1" }]]]);
-        // Operators reach the servers on the cluster network, over TLS.
-        const primaryUrl = new URL(await promiseOf(exports.primaryUrl as pulumi.Output<string>));
-        expect([primaryUrl.host, primaryUrl.search]).toEqual(["obcms-database-production-primary:5432", "?sslmode=require"]);
+        // Operators reach the members on the cluster network, over TLS, by member name: none is named for a role.
+        const memberUrls = await promiseOf(exports.memberUrls as pulumi.Output<Record<string, string>>);
+        expect(Object.keys(memberUrls)).toEqual(["pg-1", "pg-2", "pg-3", "pg-4"]);
+        for (const [node, url] of Object.entries(memberUrls)) {
+            const parsed = new URL(url);
+            expect([parsed.username, parsed.host, parsed.pathname, parsed.search], node).toEqual([
+                "postgres",
+                `obcms-database-production-${node}:5432`,
+                "/obcms",
+                "?sslmode=require",
+            ]);
+        }
     });
 
     it("keeps data on named volumes and publishes only on the configured address", async () => {
@@ -305,9 +424,7 @@ describe("choices a stack can make", () => {
             .map((c) => c.inputs.volumes.map((v: { volumeName: string; containerPath: string }) => `${v.volumeName}:${v.containerPath}`));
         expect(mounts.flat().sort()).toEqual([
             "obcms-database-production-backup-data:/var/lib/pgbackrest",
-            ...["primary", "replica-1", "replica-2", "replica-3"].map(
-                (n) => `obcms-database-production-${n}-data:/var/lib/postgresql/data`,
-            ),
+            ...[1, 2, 3, 4].map((k) => `obcms-database-production-pg-${k}-data:/var/lib/postgresql/data`),
         ]);
     });
 });

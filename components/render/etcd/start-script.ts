@@ -8,12 +8,8 @@ export function renderEtcdStart(): string {
     return [...scriptHeader(), `exec etcd --config-file=${shellWord(ETCD_FILES.conf)}`, ""].join("\n");
 }
 
-/**
- * The container's health check: the member answers on its client port, with
- * its own certificate, and the cluster commits a proposal through it, which
- * needs a leader and a quorum.
- */
-export function etcdHealthCheck(): string[] {
+/** etcdctl against the member in this container, presenting its own certificate. */
+export function localEtcdctl(): string[] {
     return [
         "etcdctl",
         `--endpoints=https://localhost:${ETCD_CLIENT_PORT}`,
@@ -21,8 +17,14 @@ export function etcdHealthCheck(): string[] {
         `--cert=${FILES.tlsCert}`,
         `--key=${FILES.tlsKey}`,
         "--dial-timeout=2s",
-        "--command-timeout=3s",
-        "endpoint",
-        "health",
     ];
+}
+
+/**
+ * The container's health check: the member answers on its client port, with
+ * its own certificate, and the cluster commits a proposal through it, which
+ * needs a leader and a quorum.
+ */
+export function etcdHealthCheck(): string[] {
+    return [...localEtcdctl(), "--command-timeout=3s", "endpoint", "health"];
 }

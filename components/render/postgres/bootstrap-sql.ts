@@ -8,6 +8,8 @@ export interface RoleSpec {
     readonly attributes: ReadonlyArray<"REPLICATION">;
     /** Predefined roles granted to this one, e.g. pg_monitor. */
     readonly memberOf: readonly string[];
+    /** Functions of pg_catalog it may execute, by signature, e.g. `pg_ls_dir(text, boolean, boolean)`. */
+    readonly functions?: readonly string[];
 }
 
 export interface BootstrapSpec {
@@ -21,6 +23,14 @@ export interface BootstrapSpec {
 
 const DENIABLE = ["SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS"] as const;
 
+/** A function signature from the program's own constants: a name and argument types, nothing else. */
+function functionSignature(signature: string): string {
+    if (!/^[a-z_]+\((?:[a-z]+(?:, [a-z]+)*)?\)$/.test(signature)) {
+        throw new Error(`not a function signature: ${JSON.stringify(signature)}`);
+    }
+    return signature;
+}
+
 function roleStatements(role: RoleSpec): string[] {
     const name = sqlIdentifier(role.name);
     const attributes = DENIABLE.map((a) => ((role.attributes as readonly string[]).includes(a) ? a : `NO${a}`));
@@ -29,19 +39,21 @@ function roleStatements(role: RoleSpec): string[] {
         "\\gexec",
         `ALTER ROLE ${name} WITH LOGIN ${attributes.join(" ")} PASSWORD ${sqlLiteral(role.verifier)};`,
         ...role.memberOf.map((group) => `GRANT ${sqlIdentifier(group)} TO ${name};`),
+        ...(role.functions ?? []).map((f) => `GRANT EXECUTE ON FUNCTION pg_catalog.${functionSignature(f)} TO ${name};`),
     ];
 }
 
 /**
- * The SQL the primary runs on every start, over its local socket, before it
- * accepts network connections. It is idempotent: it creates what is missing
- * and resets passwords and privileges to what the stack declares, so a
- * password rotated in the stack is applied by the next start.
+ * The SQL that reconciles the leader with the stack, run over its local
+ * socket after the cluster bootstraps and whenever it changes. It is
+ * idempotent: it creates what is missing and resets passwords and privileges
+ * to what the stack declares, so a password rotated in the stack is applied
+ * without a restart.
  */
 export function renderBootstrapSql(spec: BootstrapSpec): string {
     const db = sqlIdentifier(spec.database);
     return [
-        "-- Rendered by obcms-database; runs as the superuser on every primary start.",
+        "-- Rendered by obcms-database; runs as the superuser on the leader.",
         "\\set ON_ERROR_STOP on",
         `ALTER ROLE ${sqlIdentifier(spec.superuser.name)} WITH PASSWORD ${sqlLiteral(spec.superuser.verifier)};`,
         ...spec.roles.flatMap(roleStatements),

@@ -3,33 +3,56 @@
 // values sized from the member's container, then the parameters the program
 // owns, which nothing before them may override.
 
-import {
-    type ClusterSettings,
-    MAX_REPLICATION_SLOTS,
-    MAX_WAL_SENDERS,
-    POSTGRES_PORT,
-    ROLES,
-    SUPERUSER_RESERVED_CONNECTIONS,
-} from "../../settings";
+import { type ClusterSettings, MAX_REPLICATION_SLOTS, MAX_WAL_SENDERS, SUPERUSER_RESERVED_CONNECTIONS } from "../../settings";
 import { AUTOVACUUM_MAX_WORKERS, type PostgresSizing, postgresSize, postgresSizing } from "../../sizing";
-import type { PostgresMember, ReplicaMember } from "../../topology";
-import { libpqConnstringValue } from "../escape";
 import { FILES, SOCKET_DIR } from "../paths";
 import { archiveParameters } from "../pgbackrest/pgbackrest";
 import type { ConfValue } from "./postgresql-conf";
 
 /**
- * Parameters shared by the primary and its replicas. A hot standby refuses to
- * start when max_connections, max_wal_senders, max_worker_processes,
- * max_locks_per_transaction or max_prepared_transactions is below the
- * primary's, so both render them from the same settings.
+ * Every member's parameters: the same on each, since any member may lead.
+ * Patroni keeps the cluster-wide ones (CLUSTER_WIDE_PARAMETERS) in etcd and
+ * passes them on the command line; the rest are postgresql.conf.
  */
-export function postgresParameters(s: ClusterSettings, member: PostgresMember): Record<string, ConfValue> {
+export function postgresParameters(s: ClusterSettings): Record<string, ConfValue> {
     return {
         ...TUNING_DEFAULTS,
         ...sizedParameters(postgresSizing(s.postgresResources, s.maxConnections)),
-        ...ownedParameters(s, member),
+        ...ownedParameters(s),
     };
+}
+
+/**
+ * The parameters Patroni takes from its dynamic configuration only, ignoring
+ * local values: a standby may not run below the primary's value of most of
+ * them (Patroni's `CMDLINE_OPTIONS` in patroni/postgresql/config.py, 4.0.7).
+ */
+export const CLUSTER_WIDE_PARAMETERS: ReadonlySet<string> = new Set([
+    "max_connections",
+    "max_wal_senders",
+    "max_replication_slots",
+    "max_worker_processes",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+    "track_commit_timestamp",
+    "wal_level",
+    "wal_log_hints",
+    "wal_keep_size",
+    "hot_standby",
+]);
+
+function pick(parameters: Record<string, ConfValue>, wanted: (name: string) => boolean): Record<string, ConfValue> {
+    return Object.fromEntries(Object.entries(parameters).filter(([name]) => wanted(name)));
+}
+
+/** The cluster-wide parameters, for Patroni's dynamic configuration in etcd. */
+export function clusterWideParameters(s: ClusterSettings): Record<string, ConfValue> {
+    return pick(postgresParameters(s), (name) => CLUSTER_WIDE_PARAMETERS.has(name));
+}
+
+/** The rest, for the postgresql.conf Patroni includes (`custom_conf`) under its own settings. */
+export function memberParameters(s: ClusterSettings): Record<string, ConfValue> {
+    return pick(postgresParameters(s), (name) => !CLUSTER_WIDE_PARAMETERS.has(name));
 }
 
 /** Defaults that do not depend on the node's size: SSD storage, WAL and checkpoints for OLTP. */
@@ -63,13 +86,12 @@ function sizedParameters(z: PostgresSizing): Record<string, ConfValue> {
     };
 }
 
-/** What the program's design depends on: addresses, files, replication, TLS, auditing, logging. */
-function ownedParameters(s: ClusterSettings, member: PostgresMember): Record<string, ConfValue> {
+/**
+ * What the program's design depends on: files, replication, TLS, auditing,
+ * logging. Patroni sets listen_addresses, port and cluster_name itself.
+ */
+function ownedParameters(s: ClusterSettings): Record<string, ConfValue> {
     return {
-        // Names the node in ps output and lets a client see which server answered.
-        cluster_name: member.node,
-        listen_addresses: "*",
-        port: POSTGRES_PORT,
         hba_file: FILES.pgHba,
         unix_socket_directories: SOCKET_DIR,
         max_connections: s.maxConnections,
@@ -81,6 +103,9 @@ function ownedParameters(s: ClusterSettings, member: PostgresMember): Record<str
         max_wal_senders: MAX_WAL_SENDERS,
         max_replication_slots: MAX_REPLICATION_SLOTS,
         max_slot_wal_keep_size: `${s.maxSlotWalKeepSizeMb}MB`,
+        // WAL kept beyond the slots, for a member that rejoins through pg_rewind (Patroni's
+        // minimum is 16MB and it replaces a lower value with its default, 128MB).
+        wal_keep_size: "128MB",
         hot_standby: true,
         hot_standby_feedback: true,
         ssl: true,
@@ -100,24 +125,5 @@ function ownedParameters(s: ClusterSettings, member: PostgresMember): Record<str
         log_destination: "stderr",
         logging_collector: false,
         log_line_prefix: "%m [%p] %q%u@%d ",
-    };
-}
-
-/** Extra parameters of a replica: where to stream from, through which slot. */
-export function standbyParameters(primary: PostgresMember, replica: ReplicaMember): Record<string, ConfValue> {
-    const conninfo = {
-        application_name: replica.node,
-        host: primary.container,
-        passfile: FILES.pgpass,
-        port: POSTGRES_PORT,
-        sslmode: "verify-full",
-        sslrootcert: FILES.tlsCa,
-        user: ROLES.replication,
-    };
-    return {
-        primary_conninfo: Object.entries(conninfo)
-            .map(([key, value]) => `${key}=${libpqConnstringValue(String(value))}`)
-            .join(" "),
-        primary_slot_name: replica.slot,
     };
 }

@@ -1,0 +1,81 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { Credentials } from "./credentials";
+import { dynamicConfigCommand, leaderSqlCommand } from "./render/patroni/leader-commands";
+import { dynamicConfiguration } from "./render/patroni/patroni-yml";
+import { renderBootstrapSql } from "./render/postgres/bootstrap-sql";
+import { renderYaml } from "./render/yaml";
+import { type ClusterSettings, ROLES } from "./settings";
+import { clusterTopology } from "./topology";
+
+export interface ClusterConfigArgs {
+    /** Validated stack settings (plain values: they shape the SQL and the dynamic configuration). */
+    readonly settings: ClusterSettings;
+    readonly credentials: Pick<Credentials, "superuser" | "app" | "replication" | "monitoring" | "rewind">;
+    /** The members, which must be running: the commands act on whichever leads. */
+    readonly members: readonly pulumi.Resource[];
+}
+
+/**
+ * The functions pg_rewind reads the source's files with, which Patroni grants
+ * its rewind role at bootstrap (patroni/postgresql/bootstrap.py); granted here
+ * too, so a cluster restored from a backup taken without them has them.
+ */
+const REWIND_FUNCTIONS = [
+    "pg_ls_dir(text, boolean, boolean)",
+    "pg_stat_file(text, boolean)",
+    "pg_read_binary_file(text)",
+    "pg_read_binary_file(text, bigint, bigint, boolean)",
+];
+
+/**
+ * What the stack declares about the cluster as a whole, applied on whichever
+ * member leads: Patroni's dynamic configuration in etcd (timings, durability,
+ * cluster-wide parameters), and the roles, database, time zone and
+ * extensions. Each reruns when what it applies changes, and restarts nothing
+ * that does not need it.
+ */
+export class ClusterConfig extends pulumi.ComponentResource {
+    /** The dynamic configuration as applied (YAML). */
+    public readonly dynamicConfiguration: pulumi.Output<string>;
+
+    constructor(name: string, args: ClusterConfigArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("obcms:database:ClusterConfig", name, args, opts);
+        const s = args.settings;
+        const t = clusterTopology(s);
+        const c = args.credentials;
+        const dynamic = renderYaml("Patroni's dynamic configuration, rendered by obcms-database", dynamicConfiguration(s));
+
+        const dynamicConfig = new command.local.Command(
+            `${name}-dynamic-config`,
+            { create: dynamicConfigCommand(t.members, t.scope), stdin: dynamic },
+            { parent: this, dependsOn: [...args.members] },
+        );
+
+        const sql = pulumi
+            .all([c.superuser.verifier, c.app.verifier, c.replication.verifier, c.monitoring.verifier, c.rewind.verifier])
+            .apply(([superuser, app, replication, monitoring, rewind]) =>
+                renderBootstrapSql({
+                    superuser: { name: ROLES.superuser, verifier: superuser, attributes: [], memberOf: [] },
+                    roles: [
+                        { name: s.appUser, verifier: app, attributes: [], memberOf: [] },
+                        { name: ROLES.replication, verifier: replication, attributes: ["REPLICATION"], memberOf: [] },
+                        { name: ROLES.monitoring, verifier: monitoring, attributes: [], memberOf: ["pg_monitor"] },
+                        { name: ROLES.rewind, verifier: rewind, attributes: [], memberOf: [], functions: REWIND_FUNCTIONS },
+                    ],
+                    database: s.database,
+                    owner: s.appUser,
+                    timezone: s.timezone,
+                    extensions: ["pg_stat_statements"],
+                }),
+            );
+        new command.local.Command(
+            `${name}-roles`,
+            { create: leaderSqlCommand(t.members), stdin: pulumi.secret(sql) },
+            { parent: this, dependsOn: [dynamicConfig] },
+        );
+
+        this.dynamicConfiguration = pulumi.output(dynamicConfig.stdout).apply(() => dynamic);
+        this.registerOutputs({ dynamicConfiguration: this.dynamicConfiguration });
+    }
+}

@@ -1,0 +1,260 @@
+// The commands that act on whichever member leads, run by /bin/sh with
+// `docker` replaced by a shell function that answers like a cluster: which
+// member Patroni calls the leader, whether a step succeeds, which members
+// report a pending restart. Nothing reaches Docker but the last test, which
+// runs the pending-restart check in the project image with curl stubbed.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { dynamicConfigCommand, LEADER_ATTEMPTS, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
+import { restApiGet } from "../../components/render/patroni/start-script";
+import { clusterTopology } from "../../components/topology";
+import { PROJECT_IMAGE } from "../support/promtool";
+import { production, shellSyntaxCheck, staging } from "./fixtures";
+
+const members = clusterTopology(production).members;
+const container = (k: number) => `obcms-database-production-pg-${k}`;
+
+/**
+ * `docker exec` as a cluster answers it. The /primary check (run in the
+ * script's own shell, so a variable counts the searches, each of which starts
+ * at the first member) succeeds for LEADER once NO_LEADER_ROUNDS found nobody; a step (psql or edit-config, with -i) fails STEP_FAILS times;
+ * the pending-restart check prints whether the member is listed in
+ * $DIR/pending, and a restart clears it, except on a replica while the
+ * leader is still pending (it keeps the leader's higher value of a lowered
+ * setting). Every call is logged to $DIR/calls, each -i call's stdin to
+ * $DIR/stdin-<call number>.
+ */
+const FAKE_DOCKER = `
+sleep() { :; }
+rounds=0
+docker() {
+  [ "$1" = exec ] || return 99
+  shift
+  interactive=""
+  if [ "$1" = -i ]; then interactive=1; shift; fi
+  container="$1"; shift
+  { printf '%s\\0' "$container" "$@"; printf '\\n'; } >> "$DIR/calls"
+  if [ -n "$interactive" ]; then cat > "$DIR/stdin-$(wc -l < "$DIR/calls")"; fi
+  case "$1 $2" in
+    "curl -fsS")
+      if [ "$container" = "$FIRST" ]; then rounds=$((rounds + 1)); fi
+      [ "$container" = "$LEADER" ] && [ "$rounds" -gt "$NO_LEADER_ROUNDS" ]
+      return ;;
+    "sh -c")
+      if grep -qx "$container" "$DIR/pending"; then echo true; else echo false; fi
+      return 0 ;;
+  esac
+  case " $* " in
+    *" restart "*)
+      if [ "$container" = "$LEADER" ] || ! grep -qx "$LEADER" "$DIR/pending"; then
+        grep -vx "$container" "$DIR/pending" > "$DIR/pending.new" || true
+        mv "$DIR/pending.new" "$DIR/pending"
+      fi
+      return 0 ;;
+  esac
+  echo >> "$DIR/steps"
+  [ "$(wc -l < "$DIR/steps")" -gt "$STEP_FAILS" ]
+}
+`;
+
+interface FakeCluster {
+    readonly leader: string;
+    readonly noLeaderRounds?: number;
+    readonly stepFails?: number;
+    readonly pending?: readonly string[];
+}
+
+interface Call {
+    readonly container: string;
+    readonly args: string[];
+    /** What the command sent on its standard input (`docker exec -i`). */
+    readonly stdin?: string;
+}
+
+function runWithFakeDocker(command: string, input: string, cluster: FakeCluster) {
+    const dir = mkdtempSync(path.join(tmpdir(), "obcms-leader-"));
+    try {
+        writeFileSync(path.join(dir, "pending"), (cluster.pending ?? []).map((c) => `${c}\n`).join(""));
+        const result = spawnSync("/bin/sh", ["-c", `${FAKE_DOCKER}\n${command}`], {
+            input,
+            encoding: "utf8",
+            env: {
+                PATH: process.env.PATH,
+                DIR: dir,
+                FIRST: container(1),
+                LEADER: cluster.leader,
+                NO_LEADER_ROUNDS: String(cluster.noLeaderRounds ?? 0),
+                STEP_FAILS: String(cluster.stepFails ?? 0),
+            },
+        });
+        const log = readFileSync(path.join(dir, "calls"), "utf8");
+        const calls = log
+            .slice(0, -1)
+            .split("\n")
+            .map((line, i): Call => {
+                const [name, ...args] = line.split("\0").slice(0, -1);
+                const stdin = path.join(dir, `stdin-${i + 1}`);
+                return existsSync(stdin)
+                    ? { container: name, args: ["-i", ...args], stdin: readFileSync(stdin, "utf8") }
+                    : { container: name, args };
+            });
+        return { status: result.status, stderr: result.stderr, calls };
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/** The leader check, as the exact script below spells it. */
+const PRIMARY_CHECK = restApiGet("/primary");
+const PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql", "-d", "postgres", "-f", "-"];
+const EDIT_CONFIG = ["patronictl", "-c", "/etc/obcms/patroni.yml", "edit-config", "--apply", "-", "--force", "--quiet"];
+const PENDING_CHECK = [
+    "sh",
+    "-c",
+    "'curl' '-fsS' '--max-time' '2' '--cacert' '/etc/obcms/tls/ca.crt' 'https://localhost:8008/patroni' | jq -r '.pending_restart // false'",
+];
+const restart = (k: number) => [
+    "patronictl",
+    "-c",
+    "/etc/obcms/patroni.yml",
+    "restart",
+    "obcms-database-production",
+    `pg-${k}`,
+    "--pending",
+    "--force",
+];
+
+/** SQL with quotes, a backslash, unicode and blank lines: sent through as it is. */
+const SQL = "-- roles\nALTER ROLE \"postgres\" WITH PASSWORD 'it''s \\ 東京';\n\n\\connect \"obcms\"\nSELECT 1;\n";
+const DYNAMIC = "# dynamic\nttl: 20\nloop_wait: 5\n";
+
+const checks = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: PRIMARY_CHECK }));
+
+describe("leaderSqlCommand", () => {
+    const command = leaderSqlCommand(members);
+
+    it("is this exact script for staging's two members", () => {
+        expect(leaderSqlCommand(clusterTopology(staging).members)).toBe(
+            [
+                "set -eu",
+                "find_leader() {",
+                '  leader=""',
+                "  for pair in 'obcms-database-staging-pg-1:pg-1' 'obcms-database-staging-pg-2:pg-2'; do",
+                '    member="${pair%%:*}"',
+                `    if docker exec "$member" 'curl' '-fsS' '-o' '/dev/null' '--max-time' '2' '--cacert' '/etc/obcms/tls/ca.crt' 'https://localhost:8008/primary' 2>/dev/null; then leader="$member"; return 0; fi`,
+                "  done",
+                "  return 1",
+                "}",
+                "on_leader() {",
+                "  attempt=1",
+                '  until find_leader && step "$leader"; do',
+                `    if [ "$attempt" -ge 90 ]; then echo 'no leader took the SQL after 90 attempts' >&2; exit 1; fi`,
+                "    attempt=$((attempt + 1))",
+                "    sleep 2",
+                "  done",
+                "}",
+                'sql="$(cat)"',
+                `step() { leader="$1"; printf '%s\\n' "$sql" | docker exec -i "$leader" 'psql' '-X' '-q' '-v' 'ON_ERROR_STOP=1' '-h' '/var/run/postgresql' '-d' 'postgres' '-f' '-'; }`,
+                "on_leader",
+                "",
+            ].join("\n"),
+        );
+        expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
+    });
+
+    it("asks each member in turn whether it leads, and runs the SQL from its stdin on the first that does", () => {
+        const run = runWithFakeDocker(command, SQL, { leader: container(3) });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual([...checks(1, 2, 3), { container: container(3), args: ["-i", ...PSQL], stdin: SQL }]);
+    });
+
+    it(`looks for a leader up to ${LEADER_ATTEMPTS} times while none leads`, () => {
+        const run = runWithFakeDocker(command, SQL, { leader: container(2), noLeaderRounds: LEADER_ATTEMPTS - 1 });
+        expect(run.status).toBe(0);
+        const rounds = run.calls.filter((c) => c.container === container(1));
+        expect(rounds).toHaveLength(LEADER_ATTEMPTS);
+        expect(run.calls.at(-1)).toEqual({ container: container(2), args: ["-i", ...PSQL], stdin: SQL });
+    });
+
+    it(`gives up after ${LEADER_ATTEMPTS} searches without a leader, saying so, and runs nothing`, () => {
+        const run = runWithFakeDocker(command, SQL, { leader: container(2), noLeaderRounds: LEADER_ATTEMPTS });
+        expect(run.status).toBe(1);
+        expect(run.stderr).toBe(`no leader took the SQL after ${LEADER_ATTEMPTS} attempts\n`);
+        expect(run.calls).toEqual(Array.from({ length: LEADER_ATTEMPTS }, () => checks(1, 2, 3, 4)).flat());
+    });
+
+    // The leader changed between the search and the SQL (a failover): the next
+    // leader gets every statement again, not what was left of the input.
+    it("sends all of the SQL again when a step fails", () => {
+        const run = runWithFakeDocker(command, SQL, { leader: container(1), stepFails: 2 });
+        expect(run.status).toBe(0);
+        const steps = run.calls.filter((c) => c.args[0] === "-i");
+        expect(steps).toEqual([1, 2, 3].map(() => ({ container: container(1), args: ["-i", ...PSQL], stdin: SQL })));
+    });
+});
+
+describe("dynamicConfigCommand", () => {
+    const command = dynamicConfigCommand(members, "obcms-database-production");
+    const pendingChecks = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: PENDING_CHECK }));
+    const restarts = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: restart(k) }));
+
+    it("parses as POSIX shell", () => {
+        expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
+    });
+
+    it("merges the configuration from its stdin on the leader, and restarts nothing that is not pending", () => {
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(2) });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual([
+            ...checks(1, 2),
+            { container: container(2), args: ["-i", ...EDIT_CONFIG], stdin: DYNAMIC },
+            ...pendingChecks(1, 3, 4),
+            ...pendingChecks(2),
+            ...pendingChecks(1, 3, 4),
+        ]);
+    });
+
+    // A lowered setting: the replicas keep the leader's value until the leader
+    // restarts with the new one, so they are still pending after the first pass.
+    it("restarts pending members one at a time: the others, then the leader, then the others still pending", () => {
+        const all = [1, 2, 3, 4].map(container);
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(3), pending: all });
+        expect(run.status).toBe(0);
+        const restartsAndChecks = run.calls.slice(4);
+        // Each pending member is checked, then restarted: pg-1, pg-2, pg-4, the leader pg-3, then pg-1, pg-2, pg-4 again.
+        expect(restartsAndChecks).toEqual([1, 2, 4, 3, 1, 2, 4].flatMap((k) => [...pendingChecks(k), ...restarts(k)]));
+    });
+
+    it("restarts only the member that reports a pending restart", () => {
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(1), pending: [container(4)] });
+        expect(run.status).toBe(0);
+        expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual(restarts(4));
+    });
+
+    it("gives up after the search fails as often as the SQL's does, naming what it could not apply", () => {
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(1), noLeaderRounds: LEADER_ATTEMPTS });
+        expect(run.status).toBe(1);
+        expect(run.stderr).toBe(`no leader took the dynamic configuration after ${LEADER_ATTEMPTS} attempts\n`);
+        expect(run.calls.some((c) => c.args.includes("edit-config") || c.args.includes("restart"))).toBe(false);
+    });
+});
+
+describe("the pending-restart check in the project image", { timeout: 60_000 }, () => {
+    // jq runs beside curl in the member's container, so the machine running Pulumi needs neither.
+    it.each([
+        ['{"state":"running","role":"replica","pending_restart":true}', "true"],
+        ['{"state":"running","role":"replica"}', "false"],
+    ])("reads %s as %s", (response, expected) => {
+        const inner = PENDING_CHECK[2];
+        const stub = `curl() { printf '%s' "$RESPONSE"; }; ${inner}`;
+        const run = spawnSync(
+            "docker",
+            ["run", "--rm", "--network", "none", "-e", `RESPONSE=${response}`, "--entrypoint", "sh", PROJECT_IMAGE, "-c", stub],
+            { encoding: "utf8" },
+        );
+        expect([run.status, run.stdout, run.stderr]).toEqual([0, `${expected}\n`, ""]);
+    });
+});

@@ -1,0 +1,215 @@
+// A member's patroni.yml, read back with a YAML parser: every setting that
+// decides how the cluster fails over, exactly, for a staging and a
+// production member; and passwords that stay inside their scalars.
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { dynamicConfiguration, type PatroniPasswords, renderPatroniConf } from "../../components/render/patroni/patroni-yml";
+import { replicaRestoreCommand, restoreCommand } from "../../components/render/pgbackrest/pgbackrest";
+import type { ClusterSettings } from "../../components/settings";
+import { clusterTopology } from "../../components/topology";
+import { LONG_MULTILINE, production, staging } from "./fixtures";
+
+const PASSWORDS: PatroniPasswords = { superuser: "su-pw", replication: "repl-pw", rewind: "rewind-pw", rest: "rest-pw" };
+
+function rendered(s: ClusterSettings, index: number, passwords: PatroniPasswords = PASSWORDS): string {
+    const t = clusterTopology(s);
+    return renderPatroniConf({ settings: s, scope: t.scope, member: t.members[index - 1], etcd: t.etcd, passwords });
+}
+
+const TLS = { certfile: "/etc/obcms/tls/server.crt", keyfile: "/etc/obcms/tls/server.key" };
+const CA = "/etc/obcms/tls/ca.crt";
+
+/** The cluster-wide parameters, the same in both stacks (sized for 10 replicas). */
+const CLUSTER_WIDE = {
+    hot_standby: "on",
+    max_connections: 100,
+    max_replication_slots: 12,
+    max_wal_senders: 22,
+    max_worker_processes: 10,
+    wal_keep_size: "128MB",
+    wal_level: "replica",
+    wal_log_hints: "on",
+};
+
+/**
+ * How a member without data gets it: pgBackRest's restore from the
+ * repository first, then a base backup of the leader; and where recovery
+ * finds archived WAL. The two commands are pgBackRest's, whose tests pin them.
+ */
+function replicaCreation(s: ClusterSettings) {
+    return {
+        create_replica_methods: ["pgbackrest", "basebackup"],
+        pgbackrest: { command: replicaRestoreCommand(s), keep_data: true, no_leader: true, no_params: true },
+        basebackup: { checkpoint: "fast" },
+        recovery_conf: { restore_command: restoreCommand(s) },
+    };
+}
+
+/** A member's patroni.yml, from its stack's name, its own and the etcd members'. */
+function expected(s: ClusterSettings, node: string, etcd: string[]) {
+    const prefix = s.clusterName;
+    return {
+        scope: prefix,
+        namespace: "/service",
+        name: node,
+        log: { level: "INFO" },
+        restapi: {
+            listen: "0.0.0.0:8008",
+            connect_address: `${prefix}-${node}:8008`,
+            ...TLS,
+            cafile: CA,
+            authentication: { username: "patroni", password: "rest-pw" },
+        },
+        ctl: { cacert: CA, ...TLS },
+        etcd3: {
+            hosts: etcd,
+            protocol: "https",
+            cacert: CA,
+            cert: "/etc/obcms/tls/server.crt",
+            key: "/etc/obcms/tls/server.key",
+        },
+        // No `dcs`: the dynamic configuration is seeded into etcd before any member starts.
+        bootstrap: { initdb: ["data-checksums", { encoding: "UTF8" }, { locale: "C.UTF-8" }] },
+        postgresql: {
+            listen: "0.0.0.0:5432",
+            connect_address: `${prefix}-${node}:5432`,
+            data_dir: "/var/lib/postgresql/data/pgdata",
+            bin_dir: "/usr/lib/postgresql/17/bin",
+            pgpass: "/var/run/postgresql/patroni.pgpass",
+            custom_conf: "/etc/obcms/postgresql.conf",
+            parameters: { hba_file: "/etc/obcms/pg_hba.conf", unix_socket_directories: "/var/run/postgresql" },
+            use_unix_socket: true,
+            use_unix_socket_repl: false,
+            authentication: {
+                superuser: { username: "postgres", password: "su-pw" },
+                replication: { username: "replicator", password: "repl-pw", sslmode: "verify-full", sslrootcert: CA },
+                rewind: { username: "rewinder", password: "rewind-pw", sslmode: "verify-full", sslrootcert: CA },
+            },
+            ...replicaCreation(s),
+            remove_data_directory_on_rewind_failure: true,
+            remove_data_directory_on_diverged_timelines: true,
+        },
+        watchdog: { mode: "off" },
+    };
+}
+
+describe("renderPatroniConf", () => {
+    it("renders staging's first member: its REST API and etcd over TLS, initdb with data checksums, no watchdog", () => {
+        const text = rendered(staging, 1);
+        expect(text.split("\n")[0]).toBe("# Patroni member pg-1, rendered by obcms-database");
+        expect(parse(text)).toEqual(expected(staging, "pg-1", ["obcms-database-staging-etcd-1:2379"]));
+    });
+
+    it("renders production's third member, with every etcd member", () => {
+        const prefix = "obcms-database-production";
+        expect(parse(rendered(production, 3))).toEqual(
+            expected(
+                production,
+                "pg-3",
+                [1, 2, 3].map((k) => `${prefix}-etcd-${k}:2379`),
+            ),
+        );
+    });
+
+    it("differs between two members of a stack only in the member's own names", () => {
+        const lines = (index: number) => rendered(production, index).split("\n");
+        const differing = lines(1)
+            .map((line, i) => [line, lines(2)[i]])
+            .filter(([a, b]) => a !== b);
+        expect(differing).toEqual([
+            ["# Patroni member pg-1, rendered by obcms-database", "# Patroni member pg-2, rendered by obcms-database"],
+            ['name: "pg-1"', 'name: "pg-2"'],
+            ['  connect_address: "obcms-database-production-pg-1:5432"', '  connect_address: "obcms-database-production-pg-2:5432"'],
+            ['  connect_address: "obcms-database-production-pg-1:8008"', '  connect_address: "obcms-database-production-pg-2:8008"'],
+        ]);
+    });
+
+    // Anything in patroni.yml replaces every member when it changes.
+    it("does not change with the dynamic configuration, which lives in etcd", () => {
+        const changed: ClusterSettings = {
+            ...production,
+            synchronousReplicas: 0,
+            maximumLagOnFailoverMb: 16,
+            maxConnections: 150,
+            failover: { ttlSeconds: 30, loopWaitSeconds: 10, retryTimeoutSeconds: 10 },
+        };
+        expect(rendered(changed, 2)).toBe(rendered(production, 2));
+    });
+
+    it("renders byte-identical files for equal input, so an unchanged member is never replaced", () => {
+        expect(rendered(production, 2)).toBe(rendered({ ...production, pool: { ...production.pool } }, 2));
+    });
+});
+
+describe("dynamicConfiguration", () => {
+    const common = {
+        ttl: 20,
+        loop_wait: 5,
+        retry_timeout: 5,
+        maximum_lag_on_failover: 1048576,
+        failsafe_mode: true,
+        postgresql: { use_pg_rewind: true, use_slots: true, parameters: CLUSTER_WIDE },
+    };
+
+    it("is asynchronous in staging", () => {
+        expect(dynamicConfiguration(staging)).toEqual({ ...common, synchronous_mode: false });
+    });
+
+    // Quorum commit: any one replica acknowledges each commit; strict, so with
+    // no replica streaming commits wait instead of being acknowledged by the
+    // leader alone, and no acknowledged commit is lost by a failover.
+    it("is strict quorum commit on one replica in production", () => {
+        expect(dynamicConfiguration(production)).toEqual({
+            ...common,
+            synchronous_mode: "quorum",
+            synchronous_node_count: 1,
+            synchronous_mode_strict: true,
+        });
+    });
+
+    it("takes the failover timings, the lag bound and max_connections from the settings", () => {
+        const s = {
+            ...staging,
+            maximumLagOnFailoverMb: 16,
+            maxConnections: 150,
+            failover: { ttlSeconds: 30, loopWaitSeconds: 10, retryTimeoutSeconds: 10 },
+        };
+        expect(dynamicConfiguration(s)).toEqual({
+            ...common,
+            ttl: 30,
+            loop_wait: 10,
+            retry_timeout: 10,
+            maximum_lag_on_failover: 16 * 1024 * 1024,
+            synchronous_mode: false,
+            postgresql: { ...common.postgresql, parameters: { ...CLUSTER_WIDE, max_connections: 150 } },
+        });
+    });
+});
+
+describe("passwords in patroni.yml", () => {
+    const hostile: PatroniPasswords = {
+        superuser: `it's "quoted" \\ and # not a comment: yes`,
+        replication: "line one\nrest: injected\r\n- list",
+        rewind: "Ñoño 東京 \u2028 \u0085 end",
+        rest: LONG_MULTILINE,
+    };
+
+    it("stay inside their scalars and read back unchanged, with no key or line of their own", () => {
+        const text = rendered(production, 2, hostile);
+        const conf = parse(text);
+        expect(conf.postgresql.authentication).toEqual({
+            superuser: { username: "postgres", password: hostile.superuser },
+            replication: { username: "replicator", password: hostile.replication, sslmode: "verify-full", sslrootcert: CA },
+            rewind: { username: "rewinder", password: hostile.rewind, sslmode: "verify-full", sslrootcert: CA },
+        });
+        expect(conf.restapi.authentication).toEqual({ username: "patroni", password: hostile.rest });
+        // Same shape as with plain passwords: no value grew a line or a key.
+        expect(text.split("\n")).toHaveLength(rendered(production, 2).split("\n").length);
+        const plain = parse(rendered(production, 2));
+        expect(conf).toEqual({
+            ...plain,
+            postgresql: { ...plain.postgresql, authentication: conf.postgresql.authentication },
+            restapi: { ...plain.restapi, authentication: conf.restapi.authentication },
+        });
+    });
+});
