@@ -1,10 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { credentialUrl, type RoleCredential } from "./credentials";
 import { renderUserlist } from "./render/credentials/credential-files";
-import { FILES, SOCKET_DIR } from "./render/paths";
-import { pgbouncerConfig, pgbouncerUlimit } from "./render/pgbouncer/config";
+import { renderHaproxyCfg } from "./render/haproxy/haproxy-cfg";
+import { FILES } from "./render/paths";
+import { pgbouncerConfig, pgbouncerUlimit, routeHosts, routerConfig } from "./render/pgbouncer/config";
 import { renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
-import { renderPgbouncerStart } from "./render/pgbouncer/start-script";
+import { pgbouncerHealthCheck, renderPgbouncerStart } from "./render/pgbouncer/start-script";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
@@ -15,7 +16,7 @@ export interface PgBouncerArgs {
     readonly settings: ClusterSettings;
     /** Image with PgBouncer's binary and a `postgres` user. */
     readonly image: pulumi.Input<string>;
-    /** Docker network on which the primary and replicas are reachable by name. */
+    /** Docker network on which the members are reachable by name. */
     readonly network: pulumi.Input<string>;
     /** Application role: owner of the read-write and read-only databases' pools. */
     readonly app: RoleCredential;
@@ -25,12 +26,15 @@ export interface PgBouncerArgs {
     readonly stats: RoleCredential;
     /** PgBouncer's certificate for clients, and the CA it checks servers against. */
     readonly tls: NodeTls;
+    /** The cluster's roles, which must exist before PgBouncer logs in for its clients. */
+    readonly clusterConfig: pulumi.Resource;
 }
 
 /**
- * PgBouncer in front of the cluster: the application's database on the
- * primary, its read-only twin spread over the replicas, and the admin console.
- * Its userlist holds verifiers, never passwords.
+ * PgBouncer in front of the cluster, with the router (HAProxy) beside it: the
+ * application's database on whichever member leads, its read-only twin
+ * spread over the streaming replicas, and the admin console. Its userlist
+ * holds verifiers, never passwords.
  */
 export class PgBouncer extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -64,15 +68,16 @@ export class PgBouncer extends pulumi.ComponentResource {
                 containerName: clusterTopology(s).pgbouncer.container,
                 image: args.image,
                 network: args.network,
+                hosts: routeHosts(s),
                 startScript: renderPgbouncerStart(),
                 files: [
                     { path: FILES.pgbouncerIni, content: renderPgbouncerIni(pgbouncerConfig(s)) },
+                    { path: FILES.haproxyCfg, content: renderHaproxyCfg(routerConfig(s)) },
                     { path: FILES.userlist, content: userlist, secret: true },
                     ...tlsFiles(args.tls),
                 ],
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },
-                // The listening socket, not a login: a connection every 2 s would fill the log.
-                healthcheck: ["test", "-S", `${SOCKET_DIR}/.s.PGSQL.${PGBOUNCER_PORT}`],
+                healthcheck: pgbouncerHealthCheck(),
                 healthyWithinSeconds: 60,
                 // Safe shutdown: waits for running transactions, then closes.
                 stopSignal: "SIGINT",
@@ -80,8 +85,10 @@ export class PgBouncer extends pulumi.ComponentResource {
                 // transactions in flight finish, and this bounds the wait.
                 stopGraceSeconds: 30,
                 openFilesLimit: pgbouncerUlimit(s),
+                // The router runs beside PgBouncer, adopted by tini.
+                init: true,
             },
-            { parent: this },
+            { parent: this, dependsOn: [args.clusterConfig] },
         );
 
         this.containerName = container.name;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pgbouncerConfig } from "../../components/render/pgbouncer/config";
+import { pgbouncerConfig, routeHosts } from "../../components/render/pgbouncer/config";
 import { type PgbouncerIni, renderPgbouncerIni } from "../../components/render/pgbouncer/pgbouncer-ini";
 import { exactly, production, staging } from "./fixtures";
 import { readPgbouncerConnstring } from "./formats";
@@ -7,8 +7,8 @@ import { readPgbouncerConnstring } from "./formats";
 const STAGING_INI = [
     "; Rendered by obcms-database; changes here are overwritten.",
     "[databases]",
-    "obcms = dbname='obcms' host='obcms-database-staging-primary' port='5432'",
-    "obcms_readonly = dbname='obcms' host='obcms-database-staging-replicas' port='5432'",
+    "obcms = dbname='obcms' host='obcms-database-staging-rw' port='5432'",
+    "obcms_readonly = dbname='obcms' host='obcms-database-staging-ro' port='5433'",
     "",
     "[pgbouncer]",
     "admin_users = pgbouncer",
@@ -40,8 +40,8 @@ const STAGING_INI = [
 const PRODUCTION_INI = [
     "; Rendered by obcms-database; changes here are overwritten.",
     "[databases]",
-    "obcms = dbname='obcms' host='obcms-database-production-primary' port='5432'",
-    "obcms_readonly = dbname='obcms' host='obcms-database-production-replicas' port='5432'",
+    "obcms = dbname='obcms' host='obcms-database-production-rw' port='5432'",
+    "obcms_readonly = dbname='obcms' host='obcms-database-production-ro' port='5433'",
     "",
     "[pgbouncer]",
     "admin_users = pgbouncer",
@@ -103,13 +103,21 @@ describe("renderPgbouncerIni", () => {
         expect(renderPgbouncerIni(pgbouncerConfig(production))).toBe(PRODUCTION_INI);
     });
 
-    it("sends obcms to the primary and obcms_readonly to the replicas' shared alias, as PgBouncer reads the connection strings", () => {
+    it("sends obcms to the router's read-write route and obcms_readonly to its read-only one, as PgBouncer reads the connection strings", () => {
         expect(databases(renderPgbouncerIni(pgbouncerConfig(production)))).toEqual({
-            obcms: { dbname: "obcms", host: "obcms-database-production-primary", port: "5432" },
-            obcms_readonly: { dbname: "obcms", host: "obcms-database-production-replicas", port: "5432" },
+            obcms: { dbname: "obcms", host: "obcms-database-production-rw", port: "5432" },
+            obcms_readonly: { dbname: "obcms", host: "obcms-database-production-ro", port: "5433" },
         });
     });
 
+    it("leads both routes' names to the router on loopback, in PgBouncer's container", () => {
+        expect(routeHosts(production)).toEqual([
+            { host: "obcms-database-production-rw", ip: "127.0.0.1" },
+            { host: "obcms-database-production-ro", ip: "127.0.0.1" },
+        ]);
+    });
+
+    // Neither scaling nor a failover reaches pgbouncer.ini: the router follows the members.
     it("does not change when only the replica count does", () => {
         expect(renderPgbouncerIni(pgbouncerConfig({ ...production, replicaCount: 1 }))).toBe(PRODUCTION_INI);
     });

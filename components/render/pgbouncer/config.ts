@@ -1,29 +1,34 @@
 // What PgBouncer's pgbouncer.ini says, as plain data; pgbouncer-ini.ts writes it out.
 import {
     type ClusterSettings,
+    HAPROXY_METRICS_PORT,
+    PATRONI_REST_PORT,
     PGBOUNCER_PORT,
     POSTGRES_PORT,
     pgbouncerFileLimit,
     pooledServerConnections,
     ROLES,
+    ROUTER_PORTS,
     readonlyDatabase,
 } from "../../settings";
 import { clusterTopology } from "../../topology";
+import type { HaproxySpec } from "../haproxy/haproxy-cfg";
 import { FILES, SOCKET_DIR } from "../paths";
 import type { PgbouncerIni } from "./pgbouncer-ini";
 
 /**
- * pgbouncer.ini: the read-write database on the primary, the read-only one on
- * the replicas' shared alias. One name rather than a host list, because
- * PgBouncer checks a certificate against the whole `host` value, and so that
- * scaling the replicas does not change PgBouncer's configuration.
+ * pgbouncer.ini: the read-write database through the router's read-write
+ * route (the leader), the read-only one through its read-only route (the
+ * replicas). The routes' names resolve to loopback in PgBouncer's container
+ * and every member's certificate carries them, so verify-full holds; and
+ * neither scaling nor a failover changes PgBouncer's configuration.
  */
 export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
     const t = clusterTopology(s);
     return {
         databases: {
-            [s.database]: { host: t.primary.container, port: POSTGRES_PORT, dbname: s.database },
-            [readonlyDatabase(s)]: { host: t.replicasAlias, port: POSTGRES_PORT, dbname: s.database },
+            [s.database]: { host: t.routes.readWrite, port: ROUTER_PORTS.readWrite, dbname: s.database },
+            [readonlyDatabase(s)]: { host: t.routes.readOnly, port: ROUTER_PORTS.readOnly, dbname: s.database },
         },
         settings: {
             listen_addr: "*",
@@ -45,7 +50,7 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             listen_backlog: Math.min(s.pool.maxClientConn, 4096),
             server_round_robin: 1,
             // After a failed server login PgBouncer waits this long before the
-            // next try (default 15 s): it is the write gap of a primary restart.
+            // next try (default 15 s): it adds to the write gap of a failover.
             server_login_retry: 1,
             client_tls_sslmode: s.clientTlsSslmode,
             client_tls_ca_file: FILES.tlsCa,
@@ -62,4 +67,26 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
 /** Open-files limit for the PgBouncer container. */
 export function pgbouncerUlimit(s: ClusterSettings): number {
     return pgbouncerFileLimit(s.pool);
+}
+
+/** The router's config: every member, checked through Patroni's REST API. */
+export function routerConfig(s: ClusterSettings): HaproxySpec {
+    return {
+        members: clusterTopology(s).members.map((m) => ({ name: m.node, host: m.container })),
+        postgresPort: POSTGRES_PORT,
+        restPort: PATRONI_REST_PORT,
+        readWritePort: ROUTER_PORTS.readWrite,
+        readOnlyPort: ROUTER_PORTS.readOnly,
+        metricsPort: HAPROXY_METRICS_PORT,
+        caFile: FILES.tlsCa,
+        maxReadLagMb: s.maximumLagOnFailoverMb,
+        // Both databases' server connections, and room for operators' tools.
+        maxConnections: 2 * pooledServerConnections(s.pool) + 64,
+    };
+}
+
+/** In PgBouncer's container the routes' names lead to the router on loopback. */
+export function routeHosts(s: ClusterSettings): Array<{ host: string; ip: string }> {
+    const { routes } = clusterTopology(s);
+    return [routes.readWrite, routes.readOnly].map((host) => ({ host, ip: "127.0.0.1" }));
 }
