@@ -31,15 +31,15 @@ export interface BackupArgs {
     readonly backup: BackupSettings;
     /** Image with pgBackRest, jq, tini, prometheus-node-exporter and a `postgres` user (the project's image). */
     readonly image: pulumi.Input<string>;
-    /** Docker network on which the PostgreSQL nodes are reachable by name. */
+    /** Docker network on which the PostgreSQL members are reachable by name. */
     readonly network: pulumi.Input<string>;
-    /** The backup container's certificate (server for archive-push, client towards the nodes) and the cluster CA. */
+    /** The backup container's certificate (server for archive-push and archive-get, client towards the members) and the cluster CA. */
     readonly tls: NodeTls;
-    /** Secret: the repository's passphrase (`repositoryPassphrase`), shared with the PostgreSQL nodes. */
+    /** Secret: the repository's passphrase (`repositoryPassphrase`), shared with the PostgreSQL members. */
     readonly passphrase: pulumi.Output<string>;
     /** Secret S3 access keys; required when the repository is S3, ignored otherwise. */
     readonly s3Credentials?: { readonly key: pulumi.Input<string>; readonly keySecret: pulumi.Input<string> };
-    /** The primary and the replicas: the stanza and the first backup need them up. */
+    /** Every PostgreSQL member: the stanza needs the leader up, the first backup a replica. */
     readonly postgresNodes: readonly pulumi.Resource[];
 }
 
@@ -48,7 +48,7 @@ const PASSPHRASE_LENGTH = 64;
 
 /**
  * The repository's encryption passphrase (secret), generated once and kept in
- * state: every PostgreSQL node encrypts the WAL it archives with it, and no
+ * state: every PostgreSQL member encrypts the WAL it archives with it, and no
  * backup can be restored without it.
  */
 export function repositoryPassphrase(name: string): pulumi.Output<string> {
@@ -59,8 +59,10 @@ const SCHEDULE_TICK_SECONDS = 10;
 
 /**
  * pgBackRest's repository host: an encrypted repository (a named volume kept
- * on destroy, or S3), the primary's WAL archive, and the scheduled backups,
- * taken from a replica. Created only once a full backup is in the repository.
+ * on destroy, or S3), the WAL archive of whichever member leads, the WAL and
+ * backups members restore from, and the scheduled backups, taken from a
+ * replica. Created after the members (they clone each other until it exists),
+ * and healthy only once a full backup is in the repository.
  */
 export class Backup extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -92,7 +94,7 @@ export class Backup extends pulumi.ComponentResource {
                 ? new docker.Volume(
                       `${name}-repo`,
                       { name: backup.volume },
-                      // The backups outlive `pulumi destroy`, like the primary's data.
+                      // The backups outlive `pulumi destroy`, like member 1's data.
                       { parent: this, retainOnDelete: true },
                   )
                 : undefined;
@@ -111,7 +113,7 @@ export class Backup extends pulumi.ComponentResource {
                 ],
                 volume: volume ? { name: volume.name, mountPath: PGBACKREST_REPO_DIR } : undefined,
                 healthcheck: ["test", "-f", BACKUP_READY_FILE],
-                // The first full backup of a large existing primary takes a while.
+                // The first full backup of a large existing database takes a while.
                 healthyWithinSeconds: 3600,
                 stopSignal: "SIGTERM",
                 stopGraceSeconds: BACKUP_STOP_GRACE_SECONDS,

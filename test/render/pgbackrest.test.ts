@@ -2,15 +2,15 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import {
     archiveParameters,
-    pitrRestoreLines,
     postgresNodePgbackrestConf,
     renderBackupStart,
     renderPgbackrestConf,
+    replicaRestoreCommand,
     repositoryHostPgbackrestConf,
+    restoreCommand,
     restorePgbackrestConf,
     tlsServerLines,
 } from "../../components/render/pgbackrest/pgbackrest";
-import { renderPrimaryStart } from "../../components/render/postgres/start-scripts";
 import type { BackupSettings } from "../../components/settings";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { exactly, LONG, production, shellSyntaxCheck, staging } from "./fixtures";
@@ -49,7 +49,7 @@ function pgHost(k: number, host: string): string {
 }
 
 describe("pgbackrest.conf", () => {
-    it("on a PostgreSQL node: async archiving to the backup container over TLS, a TLS server only the backup container may use, the passphrase", () => {
+    it("on a member: async archiving to the backup container over TLS, synchronous archive-get, a TLS server only the backup container may use, the passphrase", () => {
         expect(renderPgbackrestConf(postgresNodePgbackrestConf(staging, "PASS"))).toBe(
             HEADER +
                 "\n[global]\narchive-async=y\narchive-timeout=10\n" +
@@ -60,33 +60,34 @@ describe("pgbackrest.conf", () => {
                 "repo1-host-port=8432\nrepo1-host-type=tls\nspool-path=/var/lib/postgresql/data/pgbackrest-spool\n" +
                 "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-backup=main\n" +
                 TLS_SERVER_FILES +
+                "\n[global:archive-get]\narchive-async=n\nio-timeout=5\n" +
                 "\n[main]\npg1-path=/var/lib/postgresql/data/pgdata\npg1-port=5432\npg1-socket-path=/var/run/postgresql\n",
         );
     });
 
-    it("on the backup container: encrypted volume repository, retention, backups from a standby, every node as a TLS host", () => {
+    it("on the backup container: encrypted volume repository, retention, backups from a standby, every member as a TLS host", () => {
         expect(renderPgbackrestConf(repositoryHostPgbackrestConf(staging, VOLUME, { passphrase: "PASS" }))).toBe(
             HEADER +
                 "\n[global]\narchive-timeout=300\nbackup-standby=y\n" +
                 LOGGING +
                 "repo1-cipher-pass=PASS\nrepo1-cipher-type=aes-256-cbc\nrepo1-path=/var/lib/pgbackrest\n" +
                 "repo1-retention-full=2\nrepo1-retention-full-type=count\nstart-fast=y\n" +
-                "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-primary=main\ntls-server-auth=obcms-database-staging-replica-1=main\n" +
+                "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-pg-1=main\ntls-server-auth=obcms-database-staging-pg-2=main\n" +
                 TLS_SERVER_FILES +
                 "\n[main]\n" +
-                pgHost(1, "obcms-database-staging-primary") +
-                pgHost(2, "obcms-database-staging-replica-1"),
+                pgHost(1, "obcms-database-staging-pg-1") +
+                pgHost(2, "obcms-database-staging-pg-2"),
         );
     });
 
-    it("lists the primary and every replica of production", () => {
+    it("lists every member of production, in order, whatever its role", () => {
         const stanza = repositoryHostPgbackrestConf(production, VOLUME, { passphrase: "PASS" }).main;
         expect(
             Object.keys(stanza)
                 .filter((k) => k.endsWith("-host"))
                 .sort(),
         ).toEqual(["pg1-host", "pg2-host", "pg3-host", "pg4-host"]);
-        expect(stanza["pg4-host"]).toBe("obcms-database-production-replica-3");
+        expect([1, 2, 3, 4].map((k) => stanza[`pg${k}-host`])).toEqual([1, 2, 3, 4].map((k) => `obcms-database-production-pg-${k}`));
     });
 
     it("points at S3 with the access keys, and restores with the repository read directly", () => {
@@ -147,23 +148,8 @@ describe("archiving and the start scripts", () => {
 
     it("runs pgBackRest's TLS server double-forked, so tini adopts it, and restarts it", () => {
         expect(tlsServerLines()).toEqual([
-            "( (until false; do pgbackrest --config='/etc/obcms/pgbackrest.conf' server || true; echo \"pgbackrest server exited; restarting it\" >&2; sleep 1; done) </dev/null & )",
+            "( (until false; do pgbackrest --config='/etc/obcms/pgbackrest.conf' server || true; echo 'pgbackrest server exited; restarting it' >&2; sleep 1; done) </dev/null & )",
         ]);
-    });
-
-    it("restores the primary to a requested time before it starts, only when asked", () => {
-        const lines = pitrRestoreLines();
-        expect(lines).toEqual([
-            "if [ -s '/var/lib/postgresql/data/restore-target' ]; then",
-            "  target=\"$(cat '/var/lib/postgresql/data/restore-target')\"",
-            '  echo "restoring the data directory to $target" >&2',
-            '  pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main restore --delta --type=time --target="$target" --target-action=promote',
-            "  rm -f '/var/lib/postgresql/data/restore-target'",
-            "fi",
-        ]);
-        const script = renderPrimaryStart();
-        expect(script.indexOf(lines[0])).toBeGreaterThan(script.indexOf("initdb"));
-        expect(script.indexOf(lines[0])).toBeLessThan(script.indexOf("pg_ctl"));
     });
 
     it("the backup container's script parses, and carries the schedule, the retry and the metrics", () => {
@@ -232,5 +218,61 @@ describe("archiving and the start scripts", () => {
             encoding: "utf8",
         });
         expect({ status: lint.status, output: lint.stdout + lint.stderr }).toEqual({ status: 0, output: "" });
+    }, 60_000);
+});
+
+describe("members restored from the repository, and archived WAL fetched back", () => {
+    const RESTORE_SCRIPT =
+        "if ! getent hosts 'obcms-database-staging-backup' >/dev/null; then echo 'no repository host yet: the member is cloned instead' >&2; exit 1; fi; " +
+        "if [ -f '/var/lib/postgresql/data/pgdata/PG_VERSION' ]; then delta=--delta; else delta=; fi; " +
+        "exec pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main $delta --type=standby restore";
+
+    /** Runs `python3 -c program` in the project image, without a network, with `input` on its standard input. */
+    function inImage(program: string, input: string) {
+        const result = spawnSync(
+            "docker",
+            ["run", "--rm", "-i", "--network", "none", "--entrypoint", "python3", PROJECT_IMAGE, "-c", program],
+            {
+                input,
+                encoding: "utf8",
+            },
+        );
+        return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+    }
+
+    it("Patroni's pgbackrest method: a delta restore as a standby, through sh, since Patroni runs it without a shell", () => {
+        const command = replicaRestoreCommand(staging);
+        expect(command).toBe(`sh -c '${RESTORE_SCRIPT.replace(/'/g, "'\\''")}'`);
+        expect(shellSyntaxCheck(RESTORE_SCRIPT)).toEqual({ status: 0, stderr: "" });
+        // Patroni splits the command with Python's shlex (patroni/postgresql/bootstrap.py).
+        const split = inImage("import json, shlex, sys; print(json.dumps(shlex.split(sys.stdin.read())))", command);
+        expect(JSON.parse(split.stdout)).toEqual(["sh", "-c", RESTORE_SCRIPT]);
+    }, 60_000);
+
+    it("without a repository host (the members' first start) the method fails at once, in one line, and Patroni clones instead", () => {
+        // As Patroni calls it, in a container where the repository host's name does not resolve; the
+        // call is timed inside the container (pgBackRest itself would retry the name for io-timeout, 60 s).
+        const run = inImage(
+            "import shlex, subprocess, sys, time; t = time.monotonic(); s = subprocess.call(shlex.split(sys.stdin.read())); print(time.monotonic() - t); sys.exit(s)",
+            replicaRestoreCommand(staging),
+        );
+        expect({ status: run.status, stderr: run.stderr }).toEqual({
+            status: 1,
+            stderr: "no repository host yet: the member is cloned instead\n",
+        });
+        expect(Number(run.stdout)).toBeLessThan(2);
+    }, 60_000);
+
+    it("restore_command: archive-get through the member's config, a miss at once while the repository host does not resolve", () => {
+        const command = restoreCommand(staging);
+        expect(command).toBe(
+            `getent hosts 'obcms-database-staging-backup' >/dev/null && pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main archive-get %f "%p"`,
+        );
+        // PostgreSQL runs it through the shell with %f and %p replaced; an exit status below 126 means "not archived".
+        const run = inImage(
+            "import subprocess, sys; sys.exit(subprocess.call(['sh', '-c', sys.stdin.read().replace('%f', '000000010000000000000001').replace('%p', 'pg_wal/RECOVERYXLOG')]))",
+            command,
+        );
+        expect({ status: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ status: 2, stdout: "", stderr: "" });
     }, 60_000);
 });

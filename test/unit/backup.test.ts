@@ -4,16 +4,18 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { readBackupSettings } from "../../components/config";
-import { PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGDATA, SERVICE_UID, VOLUME_DIR } from "../../components/render/paths";
-import { RESTORE_TARGET_FILE, STANZA } from "../../components/render/pgbackrest/pgbackrest";
-import { STANDBY_MINIMUMS } from "../../components/render/postgres/start-scripts";
-import { durationSeconds } from "../../components/settings";
+import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGDATA, SERVICE_UID, VOLUME_DIR } from "../../components/render/paths";
+import { dynamicConfigKey, PATRONI_NAMESPACE } from "../../components/render/patroni/dcs-seed";
+import { replicaRestoreCommand, restoreCommand, STANZA } from "../../components/render/pgbackrest/pgbackrest";
+import { durationSeconds, ETCD_CLIENT_PORT, PATRONI_REST_PORT } from "../../components/settings";
+import { clusterTopology } from "../../components/topology";
 import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
 import { promiseOf } from "../../harness/outputs";
 import { runProgram } from "../../harness/program";
 import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../../harness/stack-config";
-import { exactly } from "../render/fixtures";
+import { exactly, production } from "../render/fixtures";
 
 async function backupSettingsFor(stack: StackName, overrides: Record<string, unknown>) {
     const project = projectName();
@@ -173,6 +175,24 @@ describe("the Backup component", () => {
     });
 });
 
+describe("members and the repository", () => {
+    it("every member creates a replica from the repository first, pg_basebackup after, and fetches archived WAL", async () => {
+        const { mocks } = await declare("production");
+        const t = clusterTopology(production);
+        for (const member of t.members) {
+            const conf = parse(upload(mocks.named(`${member.resourceName}-container`), FILES.patroniConf).content).postgresql;
+            expect(conf.create_replica_methods, member.node).toEqual(["pgbackrest", "basebackup"]);
+            expect(conf.pgbackrest, member.node).toEqual({
+                command: replicaRestoreCommand(production),
+                keep_data: true,
+                no_params: true,
+                no_leader: true,
+            });
+            expect(conf.recovery_conf, member.node).toEqual({ restore_command: restoreCommand(production) });
+        }
+    });
+});
+
 describe("scripts/backup.sh", () => {
     it("uses the program's paths and stanza", () => {
         const script = readFileSync(path.join(PROJECT_ROOT, "scripts", "backup.sh"), "utf8");
@@ -184,9 +204,11 @@ describe("scripts/backup.sh", () => {
             VOLUME_DIR: value("VOLUME_DIR"),
             PGDATA: value("PGDATA")?.replace("$VOLUME_DIR", value("VOLUME_DIR") ?? ""),
             REPO_DIR: value("REPO_DIR"),
-            RESTORE_TARGET_FILE: value("RESTORE_TARGET_FILE")?.replace("$VOLUME_DIR", value("VOLUME_DIR") ?? ""),
             SERVICE_USER: value("SERVICE_USER"),
-            STANDBY_MINIMUMS: value("STANDBY_MINIMUMS"),
+            TLS_DIR: value("TLS_DIR"),
+            PATRONI_REST_PORT: value("PATRONI_REST_PORT"),
+            ETCD_CLIENT_PORT: value("ETCD_CLIENT_PORT"),
+            PATRONI_NAMESPACE: value("PATRONI_NAMESPACE"),
         }).toEqual({
             CONF: PGBACKREST_FILES.conf,
             RESTORE_CONF: PGBACKREST_FILES.restoreConf,
@@ -194,9 +216,32 @@ describe("scripts/backup.sh", () => {
             VOLUME_DIR,
             PGDATA,
             REPO_DIR: PGBACKREST_REPO_DIR,
-            RESTORE_TARGET_FILE,
             SERVICE_USER: `${SERVICE_UID}:${SERVICE_UID}`,
-            STANDBY_MINIMUMS: `"${STANDBY_MINIMUMS.map(([guc, label]) => `${guc}:${label}`).join(" ")}"`,
+            TLS_DIR: path.dirname(FILES.tlsCa),
+            PATRONI_REST_PORT: String(PATRONI_REST_PORT),
+            ETCD_CLIENT_PORT: String(ETCD_CLIENT_PORT),
+            PATRONI_NAMESPACE,
         });
+    });
+
+    it("finds the members and the etcd cluster by the topology's names, the leader through Patroni, and the cluster in etcd by its scope", () => {
+        const script = readFileSync(path.join(PROJECT_ROOT, "scripts", "backup.sh"), "utf8");
+        const t = clusterTopology(production);
+        // The members, as both operations scripts find them.
+        const shared = readFileSync(path.join(PROJECT_ROOT, "scripts", "lib", "stack.sh"), "utf8");
+        expect(script).toContain('. "$(dirname "$0")/lib/stack.sh"');
+        expect(shared).toContain(`--filter "name=^/$cluster-pg-[0-9]+$"`);
+        expect(t.members.map((m) => m.container)).toEqual([1, 2, 3, 4].map((k) => `${production.clusterName}-pg-${k}`));
+        expect(t.members.map((m) => m.volume)).toEqual(t.members.map((m) => `${m.container}-data`));
+        expect(script).toContain('"https://localhost:$PATRONI_REST_PORT/primary"');
+        expect(script).toContain(`--filter "name=^/$cluster-etcd-[0-9]+$"`);
+        expect(t.etcd.map((e) => e.container)).toEqual([1, 2, 3].map((k) => `${production.clusterName}-etcd-${k}`));
+        expect(script).toContain('etcdctl_ del --prefix "$PATRONI_NAMESPACE/$cluster/"');
+        expect(t.scope).toBe(production.clusterName);
+        // The dynamic configuration is kept across the restore, under the key Patroni reads it from.
+        expect(script).toContain('etcdctl_ put "$PATRONI_NAMESPACE/$cluster/config"');
+        expect(dynamicConfigKey(t.scope)).toBe(`${PATRONI_NAMESPACE}/${production.clusterName}/config`);
+        // No name in the script claims a role.
+        expect(script).not.toMatch(/-primary\b|-replica-\d/);
     });
 });

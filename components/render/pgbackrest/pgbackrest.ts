@@ -1,13 +1,15 @@
 // pgBackRest: its config files, the PostgreSQL parameters that archive WAL
-// through it, and the backup container's entry point (first full backup, then
-// the schedule, the metrics). The backup container is the repository host: it
-// runs every backup, copying from a replica (backup-standby) and talking to
-// the primary and the replicas over pgBackRest's TLS protocol, and receives
-// the primary's WAL the same way.
+// through it, the commands Patroni runs to create a member from a backup and
+// to fetch archived WAL, and the backup container's entry point (first full
+// backup, then the schedule, the metrics). The backup container is the
+// repository host: it runs every backup, copying from a replica
+// (backup-standby) and talking to every member over pgBackRest's TLS
+// protocol, and receives the leader's WAL the same way.
 import { type BackupSettings, type ClusterSettings, POSTGRES_PORT } from "../../settings";
 import { clusterTopology } from "../../topology";
 import { commentText, pgbackrestConfValue, shellWord } from "../escape";
-import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR, VOLUME_DIR } from "../paths";
+import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR } from "../paths";
+import { supervisedLine } from "../shell-scripts";
 
 /** The one stanza of the repository: this cluster. */
 export const STANZA = "main";
@@ -61,7 +63,7 @@ export function renderPgbackrestConf(conf: PgbackrestConf, comment = "Rendered b
     return [...lines, ""].join("\n");
 }
 
-/** The PostgreSQL nodes the backup container reaches: the primary, then the replicas in order. */
+/** The PostgreSQL members the backup container reaches, in order. */
 function postgresHosts(s: ClusterSettings): string[] {
     return clusterTopology(s).members.map((m) => m.container);
 }
@@ -89,12 +91,13 @@ function tlsServer(clients: readonly string[]): Record<string, PgbackrestValue> 
 }
 
 /**
- * pgbackrest.conf of the primary and every replica (secret): WAL goes to the
+ * pgbackrest.conf of every member (secret): the leader's WAL goes to the
  * backup container (asynchronously, so a slow repository does not hold the
- * archiver per segment), and the TLS server lets the backup container, and
- * only it, copy this node's files. The node's certificate is also its client
- * certificate. The passphrase is here too: a node encrypts the WAL it pushes
- * and reads the repository's encrypted info files itself.
+ * archiver per segment), archived WAL comes back from it (archive-get, below),
+ * and the TLS server lets the backup container, and only it, copy this
+ * member's files. The member's certificate is also its client certificate.
+ * The passphrase is here too: a member encrypts the WAL it pushes and reads
+ * the repository's encrypted files itself.
  */
 export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: string): PgbackrestConf {
     const backup = clusterTopology(s).backup.container;
@@ -116,6 +119,7 @@ export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: strin
             "repo1-host-cert-file": FILES.tlsCert,
             "repo1-host-key-file": FILES.tlsKey,
         },
+        "global:archive-get": ARCHIVE_GET,
         [STANZA]: {
             "pg1-path": PGDATA,
             "pg1-socket-path": SOCKET_DIR,
@@ -123,6 +127,28 @@ export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: strin
         },
     };
 }
+
+/**
+ * archive-get, PostgreSQL's restore_command on every member. A standby runs it
+ * whenever streaming stops, so also while its leader is dead, and a promotion
+ * waits for the call in progress, then calls it again for the last segment and
+ * the next timeline's history file. Measured on a killed leader, in the
+ * promoted standby's log from "received promote request" to "selected new
+ * timeline ID" (2 cores): without a restore_command 0.002-0.008 s; with a
+ * synchronous get 0.7 s on an idle machine, 1.2-4.9 s while other suites load
+ * it; with the asynchronous get that the push's `archive-async` would also
+ * give it 1.3 s and 5.8 s, since each call forks a process that prefetches
+ * `archive-get-queue-max` of segments that do not exist yet. So: synchronous,
+ * one connection per file, and `io-timeout` bounds what a repository host that
+ * stopped answering can add (pgBackRest retries a connection that long, 60 s
+ * by default). The restore_command stays in the standby config, as Crunchy's
+ * PGO keeps it, though leaving it out would keep promotions at milliseconds:
+ * the history-file lookup is what keeps a new timeline's ID unused in the
+ * repository (one reused would stop archiving: the repository refuses a
+ * different file under an archived name), a member restored from a backup
+ * replays the WAL since the backup from it, and pg_rewind fetches what it misses.
+ */
+const ARCHIVE_GET: Record<string, PgbackrestValue> = { "archive-async": false, "io-timeout": 5 };
 
 /** Secrets a repository needs: the encryption passphrase, and S3's access keys when it is there. */
 export interface RepositorySecrets {
@@ -158,9 +184,10 @@ function repositoryOptions(b: BackupSettings, secrets: RepositorySecrets): Recor
 
 /**
  * pgbackrest.conf of the backup container (secret: it holds the passphrase).
- * pg1 is the primary, pg2.. the replicas; with backup-standby pgBackRest
- * copies the files from a replica and asks the primary only to start and
- * stop the backup, so the primary's disks are not loaded.
+ * pg1.. are the members in order, whatever their roles: pgBackRest asks each
+ * which one leads. With backup-standby it copies the files from a replica and
+ * asks the leader only to start and stop the backup, so the leader's disks
+ * are not loaded.
  */
 export function repositoryHostPgbackrestConf(s: ClusterSettings, b: BackupSettings, secrets: RepositorySecrets): PgbackrestConf {
     const hosts = postgresHosts(s);
@@ -187,7 +214,7 @@ export function repositoryHostPgbackrestConf(s: ClusterSettings, b: BackupSettin
             "repo1-retention-full-type": "count",
             "repo1-retention-full": b.retentionFull,
             "backup-standby": true,
-            // How long a backup or check waits for its WAL to be archived: at creation the primary's
+            // How long a backup or check waits for its WAL to be archived: at creation the leader's
             // archiver may still be working off the segments it could not push before this host was up.
             "archive-timeout": 300,
             // An immediate checkpoint: a backup starts now, not at the next scheduled checkpoint.
@@ -215,9 +242,46 @@ export function pgbackrestCommand(): string {
 }
 
 /**
- * WAL archiving on every node (a replica archives nothing until promoted). A
- * segment is switched after at most a minute of writes, which bounds what the
- * repository can miss if the primary's volume is lost.
+ * A shell test that the repository host's name resolves. It does not before
+ * the backup container is first created (it comes after the members) or while
+ * it is replaced, and pgBackRest would retry the lookup for io-timeout before
+ * failing: the members' first bring-up took two minutes longer without it.
+ */
+function repositoryHostResolves(s: ClusterSettings): string {
+    return `getent hosts ${shellWord(clusterTopology(s).backup.container)} >/dev/null`;
+}
+
+/**
+ * Patroni's `pgbackrest` replica-creation method (Patroni splits it into words
+ * and runs it without a shell, hence `sh -c`): the newest backup restored from
+ * the repository as a standby, over what the member's data directory holds
+ * (`--delta` where there is one: only files that differ are fetched). No
+ * member serves anything; the new member replays the archive, then streams.
+ * Patroni writes its own recovery settings after it and removes pgBackRest's
+ * from postgresql.auto.conf. Without a repository host (the members' first
+ * start) it fails at once with one line, and Patroni falls back to
+ * `pg_basebackup`, as it does when the repository holds no backup.
+ */
+export function replicaRestoreCommand(s: ClusterSettings): string {
+    const script = [
+        `if ! ${repositoryHostResolves(s)}; then echo 'no repository host yet: the member is cloned instead' >&2; exit 1; fi`,
+        `if [ -f ${shellWord(`${PGDATA}/PG_VERSION`)} ]; then delta=--delta; else delta=; fi`,
+        `exec ${pgbackrestCommand()} $delta --type=standby restore`,
+    ].join("; ");
+    return `sh -c ${shellWord(script)}`;
+}
+
+/** Every member's restore_command (see ARCHIVE_GET): a WAL segment or a timeline history file from the repository. */
+export function restoreCommand(s: ClusterSettings): string {
+    return `${repositoryHostResolves(s)} && ${pgbackrestCommand()} archive-get %f "%p"`;
+}
+
+/**
+ * WAL archiving on every member: whichever leads archives, a replica nothing
+ * (`archive_mode = on`) until it is promoted, when it archives its new
+ * timeline's history file first. A segment is switched after at most a
+ * minute of writes, which bounds what the repository can miss if the
+ * leader's volume is lost.
  */
 export function archiveParameters(): Record<string, string | number> {
     return {
@@ -227,36 +291,9 @@ export function archiveParameters(): Record<string, string | number> {
     };
 }
 
-/**
- * Start-script lines that run `pgbackrest server` for the node's lifetime, in
- * a double-forked loop: the loop is adopted by PID 1 (tini), not by the
- * postmaster the script becomes, which would treat a server killed by a
- * signal as a crashed backend and restart every session.
- */
+/** Start-script lines that run `pgbackrest server` for the node's lifetime (the postmaster would take a killed child for a crashed backend). */
 export function tlsServerLines(): string[] {
-    return [
-        `( (until false; do pgbackrest --config=${shellWord(PGBACKREST_FILES.conf)} server || true; echo "pgbackrest server exited; restarting it" >&2; sleep 1; done) </dev/null & )`,
-    ];
-}
-
-/** Where `scripts/backup.sh restore-pitr` leaves the target time for the primary's next start. */
-export const RESTORE_TARGET_FILE = `${VOLUME_DIR}/restore-target`;
-
-/**
- * Primary start-script lines: when a restore target is waiting, restore the
- * data directory to that time from the repository (delta: only changed files
- * are fetched) and let the server promote there, on a new timeline.
- */
-export function pitrRestoreLines(): string[] {
-    const file = shellWord(RESTORE_TARGET_FILE);
-    return [
-        `if [ -s ${file} ]; then`,
-        `  target="$(cat ${file})"`,
-        '  echo "restoring the data directory to $target" >&2',
-        `  ${pgbackrestCommand()} restore --delta --type=time --target="$target" --target-action=promote`,
-        `  rm -f ${file}`,
-        "fi",
-    ];
+    return [supervisedLine("pgbackrest server", `pgbackrest --config=${shellWord(PGBACKREST_FILES.conf)} server`)];
 }
 
 export interface BackupStartSpec {
@@ -268,7 +305,7 @@ export interface BackupStartSpec {
 
 /**
  * The backup container: the TLS server that receives WAL, the stanza (created
- * once the primary answers), a full backup when the repository holds none,
+ * once the leader answers), a full backup when the repository holds none,
  * and only then the health check's file, so `pulumi up` returns with a full
  * backup in the repository. Then the schedule: a full backup when the last
  * full is older than `fullEverySeconds`, a differential when the last backup
