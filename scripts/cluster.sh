@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Cluster operations on a running stack, through the Docker engine that runs it:
+# Patroni decides who leads; this script asks it, and holds PgBouncer's clients
+# while the leader changes on purpose.
+#
+# Usage: scripts/cluster.sh [-c CLUSTER] COMMAND [ARGS]
+#   status                 each member: name, role, state, timeline, lag (MB)
+#   switchover [MEMBER]    hand the lead to MEMBER (default: the first streaming replica) with no
+#                          client error: PgBouncer's pools are paused (running transactions
+#                          finish, new ones wait), Patroni switches over, the script waits until
+#                          the router sends writes to the new leader, and the pools resume.
+#                          Refused for a member that is not streaming or lags.
+#   failover MEMBER        promote MEMBER now, whatever the leader's state (when no leader is
+#                          healthy); clients see the outage until MEMBER leads
+#   restart MEMBER         restart MEMBER's PostgreSQL through Patroni; a leader first hands its
+#                          role to a replica (switchover, as above), so no write waits on a restart
+#   reinit MEMBER          wipe a replica's data and clone it again from the leader or the backups
+#   pause | resume         stop or restart Patroni's automatic failover (maintenance mode)
+#
+# CLUSTER is the stack's Docker name prefix, <project>-<stack>; by default the
+# Pulumi CLI's selected stack, e.g. obcms-database-staging. switchover takes
+# PgBouncer's admin password from PGBOUNCER_ADMIN_URL (the stack output
+# pgbouncerAdminUrl), or from the Pulumi CLI. The paths below are the
+# program's (components/render/paths.ts); test/unit/cluster-script.test.ts keeps them equal.
+set -euo pipefail
+
+PATRONI_CONF=/etc/obcms/patroni.yml
+SOCKET_DIR=/var/run/postgresql
+PGBOUNCER_PORT=6432
+ROUTER_METRICS_URL=http://127.0.0.1:8404/metrics
+ROUTER_READ_WRITE_BACKEND=postgres_rw
+# How long a switchover may hold the pools before the script gives up and resumes them (tenths of a second).
+SWITCHOVER_TENTHS=300
+
+usage() { sed -n '6,/^#$/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+# shellcheck source=lib/stack.sh
+. "$(dirname "$0")/lib/stack.sh"
+stack_from_options "$@"
+shift $((OPTIND - 1))
+[ $# -ge 1 ] || usage
+pgbouncer="$cluster-pgbouncer"
+
+
+# A running member's container, to run patronictl in (it asks etcd and every member's REST API).
+any_member() {
+  local member
+  for member in $(members); do
+    [ "$(docker inspect --format '{{.State.Running}}' "$member")" = true ] && { echo "$member"; return 0; }
+  done
+  die "no member of $cluster is running"
+}
+
+patronictl_() { docker exec "$(any_member)" patronictl -c "$PATRONI_CONF" "$@"; }
+
+# One line per member, tab-separated: name, role (leader/replica), state, timeline, lag in MB.
+# jq runs in the member's container: the operator's machine needs only docker, bash and awk.
+member_lines() {
+  docker exec "$(any_member)" sh -c "patronictl -c $PATRONI_CONF list --format json | jq -r '.[] | [.Member,
+    (if .Role == \"Leader\" then \"leader\" else \"replica\" end), .State, (.TL // \"\" | tostring),
+    (.[\"Lag in MB\"] // \"\" | tostring)] | @tsv'"
+}
+
+leader_name() { member_lines | awk -F '\t' '$2 == "leader" && $3 == "running" { print $1 }'; }
+
+# Exits non-zero unless MEMBER is a replica that streams within Patroni's lag bound for a failover.
+check_candidate() {
+  local member="$1" line state lag bound
+  line="$(member_lines | awk -F '\t' -v m="$member" '$1 == m')"
+  [ -n "$line" ] || die "no member $member in the cluster (members: $(member_lines | cut -f1 | tr '\n' ' '))"
+  [ "$(cut -f2 <<<"$line")" = replica ] || die "$member already leads"
+  state="$(cut -f3 <<<"$line")"
+  [ "$state" = streaming ] || die "refusing to switch over to $member: it is $state, not streaming"
+  lag="$(cut -f5 <<<"$line")"
+  bound="$(patronictl_ show-config | awk '$1 == "maximum_lag_on_failover:" { print $2 }')"
+  if [ -n "$bound" ] && [ $((${lag:-0} * 1048576)) -gt "$bound" ]; then
+    die "refusing to switch over to $member: it lags ${lag} MB behind the leader (bound: $((bound / 1048576)) MB)"
+  fi
+}
+
+# PgBouncer's admin console, over its socket inside its container; the password goes through a pipe.
+admin() {
+  local url="${PGBOUNCER_ADMIN_URL:-}" password
+  if [ -z "$url" ]; then
+    command -v pulumi >/dev/null || die "set PGBOUNCER_ADMIN_URL (the stack output pgbouncerAdminUrl)"
+    url="$(cd "$(dirname "$0")/.." && pulumi stack output --show-secrets pgbouncerAdminUrl)"
+  fi
+  # postgresql://pgbouncer:PASSWORD@host:port/pgbouncer?..., the password percent-encoded.
+  password="${url#*://*:}"
+  password="${password%%@*}"
+  password="$(printf '%b' "${password//%/\\x}")"
+  printf '%s' "$password" | docker exec -i "$pgbouncer" sh -c \
+    "PGPASSWORD=\"\$(cat)\" psql -X -q -h $SOCKET_DIR -p $PGBOUNCER_PORT -U pgbouncer -d pgbouncer -c \"$1\""
+}
+
+# True once the router's read-write route has MEMBER up and no other server up.
+routes_writes_to() {
+  docker exec "$pgbouncer" curl -fs --max-time 1 "$ROUTER_METRICS_URL" | awk -v backend="$ROUTER_READ_WRITE_BACKEND" -v m="$1" '
+    index($0, "haproxy_server_status{proxy=\"" backend "\",") == 1 && / 1$/ && /state="UP"/ {
+      if (index($0, "server=\"" m "\"")) target = 1; else other = 1
+    }
+    END { exit !(target && !other) }'
+}
+
+switchover() {
+  local candidate="${1:-}" leader tenths=0
+  leader="$(leader_name)"
+  [ -n "$leader" ] || die "no member leads: use failover MEMBER"
+  if [ -n "$candidate" ]; then
+    check_candidate "$candidate"
+  else
+    candidate="$(member_lines | awk -F '\t' '$2 == "replica" && $3 == "streaming" { print $1; exit }')"
+    [ -n "$candidate" ] || die "no streaming replica to switch over to"
+    check_candidate "$candidate"
+  fi
+  admin PAUSE
+  # Whatever happens next, the clients must not stay paused.
+  trap 'admin RESUME || true' EXIT
+  patronictl_ switchover --leader "$leader" --candidate "$candidate" --force >/dev/null
+  until routes_writes_to "$candidate"; do
+    [ "$tenths" -lt "$SWITCHOVER_TENTHS" ] || die "the router did not send writes to $candidate within $((SWITCHOVER_TENTHS / 10)) s; resuming"
+    sleep 0.1
+    tenths=$((tenths + 1))
+  done
+  admin RESUME
+  trap - EXIT
+  echo "$candidate leads (was $leader)"
+}
+
+case "$1" in
+  status)
+    [ $# -eq 1 ] || usage
+    { printf 'MEMBER\tROLE\tSTATE\tTIMELINE\tLAG_MB\n'; member_lines; } | awk -F '\t' '{ printf "%-10s %-8s %-10s %-9s %s\n", $1, $2, $3, $4, $5 }'
+    ;;
+  switchover)
+    [ $# -le 2 ] || usage
+    switchover "${2:-}"
+    ;;
+  failover)
+    [ $# -eq 2 ] || usage
+    patronictl_ failover --candidate "$2" --force
+    ;;
+  restart)
+    [ $# -eq 2 ] || usage
+    if [ "$(leader_name)" = "$2" ]; then
+      switchover ""
+    fi
+    patronictl_ restart "$cluster" "$2" --force
+    ;;
+  reinit)
+    [ $# -eq 2 ] || usage
+    patronictl_ reinit "$cluster" "$2" --force --wait
+    ;;
+  pause | resume)
+    [ $# -eq 1 ] || usage
+    patronictl_ "$1" --wait
+    ;;
+  *) usage ;;
+esac

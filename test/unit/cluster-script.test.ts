@@ -1,0 +1,182 @@
+// scripts/cluster.sh against the program's own names, and its decisions
+// against a stand-in `docker` that answers as a running cluster would: which
+// member it picks, what it refuses, and the order of PAUSE, switchover and
+// RESUME. The switchover on real containers is in test/integration/failover.test.ts.
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ROUTER_BACKENDS } from "../../components/render/haproxy/haproxy-cfg";
+import { FILES, SOCKET_DIR } from "../../components/render/paths";
+import { HAPROXY_METRICS_PORT, PGBOUNCER_PORT } from "../../components/settings";
+import { clusterTopology } from "../../components/topology";
+import { PROJECT_ROOT } from "../../harness/stack-config";
+import { production } from "../render/fixtures";
+
+const SCRIPT = path.join(PROJECT_ROOT, "scripts", "cluster.sh");
+const CLUSTER = production.clusterName;
+
+/**
+ * A `docker` that logs each call to $CALLS and answers from files: members.tsv
+ * for the jq'd `patronictl list`, config.yml for `show-config`, metrics.txt
+ * for the router's metrics (metrics-after.txt once a switchover ran). The
+ * admin console's password arrives on standard input and is logged too.
+ */
+const FAKE_DOCKER = `#!/bin/sh
+dir="$(dirname "$0")"
+printf '%s\\n' "$*" >> "$CALLS"
+case "$*" in
+  "ps --all"*) for k in 1 2 3 4; do echo "${CLUSTER}-pg-$k"; done ;;
+  "inspect --format {{.State.Running}}"*) echo true ;;
+  *"list --format json"*) cat "$dir/members.tsv" ;;
+  *"show-config"*) cat "$dir/config.yml" ;;
+  *" switchover --leader "*) touch "$dir/switched" ;;
+  *"curl -fs --max-time 1 http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics"*)
+    if [ -e "$dir/switched" ]; then cat "$dir/metrics-after.txt"; else cat "$dir/metrics.txt"; fi ;;
+  "exec -i ${CLUSTER}-pgbouncer sh -c"*) printf 'password=%s\\n' "$(cat)" >> "$CALLS" ;;
+  *) echo "unexpected docker $*" >&2; exit 99 ;;
+esac
+`;
+
+const MEMBERS = [
+    "pg-1\tleader\trunning\t3\t",
+    "pg-2\treplica\tstreaming\t3\t0",
+    "pg-3\treplica\tstopped\t\t",
+    "pg-4\treplica\tstreaming\t3\t5",
+];
+
+function routerMetrics(up: string): string {
+    return ["pg-1", "pg-2", "pg-3", "pg-4"]
+        .map((m) => `haproxy_server_status{proxy="${ROUTER_BACKENDS.readWrite}",server="${m}",state="${m === up ? "UP" : "DOWN"}"} 1`)
+        .join("\n");
+}
+
+describe("scripts/cluster.sh", () => {
+    let dir: string;
+
+    beforeEach(() => {
+        dir = mkdtempSync(path.join(tmpdir(), "cluster-sh-"));
+        writeFileSync(path.join(dir, "docker"), FAKE_DOCKER);
+        chmodSync(path.join(dir, "docker"), 0o755);
+        // The script polls the router every 0.1 s: no need to wait here.
+        writeFileSync(path.join(dir, "sleep"), "#!/bin/sh\n");
+        chmodSync(path.join(dir, "sleep"), 0o755);
+        writeFileSync(path.join(dir, "members.tsv"), `${MEMBERS.join("\n")}\n`);
+        writeFileSync(path.join(dir, "config.yml"), "loop_wait: 5\nmaximum_lag_on_failover: 1048576\nttl: 20\n");
+        writeFileSync(path.join(dir, "metrics.txt"), routerMetrics("pg-1"));
+        writeFileSync(path.join(dir, "metrics-after.txt"), routerMetrics("pg-2"));
+    });
+
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    function cluster(...args: string[]) {
+        const result = spawnSync("bash", [SCRIPT, "-c", CLUSTER, ...args], {
+            encoding: "utf8",
+            env: {
+                PATH: `${dir}:${process.env.PATH}`,
+                CALLS: path.join(dir, "calls"),
+                PGBOUNCER_ADMIN_URL: "postgresql://pgbouncer:p%40ss%25word@127.0.0.1:6442/pgbouncer?sslmode=require",
+            },
+        });
+        const calls = (() => {
+            try {
+                return readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n");
+            } catch {
+                return [];
+            }
+        })();
+        return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls };
+    }
+
+    it("uses the program's paths, ports and router backend", () => {
+        const script = readFileSync(SCRIPT, "utf8");
+        const value = (name: string) => new RegExp(`^${name}=(.*)$`, "m").exec(script)?.[1];
+        expect({
+            PATRONI_CONF: value("PATRONI_CONF"),
+            SOCKET_DIR: value("SOCKET_DIR"),
+            PGBOUNCER_PORT: value("PGBOUNCER_PORT"),
+            ROUTER_METRICS_URL: value("ROUTER_METRICS_URL"),
+            ROUTER_READ_WRITE_BACKEND: value("ROUTER_READ_WRITE_BACKEND"),
+        }).toEqual({
+            PATRONI_CONF: FILES.patroniConf,
+            SOCKET_DIR,
+            PGBOUNCER_PORT: String(PGBOUNCER_PORT),
+            ROUTER_METRICS_URL: `http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics`,
+            ROUTER_READ_WRITE_BACKEND: ROUTER_BACKENDS.readWrite,
+        });
+        // Members and PgBouncer by the topology's names.
+        const t = clusterTopology(production);
+        expect(t.members.map((m) => m.container)).toEqual([1, 2, 3, 4].map((k) => `${CLUSTER}-pg-${k}`));
+        expect(t.pgbouncer.container).toBe(`${CLUSTER}-pgbouncer`);
+        expect(script).toContain('. "$(dirname "$0")/lib/stack.sh"');
+        expect(readFileSync(path.join(PROJECT_ROOT, "scripts", "lib", "stack.sh"), "utf8")).toContain(
+            `--filter "name=^/$cluster-pg-[0-9]+$"`,
+        );
+        expect(script).toContain('pgbouncer="$cluster-pgbouncer"');
+    });
+
+    it("status prints each member's name, role, state, timeline and lag", () => {
+        const { status, stdout } = cluster("status");
+        expect(status).toBe(0);
+        expect(stdout.split("\n")).toEqual([
+            "MEMBER     ROLE     STATE      TIMELINE  LAG_MB",
+            "pg-1       leader   running    3         ",
+            "pg-2       replica  streaming  3         0",
+            "pg-3       replica  stopped              ",
+            "pg-4       replica  streaming  3         5",
+            "",
+        ]);
+    });
+
+    it("refuses a switchover to a member that is not streaming, that lags past the failover bound, that leads, or that does not exist", () => {
+        const refused = (member: string) => {
+            const { status, stderr, calls } = cluster("switchover", member);
+            expect(status).toBe(1);
+            // Nothing paused, nothing switched.
+            expect(calls.filter((c) => /PAUSE|switchover --leader/.test(c))).toEqual([]);
+            return stderr.trim();
+        };
+        expect(refused("pg-3")).toBe("cluster.sh: refusing to switch over to pg-3: it is stopped, not streaming");
+        expect(refused("pg-4")).toBe("cluster.sh: refusing to switch over to pg-4: it lags 5 MB behind the leader (bound: 1 MB)");
+        expect(refused("pg-1")).toBe("cluster.sh: pg-1 already leads");
+        expect(refused("pg-9")).toBe("cluster.sh: no member pg-9 in the cluster (members: pg-1 pg-2 pg-3 pg-4 )");
+    });
+
+    it("pauses PgBouncer, switches over to the first streaming replica, and resumes once the router sends writes there", () => {
+        const { status, stdout, calls } = cluster("switchover");
+        expect(status).toBe(0);
+        expect(stdout).toBe("pg-2 leads (was pg-1)\n");
+        const steps = calls
+            .map((c) =>
+                c.includes('-c "PAUSE"')
+                    ? "PAUSE"
+                    : c.includes('-c "RESUME"')
+                      ? "RESUME"
+                      : c.startsWith("password=")
+                        ? c
+                        : c.includes(" switchover --leader ")
+                          ? c.slice(c.indexOf("switchover"))
+                          : undefined,
+            )
+            .filter((c) => c !== undefined);
+        // The admin password, percent-decoded, reaches psql on standard input, never on a command line.
+        expect(steps).toEqual([
+            "PAUSE",
+            "password=p@ss%word",
+            "switchover --leader pg-1 --candidate pg-2 --force",
+            "RESUME",
+            "password=p@ss%word",
+        ]);
+        expect(calls.filter((c) => !c.startsWith("password=")).some((c) => c.includes("p@ss"))).toBe(false);
+    });
+
+    it("resumes the pools and fails when the router never sends writes to the new leader", () => {
+        writeFileSync(path.join(dir, "metrics-after.txt"), routerMetrics("pg-1"));
+        const { status, stderr, calls } = cluster("switchover", "pg-2");
+        expect(status).toBe(1);
+        expect(stderr.trim()).toBe("cluster.sh: the router did not send writes to pg-2 within 30 s; resuming");
+        expect(calls.filter((c) => /-c "(PAUSE|RESUME)"/.test(c)).map((c) => /PAUSE|RESUME/.exec(c)?.[0])).toEqual(["PAUSE", "RESUME"]);
+        // 300 polls of the stand-in router, each a few processes.
+    }, 180_000);
+});
