@@ -4,10 +4,17 @@ import * as random from "@pulumi/random";
 import { GENERATED_PASSWORD_LENGTH, type RoleCredential } from "./credentials";
 import { renderPgpass } from "./render/credentials/credential-files";
 import { alertRules, backupAlertRules, renderAlertRules } from "./render/monitoring/alert-rules";
-import { pgbouncerDashboard, postgresqlDashboard, renderDashboard } from "./render/monitoring/grafana-dashboards";
+import { clusterDashboard, pgbouncerDashboard, postgresqlDashboard, renderDashboard } from "./render/monitoring/grafana-dashboards";
 import { renderGrafanaDashboardProviders, renderGrafanaDatasources } from "./render/monitoring/grafana-provisioning";
 import { renderPrometheusConfig } from "./render/monitoring/prometheus-config";
-import { backupScrapeJob, etcdScrapeJob, exporterConnectionUrl, scrapeJobs } from "./render/monitoring/prometheus-targets";
+import {
+    backupScrapeJob,
+    etcdScrapeJob,
+    exporterConnectionUrl,
+    haproxyScrapeJob,
+    patroniScrapeJob,
+    scrapeJobs,
+} from "./render/monitoring/prometheus-targets";
 import { renderPgbouncerExporterStart, renderPostgresExporterStart, renderPrometheusStart } from "./render/monitoring/start-scripts";
 import { FILES, GRAFANA_DASHBOARDS_DIR, MONITORING_FILES, PROMETHEUS_DATA_DIR } from "./render/paths";
 import { containerTimeouts, dockerDuration, serviceContainer, serviceEndpoint } from "./service-container";
@@ -38,13 +45,13 @@ export interface MonitoringArgs {
     readonly network: pulumi.Input<string>;
     /** The `monitoring` role: pg_monitor on PostgreSQL, stats user on PgBouncer. */
     readonly credential: RoleCredential;
-    /** PEM of the CA that signed the servers' certificates; the exporters verify them with it. */
+    /** PEM of the CA that signed the servers' certificates; the exporters and Prometheus (Patroni's API) verify them with it. */
     readonly caCertPem: pulumi.Input<string>;
     /** The primary; its exporter starts once it is up. */
     readonly primary: pulumi.Resource;
     /** Replicas 1..replicaCount, in order; each exporter starts once its replica is up. */
     readonly replicas: readonly pulumi.Resource[];
-    /** PgBouncer; its exporter starts once it is up (the exporter exits when it cannot log in at start). */
+    /** PgBouncer, with the router (HAProxy) whose metrics Prometheus scrapes; its exporter starts once it is up (the exporter exits when it cannot log in at start). */
     readonly pgbouncer: pulumi.Resource;
     /** The backup container, whose metrics Prometheus scrapes. */
     readonly backup: pulumi.Resource;
@@ -77,7 +84,7 @@ interface GrafanaArgs {
 
 /**
  * Grafana from its own image (it has its own entrypoint and user, so not a
- * serviceContainer): the datasource, the dashboard provider and the two
+ * serviceContainer): the datasource, the dashboard provider and the three
  * dashboards uploaded where its provisioning looks, and the admin password as
  * a file named by GF_SECURITY_ADMIN_PASSWORD__FILE. It keeps no volume: all
  * it shows is provisioned, and a new container applies a new password.
@@ -116,7 +123,7 @@ function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomRe
                     content: renderGrafanaDashboardProviders({ folder: DASHBOARD_FOLDER, path: GRAFANA_DASHBOARDS_DIR }),
                     permissions: "0644",
                 },
-                ...[postgresqlDashboard(s, m), pgbouncerDashboard(s, m)].map((d) => ({
+                ...[postgresqlDashboard(s, m), pgbouncerDashboard(s, m), clusterDashboard(s)].map((d) => ({
                     file: `${GRAFANA_DASHBOARDS_DIR}/${d.uid}.json`,
                     content: renderDashboard(d),
                     permissions: "0644",
@@ -150,10 +157,12 @@ function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomRe
 }
 
 /**
- * Observability for the stack: a postgres_exporter per PostgreSQL node and a
+ * Observability for the stack: a postgres_exporter per PostgreSQL member and a
  * pgbouncer_exporter, all logging in as the monitoring role through a 0600
- * passfile over verified TLS; Prometheus with the alert rules, published on
- * the host; and Grafana with its datasource and the two dashboards provisioned.
+ * passfile over verified TLS; Prometheus, published on the host, scraping
+ * them, every member's Patroni (over TLS checked against the stack's CA),
+ * the router, the backup container and etcd, with the alert rules; and
+ * Grafana with its datasource and the three dashboards provisioned.
  * Everything is rendered from the same settings as the cluster.
  */
 export class Monitoring extends pulumi.ComponentResource {
@@ -267,13 +276,20 @@ export class Monitoring extends pulumi.ComponentResource {
                             scrapeIntervalSeconds: m.scrapeIntervalSeconds,
                             externalLabels: { cluster: s.clusterName },
                             ruleFiles: [MONITORING_FILES.alertRules],
-                            jobs: [...scrapeJobs(s), backupScrapeJob(s), etcdScrapeJob(s)],
+                            jobs: [
+                                ...scrapeJobs(s),
+                                patroniScrapeJob(s, FILES.tlsCa),
+                                haproxyScrapeJob(s),
+                                backupScrapeJob(s),
+                                etcdScrapeJob(s),
+                            ],
                         }),
                     },
                     {
                         path: MONITORING_FILES.alertRules,
                         content: renderAlertRules([...alertRules(s, m), ...backupAlertRules(args.backupSettings, m)]),
                     },
+                    caFile,
                 ],
                 volume: { name: volume.name, mountPath: PROMETHEUS_DATA_DIR },
                 publish: { internal: PROMETHEUS_PORT, external: m.prometheusPort, ip: s.publishAddress },
@@ -283,7 +299,8 @@ export class Monitoring extends pulumi.ComponentResource {
                 // Prometheus writes its head block and closes its WAL on SIGTERM.
                 stopGraceSeconds: 60,
             },
-            // Its first scrapes find every exporter up, so no alert fires for a start-up race.
+            // Its first scrapes find every target up (the exporters wait for their members and
+            // PgBouncer), so no alert fires for a start-up race.
             { parent: this, dependsOn: [...exporters, args.backup, args.etcd] },
         );
         const prometheusEndpoint = serviceEndpoint(prometheus, PROMETHEUS_PORT, connectHost(s));

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import {
+    clusterDashboard,
     type DashboardSpec,
     pgbouncerDashboard,
     postgresqlDashboard,
@@ -28,7 +29,16 @@ interface Panel {
     description: string;
     datasource: { type: string; uid: string };
     gridPos: { h: number; w: number; x: number; y: number };
-    fieldConfig: { defaults: { unit: string; thresholds: { steps: Array<{ color: string; value: number | null }> }; custom?: unknown } };
+    fieldConfig: {
+        defaults: {
+            unit: string;
+            thresholds: { steps: Array<{ color: string; value: number | null }> };
+            custom?: unknown;
+            color?: unknown;
+            mappings?: Array<{ type: string; options: Record<string, { text: string; color: string; index: number }> }>;
+        };
+    };
+    options: Record<string, unknown>;
     targets: Array<{ refId: string; expr: string; legendFormat: string; datasource: { type: string; uid: string } }>;
 }
 
@@ -38,6 +48,8 @@ function dashboards(): Array<[string, DashboardSpec]> {
         ["PgBouncer (staging)", pgbouncerDashboard(staging, defaultMonitoring)],
         ["PostgreSQL (production)", postgresqlDashboard(production, defaultMonitoring)],
         ["PgBouncer (production)", pgbouncerDashboard(production, defaultMonitoring)],
+        ["Cluster (staging)", clusterDashboard(staging)],
+        ["Cluster (production)", clusterDashboard(production)],
     ];
 }
 
@@ -128,7 +140,7 @@ describe.each(dashboards())("the %s dashboard", (_, spec) => {
 
     it("queries only the provisioned datasource, each panel with distinct refIds and a legend", () => {
         for (const p of panels) {
-            expect(["timeseries", "stat"]).toContain(p.type);
+            expect(["timeseries", "stat", "state-timeline"]).toContain(p.type);
             expect(p.datasource, p.title).toEqual(GRAFANA_DATASOURCE);
             expect(p.description.length, p.title).toBeGreaterThan(0);
             expect(p.targets.length, p.title).toBeGreaterThan(0);
@@ -157,6 +169,24 @@ describe.each(dashboards())("the %s dashboard", (_, spec) => {
             );
         }
     });
+
+    it("names every value a stat or state-timeline panel shows, in the colour of its mapping", () => {
+        for (const [i, p] of panels.entries()) {
+            const states = spec.panels[i].states;
+            if (p.type === "timeseries") {
+                expect(states, p.title).toBeUndefined();
+                expect(p.fieldConfig.defaults.mappings, p.title).toBeUndefined();
+                continue;
+            }
+            expect(states, p.title).toBeDefined();
+            expect(p.fieldConfig.defaults.mappings, p.title).toEqual([
+                {
+                    type: "value",
+                    options: Object.fromEntries(states!.map((st, index) => [String(st.value), { text: st.text, color: st.color, index }])),
+                },
+            ]);
+        }
+    });
 });
 
 describe("the dashboards' panels", () => {
@@ -174,8 +204,15 @@ describe("the dashboards' panels", () => {
             ["Top statements by calls", "ops", undefined],
         ]);
         const exprs = Object.fromEntries(spec.panels.map((p) => [p.title, p.queries.map((q) => q.expr)]));
+        // Roles from Patroni's series, never from a target label.
         expect(exprs["Replication lag (bytes)"]).toEqual([
-            'max by (instance) (label_replace(pg_stat_replication_pg_wal_lsn_diff{job="postgres", role="primary"}, "instance", "$1", "application_name", "(.+)"))',
+            'max by (instance) (label_replace(pg_stat_replication_pg_wal_lsn_diff{job="postgres"} and on (instance) patroni_primary{job="patroni"} == 1, "instance", "$1", "application_name", "(.+)"))',
+        ]);
+        expect(exprs["Replication lag (seconds)"]).toEqual([
+            'max by (instance) (pg_replication_lag_seconds{job="postgres"} and on (instance) patroni_replica{job="patroni"} == 1)',
+        ]);
+        expect(exprs["WAL retained per slot"]).toEqual([
+            'max by (slot_name) (pg_replication_slots_pg_wal_lsn_diff{job="postgres"} and on (instance) patroni_primary{job="patroni"} == 1)',
         ]);
         expect(exprs["Top statements by execution time"]).toEqual([
             'topk(10, sum by (instance, datname, user, queryid) (rate(pg_stat_statements_seconds_total{job="postgres"}[$__rate_interval])))',
@@ -199,6 +236,68 @@ describe("the dashboards' panels", () => {
         const exprs = Object.fromEntries(spec.panels.map((p) => [p.title, p.queries.map((q) => q.expr)]));
         expect(exprs["Clients waiting per pool"]).toEqual([
             'sum by (database, user) (pgbouncer_pools_client_waiting_connections{job="pgbouncer", database!="pgbouncer"})',
+        ]);
+    });
+
+    it("show each member's role and timeline over time, and what decides a failover", () => {
+        const spec = clusterDashboard(production);
+        expect(spec.panels.map((p) => [p.title, p.kind, p.unit, p.threshold])).toEqual([
+            ["Member role", "state-timeline", "none", undefined],
+            ["Timeline", "timeseries", "none", undefined],
+            ["Streaming", "state-timeline", "none", undefined],
+            ["WAL not received", "timeseries", "bytes", 1024 * 1024],
+            ["Leaders", "timeseries", "short", undefined],
+            ["Failsafe mode", "state-timeline", "none", undefined],
+            ["Since etcd last answered", "timeseries", "s", undefined],
+            ["Servers per route", "timeseries", "short", undefined],
+            ["Route servers", "state-timeline", "none", undefined],
+            ["etcd leader", "state-timeline", "none", undefined],
+        ]);
+        const panel = (title: string) => spec.panels.find((p) => p.title === title)!;
+        // 2 for the leader, 1 for a replica, 0 for a member whose PostgreSQL has neither role (stopped, starting).
+        expect(panel("Member role").queries).toEqual([
+            { expr: '2 * patroni_primary{job="patroni"} + patroni_replica{job="patroni"}', legend: "{{instance}}" },
+        ]);
+        expect(panel("Member role").states).toEqual([
+            { value: 0, text: "no role", color: "red" },
+            { value: 1, text: "replica", color: "green" },
+            { value: 2, text: "leader", color: "blue" },
+        ]);
+        expect(panel("Timeline").queries).toEqual([{ expr: 'patroni_postgres_timeline{job="patroni"} > 0', legend: "{{instance}}" }]);
+        expect(panel("Streaming").queries).toEqual([
+            {
+                expr: 'patroni_postgres_streaming{job="patroni"} unless on (instance) patroni_primary{job="patroni"} == 1',
+                legend: "{{instance}}",
+            },
+        ]);
+        expect(panel("WAL not received").queries[0].expr).toBe(
+            'max by (instance) (label_replace(pg_replication_slots_pg_wal_lsn_diff{job="postgres"} and on (instance) patroni_primary{job="patroni"} == 1, "instance", "pg-$1", "slot_name", "pg_([0-9]+)"))',
+        );
+    });
+
+    it("draw state panels as Grafana's state timeline: one band per series, coloured by its mapping", () => {
+        const dashboard = JSON.parse(renderDashboard(clusterDashboard(staging)));
+        const role = dashboard.panels.find((p: Panel) => p.title === "Member role") as Panel;
+        expect(role.type).toBe("state-timeline");
+        expect(role.fieldConfig.defaults.color).toEqual({ mode: "thresholds" });
+        expect(role.fieldConfig.defaults.custom).toEqual({ fillOpacity: 80, lineWidth: 0 });
+        expect(role.options).toEqual({
+            alignValue: "left",
+            legend: { displayMode: "list", placement: "bottom", showLegend: true },
+            mergeValues: true,
+            rowHeight: 0.9,
+            showValue: "auto",
+            tooltip: { mode: "single", sort: "none" },
+        });
+        expect(role.fieldConfig.defaults.mappings).toEqual([
+            {
+                type: "value",
+                options: {
+                    "0": { text: "no role", color: "red", index: 0 },
+                    "1": { text: "replica", color: "green", index: 1 },
+                    "2": { text: "leader", color: "blue", index: 2 },
+                },
+            },
         ]);
     });
 });

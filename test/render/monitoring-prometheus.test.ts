@@ -4,7 +4,14 @@ import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { renderPrometheusConfig } from "../../components/render/monitoring/prometheus-config";
-import { exporterConnectionUrl, scrapeJobs } from "../../components/render/monitoring/prometheus-targets";
+import {
+    backupScrapeJob,
+    etcdScrapeJob,
+    exporterConnectionUrl,
+    haproxyScrapeJob,
+    patroniScrapeJob,
+    scrapeJobs,
+} from "../../components/render/monitoring/prometheus-targets";
 import {
     renderPgbouncerExporterStart,
     renderPostgresExporterStart,
@@ -17,7 +24,7 @@ function stagingConfig(scrapeIntervalSeconds = 15): string {
         scrapeIntervalSeconds,
         externalLabels: { cluster: staging.clusterName },
         ruleFiles: ["/etc/obcms/alert-rules.yml"],
-        jobs: scrapeJobs(staging),
+        jobs: [...scrapeJobs(staging), patroniScrapeJob(staging, "/etc/obcms/tls/ca.crt"), haproxyScrapeJob(staging)],
     });
 }
 
@@ -38,15 +45,15 @@ describe("prometheus.yml", () => {
                 '  - job_name: "postgres"',
                 "    static_configs:",
                 "      - labels:",
-                '          instance: "primary"',
-                '          role: "primary"',
+                '          instance: "pg-1"',
+                '          role: "postgres"',
                 "        targets:",
-                '          - "obcms-database-staging-primary-exporter:9187"',
+                '          - "obcms-database-staging-pg-1-exporter:9187"',
                 "      - labels:",
-                '          instance: "replica_1"',
-                '          role: "replica"',
+                '          instance: "pg-2"',
+                '          role: "postgres"',
                 "        targets:",
-                '          - "obcms-database-staging-replica-1-exporter:9187"',
+                '          - "obcms-database-staging-pg-2-exporter:9187"',
                 '  - job_name: "pgbouncer"',
                 "    static_configs:",
                 "      - labels:",
@@ -54,6 +61,28 @@ describe("prometheus.yml", () => {
                 '          role: "pgbouncer"',
                 "        targets:",
                 '          - "obcms-database-staging-pgbouncer-exporter:9127"',
+                '  - job_name: "patroni"',
+                '    scheme: "https"',
+                "    static_configs:",
+                "      - labels:",
+                '          instance: "pg-1"',
+                '          role: "patroni"',
+                "        targets:",
+                '          - "obcms-database-staging-pg-1:8008"',
+                "      - labels:",
+                '          instance: "pg-2"',
+                '          role: "patroni"',
+                "        targets:",
+                '          - "obcms-database-staging-pg-2:8008"',
+                "    tls_config:",
+                '      ca_file: "/etc/obcms/tls/ca.crt"',
+                '  - job_name: "haproxy"',
+                "    static_configs:",
+                "      - labels:",
+                '          instance: "haproxy"',
+                '          role: "haproxy"',
+                "        targets:",
+                '          - "obcms-database-staging-pgbouncer:8404"',
                 "",
             ].join("\n"),
         );
@@ -64,19 +93,22 @@ describe("prometheus.yml", () => {
         expect(parse(stagingConfig(60)).global).toMatchObject({ scrape_interval: "60s", scrape_timeout: "10s" });
     });
 
-    it("adds a postgres target per replica: 1 + 3 for production", () => {
-        const jobs = scrapeJobs(production);
-        expect(jobs.map((j) => [j.name, j.targets.map((t) => `${t.labels.role}/${t.labels.instance}@${t.address}`)])).toEqual([
-            [
-                "postgres",
-                [
-                    "primary/primary@obcms-database-production-primary-exporter:9187",
-                    "replica/replica_1@obcms-database-production-replica-1-exporter:9187",
-                    "replica/replica_2@obcms-database-production-replica-2-exporter:9187",
-                    "replica/replica_3@obcms-database-production-replica-3-exporter:9187",
-                ],
-            ],
-            ["pgbouncer", ["pgbouncer/pgbouncer@obcms-database-production-pgbouncer-exporter:9127"]],
+    it("adds a postgres and a Patroni target per member, labelled with its name and never its role: 4 of each for production", () => {
+        const jobs = [
+            ...scrapeJobs(production),
+            patroniScrapeJob(production, "/ca.crt"),
+            haproxyScrapeJob(production),
+            backupScrapeJob(production),
+            etcdScrapeJob(production),
+        ];
+        const members = [1, 2, 3, 4];
+        expect(jobs.map((j) => [j.name, j.caFile, j.targets.map((t) => `${t.labels.role}/${t.labels.instance}@${t.address}`)])).toEqual([
+            ["postgres", undefined, members.map((i) => `postgres/pg-${i}@obcms-database-production-pg-${i}-exporter:9187`)],
+            ["pgbouncer", undefined, ["pgbouncer/pgbouncer@obcms-database-production-pgbouncer-exporter:9127"]],
+            ["patroni", "/ca.crt", members.map((i) => `patroni/pg-${i}@obcms-database-production-pg-${i}:8008`)],
+            ["haproxy", undefined, ["haproxy/haproxy@obcms-database-production-pgbouncer:8404"]],
+            ["backup", undefined, ["backup/backup@obcms-database-production-backup:9100"]],
+            ["etcd", undefined, [1, 2, 3].map((i) => `etcd/etcd-${i}@obcms-database-production-etcd-${i}:2381`)],
         ]);
     });
 });
@@ -127,7 +159,7 @@ function ownLines(script: string): string[] {
 }
 
 describe("monitoring start scripts", () => {
-    const dsn = "postgresql://monitoring@obcms-database-staging-primary:5432/obcms?sslmode=verify-full&sslrootcert=/etc/obcms/tls/ca.crt";
+    const dsn = "postgresql://monitoring@obcms-database-staging-pg-1:5432/obcms?sslmode=verify-full&sslrootcert=/etc/obcms/tls/ca.crt";
     const postgres = renderPostgresExporterStart({ dataSourceName: dsn, configFile: "/etc/obcms/postgres_exporter.yml", listenPort: 9187 });
     const admin = "postgresql://monitoring@obcms-database-staging-pgbouncer:6432/pgbouncer?sslmode=disable";
     const pgbouncer = renderPgbouncerExporterStart({ connectionString: admin, listenPort: 9127 });

@@ -9,9 +9,14 @@ import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { alertRules, renderAlertRules } from "../../components/render/monitoring/alert-rules";
-import { pgbouncerDashboard, postgresqlDashboard, RATE_INTERVAL } from "../../components/render/monitoring/grafana-dashboards";
+import {
+    clusterDashboard,
+    pgbouncerDashboard,
+    postgresqlDashboard,
+    RATE_INTERVAL,
+} from "../../components/render/monitoring/grafana-dashboards";
 import { renderPrometheusConfig } from "../../components/render/monitoring/prometheus-config";
-import { etcdScrapeJob, scrapeJobs } from "../../components/render/monitoring/prometheus-targets";
+import { etcdScrapeJob, haproxyScrapeJob, patroniScrapeJob, scrapeJobs } from "../../components/render/monitoring/prometheus-targets";
 import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../components/settings";
 import { PROJECT_ROOT } from "../../harness/stack-config";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
@@ -22,8 +27,8 @@ const run = promisify(execFile);
 const RULES = "alert-rules.yml";
 
 type Labels = Record<string, string>;
-/** One input series: its labels (with __name__) and the value it keeps. */
-type Series = [Labels, number];
+/** One input series: its labels (with __name__), and the value it keeps or promtool's expanding notation of its values. */
+type Series = [Labels, number | string];
 
 function selector(labels: Labels): string {
     const { __name__, ...rest } = labels;
@@ -32,123 +37,267 @@ function selector(labels: Labels): string {
         .join(", ")}}`;
 }
 
+interface Firing {
+    /** Series that make the alert fire... */
+    readonly series: Series[];
+    /** ...and the labels of each alert they fire. */
+    readonly alerts: Labels[];
+}
+
 interface AlertCase {
     readonly alert: string;
-    /** Series that make the alert fire, and the labels of the alert they fire. */
-    readonly fires: { readonly series: Series[]; readonly labels: Labels };
+    /** Each way the alert fires. */
+    readonly fires: readonly Firing[];
     /** Series on the other side of the threshold (or healthy): no alert. */
     readonly quiet: Series[];
 }
 
-const POSTGRES = { job: "postgres" };
-const PRIMARY = { ...POSTGRES, instance: "primary", role: "primary" };
-const REPLICA = { ...POSTGRES, instance: "replica_1", role: "replica" };
+/** The members of these cases: which one leads is said by Patroni's series alone. */
+const LEADING = "pg-1";
+const FOLLOWING = "pg-2";
+/** A member's postgres_exporter target, as Prometheus labels its series. */
+const exporter = (instance: string) => ({ job: "postgres", instance, role: "postgres" });
+/** A member's Patroni target, and the labels Patroni adds to its own series. */
+const patroniTarget = (instance: string) => ({ job: "patroni", instance, role: "patroni" });
+const patroni = (instance: string) => ({ ...patroniTarget(instance), scope: "obcms-database-staging", name: instance });
 const PGBOUNCER = { job: "pgbouncer", instance: "pgbouncer", role: "pgbouncer" };
+const HAPROXY = { job: "haproxy", instance: "haproxy", role: "haproxy" };
 const ETCD_MEMBER = { job: "etcd", instance: "etcd-1", role: "etcd" };
 const APP_POOL = { ...PGBOUNCER, database: "obcms", user: "obcms_app" };
 /** PgBouncer's admin console: busy or not, it is no pool of the application's. */
 const ADMIN_POOL = { ...PGBOUNCER, database: "pgbouncer", user: "pgbouncer" };
 
+/** Patroni's role series of the members: `leader` leads (none when undefined), every other member is a replica. */
+function roles(leader: string | undefined, members = [LEADING, FOLLOWING]): Series[] {
+    return members.flatMap((m): Series[] => [
+        [{ __name__: "patroni_primary", ...patroni(m) }, m === leader ? 1 : 0],
+        [{ __name__: "patroni_replica", ...patroni(m) }, m === leader ? 0 : 1],
+    ]);
+}
+
 /** For each alert, what fires it and what does not, at the thresholds the stack's sizes give. */
 function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
     const limit = alertLimits(s, m);
+    const failoverLagBytes = s.maximumLagOnFailoverMb * 1024 * 1024;
     const walSender = (state: string) => ({
         __name__: "pg_stat_replication_pg_wal_lsn_diff",
-        ...PRIMARY,
-        application_name: "replica_1",
+        ...exporter(LEADING),
+        application_name: FOLLOWING,
         client_addr: "172.18.0.3",
         state,
+        sync_state: "async",
     });
-    const slot = { ...PRIMARY, slot_name: "replica_1_slot" };
+    /** Slot `slot` on `member`: the leader's is in use, a replica's copy waits until that replica leads. */
+    const slot = (name: string, member: string, slotName: string): Labels => ({
+        __name__: name,
+        ...exporter(member),
+        slot_name: slotName,
+        database: "",
+    });
+    const leaderSlot = (name: string) => slot(name, LEADING, "pg_2");
+    const replicaCopy = (name: string) => slot(name, FOLLOWING, "pg_1");
+    const streaming = (member: string, value: number): Series => [{ __name__: "patroni_postgres_streaming", ...patroni(member) }, value];
+    const up = (labels: Labels, value: number): Series => [{ __name__: "up", ...labels }, value];
+    const routed = (proxy: string, server: string, down: number): Series => [
+        { __name__: "haproxy_server_status", ...HAPROXY, proxy, server, state: "DOWN" },
+        down,
+    ];
+    const timeline = (member: string, values: string): Series => [{ __name__: "patroni_postgres_timeline", ...patroni(member) }, values];
     const atLeast = (n: number) => Math.ceil(n);
     return [
         {
             alert: "ExporterDown",
-            fires: { series: [[{ __name__: "up", ...REPLICA }, 0]], labels: REPLICA },
-            // An etcd member is no exporter: EtcdMemberDown speaks for it.
-            quiet: [
-                [{ __name__: "up", ...REPLICA }, 1],
-                [{ __name__: "up", ...ETCD_MEMBER }, 0],
+            fires: [
+                { series: [up(exporter(FOLLOWING), 0)], alerts: [exporter(FOLLOWING)] },
+                { series: [up(HAPROXY, 0)], alerts: [HAPROXY] },
             ],
+            // An etcd member is no exporter: EtcdMemberDown speaks for it.
+            quiet: [up(exporter(FOLLOWING), 1), up(patroniTarget(LEADING), 1), up(ETCD_MEMBER, 0)],
         },
         {
             alert: "PostgreSQLDown",
-            fires: { series: [[{ __name__: "pg_up", ...PRIMARY }, 0]], labels: PRIMARY },
-            quiet: [[{ __name__: "pg_up", ...PRIMARY }, 1]],
+            fires: [{ series: [[{ __name__: "pg_up", ...exporter(LEADING) }, 0]], alerts: [exporter(LEADING)] }],
+            quiet: [[{ __name__: "pg_up", ...exporter(LEADING) }, 1]],
         },
         {
             alert: "PgBouncerDown",
-            fires: { series: [[{ __name__: "pgbouncer_up", ...PGBOUNCER }, 0]], labels: PGBOUNCER },
+            fires: [{ series: [[{ __name__: "pgbouncer_up", ...PGBOUNCER }, 0]], alerts: [PGBOUNCER] }],
             quiet: [[{ __name__: "pgbouncer_up", ...PGBOUNCER }, 1]],
         },
         {
-            alert: "PostgreSQLReplicaNotStreaming",
-            // The primary has a WAL sender for the replica, but it is only catching up.
-            fires: {
-                series: [
-                    [{ __name__: "up", ...REPLICA }, 1],
-                    [walSender("catchup"), 0],
-                ],
-                labels: REPLICA,
-            },
+            alert: "PatroniNoLeader",
+            fires: [
+                // Every member a replica, or no Patroni answering at all.
+                { series: roles(undefined), alerts: [{}] },
+                { series: [up(patroniTarget(LEADING), 0), up(patroniTarget(FOLLOWING), 0)], alerts: [{}] },
+            ],
+            quiet: roles(FOLLOWING),
+        },
+        {
+            alert: "PatroniMultipleLeaders",
+            fires: [
+                {
+                    series: [
+                        [{ __name__: "patroni_primary", ...patroni(LEADING) }, 1],
+                        [{ __name__: "patroni_primary", ...patroni(FOLLOWING) }, 1],
+                    ],
+                    alerts: [{}],
+                },
+            ],
+            quiet: roles(LEADING),
+        },
+        {
+            alert: "PatroniFailover",
+            // One member promoted to timeline 2 at 15 s, the other follows at 30 s: one alert for the cluster.
+            fires: [{ series: [timeline(LEADING, "1 2x39"), timeline(FOLLOWING, "1 1 2x38")], alerts: [{}] }],
+            // A member that restarts reports timeline 0 while its PostgreSQL is down: no promotion.
+            quiet: [timeline(LEADING, "2x40"), timeline(FOLLOWING, "2 0 0 2x37")],
+        },
+        {
+            alert: "PatroniFailsafeActive",
+            fires: [
+                {
+                    series: [
+                        [{ __name__: "patroni_failsafe_mode_is_active", ...patroni(LEADING) }, 1],
+                        [{ __name__: "patroni_failsafe_mode_is_active", ...patroni(FOLLOWING) }, 1],
+                    ],
+                    alerts: [{}],
+                },
+            ],
             quiet: [
-                [{ __name__: "up", ...REPLICA }, 1],
-                [walSender("streaming"), 0],
+                [{ __name__: "patroni_failsafe_mode_is_active", ...patroni(LEADING) }, 0],
+                [{ __name__: "patroni_failsafe_mode_is_active", ...patroni(FOLLOWING) }, 0],
+            ],
+        },
+        {
+            alert: "PostgreSQLMemberNotStreaming",
+            fires: [
+                // Its Patroni answers, but it does not stream (the leader never does).
+                {
+                    series: [
+                        up(patroniTarget(LEADING), 1),
+                        up(patroniTarget(FOLLOWING), 1),
+                        ...roles(LEADING),
+                        streaming(LEADING, 0),
+                        streaming(FOLLOWING, 0),
+                    ],
+                    alerts: [patroniTarget(FOLLOWING)],
+                },
+                // Its Patroni does not answer at all.
+                {
+                    series: [up(patroniTarget(LEADING), 1), up(patroniTarget(FOLLOWING), 0), ...roles(LEADING, [LEADING])],
+                    alerts: [patroniTarget(FOLLOWING)],
+                },
+            ],
+            quiet: [up(patroniTarget(LEADING), 1), up(patroniTarget(FOLLOWING), 1), ...roles(LEADING), streaming(FOLLOWING, 1)],
+        },
+        {
+            alert: "PostgreSQLMemberPastFailoverLag",
+            // The leader's slot for pg-2; pg-2's own copy of pg-1's slot lags behind by design and counts for nothing.
+            fires: [
+                {
+                    series: [
+                        ...roles(LEADING),
+                        [leaderSlot("pg_replication_slots_pg_wal_lsn_diff"), failoverLagBytes + 1],
+                        [replicaCopy("pg_replication_slots_pg_wal_lsn_diff"), 10 * failoverLagBytes],
+                    ],
+                    alerts: [{ instance: FOLLOWING }],
+                },
+            ],
+            quiet: [
+                ...roles(LEADING),
+                [leaderSlot("pg_replication_slots_pg_wal_lsn_diff"), failoverLagBytes],
+                [replicaCopy("pg_replication_slots_pg_wal_lsn_diff"), 10 * failoverLagBytes],
             ],
         },
         {
             alert: "PostgreSQLReplicationLagBytes",
-            fires: { series: [[walSender("streaming"), limit.replicationLagBytes + 1]], labels: { instance: "replica_1" } },
-            quiet: [[walSender("streaming"), limit.replicationLagBytes]],
+            fires: [
+                { series: [...roles(LEADING), [walSender("streaming"), limit.replicationLagBytes + 1]], alerts: [{ instance: FOLLOWING }] },
+            ],
+            // The same WAL sender on a member that no longer leads is not the leader's view.
+            quiet: [...roles(FOLLOWING), [walSender("streaming"), limit.replicationLagBytes + 1]],
         },
         {
             alert: "PostgreSQLReplicationLagSeconds",
-            fires: {
-                series: [[{ __name__: "pg_replication_lag_seconds", ...REPLICA }, limit.replicationLagSeconds + 1]],
-                labels: { instance: "replica_1" },
-            },
-            quiet: [[{ __name__: "pg_replication_lag_seconds", ...REPLICA }, limit.replicationLagSeconds]],
+            fires: [
+                {
+                    series: [
+                        ...roles(LEADING),
+                        [{ __name__: "pg_replication_lag_seconds", ...exporter(FOLLOWING) }, limit.replicationLagSeconds + 1],
+                    ],
+                    alerts: [{ instance: FOLLOWING }],
+                },
+            ],
+            quiet: [
+                ...roles(LEADING),
+                [{ __name__: "pg_replication_lag_seconds", ...exporter(FOLLOWING) }, limit.replicationLagSeconds],
+                // The leader replays nothing; whatever the exporter says of it is no lag.
+                [{ __name__: "pg_replication_lag_seconds", ...exporter(LEADING) }, 1000],
+            ],
         },
         {
             alert: "PostgreSQLReplicationSlotInactive",
-            fires: {
-                series: [[{ __name__: "pg_replication_slot_slot_is_active", ...slot, slot_type: "physical" }, 0]],
-                labels: { instance: "primary", slot_name: "replica_1_slot" },
-            },
-            quiet: [[{ __name__: "pg_replication_slot_slot_is_active", ...slot, slot_type: "physical" }, 1]],
+            fires: [
+                {
+                    series: [...roles(LEADING), [{ ...leaderSlot("pg_replication_slot_slot_is_active"), slot_type: "physical" }, 0]],
+                    alerts: [{ instance: LEADING, slot_name: "pg_2" }],
+                },
+            ],
+            quiet: [
+                ...roles(LEADING),
+                [{ ...leaderSlot("pg_replication_slot_slot_is_active"), slot_type: "physical" }, 1],
+                [{ ...replicaCopy("pg_replication_slot_slot_is_active"), slot_type: "physical" }, 0],
+            ],
         },
         {
             alert: "PostgreSQLReplicationSlotWalNearLimit",
-            fires: {
-                series: [[{ __name__: "pg_replication_slots_pg_wal_lsn_diff", ...slot, database: "" }, atLeast(limit.slotWalBytes)]],
-                labels: { instance: "primary", slot_name: "replica_1_slot" },
-            },
-            quiet: [[{ __name__: "pg_replication_slots_pg_wal_lsn_diff", ...slot, database: "" }, atLeast(limit.slotWalBytes) - 1]],
+            fires: [
+                {
+                    series: [...roles(LEADING), [leaderSlot("pg_replication_slots_pg_wal_lsn_diff"), atLeast(limit.slotWalBytes)]],
+                    alerts: [{ instance: LEADING, slot_name: "pg_2" }],
+                },
+            ],
+            quiet: [
+                ...roles(LEADING),
+                [leaderSlot("pg_replication_slots_pg_wal_lsn_diff"), atLeast(limit.slotWalBytes) - 1],
+                [replicaCopy("pg_replication_slots_pg_wal_lsn_diff"), atLeast(limit.slotWalBytes)],
+            ],
         },
         {
             alert: "PostgreSQLConnectionsNearLimit",
-            // Backends of every database of the node count together.
-            fires: {
-                series: [
-                    [{ __name__: "pg_stat_database_numbackends", ...PRIMARY, datname: "obcms" }, atLeast(limit.serverConnections) - 10],
-                    [{ __name__: "pg_stat_database_numbackends", ...PRIMARY, datname: "postgres" }, 10],
-                ],
-                labels: { instance: "primary", role: "primary" },
-            },
+            // Backends of every database of the member count together.
+            fires: [
+                {
+                    series: [
+                        [
+                            { __name__: "pg_stat_database_numbackends", ...exporter(LEADING), datname: "obcms" },
+                            atLeast(limit.serverConnections) - 10,
+                        ],
+                        [{ __name__: "pg_stat_database_numbackends", ...exporter(LEADING), datname: "postgres" }, 10],
+                    ],
+                    alerts: [{ instance: LEADING }],
+                },
+            ],
             quiet: [
-                [{ __name__: "pg_stat_database_numbackends", ...PRIMARY, datname: "obcms" }, atLeast(limit.serverConnections) - 11],
-                [{ __name__: "pg_stat_database_numbackends", ...PRIMARY, datname: "postgres" }, 10],
+                [
+                    { __name__: "pg_stat_database_numbackends", ...exporter(LEADING), datname: "obcms" },
+                    atLeast(limit.serverConnections) - 11,
+                ],
+                [{ __name__: "pg_stat_database_numbackends", ...exporter(LEADING), datname: "postgres" }, 10],
             ],
         },
         {
             alert: "PgBouncerClientsWaiting",
-            fires: {
-                series: [
-                    [{ __name__: "pgbouncer_pools_client_maxwait_seconds", ...APP_POOL }, limit.clientWaitSeconds + 1],
-                    [{ __name__: "pgbouncer_pools_client_maxwait_seconds", ...ADMIN_POOL }, 0],
-                ],
-                labels: { instance: "pgbouncer", database: "obcms", user: "obcms_app" },
-            },
+            fires: [
+                {
+                    series: [
+                        [{ __name__: "pgbouncer_pools_client_maxwait_seconds", ...APP_POOL }, limit.clientWaitSeconds + 1],
+                        [{ __name__: "pgbouncer_pools_client_maxwait_seconds", ...ADMIN_POOL }, 0],
+                    ],
+                    alerts: [{ instance: "pgbouncer", database: "obcms", user: "obcms_app" }],
+                },
+            ],
             quiet: [
                 [{ __name__: "pgbouncer_pools_client_maxwait_seconds", ...APP_POOL }, limit.clientWaitSeconds],
                 [{ __name__: "pgbouncer_pools_client_maxwait_seconds", ...ADMIN_POOL }, 1000],
@@ -156,10 +305,14 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
         },
         {
             alert: "PgBouncerPoolSaturated",
-            fires: {
-                series: [[{ __name__: "pgbouncer_pools_server_active_connections", ...APP_POOL }, atLeast(limit.poolServerConnections)]],
-                labels: { instance: "pgbouncer", database: "obcms", user: "obcms_app" },
-            },
+            fires: [
+                {
+                    series: [
+                        [{ __name__: "pgbouncer_pools_server_active_connections", ...APP_POOL }, atLeast(limit.poolServerConnections)],
+                    ],
+                    alerts: [{ instance: "pgbouncer", database: "obcms", user: "obcms_app" }],
+                },
+            ],
             quiet: [
                 [{ __name__: "pgbouncer_pools_server_active_connections", ...APP_POOL }, atLeast(limit.poolServerConnections) - 1],
                 [{ __name__: "pgbouncer_pools_server_active_connections", ...ADMIN_POOL }, 1000],
@@ -167,23 +320,57 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
         },
         {
             alert: "PgBouncerClientConnectionsNearLimit",
-            fires: {
-                series: [[{ __name__: "pgbouncer_used_clients", ...PGBOUNCER }, atLeast(limit.clientConnections)]],
-                labels: { instance: "pgbouncer" },
-            },
+            fires: [
+                {
+                    series: [[{ __name__: "pgbouncer_used_clients", ...PGBOUNCER }, atLeast(limit.clientConnections)]],
+                    alerts: [{ instance: "pgbouncer" }],
+                },
+            ],
             quiet: [[{ __name__: "pgbouncer_used_clients", ...PGBOUNCER }, atLeast(limit.clientConnections) - 1]],
         },
         {
-            alert: "EtcdMemberDown",
-            fires: { series: [[{ __name__: "up", ...ETCD_MEMBER }, 0]], labels: ETCD_MEMBER },
+            alert: "RouterNoLeader",
+            fires: [
+                {
+                    series: [[{ __name__: "haproxy_backend_active_servers", ...HAPROXY, proxy: "postgres_rw" }, 0]],
+                    alerts: [{ ...HAPROXY, proxy: "postgres_rw" }],
+                },
+            ],
+            // A read-only route without a replica falls back to the read-write one.
             quiet: [
-                [{ __name__: "up", ...ETCD_MEMBER }, 1],
-                [{ __name__: "up", ...REPLICA }, 0],
+                [{ __name__: "haproxy_backend_active_servers", ...HAPROXY, proxy: "postgres_rw" }, 1],
+                [{ __name__: "haproxy_backend_active_servers", ...HAPROXY, proxy: "postgres_ro" }, 0],
             ],
         },
         {
+            alert: "RouterServerDown",
+            fires: [
+                {
+                    series: [...roles(LEADING), routed("postgres_rw", LEADING, 1)],
+                    alerts: [{ ...HAPROXY, instance: LEADING, proxy: "postgres_rw", server: LEADING, state: "DOWN" }],
+                },
+                {
+                    series: [...roles(LEADING), routed("postgres_ro", FOLLOWING, 1)],
+                    alerts: [{ ...HAPROXY, instance: FOLLOWING, proxy: "postgres_ro", server: FOLLOWING, state: "DOWN" }],
+                },
+            ],
+            // Healthy: each backend has the members of the other role DOWN.
+            quiet: [
+                ...roles(LEADING),
+                routed("postgres_rw", LEADING, 0),
+                routed("postgres_rw", FOLLOWING, 1),
+                routed("postgres_ro", LEADING, 1),
+                routed("postgres_ro", FOLLOWING, 0),
+            ],
+        },
+        {
+            alert: "EtcdMemberDown",
+            fires: [{ series: [up(ETCD_MEMBER, 0)], alerts: [ETCD_MEMBER] }],
+            quiet: [up(ETCD_MEMBER, 1), up(exporter(FOLLOWING), 0)],
+        },
+        {
             alert: "EtcdNoLeader",
-            fires: { series: [[{ __name__: "etcd_server_has_leader", ...ETCD_MEMBER }, 0]], labels: ETCD_MEMBER },
+            fires: [{ series: [[{ __name__: "etcd_server_has_leader", ...ETCD_MEMBER }, 0]], alerts: [ETCD_MEMBER] }],
             quiet: [[{ __name__: "etcd_server_has_leader", ...ETCD_MEMBER }, 1]],
         },
     ];
@@ -194,7 +381,10 @@ const INTERVAL_SECONDS = 15;
 const SAMPLES = 40;
 
 function inputSeries(series: Series[]) {
-    return series.map(([labels, value]) => ({ series: selector(labels), values: `${value}x${SAMPLES}` }));
+    return series.map(([labels, value]) => ({
+        series: selector(labels),
+        values: typeof value === "number" ? `${value}x${SAMPLES}` : value,
+    }));
 }
 
 /** An annotation as Prometheus expands it for these labels (the rules use only {{ $labels.<name> }}). */
@@ -208,27 +398,21 @@ function ruleTests(s: ClusterSettings, m: MonitoringSettings): string {
     const forSeconds = alertLimits(s, m).forSeconds;
     const tests = alertCases(s, m).flatMap((c) => {
         const rule = rules[c.alert];
-        const labels = { ...c.fires.labels, severity: rule.severity };
+        const expected = (labels: Labels) => {
+            const all = { ...labels, severity: rule.severity };
+            return { exp_labels: all, exp_annotations: { summary: expand(rule.summary, all), description: expand(rule.description, all) } };
+        };
         return [
-            {
-                name: `${c.alert} fires`,
+            ...c.fires.map((f, i) => ({
+                name: `${c.alert} fires (${i + 1})`,
                 interval: `${INTERVAL_SECONDS}s`,
-                input_series: inputSeries(c.fires.series),
+                input_series: inputSeries(f.series),
                 alert_rule_test: [
                     // Pending until `for` has passed: not yet firing.
                     { eval_time: `${Math.max(0, forSeconds - INTERVAL_SECONDS)}s`, alertname: c.alert, exp_alerts: [] },
-                    {
-                        eval_time: `${forSeconds + 2 * INTERVAL_SECONDS}s`,
-                        alertname: c.alert,
-                        exp_alerts: [
-                            {
-                                exp_labels: labels,
-                                exp_annotations: { summary: expand(rule.summary, labels), description: expand(rule.description, labels) },
-                            },
-                        ],
-                    },
+                    { eval_time: `${forSeconds + 2 * INTERVAL_SECONDS}s`, alertname: c.alert, exp_alerts: f.alerts.map(expected) },
                 ],
-            },
+            })),
             {
                 name: `${c.alert} stays quiet`,
                 interval: `${INTERVAL_SECONDS}s`,
@@ -240,10 +424,13 @@ function ruleTests(s: ClusterSettings, m: MonitoringSettings): string {
     return stringify({ rule_files: [RULES], evaluation_interval: `${INTERVAL_SECONDS}s`, tests });
 }
 
+function dashboardPanels(s: ClusterSettings, m: MonitoringSettings) {
+    return [...postgresqlDashboard(s, m).panels, ...pgbouncerDashboard(s, m).panels, ...clusterDashboard(s).panels];
+}
+
 /** Every dashboard query as a recording rule, with $__rate_interval as Grafana fills it in, for `check rules` to parse. */
 function panelQueriesAsRules(s: ClusterSettings, m: MonitoringSettings): string {
-    const panels = [...postgresqlDashboard(s, m).panels, ...pgbouncerDashboard(s, m).panels];
-    const rules = panels.flatMap((p, i) =>
+    const rules = dashboardPanels(s, m).flatMap((p, i) =>
         p.queries.map((q, j) => ({
             record: `obcms:panel_${i}_${j}`,
             expr: q.expr.replaceAll(RATE_INTERVAL, `${4 * m.scrapeIntervalSeconds}s`),
@@ -272,32 +459,38 @@ describe.each([
         scrapeIntervalSeconds: m.scrapeIntervalSeconds,
         externalLabels: { cluster: s.clusterName },
         ruleFiles: [`${DIR}/${RULES}`],
-        jobs: [...scrapeJobs(s), etcdScrapeJob(s)],
+        jobs: [...scrapeJobs(s), patroniScrapeJob(s, `${DIR}/tls/ca.crt`), haproxyScrapeJob(s), etcdScrapeJob(s)],
     });
 
     it("check config accepts prometheus.yml and the rules file it names", async () => {
         const result = await promtool({ "prometheus.yml": config, [RULES]: rules }, "check", "config", `${DIR}/prometheus.yml`);
         expect(result.output).toContain(`SUCCESS: ${DIR}/prometheus.yml is valid prometheus config file syntax`);
-        expect(result.output).toContain(`SUCCESS: 14 rules found`);
+        expect(result.output).toContain(`SUCCESS: 21 rules found`);
         expect(result.code).toBe(0);
     }, 60_000);
 
-    it("check rules accepts the 14 alert rules", async () => {
+    it("check rules accepts the 21 alert rules", async () => {
         const result = await promtool({ [RULES]: rules }, "check", "rules", `${DIR}/${RULES}`);
-        expect(result).toEqual({ code: 0, output: `Checking ${DIR}/${RULES}\n  SUCCESS: 14 rules found\n\n` });
+        expect(result).toEqual({ code: 0, output: `Checking ${DIR}/${RULES}\n  SUCCESS: 21 rules found\n\n` });
     }, 60_000);
+
+    it("has a case for every alert rule, in the rules' order", () => {
+        expect(alertCases(s, m).map((c) => c.alert)).toEqual(alertRules(s, m).map((r) => r.alert));
+    });
 
     it("test rules: every alert fires on its series after `for`, and not on the series across its threshold", async () => {
         const tests = ruleTests(s, m);
-        expect(tests.match(/- name: /g)).toHaveLength(28);
+        // 21 rules, each quiet once and firing once, ExporterDown, PatroniNoLeader,
+        // PostgreSQLMemberNotStreaming and RouterServerDown firing two ways.
+        expect(tests.match(/- name: /g)).toHaveLength(46);
         const result = await promtool({ [RULES]: rules, "tests.yml": tests }, "test", "rules", `${DIR}/tests.yml`);
         expect(result.output).toContain("SUCCESS");
         expect(result.code).toBe(0);
     }, 60_000);
 
     it("check rules parses every dashboard panel query", async () => {
-        const queries = [...postgresqlDashboard(s, m).panels, ...pgbouncerDashboard(s, m).panels].flatMap((p) => p.queries);
-        expect(queries).toHaveLength(20);
+        const queries = dashboardPanels(s, m).flatMap((p) => p.queries);
+        expect(queries).toHaveLength(30);
         const result = await promtool({ "panels.yml": panelQueriesAsRules(s, m) }, "check", "rules", `${DIR}/panels.yml`);
         expect(result.output).toContain(`SUCCESS: ${queries.length} rules found`);
         expect(result.code).toBe(0);
@@ -319,9 +512,13 @@ describe("promtool catches what these tests rely on it to catch", () => {
             tests: [
                 {
                     interval: "15s",
-                    input_series: inputSeries([[{ __name__: "up", ...REPLICA }, 1]]),
+                    input_series: inputSeries([[{ __name__: "up", ...exporter(FOLLOWING) }, 1]]),
                     alert_rule_test: [
-                        { eval_time: "5m", alertname: "ExporterDown", exp_alerts: [{ exp_labels: { ...REPLICA, severity: "warning" } }] },
+                        {
+                            eval_time: "5m",
+                            alertname: "ExporterDown",
+                            exp_alerts: [{ exp_labels: { ...exporter(FOLLOWING), severity: "warning" } }],
+                        },
                     ],
                 },
             ],

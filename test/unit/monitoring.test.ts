@@ -53,6 +53,8 @@ describe.each([
 ] as const)("monitoring of the %s stack", (stack, replicas, etcdMembers, poolSize, maxClientConn, address, prometheusPort, grafanaPort) => {
     const cluster = `obcms-database-${stack}`;
     const replicaNames = Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`);
+    /** Member names, pg-1 (the `primary` component, which bootstraps) to pg-(1 + replicas). */
+    const members = Array.from({ length: replicas + 1 }, (_, i) => `pg-${i + 1}`);
     const etcdNames = Array.from({ length: etcdMembers }, (_, i) => `etcd-${i + 1}`);
 
     it(`declares an exporter for the primary and each of the ${replicas} replica(s), one for PgBouncer, Prometheus and Grafana`, async () => {
@@ -72,8 +74,9 @@ describe.each([
         );
         const containers = mocks.ofType("docker:index/container:Container").filter((c) => c.name.startsWith("monitoring-"));
         expect(Object.fromEntries(containers.map((c) => [c.name, c.inputs.name]))).toEqual({
-            "monitoring-primary-exporter": `${cluster}-primary-exporter`,
-            ...Object.fromEntries(replicaNames.map((n) => [`monitoring-${n}-exporter`, `${cluster}-${n}-exporter`])),
+            // Containers carry the member's name, which says nothing of its role.
+            "monitoring-primary-exporter": `${cluster}-pg-1-exporter`,
+            ...Object.fromEntries(replicaNames.map((n, i) => [`monitoring-${n}-exporter`, `${cluster}-pg-${i + 2}-exporter`])),
             "monitoring-pgbouncer-exporter": `${cluster}-pgbouncer-exporter`,
             "monitoring-prometheus": `${cluster}-prometheus`,
             "monitoring-grafana": `${cluster}-grafana`,
@@ -86,7 +89,7 @@ describe.each([
         expect(mocks.named("monitoring-prometheus-data").inputs.name).toBe(`${cluster}-prometheus-data`);
     });
 
-    it(`scrapes 1 + ${replicas} PostgreSQL exporter targets labelled by role and node, PgBouncer's, the backup container's and each etcd member's`, async () => {
+    it(`scrapes each of the ${replicas + 1} members' exporter and Patroni (over TLS) labelled by member, never by role; PgBouncer's, the router's, the backup container's and each etcd member's`, async () => {
         const { mocks } = await declare(stack);
         const config = parse(upload(mocks.named("monitoring-prometheus"), "/etc/obcms/prometheus.yml").content);
         expect(config.global).toEqual({
@@ -96,21 +99,32 @@ describe.each([
             external_labels: { cluster },
         });
         expect(config.rule_files).toEqual(["/etc/obcms/alert-rules.yml"]);
-        const jobs = Object.fromEntries(
-            config.scrape_configs.map((job: { job_name: string; static_configs: unknown[] }) => [job.job_name, job.static_configs]),
-        );
+        const jobs = Object.fromEntries(config.scrape_configs.map(({ job_name, ...job }: { job_name: string }) => [job_name, job]));
         expect(jobs).toEqual({
-            postgres: [
-                { targets: [`${cluster}-primary-exporter:9187`], labels: { instance: "primary", role: "primary" } },
-                ...replicaNames.map((n, i) => ({
+            postgres: {
+                static_configs: members.map((n) => ({
                     targets: [`${cluster}-${n}-exporter:9187`],
-                    labels: { instance: `replica_${i + 1}`, role: "replica" },
+                    labels: { instance: n, role: "postgres" },
                 })),
-            ],
-            pgbouncer: [{ targets: [`${cluster}-pgbouncer-exporter:9127`], labels: { instance: "pgbouncer", role: "pgbouncer" } }],
-            backup: [{ targets: [`${cluster}-backup:9100`], labels: { instance: "backup", role: "backup" } }],
-            etcd: etcdNames.map((n) => ({ targets: [`${cluster}-${n}:2381`], labels: { instance: n, role: "etcd" } })),
+            },
+            patroni: {
+                scheme: "https",
+                tls_config: { ca_file: "/etc/obcms/tls/ca.crt" },
+                static_configs: members.map((n) => ({ targets: [`${cluster}-${n}:8008`], labels: { instance: n, role: "patroni" } })),
+            },
+            pgbouncer: {
+                static_configs: [{ targets: [`${cluster}-pgbouncer-exporter:9127`], labels: { instance: "pgbouncer", role: "pgbouncer" } }],
+            },
+            haproxy: { static_configs: [{ targets: [`${cluster}-pgbouncer:8404`], labels: { instance: "haproxy", role: "haproxy" } }] },
+            backup: { static_configs: [{ targets: [`${cluster}-backup:9100`], labels: { instance: "backup", role: "backup" } }] },
+            etcd: {
+                static_configs: etcdNames.map((n) => ({ targets: [`${cluster}-${n}:2381`], labels: { instance: n, role: "etcd" } })),
+            },
         });
+        // Prometheus checks each Patroni's certificate against the stack's CA.
+        expect(upload(mocks.named("monitoring-prometheus"), "/etc/obcms/tls/ca.crt").content).toBe(
+            `-----BEGIN CERTIFICATE-----\n${Buffer.from("tls-ca").toString("base64")}\n-----END CERTIFICATE-----\n`,
+        );
     });
 
     it(`sets the pool and client thresholds from the stack's sizes (pool ${poolSize}, ${maxClientConn} clients)`, async () => {
@@ -134,7 +148,7 @@ describe.each([
             const pgpass = upload(exporter, "/etc/obcms/pgpass");
             expect([pgpass.permissions, pgpass.owner, pgpass.group]).toEqual(["0600", "999", "999"]);
             expect(pgpass.content).toMatch(
-                new RegExp(`^${cluster}-(primary|replica-\\d+|pgbouncer):(5432:obcms|6432:pgbouncer):monitoring:${password}\n$`),
+                new RegExp(`^${cluster}-(pg-\\d+|pgbouncer):(5432:obcms|6432:pgbouncer):monitoring:${password}\n$`),
             );
             const start = upload(exporter, "/etc/obcms/start.sh").content;
             expect(start).toContain("\nexport PGPASSFILE='/etc/obcms/pgpass'\n");
@@ -145,9 +159,10 @@ describe.each([
                     ` prometheus-pgbouncer-exporter --pgBouncer.connectionString='postgresql://monitoring@${cluster}-pgbouncer:6432/pgbouncer?${tls}' `,
                 );
             } else {
-                const node = exporter.name.replace(/^monitoring-(.*)-exporter$/, "$1");
+                // Each exporter logs in to its own member: the container its name is derived from.
+                const member = (exporter.inputs.name as string).replace(/-exporter$/, "");
                 expect(start).toContain(
-                    `\nexport DATA_SOURCE_NAME='postgresql://monitoring@${cluster}-${node}:5432/obcms?application_name=postgres_exporter&${tls}'\n`,
+                    `\nexport DATA_SOURCE_NAME='postgresql://monitoring@${member}:5432/obcms?application_name=postgres_exporter&${tls}'\n`,
                 );
             }
             expect(upload(exporter, "/etc/obcms/tls/ca.crt")).toEqual({
@@ -246,6 +261,7 @@ describe("Grafana", () => {
             "/etc/grafana/provisioning/dashboards/obcms.yaml",
             "/etc/grafana/provisioning/datasources/obcms.yaml",
             "/etc/obcms/grafana/admin-password",
+            "/etc/obcms/grafana/dashboards/obcms-cluster.json",
             "/etc/obcms/grafana/dashboards/obcms-pgbouncer.json",
             "/etc/obcms/grafana/dashboards/obcms-postgresql.json",
         ]);
@@ -272,6 +288,7 @@ describe("what a config change does to monitoring", () => {
         ["replicaCount", 2, ["monitoring-prometheus", "monitoring-replica-2-exporter"]],
         ["alertForSeconds", 300, ["monitoring-prometheus"]],
         ["replicationLagAlertSeconds", 60, ["monitoring-grafana", "monitoring-prometheus"]],
+        ["maximumLagOnFailoverMb", 8, ["monitoring-grafana", "monitoring-prometheus"]],
         ["defaultPoolSize", 40, ["monitoring-grafana", "monitoring-prometheus"]],
         ["queryWaitTimeout", 60, []],
         ["prometheusRetention", "30d", ["monitoring-prometheus"]],

@@ -1,7 +1,13 @@
 // The alert rules, as data computed from the settings: thresholds are the
 // configured shares of the cluster's own sizes (pool, max_connections,
-// max_client_conn, max_slot_wal_keep_size), so resizing the cluster moves them.
+// max_client_conn, max_slot_wal_keep_size) and the failover bound, so
+// resizing the cluster moves them. No target carries a member's role: which
+// member leads is read from Patroni's own series (patroni_primary,
+// patroni_replica) and joined on `instance`, so every rule follows the leader
+// when it moves.
 import { alertLimits, type BackupSettings, type ClusterSettings, type MonitoringSettings } from "../../settings";
+import { clusterTopology } from "../../topology";
+import { ROUTER_BACKENDS } from "../haproxy/haproxy-cfg";
 import { ARCHIVE_CHECK_SECONDS } from "../pgbackrest/pgbackrest";
 import { renderYaml } from "../yaml";
 import { JOBS } from "./prometheus-targets";
@@ -22,21 +28,70 @@ export interface AlertRule {
 /** The rule group's name in the rules file. */
 export const ALERT_GROUP = "obcms-database";
 
+/**
+ * How long PatroniFailover keeps firing once it fires: long enough to be
+ * seen, short enough that the next failover raises it afresh.
+ */
+export const FAILOVER_NOTICE_SECONDS = 600;
+
 const POSTGRES = `job="${JOBS.postgres}"`;
-const PRIMARY = `${POSTGRES}, role="primary"`;
-const REPLICAS = `${POSTGRES}, role="replica"`;
+const PATRONI = `job="${JOBS.patroni}"`;
 const PGBOUNCER = `job="${JOBS.pgbouncer}"`;
+const HAPROXY = `job="${JOBS.haproxy}"`;
 const ETCD = `job="${JOBS.etcd}"`;
 /** PgBouncer's pools without its admin console. */
 const POOLS = `${PGBOUNCER}, database!="pgbouncer"`;
 
+/** The member Patroni reports as the leader: one series, `instance` its member name. */
+export const LEADER = `patroni_primary{${PATRONI}} == 1`;
+/** The members Patroni reports as replicas. */
+export const REPLICAS = `patroni_replica{${PATRONI}} == 1`;
+
+/** The series of `expr` whose `instance` is the member that leads now. */
+export function onLeader(expr: string): string {
+    return `${expr} and on (instance) ${LEADER}`;
+}
+
+/** The series of `expr` whose `instance` is a member that is a replica now. */
+export function onReplicas(expr: string): string {
+    return `${expr} and on (instance) ${REPLICAS}`;
+}
+
 /**
- * The primary's pg_stat_replication rows, one per WAL sender, with the
- * replica's node name (its application_name) as `instance`, so they line up
- * with the replica's own series.
+ * The leader's pg_stat_replication rows, one per WAL sender, with the
+ * streaming member's name (its application_name, which Patroni sets) as
+ * `instance`, so they line up with that member's own series.
  */
-export function replicationByReplica(selector = PRIMARY): string {
-    return `label_replace(pg_stat_replication_pg_wal_lsn_diff{${selector}}, "instance", "$1", "application_name", "(.+)")`;
+export function replicationByReplica(): string {
+    return `label_replace(${onLeader(`pg_stat_replication_pg_wal_lsn_diff{${POSTGRES}}`)}, "instance", "$1", "application_name", "(.+)")`;
+}
+
+/**
+ * Patroni keeps a physical slot per member on the leader, named after the
+ * member with `-` as `_` (the topology's `slot`): the pattern that turns a
+ * slot name back into its member's name, for label_replace.
+ */
+export function slotMemberPattern(s: ClusterSettings): { readonly regex: string; readonly replacement: string } {
+    const first = clusterTopology(s).members[0];
+    const suffix = String(first.index);
+    return { regex: `${first.slot.slice(0, -suffix.length)}([0-9]+)`, replacement: `${first.node.slice(0, -suffix.length)}$1` };
+}
+
+/**
+ * Bytes of WAL each member has not received (flushed) yet, as the leader
+ * sees it in one query: the leader's position minus the restart_lsn of the
+ * member's slot, which the member's replies advance to what it flushed. The
+ * same position Patroni weighs against maximum_lag_on_failover, without the
+ * skew of comparing two targets scraped at different moments.
+ */
+export function walNotReceivedByMember(s: ClusterSettings): string {
+    const slot = slotMemberPattern(s);
+    return `label_replace(${onLeader(`pg_replication_slots_pg_wal_lsn_diff{${POSTGRES}}`)}, "instance", "${slot.replacement}", "slot_name", "${slot.regex}")`;
+}
+
+/** HAProxy's servers of `proxy` that are DOWN, with the member's name (the server's) as `instance`. */
+function routerServersDown(proxy: string): string {
+    return `label_replace(haproxy_server_status{${HAPROXY}, proxy="${proxy}", state="DOWN"} == 1, "instance", "$1", "server", "(.+)")`;
 }
 
 function mb(bytes: number): string {
@@ -47,23 +102,26 @@ function mb(bytes: number): string {
 export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule[] {
     const limit = alertLimits(s, m);
     const forSeconds = limit.forSeconds;
+    const failoverLagBytes = s.maximumLagOnFailoverMb * 1024 * 1024;
+    const rw = ROUTER_BACKENDS.readWrite;
+    const ro = ROUTER_BACKENDS.readOnly;
     return [
         {
             alert: "ExporterDown",
-            // etcd serves its own metrics: a silent member is EtcdMemberDown.
+            // etcd serves its own metrics: a silent member is EtcdMemberDown. A member's
+            // targets carry its name only, so one that changes role stays the same target.
             expr: `up{job!="${JOBS.etcd}"} == 0`,
             forSeconds,
             severity: "warning",
-            summary: "Exporter {{ $labels.job }} of {{ $labels.instance }} is not answering",
-            description:
-                "Prometheus cannot scrape the {{ $labels.job }} exporter of {{ $labels.instance }}; its metrics and alerts are blind.",
+            summary: "Metrics of {{ $labels.job }} on {{ $labels.instance }} are not answering",
+            description: "Prometheus cannot scrape {{ $labels.job }} on {{ $labels.instance }}; the alerts on its metrics are blind.",
         },
         {
             alert: "PostgreSQLDown",
             expr: `pg_up{${POSTGRES}} == 0`,
             forSeconds,
             severity: "critical",
-            summary: "PostgreSQL {{ $labels.instance }} ({{ $labels.role }}) is down",
+            summary: "PostgreSQL {{ $labels.instance }} is down",
             description: "The exporter of {{ $labels.instance }} cannot log in to PostgreSQL as the monitoring role.",
         },
         {
@@ -75,16 +133,68 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             description: "The exporter cannot read PgBouncer's admin console as the stats user.",
         },
         {
-            alert: "PostgreSQLReplicaNotStreaming",
-            // Every configured replica is a target, so a replica the primary has
-            // no streaming WAL sender for shows up here, whatever its own state.
-            expr: `up{${REPLICAS}} unless on (instance) ${replicationByReplica(`${PRIMARY}, state="streaming"`)}`,
+            alert: "PatroniNoLeader",
+            // Also when no member's Patroni answers: nothing then says a leader runs.
+            expr: `absent(${LEADER})`,
             forSeconds,
             severity: "critical",
-            summary: "Replica {{ $labels.instance }} is not streaming from the primary",
+            summary: "No PostgreSQL member leads",
             description:
-                "The primary has no streaming WAL sender for {{ $labels.instance }}: the replica is down, catching up, or cannot connect. " +
-                `Its slot keeps WAL on the primary meanwhile, up to maxSlotWalKeepSizeMb (${s.maxSlotWalKeepSizeMb} MB).`,
+                `No member's Patroni reports itself the leader: writes fail. A failover takes up to failoverTtl (${s.failover.ttlSeconds} s) ` +
+                "and a promotion; longer than that, no member could be promoted (none within the failover lag bound, or etcd has no quorum).",
+        },
+        {
+            alert: "PatroniMultipleLeaders",
+            expr: `count(${LEADER}) > 1`,
+            forSeconds,
+            severity: "critical",
+            summary: "More than one PostgreSQL member leads",
+            description:
+                "More than one member's Patroni reports itself the leader: both may take writes that the other never sees (split brain).",
+        },
+        {
+            alert: "PatroniFailover",
+            // The highest timeline of the running members: a promotion raises it, a
+            // member that merely restarts (timeline 0 while stopped) does not move it.
+            expr: `changes(max(patroni_postgres_timeline{${PATRONI}} > 0)[${forSeconds + FAILOVER_NOTICE_SECONDS}s:]) > 0`,
+            forSeconds,
+            severity: "warning",
+            summary: "The PostgreSQL leader changed",
+            description:
+                "A member was promoted (the cluster's timeline rose): a failover or a switchover. " +
+                "Check why the old leader lost its role and that it streams from the new one.",
+        },
+        {
+            alert: "PatroniFailsafeActive",
+            expr: `max(patroni_failsafe_mode_is_active{${PATRONI}}) == 1`,
+            forSeconds,
+            severity: "critical",
+            summary: "Patroni runs in failsafe mode: etcd is unreachable",
+            description:
+                "Patroni cannot reach etcd. The leader keeps its role only while every member answers it; " +
+                "no failover can happen until etcd answers again.",
+        },
+        {
+            alert: "PostgreSQLMemberNotStreaming",
+            // Every member's Patroni is a target, so a member that is down shows up here too.
+            expr: `up{${PATRONI}} unless on (instance) (${LEADER} or patroni_postgres_streaming{${PATRONI}} == 1)`,
+            forSeconds,
+            severity: "critical",
+            summary: "Member {{ $labels.instance }} neither leads nor streams",
+            description:
+                "{{ $labels.instance }} is not the leader and is not streaming WAL from it: it is down, catching up, or cannot connect, " +
+                "and a failover cannot promote it. " +
+                `Its slot keeps WAL on the leader meanwhile, up to maxSlotWalKeepSizeMb (${s.maxSlotWalKeepSizeMb} MB).`,
+        },
+        {
+            alert: "PostgreSQLMemberPastFailoverLag",
+            expr: `max by (instance) (${walNotReceivedByMember(s)}) > ${failoverLagBytes}`,
+            forSeconds,
+            severity: "warning",
+            summary: `Member {{ $labels.instance }} has not received more than ${mb(failoverLagBytes)} of the leader's WAL`,
+            description:
+                `{{ $labels.instance }} lags past maximumLagOnFailoverMb (${s.maximumLagOnFailoverMb} MB): ` +
+                "Patroni would not promote it in a failover, and the read-only route skips it.",
         },
         {
             alert: "PostgreSQLReplicationLagBytes",
@@ -92,11 +202,11 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             forSeconds,
             severity: "warning",
             summary: `Replica {{ $labels.instance }} is more than ${mb(limit.replicationLagBytes)} of WAL behind`,
-            description: `WAL the primary has written but {{ $labels.instance }} has not replayed exceeds replicationLagAlertMb (${m.alerts.replicationLagMb} MB).`,
+            description: `WAL the leader has written but {{ $labels.instance }} has not replayed exceeds replicationLagAlertMb (${m.alerts.replicationLagMb} MB).`,
         },
         {
             alert: "PostgreSQLReplicationLagSeconds",
-            expr: `max by (instance) (pg_replication_lag_seconds{${REPLICAS}}) > ${limit.replicationLagSeconds}`,
+            expr: `max by (instance) (${onReplicas(`pg_replication_lag_seconds{${POSTGRES}}`)}) > ${limit.replicationLagSeconds}`,
             forSeconds,
             severity: "warning",
             summary: `Replica {{ $labels.instance }} replays more than ${limit.replicationLagSeconds} s behind`,
@@ -104,26 +214,26 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
         },
         {
             alert: "PostgreSQLReplicationSlotInactive",
-            expr: `max by (instance, slot_name) (pg_replication_slot_slot_is_active{${PRIMARY}}) == 0`,
+            // Replicas keep copies of the slots, unused until they lead: only the leader's count.
+            expr: `max by (instance, slot_name) (${onLeader(`pg_replication_slot_slot_is_active{${POSTGRES}}`)}) == 0`,
             forSeconds,
             severity: "warning",
             summary: "Replication slot {{ $labels.slot_name }} is inactive",
-            description:
-                "No replica streams through {{ $labels.slot_name }}, so the primary keeps WAL for it until the slot is invalidated.",
+            description: "No member streams through {{ $labels.slot_name }}, so the leader keeps WAL for it until the slot is invalidated.",
         },
         {
             alert: "PostgreSQLReplicationSlotWalNearLimit",
-            expr: `max by (instance, slot_name) (pg_replication_slots_pg_wal_lsn_diff{${PRIMARY}}) >= ${limit.slotWalBytes}`,
+            expr: `max by (instance, slot_name) (${onLeader(`pg_replication_slots_pg_wal_lsn_diff{${POSTGRES}}`)}) >= ${limit.slotWalBytes}`,
             forSeconds,
             severity: "critical",
             summary: "Replication slot {{ $labels.slot_name }} retains WAL near max_slot_wal_keep_size",
             description:
                 `{{ $labels.slot_name }} retains at least ${m.alerts.slotWalPercent}% of maxSlotWalKeepSizeMb (${mb(limit.slotWalBytes)} of ${s.maxSlotWalKeepSizeMb} MB); ` +
-                "at the limit the slot is invalidated and its replica must be cloned again.",
+                "at the limit the slot is invalidated and its member must be cloned again.",
         },
         {
             alert: "PostgreSQLConnectionsNearLimit",
-            expr: `sum by (instance, role) (pg_stat_database_numbackends{${POSTGRES}}) >= ${limit.serverConnections}`,
+            expr: `sum by (instance) (pg_stat_database_numbackends{${POSTGRES}}) >= ${limit.serverConnections}`,
             forSeconds,
             severity: "warning",
             summary: "PostgreSQL {{ $labels.instance }} has connections near max_connections",
@@ -160,6 +270,28 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             description:
                 `At least ${m.alerts.clientConnectionsPercent}% of maxClientConn (${limit.clientConnections} of ${s.pool.maxClientConn}) ` +
                 "clients are connected; PgBouncer refuses clients beyond it.",
+        },
+        {
+            alert: "RouterNoLeader",
+            expr: `haproxy_backend_active_servers{${HAPROXY}, proxy="${rw}"} == 0`,
+            forSeconds,
+            severity: "critical",
+            summary: "The read-write route has no server",
+            description:
+                `HAProxy's ${rw} backend finds no member whose Patroni API calls it the leader: PgBouncer's ` +
+                "read-write pool cannot reach PostgreSQL, and writes fail.",
+        },
+        {
+            alert: "RouterServerDown",
+            // Each backend serves only some members (the leader, or the replicas):
+            // a server is missed only when Patroni gives its member that role.
+            expr: `(${routerServersDown(rw)} and on (instance) ${LEADER}) or (${routerServersDown(ro)} and on (instance) ${REPLICAS})`,
+            forSeconds,
+            severity: "warning",
+            summary: "HAProxy's {{ $labels.proxy }} backend does not serve {{ $labels.instance }}",
+            description:
+                "HAProxy marks {{ $labels.instance }} DOWN in {{ $labels.proxy }} although Patroni gives it that backend's role: " +
+                "its REST API does not answer HAProxy's check, or (read-only) it lags past maximumLagOnFailoverMb.",
         },
         {
             alert: "EtcdMemberDown",

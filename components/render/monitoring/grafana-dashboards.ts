@@ -1,8 +1,9 @@
-// The two Grafana dashboards, as data computed from the settings (thresholds
-// drawn where the alerts fire), and the renderer that writes Grafana's
-// dashboard JSON with sorted keys.
+// The Grafana dashboards (PostgreSQL, PgBouncer, and the cluster: roles,
+// timelines, failover and routing), as data computed from the settings
+// (thresholds drawn where the alerts fire), and the renderer that writes
+// Grafana's dashboard JSON with sorted keys.
 import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../settings";
-import { replicationByReplica } from "./alert-rules";
+import { LEADER, onLeader, onReplicas, replicationByReplica, walNotReceivedByMember } from "./alert-rules";
 import { GRAFANA_DATASOURCE } from "./grafana-provisioning";
 import { JOBS } from "./prometheus-targets";
 
@@ -12,15 +13,24 @@ export interface PanelQuery {
     readonly legend: string;
 }
 
+/** A value a stat or state-timeline panel names, and its colour. */
+export interface PanelState {
+    readonly value: number;
+    readonly text: string;
+    readonly color: string;
+}
+
 export interface DashboardPanel {
     readonly title: string;
     readonly description: string;
-    readonly kind: "timeseries" | "stat";
+    readonly kind: "timeseries" | "stat" | "state-timeline";
     /** Grafana unit id, e.g. `bytes`, `s`, `percentunit`, `short`. */
     readonly unit: string;
     readonly queries: readonly PanelQuery[];
     /** Where a red line marks the alert threshold. */
     readonly threshold?: number;
+    /** What a stat or state-timeline panel shows for each value. */
+    readonly states?: readonly PanelState[];
 }
 
 export interface DashboardSpec {
@@ -33,9 +43,17 @@ export interface DashboardSpec {
 export const RATE_INTERVAL = "$__rate_interval";
 
 const POSTGRES = `job="${JOBS.postgres}"`;
+const PATRONI = `job="${JOBS.patroni}"`;
+const HAPROXY = `job="${JOBS.haproxy}"`;
+const ETCD = `job="${JOBS.etcd}"`;
 const PGBOUNCER = `job="${JOBS.pgbouncer}"`;
 const POOLS = `${PGBOUNCER}, database!="pgbouncer"`;
 const POOL_LEGEND = "{{database}}/{{user}}";
+
+const UP_DOWN: readonly PanelState[] = [
+    { value: 0, text: "DOWN", color: "red" },
+    { value: 1, text: "UP", color: "green" },
+];
 
 function rate(metric: string, selector: string): string {
     return `rate(${metric}{${selector}}[${RATE_INTERVAL}])`;
@@ -55,7 +73,8 @@ export function postgresqlDashboard(s: ClusterSettings, m: MonitoringSettings): 
                 description: "Whether each node's exporter can log in to PostgreSQL.",
                 kind: "stat",
                 unit: "none",
-                queries: [{ expr: `pg_up{${POSTGRES}}`, legend: "{{instance}} ({{role}})" }],
+                queries: [{ expr: `pg_up{${POSTGRES}}`, legend: "{{instance}}" }],
+                states: UP_DOWN,
             },
             {
                 title: "Connections",
@@ -89,7 +108,7 @@ export function postgresqlDashboard(s: ClusterSettings, m: MonitoringSettings): 
             },
             {
                 title: "Replication lag (bytes)",
-                description: "WAL the primary has written that each replica has not replayed yet.",
+                description: "WAL the leader has written that each replica has not replayed yet.",
                 kind: "timeseries",
                 unit: "bytes",
                 queries: [{ expr: `max by (instance) (${replicationByReplica()})`, legend: "{{instance}}" }],
@@ -100,17 +119,17 @@ export function postgresqlDashboard(s: ClusterSettings, m: MonitoringSettings): 
                 description: "How far each replica's replay is behind.",
                 kind: "timeseries",
                 unit: "s",
-                queries: [{ expr: `max by (instance) (pg_replication_lag_seconds{${POSTGRES}, role="replica"})`, legend: "{{instance}}" }],
+                queries: [{ expr: `max by (instance) (${onReplicas(`pg_replication_lag_seconds{${POSTGRES}}`)})`, legend: "{{instance}}" }],
                 threshold: limit.replicationLagSeconds,
             },
             {
                 title: "WAL retained per slot",
-                description: `WAL the primary keeps for each replication slot; slots are invalidated at ${s.maxSlotWalKeepSizeMb} MB.`,
+                description: `WAL the leader keeps for each replication slot; slots are invalidated at ${s.maxSlotWalKeepSizeMb} MB.`,
                 kind: "timeseries",
                 unit: "bytes",
                 queries: [
                     {
-                        expr: `max by (slot_name) (pg_replication_slots_pg_wal_lsn_diff{${POSTGRES}, role="primary"})`,
+                        expr: `max by (slot_name) (${onLeader(`pg_replication_slots_pg_wal_lsn_diff{${POSTGRES}}`)})`,
                         legend: "{{slot_name}}",
                     },
                 ],
@@ -158,6 +177,7 @@ export function pgbouncerDashboard(s: ClusterSettings, m: MonitoringSettings): D
                 kind: "stat",
                 unit: "none",
                 queries: [{ expr: `pgbouncer_up{${PGBOUNCER}}`, legend: "{{instance}}" }],
+                states: UP_DOWN,
             },
             {
                 title: "Client connections",
@@ -233,6 +253,108 @@ export function pgbouncerDashboard(s: ClusterSettings, m: MonitoringSettings): D
     };
 }
 
+/** A panel that draws each series as a band, coloured by the state its value names. */
+function stateTimeline(title: string, description: string, query: PanelQuery, states: readonly PanelState[]): DashboardPanel {
+    return { title, description, kind: "state-timeline", unit: "none", queries: [query], states };
+}
+
+/**
+ * The cluster as Patroni, HAProxy and etcd see it: each member's role and
+ * timeline over time, whether the members stream within the failover bound,
+ * failsafe mode, which member each route serves, and etcd's leader.
+ */
+export function clusterDashboard(s: ClusterSettings): DashboardSpec {
+    return {
+        uid: "obcms-cluster",
+        title: `Cluster · ${s.clusterName}`,
+        panels: [
+            stateTimeline(
+                "Member role",
+                "Each member's role as its Patroni reports it; a gap is a member whose Patroni did not answer.",
+                { expr: `2 * patroni_primary{${PATRONI}} + patroni_replica{${PATRONI}}`, legend: "{{instance}}" },
+                [
+                    { value: 0, text: "no role", color: "red" },
+                    { value: 1, text: "replica", color: "green" },
+                    { value: 2, text: "leader", color: "blue" },
+                ],
+            ),
+            {
+                title: "Timeline",
+                description: "Each running member's PostgreSQL timeline: every promotion starts a new one.",
+                kind: "timeseries",
+                unit: "none",
+                queries: [{ expr: `patroni_postgres_timeline{${PATRONI}} > 0`, legend: "{{instance}}" }],
+            },
+            stateTimeline(
+                "Streaming",
+                "Whether each member other than the leader streams WAL from it.",
+                { expr: `patroni_postgres_streaming{${PATRONI}} unless on (instance) ${LEADER}`, legend: "{{instance}}" },
+                [
+                    { value: 0, text: "not streaming", color: "red" },
+                    { value: 1, text: "streaming", color: "green" },
+                ],
+            ),
+            {
+                title: "WAL not received",
+                description: `WAL each member has not received from the leader; past maximumLagOnFailoverMb (${s.maximumLagOnFailoverMb} MB) Patroni would not promote it.`,
+                kind: "timeseries",
+                unit: "bytes",
+                queries: [{ expr: `max by (instance) (${walNotReceivedByMember(s)})`, legend: "{{instance}}" }],
+                threshold: s.maximumLagOnFailoverMb * 1024 * 1024,
+            },
+            {
+                title: "Leaders",
+                description: "Members that report themselves the leader: 1 when healthy.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [{ expr: `sum(patroni_primary{${PATRONI}})`, legend: "leaders" }],
+            },
+            stateTimeline(
+                "Failsafe mode",
+                "Active while Patroni cannot reach etcd: the leader keeps its role only while every member answers it.",
+                { expr: `max(patroni_failsafe_mode_is_active{${PATRONI}})`, legend: "failsafe mode" },
+                [
+                    { value: 0, text: "off", color: "green" },
+                    { value: 1, text: "active", color: "red" },
+                ],
+            ),
+            {
+                title: "Since etcd last answered",
+                description: "Seconds since each member's Patroni last reached etcd.",
+                kind: "timeseries",
+                unit: "s",
+                queries: [{ expr: `time() - patroni_dcs_last_seen{${PATRONI}}`, legend: "{{instance}}" }],
+            },
+            {
+                title: "Servers per route",
+                description:
+                    "Members HAProxy serves on each route: the leader on the read-write one, the replicas within the lag bound on the read-only one.",
+                kind: "timeseries",
+                unit: "short",
+                queries: [{ expr: `haproxy_backend_active_servers{${HAPROXY}}`, legend: "{{proxy}}" }],
+            },
+            stateTimeline(
+                "Route servers",
+                "Whether HAProxy serves each member on each route.",
+                { expr: `haproxy_server_status{${HAPROXY}, state="UP"}`, legend: "{{proxy}} {{server}}" },
+                [
+                    { value: 0, text: "not served", color: "transparent" },
+                    { value: 1, text: "served", color: "green" },
+                ],
+            ),
+            stateTimeline(
+                "etcd leader",
+                "Whether each etcd member sees a leader; without one the store takes no writes.",
+                { expr: `etcd_server_has_leader{${ETCD}}`, legend: "{{instance}}" },
+                [
+                    { value: 0, text: "no leader", color: "red" },
+                    { value: 1, text: "leader", color: "green" },
+                ],
+            ),
+        ],
+    };
+}
+
 type Json = null | string | number | boolean | Json[] | { [key: string]: Json };
 
 const PANEL_WIDTH = 12;
@@ -249,11 +371,19 @@ function fieldConfig(panel: DashboardPanel): Json {
     };
     if (panel.kind === "timeseries") {
         defaults.custom = { thresholdsStyle: { mode: panel.threshold === undefined ? "off" : "line" } };
-    } else {
+    }
+    if (panel.kind === "state-timeline") {
+        // Each state in its mapping's colour, as a solid band.
+        defaults.color = { mode: "thresholds" };
+        defaults.custom = { fillOpacity: 80, lineWidth: 0 };
+    }
+    if (panel.states !== undefined) {
         defaults.mappings = [
             {
                 type: "value",
-                options: { "0": { text: "DOWN", color: "red", index: 0 }, "1": { text: "UP", color: "green", index: 1 } },
+                options: Object.fromEntries(
+                    panel.states.map((state, index) => [String(state.value), { text: state.text, color: state.color, index }]),
+                ),
             },
         ];
     }
@@ -261,6 +391,17 @@ function fieldConfig(panel: DashboardPanel): Json {
 }
 
 function panelOptions(panel: DashboardPanel): Json {
+    const legend = { displayMode: "list", placement: "bottom", showLegend: true };
+    if (panel.kind === "state-timeline") {
+        return {
+            alignValue: "left",
+            legend,
+            mergeValues: true,
+            rowHeight: 0.9,
+            showValue: "auto",
+            tooltip: { mode: "single", sort: "none" },
+        };
+    }
     if (panel.kind === "stat") {
         return {
             colorMode: "background",
@@ -269,10 +410,7 @@ function panelOptions(panel: DashboardPanel): Json {
             reduceOptions: { calcs: ["lastNotNull"], fields: "", values: false },
         };
     }
-    return {
-        legend: { displayMode: "list", placement: "bottom", showLegend: true },
-        tooltip: { mode: "multi", sort: "desc" },
-    };
+    return { legend, tooltip: { mode: "multi", sort: "desc" } };
 }
 
 function panelJson(panel: DashboardPanel, index: number): Json {

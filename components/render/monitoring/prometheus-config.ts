@@ -13,7 +13,11 @@ export interface PrometheusConfigSpec {
 /** Prometheus's default scrape timeout, which must not exceed the interval. */
 const DEFAULT_SCRAPE_TIMEOUT_SECONDS = 10;
 
-/** prometheus.yml: rules evaluated as often as targets are scraped, static targets with their labels. */
+/**
+ * prometheus.yml: rules evaluated as often as targets are scraped, static
+ * targets with their labels; a job with a CA file is scraped over HTTPS and
+ * its servers' certificates verified.
+ */
 export function renderPrometheusConfig(spec: PrometheusConfigSpec): string {
     const interval = `${spec.scrapeIntervalSeconds}s`;
     return renderYaml("Rendered by obcms-database; changes here are overwritten.", {
@@ -26,6 +30,7 @@ export function renderPrometheusConfig(spec: PrometheusConfigSpec): string {
         rule_files: spec.ruleFiles,
         scrape_configs: spec.jobs.map((job) => ({
             job_name: job.name,
+            ...(job.caFile === undefined ? {} : { scheme: "https", tls_config: { ca_file: job.caFile } }),
             static_configs: job.targets.map((t) => ({ targets: [t.address], labels: t.labels })),
         })),
     });

@@ -1,62 +1,95 @@
-// What Prometheus watches, as plain data computed from the settings: one
-// postgres_exporter per PostgreSQL member, one pgbouncer_exporter, the etcd
+// What Prometheus watches, as plain data computed from the settings: for each
+// PostgreSQL member its postgres_exporter and Patroni's own metrics, PgBouncer's
+// exporter and the router's (HAProxy), the backup container, the etcd
 // members, and the labels every series carries (`instance` = the member's
-// node name, `role`).
+// name, `role` = the kind of target). No label says which member leads: that
+// moves, and only Patroni's own series (patroni_primary) know it.
 import {
     BACKUP_METRICS_PORT,
     type ClusterSettings,
     ETCD_METRICS_PORT,
+    HAPROXY_METRICS_PORT,
+    PATRONI_REST_PORT,
     PGBOUNCER_EXPORTER_PORT,
     POSTGRES_EXPORTER_PORT,
 } from "../../settings";
-import { clusterTopology, type MemberRole } from "../../topology";
+import { clusterTopology } from "../../topology";
 
-/** Scrape job names: one job per kind of exporter. */
-export const JOBS = { postgres: "postgres", pgbouncer: "pgbouncer", backup: "backup", etcd: "etcd" } as const;
+/** Scrape job names: one job per kind of target. */
+export const JOBS = {
+    postgres: "postgres",
+    patroni: "patroni",
+    pgbouncer: "pgbouncer",
+    haproxy: "haproxy",
+    backup: "backup",
+    etcd: "etcd",
+} as const;
+
+type Job = (typeof JOBS)[keyof typeof JOBS];
 
 /** The `instance` label of PgBouncer's exporter. */
 export const PGBOUNCER_INSTANCE = "pgbouncer";
+/** The `instance` label of the router's metrics (HAProxy runs in PgBouncer's container). */
+export const HAPROXY_INSTANCE = "haproxy";
 
 export interface ScrapeTarget {
     /** host:port on the cluster network. */
     readonly address: string;
-    readonly labels: { readonly instance: string; readonly role: MemberRole | "pgbouncer" | "backup" | "etcd" };
+    readonly labels: { readonly instance: string; readonly role: Job };
 }
 
 export interface ScrapeJob {
     readonly name: string;
     readonly targets: readonly ScrapeTarget[];
+    /** Scraped over HTTPS, the server's certificate checked against this CA file (a path in the Prometheus container). */
+    readonly caFile?: string;
 }
 
-/** One job per exporter kind; each replica adds a target to the postgres job. */
+function target(address: string, instance: string, role: Job): ScrapeTarget {
+    return { address, labels: { instance, role } };
+}
+
+/** Every member's postgres_exporter and PgBouncer's exporter. */
 export function scrapeJobs(s: ClusterSettings): ScrapeJob[] {
+    const t = clusterTopology(s);
     return [
         {
             name: JOBS.postgres,
-            targets: clusterTopology(s).members.map((m) => ({
-                address: `${m.exporter}:${POSTGRES_EXPORTER_PORT}`,
-                labels: { instance: m.node, role: m.role },
-            })),
+            targets: t.members.map((m) => target(`${m.exporter}:${POSTGRES_EXPORTER_PORT}`, m.node, JOBS.postgres)),
         },
         {
             name: JOBS.pgbouncer,
-            targets: [
-                {
-                    address: `${clusterTopology(s).pgbouncer.exporter}:${PGBOUNCER_EXPORTER_PORT}`,
-                    labels: { instance: PGBOUNCER_INSTANCE, role: "pgbouncer" },
-                },
-            ],
+            targets: [target(`${t.pgbouncer.exporter}:${PGBOUNCER_EXPORTER_PORT}`, PGBOUNCER_INSTANCE, JOBS.pgbouncer)],
         },
     ];
+}
+
+/**
+ * Patroni's `/metrics` on each member's REST API (no login, GET only), over
+ * TLS: the member's certificate, from the stack's CA, names its container.
+ * Its series carry the member's role (patroni_primary, patroni_replica).
+ */
+export function patroniScrapeJob(s: ClusterSettings, caFile: string): ScrapeJob {
+    return {
+        name: JOBS.patroni,
+        targets: clusterTopology(s).members.map((m) => target(`${m.container}:${PATRONI_REST_PORT}`, m.node, JOBS.patroni)),
+        caFile,
+    };
+}
+
+/** HAProxy's own exporter, in PgBouncer's container: which member each route's backend serves. */
+export function haproxyScrapeJob(s: ClusterSettings): ScrapeJob {
+    return {
+        name: JOBS.haproxy,
+        targets: [target(`${clusterTopology(s).pgbouncer.container}:${HAPROXY_METRICS_PORT}`, HAPROXY_INSTANCE, JOBS.haproxy)],
+    };
 }
 
 /** The backup container's metrics (the schedule's textfile, through prometheus-node-exporter). */
 export function backupScrapeJob(s: ClusterSettings): ScrapeJob {
     return {
         name: JOBS.backup,
-        targets: [
-            { address: `${clusterTopology(s).backup.container}:${BACKUP_METRICS_PORT}`, labels: { instance: "backup", role: "backup" } },
-        ],
+        targets: [target(`${clusterTopology(s).backup.container}:${BACKUP_METRICS_PORT}`, "backup", JOBS.backup)],
     };
 }
 
@@ -64,10 +97,7 @@ export function backupScrapeJob(s: ClusterSettings): ScrapeJob {
 export function etcdScrapeJob(s: ClusterSettings): ScrapeJob {
     return {
         name: JOBS.etcd,
-        targets: clusterTopology(s).etcd.map((e) => ({
-            address: `${e.container}:${ETCD_METRICS_PORT}`,
-            labels: { instance: e.name, role: "etcd" },
-        })),
+        targets: clusterTopology(s).etcd.map((e) => target(`${e.container}:${ETCD_METRICS_PORT}`, e.name, JOBS.etcd)),
     };
 }
 
