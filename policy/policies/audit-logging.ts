@@ -1,6 +1,7 @@
 import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
 import { policyConfig } from "./config";
-import { postgresqlConf, validateContainer } from "./containers";
+import { validateDynamicConfiguration } from "./dynamic-configuration";
+import { validatePostgresServer } from "./patroni";
 
 interface Config {
     /** pgaudit classes every PostgreSQL server must log. */
@@ -25,26 +26,43 @@ function list(value: string | undefined): string[] {
         .filter((item) => item !== "");
 }
 
+/** The required classes a pgaudit.log value does not log. */
+function unlogged(pgauditLog: string | undefined, requiredClasses: readonly string[]): string[] {
+    const classes = list(pgauditLog);
+    const logged = (c: string) => !classes.includes(`-${c}`) && (classes.includes(c) || classes.includes("all"));
+    return requiredClasses.filter((c) => !logged(c));
+}
+
 export const auditLogging: ResourceValidationPolicy = {
     name: "audit-logging",
-    description: "Every PostgreSQL server preloads pgaudit and logs at least the configured statement classes (pgaudit.log).",
+    description:
+        "Every PostgreSQL server preloads pgaudit and logs at least the configured statement classes (pgaudit.log), and Patroni's dynamic configuration sets neither against it.",
     enforcementLevel: "mandatory",
     configSchema,
-    validateResource: validateContainer((props, args, reportViolation) => {
-        const conf = postgresqlConf(props);
-        if (conf === undefined) {
-            return;
-        }
-        if (!list(conf.get("shared_preload_libraries")).includes("pgaudit")) {
-            reportViolation("postgresql.conf does not preload pgaudit (shared_preload_libraries): nothing is audited");
-            return;
-        }
-        const { requiredClasses } = policyConfig<Config>(configSchema, args);
-        const classes = list(conf.get("pgaudit.log"));
-        const logged = (c: string) => !classes.includes(`-${c}`) && (classes.includes(c) || classes.includes("all"));
-        const missing = requiredClasses.filter((c) => !logged(c));
-        if (missing.length > 0) {
-            reportViolation(`pgaudit.log = ${conf.get("pgaudit.log") ?? "none"} does not log ${missing.join(", ")} (auditLog)`);
-        }
-    }),
+    validateResource: [
+        validatePostgresServer(({ parameters }, args, reportViolation) => {
+            if (!list(parameters.get("shared_preload_libraries")).includes("pgaudit")) {
+                reportViolation(
+                    "postgresql.conf and Patroni's parameters do not preload pgaudit (shared_preload_libraries): nothing is audited",
+                );
+                return;
+            }
+            const missing = unlogged(parameters.get("pgaudit.log"), policyConfig<Config>(configSchema, args).requiredClasses);
+            if (missing.length > 0) {
+                reportViolation(`pgaudit.log = ${parameters.get("pgaudit.log") ?? "none"} does not log ${missing.join(", ")} (auditLog)`);
+            }
+        }),
+        // What it leaves unset, each member's own files decide.
+        validateDynamicConfiguration(({ parameters, where }, args, reportViolation) => {
+            const libraries = parameters.get("shared_preload_libraries");
+            if (libraries !== undefined && !list(libraries).includes("pgaudit")) {
+                reportViolation(`${where} sets shared_preload_libraries = ${libraries}, without pgaudit: nothing is audited`);
+            }
+            const pgauditLog = parameters.get("pgaudit.log");
+            const missing = pgauditLog === undefined ? [] : unlogged(pgauditLog, policyConfig<Config>(configSchema, args).requiredClasses);
+            if (missing.length > 0) {
+                reportViolation(`${where} sets pgaudit.log = ${pgauditLog}, which does not log ${missing.join(", ")} (auditLog)`);
+            }
+        }),
+    ],
 };

@@ -1,6 +1,5 @@
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { PGDATA } from "../../components/render/paths";
-import { postgresqlConf, validateContainer } from "./containers";
+import { validatePostgresServer } from "./patroni";
 
 /** Whether a mount at `mountPath` holds `directory`. */
 function covers(mountPath: string, directory: string): boolean {
@@ -38,24 +37,22 @@ export const dataOnNamedVolumes: ResourceValidationPolicy = {
     description:
         "Every PostgreSQL server keeps its data directory on a named Docker volume, which outlives the container, not in the container's own layer, a host directory or a tmpfs.",
     enforcementLevel: "mandatory",
-    validateResource: validateContainer((props, _args, reportViolation) => {
-        const conf = postgresqlConf(props);
-        if (conf === undefined) {
+    validateResource: validatePostgresServer(({ dataDir }, args, reportViolation) => {
+        if (dataDir === undefined) {
+            reportViolation("patroni.yml sets no postgresql.data_dir: Patroni cannot start, and where the data lives cannot be checked");
             return;
         }
-        // The program's start scripts run PostgreSQL on PGDATA unless postgresql.conf says otherwise.
-        const dataDirectory = conf.get("data_directory") ?? PGDATA;
         // The innermost mount over the data directory is the one that holds the data.
-        const innermost = storage(props)
-            .filter((m) => covers(m.path, dataDirectory))
+        const innermost = storage(args.props)
+            .filter((m) => covers(m.path, dataDir))
             .sort((a, b) => b.path.length - a.path.length)[0];
         if (innermost === undefined) {
             reportViolation(
-                `keeps PostgreSQL's data directory ${dataDirectory} in the container itself: it is lost with the container; mount a named volume there`,
+                `keeps PostgreSQL's data directory ${dataDir} in the container itself: it is lost with the container; mount a named volume there`,
             );
         } else if (innermost.problem !== undefined) {
             reportViolation(
-                `keeps PostgreSQL's data directory ${dataDirectory} on ${innermost.problem} at ${innermost.path}; mount a named volume there`,
+                `keeps PostgreSQL's data directory ${dataDir} on ${innermost.problem} at ${innermost.path}; mount a named volume there`,
             );
         }
     }),

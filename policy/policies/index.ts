@@ -15,9 +15,11 @@ import { monitoringEnabled } from "./monitoring-enabled";
 import { monitoringReadOnly } from "./monitoring-read-only";
 import { noPublicPorts } from "./no-public-ports";
 import { noTrustOrPlaintextAuth } from "./no-trust-or-plaintext-auth";
+import { patroniApiAuthenticated } from "./patroni-api-authenticated";
 import { replicationRestricted } from "./replication-restricted";
 import { slotWalBounded } from "./slot-wal-bounded";
 import { strongGeneratedPasswords } from "./strong-generated-passwords";
+import { synchronousReplication } from "./synchronous-replication";
 
 export const POLICY_PACK_NAME = "obcms-database";
 
@@ -35,8 +37,10 @@ export const policies: Policies = [
     dataOnNamedVolumes,
     slotWalBounded,
     minimumReplicas,
+    synchronousReplication,
     dcsTls,
     dcsQuorum,
+    patroniApiAuthenticated,
     monitoringEnabled,
     auditLogging,
     backupsEncrypted,

@@ -1,6 +1,7 @@
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { parse } from "yaml";
-import { CONTAINER, postgresqlConf, uploadedText } from "./containers";
+import { CONTAINER, uploadedText } from "./containers";
+import { readPostgresServer } from "./patroni";
 
 interface PrometheusConfig {
     readonly rule_files?: string[];
@@ -10,7 +11,7 @@ interface PrometheusConfig {
 export const monitoringEnabled: StackValidationPolicy = {
     name: "monitoring-enabled",
     description:
-        "A Prometheus with alert rules runs in the stack and scrapes an exporter for every PostgreSQL server (its `instance` label is the server's cluster_name).",
+        "A Prometheus with alert rules runs in the stack and scrapes an exporter for every PostgreSQL server (its `instance` label is the server's Patroni member name).",
     enforcementLevel: "mandatory",
     validateStack: (args, reportViolation) => {
         const containers = args.resources.filter((r) => r.type === CONTAINER);
@@ -30,10 +31,12 @@ export const monitoringEnabled: StackValidationPolicy = {
         const instances = new Set(
             prometheus.flatMap((p) => (p.scrape_configs ?? []).flatMap((job) => (job.static_configs ?? []).map((s) => s.labels?.instance))),
         );
-        for (const server of containers) {
-            const node = postgresqlConf(server.props)?.get("cluster_name");
-            if (node !== undefined && !instances.has(node)) {
-                reportViolation(`Prometheus scrapes no exporter for PostgreSQL server "${node}"`, server.urn);
+        for (const container of containers) {
+            const server = readPostgresServer(container.props);
+            if (server !== undefined && "invalid" in server) {
+                reportViolation(server.invalid, container.urn);
+            } else if (server?.name !== undefined && !instances.has(server.name)) {
+                reportViolation(`Prometheus scrapes no exporter for PostgreSQL server "${server.name}"`, container.urn);
             }
         }
     },

@@ -1,5 +1,6 @@
-import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { pgbouncerSettings, postgresqlConf, uploads, validateContainer } from "./containers";
+import type { ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
+import { CONTAINER, LOCAL_COMMAND, pgbouncerSettings, uploads, validateContainer } from "./containers";
+import { carriesPatroniConf } from "./patroni";
 
 /** PostgreSQL's predefined roles that only read statistics and settings. */
 const MONITORING_ROLES = new Set(["pg_monitor", "pg_read_all_settings", "pg_read_all_stats", "pg_stat_scan_tables"]);
@@ -17,10 +18,24 @@ function list(value: string | undefined): string[] {
         .filter((item) => item !== "");
 }
 
+/** The SQL that sets up roles: files a PostgreSQL server carries, or what a command pipes into psql; undefined for other resources. */
+function roleSql(args: ResourceValidationArgs): string | undefined {
+    if (args.type === CONTAINER && carriesPatroniConf(args.props)) {
+        return uploads(args.props)
+            .filter((u) => u.file.endsWith(".sql"))
+            .map((u) => u.content ?? "")
+            .join("\n");
+    }
+    if (args.type === LOCAL_COMMAND && /\bpsql\b/.test(String(args.props.create ?? ""))) {
+        return String(args.props.stdin ?? "");
+    }
+    return undefined;
+}
+
 export const monitoringReadOnly: ResourceValidationPolicy = {
     name: "monitoring-read-only",
     description:
-        "The monitoring roles only read: PgBouncer's stats users are not admin users, and a PostgreSQL role granted pg_monitor (or another statistics role) gets no other role and no power to change data, roles or replication.",
+        "The monitoring roles only read: PgBouncer's stats users are not admin users, and a PostgreSQL role granted pg_monitor (or another statistics role), in the SQL a server carries or a command runs through psql, gets no other role and no power to change data, roles or replication.",
     enforcementLevel: "mandatory",
     // Two checks: PgBouncer's is known at preview; the SQL that sets up the
     // roles holds password verifiers, so at a first preview it is unknown.
@@ -32,14 +47,11 @@ export const monitoringReadOnly: ResourceValidationPolicy = {
                 reportViolation(`PgBouncer stats user "${user}" is also in admin_users: it could PAUSE, KILL or SHUTDOWN the pooler`);
             }
         }),
-        validateContainer((props, _args, reportViolation) => {
-            if (postgresqlConf(props) === undefined) {
+        (args, reportViolation) => {
+            const sql = roleSql(args);
+            if (sql === undefined) {
                 return;
             }
-            const sql = uploads(props)
-                .filter((u) => u.file.endsWith(".sql"))
-                .map((u) => u.content ?? "")
-                .join("\n");
             const grants = [...sql.matchAll(new RegExp(`GRANT ${IDENTIFIER} TO ${IDENTIFIER}`, "gi"))].map((m) => ({
                 group: unquote(m[1]),
                 role: unquote(m[2]),
@@ -60,6 +72,6 @@ export const monitoringReadOnly: ResourceValidationPolicy = {
                     }
                 }
             }
-        }),
+        },
     ],
 };

@@ -1,7 +1,8 @@
 import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
 import { policyConfig } from "./config";
-import { basename, pgbouncerSettings, pgHba, uploadedText, validateContainer } from "./containers";
+import { basename, pgbouncerSettings, uploadedText, validateContainer } from "./containers";
 import { type HbaLine, isPasswordVerifier, parseUserlist } from "./parse";
+import { validatePostgresServer } from "./patroni";
 
 interface Config {
     /** Password methods PostgreSQL and PgBouncer may use. */
@@ -49,8 +50,9 @@ export const noTrustOrPlaintextAuth: ResourceValidationPolicy = {
         "PgBouncer and PostgreSQL check passwords with an allowed hash method: no trust, no plain-text passwords, no ident; PgBouncer's userlist holds verifiers, not passwords.",
     enforcementLevel: "mandatory",
     configSchema,
-    // Three checks, so the first two still run at preview, when the userlist's
-    // verifiers (computed from passwords not generated yet) are unknown.
+    // Three checks, so that each runs at a first preview unless what it reads is
+    // unknown then: patroni.yml and the userlist's verifiers hold or derive from
+    // passwords not generated yet.
     validateResource: [
         validateContainer((props, args, reportViolation) => {
             const settings = pgbouncerSettings(props);
@@ -65,11 +67,7 @@ export const noTrustOrPlaintextAuth: ResourceValidationPolicy = {
                 reportViolation(`PgBouncer auth_type = ${authType} ${why}; use ${allowedPasswordMethods.join(" or ")} (authMethod)`);
             }
         }),
-        validateContainer((props, args, reportViolation) => {
-            const hba = pgHba(props);
-            if (hba === undefined) {
-                return;
-            }
+        validatePostgresServer(({ hba }, args, reportViolation) => {
             if (hba.lines === undefined) {
                 reportViolation(`PostgreSQL reads ${hba.file}, which the container does not carry: who may log in cannot be checked`);
                 return;

@@ -1,5 +1,5 @@
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { pgHba, validateContainer } from "./containers";
+import { validatePostgresServer } from "./patroni";
 
 const ANY_ADDRESS = new Set(["all", "0.0.0.0/0", "::/0", "0.0.0.0/0.0.0.0"]);
 
@@ -8,8 +8,8 @@ export const replicationRestricted: ResourceValidationPolicy = {
     description:
         "pg_hba.conf lets replication connections in only for named roles, over TLS, from the cluster's network or a given range, never from any address.",
     enforcementLevel: "mandatory",
-    validateResource: validateContainer((props, _args, reportViolation) => {
-        for (const line of pgHba(props)?.lines ?? []) {
+    validateResource: validatePostgresServer(({ hba }, _args, reportViolation) => {
+        for (const line of hba.lines ?? []) {
             if (line.type === "local" || line.method === "reject" || !line.database.split(",").includes("replication")) {
                 continue;
             }

@@ -1,22 +1,26 @@
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { postgresqlConf, validateContainer } from "./containers";
+import { validateDynamicConfiguration } from "./dynamic-configuration";
+import { validatePostgresServer } from "./patroni";
+
+const UNBOUNDED = "a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)";
 
 export const slotWalBounded: ResourceValidationPolicy = {
     name: "slot-wal-bounded",
     description:
-        "Every PostgreSQL server sets max_slot_wal_keep_size, so a replication slot whose replica is gone cannot keep WAL until the disk is full.",
+        "Every PostgreSQL server sets max_slot_wal_keep_size, and Patroni's dynamic configuration does not set it to -1, so a replication slot whose replica is gone cannot keep WAL until the disk is full.",
     enforcementLevel: "mandatory",
-    validateResource: validateContainer((props, _args, reportViolation) => {
-        const conf = postgresqlConf(props);
-        if (conf === undefined) {
-            return;
-        }
-        // -1, PostgreSQL's default, lets a slot keep WAL without limit.
-        const value = conf.get("max_slot_wal_keep_size") ?? "-1";
-        if (value === "-1") {
-            reportViolation(
-                "postgresql.conf leaves max_slot_wal_keep_size at -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
-            );
-        }
-    }),
+    validateResource: [
+        validatePostgresServer(({ parameters }, _args, reportViolation) => {
+            // -1, PostgreSQL's default, lets a slot keep WAL without limit.
+            if ((parameters.get("max_slot_wal_keep_size") ?? "-1") === "-1") {
+                reportViolation(`postgresql.conf and Patroni's parameters leave max_slot_wal_keep_size at -1 (unlimited): ${UNBOUNDED}`);
+            }
+        }),
+        // What it leaves unset, each member's own files decide.
+        validateDynamicConfiguration(({ parameters, where }, _args, reportViolation) => {
+            if (parameters.get("max_slot_wal_keep_size") === "-1") {
+                reportViolation(`${where} sets max_slot_wal_keep_size = -1 (unlimited): ${UNBOUNDED}`);
+            }
+        }),
+    ],
 };

@@ -4,7 +4,11 @@ import type { Policies } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
 import { passwordVerifier } from "../../components/render/credentials/verifier";
 import { renderEtcdConf } from "../../components/render/etcd/etcd-conf";
+import { seedDynamicConfigCommand } from "../../components/render/patroni/dcs-seed";
+import { dynamicConfigCommand, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
+import { dynamicConfiguration, patroniConf } from "../../components/render/patroni/patroni-yml";
 import { type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
+import { renderYaml } from "../../components/render/yaml";
 import { clusterTopology } from "../../components/topology";
 import { auditLogging } from "../../policy/policies/audit-logging";
 import { backupsEncrypted } from "../../policy/policies/backups-encrypted";
@@ -21,17 +25,19 @@ import { monitoringEnabled } from "../../policy/policies/monitoring-enabled";
 import { monitoringReadOnly } from "../../policy/policies/monitoring-read-only";
 import { noPublicPorts } from "../../policy/policies/no-public-ports";
 import { noTrustOrPlaintextAuth } from "../../policy/policies/no-trust-or-plaintext-auth";
+import { patroniApiAuthenticated } from "../../policy/policies/patroni-api-authenticated";
 import { replicationRestricted } from "../../policy/policies/replication-restricted";
 import { slotWalBounded } from "../../policy/policies/slot-wal-bounded";
 import { strongGeneratedPasswords } from "../../policy/policies/strong-generated-passwords";
+import { synchronousReplication } from "../../policy/policies/synchronous-replication";
 import { production } from "../render/fixtures";
 import { type PackConfig, type PolicyTarget, runPolicies } from "../support/policy";
 
 const CONTAINER = "docker:index/container:Container";
+const COMMAND = "command:local:Command";
 
+/** The postgresql.conf Patroni includes (custom_conf): what Patroni's own parameters do not set. */
 const POSTGRESQL_CONF = [
-    "cluster_name = 'primary'",
-    "hba_file = '/etc/obcms/pg_hba.conf'",
     "max_slot_wal_keep_size = '2048MB'",
     "pgaudit.log = 'ddl, role'",
     "shared_preload_libraries = 'pg_stat_statements,pgaudit'",
@@ -64,9 +70,31 @@ function upload(file: string, content: string, permissions = "0644") {
     return { file, content, permissions, owner: "999", group: "999" };
 }
 
-/** A PostgreSQL server container as the program declares one, with its files and inputs replaceable. */
+/** The passwords patroni.yml holds: no message may quote one. */
+const PATRONI_PASSWORDS = {
+    superuser: "Superuser-Password-0001",
+    replication: "Replication-Password-0001",
+    rewind: "Rewind-Password-0001",
+    rest: "Rest-Api-Password-0001",
+};
+
+/** Member k's patroni.yml as the program renders it (production), edited by `edit`. */
+function patroniYml(edit: (conf: Record<string, any>) => void = () => {}, k = 1): string {
+    const topology = clusterTopology(production);
+    const conf: Record<string, any> = patroniConf({
+        settings: production,
+        scope: topology.scope,
+        member: topology.members[k - 1],
+        etcd: topology.etcd,
+        passwords: PATRONI_PASSWORDS,
+    });
+    edit(conf);
+    return renderYaml("edited for a policy test", conf);
+}
+
+/** A PostgreSQL server container as the program declares one (Patroni member 1), with its files and inputs replaceable. */
 function postgres(
-    files: { conf?: string; hba?: string } = {},
+    files: { patroni?: string; conf?: string; hba?: string } = {},
     inputs: Record<string, unknown> = {},
     name = "primary-container",
 ): PolicyTarget {
@@ -76,15 +104,42 @@ function postgres(
         inputs: {
             user: "999:999",
             uploads: [
+                upload("/etc/obcms/patroni.yml", files.patroni ?? patroniYml(), "0600"),
                 upload("/etc/obcms/postgresql.conf", files.conf ?? POSTGRESQL_CONF),
                 upload("/etc/obcms/pg_hba.conf", files.hba ?? PG_HBA),
                 upload("/etc/obcms/tls/server.key", "-----BEGIN EC PRIVATE KEY-----\n", "0600"),
             ],
-            volumes: [{ volumeName: "obcms-database-production-primary-data", containerPath: "/var/lib/postgresql/data" }],
+            volumes: [{ volumeName: "obcms-database-production-pg-1-data", containerPath: "/var/lib/postgresql/data" }],
             ports: [],
             ...inputs,
         },
     };
+}
+
+/** The dynamic configuration the program renders (production), edited by `edit`. */
+function dynamic(edit: (conf: Record<string, any>) => void = () => {}): Record<string, any> {
+    const conf: Record<string, any> = dynamicConfiguration(production);
+    edit(conf);
+    return conf;
+}
+
+/** Member 1's patroni.yml carrying a dynamic configuration in bootstrap.dcs (the program seeds it into etcd instead). */
+function bootstrapDcs(edit: (dcs: Record<string, any>) => void = () => {}): string {
+    return patroniYml((conf) => {
+        conf.bootstrap.dcs = dynamic(edit);
+    });
+}
+
+/** The command the program declares to seed the dynamic configuration into etcd, as JSON. */
+function seeding(config: Record<string, any>, stdin = JSON.stringify(config)): PolicyTarget {
+    const t = clusterTopology(production);
+    return { type: COMMAND, name: "etcd-patroni-config-seed", inputs: { create: seedDynamicConfigCommand(t.etcd, t.scope), stdin } };
+}
+
+/** The command the program declares to merge the dynamic configuration into etcd through patronictl. */
+function applying(config: Record<string, any>, stdin = renderYaml("dynamic", config)): PolicyTarget {
+    const t = clusterTopology(production);
+    return { type: COMMAND, name: "cluster-config-dynamic-config", inputs: { create: dynamicConfigCommand(t.members, t.scope), stdin } };
 }
 
 function pgbouncer(ini = PGBOUNCER_INI, userlist = `"obcms_app" "${VERIFIER}"\n`): PolicyTarget {
@@ -175,9 +230,28 @@ describe("no-trust-or-plaintext-auth", () => {
     });
 
     it("refuses a PostgreSQL container whose pg_hba.conf is not among its files", async () => {
-        const conf = POSTGRESQL_CONF.replace("hba_file = '/etc/obcms/pg_hba.conf'", "hba_file = '/etc/obcms/hba.conf'");
-        expect(await messages(noTrustOrPlaintextAuth, [postgres({ conf })])).toEqual([
+        const patroni = patroniYml((conf) => {
+            conf.postgresql.parameters.hba_file = "/etc/obcms/hba.conf";
+        });
+        expect(await messages(noTrustOrPlaintextAuth, [postgres({ patroni })])).toEqual([
             "primary-container: PostgreSQL reads /etc/obcms/hba.conf, which the container does not carry: who may log in cannot be checked",
+        ]);
+    });
+
+    it("judges the pg_hba.conf Patroni writes when its parameters name none, whatever postgresql.conf says", async () => {
+        const conf = `${POSTGRESQL_CONF}hba_file = '/etc/obcms/pg_hba.conf'\n`;
+        const listed = patroniYml((patroni) => {
+            delete patroni.postgresql.parameters.hba_file;
+            patroni.postgresql.pg_hba = ["local all all peer", "host all all all trust"];
+        });
+        const unlisted = patroniYml((patroni) => {
+            delete patroni.postgresql.parameters.hba_file;
+        });
+        expect(
+            await messages(noTrustOrPlaintextAuth, [postgres({ conf, patroni: listed }), postgres({ conf, patroni: unlisted })]),
+        ).toEqual([
+            'primary-container: pg_hba.conf line 2 "host all all all trust" lets clients in without a password',
+            "primary-container: PostgreSQL reads /var/lib/postgresql/data/pgdata/pg_hba.conf, which the container does not carry: who may log in cannot be checked",
         ]);
     });
 
@@ -255,9 +329,9 @@ describe("strong-generated-passwords", () => {
 });
 
 describe("monitoring-read-only", () => {
-    /** The primary with the bootstrap SQL the program renders for these roles. */
-    function primaryWith(roles: RoleSpec[]): PolicyTarget {
-        const sql = renderBootstrapSql({
+    /** The SQL the program renders for these roles. */
+    function rolesSql(roles: RoleSpec[]): string {
+        return renderBootstrapSql({
             superuser: { name: "postgres", verifier: VERIFIER, attributes: [], memberOf: [] },
             roles,
             database: "obcms",
@@ -265,10 +339,13 @@ describe("monitoring-read-only", () => {
             timezone: "Asia/Manila",
             extensions: [],
         });
-        const target = postgres();
-        target.inputs.uploads.push(upload("/etc/obcms/bootstrap.sql", sql, "0600"));
-        return target;
     }
+    /** The command that pipes it into psql on the leader, as ClusterConfig declares it. */
+    const rolesCommand = (roles: RoleSpec[]): PolicyTarget => ({
+        type: COMMAND,
+        name: "cluster-config-roles",
+        inputs: { create: leaderSqlCommand(clusterTopology(production).members), stdin: rolesSql(roles) },
+    });
     const role = (name: string, memberOf: string[], attributes: RoleSpec["attributes"] = []): RoleSpec => ({
         name,
         verifier: VERIFIER,
@@ -279,20 +356,30 @@ describe("monitoring-read-only", () => {
         PGBOUNCER_INI.replace("[pgbouncer]\n", `[pgbouncer]\nadmin_users = ${admins}\nstats_users = ${stats}\n`);
 
     it("accepts a role that only reads statistics, and separate PgBouncer admin and stats users", async () => {
-        const primary = primaryWith([role("obcms_app", []), role("replicator", [], ["REPLICATION"]), role("monitoring", ["pg_monitor"])]);
-        expect(await messages(monitoringReadOnly, [primary, pgbouncer(ini("pgbouncer", "monitoring"))])).toEqual([]);
+        const command = rolesCommand([role("obcms_app", []), role("replicator", [], ["REPLICATION"]), role("monitoring", ["pg_monitor"])]);
+        expect(await messages(monitoringReadOnly, [command, pgbouncer(ini("pgbouncer", "monitoring"))])).toEqual([]);
     });
 
     it("refuses a monitoring role with another role or a power, and a PgBouncer stats user that is an admin", async () => {
-        const primary = primaryWith([
+        const command = rolesCommand([
             role("monitoring", ["pg_monitor", "pg_write_all_data"], ["REPLICATION"]),
             role("metrics", ["pg_read_all_stats", "obcms_app"]),
         ]);
-        expect(await messages(monitoringReadOnly, [primary, pgbouncer(ini("pgbouncer, monitoring", "monitoring"))])).toEqual([
-            'primary-container: monitoring role "monitoring" is also granted "pg_write_all_data"',
-            'primary-container: monitoring role "monitoring" is given REPLICATION',
-            'primary-container: monitoring role "metrics" is also granted "obcms_app"',
+        expect(await messages(monitoringReadOnly, [command, pgbouncer(ini("pgbouncer, monitoring", "monitoring"))])).toEqual([
+            'cluster-config-roles: monitoring role "monitoring" is also granted "pg_write_all_data"',
+            'cluster-config-roles: monitoring role "monitoring" is given REPLICATION',
+            'cluster-config-roles: monitoring role "metrics" is also granted "obcms_app"',
             'pgbouncer-container: PgBouncer stats user "monitoring" is also in admin_users: it could PAUSE, KILL or SHUTDOWN the pooler',
+        ]);
+    });
+
+    it("reads the SQL files a PostgreSQL server carries too, and no command that does not run psql", async () => {
+        const sql = rolesSql([role("monitoring", ["pg_monitor", "pg_signal_backend"])]);
+        const server = postgres();
+        server.inputs.uploads.push(upload("/etc/obcms/roles.sql", sql, "0600"));
+        const other: PolicyTarget = { type: COMMAND, name: "other", inputs: { create: "cat >/dev/null", stdin: sql } };
+        expect(await messages(monitoringReadOnly, [server, other])).toEqual([
+            'primary-container: monitoring role "monitoring" is also granted "pg_signal_backend"',
         ]);
     });
 });
@@ -346,9 +433,31 @@ describe("generated-passwords-not-exposed", () => {
         outputs: { length: 32, result: "Generated0Password0Value0000000x" },
     };
 
-    it("accepts a password in a private file only", async () => {
+    it("accepts a password in a private file only, or on a command's standard input", async () => {
         const target = pgbouncer(PGBOUNCER_INI, '"obcms_app" "Generated0Password0Value0000000x"\n');
-        expect(await messages(generatedPasswordsNotExposed, [password, target])).toEqual([]);
+        const piped: PolicyTarget = {
+            type: COMMAND,
+            name: "roles",
+            inputs: { create: "psql -f -", stdin: "PASSWORD 'Generated0Password0Value0000000x'" },
+        };
+        expect(await messages(generatedPasswordsNotExposed, [password, target, piped])).toEqual([]);
+    });
+
+    it("refuses a generated password in a command's command lines or environment", async () => {
+        const command: PolicyTarget = {
+            type: COMMAND,
+            name: "roles",
+            inputs: {
+                create: "psql postgresql://postgres:Generated0Password0Value0000000x@leader/postgres",
+                delete: "echo Generated0Password0Value0000000x",
+                environment: { PGPASSWORD: "Generated0Password0Value0000000x" },
+            },
+        };
+        expect(await messages(generatedPasswordsNotExposed, [password, command])).toEqual([
+            "roles: command roles shows password credentials-app-password in its create command",
+            "roles: command roles shows password credentials-app-password in its delete command",
+            "roles: command roles shows password credentials-app-password in its environment",
+        ]);
     });
 
     it("refuses a generated password in the environment, labels or a world-readable file", async () => {
@@ -388,6 +497,27 @@ describe("credential-files-private", () => {
             "pgbouncer-container: /etc/obcms/bootstrap.sql holds credentials but is 0644 owned by 999; it must be at most 0600, or 0640 when owned by root",
             "pgbouncer-container: /etc/obcms/app-secret holds credentials but is 0604 owned by 999; it must be at most 0600, or 0640 when owned by root",
             "pgbouncer-container: /etc/obcms/grafana/admin-password holds credentials but is 0644 owned by 0; it must be at most 0600, or 0640 when owned by root",
+        ]);
+    });
+
+    it("refuses a patroni.yml others can read, and the private keys Patroni's config names, each once", async () => {
+        const patroni = patroniYml((conf) => {
+            conf.restapi.keyfile = "/etc/obcms/rest/api.pem";
+            conf.etcd3.key = "/etc/obcms/tls/server.key";
+        });
+        const target = postgres({}, {}, "primary-container");
+        target.inputs.uploads = target.inputs.uploads.map((u: { file: string }) =>
+            u.file === "/etc/obcms/patroni.yml"
+                ? upload(u.file, patroni, "0640")
+                : u.file === "/etc/obcms/tls/server.key"
+                  ? upload(u.file, "-----BEGIN EC PRIVATE KEY-----\n", "0644")
+                  : u,
+        );
+        target.inputs.uploads.push(upload("/etc/obcms/rest/api.pem", "-----BEGIN EC PRIVATE KEY-----\n", "0644"));
+        expect(await messages(credentialFilesPrivate, [target])).toEqual([
+            "primary-container: /etc/obcms/patroni.yml holds credentials but is 0640 owned by 999; it must be at most 0600, or 0640 when owned by root",
+            "primary-container: /etc/obcms/tls/server.key holds credentials but is 0644 owned by 999; it must be at most 0600, or 0640 when owned by root",
+            "primary-container: /etc/obcms/rest/api.pem holds credentials but is 0644 owned by 999; it must be at most 0600, or 0640 when owned by root",
         ]);
     });
 });
@@ -449,16 +579,49 @@ describe("data-on-named-volumes", () => {
             "primary-container: keeps PostgreSQL's data directory /var/lib/postgresql/data/pgdata on an anonymous volume at /var/lib/postgresql/data; mount a named volume there",
         ]);
     });
+
+    it("takes the data directory from Patroni's postgresql.data_dir", async () => {
+        const elsewhere = patroniYml((conf) => {
+            conf.postgresql.data_dir = "/srv/postgresql";
+        });
+        const unset = patroniYml((conf) => {
+            delete conf.postgresql.data_dir;
+        });
+        expect(await messages(dataOnNamedVolumes, [postgres({ patroni: elsewhere }), postgres({ patroni: unset })])).toEqual([
+            "primary-container: keeps PostgreSQL's data directory /srv/postgresql in the container itself: it is lost with the container; mount a named volume there",
+            "primary-container: patroni.yml sets no postgresql.data_dir: Patroni cannot start, and where the data lives cannot be checked",
+        ]);
+    });
 });
 
 describe("slot-wal-bounded", () => {
-    it("accepts a bound and refuses -1 or no setting", async () => {
+    it("accepts a bound and refuses -1 or no setting, in postgresql.conf or Patroni's parameters", async () => {
         expect(await messages(slotWalBounded, [postgres()])).toEqual([]);
         const unlimited = POSTGRESQL_CONF.replace("max_slot_wal_keep_size = '2048MB'", "max_slot_wal_keep_size = -1");
         const unset = POSTGRESQL_CONF.replace("max_slot_wal_keep_size = '2048MB'\n", "");
+        const bootstrapping = bootstrapDcs((dcs) => {
+            dcs.postgresql.parameters.max_slot_wal_keep_size = -1;
+        });
         const message =
-            "primary-container: postgresql.conf leaves max_slot_wal_keep_size at -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)";
-        expect(await messages(slotWalBounded, [postgres({ conf: unlimited }), postgres({ conf: unset })])).toEqual([message, message]);
+            "primary-container: postgresql.conf and Patroni's parameters leave max_slot_wal_keep_size at -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)";
+        expect(
+            await messages(slotWalBounded, [
+                postgres({ conf: unlimited }),
+                postgres({ conf: unset }),
+                postgres({ patroni: bootstrapping }),
+            ]),
+        ).toEqual([message, message, message]);
+    });
+
+    it("refuses -1 in the dynamic configuration the stack writes into etcd, and leaves what it does not set to the members", async () => {
+        const unbounded = dynamic((conf) => {
+            conf.postgresql.parameters.max_slot_wal_keep_size = "-1";
+        });
+        expect(await messages(slotWalBounded, [seeding(dynamic()), applying(dynamic())])).toEqual([]);
+        expect(await messages(slotWalBounded, [seeding(unbounded), applying(unbounded)])).toEqual([
+            "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) sets max_slot_wal_keep_size = -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
+            "cluster-config-dynamic-config: the dynamic configuration it applies (patronictl edit-config) sets max_slot_wal_keep_size = -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
+        ]);
     });
 });
 
@@ -476,12 +639,38 @@ describe("audit-logging", () => {
                 requiredClasses: ["ddl", "role", "write"],
             }),
         ).toEqual([
-            "primary-container: postgresql.conf does not preload pgaudit (shared_preload_libraries): nothing is audited",
+            "primary-container: postgresql.conf and Patroni's parameters do not preload pgaudit (shared_preload_libraries): nothing is audited",
             "primary-container: pgaudit.log = all, -role does not log role (auditLog)",
         ]);
         const none = POSTGRESQL_CONF.replace("pgaudit.log = 'ddl, role'", "pgaudit.log = none");
         expect(await messages(auditLogging, [postgres({ conf: none })])).toEqual([
             "primary-container: pgaudit.log = none does not log ddl, role (auditLog)",
+        ]);
+    });
+
+    it("takes Patroni's dynamic parameters over postgresql.conf, and the member's own over the dynamic ones", async () => {
+        const bootstrapping = bootstrapDcs((dcs) => {
+            dcs.postgresql.parameters["pgaudit.log"] = "ddl";
+        });
+        const local = patroniYml((conf) => {
+            conf.bootstrap.dcs = dynamic((dcs) => {
+                dcs.postgresql.parameters["pgaudit.log"] = "ddl";
+            });
+            conf.postgresql.parameters["PGAUDIT.LOG"] = "role, ddl";
+        });
+        expect(await messages(auditLogging, [postgres({ patroni: bootstrapping }), postgres({ patroni: local })])).toEqual([
+            "primary-container: pgaudit.log = ddl does not log role (auditLog)",
+        ]);
+    });
+
+    it("refuses a dynamic configuration the stack writes into etcd that drops pgaudit or a required class", async () => {
+        const weakened = dynamic((conf) => {
+            conf.postgresql.parameters.shared_preload_libraries = "pg_stat_statements";
+            conf.postgresql.parameters["pgaudit.log"] = "ddl";
+        });
+        expect(await messages(auditLogging, [seeding(dynamic()), seeding(weakened)])).toEqual([
+            "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) sets shared_preload_libraries = pg_stat_statements, without pgaudit: nothing is audited",
+            "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) sets pgaudit.log = ddl, which does not log role (auditLog)",
         ]);
     });
 });
@@ -509,20 +698,20 @@ describe("backups-encrypted", () => {
     });
 });
 
-/** A replica's postgresql.conf: the primary's plus where it streams from. */
-function replica(k: number): PolicyTarget {
-    const conf =
-        POSTGRESQL_CONF.replace("cluster_name = 'primary'", `cluster_name = 'replica_${k}'`) +
-        "primary_conninfo = 'host=''primary'' user=replicator'\n";
-    return postgres({ conf }, {}, `replica-${k}-container`);
+/** Patroni member k (pg-k): member 1 is the `primary` component, k > 1 `replica-(k-1)`. */
+function member(k: number): PolicyTarget {
+    return postgres({ patroni: patroniYml(undefined, k) }, {}, k === 1 ? "primary-container" : `replica-${k - 1}-container`);
 }
 
 describe("minimum-replicas", () => {
-    it("counts PostgreSQL servers that stream from a primary", async () => {
-        const cluster = [postgres(), replica(1), replica(2), pgbouncer()];
+    it("counts the PostgreSQL servers Patroni runs, but the one that leads", async () => {
+        const cluster = [member(1), member(2), member(3), pgbouncer()];
         expect(await messages(minimumReplicas, cluster, { minimumReplicas: 2 })).toEqual([]);
         expect(await messages(minimumReplicas, cluster)).toEqual([
             "the stack runs 2 streaming replica(s); at least 3 are required (replicaCount)",
+        ]);
+        expect(await messages(minimumReplicas, [pgbouncer()], { minimumReplicas: 1 })).toEqual([
+            "the stack runs 0 streaming replica(s); at least 1 are required (replicaCount)",
         ]);
     });
 });
@@ -539,7 +728,7 @@ function etcdMember(k: number, edit: (conf: string) => string = (conf) => conf):
 }
 
 describe("dcs-tls", () => {
-    it("accepts the etcd config the program renders", async () => {
+    it("accepts the etcd and Patroni configs the program renders", async () => {
         expect(await messages(dcsTls, [etcdMember(1), postgres()])).toEqual([]);
     });
 
@@ -556,6 +745,33 @@ describe("dcs-tls", () => {
             "etcd-2-container: etcd.yml: client-transport-security does not require a certificate from a trusted CA (client-cert-auth, trusted-ca-file): anyone who reaches the port could read and write the cluster's state",
         ]);
     });
+
+    it("refuses a Patroni member that reaches etcd in clear text, or without checking or presenting a certificate", async () => {
+        const plain = patroniYml((conf) => {
+            delete conf.etcd3.protocol;
+            delete conf.etcd3.cacert;
+            delete conf.etcd3.key;
+        });
+        const proxied = patroniYml((conf) => {
+            conf.etcd3.proxy = "http://etcd-proxy:2379";
+        });
+        const v2 = patroniYml((conf) => {
+            conf.etcd = { url: "https://obcms-database-production-etcd-1:2379", cacert: "/etc/obcms/tls/ca.crt" };
+            delete conf.etcd3;
+        });
+        const none = patroniYml((conf) => {
+            delete conf.etcd3;
+        });
+        const targets = [plain, proxied, v2, none].map((patroni) => postgres({ patroni }));
+        expect(await messages(dcsTls, targets)).toEqual([
+            "primary-container: patroni.yml: etcd3 reaches etcd over http, not https: who leads would be decided in clear text",
+            "primary-container: patroni.yml: etcd3 sets no cacert: Patroni would take any server for etcd, without checking its certificate",
+            "primary-container: patroni.yml: etcd3 presents no client certificate (cert and key): only an etcd that takes requests from anyone could serve it",
+            "primary-container: patroni.yml: etcd3 reaches etcd over http, not https: who leads would be decided in clear text",
+            "primary-container: patroni.yml: etcd presents no client certificate (cert and key): only an etcd that takes requests from anyone could serve it",
+            "primary-container: patroni.yml has no etcd3 section: Patroni would keep the cluster's state outside the stack's etcd",
+        ]);
+    });
 });
 
 describe("dcs-quorum", () => {
@@ -564,6 +780,130 @@ describe("dcs-quorum", () => {
         expect(await messages(dcsQuorum, cluster, { minimumEtcdMembers: 1 })).toEqual([]);
         expect(await messages(dcsQuorum, cluster)).toEqual(["the stack runs 1 etcd member(s); at least 3 are required (etcdMembers)"]);
         expect(await messages(dcsQuorum, [etcdMember(1), etcdMember(2), etcdMember(3)])).toEqual([]);
+    });
+});
+
+describe("patroni-api-authenticated", () => {
+    it("accepts the REST API the program configures, and the older auth form", async () => {
+        const older = patroniYml((conf) => {
+            delete conf.restapi.authentication;
+            conf.restapi.auth = `patroni:${PATRONI_PASSWORDS.rest}`;
+        });
+        expect(await messages(patroniApiAuthenticated, [postgres(), postgres({ patroni: older })])).toEqual([]);
+    });
+
+    it("refuses an API without a password or TLS, and a patronictl that checks no certificate, quoting no password", async () => {
+        const open = patroniYml((conf) => {
+            conf.restapi.authentication = { username: "patroni" };
+            conf.restapi.listen = "0.0.0.0:8018";
+            delete conf.restapi.certfile;
+            delete conf.restapi.keyfile;
+            // Python's truth: a non-empty string is true.
+            conf.ctl.insecure = "false";
+        });
+        const passwordOnly = patroniYml((conf) => {
+            delete conf.restapi.authentication;
+            conf.restapi.auth = `:${PATRONI_PASSWORDS.rest}`;
+        });
+        const found = await messages(patroniApiAuthenticated, [postgres({ patroni: open }), postgres({ patroni: passwordOnly })]);
+        expect(found).toEqual([
+            "primary-container: patroni.yml: restapi has no authentication (username and password): anyone who reaches port 8018 could switch the leader over, restart or reinitialize a member, or change the cluster's configuration",
+            "primary-container: patroni.yml: restapi sets no certfile: the API serves plain HTTP, and its password would travel in clear text",
+            "primary-container: patroni.yml: ctl is insecure: patronictl would send the API's password to whoever answers, without checking its certificate",
+            "primary-container: patroni.yml: restapi has no authentication (username and password): anyone who reaches port 8008 could switch the leader over, restart or reinitialize a member, or change the cluster's configuration",
+        ]);
+        expect(found.filter((m) => Object.values(PATRONI_PASSWORDS).some((p) => m.includes(p)))).toEqual([]);
+    });
+});
+
+describe("synchronous-replication", () => {
+    const lost = "a commit is acknowledged before any replica has it, so a failover can lose it";
+    const required = "at least 1 replica(s) must confirm each commit (synchronousReplicas)";
+    const seeded = "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put):";
+    const applied = "cluster-config-dynamic-config: the dynamic configuration it applies (patronictl edit-config):";
+
+    it("accepts production's quorum commit wherever it is declared, and the strict mode's floor of one replica", async () => {
+        const strict = bootstrapDcs((dcs) => {
+            dcs.synchronous_node_count = 0;
+        });
+        const on = bootstrapDcs((dcs) => {
+            dcs.synchronous_mode = "on";
+        });
+        const targets = [postgres(), postgres({ patroni: strict }), postgres({ patroni: on }), seeding(dynamic()), applying(dynamic())];
+        expect(await messages(synchronousReplication, targets)).toEqual([]);
+    });
+
+    it("refuses asynchronous replication in the configuration the stack seeds, however Patroni spells it", async () => {
+        const targets = [
+            dynamic((conf) => {
+                conf.synchronous_mode = false;
+            }),
+            dynamic((conf) => {
+                conf.synchronous_mode = "off";
+            }),
+            dynamic((conf) => {
+                delete conf.synchronous_mode;
+            }),
+            dynamic((conf) => {
+                conf.synchronous_node_count = 0;
+                conf.synchronous_mode_strict = false;
+            }),
+        ].map((conf) => seeding(conf));
+        expect(await messages(synchronousReplication, targets)).toEqual([
+            `${seeded} synchronous_mode = false: ${lost}; ${required}`,
+            `${seeded} synchronous_mode = off: ${lost}; ${required}`,
+            `${seeded} synchronous_mode is unset: Patroni's default is off; ${required}`,
+            `${seeded} synchronous_node_count = 0: each commit waits for 0 replica(s); ${required}`,
+        ]);
+    });
+
+    it("refuses a configuration the stack applies that is asynchronous, silent about it, or not YAML, and a member's bootstrap.dcs", async () => {
+        const targets = [
+            applying(
+                dynamic((conf) => {
+                    conf.synchronous_mode = false;
+                    delete conf.synchronous_node_count;
+                }),
+            ),
+            applying(
+                dynamic((conf) => {
+                    delete conf.synchronous_mode;
+                }),
+            ),
+            applying({}, "ttl: [20\n"),
+            postgres({
+                patroni: bootstrapDcs((dcs) => {
+                    dcs.synchronous_mode = "off";
+                }),
+            }),
+        ];
+        expect(await messages(synchronousReplication, targets)).toEqual([
+            `${applied} synchronous_mode = false: ${lost}; ${required}`,
+            `${applied} synchronous_mode is unset: etcd keeps the value it holds, which the stack does not declare; ${required}`,
+            "cluster-config-dynamic-config: the dynamic configuration it applies (patronictl edit-config) is not valid YAML (line 2): Patroni cannot use it, and this check cannot run",
+            `primary-container: patroni.yml: bootstrap.dcs synchronous_mode = off: ${lost}; ${required}`,
+        ]);
+    });
+
+    it("takes the number of replicas from the policy config, and asks nothing with 0", async () => {
+        const asynchronous = dynamic((conf) => {
+            conf.synchronous_mode = false;
+        });
+        expect(
+            await messages(synchronousReplication, [seeding(asynchronous), applying(asynchronous)], { minimumSynchronousReplicas: 0 }),
+        ).toEqual([]);
+        expect(await messages(synchronousReplication, [seeding(dynamic())], { minimumSynchronousReplicas: 2 })).toEqual([
+            `${seeded} synchronous_node_count = 1: each commit waits for 1 replica(s); at least 2 replica(s) must confirm each commit (synchronousReplicas)`,
+        ]);
+    });
+
+    it("reads no other command's input", async () => {
+        const other: PolicyTarget = {
+            type: COMMAND,
+            name: "other",
+            inputs: { create: "etcdctl get /service/x/config", stdin: "synchronous_mode: off\n" },
+        };
+        expect(await messages(synchronousReplication, [other])).toEqual([]);
     });
 });
 
@@ -579,17 +919,64 @@ describe("monitoring-enabled", () => {
                 instances.map((i) => `      - targets: ["${i}-exporter:9187"]\n        labels: { instance: "${i}" }\n`).join(""),
         );
 
-    it("accepts a Prometheus with alert rules that scrapes every PostgreSQL server", async () => {
-        expect(await messages(monitoringEnabled, [postgres(), replica(1), scraping(["primary", "replica_1"])])).toEqual([]);
+    it("accepts a Prometheus with alert rules that scrapes every PostgreSQL server, by Patroni member name", async () => {
+        expect(await messages(monitoringEnabled, [member(1), member(2), scraping(["pg-1", "pg-2"])])).toEqual([]);
     });
 
     it("refuses a stack without Prometheus, without alert rules, or with a server nobody scrapes", async () => {
-        expect(await messages(monitoringEnabled, [postgres()])).toEqual([
+        expect(await messages(monitoringEnabled, [member(1)])).toEqual([
             "no container runs Prometheus (none carries a prometheus.yml): nothing watches the cluster or raises an alert (monitoringEnabled)",
         ]);
-        expect(await messages(monitoringEnabled, [postgres(), replica(1), scraping(["primary"], "[]")])).toEqual([
+        expect(await messages(monitoringEnabled, [member(1), member(2), scraping(["pg-1"], "[]")])).toEqual([
             "Prometheus loads no alert rules (rule_files is empty): nothing raises an alert",
-            'replica-1-container: Prometheus scrapes no exporter for PostgreSQL server "replica_1"',
+            'replica-1-container: Prometheus scrapes no exporter for PostgreSQL server "pg-2"',
+        ]);
+    });
+});
+
+describe("PostgreSQL servers, found by Patroni's configuration", () => {
+    it("are the containers that carry a patroni.yml, not those that carry a postgresql.conf", async () => {
+        const bare: PolicyTarget = {
+            type: CONTAINER,
+            name: "scratch-container",
+            inputs: { user: "999:999", uploads: [upload("/etc/obcms/postgresql.conf", "shared_preload_libraries = ''\n")] },
+        };
+        expect(await messages(auditLogging, [bare])).toEqual([]);
+        const withoutCustomConf = patroniYml((conf) => {
+            delete conf.postgresql.custom_conf;
+        });
+        expect(await messages(auditLogging, [postgres({ patroni: withoutCustomConf })])).toEqual([
+            "primary-container: postgresql.conf and Patroni's parameters do not preload pgaudit (shared_preload_libraries): nothing is audited",
+        ]);
+    });
+
+    it("read custom_conf relative to the data directory", async () => {
+        const relative = patroniYml((conf) => {
+            conf.postgresql.data_dir = "/etc/obcms";
+            conf.postgresql.custom_conf = "postgresql.conf";
+        });
+        expect(await messages(auditLogging, [postgres({ patroni: relative })])).toEqual([]);
+    });
+
+    it("read patroni.yml as Patroni does: YAML 1.1, where a bare no is false, and a repeated key wins", async () => {
+        const bareNo = `${patroniYml()}ctl:\n  insecure: no\n`;
+        const quotedNo = `${patroniYml()}ctl:\n  insecure: "no"\n`;
+        expect(await messages(patroniApiAuthenticated, [postgres({ patroni: bareNo }), postgres({ patroni: quotedNo })])).toEqual([
+            "primary-container: patroni.yml: ctl is insecure: patronictl would send the API's password to whoever answers, without checking its certificate",
+        ]);
+    });
+
+    it("whose patroni.yml does not parse are reported by each check that reads it, without quoting it", async () => {
+        const broken = patroniYml().replace(`password: "${PATRONI_PASSWORDS.rest}"`, `password: [${PATRONI_PASSWORDS.rest}`);
+        expect(broken).toContain(PATRONI_PASSWORDS.rest);
+        const line = broken.slice(0, broken.indexOf(`[${PATRONI_PASSWORDS.rest}`)).split("\n").length;
+        const message = `primary-container: patroni.yml is not valid YAML (line ${line + 1}): Patroni cannot start, and this check cannot run`;
+        for (const policy of [auditLogging, patroniApiAuthenticated, dcsTls, synchronousReplication]) {
+            expect(await messages(policy, [postgres({ patroni: broken })])).toEqual([message]);
+        }
+        const alias = patroniYml().replace(`password: "${PATRONI_PASSWORDS.rest}"`, `password: *${PATRONI_PASSWORDS.rest}`);
+        expect(await messages(slotWalBounded, [postgres({ patroni: alias })])).toEqual([
+            "primary-container: patroni.yml is not valid YAML: Patroni cannot start, and this check cannot run",
         ]);
     });
 });
