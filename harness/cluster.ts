@@ -1,6 +1,9 @@
 // startStack: brings up, on the local Docker engine, exactly what the program
 // declares for a stack (see docker-mocks.ts), and hands back its outputs.
 import { randomBytes } from "node:crypto";
+import { readSettings } from "../components/config";
+import type { ClusterSettings } from "../components/settings";
+import { clusterTopology, type Topology } from "../components/topology";
 import { DockerMocks, type StoppedContainer } from "./docker-mocks";
 import { resolveAll } from "./outputs";
 import type { PlannedStep } from "./preview";
@@ -20,8 +23,8 @@ export interface StackOutputs {
     readonly networkDatabaseUrl: string;
     readonly networkReadonlyDatabaseUrl: string;
     readonly pgbouncerAdminUrl: string;
-    primaryUrl: string;
-    replicaUrls: string[];
+    /** Superuser URLs, direct to each member, keyed by member name (`pg-1`, ...). */
+    memberUrls: Record<string, string>;
     /** PEM of the stack's CA certificate. */
     readonly caCertificate: string;
     readonly replicaCount: number;
@@ -40,6 +43,10 @@ export interface StackOutputs {
 
 export interface StartedStack {
     readonly outputs: StackOutputs;
+    /** The validated settings the program ran with, as `readSettings` read them. */
+    readonly settings: ClusterSettings;
+    /** The model the program built its resources from: every member's and service's names. */
+    readonly topology: Topology;
     /** Prefix of the stack's Docker names (`<project>-<stack name>`). */
     readonly clusterName: string;
     /**
@@ -78,8 +85,11 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
     const stackName = `${stack}-it${randomBytes(3).toString("hex")}`;
     const mocks = new DockerMocks();
     const stop = () => mocks.removeAll();
+    let settings: ClusterSettings | undefined;
     const declare = async (overrides: Record<string, unknown> | undefined): Promise<StackOutputs> => {
         const { exports } = await runProgram({ stack, stackName, overrides, mocks, importProgram: options.importProgram });
+        // The config the program just read, read again the same way.
+        settings = readSettings();
         return (await Promise.race([resolveAll(exports), mocks.failure])) as unknown as StackOutputs;
     };
     try {
@@ -87,10 +97,10 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
         const outputs = { ...resolved };
         const refreshAddresses = async () => {
             const reachable = (url: string) => mocks.reachableFromHost(url);
-            Object.assign(outputs, resolved, {
-                primaryUrl: await reachable(resolved.primaryUrl),
-                replicaUrls: await Promise.all(resolved.replicaUrls.map(reachable)),
-            });
+            const memberUrls = await Promise.all(
+                Object.entries(resolved.memberUrls).map(async ([name, url]) => [name, await reachable(url)]),
+            );
+            Object.assign(outputs, resolved, { memberUrls: Object.fromEntries(memberUrls) });
         };
         const update = async (overrides: Record<string, unknown>) => {
             mocks.beginUpdate();
@@ -102,6 +112,12 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
         await refreshAddresses();
         return {
             outputs,
+            get settings() {
+                return settings as ClusterSettings;
+            },
+            get topology() {
+                return clusterTopology(settings as ClusterSettings);
+            },
             clusterName: `${projectName()}-${stackName}`,
             refreshAddresses,
             update,

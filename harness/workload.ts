@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { Background } from "./background";
 import type { StartedStack } from "./cluster";
+import { waitForHealthyCluster, waitForLeader } from "./patroni";
 import { clientConfig, containerLog, docker, query, waitFor } from "./sql";
 
 const run = promisify(execFile);
@@ -71,7 +72,9 @@ export class Writer {
             const id = next++;
             try {
                 if (!client) {
-                    client = new pg.Client({ ...clientConfig(url), connectionTimeoutMillis: 2_000 });
+                    // A statement on a connection whose server vanished without a reset would otherwise wait
+                    // for TCP to give up (minutes): it fails, and the writer reconnects.
+                    client = new pg.Client({ ...clientConfig(url), connectionTimeoutMillis: 2_000, query_timeout: 60_000 });
                     client.on("error", () => undefined);
                     await client.connect();
                 }
@@ -104,9 +107,50 @@ export class Writer {
     }
 }
 
+/**
+ * The writers' table. Each row records, as CloudNativePG's failover test
+ * does, the timeline it was committed on (from the WAL file name) and when,
+ * so a failover's write gap is read from the rows themselves.
+ */
 export async function createWritesTable(stack: StartedStack): Promise<void> {
     await query(stack.outputs.databaseUrl, `DROP TABLE IF EXISTS ${WRITES_TABLE}`);
-    await query(stack.outputs.databaseUrl, `CREATE TABLE ${WRITES_TABLE} (id int PRIMARY KEY)`);
+    await query(
+        stack.outputs.databaseUrl,
+        `CREATE TABLE ${WRITES_TABLE} (
+            id int PRIMARY KEY,
+            timeline int NOT NULL DEFAULT ('x' || substring(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int,
+            committed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+        )`,
+    );
+}
+
+export interface TimelineSpan {
+    readonly timeline: number;
+    readonly rows: number;
+    readonly first: Date;
+    readonly last: Date;
+}
+
+/** The committed rows per timeline, oldest timeline first. */
+export async function timelineSpans(url: string): Promise<TimelineSpan[]> {
+    return query<TimelineSpan>(
+        url,
+        `SELECT timeline, count(*)::int AS rows, min(committed_at) AS first, max(committed_at) AS last
+         FROM ${WRITES_TABLE} GROUP BY timeline ORDER BY timeline`,
+    );
+}
+
+/**
+ * The failover's write gap as CloudNativePG measures it: from the last
+ * commit on the old timeline to the first on the next, in seconds.
+ */
+export function failoverGapSeconds(spans: readonly TimelineSpan[], oldTimeline: number): number {
+    const before = spans.find((s) => s.timeline === oldTimeline);
+    const after = spans.find((s) => s.timeline > oldTimeline);
+    if (!before || !after) {
+        throw new Error(`no commits on both sides of timeline ${oldTimeline}: ${JSON.stringify(spans)}`);
+    }
+    return (after.first.getTime() - before.last.getTime()) / 1000;
 }
 
 export interface NodeDigest {
@@ -117,43 +161,46 @@ export interface NodeDigest {
 const DIGEST_SQL = `SELECT count(*)::int AS count, md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) AS checksum FROM ${WRITES_TABLE}`;
 
 /**
- * Waits until every replica has replayed everything the primary has written,
- * then returns each node's digest: primary first, then the replicas in order.
- * Rows that the writer saw fail may or may not be there (a commit can succeed
- * after its acknowledgement is lost), so callers compare the primary against
- * the acknowledged rows with `toContain`-style checks, and every replica
- * against the primary exactly.
+ * Waits until every member streams from one leader and every replica has
+ * replayed everything the leader has written, then returns each member's
+ * digest: the leader first, then the replicas in member order. Rows that the
+ * writer saw fail may or may not be there (a commit can succeed after its
+ * acknowledgement is lost), so callers compare the leader against the
+ * acknowledged rows with `toContain`-style checks, and every replica against
+ * the leader exactly.
  */
 export async function digestsAfterCatchUp(
     stack: StartedStack,
     timeoutMs: number,
 ): Promise<{ catchUpSeconds: number; digests: NodeDigest[] }> {
     const started = Date.now();
-    const [{ lsn }] = await query(stack.outputs.primaryUrl, "SELECT pg_current_wal_lsn()::text AS lsn");
+    const members = await waitForHealthyCluster(stack, timeoutMs);
+    const leader = members.find((m) => m.role === "leader")!;
+    const replicas = members.filter((m) => m.role === "replica");
+    const [{ lsn }] = await query(leader.url, "SELECT pg_current_wal_lsn()::text AS lsn");
     await Promise.all(
-        stack.outputs.replicaUrls.map((url) =>
-            waitFor("a replica to replay the primary's WAL", timeoutMs, async () => {
-                const [row] = await query(url, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", [lsn]);
+        replicas.map((replica) =>
+            waitFor(`${replica.name} to replay the leader's WAL`, timeoutMs, async () => {
+                const [row] = await query(replica.url, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", [lsn]);
                 return row.done ? true : undefined;
             }),
         ),
     );
     const catchUpSeconds = (Date.now() - started) / 1000;
-    const digests = await Promise.all(
-        [stack.outputs.primaryUrl, ...stack.outputs.replicaUrls].map(async (url) => (await query<NodeDigest>(url, DIGEST_SQL))[0]),
-    );
+    const digests = await Promise.all([leader, ...replicas].map(async (m) => (await query<NodeDigest>(m.url, DIGEST_SQL))[0]));
     return { catchUpSeconds, digests };
 }
 
-/** Ids present on the primary, to check that no acknowledged commit was lost. */
-export async function primaryIds(stack: StartedStack): Promise<Set<number>> {
-    const rows = await query<{ id: number }>(stack.outputs.primaryUrl, `SELECT id FROM ${WRITES_TABLE}`);
+/** Ids present on the leader, to check that no acknowledged commit was lost. */
+export async function leaderIds(stack: StartedStack): Promise<Set<number>> {
+    const leader = await waitForLeader(stack, 120_000);
+    const rows = await query<{ id: number }>(leader.url, `SELECT id FROM ${WRITES_TABLE}`);
     return new Set(rows.map((r) => r.id));
 }
 
 /** The image the stack's containers run, for one-off tools on the cluster network. */
 export async function stackImage(stack: StartedStack): Promise<string> {
-    return (await docker("inspect", "--format", "{{.Image}}", `${stack.clusterName}-primary`)).trim();
+    return (await docker("inspect", "--format", "{{.Image}}", stack.topology.pgbouncer.container)).trim();
 }
 
 export interface ToolOptions {

@@ -1,15 +1,19 @@
 // Backups and restores on the staging stack brought up for real: the first
-// full backup taken from the replica at creation, continuous WAL archiving,
-// encryption, point-in-time and full restores into scratch containers through
-// scripts/backup.sh (the operators' commands), a backup under write load, a
-// killed pgBackRest server, an in-place point-in-time restore of the cluster,
-// and the schedule with retention.
+// full backup taken from the replica at creation, continuous WAL archiving by
+// whichever member leads, encryption, point-in-time and full restores into
+// scratch containers through scripts/backup.sh (the operators' commands), a
+// backup under write load, a killed pgBackRest server, members created from
+// the repository, a failover followed by a backup and a restore, an in-place
+// point-in-time restore of the cluster, and the schedule with retention.
+// Who leads is asked of Patroni (harness/patroni.ts), never read from a name.
 import { execFile } from "node:child_process";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKUP_STOP_GRACE_SECONDS } from "../../components/backup";
+import { PGDATA, VOLUME_DIR } from "../../components/render/paths";
 import { type StartedStack, startStack } from "../../harness/cluster";
+import { clusterStatus, type MemberStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { containerLog, docker, query, waitFor } from "../../harness/sql";
 import { PROJECT_ROOT } from "../../harness/stack-config";
 import { createWritesTable, WRITES_TABLE, Writer, type WriterReport } from "../../harness/workload";
@@ -22,18 +26,27 @@ const NO_GRAFANA = { grafanaEnabled: false };
 const TABLE = "backup_rows";
 const DIGEST_SQL = `SELECT count(*)::int || '|' || md5(coalesce(string_agg(id::text || ':' || note, ',' ORDER BY id), '')) FROM ${TABLE}`;
 const CONF = "/etc/obcms/pgbackrest.conf";
+/** How long a test waits for Patroni to name a leader, or for every member to stream again. */
+const CLUSTER_WAIT_MS = 300_000;
 
 interface BackupInfo {
     label: string;
     type: "full" | "diff" | "incr";
     timestamp: { start: number; stop: number };
+    lsn: { start: string; stop: string };
     info: { size: number; repository: { size: number; delta: number } };
 }
 
 /** Runs scripts/backup.sh against the stack, as an operator would. */
 async function backupScript(stack: StartedStack, ...args: string[]): Promise<string> {
-    const { stdout } = await run(SCRIPT, ["-c", stack.clusterName, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
-    return stdout;
+    try {
+        const { stdout } = await run(SCRIPT, ["-c", stack.clusterName, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 900_000 });
+        return stdout;
+    } catch (error) {
+        // What the script and pgBackRest said, not only that it failed.
+        const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+        throw new Error(`backup.sh ${args.join(" ")} failed: ${(error as Error).message}\n${stdout ?? ""}\n${stderr ?? ""}`);
+    }
 }
 
 async function pgbackrest(stack: StartedStack, ...args: string[]): Promise<string> {
@@ -44,28 +57,137 @@ async function info(stack: StartedStack): Promise<{ backup: BackupInfo[]; archiv
     return JSON.parse(await pgbackrest(stack, "info", "--output=json"))[0];
 }
 
+/** The timeline history files in the repository's WAL archive, e.g. `00000002.history`. */
+async function archivedHistoryFiles(stack: StartedStack): Promise<string[]> {
+    const { archive } = await info(stack);
+    const listing = await docker(
+        "exec",
+        `${stack.clusterName}-backup`,
+        "pgbackrest",
+        `--config=${CONF}`,
+        "repo-ls",
+        "--output=json",
+        `archive/main/${archive[archive.length - 1].id}`,
+    );
+    return Object.keys(JSON.parse(listing))
+        .filter((name) => name.endsWith(".history"))
+        .sort();
+}
+
 /** psql on the scratch container's local socket; one value. */
 async function scratchValue(stack: StartedStack, name: string, sql: string): Promise<string> {
     return (await docker("exec", `${stack.clusterName}-scratch-${name}`, "psql", "-X", "-A", "-t", "-d", "obcms", "-c", sql)).trim();
 }
 
-async function primaryDigest(stack: StartedStack): Promise<string> {
-    const [row] = await query(stack.outputs.primaryUrl, `SELECT (${DIGEST_SQL}) AS digest`);
+/** The member that leads now, as Patroni says. */
+function leader(stack: StartedStack): Promise<MemberStatus> {
+    return waitForLeader(stack, CLUSTER_WAIT_MS);
+}
+
+// Each test asks Patroni for the leader once and passes its URL on: a look-up between two
+// statements would put seconds between them.
+async function digestAt(url: string): Promise<string> {
+    const [row] = await query(url, `SELECT (${DIGEST_SQL}) AS digest`);
     return row.digest;
 }
 
-async function insertBatch(stack: StartedStack, from: number, to: number, note: string): Promise<void> {
-    await query(stack.outputs.primaryUrl, `INSERT INTO ${TABLE} SELECT g, $1 FROM generate_series($2::int, $3::int) g`, [note, from, to]);
+async function insertBatch(url: string, from: number, to: number, note: string): Promise<void> {
+    await query(url, `INSERT INTO ${TABLE} SELECT g, $1 FROM generate_series($2::int, $3::int) g`, [note, from, to]);
 }
 
-/** The primary's clock, as a recovery target with its offset. */
-async function primaryNow(stack: StartedStack): Promise<string> {
-    const [row] = await query(stack.outputs.primaryUrl, "SELECT clock_timestamp()::text AS now");
+/** The server's clock, as a recovery target with its offset. */
+async function clockAt(url: string): Promise<string> {
+    const [row] = await query(url, "SELECT clock_timestamp()::text AS now");
     return row.now;
+}
+
+/** Every member streaming again and caught up with the leader; each member's digest, the leader's first. */
+async function digestsWhenCaughtUp(stack: StartedStack): Promise<Array<{ name: string; digest: string }>> {
+    const members = await waitForHealthyCluster(stack, CLUSTER_WAIT_MS);
+    const lead = members.find((m) => m.role === "leader")!;
+    const [{ lsn }] = await query(lead.url, "SELECT pg_current_wal_lsn()::text AS lsn");
+    for (const replica of members.filter((m) => m.role === "replica")) {
+        await waitFor(`${replica.name} to replay the leader's WAL`, CLUSTER_WAIT_MS, async () => {
+            const [row] = await query(replica.url, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", [lsn]);
+            return row.done ? true : undefined;
+        });
+    }
+    const ordered = [lead, ...members.filter((m) => m !== lead)];
+    return Promise.all(
+        ordered.map(async (m) => ({ name: m.name, digest: (await query(m.url, `SELECT (${DIGEST_SQL}) AS digest`))[0].digest })),
+    );
+}
+
+/** Seconds between two Patroni log lines' timestamps (`2026-12-05 07:08:52,931 INFO: ...`, UTC). */
+function patroniTime(line: string): number {
+    const match = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d{3}) /.exec(line);
+    if (!match) {
+        throw new Error(`not a Patroni log line: ${line}`);
+    }
+    return Date.parse(`${match[1]}T${match[2]}.${match[3]}Z`);
+}
+
+/** A PostgreSQL log line's time, in ms; only differences count (the line's zone is the cluster's). */
+function postgresTime(line: string): number {
+    const match = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) /.exec(line);
+    if (!match) {
+        throw new Error(`not a PostgreSQL log line: ${line}`);
+    }
+    return Date.parse(`${match[1]}T${match[2]}Z`);
+}
+
+/** A container's log since `since` (an ISO time), both streams. */
+async function logSince(container: string, since: string): Promise<string> {
+    const { stdout, stderr } = await run("docker", ["logs", "--since", since, container], { maxBuffer: 64 * 1024 * 1024 });
+    return stdout + stderr;
+}
+
+/** The history file that starts the timeline the member at `url` writes on, e.g. `00000002.history`. */
+async function timelineHistoryFile(url: string): Promise<string> {
+    const [{ timeline }] = await query(url, "SELECT substring(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline");
+    return `${timeline}.history`;
+}
+
+/**
+ * Empties the member's data directory while it is stopped and starts it
+ * again, so its Patroni creates it anew. Returns the member's log from that
+ * start on, once every member streams again, and how long that took.
+ */
+async function recreateMember(stack: StartedStack, member: MemberStatus, image: string): Promise<{ log: string; seconds: number }> {
+    await docker("stop", member.container);
+    await docker(
+        "run",
+        "--rm",
+        "--user",
+        "999:999",
+        "-v",
+        `${member.container}-data:${VOLUME_DIR}`,
+        "--entrypoint",
+        "rm",
+        image,
+        "-rf",
+        PGDATA,
+    );
+    const since = new Date();
+    await docker("start", member.container);
+    await waitForHealthyCluster(stack, CLUSTER_WAIT_MS);
+    return { log: await logSince(member.container, since.toISOString()), seconds: (Date.now() - since.getTime()) / 1000 };
+}
+
+/** From Patroni's "trying to bootstrap" to "replica has been created using <method>", in seconds. */
+function creationSeconds(log: string, method: string): number {
+    const lines = log.split("\n");
+    const start = lines.find((l) => / INFO: trying to bootstrap from /.test(l));
+    const end = lines.find((l) => l.includes(`INFO: replica has been created using ${method}`));
+    if (!start || !end) {
+        throw new Error(`no creation using ${method} in the log:\n${lines.filter((l) => / (INFO|ERROR): /.test(l)).join("\n")}`);
+    }
+    return (patroniTime(end) - patroniTime(start)) / 1000;
 }
 
 describe("backups and restores on the staging stack", () => {
     let stack: StartedStack;
+    let image: string;
     const scratches: string[] = [];
 
     async function restoreScratch(name: string, target?: string): Promise<void> {
@@ -75,7 +197,8 @@ describe("backups and restores on the staging stack", () => {
 
     beforeAll(async () => {
         stack = await startStack("staging", { overrides: NO_GRAFANA });
-        await query(stack.outputs.primaryUrl, `CREATE TABLE ${TABLE} (id int PRIMARY KEY, note text NOT NULL)`);
+        image = (await docker("inspect", "--format", "{{.Config.Image}}", `${stack.clusterName}-backup`)).trim();
+        await query((await leader(stack)).url, `CREATE TABLE ${TABLE} (id int PRIMARY KEY, note text NOT NULL)`);
     }, 900_000);
 
     afterAll(async () => {
@@ -96,11 +219,24 @@ describe("backups and restores on the staging stack", () => {
         await expect(backupScript(stack, "check")).resolves.toBeDefined();
     });
 
+    it("created the replica at bring-up with pg_basebackup, the repository host not there yet, without waiting on it", async () => {
+        const replica = (await clusterStatus(stack)).find((m) => m.role === "replica")!;
+        const log = await containerLog(replica.container);
+        expect(log).toContain("no repository host yet: the member is cloned instead\n");
+        // The failed method cost no time: pgBackRest is not even started.
+        expect(creationSeconds(log, "basebackup")).toBeLessThan(30);
+        expect(log).not.toMatch(/restore command begin/);
+        console.log(
+            `bring-up: replica cloned with pg_basebackup in ${creationSeconds(log, "basebackup").toFixed(1)} s after the pgbackrest method declined`,
+        );
+    });
+
     it("archives WAL continuously: a switched segment reaches the repository within seconds", async () => {
-        const [{ segment }] = await query(stack.outputs.primaryUrl, "SELECT pg_walfile_name(pg_current_wal_lsn()) AS segment");
-        await query(stack.outputs.primaryUrl, `INSERT INTO ${TABLE} VALUES (0, 'switch')`);
+        const url = (await leader(stack)).url;
+        const [{ segment }] = await query(url, "SELECT pg_walfile_name(pg_current_wal_lsn()) AS segment");
+        await query(url, `INSERT INTO ${TABLE} VALUES (0, 'switch')`);
         const started = Date.now();
-        await query(stack.outputs.primaryUrl, "SELECT pg_switch_wal()");
+        await query(url, "SELECT pg_switch_wal()");
         await waitFor("the switched segment in the repository", 30_000, async () => {
             const { archive } = await info(stack);
             return archive[0].max >= segment ? true : undefined;
@@ -108,18 +244,16 @@ describe("backups and restores on the staging stack", () => {
         const seconds = (Date.now() - started) / 1000;
         console.log(`WAL segment ${segment} archived ${seconds.toFixed(2)} s after the switch`);
         expect(seconds).toBeLessThan(10);
-        await query(stack.outputs.primaryUrl, `DELETE FROM ${TABLE}`);
+        await query(url, `DELETE FROM ${TABLE}`);
     });
 
     it("restores to a point in time: exactly the rows committed before it", async () => {
-        await insertBatch(stack, 1, 500, "before");
-        const target = await primaryNow(stack);
-        const digestAtTarget = await primaryDigest(stack);
-        const [{ at }] = await query(
-            stack.outputs.primaryUrl,
-            `INSERT INTO ${TABLE} VALUES (501, 'after') RETURNING clock_timestamp()::text AS at`,
-        );
-        await insertBatch(stack, 502, 1000, "after");
+        const url = (await leader(stack)).url;
+        await insertBatch(url, 1, 500, "before");
+        const target = await clockAt(url);
+        const digestAtTarget = await digestAt(url);
+        const [{ at }] = await query(url, `INSERT INTO ${TABLE} VALUES (501, 'after') RETURNING clock_timestamp()::text AS at`);
+        await insertBatch(url, 502, 1000, "after");
         await backupScript(stack, "check");
         await restoreScratch("pitr", target);
         expect(await scratchValue(stack, "pitr", DIGEST_SQL)).toBe(digestAtTarget);
@@ -130,20 +264,20 @@ describe("backups and restores on the staging stack", () => {
         console.log(`PITR: target ${target}; the first later commit, ${gapMs} ms after it, was left out; 500 rows before it restored`);
     }, 300_000);
 
-    it("restores the latest backup and the archived WAL into a fresh container that matches the primary", async () => {
+    it("restores the latest backup and the archived WAL into a fresh container that matches the leader", async () => {
         await backupScript(stack, "now", "diff");
-        await insertBatch(stack, 1001, 1500, "after the backup");
+        const url = (await leader(stack)).url;
+        await insertBatch(url, 1001, 1500, "after the backup");
         await backupScript(stack, "check");
         await restoreScratch("latest");
-        expect(await scratchValue(stack, "latest", DIGEST_SQL)).toBe(await primaryDigest(stack));
+        expect(await scratchValue(stack, "latest", DIGEST_SQL)).toBe(await digestAt(url));
     }, 300_000);
 
     it("keeps the repository encrypted, and a wrong passphrase fails clearly", async () => {
         const canary = `obcms-plaintext-canary-${Date.now()}`;
-        await query(stack.outputs.primaryUrl, `INSERT INTO ${TABLE} VALUES (2001, $1)`, [canary]);
+        await query((await leader(stack)).url, `INSERT INTO ${TABLE} VALUES (2001, $1)`, [canary]);
         await backupScript(stack, "now", "incr");
         await backupScript(stack, "check");
-        const image = (await docker("inspect", "--format", "{{.Config.Image}}", `${stack.clusterName}-backup`)).trim();
         // Every file of the repository: its first eight bytes, and whether the canary is in it.
         const scan = await docker(
             "run",
@@ -214,50 +348,160 @@ describe("backups and restores on the staging stack", () => {
         );
     }, 300_000);
 
-    it("survives a killed pgBackRest server without a PostgreSQL restart", async () => {
-        const primary = `${stack.clusterName}-primary`;
-        const [{ started }] = await query(stack.outputs.primaryUrl, "SELECT pg_postmaster_start_time()::text AS started");
+    it("survives a killed pgBackRest server on the leader without a PostgreSQL restart", async () => {
+        const lead = await leader(stack);
+        const [{ started }] = await query(lead.url, "SELECT pg_postmaster_start_time()::text AS started");
         const servers = () =>
             docker(
                 "exec",
-                primary,
+                lead.container,
                 "sh",
                 "-c",
                 `for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q '^pgbackrest .*server $' && echo \${d#/proc/}; done; true`,
             );
         const before = (await servers()).trim().split("\n").filter(Boolean);
         expect(before.length).toBeGreaterThan(0);
-        await docker("exec", primary, "kill", "-KILL", ...before);
+        await docker("exec", lead.container, "kill", "-KILL", ...before);
         await waitFor("a new pgBackRest server", 10_000, async () => {
             const now = (await servers()).trim().split("\n").filter(Boolean);
             return now.length > 0 && now.every((pid) => !before.includes(pid)) ? now : undefined;
         });
-        const [after] = await query(stack.outputs.primaryUrl, "SELECT pg_postmaster_start_time()::text AS started");
+        const [after] = await query(lead.url, "SELECT pg_postmaster_start_time()::text AS started");
         expect(after.started).toBe(started);
-        expect(await containerLog(`${stack.clusterName}-primary`)).not.toMatch(/terminated by signal|crash/);
+        expect(await containerLog(lead.container)).not.toMatch(/terminated by signal|crash/);
         await expect(backupScript(stack, "check")).resolves.toBeDefined();
     }, 120_000);
 
-    it("restores the whole cluster in place to a point in time, replicas cloned afresh", async () => {
-        await query(stack.outputs.primaryUrl, `DELETE FROM ${TABLE}`);
-        await insertBatch(stack, 1, 300, "kept");
-        const target = await primaryNow(stack);
-        const kept = await primaryDigest(stack);
-        await insertBatch(stack, 301, 600, "undone");
-        await backupScript(stack, "restore-pitr", target);
+    it("re-creates a member from the repository, the leader serving no base backup, and from the leader while the repository host is away", async () => {
+        // Enough data that copying it shows: about 100 MB, in a backup the new member restores.
+        const lead = await leader(stack);
+        await query(lead.url, "CREATE TABLE backup_filler AS SELECT g, repeat(md5(g::text), 10) AS pad FROM generate_series(1, 300000) g");
+        await backupScript(stack, "now", "incr");
+        const { backup } = await info(stack);
+        const newest = backup[backup.length - 1];
+        // Written after the backup: the new member reaches it through the archive and the stream.
+        await insertBatch(lead.url, 3001, 3100, "after the member's backup");
+        await backupScript(stack, "check");
+
+        const replica = (await clusterStatus(stack)).find((m) => m.role === "replica")!;
+        // pg_basebackup always has the leader checkpoint first; a restore from the repository does not touch it.
+        const requestedCheckpoints = async () =>
+            (await query(lead.url, "SELECT num_requested::int AS n FROM pg_stat_checkpointer"))[0].n as number;
+        const checkpointsBefore = await requestedCheckpoints();
+        const restored = await recreateMember(stack, replica, image);
+        const restoredLog = restored.log;
+        expect(restoredLog).toContain("INFO: replica has been created using pgbackrest");
+        expect(restoredLog).not.toContain("replica has been created using basebackup");
+        expect(restoredLog).toMatch(new RegExp(`repo1: restore backup set ${newest.label}, recovery will start at`));
+        expect(await requestedCheckpoints()).toBe(checkpointsBefore);
+        // The backup label the member started from is pgBackRest's, at the backup's start.
+        const label = await docker("exec", replica.container, "cat", `${PGDATA}/backup_label.old`);
+        expect(label).toContain(`START WAL LOCATION: ${newest.lsn.start} `);
+        expect(label).toMatch(/^LABEL: pgBackRest backup started at /m);
+        // It replayed the archive past the backup, then streamed.
+        expect(restoredLog).toMatch(/restored log file "[0-9A-F]{24}" from archive/);
+        const fromRepository = creationSeconds(restoredLog, "pgbackrest");
+
+        // Without the repository host the same member is cloned from the leader.
+        await docker("stop", `${stack.clusterName}-backup`);
+        let cloned: { log: string; seconds: number };
+        try {
+            cloned = await recreateMember(stack, replica, image);
+        } finally {
+            await docker("start", `${stack.clusterName}-backup`);
+        }
+        expect(cloned.log).toContain("no repository host yet: the member is cloned instead\n");
+        expect(cloned.log).toContain("INFO: replica has been created using basebackup");
+        const fromLeader = creationSeconds(cloned.log, "basebackup");
+        const digests = await digestsWhenCaughtUp(stack);
+        expect(new Set(digests.map((d) => d.digest)).size).toBe(1);
+        console.log(
+            `member ${replica.name} re-created (database ${(await query(lead.url, "SELECT pg_size_pretty(pg_database_size('obcms')) AS s"))[0].s}): ` +
+                `from the repository (backup ${newest.label}) in ${fromRepository.toFixed(1)} s, streaming ${restored.seconds.toFixed(1)} s after its start; ` +
+                `with pg_basebackup from the leader in ${fromLeader.toFixed(1)} s, streaming after ${cloned.seconds.toFixed(1)} s`,
+        );
+        await query(lead.url, "DROP TABLE backup_filler");
+        await waitFor("the backup container healthy again", 120_000, async () =>
+            (await docker("inspect", "--format", "{{.State.Health.Status}}", `${stack.clusterName}-backup`)).trim() === "healthy"
+                ? true
+                : undefined,
+        );
+    }, 1_200_000);
+
+    it("after a failover the new leader archives its timeline, a backup comes from a replica, and a restore holds the rows written since", async () => {
+        const old = await leader(stack);
+        await insertBatch(old.url, 4001, 4100, "before the failover");
+        const historyBefore = await archivedHistoryFiles(stack);
+        // The leader dies: the replica, whose streaming stops, runs restore_command until Patroni promotes it.
+        const since = new Date().toISOString();
+        await docker("kill", old.container);
+        const promoted = await waitForLeader(stack, CLUSTER_WAIT_MS, old.name);
+        const promotion = (await logSince(promoted.container, since))
+            .split("\n")
+            .filter((l) => / LOG: {2}(received promote request|redo done at|selected new timeline ID)/.test(l));
+        const at = (what: string) => postgresTime(promotion.find((l) => l.includes(what))!);
+        const requestToTimeline = (at("selected new timeline ID") - at("received promote request")) / 1000;
+        console.log(
+            `promotion on ${promoted.name} with restore_command (synchronous archive-get): promote request to redo done ` +
+                `${((at("redo done at") - at("received promote request")) / 1000).toFixed(3)} s, to the new timeline ${requestToTimeline.toFixed(3)} s`,
+        );
+        // A few archive-get calls (the last segment, the next timeline's history file), not a stall on the repository.
+        expect(requestToTimeline).toBeLessThan(5);
+
+        await insertBatch(promoted.url, 4101, 4200, "after the failover");
+        // The new leader archives its timeline's history file first.
+        const historyFile = await timelineHistoryFile(promoted.url);
+        await waitFor("the new timeline's history file in the repository", 120_000, async () =>
+            (await archivedHistoryFiles(stack)).includes(historyFile) ? true : undefined,
+        );
+        expect(await archivedHistoryFiles(stack)).toEqual([...historyBefore, historyFile]);
+        // The old leader rejoins as a replica (pgbackrest check lists every member's data directory,
+        // so it passes only with all of them up): the archive is proven on the new timeline, and
+        // backups come from the old leader now.
+        await docker("start", old.container);
+        await digestsWhenCaughtUp(stack);
+        await backupScript(stack, "check");
+        // pgBackRest's own lines: the files came from the standby, whichever member that is now.
+        const backupLog = await backupScript(stack, "now", "incr");
+        expect(backupLog).toMatch(/wait for replay on the standby to reach/);
+        expect(backupLog).toMatch(/backup start archive = [0-9A-F]{24}/);
+        const { backup } = await info(stack);
+        expect(backup[backup.length - 1].label).toMatch(/I$/);
+        await insertBatch(promoted.url, 4201, 4300, "after the backup");
+        await backupScript(stack, "check");
+        await restoreScratch("failover");
+        expect(await scratchValue(stack, "failover", DIGEST_SQL)).toBe(await digestAt(promoted.url));
+        expect(await scratchValue(stack, "failover", `SELECT count(*) FROM ${TABLE} WHERE id BETWEEN 4101 AND 4300`)).toBe("200");
+    }, 900_000);
+
+    it("restores the whole cluster in place to a point in time, every other member created afresh", async () => {
+        const before = await leader(stack);
+        await query(before.url, `DELETE FROM ${TABLE}`);
+        await insertBatch(before.url, 1, 300, "kept");
+        const target = await clockAt(before.url);
+        const kept = await digestAt(before.url);
+        await insertBatch(before.url, 301, 600, "undone");
+        const historyBefore = await archivedHistoryFiles(stack);
+        const started = Date.now();
+        const output = await backupScript(stack, "restore-pitr", target);
+        const seconds = (Date.now() - started) / 1000;
         await stack.refreshAddresses();
-        expect(await primaryDigest(stack)).toBe(kept);
-        await waitFor("the replica streaming again and caught up", 120_000, async () => {
-            const [{ lsn }] = await query(stack.outputs.primaryUrl, "SELECT pg_current_wal_lsn()::text AS lsn");
-            const [row] = await query(stack.outputs.replicaUrls[0], "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", [lsn]);
-            return row.done ? true : undefined;
-        });
-        const [replica] = await query(stack.outputs.replicaUrls[0], `SELECT (${DIGEST_SQL}) AS digest`);
-        expect(replica.digest).toBe(kept);
+        const digests = await digestsWhenCaughtUp(stack);
+        expect(digests).toEqual(stack.topology.members.map(() => expect.objectContaining({ digest: kept })));
+        const after = await leader(stack);
+        // The member that led was restored in place and leads the new cluster, on a new timeline in the repository.
+        expect(after.name).toBe(before.name);
+        const historyFile = await timelineHistoryFile(after.url);
+        expect(output).toContain(
+            `cluster restored to ${target}; ${after.container} leads on timeline ${Number.parseInt(historyFile, 16)}\n`,
+        );
+        expect(historyBefore).not.toContain(historyFile);
+        expect(await archivedHistoryFiles(stack)).toContain(historyFile);
         // The restored cluster archives and backs up on its new timeline.
         await expect(backupScript(stack, "check")).resolves.toBeDefined();
         await backupScript(stack, "now", "incr");
-    }, 600_000);
+        console.log(`restore-pitr to ${target}: ${seconds.toFixed(1)} s until every member streamed again`);
+    }, 1_200_000);
 });
 
 describe("the backup schedule on the staging stack", () => {
@@ -307,7 +551,7 @@ describe("the backup schedule on the staging stack", () => {
             const backupContainer = `${stack.clusterName}-backup`;
             // Enough changed data that the next differential runs for a few seconds.
             await query(
-                stack.outputs.primaryUrl,
+                (await waitForLeader(stack, CLUSTER_WAIT_MS)).url,
                 "CREATE TABLE backup_filler AS SELECT g, repeat(md5(g::text), 20) AS pad FROM generate_series(1, 200000) g",
             );
             const runs = (text: string, word: "start" | "end") =>
@@ -338,12 +582,12 @@ describe("the backup schedule on the staging stack", () => {
 });
 
 /**
- * The figures for README: a primary holding `BACKUP_MEASURE_GB` GB (pgbench
+ * The figures for README: a leader holding `BACKUP_MEASURE_GB` GB (pgbench
  * tables), a full backup from the replica and a restore into a scratch
  * container, timed and sized. Off in CI; run with
  * `BACKUP_MEASURE_GB=1 npx vitest run test/integration/backup.test.ts -t figures`.
  */
-describe.runIf(process.env.BACKUP_MEASURE_GB)("figures for a large primary", () => {
+describe.runIf(process.env.BACKUP_MEASURE_GB)("figures for a large database", () => {
     const gb = Number(process.env.BACKUP_MEASURE_GB);
     let stack: StartedStack;
 
@@ -356,23 +600,12 @@ describe.runIf(process.env.BACKUP_MEASURE_GB)("figures for a large primary", () 
         await stack?.stop();
     }, 300_000);
 
-    it("backs up and restores the primary", async () => {
+    it("backs up and restores the leader's data", async () => {
+        const lead = await waitForLeader(stack, CLUSTER_WAIT_MS);
         // pgbench's scale 1 is about 15 MB of tables and indexes.
-        await docker(
-            "exec",
-            `${stack.clusterName}-primary`,
-            "pgbench",
-            "-i",
-            "-q",
-            "-s",
-            String(Math.round(gb * 68)),
-            "-d",
-            "obcms",
-            "-U",
-            "postgres",
-        );
+        await docker("exec", lead.container, "pgbench", "-i", "-q", "-s", String(Math.round(gb * 68)), "-d", "obcms", "-U", "postgres");
         const [{ size, bytes }] = await query(
-            stack.outputs.primaryUrl,
+            lead.url,
             "SELECT pg_size_pretty(pg_database_size('obcms')) AS size, pg_database_size('obcms')::bigint AS bytes",
         );
         const timed = async (what: () => Promise<unknown>) => {
@@ -385,8 +618,8 @@ describe.runIf(process.env.BACKUP_MEASURE_GB)("figures for a large primary", () 
         const last = backup[backup.length - 1];
         const restoreSeconds = await timed(() => backupScript(stack, "restore-scratch", "figures"));
         const digest = "SELECT sum(abalance)::text || '|' || count(*)::text FROM pgbench_accounts";
-        const [primary] = await query(stack.outputs.primaryUrl, `SELECT (${digest}) AS digest`);
-        expect(await scratchValue(stack, "figures", digest)).toBe(primary.digest);
+        const [leaderRow] = await query(lead.url, `SELECT (${digest}) AS digest`);
+        expect(await scratchValue(stack, "figures", digest)).toBe(leaderRow.digest);
         console.log(
             `figures: database obcms ${size} (${bytes} bytes); full backup ${last.label} from the replica in ${backupSeconds.toFixed(1)} s, ` +
                 `${(last.info.size / 2 ** 20).toFixed(0)} MiB of files, ${(last.info.repository.size / 2 ** 20).toFixed(0)} MiB in the repository (zstd, encrypted); ` +

@@ -1,15 +1,22 @@
 // The runbook's verification, automated, against each stack brought up for
 // real on the local Docker engine from the program itself (startStack).
+// Who leads is asked of Patroni (harness/patroni.ts), never read from a
+// member's name: every test holds whichever member leads.
 
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { FILES } from "../../components/render/paths";
+import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
+import type { PostgresMember } from "../../components/topology";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
+import { clusterScript } from "../../harness/faults";
+import { type MemberStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
+import { stepsOf } from "../../harness/preview";
 import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
-import { production, staging } from "../render/fixtures";
 
-const SETTINGS = { staging, production } as const;
 const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
     production: { replicas: 3, poolSize: 50, maxClientConn: 2000, clientTls: "require", postgresPublished: false },
@@ -23,16 +30,68 @@ const RESERVE_POOL_SIZE = 5;
 const APP_USER = "obcms_app";
 /** Advisory lock key the pool test holds its clients' transactions on. */
 const POOL_GATE_LOCK = 741_776;
+/** What pg_rewind reads the source's files with: all its role may execute beyond what PUBLIC may. */
+const REWIND_FUNCTIONS = [
+    "pg_ls_dir(text,boolean,boolean)",
+    "pg_read_binary_file(text)",
+    "pg_read_binary_file(text,bigint,bigint,boolean)",
+    "pg_stat_file(text,boolean)",
+];
 
-/** Passwords in the stack outputs, which must never show up outside files meant for them. */
-function passwordsOf(stack: StartedStack): string[] {
-    const o = stack.outputs;
-    const urls = [o.databaseUrl, o.pgbouncerAdminUrl, o.primaryUrl, ...o.replicaUrls];
-    return [...new Set(urls.map((u) => decodeURIComponent(new URL(u).password)))];
+interface Roles {
+    readonly leader: MemberStatus;
+    /** The other members, each streaming from the leader, in member order. */
+    readonly replicas: MemberStatus[];
 }
 
-function replicaNames(count: number): string[] {
-    return Array.from({ length: count }, (_, i) => `replica_${i + 1}`);
+/** Who leads and who streams from it, once every member is in the cluster. */
+async function rolesOf(stack: StartedStack): Promise<Roles> {
+    const members = await waitForHealthyCluster(stack, 120_000);
+    return {
+        leader: members.find((m) => m.role === "leader") as MemberStatus,
+        replicas: members.filter((m) => m.role === "replica"),
+    };
+}
+
+/** A container's address on the cluster network. */
+async function addressOf(container: string): Promise<string> {
+    return (await docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container)).trim();
+}
+
+/** patronictl in a member's container, with that member's config. */
+function patronictl(container: string, ...args: string[]): Promise<string> {
+    return docker("exec", container, "patronictl", "-c", FILES.patroniConf, ...args);
+}
+
+/** libpq's `key=value` connection string as a map (the values the WAL receiver reports have no spaces). */
+function conninfoParameters(conninfo: string): Record<string, string> {
+    return Object.fromEntries(conninfo.split(" ").map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
+}
+
+/**
+ * Every password the stack holds, which must never show up outside the files
+ * meant for them: the ones in its outputs (application, PgBouncer admin,
+ * superuser), the ones only Patroni's config holds (replication, rewind, its
+ * REST API) and the monitoring role's, from an exporter's password file.
+ */
+async function passwordsOf(stack: StartedStack): Promise<string[]> {
+    const o = stack.outputs;
+    const fromUrls = [o.databaseUrl, o.pgbouncerAdminUrl, ...Object.values(o.memberUrls)].map((u) =>
+        decodeURIComponent(new URL(u).password),
+    );
+    const patroni = parse(await docker("exec", stack.topology.primary.container, "cat", FILES.patroniConf));
+    const { superuser, replication, rewind } = patroni.postgresql.authentication;
+    const monitoring = (await docker("exec", stack.topology.primary.exporter, "cat", FILES.pgpass)).trim().split(":").at(-1) as string;
+    const passwords = [
+        ...fromUrls,
+        superuser.password,
+        replication.password,
+        rewind.password,
+        patroni.restapi.authentication.password,
+        monitoring,
+    ];
+    expect(passwords.every((p) => typeof p === "string" && p.length >= 16)).toBe(true);
+    return [...new Set<string>(passwords)];
 }
 
 /**
@@ -47,15 +106,24 @@ function meetingPoint(parties: number, timeoutMs: number): () => Promise<void> {
     };
 }
 
-async function streamingReplicas(primaryUrl: string): Promise<string[]> {
+/** The members streaming from the server at `leaderUrl`, by the application name Patroni gives each (its member name). */
+async function streamingMembers(leaderUrl: string): Promise<string[]> {
     const rows = await query(
-        primaryUrl,
+        leaderUrl,
         "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY application_name",
     );
     return rows.map((r) => r.application_name);
 }
 
-describe.each(["staging", "production"] as const)("%s stack on a real Docker engine", (stackName) => {
+/** When a member's container and its PostgreSQL last started: both stay the same while nothing restarts it. */
+async function startedAt(stack: StartedStack, member: PostgresMember): Promise<Record<string, string>> {
+    const container = (await docker("inspect", "--format", "{{.State.StartedAt}} restarts={{.RestartCount}}", member.container)).trim();
+    const [{ postmaster }] = await query(stack.outputs.memberUrls[member.node], "SELECT pg_postmaster_start_time()::text AS postmaster");
+    return { container, postmaster };
+}
+
+// Each test asks Patroni who leads and runs docker exec in several containers: seconds each on a loaded machine.
+describe.each(["staging", "production"] as const)("%s stack on a real Docker engine", { timeout: 120_000 }, (stackName) => {
     const expected = EXPECTED[stackName];
     let stack: StartedStack;
 
@@ -63,13 +131,14 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         const started = Date.now();
         stack = await startStack(stackName, { overrides: NO_GRAFANA });
         const created = Date.now();
-        await waitFor("every replica streaming", 120_000, async () => {
-            const streaming = await streamingReplicas(stack.outputs.primaryUrl);
+        const { leader } = await rolesOf(stack);
+        await waitFor("every replica streaming from the leader", 120_000, async () => {
+            const streaming = await streamingMembers(leader.url);
             return streaming.length === expected.replicas ? streaming : undefined;
         });
         console.log(
             `${stackName}: resources created in ${((created - started) / 1000).toFixed(1)} s, ` +
-                `all ${expected.replicas} replicas streaming after ${((Date.now() - started) / 1000).toFixed(1)} s`,
+                `all ${expected.replicas} replicas streaming from ${leader.name} after ${((Date.now() - started) / 1000).toFixed(1)} s`,
         );
     }, 600_000);
 
@@ -80,7 +149,9 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
     it("exposes the configured topology in its outputs", () => {
         expect(stack.outputs.replicaCount).toBe(expected.replicas);
         expect(stack.outputs.poolSize).toBe(expected.poolSize);
-        expect(stack.outputs.replicaUrls).toHaveLength(expected.replicas);
+        expect(Object.keys(stack.outputs.memberUrls).sort()).toEqual(
+            Array.from({ length: expected.replicas + 1 }, (_, i) => `pg-${i + 1}`),
+        );
     });
 
     it("does nothing when the unchanged program runs again: what the engine reports back matches what it declares", async () => {
@@ -89,9 +160,22 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(await docker("ps", "-q", "--no-trunc", "--filter", `name=^${stack.clusterName}-`)).toBe(ids);
     });
 
-    it("answers a SELECT through PgBouncer as the application role", async () => {
-        const rows = await query(stack.outputs.databaseUrl, "SELECT 'PgBouncer working!' AS status, current_user, current_database()");
-        expect(rows).toEqual([{ status: "PgBouncer working!", current_user: APP_USER, current_database: "obcms" }]);
+    it("answers a SELECT through PgBouncer as the application role, on the leader", async () => {
+        const { leader } = await rolesOf(stack);
+        const rows = await query(
+            stack.outputs.databaseUrl,
+            "SELECT 'PgBouncer working!' AS status, current_user, current_database(), pg_is_in_recovery() AS in_recovery, " +
+                "host(inet_server_addr()) AS server",
+        );
+        expect(rows).toEqual([
+            {
+                status: "PgBouncer working!",
+                current_user: APP_USER,
+                current_database: "obcms",
+                in_recovery: false,
+                server: await addressOf(leader.container),
+            },
+        ]);
     });
 
     it("reports the configured pool on the admin console (SHOW POOLS, CLIENTS, SERVERS, STATS, CONFIG)", async () => {
@@ -118,52 +202,55 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         });
     });
 
-    it("runs every replica as a hot standby streaming through its own active slot", async () => {
-        const names = replicaNames(expected.replicas);
-        expect(await streamingReplicas(stack.outputs.primaryUrl)).toEqual(names);
-        const slots = await query(
-            stack.outputs.primaryUrl,
-            "SELECT slot_name, slot_type, active FROM pg_replication_slots ORDER BY slot_name",
-        );
-        expect(slots).toEqual(names.map((n) => ({ slot_name: `${n}_slot`, slot_type: "physical", active: true })));
-        for (const [i, url] of stack.outputs.replicaUrls.entries()) {
+    it("runs every other member as a hot standby streaming from the leader through its own active slot", async () => {
+        const { leader, replicas } = await rolesOf(stack);
+        expect(replicas).toHaveLength(expected.replicas);
+        const names = replicas.map((r) => r.name);
+        expect(await streamingMembers(leader.url)).toEqual(names);
+        // Patroni keeps one slot per other member on the leader, named after the member.
+        const slots = await query(leader.url, "SELECT slot_name, slot_type, active FROM pg_replication_slots ORDER BY slot_name");
+        const slotOf = (name: string) => stack.topology.members.find((m) => m.node === name)?.slot;
+        expect(slots).toEqual(names.map((n) => ({ slot_name: slotOf(n), slot_type: "physical", active: true })));
+        for (const replica of replicas) {
             const [row] = await query(
-                url,
-                "SELECT pg_is_in_recovery() AS in_recovery, current_setting('cluster_name') AS node, " +
+                replica.url,
+                "SELECT pg_is_in_recovery() AS in_recovery, current_setting('cluster_name') AS cluster, " +
                     "(SELECT status FROM pg_stat_wal_receiver) AS receiver, " +
                     "(SELECT slot_name FROM pg_stat_wal_receiver) AS slot",
             );
-            expect(row).toEqual({ in_recovery: true, node: names[i], receiver: "streaming", slot: `${names[i]}_slot` });
+            // Patroni names the PostgreSQL cluster after its scope, the same on every member.
+            expect(row, replica.name).toEqual({
+                in_recovery: true,
+                cluster: stack.topology.scope,
+                receiver: "streaming",
+                slot: slotOf(replica.name),
+            });
         }
     });
 
     it("runs every member with the parameters sized from its limits, and Docker enforces those limits", async () => {
-        const s = SETTINGS[stackName];
+        const s = stack.settings;
         const z = postgresSizing(s.postgresResources, s.maxConnections);
         const mib = 1024 * 1024;
-        const members = [
-            [`${stack.clusterName}-primary`, stack.outputs.primaryUrl],
-            ...stack.outputs.replicaUrls.map((url, i) => [`${stack.clusterName}-replica-${i + 1}`, url]),
-        ];
-        for (const [container, url] of members) {
+        for (const member of stack.topology.members) {
             const [row] = await query(
-                url,
+                stack.outputs.memberUrls[member.node],
                 "SELECT pg_size_bytes(current_setting('shared_buffers')) AS shared_buffers, " +
                     "pg_size_bytes(current_setting('work_mem')) AS work_mem, " +
                     "pg_size_bytes(current_setting('effective_cache_size')) AS effective_cache_size, " +
                     "pg_size_bytes(current_setting('maintenance_work_mem')) AS maintenance_work_mem, " +
                     "current_setting('max_worker_processes')::int AS max_worker_processes",
             );
-            expect(row, container).toEqual({
+            expect(row, member.node).toEqual({
                 shared_buffers: String(z.sharedBuffersKb * 1024),
                 work_mem: String(z.workMemKb * 1024),
                 effective_cache_size: String(z.effectiveCacheSizeKb * 1024),
                 maintenance_work_mem: String(z.maintenanceWorkMemKb * 1024),
                 max_worker_processes: z.maxWorkerProcesses,
             });
-            const [inspect] = JSON.parse(await docker("inspect", container));
+            const [inspect] = JSON.parse(await docker("inspect", member.container));
             const { Memory, MemorySwap, NanoCpus, ShmSize } = inspect.HostConfig;
-            expect({ Memory, MemorySwap, NanoCpus, ShmSize }, container).toEqual({
+            expect({ Memory, MemorySwap, NanoCpus, ShmSize }, member.container).toEqual({
                 Memory: s.postgresResources.memoryMb * mib,
                 MemorySwap: s.postgresResources.memoryMb * mib,
                 NanoCpus: s.postgresResources.cpus * 1e9,
@@ -172,18 +259,19 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         }
     });
 
-    it("shows a row written on the primary on every replica within 2 s", async () => {
+    it("shows a row written through PgBouncer on every replica within 2 s", async () => {
+        const { replicas } = await rolesOf(stack);
         await query(
             stack.outputs.databaseUrl,
             "CREATE TABLE IF NOT EXISTS replication_test (id serial PRIMARY KEY, message text, created_at timestamptz DEFAULT now())",
         );
-        const message = `from primary ${Date.now()}`;
-        await query(stack.outputs.primaryUrl, "INSERT INTO replication_test (message) VALUES ($1)", [message]);
+        const message = `from the leader ${Date.now()}`;
+        await query(stack.outputs.databaseUrl, "INSERT INTO replication_test (message) VALUES ($1)", [message]);
         const written = Date.now();
         const delays = await Promise.all(
-            stack.outputs.replicaUrls.map((url) =>
-                waitFor("the row on a replica", 2_000, async () => {
-                    const rows = await query(url, "SELECT message FROM replication_test WHERE message = $1", [message]);
+            replicas.map((replica) =>
+                waitFor(`the row on ${replica.name}`, 2_000, async () => {
+                    const rows = await query(replica.url, "SELECT message FROM replication_test WHERE message = $1", [message]);
                     return rows.length === 1 ? Date.now() - written : undefined;
                 }),
             ),
@@ -193,6 +281,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
     });
 
     it("serves 100 concurrent clients through PgBouncer within pool size + reserve server connections", async () => {
+        const { leader } = await rolesOf(stack);
         await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS load_test (client int, n int)");
         const limit = expected.poolSize + RESERVE_POOL_SIZE;
         const clients = 100;
@@ -202,12 +291,12 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         );
         expect(reserveTimeout, "reserve_pool_timeout").toBeGreaterThan(0);
 
-        /** Server connections PgBouncer has for the read-write database, and the application role's backends on the primary. */
-        const serverCounts = async (admin: pg.Client, primary: pg.Client) => {
+        /** Server connections PgBouncer has for the read-write database, and the application role's backends on the leader. */
+        const serverCounts = async (admin: pg.Client, leaderClient: pg.Client) => {
             const servers = (await admin.query("SHOW SERVERS")).rows.filter((s) => s.database === "obcms").length;
             const [pool] = (await admin.query("SHOW POOLS")).rows.filter((p) => p.database === "obcms" && p.user === APP_USER);
             const [{ backends }] = (
-                await primary.query(
+                await leaderClient.query(
                     "SELECT count(*)::int AS backends FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'",
                     [APP_USER],
                 )
@@ -225,9 +314,9 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         let peakBackends = 0;
         const samplePeaks = (sampling: () => boolean) =>
             withClient(stack.outputs.pgbouncerAdminUrl, (admin) =>
-                withClient(stack.outputs.primaryUrl, async (primary) => {
+                withClient(leader.url, async (leaderClient) => {
                     while (sampling()) {
-                        const { servers, backends } = await serverCounts(admin, primary);
+                        const { servers, backends } = await serverCounts(admin, leaderClient);
                         peakServers = Math.max(peakServers, servers);
                         peakBackends = Math.max(peakBackends, backends);
                         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -238,7 +327,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         // Each client's first transaction waits on a lock this test holds, so
         // it keeps its server connection for as long as the test needs: every
         // client wants one at once, however slowly the clients connect.
-        const gate = new pg.Client(clientConfig(stack.outputs.primaryUrl));
+        const gate = new pg.Client(clientConfig(leader.url));
         gate.on("error", () => undefined);
         await gate.connect();
         const { result } = await whileRunning(samplePeaks, async () => {
@@ -269,12 +358,12 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                     // A pool below its bound would be opening more; a smaller one never gets there.
                     let steadySince: number | undefined;
                     full = await withClient(stack.outputs.pgbouncerAdminUrl, (admin) =>
-                        withClient(stack.outputs.primaryUrl, (primary) =>
+                        withClient(leader.url, (leaderClient) =>
                             waitFor(
                                 `${limit} server connections, steady, with ${clients - limit} clients waiting`,
                                 60_000 + reserveTimeout * 1000,
                                 async () => {
-                                    const counts = await serverCounts(admin, primary);
+                                    const counts = await serverCounts(admin, leaderClient);
                                     const steady =
                                         counts.servers === limit &&
                                         counts.backends === limit &&
@@ -316,32 +405,43 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(peakBackends, "peak PostgreSQL backends").toBeLessThanOrEqual(limit);
     }, 180_000);
 
-    it("spreads obcms_readonly over the replicas and refuses writes there", async () => {
+    it("spreads obcms_readonly over the streaming replicas and refuses writes there", async () => {
+        const { replicas } = await rolesOf(stack);
         await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS readonly_test (id int)");
         await waitFor("the table on every replica", 5_000, async () => {
             const present = await Promise.all(
-                stack.outputs.replicaUrls.map(async (url) => (await query(url, "SELECT to_regclass('readonly_test') AS t"))[0].t),
+                replicas.map(async (r) => (await query(r.url, "SELECT to_regclass('readonly_test') AS t"))[0].t),
             );
             return present.every((t) => t !== null) ? true : undefined;
         });
         // Every client keeps its transaction, and so its server connection, open
-        // until all are in one: PgBouncer opens one per client, round-robin over
-        // the replicas' addresses, whatever the timing of the logins.
+        // until all are in one: PgBouncer opens one per client, and the router
+        // deals them round-robin over the replicas, whatever the timing of the logins.
         const clients = 4 * expected.replicas;
         const allInTransaction = meetingPoint(clients, 30_000);
-        const nodes = await Promise.all(
+        const served = await Promise.all(
             Array.from({ length: clients }, () =>
                 withClient(stack.outputs.readonlyDatabaseUrl, async (c) => {
                     await c.query("BEGIN");
-                    const [row] = (await c.query("SELECT current_setting('cluster_name') AS node, pg_is_in_recovery() AS ro")).rows;
+                    // A standby streams through its member's slot: which member answered.
+                    const [row] = (
+                        await c.query(
+                            "SELECT current_setting('primary_slot_name') AS slot, pg_is_in_recovery() AS ro, " +
+                                "host(inet_client_addr()) AS client, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        )
+                    ).rows;
                     await allInTransaction();
                     await c.query("COMMIT");
                     return row;
                 }),
             ),
         );
-        expect(nodes.every((n) => n.ro === true)).toBe(true);
-        expect([...new Set(nodes.map((n) => n.node))].sort()).toEqual(replicaNames(expected.replicas));
+        expect(served.every((n) => n.ro === true)).toBe(true);
+        const slotOf = (name: string) => stack.topology.members.find((m) => m.node === name)?.slot;
+        expect([...new Set(served.map((n) => n.slot))].sort()).toEqual(replicas.map((r) => slotOf(r.name)).sort());
+        // Routed by the router beside PgBouncer, over TLS.
+        const pgbouncer = await addressOf(stack.topology.pgbouncer.container);
+        expect(new Set(served.map((n) => `${n.client} ssl=${n.ssl}`))).toEqual(new Set([`${pgbouncer} ssl=true`]));
 
         await expect(query(stack.outputs.readonlyDatabaseUrl, "INSERT INTO readonly_test VALUES (1)")).rejects.toMatchObject({
             code: "25006",
@@ -349,14 +449,16 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         });
     });
 
-    it("creates the roles, database, time zone and extension the stack declares, with least privilege", async () => {
-        const url = stack.outputs.primaryUrl;
+    it("creates the roles, database, time zone and extension the stack declares on the leader, with least privilege", async () => {
+        const { leader } = await rolesOf(stack);
+        const url = leader.url;
+        // Every role that may log in: the stack's, and Patroni's replication and rewind roles.
         const roles = await query(
             url,
-            `SELECT rolname, rolsuper, rolreplication, rolcreatedb, rolcreaterole, rolcanlogin,
+            `SELECT rolname, rolsuper, rolreplication, rolcreatedb, rolcreaterole, rolbypassrls, rolcanlogin,
                     left(rolpassword, 14) AS verifier,
                     ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid WHERE m.member = a.oid ORDER BY 1) AS member_of
-             FROM pg_authid a WHERE rolname IN ('obcms_app', 'replicator', 'monitoring', 'postgres') ORDER BY rolname`,
+             FROM pg_authid a WHERE rolcanlogin ORDER BY rolname`,
         );
         const role = (rolname: string, extra: Partial<Record<string, unknown>>) => ({
             rolname,
@@ -364,6 +466,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             rolreplication: false,
             rolcreatedb: false,
             rolcreaterole: false,
+            rolbypassrls: false,
             rolcanlogin: true,
             verifier: "SCRAM-SHA-256$",
             member_of: [],
@@ -372,9 +475,46 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(roles).toEqual([
             role("monitoring", { member_of: ["pg_monitor"] }),
             role("obcms_app", {}),
-            role("postgres", { rolsuper: true, rolreplication: true, rolcreatedb: true, rolcreaterole: true }),
-            role("replicator", { rolreplication: true }),
+            role("postgres", { rolsuper: true, rolreplication: true, rolcreatedb: true, rolcreaterole: true, rolbypassrls: true }),
+            role(ROLES.replication, { rolreplication: true }),
+            role(ROLES.rewind, {}),
         ]);
+        // What the two roles were granted by name, per database (functions and relations are
+        // per database): the replication role nothing anywhere; the rewind role pg_rewind's
+        // functions in `postgres`, where pg_rewind connects, and nothing else.
+        const privileges = async (database: string) => {
+            const databaseUrl = new URL(url);
+            databaseUrl.pathname = `/${database}`;
+            const grants = await query(
+                databaseUrl.toString(),
+                `SELECT r.rolname, p.oid::regprocedure::text AS function, acl.privilege_type
+                 FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) acl JOIN pg_roles r ON r.oid = acl.grantee
+                 WHERE r.rolname IN ($1, $2) ORDER BY 1, 2`,
+                [ROLES.replication, ROLES.rewind],
+            );
+            const [{ relations }] = await query(
+                databaseUrl.toString(),
+                `WITH them AS (SELECT oid FROM pg_roles WHERE rolname IN ($1, $2))
+                 SELECT count(*)::int AS relations FROM pg_class c
+                 WHERE c.relowner IN (SELECT oid FROM them)
+                    OR EXISTS (SELECT FROM aclexplode(c.relacl) acl WHERE acl.grantee IN (SELECT oid FROM them))`,
+                [ROLES.replication, ROLES.rewind],
+            );
+            return { grants, relations };
+        };
+        expect(await privileges("postgres")).toEqual({
+            grants: REWIND_FUNCTIONS.map((f) => ({ rolname: ROLES.rewind, function: f, privilege_type: "EXECUTE" })),
+            relations: 0,
+        });
+        expect(await privileges("obcms")).toEqual({ grants: [], relations: 0 });
+        const [shared] = await query(
+            url,
+            `SELECT (SELECT count(*)::int FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname IN ($1, $2)) AS databases,
+                    (SELECT count(*)::int FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname IN ($1, $2)) AS settings`,
+            [ROLES.replication, ROLES.rewind],
+        );
+        expect(shared).toEqual({ databases: 0, settings: 0 });
+
         const [db] = await query(
             url,
             "SELECT pg_get_userbyid(datdba) AS owner, (SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'pg_stat_statements') AS statements FROM pg_database WHERE datname = 'obcms'",
@@ -404,15 +544,16 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         expect(statements.readable).toBe(true);
     });
 
-    it("writes pgaudit's record of DDL and role changes to the primary's log, passwords redacted", async () => {
+    it("writes pgaudit's record of DDL and role changes to the leader's log, passwords redacted", async () => {
+        const { leader } = await rolesOf(stack);
         const marker = `audit_probe_${Date.now()}`;
-        await query(stack.outputs.primaryUrl, `CREATE TABLE ${marker} (id int)`);
-        await query(stack.outputs.primaryUrl, `ALTER ROLE monitoring SET application_name = '${marker}'`);
-        await query(stack.outputs.primaryUrl, `ALTER ROLE monitoring RESET application_name`);
-        await query(stack.outputs.primaryUrl, `SELECT count(*) FROM ${marker}`);
-        await query(stack.outputs.primaryUrl, `DROP TABLE ${marker}`);
+        await query(leader.url, `CREATE TABLE ${marker} (id int)`);
+        await query(leader.url, `ALTER ROLE monitoring SET application_name = '${marker}'`);
+        await query(leader.url, `ALTER ROLE monitoring RESET application_name`);
+        await query(leader.url, `SELECT count(*) FROM ${marker}`);
+        await query(leader.url, `DROP TABLE ${marker}`);
         const audit = await waitFor("the audit records", 10_000, async () => {
-            const log = await containerLog(`${stack.clusterName}-primary`);
+            const log = await containerLog(leader.container);
             const lines = log.split("\n").filter((line) => line.includes("AUDIT: SESSION") && line.includes(marker));
             return lines.length === 3 ? lines : undefined;
         });
@@ -422,15 +563,18 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             "ROLE,ALTER ROLE",
             "DDL,DROP TABLE",
         ]);
-        // The bootstrap SQL sets every role's password at start: audited, each password redacted.
-        const passwordChanges = (await containerLog(`${stack.clusterName}-primary`))
+        // The cluster config sets every role's password on whichever member led then:
+        // audited there, each password redacted. Patroni's own role changes turn auditing off.
+        const logs = await Promise.all(stack.topology.members.map((m) => containerLog(m.container)));
+        const passwordChanges = logs
+            .join("\n")
             .split("\n")
             .filter((line) => line.includes("AUDIT: SESSION") && line.includes(" PASSWORD "));
         // The statement is a CSV field: quoted, with its own quotes doubled, when it has any.
         const rolesChanged = passwordChanges.map(
             (line) => line.match(/,ROLE,ALTER ROLE,,,"?ALTER ROLE (?:"")?([a-z_]+)(?:"")? WITH .*PASSWORD <REDACTED>"?,<not logged>$/)?.[1],
         );
-        expect(rolesChanged.sort()).toEqual(["monitoring", APP_USER, "postgres", "replicator"].sort());
+        expect(rolesChanged.sort()).toEqual(["monitoring", APP_USER, "postgres", ROLES.replication, ROLES.rewind].sort());
     });
 
     it("runs every container as the non-root service user, from its first process on", async () => {
@@ -448,32 +592,37 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         }
     });
 
-    it("keeps the monitoring role read-only and pg_hba.conf free of trust", async () => {
+    it("keeps the monitoring role read-only and every member's pg_hba.conf, the one it runs with, free of trust", async () => {
+        const { leader } = await rolesOf(stack);
         await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS monitoring_probe (id int)");
-        await withClient(stack.outputs.primaryUrl, async (c) => {
+        await withClient(leader.url, async (c) => {
             await c.query("SET ROLE monitoring");
             const stats = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity");
             expect(stats.rows[0].n).toBeGreaterThan(0);
             await expect(c.query("INSERT INTO monitoring_probe VALUES (1)")).rejects.toMatchObject({ code: "42501" });
             await expect(c.query("CREATE TABLE monitoring_owned (id int)")).rejects.toMatchObject({ code: "42501" });
         });
-        for (const node of ["primary", ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`)]) {
-            const hba = await docker("exec", `${stack.clusterName}-${node}`, "cat", "/etc/obcms/pg_hba.conf");
-            expect(hba, node).not.toMatch(/\btrust\b/);
+        for (const member of stack.topology.members) {
+            const hba = await docker("exec", member.container, "cat", FILES.pgHba);
+            expect(hba, member.node).not.toMatch(/\btrust\b/);
             expect(
                 hba.split("\n").filter((line) => line.startsWith("local")),
-                node,
+                member.node,
             ).toEqual(["local all all peer"]);
+            // Patroni writes no pg_hba.conf of its own: PostgreSQL reads the program's.
+            const [{ hba_file }] = await query(stack.outputs.memberUrls[member.node], "SELECT current_setting('hba_file') AS hba_file");
+            expect(hba_file, member.node).toBe(FILES.pgHba);
         }
     });
 
     it("refuses a replication connection from any role but the replication role", async () => {
-        const primary = new URL(stack.outputs.primaryUrl);
+        const { leader } = await rolesOf(stack);
+        const url = new URL(leader.url);
         const client = new pg.Client({
-            host: primary.hostname,
-            port: Number(primary.port),
+            host: url.hostname,
+            port: Number(url.port),
             user: "postgres",
-            password: decodeURIComponent(primary.password),
+            password: decodeURIComponent(url.password),
             database: "postgres",
             replication: "true",
         } as pg.ClientConfig);
@@ -484,20 +633,18 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         await client.end().catch(() => undefined);
     });
 
-    it("keeps passwords and keys out of Docker's view: no container's environment, command or log holds one; userlist and keys 0600", async () => {
+    it("keeps passwords and keys out of Docker's view: no container's environment, command, processes or log holds one; secrets 0600", async () => {
         const containers = (await docker("ps", "-a", "--filter", `name=^${stack.clusterName}-`, "--format", "{{.Names}}"))
             .trim()
             .split("\n")
             .sort();
-        const databaseContainers = [
-            "backup",
-            "pgbouncer",
-            "primary",
-            ...Array.from({ length: expected.replicas }, (_, i) => `replica-${i + 1}`),
-        ];
-        expect(containers).toEqual(expect.arrayContaining(databaseContainers.map((n) => `${stack.clusterName}-${n}`)));
-        const passwords = passwordsOf(stack);
-        expect(passwords).toHaveLength(3);
+        const t = stack.topology;
+        const members = t.members.map((m) => m.container);
+        const withKeys = [t.backup.container, t.pgbouncer.container, ...members, ...t.etcd.map((e) => e.container)];
+        expect(containers).toEqual(expect.arrayContaining(withKeys));
+        const passwords = await passwordsOf(stack);
+        // The application's, PgBouncer's admin, the superuser's, replication, rewind, Patroni's REST API, monitoring.
+        expect(passwords).toHaveLength(7);
         for (const name of containers) {
             const [inspect] = JSON.parse(await docker("inspect", name));
             const visible = JSON.stringify([
@@ -508,20 +655,37 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 inspect.Path,
                 inspect.Args,
             ]);
+            // Every process's command line and environment, as the kernel shows them.
+            const processes = await docker(
+                "exec",
+                name,
+                "sh",
+                "-c",
+                "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '",
+            );
             const logs = await containerLog(name);
             for (const secret of [...passwords, stack.outputs.backupPassphrase, "PRIVATE KEY"]) {
                 expect(visible, name).not.toContain(secret);
+                expect(processes, name).not.toContain(secret);
                 expect(logs, name).not.toContain(secret);
             }
-            // The audit log records every ALTER ROLE, the bootstrap's included, with the verifier redacted.
+            // The audit log records every ALTER ROLE, the cluster config's included, with the verifier redacted.
             expect(logs, name).not.toContain("SCRAM-SHA-256$");
         }
-        const pgbouncer = `${stack.clusterName}-pgbouncer`;
-        expect((await docker("exec", pgbouncer, "stat", "-c", "%a %U", "/etc/obcms/userlist.txt")).trim()).toBe("600 postgres");
-        for (const name of databaseContainers.map((n) => `${stack.clusterName}-${n}`)) {
-            expect((await docker("exec", name, "stat", "-c", "%a %U", "/etc/obcms/tls/server.key")).trim(), name).toBe("600 postgres");
+        const mode = async (container: string, file: string) => (await docker("exec", container, "stat", "-c", "%a %U", file)).trim();
+        for (const name of withKeys) {
+            expect(await mode(name, FILES.tlsKey), name).toBe("600 postgres");
         }
-        const userlist = await docker("exec", pgbouncer, "cat", "/etc/obcms/userlist.txt");
+        for (const name of members) {
+            expect(await mode(name, FILES.patroniConf), name).toBe("600 postgres");
+        }
+        // The router's config, beside PgBouncer's, holds no credential: its checks need none.
+        const haproxyCfg = await docker("exec", t.pgbouncer.container, "cat", FILES.haproxyCfg);
+        for (const secret of passwords) {
+            expect(haproxyCfg).not.toContain(secret);
+        }
+        expect(await mode(t.pgbouncer.container, FILES.userlist)).toBe("600 postgres");
+        const userlist = await docker("exec", t.pgbouncer.container, "cat", FILES.userlist);
         expect(
             userlist
                 .trim()
@@ -540,26 +704,60 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
     });
 
     it("restarts a replica that rejoins through its slot and catches up by itself", async () => {
-        const replica = `${stack.clusterName}-replica-1`;
-        await docker("restart", replica);
+        const { leader, replicas } = await rolesOf(stack);
+        const [replica] = replicas;
+        await docker("restart", replica.container);
         await query(stack.outputs.databaseUrl, "CREATE TABLE IF NOT EXISTS rejoin_test (id int)");
         await query(stack.outputs.databaseUrl, "INSERT INTO rejoin_test SELECT generate_series(1, 1000)");
-        const rows = await waitFor("replica 1 to catch up after its restart", 60_000, async () => {
-            const [row] = await query(stack.outputs.replicaUrls[0], "SELECT count(*)::int AS n FROM rejoin_test");
+        const rows = await waitFor(`${replica.name} to catch up after its restart`, 60_000, async () => {
+            await stack.refreshAddresses();
+            const [row] = await query(stack.outputs.memberUrls[replica.name], "SELECT count(*)::int AS n FROM rejoin_test");
             return row.n === 1000 ? row.n : undefined;
         });
         expect(rows).toBe(1000);
-        await waitFor("replica 1 streaming again", 30_000, async () =>
-            (await streamingReplicas(stack.outputs.primaryUrl)).includes("replica_1") ? true : undefined,
+        await waitFor(`${replica.name} streaming again`, 30_000, async () =>
+            (await streamingMembers(leader.url)).includes(replica.name) ? true : undefined,
         );
+        // Through the slot Patroni keeps for it, and from the same leader: a replica's restart moves no role.
+        const [slot] = await query(leader.url, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", [
+            stack.topology.members.find((m) => m.node === replica.name)?.slot,
+        ]);
+        expect(slot).toEqual({ active: true });
+        expect((await waitForLeader(stack, 30_000)).name).toBe(leader.name);
     }, 120_000);
 
-    it("encrypts every connection between nodes and verifies the servers against the stack's CA", async () => {
+    it("encrypts every connection between members and from PgBouncer, and verifies the servers against the stack's CA", async () => {
+        const { leader, replicas } = await rolesOf(stack);
+        // Replication: each replica streams over TLS from the leader, dialled by its container name with verify-full.
         const replication = await query(
-            stack.outputs.primaryUrl,
-            "SELECT r.application_name, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1",
+            leader.url,
+            "SELECT r.application_name, host(r.client_addr) AS client, s.ssl, s.version FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) ORDER BY 1",
         );
-        expect(replication).toEqual(replicaNames(expected.replicas).map((application_name) => ({ application_name, ssl: true })));
+        expect(replication).toEqual(
+            await Promise.all(
+                replicas.map(async (r) => ({
+                    application_name: r.name,
+                    client: await addressOf(r.container),
+                    ssl: true,
+                    version: "TLSv1.3",
+                })),
+            ),
+        );
+        for (const replica of replicas) {
+            const [{ conninfo }] = await query(replica.url, "SELECT conninfo FROM pg_stat_wal_receiver");
+            expect(conninfoParameters(conninfo), replica.name).toMatchObject({
+                host: leader.container,
+                user: ROLES.replication,
+                sslmode: "verify-full",
+                sslrootcert: FILES.tlsCa,
+            });
+        }
+        // PgBouncer checks each server's certificate and name against the CA, through the router beside it.
+        const serverTls = await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => {
+            const config = new Map((await admin.query("SHOW CONFIG")).rows.map((r) => [r.key, r.value]));
+            return { sslmode: config.get("server_tls_sslmode"), ca: config.get("server_tls_ca_file") };
+        });
+        expect(serverTls).toEqual({ sslmode: "verify-full", ca: FILES.tlsCa });
         // The client checks PgBouncer's certificate (issued for 127.0.0.1) against the CA from the outputs.
         const url = new URL(stack.outputs.databaseUrl);
         url.search = "";
@@ -569,12 +767,30 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         });
         await client.connect();
         try {
-            // In transaction mode this is the server connection PgBouncer opened, with verify-full.
-            const [row] = (await client.query("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).rows;
-            expect(row).toEqual({ ssl: true, version: "TLSv1.3" });
+            // In transaction mode this is the server connection PgBouncer opened, with verify-full,
+            // seen on the leader as coming from PgBouncer's container, where the router runs.
+            const [row] = (
+                await client.query(
+                    "SELECT ssl, version, host(inet_client_addr()) AS client, host(inet_server_addr()) AS server FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                )
+            ).rows;
+            expect(row).toEqual({
+                ssl: true,
+                version: "TLSv1.3",
+                client: await addressOf(stack.topology.pgbouncer.container),
+                server: await addressOf(leader.container),
+            });
         } finally {
             await client.end();
         }
+        // Every server connection of the application role on the leader: PgBouncer's, all over TLS.
+        const backends = await query(
+            leader.url,
+            "SELECT DISTINCT host(a.client_addr) AS client, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) " +
+                "WHERE a.usename = $1 AND a.backend_type = 'client backend'",
+            [APP_USER],
+        );
+        expect(backends).toEqual([{ client: await addressOf(stack.topology.pgbouncer.container), ssl: true }]);
         const sslmode = (u: string) => new URL(u).searchParams.get("sslmode");
         expect([stack.outputs.databaseUrl, stack.outputs.readonlyDatabaseUrl, stack.outputs.pgbouncerAdminUrl].map(sslmode)).toEqual([
             expected.clientTls,
@@ -693,7 +909,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         );
     });
 
-    it(`${expected.clientTls === "require" ? "refuses" : "accepts"} clients without TLS`, async () => {
+    it(`${expected.clientTls === "require" ? "refuses" : "accepts"} clients without TLS, through PgBouncer and on every member`, async () => {
         const connectWithoutTls = async (u: string) => {
             const url = new URL(u);
             url.search = "";
@@ -704,55 +920,132 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 await client.end();
             }
         };
-        // Both attempts at once, settled together: neither can reject while nothing awaits it.
-        const [throughPgbouncer, direct] = await Promise.allSettled([
+        const members = stack.topology.members.map((m) => stack.outputs.memberUrls[m.node]);
+        // All attempts at once, settled together: none can reject while nothing awaits it.
+        const [throughPgbouncer, ...direct] = await Promise.allSettled([
             connectWithoutTls(stack.outputs.databaseUrl),
-            connectWithoutTls(stack.outputs.primaryUrl),
+            ...members.map(connectWithoutTls),
         ]);
         if (expected.clientTls === "require") {
             expect(throughPgbouncer).toMatchObject({ status: "rejected", reason: { message: "SSL required" } });
-            expect(direct).toMatchObject({
-                status: "rejected",
-                reason: {
-                    code: "28000",
-                    message: expect.stringMatching(
-                        /^no pg_hba.conf entry for host ".*", user "postgres", database "obcms", no encryption$/,
-                    ),
-                },
-            });
+            expect(direct).toEqual(
+                members.map(() =>
+                    expect.objectContaining({
+                        status: "rejected",
+                        reason: expect.objectContaining({
+                            code: "28000",
+                            message: expect.stringMatching(
+                                /^no pg_hba.conf entry for host ".*", user "postgres", database "obcms", no encryption$/,
+                            ),
+                        }),
+                    }),
+                ),
+            );
         } else {
-            expect([throughPgbouncer, direct]).toEqual([
-                { status: "fulfilled", value: undefined },
-                { status: "fulfilled", value: undefined },
-            ]);
+            expect([throughPgbouncer, ...direct]).toEqual([undefined, ...members].map(() => ({ status: "fulfilled", value: undefined })));
         }
     });
 
-    it(`${expected.postgresPublished ? "publishes" : "does not publish"} PostgreSQL's ports on the host`, async () => {
-        const published = JSON.parse(
-            await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-primary`),
-        );
-        expect(Object.keys(published ?? {})).toEqual(expected.postgresPublished ? ["5432/tcp"] : []);
+    it(`${expected.postgresPublished ? "publishes" : "does not publish"} the members' PostgreSQL ports on the host`, async () => {
+        for (const member of stack.topology.members) {
+            const published = JSON.parse(await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", member.container));
+            expect(Object.keys(published ?? {}), member.node).toEqual(expected.postgresPublished ? ["5432/tcp"] : []);
+        }
         const pgbouncer = JSON.parse(
-            await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", `${stack.clusterName}-pgbouncer`),
+            await docker("inspect", "--format", "{{json .HostConfig.PortBindings}}", stack.topology.pgbouncer.container),
         );
         expect(Object.keys(pgbouncer)).toEqual(["6432/tcp"]);
     });
 
     it.runIf(stackName === "production")(
-        "drops the slots of removed replicas when scaling 3 → 1",
+        "scaling 3 → 1 replicas deletes the removed members' containers and volumes and restarts no remaining member; " +
+            "the leader keeps their slots for member_slots_ttl, then drops them",
         async () => {
-            const removed = [3, 2].flatMap((k) => [`replica-${k}-container`, `replica-${k}-slot`, `replica-${k}-data`]);
-            await stack.destroy(removed);
-            const slots = await query(stack.outputs.primaryUrl, "SELECT slot_name FROM pg_replication_slots ORDER BY slot_name");
-            expect(slots).toEqual([{ slot_name: "replica_1_slot" }]);
+            const [kept, otherKept, ...removed] = stack.topology.members;
+            const remaining = [kept, otherKept];
+            const slotsOf = (members: readonly PostgresMember[]) => members.map((m) => m.slot);
+            // A leader among the removed members would hand over as it stops: lead from a remaining one first.
+            const current = await waitForLeader(stack, 60_000);
+            if (!remaining.some((m) => m.node === current.name)) {
+                await clusterScript(stack, "switchover", kept.node);
+            }
+            let leader = await waitForLeader(stack, 60_000);
+            expect(remaining.map((m) => m.node)).toContain(leader.name);
+            const before = await Promise.all(remaining.map((m) => startedAt(stack, m)));
+
+            const steps = await stack.update({ replicaCount: 1 });
+            const deleted = stepsOf(steps, "delete");
+            for (const m of removed) {
+                expect(deleted).toEqual(expect.arrayContaining([`${m.resourceName}-container`, `${m.resourceName}-data`]));
+                await expect(docker("container", "inspect", m.container)).rejects.toThrow(/No such container/);
+                await expect(docker("volume", "inspect", m.volume)).rejects.toThrow(/no such volume/);
+            }
+            // The members that stay are neither replaced nor restarted: same container, same postmaster.
+            expect(steps.filter((s) => remaining.some((m) => s.name.startsWith(`${m.resourceName}-`)))).toEqual([]);
+            expect(await Promise.all(remaining.map((m) => startedAt(stack, m)))).toEqual(before);
+            // Their member keys leave etcd with them (at the latest when their TTL runs out).
+            await waitFor("the removed members gone from the cluster", 60_000, async () => {
+                const listed: Array<{ Member: string }> = JSON.parse(await patronictl(kept.container, "list", "--format", "json"));
+                const names = listed.map((m) => m.Member).sort();
+                return names.join() === remaining.map((m) => m.node).join() ? names : undefined;
+            });
+            leader = await waitForLeader(stack, 60_000);
+            const follower = remaining.find((m) => m.node !== leader.name) as PostgresMember;
+
+            // Patroni keeps an absent member's slot for member_slots_ttl (30 min unless set), so that a
+            // member back within that time finds its WAL: inactive, their WAL bounded by max_slot_wal_keep_size.
+            const slots = () =>
+                query(
+                    leader.url,
+                    "SELECT slot_name, active, safe_wal_size IS NOT NULL AS bounded FROM pg_replication_slots ORDER BY slot_name",
+                );
+            expect(await slots()).toEqual([
+                { slot_name: follower.slot, active: true, bounded: true },
+                ...slotsOf(removed).map((slot_name) => ({ slot_name, active: false, bounded: true })),
+            ]);
+            const status = JSON.parse(
+                await docker(
+                    "exec",
+                    stack.topology.etcd[0].container,
+                    "etcdctl",
+                    `--endpoints=https://${stack.topology.etcd[0].container}:2379`,
+                    ...ETCD_TLS,
+                    "get",
+                    `/service/${stack.topology.scope}/status`,
+                    "--print-value-only",
+                ),
+            );
+            expect(status.retain_slots).toEqual(expect.arrayContaining(slotsOf(removed)));
+            // Patroni's dynamic configuration, as the program applied it, leaves member_slots_ttl at its default.
+            const config = parse(await patronictl(leader.container, "show-config"));
+            expect(config.member_slots_ttl).toBeUndefined();
+
+            // Writes go on to the remaining replica.
             await query(stack.outputs.databaseUrl, "INSERT INTO replication_test (message) VALUES ('after scale-down')");
-            await waitFor("replica 1 to stream on", 5_000, async () => {
-                const rows = await query(stack.outputs.replicaUrls[0], "SELECT 1 FROM replication_test WHERE message = 'after scale-down'");
+            await waitFor(`${follower.node} to stream on`, 5_000, async () => {
+                const rows = await query(
+                    stack.outputs.memberUrls[follower.node],
+                    "SELECT 1 FROM replication_test WHERE message = 'after scale-down'",
+                );
                 return rows.length === 1 ? true : undefined;
             });
-            expect(await streamingReplicas(stack.outputs.primaryUrl)).toEqual(["replica_1"]);
+            expect(await streamingMembers(leader.url)).toEqual([follower.node]);
+
+            // With a short member_slots_ttl (30 min cannot be waited for here) Patroni drops them, on the
+            // leader and on the replica that keeps copies: nothing else holds a removed member's slot.
+            await patronictl(leader.container, "edit-config", "--set", "member_slots_ttl=5", "--force");
+            await waitFor("the removed members' slots dropped on every remaining member", 60_000, async () => {
+                const left = await Promise.all(
+                    remaining.map((m) =>
+                        query(stack.outputs.memberUrls[m.node], "SELECT slot_name FROM pg_replication_slots WHERE slot_name = ANY($1)", [
+                            slotsOf(removed),
+                        ]),
+                    ),
+                );
+                return left.flat().length === 0 ? true : undefined;
+            });
+            expect(await slots()).toEqual([{ slot_name: follower.slot, active: true, bounded: true }]);
         },
-        180_000,
+        300_000,
     );
 });

@@ -2,13 +2,15 @@
 // brought up by startStack, then the example program itself run through the
 // same DockerMocks, its StackReference answered with the started stack's
 // outputs. Django (Debian's python3-django and python3-psycopg2) migrates,
-// writes and reads through PgBouncer in transaction mode.
+// writes and reads through PgBouncer in transaction mode, on whichever member
+// leads and the one that streams from it (asked of Patroni, never assumed).
 import { randomBytes } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { DockerMocks } from "../../harness/docker-mocks";
 import { promiseOf } from "../../harness/outputs";
+import { type MemberStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { containerLog, docker, query, waitFor } from "../../harness/sql";
 import { APP_ROOT, runAppProgram } from "../support/app-program";
 import { StackReferenceMocks } from "../support/stack-reference";
@@ -28,10 +30,7 @@ describe("example Django app on the staging stack", () => {
 
     beforeAll(async () => {
         stack = await startStack("staging", { overrides: { grafanaEnabled: false, monitoringEnabled: false } });
-        await waitFor("the replica streaming", 120_000, async () => {
-            const rows = await query(stack.outputs.primaryUrl, "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'");
-            return rows.length === 1 ? true : undefined;
-        });
+        await waitForHealthyCluster(stack, 180_000);
         // DockerMocks reveals every secret before it creates anything, so
         // which outputs are secret does not matter here (app-example.test.ts checks it).
         const mocks = new StackReferenceMocks(app, { [DATABASE_STACK]: { outputs: { ...stack.outputs }, secretOutputNames: [] } });
@@ -43,6 +42,15 @@ describe("example Django app on the staging stack", () => {
         await app.removeAll();
         await stack?.stop();
     }, 120_000);
+
+    /** The member that leads and the one streaming from it (staging has one replica). */
+    async function roles(): Promise<{ leader: MemberStatus; replica: MemberStatus }> {
+        const members = await waitForHealthyCluster(stack, 180_000);
+        return {
+            leader: members.find((m) => m.role === "leader") as MemberStatus,
+            replica: members.find((m) => m.role === "replica") as MemberStatus,
+        };
+    }
 
     async function notes(): Promise<string[]> {
         const response = await fetch(`${url}/notes/`);
@@ -82,12 +90,14 @@ describe("example Django app on the staging stack", () => {
         expect(await docker("exec", container, "python3", "manage.py", "makemigrations", "--check", "--dry-run")).toContain(
             "No changes detected",
         );
-        const tables = await query(stack.outputs.primaryUrl, "SELECT tableowner FROM pg_tables WHERE tablename = 'notes_note'");
+        const { leader } = await roles();
+        const tables = await query(leader.url, "SELECT tableowner FROM pg_tables WHERE tablename = 'notes_note'");
         expect(tables).toEqual([{ tableowner: "obcms_app" }]);
     });
 
-    it("connects to PgBouncer over TLS with verify-full: writes to the primary, reads from the replica", async () => {
-        const report = await djangoShell(
+    /** Per alias: TLS in use, the sslmode, whether the server is in recovery. */
+    function connectionReport(): Promise<string> {
+        return djangoShell(
             [
                 "from django.db import connections",
                 "for alias in ('default', 'replica'):",
@@ -98,11 +108,15 @@ describe("example Django app on the staging stack", () => {
                 "    print(alias, c.connection.info.ssl_in_use, c.connection.get_dsn_parameters()['sslmode'], recovery)",
             ].join("\n"),
         );
-        expect(report.split("\n")).toEqual(["default True verify-full False", "replica True verify-full True"]);
+    }
+
+    it("connects to PgBouncer over TLS with verify-full: writes to the leader, reads from the replica", async () => {
+        expect((await connectionReport()).split("\n")).toEqual(["default True verify-full False", "replica True verify-full True"]);
     });
 
     it("routes the app's reads to the replica: a note written while replay is paused shows up only after it resumes", async () => {
-        const replicaUrl = stack.outputs.replicaUrls[0];
+        const { leader, replica } = await roles();
+        const replicaUrl = replica.url;
         await addNote("before the pause");
         await waitFor("the first note on the replica", 10_000, async () =>
             (await notes()).includes("before the pause") ? true : undefined,
@@ -111,8 +125,8 @@ describe("example Django app on the staging stack", () => {
         await pauseReplay(replicaUrl);
         try {
             await addNote("while paused");
-            const onPrimary = await query(stack.outputs.primaryUrl, "SELECT text FROM notes_note ORDER BY id");
-            expect(onPrimary.map((r) => r.text)).toEqual(["before the pause", "while paused"]);
+            const onLeader = await query(leader.url, "SELECT text FROM notes_note ORDER BY id");
+            expect(onLeader.map((r) => r.text)).toEqual(["before the pause", "while paused"]);
             expect(await notes()).toEqual(["before the pause"]);
         } finally {
             await query(replicaUrl, "SELECT pg_wal_replay_resume()");
@@ -132,7 +146,7 @@ describe("example Django app on the staging stack", () => {
                     "print(sum(1 for _ in Note.objects.iterator(chunk_size=100)))",
                 ].join("\n"),
             );
-        const replicaUrl = stack.outputs.replicaUrls[0];
+        const replicaUrl = (await roles()).replica.url;
         const before = (await query(replicaUrl, declared))[0].n;
         // As configured: plain cursors, no DECLARE on the replica.
         expect(await iterate()).toBe("2");
@@ -141,9 +155,10 @@ describe("example Django app on the staging stack", () => {
         expect(await iterate("connections['replica'].settings_dict['DISABLE_SERVER_SIDE_CURSORS'] = False")).toBe("2");
         expect((await query(replicaUrl, declared))[0].n).toBe(before + 1);
     });
-    // Last: it adds notes the tests above count.
-    it("reads its own writes: after a write a client reads from the primary until the replica has replayed it", async () => {
-        const replicaUrl = stack.outputs.replicaUrls[0];
+    // After the tests that count notes: it adds some.
+    it("reads its own writes: after a write a client reads from the leader until the replica has replayed it", async () => {
+        const { leader, replica } = await roles();
+        const replicaUrl = replica.url;
         const cleared = /^obcms_wal_lsn="";.*Max-Age=0/;
         await pauseReplay(replicaUrl);
         let cookie: string;
@@ -153,12 +168,12 @@ describe("example Django app on the staging stack", () => {
             const [setCookie] = written.headers.getSetCookie();
             expect(setCookie).toMatch(/^obcms_wal_lsn=.+; .*HttpOnly; Max-Age=300; Path=\/; SameSite=Lax$/);
             cookie = setCookie.split(";")[0];
-            // The writer sees its note at once, from the primary, and keeps its cookie...
+            // The writer sees its note at once, from the leader, and keeps its cookie...
             expect(await notesWithCookie(cookie)).toEqual({ texts: expect.arrayContaining(["my own write"]), setCookies: [] });
             // ...while a client without one reads from the paused replica.
             expect(await notes()).not.toContain("my own write");
             // A cookie the app did not sign changes nothing: honoured, a position the
-            // replica has not reached would send this read to the primary.
+            // replica has not reached would send this read to the leader.
             expect((await notesWithCookie("obcms_wal_lsn=FFFFFFFF/FFFFFFFF")).texts).not.toContain("my own write");
         } finally {
             await query(replicaUrl, "SELECT pg_wal_replay_resume()");
@@ -171,7 +186,7 @@ describe("example Django app on the staging stack", () => {
         });
         await pauseReplay(replicaUrl);
         try {
-            await query(stack.outputs.primaryUrl, "INSERT INTO notes_note (text, created) VALUES ('not replayed yet', now())");
+            await query(leader.url, "INSERT INTO notes_note (text, created) VALUES ('not replayed yet', now())");
             const { texts, setCookies } = await notesWithCookie(cookie);
             expect(texts).toContain("my own write");
             expect(texts).not.toContain("not replayed yet");
@@ -200,4 +215,37 @@ describe("example Django app on the staging stack", () => {
                 `${median(without).toFixed(1)} ms without (40 each, interleaved)`,
         );
     }, 120_000);
+
+    // Last: it moves the lead and adds a note.
+    it("keeps serving through a failover: with the leader killed the app writes to the member promoted, and reads from the old leader once it streams again", async () => {
+        const { leader, replica } = await roles();
+        const before = await notes();
+        await docker("kill", leader.container);
+        const promoted = await waitForLeader(stack, 120_000, leader.name);
+        expect(promoted.name).toBe(replica.name);
+        // Django opens a connection per request: once the router sends writes to the new leader, so do the app's.
+        await waitFor("PgBouncer's writes on the promoted member", 60_000, async () => {
+            const [row] = await query(stack.outputs.databaseUrl, "SELECT pg_is_in_recovery() AS in_recovery");
+            return row.in_recovery === false ? true : undefined;
+        });
+        await addNote("after the failover");
+        // No replica streams now: the router sends the read-only pool to the leader, once it has
+        // closed the pool's connections to the member that was a replica.
+        const read = await waitFor("the note read back", 10_000, async () => {
+            const texts = await notes();
+            return texts.includes("after the failover") ? texts : undefined;
+        });
+        expect(read).toEqual([...before, "after the failover"]);
+
+        await docker("start", leader.container);
+        const rejoined = await roles();
+        expect({ leader: rejoined.leader.name, replica: rejoined.replica.name }).toEqual({ leader: promoted.name, replica: leader.name });
+        await waitFor("the note on the old leader, now a replica", 10_000, async () =>
+            (await query(rejoined.replica.url, "SELECT 1 FROM notes_note WHERE text = 'after the failover'")).length === 1
+                ? true
+                : undefined,
+        );
+        expect((await connectionReport()).split("\n")).toEqual(["default True verify-full False", "replica True verify-full True"]);
+        expect(await notes()).toEqual([...before, "after the failover"]);
+    }, 300_000);
 });

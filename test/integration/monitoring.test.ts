@@ -1,18 +1,23 @@
-// Monitoring on a real Docker engine: the exporters, Prometheus and its rules
-// as the program declares them (startStack), checked through Prometheus's
-// own API. Grafana has no image on test machines, so only its container is
-// disabled; every dashboard query runs against the live Prometheus instead.
+// Monitoring on a real Docker engine: the exporters, Patroni's and HAProxy's
+// metrics, Prometheus and its rules as the program declares them
+// (startStack), checked through Prometheus's own API. Who leads is asked of
+// Patroni (harness/patroni.ts), never read from a name. Grafana has no image
+// on test machines, so only its container is disabled; every dashboard query
+// runs against the live Prometheus instead.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBackupSettings, readMonitoringSettings, readSettings } from "../../components/config";
 import { alertRules, backupAlertRules } from "../../components/render/monitoring/alert-rules";
 import {
+    clusterDashboard,
     pgbouncerDashboard,
     postgresqlDashboard,
     RATE_INTERVAL,
     renderDashboard,
 } from "../../components/render/monitoring/grafana-dashboards";
+import { FILES } from "../../components/render/paths";
 import { type BackupSettings, type ClusterSettings, MONITORING_CONNECTIONS, type MonitoringSettings } from "../../components/settings";
 import { type StartedStack, startStack } from "../../harness/cluster";
+import { type MemberStatus, waitForHealthyCluster } from "../../harness/patroni";
 import { containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
 import { type Alert, Prometheus } from "../support/prometheus";
 
@@ -25,20 +30,24 @@ import { type Alert, Prometheus } from "../support/prometheus";
 const SCRAPE_SECONDS = 2;
 /** A multiple of the evaluation interval: an alert turns firing only at an evaluation. */
 const FOR_SECONDS = 6;
-/** What the bound below allows besides `for` and two scrape intervals: the scrape's own duration and this test's polling. */
+/** What the bounds below allow besides `for` and the scrape and evaluation intervals: the scrape's own duration and this test's polling. */
 const MEASUREMENT_SLACK_MS = 1_000;
+/**
+ * An alert on one target's series fires at most `for` + two scrape intervals
+ * after the fault: the next scrape sees it, the next evaluation makes the
+ * rule pending, and it fires `for` later.
+ */
+const ALERT_BOUND_MS = (FOR_SECONDS + 2 * SCRAPE_SECONDS) * 1000 + MEASUREMENT_SLACK_MS;
 const OVERRIDES = { grafanaEnabled: false, scrapeIntervalSeconds: SCRAPE_SECONDS, alertForSeconds: FOR_SECONDS };
 /** What Grafana substitutes for $__rate_interval: four scrape intervals (the datasource's timeInterval). */
 const RATE_WINDOW = `${4 * SCRAPE_SECONDS}s`;
+/** How long a cluster may take to have every member streaming again after a test stopped one or moved the leader. */
+const HEALTHY_WITHIN_MS = 120_000;
 
-const EXPECTED = { staging: { replicas: 1, etcdMembers: 1 }, production: { replicas: 3, etcdMembers: 3 } } as const;
+const EXPECTED = { staging: { members: 2, etcdMembers: 1 }, production: { members: 4, etcdMembers: 3 } } as const;
 
 function etcdNames(count: number): string[] {
     return Array.from({ length: count }, (_, i) => `etcd-${i + 1}`);
-}
-
-function replicaNodes(count: number): string[] {
-    return Array.from({ length: count }, (_, i) => `replica_${i + 1}`);
 }
 
 /** Every query of a rendered dashboard, read back from its JSON as Grafana would. */
@@ -47,18 +56,49 @@ function dashboardQueries(json: string): Array<{ panel: string; expr: string }> 
     return dashboard.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, expr: t.expr })));
 }
 
-function isAlert(alert: Alert, name: string, instance: string): boolean {
-    return alert.labels.alertname === name && alert.labels.instance === instance;
+function isAlert(alert: Alert, name: string, instance?: string): boolean {
+    return alert.labels.alertname === name && (instance === undefined || alert.labels.instance === instance);
+}
+
+function seconds(ms: number): string {
+    return (ms / 1000).toFixed(1);
 }
 
 describe.each(["staging", "production"] as const)("monitoring of the %s stack on a real Docker engine", (stackName) => {
     const expected = EXPECTED[stackName];
-    const nodes = ["primary", ...replicaNodes(expected.replicas)];
+    const members = Array.from({ length: expected.members }, (_, i) => `pg-${i + 1}`);
+    /** Targets: an exporter and a Patroni per member, PgBouncer's exporter, HAProxy, the backup container, each etcd member. */
+    const targetCount = 2 * expected.members + 3 + expected.etcdMembers;
     let stack: StartedStack;
     let prometheus: Prometheus;
     let cluster: ClusterSettings;
     let monitoring: MonitoringSettings;
     let backup: BackupSettings;
+
+    /** The members as Patroni reports them once every one streams from the leader: the leader first. */
+    async function healthyMembers(): Promise<{ leader: MemberStatus; replicas: MemberStatus[] }> {
+        const status = await waitForHealthyCluster(stack, HEALTHY_WITHIN_MS);
+        return { leader: status.find((m) => m.role === "leader")!, replicas: status.filter((m) => m.role !== "leader") };
+    }
+
+    /** Waits until Prometheus sees the members as Patroni does: `leader` alone leads, every other member streams. */
+    async function prometheusSees(leader: string, timeoutMs: number): Promise<void> {
+        await waitFor(`Prometheus to see ${leader} lead and the others stream`, timeoutMs, async () => {
+            const leaders = await prometheus.query("patroni_primary == 1");
+            const streaming = await prometheus.query("patroni_postgres_streaming == 1");
+            return leaders.map((s) => s.metric.instance).join() === leader &&
+                streaming
+                    .map((s) => s.metric.instance)
+                    .sort()
+                    .join() === members.filter((m) => m !== leader).join()
+                ? true
+                : undefined;
+        });
+    }
+
+    async function firing(name: string, instance?: string): Promise<Alert[]> {
+        return (await prometheus.alerts()).filter((a) => a.state === "firing" && isAlert(a, name, instance));
+    }
 
     beforeAll(async () => {
         const started = Date.now();
@@ -67,27 +107,24 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         cluster = readSettings();
         monitoring = readMonitoringSettings(cluster);
         backup = readBackupSettings();
+        expect(stack.topology.members.map((m) => m.node)).toEqual(members);
         expect(stack.outputs.prometheusUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
         prometheus = new Prometheus(stack.outputs.prometheusUrl!);
         // Pools appear in PgBouncer once a client has used them.
         await query(stack.outputs.databaseUrl, "SELECT 1");
         await query(stack.outputs.readonlyDatabaseUrl, "SELECT 1");
-        await waitFor("every target up and every replica streaming", 60_000, async () => {
+        const { leader } = await healthyMembers();
+        await waitFor("every target up", 60_000, async () => {
             const up = await prometheus.query("up");
-            const streaming = await prometheus.query('pg_stat_replication_pg_wal_lsn_diff{state="streaming"}');
-            // One postgres target per node, PgBouncer's, the backup container's and one per etcd member.
-            return up.length === nodes.length + 2 + expected.etcdMembers &&
-                up.every((s) => s.value[1] === "1") &&
-                streaming.length === expected.replicas
-                ? true
-                : undefined;
+            return up.length === targetCount && up.every((s) => s.value[1] === "1") ? true : undefined;
         });
+        await prometheusSees(leader.name, 60_000);
         // Enough samples for rate() over the dashboards' window.
         await waitFor("a rate window of samples", 30_000, async () => {
             const [fewest] = await prometheus.query(`min(count_over_time(up[${RATE_WINDOW}]))`);
             return fewest !== undefined && Number(fewest.value[1]) >= 3 ? true : undefined;
         });
-        console.log(`${stackName}: stack with monitoring up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        console.log(`${stackName}: stack with monitoring up in ${seconds(Date.now() - started)} s`);
     }, 600_000);
 
     afterAll(async () => {
@@ -100,25 +137,49 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         expect(stack.outputs.grafanaAdminPassword).toBeUndefined();
     });
 
-    it("scrapes one postgres target per node, one pgbouncer and one backup target, and each etcd member, all up", async () => {
+    it("scrapes every member's exporter and Patroni (over verified TLS), PgBouncer, HAProxy, the backup container and each etcd member, all up", async () => {
         const targets = await prometheus.targets();
         const seen = targets.map((t) => [t.labels.job, t.labels.instance, t.labels.role, t.health, t.lastError]).sort();
         expect(seen).toEqual(
             [
                 ["backup", "backup", "backup", "up", ""],
                 ["pgbouncer", "pgbouncer", "pgbouncer", "up", ""],
-                ["postgres", "primary", "primary", "up", ""],
-                ...replicaNodes(expected.replicas).map((n) => ["postgres", n, "replica", "up", ""]),
+                ["haproxy", "haproxy", "haproxy", "up", ""],
+                ...members.map((n) => ["postgres", n, "postgres", "up", ""]),
+                ...members.map((n) => ["patroni", n, "patroni", "up", ""]),
                 ...etcdNames(expected.etcdMembers).map((n) => ["etcd", n, "etcd", "up", ""]),
             ].sort(),
         );
-        const up = await prometheus.query("up == 1");
-        expect(up).toHaveLength(nodes.length + 2 + expected.etcdMembers);
+        // Patroni's API is TLS only: these scrapes checked each member's certificate against the stack's CA.
+        expect(
+            targets
+                .filter((t) => t.labels.job === "patroni")
+                .map((t) => t.scrapeUrl)
+                .sort(),
+        ).toEqual(stack.topology.members.map((m) => `https://${m.container}:8008/metrics`).sort());
+        expect(await prometheus.query("up == 1")).toHaveLength(targetCount);
         const hasLeader = await prometheus.query("etcd_server_has_leader == 1");
         expect(hasLeader.map((s) => s.metric.instance).sort()).toEqual(etcdNames(expected.etcdMembers));
         const pgUp = await prometheus.query("pg_up == 1");
-        expect(pgUp.map((s) => s.metric.instance).sort()).toEqual(nodes.sort());
+        expect(pgUp.map((s) => s.metric.instance).sort()).toEqual(members);
         expect(await prometheus.query("pgbouncer_up == 1")).toHaveLength(1);
+    });
+
+    it("takes each member's role from Patroni's metrics, as Patroni itself reports it, and HAProxy routes to match", async () => {
+        const { leader, replicas } = await healthyMembers();
+        const instances = async (expr: string) => (await prometheus.query(expr)).map((s) => s.metric.instance).sort();
+        expect(await instances("patroni_primary == 1")).toEqual([leader.name]);
+        expect(await instances("patroni_replica == 1")).toEqual(replicas.map((m) => m.name).sort());
+        expect(await instances(`patroni_postgres_timeline == ${leader.timeline}`)).toEqual(members);
+        const servers = async (proxy: string) =>
+            (await prometheus.query(`haproxy_server_status{proxy="${proxy}", state="UP"} == 1`)).map((s) => s.metric.server).sort();
+        expect(await servers("postgres_rw")).toEqual([leader.name]);
+        expect(await servers("postgres_ro")).toEqual(replicas.map((m) => m.name).sort());
+        const active = await prometheus.query("haproxy_backend_active_servers");
+        expect(Object.fromEntries(active.map((s) => [s.metric.proxy, s.value[1]]))).toEqual({
+            postgres_rw: "1",
+            postgres_ro: String(replicas.length),
+        });
     });
 
     it("loads every alert rule, evaluates each without error, and none fires in a healthy cluster", async () => {
@@ -139,39 +200,55 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         expect((await prometheus.alerts()).filter((a) => a.state === "firing")).toEqual([]);
     });
 
-    it("runs every Grafana panel query on the live Prometheus; the core ones return a series per node or pool", async () => {
-        const dashboards = [postgresqlDashboard(cluster, monitoring), pgbouncerDashboard(cluster, monitoring)].map(renderDashboard);
-        const queries = dashboards.flatMap(dashboardQueries);
-        expect(queries).toHaveLength(20);
+    it("runs every Grafana panel query on the live Prometheus; the core ones return a series per member, route or pool", async () => {
+        const dashboards = [postgresqlDashboard(cluster, monitoring), pgbouncerDashboard(cluster, monitoring), clusterDashboard(cluster)];
+        const queries = dashboards.map(renderDashboard).flatMap(dashboardQueries);
+        expect(queries).toHaveLength(30);
         for (const q of queries) {
             const expr = q.expr.replaceAll(RATE_INTERVAL, RATE_WINDOW);
             expect(expr, q.panel).not.toMatch(/\$__/);
             await expect(prometheus.queryRange(expr, 60, SCRAPE_SECONDS), q.panel).resolves.toBeInstanceOf(Array);
         }
 
-        const instant = async (panel: string, label: string) => {
+        const samples = async (panel: string) => {
             const found = queries.filter((q) => q.panel === panel);
             expect(found.length, panel).toBeGreaterThan(0);
-            const samples = await prometheus.query(found[0].expr.replaceAll(RATE_INTERVAL, RATE_WINDOW));
-            return samples.map((s) => s.metric[label]).sort();
+            return prometheus.query(found[0].expr.replaceAll(RATE_INTERVAL, RATE_WINDOW));
         };
-        const replicas = replicaNodes(expected.replicas);
-        expect(await instant("PostgreSQL up", "instance")).toEqual([...nodes].sort());
-        expect(await instant("Connections", "instance")).toEqual([...nodes].sort());
-        expect(await instant("Transactions per second", "instance")).toEqual([...nodes].sort());
-        expect(await instant("Replication lag (bytes)", "instance")).toEqual(replicas);
-        expect(await instant("Replication lag (seconds)", "instance")).toEqual(replicas);
-        expect(await instant("WAL retained per slot", "slot_name")).toEqual(replicas.map((r) => `${r}_slot`));
+        const labels = async (panel: string, label: string) => (await samples(panel)).map((s) => s.metric[label]).sort();
+        const { leader, replicas } = await healthyMembers();
+        const replicaNames = replicas.map((m) => m.name).sort();
+        expect(await labels("PostgreSQL up", "instance")).toEqual(members);
+        expect(await labels("Connections", "instance")).toEqual(members);
+        expect(await labels("Transactions per second", "instance")).toEqual(members);
+        expect(await labels("Replication lag (bytes)", "instance")).toEqual(replicaNames);
+        expect(await labels("Replication lag (seconds)", "instance")).toEqual(replicaNames);
+        const slots = stack.topology.members.filter((m) => m.node !== leader.name).map((m) => m.slot);
+        expect(await labels("WAL retained per slot", "slot_name")).toEqual(slots.sort());
         const pools = ["obcms", "obcms_readonly"];
-        expect(await instant("Clients active per pool", "database")).toEqual(pools);
-        expect(await instant("Clients waiting per pool", "database")).toEqual(pools);
-        expect(await instant("Servers active per pool", "database")).toEqual(pools);
-        expect(await instant("Servers idle per pool", "database")).toEqual(pools);
-        expect(await instant("Longest client wait", "database")).toEqual(pools);
+        expect(await labels("Clients active per pool", "database")).toEqual(pools);
+        expect(await labels("Clients waiting per pool", "database")).toEqual(pools);
+        expect(await labels("Servers active per pool", "database")).toEqual(pools);
+        expect(await labels("Servers idle per pool", "database")).toEqual(pools);
+        expect(await labels("Longest client wait", "database")).toEqual(pools);
+        // The cluster dashboard: 2 for the leader, 1 for each replica.
+        const roles = Object.fromEntries((await samples("Member role")).map((s) => [s.metric.instance, s.value[1]]));
+        expect(roles).toEqual(Object.fromEntries(members.map((m) => [m, m === leader.name ? "2" : "1"])));
+        expect(await labels("Timeline", "instance")).toEqual(members);
+        expect(await labels("Streaming", "instance")).toEqual(replicaNames);
+        expect(await labels("WAL not received", "instance")).toEqual(replicaNames);
+        expect((await samples("Leaders")).map((s) => s.value[1])).toEqual(["1"]);
+        expect((await samples("Failsafe mode")).map((s) => s.value[1])).toEqual(["0"]);
+        expect(await labels("Since etcd last answered", "instance")).toEqual(members);
+        expect(await labels("Servers per route", "proxy")).toEqual(["postgres_ro", "postgres_rw"]);
+        expect((await samples("Route servers")).map((s) => `${s.metric.proxy} ${s.metric.server}`).sort()).toEqual(
+            ["postgres_ro", "postgres_rw"].flatMap((proxy) => members.map((m) => `${proxy} ${m}`)).sort(),
+        );
+        expect(await labels("etcd leader", "instance")).toEqual(etcdNames(expected.etcdMembers));
     });
 
     it("logs in over TLS as the monitoring role, within the connections the cluster reserves for monitoring", async () => {
-        for (const url of [stack.outputs.primaryUrl, ...stack.outputs.replicaUrls]) {
+        for (const url of Object.values(stack.outputs.memberUrls)) {
             const sessions = await query(
                 url,
                 "SELECT a.application_name, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'monitoring'",
@@ -187,7 +264,7 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
     });
 
     it("keeps the monitoring password out of the exporters' environment, command lines and logs", async () => {
-        const exporters = [...nodes.map((n) => n.replace("_", "-")), "pgbouncer"].map((n) => `${stack.clusterName}-${n}-exporter`);
+        const exporters = [...stack.topology.members.map((m) => m.exporter), stack.topology.pgbouncer.exporter];
         for (const name of exporters) {
             const passfile = await docker("exec", name, "cat", "/etc/obcms/pgpass");
             const password = passfile.trim().split(":").at(-1)!;
@@ -211,64 +288,131 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         }
     });
 
-    it("fires PostgreSQLReplicaNotStreaming within `for` + 2 scrape intervals of a replica stopping, and resolves once it streams again", async () => {
-        const replica = `${stack.clusterName}-replica-1`;
-        // The primary's exporter stops reporting the WAL sender at its next scrape, the
-        // rule goes pending at the evaluation after that, and fires `for` later.
-        const bound = (FOR_SECONDS + 2 * SCRAPE_SECONDS) * 1000 + MEASUREMENT_SLACK_MS;
-        await docker("stop", replica);
-        const stopped = Date.now();
-        const firing = await waitFor("the replica-down alert to fire", bound + 5_000, async () => {
-            const alerts = await prometheus.alerts();
-            return alerts.some((a) => a.state === "firing" && isAlert(a, "PostgreSQLReplicaNotStreaming", "replica_1"))
-                ? alerts
-                : undefined;
+    it("fires PostgreSQLMemberNotStreaming within `for` + 2 scrape intervals of a replica stopping, and resolves once it streams again", async () => {
+        const { replicas } = await healthyMembers();
+        const replica = replicas[0];
+        // It stops streaming as soon as its stop begins; Patroni's graceful stop takes a few seconds more.
+        const stopping = Date.now();
+        await docker("stop", replica.container);
+        const stopTook = Date.now() - stopping;
+        const alerts = await waitFor("the not-streaming alert to fire", ALERT_BOUND_MS + 5_000, async () => {
+            const found = await firing("PostgreSQLMemberNotStreaming");
+            return found.length > 0 ? found : undefined;
         });
-        const fired = Date.now() - stopped;
-        expect(
-            firing
-                .filter((a) => a.state === "firing" && a.labels.alertname === "PostgreSQLReplicaNotStreaming")
-                .map((a) => a.labels.instance),
-        ).toEqual(["replica_1"]);
-        await waitFor("PostgreSQLDown for replica_1", 5_000, async () =>
-            (await prometheus.alerts()).some((a) => a.state === "firing" && isAlert(a, "PostgreSQLDown", "replica_1")) ? true : undefined,
+        const fired = Date.now() - stopping;
+        expect(alerts.map((a) => a.labels.instance)).toEqual([replica.name]);
+        await waitFor(`PostgreSQLDown for ${replica.name}`, 5_000, async () =>
+            (await firing("PostgreSQLDown", replica.name)).length > 0 ? true : undefined,
         );
 
-        await docker("start", replica);
+        await docker("start", replica.container);
         const restarted = Date.now();
-        await waitFor("the replica-down alert to resolve", 60_000, async () =>
-            (await prometheus.alerts()).some((a) => isAlert(a, "PostgreSQLReplicaNotStreaming", "replica_1")) ? undefined : true,
+        await waitFor("the not-streaming alert to resolve", 60_000, async () =>
+            (await prometheus.alerts()).some((a) => isAlert(a, "PostgreSQLMemberNotStreaming")) ? undefined : true,
         );
         const resolved = Date.now() - restarted;
         console.log(
-            `${stackName}: PostgreSQLReplicaNotStreaming fired ${(fired / 1000).toFixed(1)} s after the replica stopped ` +
-                `(bound ${bound / 1000} s), resolved ${(resolved / 1000).toFixed(1)} s after it was started again`,
+            `${stackName}: PostgreSQLMemberNotStreaming fired ${seconds(fired)} s after ${replica.name} was told to stop ` +
+                `(its stop took ${seconds(stopTook)} s; bound ${seconds(stopTook + ALERT_BOUND_MS)} s), resolved ${seconds(resolved)} s after it was started again`,
         );
         // Not before `for` has passed, and not much after.
         expect(fired).toBeGreaterThanOrEqual(FOR_SECONDS * 1000);
-        expect(fired).toBeLessThanOrEqual(bound);
-    }, 120_000);
+        expect(fired).toBeLessThanOrEqual(stopTook + ALERT_BOUND_MS);
+        await healthyMembers();
+    }, 240_000);
 
-    it("fires EtcdMemberDown, and no ExporterDown, when an etcd member stops, and resolves once it is back", async () => {
-        const member = `${stack.clusterName}-etcd-${expected.etcdMembers}`;
-        const instance = `etcd-${expected.etcdMembers}`;
-        const bound = (FOR_SECONDS + 2 * SCRAPE_SECONDS) * 1000 + MEASUREMENT_SLACK_MS;
-        await docker("stop", member);
-        const stopped = Date.now();
-        const firing = await waitFor("EtcdMemberDown to fire", bound + 5_000, async () => {
-            const alerts = await prometheus.alerts();
-            return alerts.some((a) => a.state === "firing" && isAlert(a, "EtcdMemberDown", instance)) ? alerts : undefined;
-        });
-        const fired = Date.now() - stopped;
-        expect(firing.filter((a) => a.labels.alertname === "ExporterDown")).toEqual([]);
-        await docker("start", member);
-        await waitFor("EtcdMemberDown to resolve", 60_000, async () =>
-            (await prometheus.alerts()).some((a) => isAlert(a, "EtcdMemberDown", instance)) ? undefined : true,
+    it("follows a switchover in the role series, fires PatroniFailover, and no ExporterDown for the members that changed role", async () => {
+        const { leader, replicas } = await healthyMembers();
+        // In quorum mode Patroni switches over only to a member of the quorum.
+        const candidate = replicas.find((m) => cluster.synchronousReplicas === 0 || m.quorumStandby)!;
+        const issued = Date.now();
+        const answer = await docker(
+            "exec",
+            candidate.container,
+            "patronictl",
+            "-c",
+            FILES.patroniConf,
+            "switchover",
+            "--leader",
+            leader.name,
+            "--candidate",
+            candidate.name,
+            "--force",
+        );
+        // patronictl returns once Patroni has promoted the candidate.
+        const switched = Date.now() - issued;
+        expect(answer).toContain(`Successfully switched over to "${candidate.name}"`);
+
+        await waitFor(`Prometheus to see ${candidate.name} alone lead`, 60_000, async () =>
+            (await prometheus.query("patroni_primary == 1")).map((s) => s.metric.instance).join() === candidate.name ? true : undefined,
+        );
+        const roleSeen = Date.now() - issued;
+        await waitFor("PatroniFailover to fire", 60_000, async () => ((await firing("PatroniFailover")).length > 0 ? true : undefined));
+        const fired = Date.now() - issued;
+        // The new timeline is scraped within an interval of the promotion, the rule
+        // (a subquery at the evaluation interval) sees it within two evaluations, and fires `for` later.
+        const bound = switched + (FOR_SECONDS + 3 * SCRAPE_SECONDS) * 1000 + MEASUREMENT_SLACK_MS;
+        // Long enough after the role change that an ExporterDown it caused would be firing by now.
+        await new Promise((resolve) => setTimeout(resolve, ALERT_BOUND_MS));
+        const window = Math.ceil((Date.now() - issued) / 1000);
+        // Prometheus keeps every alert's state as the ALERTS series: none was firing since the switchover began.
+        const exporterDown = await prometheus.query(`max_over_time(ALERTS{alertname="ExporterDown", alertstate="firing"}[${window}s])`);
+        const lowestUp = await prometheus.query(
+            `min by (job, instance) (min_over_time(up{instance=~"${leader.name}|${candidate.name}"}[${window}s]))`,
         );
         console.log(
-            `${stackName}: EtcdMemberDown fired ${(fired / 1000).toFixed(1)} s after ${instance} stopped (bound ${bound / 1000} s)`,
+            `${stackName}: switchover ${leader.name} → ${candidate.name} done in ${seconds(switched)} s; Prometheus saw the new leader alone ` +
+                `${seconds(roleSeen)} s and PatroniFailover fired ${seconds(fired)} s after it was asked (bound ${seconds(bound)} s); ` +
+                `lowest up of the two members' targets over the switchover: ${lowestUp.map((s) => `${s.metric.job}/${s.metric.instance}=${s.value[1]}`).join(" ")}`,
         );
+        expect(exporterDown).toEqual([]);
+        expect(roleSeen).toBeLessThanOrEqual(switched + 2 * SCRAPE_SECONDS * 1000 + MEASUREMENT_SLACK_MS);
         expect(fired).toBeGreaterThanOrEqual(FOR_SECONDS * 1000);
         expect(fired).toBeLessThanOrEqual(bound);
-    }, 120_000);
+        // The old leader streams from the new one, and Prometheus sees it: the leader-joined rules see the new picture.
+        const after = await healthyMembers();
+        expect(after.leader.name).toBe(candidate.name);
+        await prometheusSees(candidate.name, 2 * SCRAPE_SECONDS * 1000 + MEASUREMENT_SLACK_MS);
+        await waitFor("no member-not-streaming alert", 60_000, async () =>
+            (await prometheus.alerts()).some((a) => isAlert(a, "PostgreSQLMemberNotStreaming")) ? undefined : true,
+        );
+    }, 240_000);
+
+    it("fires EtcdMemberDown, and no ExporterDown, when an etcd member stops; PatroniFailsafeActive only when that loses etcd's quorum", async () => {
+        const member = stack.topology.etcd[expected.etcdMembers - 1];
+        const quorumLost = expected.etcdMembers === 1;
+        const stopping = Date.now();
+        await docker("stop", member.container);
+        const stopTook = Date.now() - stopping;
+        const alerts = await waitFor("EtcdMemberDown to fire", ALERT_BOUND_MS + 5_000, async () => {
+            const all = await prometheus.alerts();
+            return all.some((a) => a.state === "firing" && isAlert(a, "EtcdMemberDown", member.name)) ? all : undefined;
+        });
+        const fired = Date.now() - stopping;
+        expect(alerts.filter((a) => a.labels.alertname === "ExporterDown")).toEqual([]);
+        let failsafeFired: number | undefined;
+        if (quorumLost) {
+            // Patroni's members reach no etcd: the leader keeps its role only because every member answers it.
+            await waitFor("PatroniFailsafeActive to fire", 60_000, async () =>
+                (await firing("PatroniFailsafeActive")).length > 0 ? true : undefined,
+            );
+            failsafeFired = Date.now() - stopping;
+            expect(await firing("PatroniNoLeader")).toEqual([]);
+        } else {
+            // Long enough for failsafe mode to fire, had it begun when the member stopped.
+            await new Promise((resolve) => setTimeout(resolve, ALERT_BOUND_MS));
+            expect(await firing("PatroniFailsafeActive")).toEqual([]);
+        }
+        await docker("start", member.container);
+        await waitFor("EtcdMemberDown and PatroniFailsafeActive to resolve", 60_000, async () =>
+            (await prometheus.alerts()).some((a) => isAlert(a, "EtcdMemberDown") || isAlert(a, "PatroniFailsafeActive")) ? undefined : true,
+        );
+        console.log(
+            `${stackName}: EtcdMemberDown fired ${seconds(fired)} s after ${member.name} was told to stop ` +
+                `(its stop took ${seconds(stopTook)} s; bound ${seconds(stopTook + ALERT_BOUND_MS)} s)` +
+                (failsafeFired === undefined ? "" : `; PatroniFailsafeActive fired ${seconds(failsafeFired)} s after`),
+        );
+        expect(fired).toBeGreaterThanOrEqual(FOR_SECONDS * 1000);
+        expect(fired).toBeLessThanOrEqual(stopTook + ALERT_BOUND_MS);
+    }, 180_000);
 });
