@@ -10,6 +10,7 @@ import pg from "pg";
 import { type AuthMethod, PGBOUNCER_PORT, POSTGRES_PORT } from "../components/settings";
 import { Background } from "../harness/background";
 import type { StartedStack } from "../harness/cluster";
+import { type MemberStatus, waitForLeader } from "../harness/patroni";
 import { clientConfig, docker } from "../harness/sql";
 import { ClusterTool } from "../harness/workload";
 import { parseSummary, parseTransactionLog, pgbenchDuration, steadyWindow, type TransactionLog } from "./pgbench";
@@ -32,27 +33,33 @@ export interface CellSpec {
     readonly memory?: boolean;
 }
 
-/** The application role's credentials and the stack's container names. */
+/** The application role's credentials, the member that leads, and the stack's container names. */
 export class Target {
     readonly user: string;
     readonly password: string;
 
     /**
      * `clientTls` false connects pgbench without TLS (sslmode=disable), where
-     * the stack allows it (staging); `auth` is the stack's authMethod.
+     * the stack allows it (staging); `auth` is the stack's authMethod. The
+     * leader is asked of Patroni once: nothing in a benchmark run moves it.
      */
-    constructor(
+    private constructor(
         readonly stack: StartedStack,
-        readonly clientTls = true,
-        readonly auth: AuthMethod = "scram-sha-256",
+        readonly leader: MemberStatus,
+        readonly clientTls: boolean,
+        readonly auth: AuthMethod,
     ) {
         const url = new URL(stack.outputs.databaseUrl);
         this.user = decodeURIComponent(url.username);
         this.password = decodeURIComponent(url.password);
     }
 
-    container(node: "primary" | "pgbouncer"): string {
-        return `${this.stack.clusterName}-${node}`;
+    static async open(stack: StartedStack, clientTls = true, auth: AuthMethod = "scram-sha-256"): Promise<Target> {
+        return new Target(stack, await waitForLeader(stack, 120_000), clientTls, auth);
+    }
+
+    container(node: "leader" | "pgbouncer"): string {
+        return node === "leader" ? this.leader.container : this.stack.topology.pgbouncer.container;
     }
 
     /** Host, port and database pgbench connects to for `route`, on the cluster network; databases as the stack's URLs name them. */
@@ -68,7 +75,7 @@ export class Target {
                     database: database(this.stack.outputs.readonlyDatabaseUrl),
                 };
             case "direct":
-                return { host: this.container("primary"), port: POSTGRES_PORT, database: database(this.stack.outputs.databaseUrl) };
+                return { host: this.container("leader"), port: POSTGRES_PORT, database: database(this.stack.outputs.databaseUrl) };
             default: {
                 const never: never = route;
                 throw new Error(`unknown route ${String(never)}`);
@@ -98,11 +105,11 @@ export async function initialize(target: Target, scale: number): Promise<void> {
     if (init.exitCode !== 0) {
         throw new Error(`pgbench -i failed:\n${init.output.slice(-2000)}`);
     }
-    await withPrimary(target, (c) => c.query("CHECKPOINT"));
+    await withLeader(target, (c) => c.query("CHECKPOINT"));
 }
 
-async function withPrimary<T>(target: Target, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client(clientConfig(target.stack.outputs.primaryUrl));
+async function withLeader<T>(target: Target, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client(clientConfig(target.leader.url));
     await client.connect();
     try {
         return await fn(client);
@@ -160,7 +167,7 @@ async function privateBytes(pids: readonly number[]): Promise<number[]> {
  * take longer than the run.
  */
 async function memorySample(target: Target, route: Route, pgbouncerIp: string): Promise<MemoryFigures | undefined> {
-    const serving = clientBackends(await processes(target.container("primary"))).filter(
+    const serving = clientBackends(await processes(target.container("leader"))).filter(
         (b) => b.user === target.user && (route === "direct" ? b.clientAddress !== pgbouncerIp : b.clientAddress === pgbouncerIp),
     );
     const backends = await privateBytes(serving.map((b) => b.pid));
@@ -279,7 +286,7 @@ export async function runCell(target: Target, spec: CellSpec, replicas: number):
     // The container writes as the service user, not as whoever runs the benchmark.
     await chmod(outputDir, 0o777);
     const pgbouncerIp = await target.pgbouncerAddress();
-    const sampler = new pg.Client(clientConfig(target.stack.outputs.primaryUrl));
+    const sampler = new pg.Client(clientConfig(target.leader.url));
     // A lost connection fails the next sample, which PeakConnections.stop() reports; as an event it would crash the run.
     sampler.on("error", () => undefined);
     await sampler.connect();
@@ -357,7 +364,7 @@ const LAG_SQL = `SELECT application_name AS replica,
  * standby has replayed everything and nothing new arrives: counted as 0.
  */
 export async function runLag(target: Target, replicas: number, clients: number, seconds: number, intervalMs: number): Promise<LagRun> {
-    const sampler = new pg.Client(clientConfig(target.stack.outputs.primaryUrl));
+    const sampler = new pg.Client(clientConfig(target.leader.url));
     // A lost connection fails the next sample, and with it `sampling`; as an event it would crash the run.
     sampler.on("error", () => undefined);
     await sampler.connect();

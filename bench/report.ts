@@ -1,8 +1,8 @@
 // The Markdown report, its SVG charts and the README block, rendered from a
 // results file alone: `npm run bench -- --report-only <file>` re-renders
 // without measuring again. Pure: the same results give the same bytes.
-import type { BenchResults, Cell, LagRun, Route, Workload } from "./results";
-import { ratio } from "./stats";
+import type { BenchResults, Cell, FailoverRun, LagRun, Route, Workload } from "./results";
+import { distribution, ratio } from "./stats";
 import { type BarChart, renderBarChart } from "./svg";
 
 export const README_START = "<!-- bench:start -->";
@@ -344,6 +344,57 @@ function gaps(results: BenchResults, cells: Cells): string {
     return lines.join("\n");
 }
 
+/** Each leader fault's runs, summarized, with its goal from issue 12. */
+function failoverTable(results: BenchResults): string {
+    const runs = results.failover?.runs ?? [];
+    if (runs.length === 0 || !results.failover) {
+        return "Failover: not measured in this run.";
+    }
+    const bound = results.failover.ttlSeconds + 5;
+    const goals: Record<FailoverRun["fault"], { seconds: number; text: string }> = {
+        switchover: { seconds: 2, text: "≤ 2 s, 0 client errors" },
+        stop: { seconds: 5, text: "≤ 5 s" },
+        kill: { seconds: bound, text: `≤ TTL + 5 s (${bound} s)` },
+        isolate: { seconds: bound, text: `≤ TTL + 5 s (${bound} s)` },
+    };
+    const rows = (["switchover", "stop", "kill", "isolate"] as const).flatMap((fault) => {
+        const of = runs.filter((r) => r.fault === fault);
+        if (of.length === 0) {
+            return [];
+        }
+        const gaps = distribution(of.map((r) => r.gapSeconds));
+        const rejoins = of.flatMap((r) => (r.rejoinSeconds === undefined ? [] : [r.rejoinSeconds]));
+        const errors = of.reduce((sum, r) => sum + r.clientErrors, 0);
+        const goal = goals[fault];
+        const met = gaps.max <= goal.seconds && (fault !== "switchover" || errors === 0);
+        return [
+            [
+                fault,
+                String(of.length),
+                `${gaps.p50.toFixed(2)} (${Math.min(...of.map((r) => r.gapSeconds)).toFixed(2)}–${gaps.max.toFixed(2)})`,
+                fixed(Math.max(...of.map((r) => r.longestWriteGapSeconds)), 2),
+                String(errors),
+                String(of.reduce((sum, r) => sum + r.rowsLost, 0)),
+                rejoins.length ? `${Math.max(...rejoins).toFixed(1)} s (${of.filter((r) => r.rewound).length} rewound)` : NOT_MEASURED,
+                `${goal.text}: ${met ? "met" : "missed"}`,
+            ],
+        ];
+    });
+    return table(
+        [
+            "fault",
+            "runs",
+            "gap s, median (min–max)",
+            "longest write gap s",
+            "client errors",
+            "rows lost",
+            "old leader streaming again, worst",
+            "goal",
+        ],
+        rows,
+    );
+}
+
 /** Renders the report for `results`; chart file names start with `base`. */
 export function renderReport(results: BenchResults, base: string): Report {
     const cells = new Cells(results.cells);
@@ -473,6 +524,16 @@ export function renderReport(results: BenchResults, base: string): Report {
         "",
         cellRows([...(primaryAlone ? [primaryAlone] : []), ...reads]),
         "",
+        "## 7. Failover",
+        "",
+        `Each leader fault on the production stack (${results.failover?.runs.length ?? 0} faults), with ${results.failover?.writers ?? NOT_MEASURED} writers committing through PgBouncer on persistent connections throughout. Gap: from the last commit on the old timeline to the first on the new one, read from the rows (each carries its timeline and \`clock_timestamp()\`), as CloudNativePG measures a failover. Rows lost: acknowledged commits missing on the new leader. The old leader is started again (or reconnected) after each fault and must stream from the new one.`,
+        "",
+        failoverTable(results),
+        "",
+        results.routerHop
+            ? `The router's hop, one client, select-only, ${results.routerHop.seconds} s each from inside PgBouncer's container: through HAProxy ${fixed(results.routerHop.routedLatencyMs, 3)} ms, straight to the leader ${fixed(results.routerHop.directLatencyMs, 3)} ms per transaction: **${fixed((results.routerHop.routedLatencyMs - results.routerHop.directLatencyMs) * 1000, 0)} µs** for the hop (loopback, in one container).`
+            : "The router's hop: not measured in this run.",
+        "",
     ].join("\n");
 
     const readmeBlock = [
@@ -483,7 +544,9 @@ export function renderReport(results: BenchResults, base: string): Report {
         "",
         goalsTable(results, cells),
         "",
-        `Pooler overhead at 1 client: ${fixed(overheadUs, 0)} µs (${fixed(ratio(overheadUs, results.roundTrip.loopbackUs), 1)} loopback round trips). Replay lag p99 (worst replica) with 1 / 3 replicas: ${fixed(worstLagMs(lag1), 1)} / ${fixed(worstLagMs(lag3), 1)} ms. Basebackup: ${bb ? `${(bb.bytes / 1e6 / bb.cloneSeconds).toFixed(0)} MB/s` : NOT_MEASURED}. Reads through \`obcms_readonly\`, 1 / 3 replicas vs the primary alone: ${reads.map((c) => integer(c.tps)).join(" / ") || NOT_MEASURED} vs ${integer(primaryAlone?.tps)} TPS.`,
+        failoverTable(results),
+        "",
+        `Pooler overhead at 1 client: ${fixed(overheadUs, 0)} µs, of which the router's hop ${results.routerHop ? fixed((results.routerHop.routedLatencyMs - results.routerHop.directLatencyMs) * 1000, 0) : NOT_MEASURED} µs (${fixed(ratio(overheadUs, results.roundTrip.loopbackUs), 1)} loopback round trips). Replay lag p99 (worst replica) with 1 / 3 replicas: ${fixed(worstLagMs(lag1), 1)} / ${fixed(worstLagMs(lag3), 1)} ms. Basebackup: ${bb ? `${(bb.bytes / 1e6 / bb.cloneSeconds).toFixed(0)} MB/s` : NOT_MEASURED}. Reads through \`obcms_readonly\`, 1 / 3 replicas vs the primary alone: ${reads.map((c) => integer(c.tps)).join(" / ") || NOT_MEASURED} vs ${integer(primaryAlone?.tps)} TPS.`,
         README_END,
     ].join("\n");
 

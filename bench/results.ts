@@ -94,6 +94,30 @@ export interface RoundTrip {
     readonly clusterNetworkUs: number;
 }
 
+/** One leader fault on the production stack, measured as the failover tests measure it (harness/faults.ts). */
+export interface FailoverRun {
+    readonly fault: "switchover" | "stop" | "kill" | "isolate";
+    readonly run: number;
+    /** Last commit on the old timeline to the first on the new one (CloudNativePG's failover time). */
+    readonly gapSeconds: number;
+    /** The longest any writer went without a commit, as its client saw it. */
+    readonly longestWriteGapSeconds: number;
+    readonly clientErrors: number;
+    readonly rowsLost: number;
+    /** From the old leader's start (or reconnection) to it streaming again; none after a switchover. */
+    readonly rejoinSeconds?: number;
+    readonly rewound?: boolean;
+}
+
+/** One client, select-only, from inside PgBouncer's container: through the router, and straight to the leader. */
+export interface RouterHop {
+    readonly seconds: number;
+    readonly routedLatencyMs: number;
+    readonly directLatencyMs: number;
+    readonly routedTps: number;
+    readonly directTps: number;
+}
+
 export interface BenchResults {
     readonly mode: "full" | "quick";
     /** ISO time the run started. */
@@ -118,4 +142,12 @@ export interface BenchResults {
     readonly roundTrip: RoundTrip;
     readonly lag: readonly LagRun[];
     readonly basebackup?: Basebackup;
+    readonly routerHop?: RouterHop;
+    readonly failover?: {
+        /** Patroni's ttl on the stack: a killed or isolated leader's goal is this + 5 s. */
+        readonly ttlSeconds: number;
+        /** Writers on persistent connections during each fault. */
+        readonly writers: number;
+        readonly runs: readonly FailoverRun[];
+    };
 }

@@ -10,15 +10,17 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, release, totalmem } from "node:os";
 import * as path from "node:path";
 import { type StartedStack, startStack } from "../harness/cluster";
-import { docker, query, waitFor } from "../harness/sql";
+import { type MemberStatus, waitForHealthyCluster } from "../harness/patroni";
+import { docker, query } from "../harness/sql";
 import { loadStackConfig, PROJECT_ROOT, projectName, type StackName } from "../harness/stack-config";
 import { runOnClusterNetwork } from "../harness/workload";
+import { FAILOVER_WRITERS, LEADER_FAULTS, measureRouterHop, runFailovers } from "./failover";
 import { type CellSpec, initialize, runCell, runLag, Target } from "./load";
 import { pgbenchDuration } from "./pgbench";
 import { importProgramFresh } from "./program-import";
 import { runSteps, type Step } from "./progress";
 import { renderReport, replaceReadmeBlock } from "./report";
-import type { Basebackup, BenchResults, BringUp, Cell, LagRun, RoundTrip } from "./results";
+import type { Basebackup, BenchResults, BringUp, Cell, LagRun, RoundTrip, RouterHop } from "./results";
 import { measureRoundTrip } from "./round-trip";
 
 const RESULTS_DIR = path.join(PROJECT_ROOT, "bench", "results");
@@ -43,6 +45,8 @@ interface Plan {
     readonly roundTrips: number;
     /** Bring up staging and production from nothing, the basebackup, and 3 replicas. */
     readonly replicaPhases: boolean;
+    /** Runs of each leader fault on a production stack of its own. */
+    readonly failoverRuns: number;
 }
 
 const FULL: Plan = {
@@ -58,6 +62,7 @@ const FULL: Plan = {
     lagSeconds: 60,
     roundTrips: 10_000,
     replicaPhases: true,
+    failoverRuns: 5,
 };
 
 const QUICK: Plan = {
@@ -73,6 +78,7 @@ const QUICK: Plan = {
     lagSeconds: 5,
     roundTrips: 2_000,
     replicaPhases: false,
+    failoverRuns: 1,
 };
 
 /** Production's stack file, plus room for 2000 direct clients (and PgBouncer's 2000) and no Grafana (no image here). */
@@ -91,15 +97,14 @@ async function bringUp(
     const t0 = Date.now();
     const started = await startStack(stack, { overrides, importProgram: importProgramFresh });
     stacks.push(started);
-    await streaming(started, started.outputs.replicaCount);
+    await streaming(started);
     return { started, seconds: (Date.now() - t0) / 1000 };
 }
 
-async function streaming(stack: StartedStack, replicas: number): Promise<void> {
-    await waitFor(`${replicas} replicas streaming`, 300_000, async () => {
-        const [row] = await query(stack.outputs.primaryUrl, "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming'");
-        return row.n === replicas ? true : undefined;
-    });
+/** Waits until the stack's members all stream from one leader; returns the leader's superuser URL. */
+async function streaming(stack: StartedStack): Promise<string> {
+    const members = await waitForHealthyCluster(stack, 300_000);
+    return (members.find((m) => m.role === "leader") as MemberStatus).url;
 }
 
 async function stopStack(stack: StartedStack, stacks: StartedStack[]): Promise<void> {
@@ -108,7 +113,7 @@ async function stopStack(stack: StartedStack, stacks: StartedStack[]): Promise<v
 }
 
 async function databaseBytes(stack: StartedStack): Promise<number> {
-    const [row] = await query(stack.outputs.primaryUrl, "SELECT sum(pg_database_size(datname))::float8 AS bytes FROM pg_database");
+    const [row] = await query(await streaming(stack), "SELECT sum(pg_database_size(datname))::float8 AS bytes FROM pg_database");
     return row.bytes;
 }
 
@@ -118,9 +123,10 @@ async function databaseBytes(stack: StartedStack): Promise<number> {
  */
 async function fillTo(stack: StartedStack, bytes: number): Promise<void> {
     const missing = bytes - (await databaseBytes(stack));
+    const leader = await streaming(stack);
     if (missing > 0) {
         // The superuser, in the application's database.
-        const url = new URL(stack.outputs.primaryUrl);
+        const url = new URL(leader);
         url.pathname = new URL(stack.outputs.databaseUrl).pathname;
         await query(
             url.toString(),
@@ -128,21 +134,22 @@ async function fillTo(stack: StartedStack, bytes: number): Promise<void> {
             [Math.ceil(missing / 1_000)],
         );
     }
-    await query(stack.outputs.primaryUrl, "CHECKPOINT");
+    await query(leader, "CHECKPOINT");
 }
 
-/** A replica added to a primary holding `bytes`: the update's time and the clone's, from its container's start to streaming. */
+/** A replica added to a leader holding `bytes`: the update's time and the clone's, from its container's start to streaming. */
 async function addReplica(stack: StartedStack, replicas: number): Promise<Omit<Basebackup, "bytes">> {
     const t0 = Date.now();
     await stack.update({ ...BENCH_OVERRIDES, replicaCount: replicas });
-    await streaming(stack, replicas);
+    await streaming(stack);
     const updateSeconds = (Date.now() - t0) / 1000;
-    const startedAt = (await docker("inspect", "--format", "{{.State.StartedAt}}", `${stack.clusterName}-replica-${replicas}`)).trim();
+    const added = stack.topology.members[replicas];
+    const startedAt = (await docker("inspect", "--format", "{{.State.StartedAt}}", added.container)).trim();
     return { updateSeconds, cloneSeconds: (Date.now() - Date.parse(startedAt)) / 1000 };
 }
 
 async function versions(stack: StartedStack): Promise<BenchResults["versions"]> {
-    const [{ version }] = await query(stack.outputs.primaryUrl, "SELECT version()");
+    const [{ version }] = await query(await streaming(stack), "SELECT version()");
     const pgbouncer = await runOnClusterNetwork(stack, ["pgbouncer", "--version"], { timeoutMs: 60_000 });
     return {
         postgresql: version.split(" on ")[0],
@@ -209,6 +216,8 @@ async function measure(plan: Plan): Promise<BenchResults> {
     const lag: LagRun[] = [];
     let roundTrip: RoundTrip | undefined;
     let basebackup: Basebackup | undefined;
+    let routerHop: RouterHop | undefined;
+    let failover: BenchResults["failover"];
     let bench: StartedStack | undefined;
     let staging: StartedStack | undefined;
     let target: Target | undefined;
@@ -243,7 +252,7 @@ async function measure(plan: Plan): Promise<BenchResults> {
                     estimateSeconds: 10 + 2 * (plan.plainConnectSeconds + 4),
                     run: async () => {
                         const s = staging ?? failNotStarted();
-                        const plain = new Target(s, false);
+                        const plain = await Target.open(s, false);
                         await initialize(plain, 1);
                         for (const spec of connectPerTransactionCells(plan, plan.plainConnectSeconds)) {
                             cells.push(await runCell(plain, spec, s.outputs.replicaCount));
@@ -261,7 +270,7 @@ async function measure(plan: Plan): Promise<BenchResults> {
                             { grafanaEnabled: false, monitoringEnabled: false, authMethod: "md5" },
                             stacks,
                         );
-                        const md5 = new Target(s, false, "md5");
+                        const md5 = await Target.open(s, false, "md5");
                         await initialize(md5, 1);
                         for (const spec of connectPerTransactionCells(plan, plan.plainConnectSeconds)) {
                             cells.push(await runCell(md5, spec, s.outputs.replicaCount));
@@ -281,7 +290,7 @@ async function measure(plan: Plan): Promise<BenchResults> {
                 bringUps.push({ stack: "production (bench overrides)", replicas: 1, seconds });
             }
             bench = s;
-            target = new Target(s);
+            target = await Target.open(s);
             benchVersions = await versions(s);
         },
     });
@@ -290,6 +299,13 @@ async function measure(plan: Plan): Promise<BenchResults> {
         estimateSeconds: 10 + plan.roundTrips / 1000,
         run: async () => {
             roundTrip = await measureRoundTrip(benchStack(), plan.roundTrips);
+        },
+    });
+    steps.push({
+        label: `the router's hop: 1 client from PgBouncer's container, through HAProxy and straight, ${plan.singleClientSeconds} s each`,
+        estimateSeconds: 2 * plan.singleClientSeconds + 6,
+        run: async () => {
+            routerHop = await measureRouterHop(benchStack(), benchTarget().leader.container, plan.singleClientSeconds);
         },
     });
     steps.push({
@@ -347,6 +363,23 @@ async function measure(plan: Plan): Promise<BenchResults> {
         steps.push(lagRun(), readScaling());
     }
 
+    steps.push({
+        label: `failover: production from nothing, then ${plan.failoverRuns} run(s) each of ${LEADER_FAULTS.join(", ")}`,
+        estimateSeconds: 60 + plan.failoverRuns * LEADER_FAULTS.length * 60,
+        run: async () => {
+            if (bench) {
+                // The failover stack has the 2 cores to itself.
+                await stopStack(bench, stacks);
+                bench = undefined;
+            }
+            const { started: s, seconds } = await bringUp("production", { grafanaEnabled: false }, stacks);
+            bringUps.push({ stack: "production (failover runs)", replicas: s.outputs.replicaCount, seconds });
+            const runs = await runFailovers(s, plan.failoverRuns, (line) => process.stderr.write(`  ${line}\n`));
+            failover = { ttlSeconds: s.settings.failover.ttlSeconds, writers: FAILOVER_WRITERS, runs };
+            await stopStack(s, stacks);
+        },
+    });
+
     try {
         await runSteps(steps);
     } finally {
@@ -379,6 +412,8 @@ async function measure(plan: Plan): Promise<BenchResults> {
         roundTrip: roundTrip ?? failNotStarted(),
         lag,
         ...(basebackup ? { basebackup } : {}),
+        ...(routerHop ? { routerHop } : {}),
+        ...(failover ? { failover } : {}),
     };
 }
 
