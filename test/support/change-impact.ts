@@ -18,7 +18,7 @@ export interface ChangeImpact {
     readonly effect: string;
 }
 
-const PG_NODES = ["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"];
+const MEMBERS = ["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"];
 const EXPORTERS = [
     "monitoring-pgbouncer-exporter",
     "monitoring-primary-exporter",
@@ -26,19 +26,31 @@ const EXPORTERS = [
 ];
 const ETCD_CONTAINERS = [1, 2, 3].map((k) => `etcd-${k}-container`);
 const ETCD_MEMBER = (k: number) => [`etcd-${k}-container`, `etcd-${k}-data`];
-const REPLICA_RESOURCES = (k: number) =>
-    [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`, `replica-${k}-slot`].concat(
+/** Member k + 1 (`replica-k`): its container, volume, exporter and certificate. */
+const MEMBER_RESOURCES = (k: number) =>
+    [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`].concat(
         ["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`),
     );
-const POOL_RESIZE =
-    "PgBouncer is replaced: it lets its server connections finish, then clients reconnect (writes paused 1.5–2.2 s, 2–5 failed, when `pulumi up` replaced it under load); " +
-    "alert thresholds and dashboards follow the new size; PostgreSQL untouched";
-/** Measured by the reliability suite: `pulumi up` replacing all four nodes of production under writes. */
-const NODES_REPLACED =
-    "each stops cleanly and starts with no crash recovery (writes paused 1.3–3.7 s, 0–1 failed, when all four were replaced under load)";
+/** The two commands of ClusterConfig, which act on the leader. */
+const DYNAMIC_CONFIG = "cluster-config-dynamic-config";
+const ROLES_SQL = "cluster-config-roles";
+
+const PGBOUNCER_REPLACED =
+    "PgBouncer and the router beside it are replaced: PgBouncer lets its server connections finish, then clients reconnect";
+const POOL_RESIZE = `${PGBOUNCER_REPLACED}; alert thresholds and dashboards follow the new size; PostgreSQL untouched`;
+/** What replacing the members does, whatever changed in them (Patroni's graceful stop, HA.md). */
+const MEMBERS_REPLACED =
+    "each stops with SIGTERM (the one that leads first hands the leader key to a streaming replica: a switchover, writes pause for seconds), then starts on its volume and rejoins";
+/** Seeds Patroni's dynamic configuration into etcd: it writes only where no configuration is stored yet. */
+const SEED = "etcd-patroni-config-seed";
+const SEED_RERUNS = "the seed command runs again and leaves the configuration in etcd as it is";
+/** What the dynamic-configuration command does after a cluster-wide parameter changed. */
+const PENDING_RESTARTS =
+    "then the dynamic-configuration command writes it to etcd on the leader, and restarts the members that report a pending restart, one at a time";
 const SCALING =
-    "no other PostgreSQL server restarts (max_wal_senders and max_replication_slots are sized for 10 replicas), PgBouncer untouched " +
-    "(longest write gap 0.5–1.2 s, 0 failed, in the 3 → 1 → 3 test); " +
+    "no running member restarts (max_wal_senders and max_replication_slots are sized for 10 replicas); " +
+    `${PGBOUNCER_REPLACED}, since the router lists every member; ` +
+    "both ClusterConfig commands run again, as the member list they search for the leader changed, and change nothing; " +
     "the backup container is replaced with the new node list once a running backup has finished (600 s grace)";
 
 export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
@@ -61,72 +73,98 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: {},
         after: { reservePoolSize: 3 },
         plan: { replace: ["pgbouncer-container"] },
-        effect: "PgBouncer restarts: clients reconnect; PostgreSQL untouched",
+        effect: `${PGBOUNCER_REPLACED}; PostgreSQL untouched`,
     },
     {
         change: "`queryWaitTimeout` 120 → 60",
         before: {},
         after: { queryWaitTimeout: 60 },
         plan: { replace: ["pgbouncer-container"] },
-        effect: "PgBouncer restarts: clients reconnect; PostgreSQL untouched",
+        effect: `${PGBOUNCER_REPLACED}; PostgreSQL untouched`,
     },
     {
         change: "`replicaCount` 3 → 4",
         before: {},
         after: { replicaCount: 4 },
         plan: {
-            replace: ["backup-container", "backup-last-label", "monitoring-prometheus"],
-            create: REPLICA_RESOURCES(4),
+            replace: ["backup-container", "backup-last-label", "monitoring-prometheus", "pgbouncer-container"],
+            update: [DYNAMIC_CONFIG, ROLES_SQL],
+            create: MEMBER_RESOURCES(4),
         },
-        effect: `replica 4's slot is created first, then it clones the primary onto its new volume; ${SCALING}`,
+        effect: `member pg-5 starts on its new volume, clones the leader and streams through the slot Patroni creates for it; ${SCALING}`,
     },
     {
         change: "`replicaCount` 3 → 2",
         before: {},
         after: { replicaCount: 2 },
         plan: {
-            replace: ["backup-container", "backup-last-label", "monitoring-prometheus"],
-            delete: REPLICA_RESOURCES(3),
+            replace: ["backup-container", "backup-last-label", "monitoring-prometheus", "pgbouncer-container"],
+            update: [DYNAMIC_CONFIG, ROLES_SQL],
+            delete: MEMBER_RESOURCES(3),
         },
-        effect: `replica 3 stops, its volume is deleted and its slot dropped on the primary; ${SCALING}`,
+        effect:
+            "member pg-4 stops (handing the leader key over first if it leads) and its volume is deleted; Patroni drops its slot " +
+            `on the leader once it has been gone for member_slots_ttl (30 min); ${SCALING}`,
     },
     {
-        change: "`maxConnections` 100 → 150 (a PostgreSQL setting)",
+        change: "`maxConnections` 100 → 150 (a cluster-wide parameter)",
         before: {},
         after: { maxConnections: 150 },
-        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", ...PG_NODES] },
-        effect: `every PostgreSQL node restarts once with the new postgresql.conf: ${NODES_REPLACED}; the connections alert and dashboard follow; PgBouncer untouched`,
+        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", ...MEMBERS], update: [DYNAMIC_CONFIG, SEED] },
+        effect:
+            `every member is replaced, since work_mem in its postgresql.conf is sized from max_connections: ${MEMBERS_REPLACED}; ` +
+            `max_connections itself is cluster-wide: ${PENDING_RESTARTS}, the others, then the leader, so each member restarts twice; ` +
+            `${SEED_RERUNS}; the connections alert and dashboard follow; PgBouncer untouched`,
     },
     {
         change: "`postgresMemoryMb` 2048 → 4096 (PostgreSQL's memory)",
         before: {},
         after: { postgresMemoryMb: 4096 },
-        plan: { replace: PG_NODES },
-        effect: `every PostgreSQL node restarts once with the new memory limit and the parameters sized for it: ${NODES_REPLACED}; PgBouncer untouched`,
+        plan: { replace: MEMBERS },
+        effect: `every member is replaced with the new memory limit and the parameters sized for it (postgresql.conf): ${MEMBERS_REPLACED}; PgBouncer untouched`,
     },
     {
         change: "`postgresCpus` 2 → 1",
         before: {},
         after: { postgresCpus: 1 },
-        plan: { replace: PG_NODES },
-        effect: `every PostgreSQL node restarts once with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${NODES_REPLACED}; PgBouncer untouched`,
+        plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED] },
+        effect:
+            `every member is replaced with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${MEMBERS_REPLACED}; ` +
+            `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}, the others, the leader, then the others again, ` +
+            `which keep the leader's higher value until it runs the lower one; ${SEED_RERUNS}; PgBouncer untouched`,
     },
     {
         change: "`auditLog` `ddl, role` → `ddl, role, write`",
         before: {},
         after: { auditLog: "ddl, role, write" },
-        plan: { replace: PG_NODES },
-        effect: `every PostgreSQL node restarts once, because config files reach a container as uploads, which Docker cannot change in place, even for a setting PostgreSQL could reload: ${NODES_REPLACED}`,
+        plan: { replace: MEMBERS },
+        effect: `every member is replaced, because config files reach a container as uploads, which Docker cannot change in place, even for a setting PostgreSQL could reload: ${MEMBERS_REPLACED}`,
     },
     {
         change: "`appPassword` rotated (`pulumi config set --secret`)",
         before: { appPassword: "First-Application-Password-0001" },
         after: { appPassword: "Second-Application-Password-002" },
         secretKeys: ["appPassword"],
-        plan: { replace: ["pgbouncer-container", "primary-container"] },
+        plan: { replace: ["pgbouncer-container"], update: [ROLES_SQL] },
+        effect: `the roles SQL runs again on the leader and sets the new verifier, no member restarts; ${PGBOUNCER_REPLACED} with the new userlist`,
+    },
+    {
+        change: "`synchronousReplicas` 1 → 0 (asynchronous)",
+        before: {},
+        after: { synchronousReplicas: 0 },
+        plan: { update: [DYNAMIC_CONFIG, SEED] },
         effect:
-            "the primary restarts and applies the new verifier on start, PgBouncer restarts with the new userlist; " +
-            "not measured as one fault (PgBouncer replaced alone: 1.5–2.2 s; the primary restarted alone: 2.1–3.1 s); replicas untouched",
+            "no container is replaced: the dynamic-configuration command turns quorum commit off through Patroni on the leader, without a restart; " +
+            `${SEED_RERUNS}; from then on a failover may lose the commits no replica had received`,
+    },
+    {
+        change: "`failoverTtl` 20 → 30",
+        before: {},
+        after: { failoverTtl: 30 },
+        plan: { replace: ["monitoring-prometheus"], update: [DYNAMIC_CONFIG, SEED] },
+        effect:
+            "no member is replaced: the dynamic-configuration command writes the new ttl to etcd through Patroni, which every member applies without a restart; " +
+            `${SEED_RERUNS}; a killed leader is then replaced after up to 30 s, as the no-leader alert's text says`,
     },
     {
         change: "`image` `obcms-database:17.1` → `obcms-database:17.2`",
@@ -140,11 +178,12 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
                 ...EXPORTERS,
                 "monitoring-prometheus",
                 "pgbouncer-container",
-                ...PG_NODES,
+                ...MEMBERS,
             ],
         },
         effect:
-            "every container restarts on the new image, one at a time in dependency order; data stays on the volumes; " +
+            "every container restarts on the new image, in dependency order; data stays on the volumes; " +
+            `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },
     {
@@ -152,14 +191,18 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: {},
         after: { etcdMembers: 5 },
         plan: {
-            replace: [...[1, 2, 3].flatMap(ETCD_MEMBER), "monitoring-prometheus"],
+            replace: [...[1, 2, 3].flatMap(ETCD_MEMBER), "monitoring-prometheus", ...MEMBERS],
+            update: [SEED],
             create: [
                 ...ETCD_MEMBER(4),
                 ...ETCD_MEMBER(5),
                 ...[4, 5].flatMap((k) => ["cert", "csr", "key"].map((part) => `tls-etcd-${k}-${part}`)),
             ],
         },
-        effect: "a new, empty etcd cluster of five members starts on fresh volumes (etcd keeps its membership in its data); nothing reads the store yet",
+        effect:
+            "a new, empty etcd cluster of five members starts on fresh volumes (etcd keeps its membership in its data); the seed command " +
+            "writes the dynamic configuration into it, but the leader key and the member list start empty, and Patroni registers the running " +
+            `cluster in it again (not tested yet); every member is replaced, since its patroni.yml lists the etcd members: ${MEMBERS_REPLACED}`,
     },
 ];
 
