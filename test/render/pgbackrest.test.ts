@@ -166,8 +166,23 @@ describe("archiving and the start scripts", () => {
         expect(script).toContain("  stop_if_requested\n  sleep 10 & wait $! || true\n");
         expect(script).toContain("trap 'stopping=1' TERM INT\n");
         expect(script).toContain("while :; do\n  stop_if_requested\n");
-        // The health check's file comes only after the stanza and a full backup.
-        expect(script.indexOf("touch '/tmp/obcms-backup-ready'")).toBeGreaterThan(script.indexOf("  run_backup full\nfi"));
+        // The health check's file comes only after the stanza and a full backup, which a repository that has one skips.
+        expect(script).toContain(
+            [
+                'if [ "$(full_backups)" = 0 ]; then',
+                "  attempt=1",
+                "  until pgbr stanza-create; do",
+                "    stop_if_requested",
+                '    if [ "$attempt" -ge 150 ]; then log "stanza-create failed 150 times"; exit 1; fi',
+                "    attempt=$((attempt + 1)); sleep 2",
+                "  done",
+                '  if [ "$(full_backups)" = 0 ]; then',
+                "    run_backup full",
+                "  fi",
+                "fi",
+                "touch '/tmp/obcms-backup-ready'",
+            ].join("\n"),
+        );
     });
 
     it("the backup container's metrics are valid Prometheus text", () => {
