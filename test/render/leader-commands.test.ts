@@ -18,7 +18,7 @@ const members = clusterTopology(production).members;
 const container = (k: number) => `obcms-database-production-pg-${k}`;
 
 /**
- * `docker exec` as a cluster answers it. The /primary check (run in the
+ * `docker ps` lists $RUNNING; `docker exec` as a cluster answers it. The /primary check (run in the
  * script's own shell, so a variable counts the searches, each of which starts
  * at the first member) succeeds for LEADER once NO_LEADER_ROUNDS found nobody; a step (psql or edit-config, with -i) fails STEP_FAILS times;
  * the pending-restart check prints whether the member is listed in
@@ -31,6 +31,7 @@ const FAKE_DOCKER = `
 sleep() { :; }
 rounds=0
 docker() {
+  if [ "$1" = ps ]; then printf '%s\\n' $RUNNING; return 0; fi
   [ "$1" = exec ] || return 99
   shift
   interactive=""
@@ -65,6 +66,8 @@ interface FakeCluster {
     readonly noLeaderRounds?: number;
     readonly stepFails?: number;
     readonly pending?: readonly string[];
+    /** Every running member container, declared or not, as `docker ps` lists them. */
+    readonly running?: readonly string[];
 }
 
 interface Call {
@@ -88,6 +91,7 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
                 LEADER: cluster.leader,
                 NO_LEADER_ROUNDS: String(cluster.noLeaderRounds ?? 0),
                 STEP_FAILS: String(cluster.stepFails ?? 0),
+                RUNNING: (cluster.running ?? []).join(" "),
             },
         });
         const log = readFileSync(path.join(dir, "calls"), "utf8");
@@ -140,10 +144,14 @@ describe("leaderSqlCommand", () => {
         expect(leaderSqlCommand(clusterTopology(staging).members)).toBe(
             [
                 "set -eu",
+                "declared='obcms-database-staging-pg-1 obcms-database-staging-pg-2'",
                 "find_leader() {",
                 '  leader=""',
-                "  for pair in 'obcms-database-staging-pg-1:pg-1' 'obcms-database-staging-pg-2:pg-2'; do",
-                '    member="${pair%%:*}"',
+                "  for member in $declared; do",
+                `    if docker exec "$member" 'curl' '-fsS' '-o' '/dev/null' '--max-time' '2' '--cacert' '/etc/obcms/tls/ca.crt' 'https://localhost:8008/primary' 2>/dev/null; then leader="$member"; return 0; fi`,
+                "  done",
+                "  for member in $(docker ps --filter 'name=^/obcms-database-staging-pg-[0-9]+$' --format '{{.Names}}'); do",
+                '    case " $declared " in *" $member "*) continue ;; esac',
                 `    if docker exec "$member" 'curl' '-fsS' '-o' '/dev/null' '--max-time' '2' '--cacert' '/etc/obcms/tls/ca.crt' 'https://localhost:8008/primary' 2>/dev/null; then leader="$member"; return 0; fi`,
                 "  done",
                 "  return 1",
@@ -169,6 +177,14 @@ describe("leaderSqlCommand", () => {
         const run = runWithFakeDocker(command, SQL, { leader: container(3) });
         expect(run.status).toBe(0);
         expect(run.calls).toEqual([...checks(1, 2, 3), { container: container(3), args: ["-i", ...PSQL], stdin: SQL }]);
+    });
+
+    // `pulumi up` removing members (replicaCount lowered) deletes them at its end: until then one may lead.
+    it("finds a leader among running member containers no longer declared, after asking every declared one", () => {
+        const running = [1, 2, 3, 4, 5].map(container);
+        const run = runWithFakeDocker(command, SQL, { leader: container(5), running });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual([...checks(1, 2, 3, 4, 5), { container: container(5), args: ["-i", ...PSQL], stdin: SQL }]);
     });
 
     it(`looks for a leader up to ${LEADER_ATTEMPTS} times while none leads`, () => {

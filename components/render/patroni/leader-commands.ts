@@ -24,16 +24,26 @@ function memberWords(members: readonly PostgresMember[]): string {
 /**
  * The script's preamble: `find_leader` sets `leader` to the container whose
  * member holds the leader key, and `on_leader` retries the shell function
- * `step` on the current leader until it succeeds.
+ * `step` on the current leader until it succeeds. The declared members are
+ * asked first, then any other running member container of the cluster: a
+ * `pulumi up` that removes members deletes them only at its end, so while it
+ * runs the leader may be one of them.
  */
 function leaderFunctions(members: readonly PostgresMember[], what: string): string[] {
+    // Member containers are named <cluster>-pg-<index> (topology.ts).
+    const others = `^/${members[0].container.replace(/\d+$/, "")}[0-9]+$`;
+    const isLeader = `${execIn("member", restApiGet("/primary"))} 2>/dev/null`;
     return [
         "set -eu",
+        `declared=${shellWord(members.map((m) => m.container).join(" "))}`,
         "find_leader() {",
         '  leader=""',
-        `  for pair in ${memberWords(members)}; do`,
-        '    member="${pair%%:*}"',
-        `    if ${execIn("member", restApiGet("/primary"))} 2>/dev/null; then leader="$member"; return 0; fi`,
+        "  for member in $declared; do",
+        `    if ${isLeader}; then leader="$member"; return 0; fi`,
+        "  done",
+        `  for member in $(docker ps --filter ${shellWord(`name=${others}`)} --format '{{.Names}}'); do`,
+        '    case " $declared " in *" $member "*) continue ;; esac',
+        `    if ${isLeader}; then leader="$member"; return 0; fi`,
         "  done",
         "  return 1",
         "}",
