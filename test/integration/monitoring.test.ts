@@ -295,17 +295,22 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         const stopping = Date.now();
         await docker("stop", replica.container);
         const stopTook = Date.now() - stopping;
-        const alerts = await waitFor("the not-streaming alert to fire", ALERT_BOUND_MS + 5_000, async () => {
-            const found = await firing("PostgreSQLMemberNotStreaming");
-            return found.length > 0 ? found : undefined;
-        });
-        const fired = Date.now() - stopping;
-        expect(alerts.map((a) => a.labels.instance)).toEqual([replica.name]);
-        await waitFor(`PostgreSQLDown for ${replica.name}`, 5_000, async () =>
-            (await firing("PostgreSQLDown", replica.name)).length > 0 ? true : undefined,
-        );
-
-        await docker("start", replica.container);
+        let fired: number;
+        try {
+            const alerts = await waitFor("the not-streaming alert to fire", ALERT_BOUND_MS + 5_000, async () => {
+                const found = await firing("PostgreSQLMemberNotStreaming");
+                return found.length > 0 ? found : undefined;
+            });
+            fired = Date.now() - stopping;
+            expect(alerts.map((a) => a.labels.instance)).toEqual([replica.name]);
+            // PostgreSQL's own alert: its exporter sees it down once the stop has finished, `for` later.
+            await waitFor(`PostgreSQLDown for ${replica.name}`, ALERT_BOUND_MS, async () =>
+                (await firing("PostgreSQLDown", replica.name)).length > 0 ? true : undefined,
+            );
+        } finally {
+            // Also when an alert is late: the tests after this one need the member back.
+            await docker("start", replica.container);
+        }
         const restarted = Date.now();
         await waitFor("the not-streaming alert to resolve", 60_000, async () =>
             (await prometheus.alerts()).some((a) => isAlert(a, "PostgreSQLMemberNotStreaming")) ? undefined : true,
@@ -384,26 +389,31 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
         const stopping = Date.now();
         await docker("stop", member.container);
         const stopTook = Date.now() - stopping;
-        const alerts = await waitFor("EtcdMemberDown to fire", ALERT_BOUND_MS + 5_000, async () => {
-            const all = await prometheus.alerts();
-            return all.some((a) => a.state === "firing" && isAlert(a, "EtcdMemberDown", member.name)) ? all : undefined;
-        });
-        const fired = Date.now() - stopping;
-        expect(alerts.filter((a) => a.labels.alertname === "ExporterDown")).toEqual([]);
+        let fired: number;
         let failsafeFired: number | undefined;
-        if (quorumLost) {
-            // Patroni's members reach no etcd: the leader keeps its role only because every member answers it.
-            await waitFor("PatroniFailsafeActive to fire", 60_000, async () =>
-                (await firing("PatroniFailsafeActive")).length > 0 ? true : undefined,
-            );
-            failsafeFired = Date.now() - stopping;
-            expect(await firing("PatroniNoLeader")).toEqual([]);
-        } else {
-            // Long enough for failsafe mode to fire, had it begun when the member stopped.
-            await new Promise((resolve) => setTimeout(resolve, ALERT_BOUND_MS));
-            expect(await firing("PatroniFailsafeActive")).toEqual([]);
+        try {
+            const alerts = await waitFor("EtcdMemberDown to fire", ALERT_BOUND_MS + 5_000, async () => {
+                const all = await prometheus.alerts();
+                return all.some((a) => a.state === "firing" && isAlert(a, "EtcdMemberDown", member.name)) ? all : undefined;
+            });
+            fired = Date.now() - stopping;
+            expect(alerts.filter((a) => a.labels.alertname === "ExporterDown")).toEqual([]);
+            if (quorumLost) {
+                // Patroni's members reach no etcd: the leader keeps its role only because every member answers it.
+                await waitFor("PatroniFailsafeActive to fire", 60_000, async () =>
+                    (await firing("PatroniFailsafeActive")).length > 0 ? true : undefined,
+                );
+                failsafeFired = Date.now() - stopping;
+                expect(await firing("PatroniNoLeader")).toEqual([]);
+            } else {
+                // Long enough for failsafe mode to fire, had it begun when the member stopped.
+                await new Promise((resolve) => setTimeout(resolve, ALERT_BOUND_MS));
+                expect(await firing("PatroniFailsafeActive")).toEqual([]);
+            }
+        } finally {
+            // Also when an alert is late: the tests after this one need the member back.
+            await docker("start", member.container);
         }
-        await docker("start", member.container);
         await waitFor("EtcdMemberDown and PatroniFailsafeActive to resolve", 60_000, async () =>
             (await prometheus.alerts()).some((a) => isAlert(a, "EtcdMemberDown") || isAlert(a, "PatroniFailsafeActive")) ? undefined : true,
         );
