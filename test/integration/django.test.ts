@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SERVER_LIFETIME_SECONDS } from "../../components/render/pgbouncer/config";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { DockerMocks } from "../../harness/docker-mocks";
 import { promiseOf } from "../../harness/outputs";
@@ -245,7 +246,16 @@ describe("example Django app on the staging stack", () => {
                 ? true
                 : undefined,
         );
-        expect((await connectionReport()).split("\n")).toEqual(["default True verify-full False", "replica True verify-full True"]);
+        // The read-only pool's server connections to the leader close within PgBouncer's server_lifetime.
+        const report = await waitFor(
+            "the app's reads on the old leader, now a replica",
+            (SERVER_LIFETIME_SECONDS + 30) * 1000,
+            async () => {
+                const lines = (await connectionReport()).split("\n");
+                return lines[1] === "replica True verify-full True" ? lines : undefined;
+            },
+        );
+        expect(report).toEqual(["default True verify-full False", "replica True verify-full True"]);
         expect(await notes()).toEqual([...before, "after the failover"]);
     }, 300_000);
 });

@@ -28,6 +28,7 @@ const STAGING_INI = [
     "pool_mode = transaction",
     "query_wait_timeout = 120",
     "reserve_pool_size = 5",
+    "server_lifetime = 60",
     "server_login_retry = 1",
     "server_round_robin = 1",
     "server_tls_ca_file = /etc/obcms/tls/ca.crt",
@@ -61,6 +62,7 @@ const PRODUCTION_INI = [
     "pool_mode = transaction",
     "query_wait_timeout = 120",
     "reserve_pool_size = 5",
+    "server_lifetime = 60",
     "server_login_retry = 1",
     "server_round_robin = 1",
     "server_tls_ca_file = /etc/obcms/tls/ca.crt",
@@ -124,7 +126,7 @@ describe("renderPgbouncerIni", () => {
 
     it("writes the settings sorted by key", () => {
         const keys = settingKeys(renderPgbouncerIni(pgbouncerConfig(staging)));
-        expect(keys).toHaveLength(23);
+        expect(keys).toHaveLength(24);
         expect(keys).toEqual([...keys].sort());
     });
 

@@ -16,6 +16,9 @@ import type { HaproxySpec } from "../haproxy/haproxy-cfg";
 import { FILES, SOCKET_DIR } from "../paths";
 import type { PgbouncerIni } from "./pgbouncer-ini";
 
+/** How long PgBouncer keeps a server connection (server_lifetime; see pgbouncerConfig). */
+export const SERVER_LIFETIME_SECONDS = 60;
+
 /**
  * pgbouncer.ini: the read-write database through the router's read-write
  * route (the leader), the read-only one through its read-only route (the
@@ -52,6 +55,10 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             // After a failed server login PgBouncer waits this long before the
             // next try (default 15 s): it adds to the write gap of a failover.
             server_login_retry: 1,
+            // A server connection is closed once released after this long (default 3600 s). The router
+            // cannot move an open session: while no replica streams, the read-only pool's connections go
+            // to the leader, and this is how soon they return to a replica that streams again.
+            server_lifetime: SERVER_LIFETIME_SECONDS,
             client_tls_sslmode: s.clientTlsSslmode,
             client_tls_ca_file: FILES.tlsCa,
             client_tls_cert_file: FILES.tlsCert,
