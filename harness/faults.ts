@@ -10,7 +10,7 @@ import type { StartedStack } from "./cluster";
 import { clusterStatus, type MemberStatus, waitForHealthyCluster, waitForLeader } from "./patroni";
 import { containerLog, docker, query, waitFor } from "./sql";
 import { PROJECT_ROOT } from "./stack-config";
-import { failoverGapSeconds, timelineSpans, WRITES_TABLE, Writer, type WriterReport } from "./workload";
+import { failoverGapSeconds, leaderIds, timelineSpans, WRITES_TABLE, Writer, type WriterReport } from "./workload";
 
 const run = promisify(execFile);
 
@@ -53,8 +53,7 @@ export async function underWrites(
         // Also when the fault fails: a writer left running would go on into the next test.
         reports = await Promise.all(running.map((w) => w.stop()));
     }
-    const leader = await waitForLeader(stack, 120_000);
-    const present = new Set((await query<{ id: number }>(leader.url, `SELECT id FROM ${WRITES_TABLE}`)).map((r) => r.id));
+    const present = await leaderIds(stack);
     return {
         reports,
         lost: reports.flatMap((r) => r.committed.filter((id) => !present.has(id))),
@@ -109,12 +108,12 @@ function logTime(log: string, pattern: RegExp, after = ""): string | undefined {
 }
 
 /** How many times Patroni ran pg_rewind on a member, by its log. */
-function rewinds(log: string): number {
+export function rewinds(log: string): number {
     return log.match(/running pg_rewind from/g)?.length ?? 0;
 }
 
-/** The old leader's member status once it streams from the new leader again. */
-function rejoined(stack: StartedStack, name: string, timeoutMs: number): Promise<MemberStatus> {
+/** A member's status once it streams again, on the timeline of the member that leads. */
+export function rejoined(stack: StartedStack, name: string, timeoutMs: number): Promise<MemberStatus> {
     return waitFor(`${name} streaming from the new leader`, timeoutMs, async () => {
         const members = await clusterStatus(stack);
         const leader = members.find((m) => m.role === "leader" && m.state === "running");

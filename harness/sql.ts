@@ -69,6 +69,11 @@ export async function docker(...args: string[]): Promise<string> {
     return (await run("docker", args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
 }
 
+/** Every process's command line and environment in a container, as the kernel shows them. */
+export function processesText(container: string): Promise<string> {
+    return docker("exec", container, "sh", "-c", "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '");
+}
+
 /** A container's log, both streams: PostgreSQL and the exporters write theirs to stderr. */
 export async function containerLog(name: string): Promise<string> {
     const { stdout, stderr } = await run("docker", ["logs", name], { maxBuffer: 64 * 1024 * 1024 });

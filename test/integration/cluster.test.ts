@@ -15,7 +15,7 @@ import { type StartedStack, startStack } from "../../harness/cluster";
 import { clusterScript } from "../../harness/faults";
 import { type MemberStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { stepsOf } from "../../harness/preview";
-import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
+import { clientConfig, containerLog, docker, processesText, query, waitFor, withClient } from "../../harness/sql";
 
 const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
@@ -655,14 +655,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 inspect.Path,
                 inspect.Args,
             ]);
-            // Every process's command line and environment, as the kernel shows them.
-            const processes = await docker(
-                "exec",
-                name,
-                "sh",
-                "-c",
-                "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '",
-            );
+            const processes = await processesText(name);
             const logs = await containerLog(name);
             for (const secret of [...passwords, stack.outputs.backupPassphrase, "PRIVATE KEY"]) {
                 expect(visible, name).not.toContain(secret);

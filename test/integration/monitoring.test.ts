@@ -18,7 +18,7 @@ import { FILES } from "../../components/render/paths";
 import { type BackupSettings, type ClusterSettings, MONITORING_CONNECTIONS, type MonitoringSettings } from "../../components/settings";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { type MemberStatus, waitForHealthyCluster } from "../../harness/patroni";
-import { containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
+import { containerLog, docker, processesText, query, waitFor, withClient } from "../../harness/sql";
 import { type Alert, Prometheus } from "../support/prometheus";
 
 /**
@@ -272,14 +272,7 @@ describe.each(["staging", "production"] as const)("monitoring of the %s stack on
             expect((await docker("exec", name, "stat", "-c", "%a %U", "/etc/obcms/pgpass")).trim()).toBe("600 postgres");
             const [inspect] = JSON.parse(await docker("inspect", name));
             const visible = JSON.stringify([inspect.Config.Env, inspect.Config.Cmd, inspect.Config.Entrypoint, inspect.Path, inspect.Args]);
-            // Every process's command line and environment, as the kernel shows them.
-            const processes = await docker(
-                "exec",
-                name,
-                "sh",
-                "-c",
-                "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' ' '",
-            );
+            const processes = await processesText(name);
             const logs = await containerLog(name);
             expect(processes).toMatch(/prometheus-(postgres|pgbouncer)-exporter/);
             for (const text of [visible, processes, logs]) {

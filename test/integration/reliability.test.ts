@@ -8,7 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
-import { clusterScript, underWrites, WRITES_AROUND_FAULT, type WritesOutcome } from "../../harness/faults";
+import { clusterScript, rejoined, rewinds, underWrites, WRITES_AROUND_FAULT, type WritesOutcome } from "../../harness/faults";
 import { clusterStatus, type MemberStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { type PlannedStep, stepsOf } from "../../harness/preview";
 import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
@@ -33,11 +33,6 @@ const figures: FaultFigures[] = [];
 function urlParts(url: string) {
     const u = new URL(url);
     return { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
-}
-
-/** How many times Patroni ran pg_rewind on a member, by its log. */
-function rewinds(log: string): number {
-    return log.match(/running pg_rewind from/g)?.length ?? 0;
 }
 
 describe("production stack: refused logins, full load, faults", () => {
@@ -292,11 +287,7 @@ describe("production stack: refused logins, full load, faults", () => {
                     const restarting = Date.now();
                     await docker("restart", oldLeader.container);
                     newLeader = await waitForLeader(stack, 120_000, oldLeader.name);
-                    await waitFor(`${oldLeader.name} streaming from the new leader`, 120_000, async () => {
-                        const members = await clusterStatus(stack);
-                        const member = members.find((m) => m.name === oldLeader.name);
-                        return member?.state === "streaming" && member.timeline === newLeader?.timeline ? true : undefined;
-                    });
+                    await rejoined(stack, oldLeader.name, 120_000);
                     rejoinSeconds = (Date.now() - restarting) / 1000;
                     readsAfter = reads;
                 });
