@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { FILES } from "../../components/render/paths";
-import { ROLES } from "../../components/settings";
+import { PATRONI_REST_PORT, ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import type { PostgresMember } from "../../components/topology";
 import { whileRunning } from "../../harness/background";
@@ -1040,5 +1040,46 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expect(await slots()).toEqual([{ slot_name: follower.slot, active: true, bounded: true }]);
         },
         300_000,
+    );
+
+    // Patroni loads a change of its dynamic configuration at its next cycle, seconds
+    // later, and marks a pending restart only then: the update must wait for both.
+    it.runIf(stackName === "staging")(
+        "a cluster-wide parameter raised, then lowered: when `pulumi up` returns, every member runs it, and none waits for a restart",
+        async () => {
+            const running = async (member: PostgresMember) => {
+                const [row] = await query(
+                    stack.outputs.memberUrls[member.node],
+                    "SELECT current_setting('max_connections') AS max_connections, bool_or(pending_restart) AS pending FROM pg_settings",
+                );
+                const patroni = JSON.parse(
+                    await docker(
+                        "exec",
+                        member.container,
+                        "curl",
+                        "-fsS",
+                        "--cacert",
+                        FILES.tlsCa,
+                        `https://localhost:${PATRONI_REST_PORT}/patroni`,
+                    ),
+                );
+                return { ...row, patroniPending: patroni.pending_restart ?? false };
+            };
+            for (const maxConnections of [150, 100]) {
+                const started = Date.now();
+                const steps = await stack.update(maxConnections === 100 ? {} : { maxConnections });
+                const seconds = (Date.now() - started) / 1000;
+                expect(stepsOf(steps, "update")).toContain("cluster-config-dynamic-config");
+                const states = await Promise.all(stack.topology.members.map(running));
+                console.log(
+                    `max_connections → ${maxConnections}: pulumi up returned after ${seconds.toFixed(1)} s; members: ${JSON.stringify(states)}`,
+                );
+                expect(states).toEqual(
+                    stack.topology.members.map(() => ({ max_connections: String(maxConnections), pending: false, patroniPending: false })),
+                );
+            }
+            await waitForHealthyCluster(stack, 120_000);
+        },
+        600_000,
     );
 });

@@ -6,7 +6,7 @@ import { passwordVerifier } from "../../components/render/credentials/verifier";
 import { renderEtcdConf } from "../../components/render/etcd/etcd-conf";
 import { seedDynamicConfigCommand } from "../../components/render/patroni/dcs-seed";
 import { dynamicConfigCommand, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
-import { dynamicConfiguration, patroniConf } from "../../components/render/patroni/patroni-yml";
+import { dynamicConfiguration, parametersDigest, patroniConf } from "../../components/render/patroni/patroni-yml";
 import { type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
 import { renderYaml } from "../../components/render/yaml";
 import { clusterTopology } from "../../components/topology";
@@ -139,7 +139,11 @@ function seeding(config: Record<string, any>, stdin = JSON.stringify(config)): P
 /** The command the program declares to merge the dynamic configuration into etcd through patronictl. */
 function applying(config: Record<string, any>, stdin = renderYaml("dynamic", config)): PolicyTarget {
     const t = clusterTopology(production);
-    return { type: COMMAND, name: "cluster-config-dynamic-config", inputs: { create: dynamicConfigCommand(t.members, t.scope), stdin } };
+    return {
+        type: COMMAND,
+        name: "cluster-config-dynamic-config",
+        inputs: { create: dynamicConfigCommand(t.members, t.scope, parametersDigest(production)), stdin },
+    };
 }
 
 function pgbouncer(ini = PGBOUNCER_INI, userlist = `"obcms_app" "${VERIFIER}"\n`): PolicyTarget {

@@ -1,14 +1,15 @@
 // The commands that act on whichever member leads, run by /bin/sh with
 // `docker` replaced by a shell function that answers like a cluster: which
 // member Patroni calls the leader, whether a step succeeds, which members
-// report a pending restart. Nothing reaches Docker but the last test, which
-// runs the pending-restart check in the project image with curl stubbed.
+// have loaded the parameters or wait for a restart. Nothing reaches Docker but
+// the last tests, which run the parameters check in the project image with
+// psql and curl stubbed.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { dynamicConfigCommand, LEADER_ATTEMPTS, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
+import { APPLY_ATTEMPTS, dynamicConfigCommand, LEADER_ATTEMPTS, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
 import { restApiGet } from "../../components/render/patroni/start-script";
 import { clusterTopology } from "../../components/topology";
 import { PROJECT_IMAGE } from "../support/promtool";
@@ -21,11 +22,14 @@ const container = (k: number) => `obcms-database-production-pg-${k}`;
  * `docker ps` lists $RUNNING; `docker exec` as a cluster answers it. The /primary check (run in the
  * script's own shell, so a variable counts the searches, each of which starts
  * at the first member) succeeds for LEADER once NO_LEADER_ROUNDS found nobody; a step (psql or edit-config, with -i) fails STEP_FAILS times;
- * the pending-restart check prints whether the member is listed in
- * $DIR/pending, and a restart clears it, except on a replica while the
- * leader is still pending (it keeps the leader's higher value of a lowered
- * setting). Every call is logged to $DIR/calls, each -i call's stdin to
- * $DIR/stdin-<call number>.
+ * the parameters check (run in a command substitution's subshell, so a file
+ * counts them) prints `stale` for its first STALE_ROUNDS calls, then
+ * `pending` for a member listed in $DIR/pending, else `applied`; a restart
+ * clears it, except on a replica while the leader is still pending (it keeps
+ * the leader's higher value of a lowered setting). The leader's WAL position
+ * is 0/3000060, which the replicas have not replayed for the first
+ * BEHIND_ROUNDS replay checks, then have. Every call is logged to
+ * $DIR/calls, each -i call's stdin to $DIR/stdin-<call number>.
  */
 const FAKE_DOCKER = `
 sleep() { :; }
@@ -45,10 +49,17 @@ docker() {
       [ "$container" = "$LEADER" ] && [ "$rounds" -gt "$NO_LEADER_ROUNDS" ]
       return ;;
     "sh -c")
-      if grep -qx "$container" "$DIR/pending"; then echo true; else echo false; fi
+      echo >> "$DIR/states"
+      if [ "$(wc -l < "$DIR/states")" -le "$STALE_ROUNDS" ]; then echo stale
+      elif grep -qx "$container" "$DIR/pending"; then echo pending; else echo applied; fi
       return 0 ;;
   esac
   case " $* " in
+    *" pg_current_wal_lsn()"*) echo 0/3000060; return 0 ;;
+    *" pg_last_wal_replay_lsn()"*)
+      echo >> "$DIR/replays"
+      if [ "$(wc -l < "$DIR/replays")" -le "$BEHIND_ROUNDS" ]; then echo f; else echo t; fi
+      return 0 ;;
     *" restart "*)
       if [ "$container" = "$LEADER" ] || ! grep -qx "$LEADER" "$DIR/pending"; then
         grep -vx "$container" "$DIR/pending" > "$DIR/pending.new" || true
@@ -66,6 +77,10 @@ interface FakeCluster {
     readonly noLeaderRounds?: number;
     readonly stepFails?: number;
     readonly pending?: readonly string[];
+    /** How many parameter checks, counted over all members, find the parameters not loaded yet. */
+    readonly staleRounds?: number;
+    /** How many replay checks, counted over all members, find the leader's WAL position not replayed yet. */
+    readonly behindRounds?: number;
     /** Every running member container, declared or not, as `docker ps` lists them. */
     readonly running?: readonly string[];
 }
@@ -91,6 +106,8 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
                 LEADER: cluster.leader,
                 NO_LEADER_ROUNDS: String(cluster.noLeaderRounds ?? 0),
                 STEP_FAILS: String(cluster.stepFails ?? 0),
+                STALE_ROUNDS: String(cluster.staleRounds ?? 0),
+                BEHIND_ROUNDS: String(cluster.behindRounds ?? 0),
                 RUNNING: (cluster.running ?? []).join(" "),
             },
         });
@@ -115,21 +132,15 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
 const PRIMARY_CHECK = restApiGet("/primary");
 const PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql", "-d", "postgres", "-f", "-"];
 const EDIT_CONFIG = ["patronictl", "-c", "/etc/obcms/patroni.yml", "edit-config", "--apply", "-", "--force", "--quiet"];
-const PENDING_CHECK = [
+const DIGEST = "0123456789abcdef";
+const PARAMETERS_CHECK = [
     "sh",
     "-c",
-    "'curl' '-fsS' '--max-time' '2' '--cacert' '/etc/obcms/tls/ca.crt' 'https://localhost:8008/patroni' | jq -r '.pending_restart // false'",
+    "state=\"$('psql' '-X' '-A' '-t' '-h' '/var/run/postgresql' '-d' 'postgres' '-c' 'SELECT CASE WHEN current_setting('\\''obcms.parameters_digest'\\'', true) IS DISTINCT FROM '\\''0123456789abcdef'\\'' THEN '\\''stale'\\'' WHEN bool_or(pending_restart) THEN '\\''pending'\\'' ELSE '\\''applied'\\'' END FROM pg_catalog.pg_settings' 2>/dev/null)\" || state=down; " +
+        "if [ \"$state\" = applied ] && [ \"$('curl' '-fsS' '--max-time' '2' '--cacert' '/etc/obcms/tls/ca.crt' 'https://localhost:8008/patroni' | jq -r '.pending_restart // false')\" = true ]; then state=pending; fi; echo \"$state\"",
 ];
-const restart = (k: number) => [
-    "patronictl",
-    "-c",
-    "/etc/obcms/patroni.yml",
-    "restart",
-    "obcms-database-production",
-    `pg-${k}`,
-    "--pending",
-    "--force",
-];
+const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", "/var/run/postgresql", "-d", "postgres", "-c"];
+const restart = (k: number) => ["patronictl", "-c", "/etc/obcms/patroni.yml", "restart", "obcms-database-production", `pg-${k}`, "--force"];
 
 /** SQL with quotes, a backslash, unicode and blank lines: sent through as it is. */
 const SQL = "-- roles\nALTER ROLE \"postgres\" WITH PASSWORD 'it''s \\ 東京';\n\n\\connect \"obcms\"\nSELECT 1;\n";
@@ -213,24 +224,66 @@ describe("leaderSqlCommand", () => {
 });
 
 describe("dynamicConfigCommand", () => {
-    const command = dynamicConfigCommand(members, "obcms-database-production");
-    const pendingChecks = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: PENDING_CHECK }));
+    const command = dynamicConfigCommand(members, "obcms-database-production", DIGEST);
+    const parameterChecks = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: PARAMETERS_CHECK }));
     const restarts = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: restart(k) }));
+    /** A standby's turn: it first replays the leader's WAL, then its parameters are checked. */
+    const replayedThenChecked = (leader: number, k: number): Call[] => [
+        { container: container(leader), args: [...PSQL_VALUE, "SELECT pg_current_wal_lsn()"] },
+        { container: container(k), args: [...PSQL_VALUE, "SELECT pg_last_wal_replay_lsn() >= '0/3000060'"] },
+        ...parameterChecks(k),
+    ];
 
     it("parses as POSIX shell", () => {
         expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
     });
 
-    it("merges the configuration from its stdin on the leader, and restarts nothing that is not pending", () => {
+    it("merges the configuration from its stdin on the leader, waits until every member loaded it, and restarts nothing that is not pending", () => {
         const run = runWithFakeDocker(command, DYNAMIC, { leader: container(2) });
         expect(run.status).toBe(0);
         expect(run.calls).toEqual([
             ...checks(1, 2),
             { container: container(2), args: ["-i", ...EDIT_CONFIG], stdin: DYNAMIC },
-            ...pendingChecks(1, 3, 4),
-            ...pendingChecks(2),
-            ...pendingChecks(1, 3, 4),
+            ...parameterChecks(1, 2, 3, 4),
+            ...[1, 3, 4].flatMap((k) => replayedThenChecked(2, k)),
+            ...parameterChecks(2),
+            ...[1, 3, 4].flatMap((k) => replayedThenChecked(2, k)),
+            ...parameterChecks(1, 2, 3, 4),
         ]);
+    });
+
+    // Patroni loads a change at its next cycle: asked at once, a member still runs the old parameters.
+    it("asks a member again, a second apart, until it has loaded the parameters", () => {
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(1), staleRounds: 3 });
+        expect(run.status).toBe(0);
+        expect(run.calls.slice(2, 8)).toEqual(parameterChecks(1, 1, 1, 1, 2, 3));
+    });
+
+    it(`fails, naming the member, when it has not loaded the parameters after ${APPLY_ATTEMPTS} checks`, () => {
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(1), staleRounds: APPLY_ATTEMPTS });
+        expect(run.status).toBe(1);
+        expect(run.stderr).toBe(`member pg-1 has not loaded the dynamic parameters after ${APPLY_ATTEMPTS} attempts (PostgreSQL: stale)\n`);
+        expect(run.calls.some((c) => c.args.includes("restart"))).toBe(false);
+    });
+
+    // A standby restarted before it replays the leader's restart takes the leader's old value from its control file.
+    it("waits until a standby has replayed the leader's WAL before checking and restarting it, and fails naming it when it never does", () => {
+        const replayCheck = { container: container(1), args: [...PSQL_VALUE, "SELECT pg_last_wal_replay_lsn() >= '0/3000060'"] };
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(2), behindRounds: 2, pending: [container(1)] });
+        expect(run.status).toBe(0);
+        const firstReplay = run.calls.findIndex((c) => c.args.includes(replayCheck.args.at(-1) as string));
+        expect(run.calls.slice(firstReplay, firstReplay + 5)).toEqual([
+            replayCheck,
+            replayCheck,
+            replayCheck,
+            ...parameterChecks(1),
+            ...restarts(1),
+        ]);
+
+        const stuck = runWithFakeDocker(command, DYNAMIC, { leader: container(2), behindRounds: APPLY_ATTEMPTS });
+        expect(stuck.status).toBe(1);
+        expect(stuck.stderr).toBe(`member pg-1 has not replayed the leader's WAL up to 0/3000060 after ${APPLY_ATTEMPTS} attempts\n`);
+        expect(stuck.calls.some((c) => c.args.includes("restart"))).toBe(false);
     });
 
     // A lowered setting: the replicas keep the leader's value until the leader
@@ -239,9 +292,11 @@ describe("dynamicConfigCommand", () => {
         const all = [1, 2, 3, 4].map(container);
         const run = runWithFakeDocker(command, DYNAMIC, { leader: container(3), pending: all });
         expect(run.status).toBe(0);
-        const restartsAndChecks = run.calls.slice(4);
-        // Each pending member is checked, then restarted: pg-1, pg-2, pg-4, the leader pg-3, then pg-1, pg-2, pg-4 again.
-        expect(restartsAndChecks).toEqual([1, 2, 4, 3, 1, 2, 4].flatMap((k) => [...pendingChecks(k), ...restarts(k)]));
+        expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual(restarts(1, 2, 4, 3, 1, 2, 4));
+        // Each restarted member loads the parameters again before the next is restarted.
+        const afterFirstRestart = run.calls.findIndex((c) => c.args.includes("restart")) + 1;
+        expect(run.calls[afterFirstRestart]).toEqual(parameterChecks(1)[0]);
+        expect(run.calls.slice(-4)).toEqual(parameterChecks(1, 2, 3, 4));
     });
 
     it("restarts only the member that reports a pending restart", () => {
@@ -258,19 +313,21 @@ describe("dynamicConfigCommand", () => {
     });
 });
 
-describe("the pending-restart check in the project image", { timeout: 60_000 }, () => {
+describe("the parameters check in the project image", { timeout: 60_000 }, () => {
     // jq runs beside curl in the member's container, so the machine running Pulumi needs neither.
     it.each([
-        ['{"state":"running","role":"replica","pending_restart":true}', "true"],
-        ['{"state":"running","role":"replica"}', "false"],
-    ])("reads %s as %s", (response, expected) => {
-        const inner = PENDING_CHECK[2];
-        const stub = `curl() { printf '%s' "$RESPONSE"; }; ${inner}`;
-        const run = spawnSync(
-            "docker",
-            ["run", "--rm", "--network", "none", "-e", `RESPONSE=${response}`, "--entrypoint", "sh", PROJECT_IMAGE, "-c", stub],
-            { encoding: "utf8" },
-        );
+        ["applied", '{"state":"running","role":"replica","pending_restart":true}', "pending"],
+        ["applied", '{"state":"running","role":"replica"}', "applied"],
+        ["pending", '{"state":"running","role":"replica"}', "pending"],
+        ["stale", '{"state":"running","role":"replica","pending_restart":true}', "stale"],
+        ["", "", "down"],
+    ])("reads PostgreSQL's %j and Patroni's %s as %s", (postgres, patroni, expected) => {
+        const psql = postgres === "" ? "psql() { return 2; }" : `psql() { echo "$POSTGRES"; }`;
+        const stub = `${psql}; curl() { printf '%s' "$PATRONI"; }; ${PARAMETERS_CHECK[2]}`;
+        const env = ["-e", `POSTGRES=${postgres}`, "-e", `PATRONI=${patroni}`];
+        const run = spawnSync("docker", ["run", "--rm", "--network", "none", ...env, "--entrypoint", "sh", PROJECT_IMAGE, "-c", stub], {
+            encoding: "utf8",
+        });
         expect([run.status, run.stdout, run.stderr]).toEqual([0, `${expected}\n`, ""]);
     });
 });

@@ -3,7 +3,12 @@
 // production member; and passwords that stay inside their scalars.
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { dynamicConfiguration, type PatroniPasswords, renderPatroniConf } from "../../components/render/patroni/patroni-yml";
+import {
+    dynamicConfiguration,
+    type PatroniPasswords,
+    parametersDigest,
+    renderPatroniConf,
+} from "../../components/render/patroni/patroni-yml";
 import { replicaRestoreCommand, restoreCommand } from "../../components/render/pgbackrest/pgbackrest";
 import type { ClusterSettings } from "../../components/settings";
 import { clusterTopology } from "../../components/topology";
@@ -148,7 +153,11 @@ describe("dynamicConfiguration", () => {
         retry_timeout: 5,
         maximum_lag_on_failover: 1048576,
         failsafe_mode: true,
-        postgresql: { use_pg_rewind: true, use_slots: true, parameters: CLUSTER_WIDE },
+        postgresql: {
+            use_pg_rewind: true,
+            use_slots: true,
+            parameters: { ...CLUSTER_WIDE, "obcms.parameters_digest": "1b579ea7c754d8e9" },
+        },
     };
 
     it("is asynchronous in staging", () => {
@@ -181,8 +190,20 @@ describe("dynamicConfiguration", () => {
             retry_timeout: 10,
             maximum_lag_on_failover: 16 * 1024 * 1024,
             synchronous_mode: false,
-            postgresql: { ...common.postgresql, parameters: { ...CLUSTER_WIDE, max_connections: 150 } },
+            postgresql: {
+                ...common.postgresql,
+                parameters: { ...CLUSTER_WIDE, max_connections: 150, "obcms.parameters_digest": "2ac75779a936d600" },
+            },
         });
+    });
+
+    // The dynamic-configuration command waits until every member shows the digest of what it applies.
+    it("carries a digest of the parameters, which changes with them and only with them", () => {
+        expect(parametersDigest({ ...staging, failover: { ttlSeconds: 30, loopWaitSeconds: 10, retryTimeoutSeconds: 10 } })).toBe(
+            parametersDigest(staging),
+        );
+        expect(parametersDigest({ ...staging, maxConnections: 150 })).not.toBe(parametersDigest(staging));
+        expect(parametersDigest(staging)).toMatch(/^[0-9a-f]{16}$/);
     });
 });
 

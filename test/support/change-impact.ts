@@ -46,7 +46,8 @@ const SEED = "etcd-patroni-config-seed";
 const SEED_RERUNS = "the seed command runs again and leaves the configuration in etcd as it is";
 /** What the dynamic-configuration command does after a cluster-wide parameter changed. */
 const PENDING_RESTARTS =
-    "then the dynamic-configuration command writes it to etcd on the leader, and restarts the members that report a pending restart, one at a time";
+    "then the dynamic-configuration command writes it to etcd on the leader, waits until every member has loaded it, " +
+    "and restarts the members on which it waits for a restart, one at a time, each running it before the next";
 const SCALING =
     "no running member restarts (max_wal_senders and max_replication_slots are sized for 10 replicas); " +
     `${PGBOUNCER_REPLACED}, since the router lists every member; ` +
@@ -114,6 +115,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         effect:
             `every member is replaced, since work_mem in its postgresql.conf is sized from max_connections: ${MEMBERS_REPLACED}; ` +
             `max_connections itself is cluster-wide: ${PENDING_RESTARTS}, the others, then the leader, so each member restarts twice; ` +
+            "`pulumi up` returns once every member runs it; " +
             `${SEED_RERUNS}; the connections alert and dashboard follow; PgBouncer untouched`,
     },
     {

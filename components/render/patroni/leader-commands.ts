@@ -4,8 +4,9 @@
 // member's REST API, and retries while a failover or switchover moves it.
 import { PATRONI_REST_PORT } from "../../settings";
 import type { PostgresMember } from "../../topology";
-import { shellWord } from "../escape";
+import { shellWord, sqlLiteral } from "../escape";
 import { FILES, SOCKET_DIR } from "../paths";
+import { PARAMETERS_DIGEST } from "./patroni-yml";
 import { restApiGet } from "./start-script";
 
 /** How many times a command looks for the leader, 2 s apart. */
@@ -73,34 +74,91 @@ export function leaderSqlCommand(members: readonly PostgresMember[]): string {
     ].join("\n");
 }
 
+/** How many times, 1 s apart, a command asks a member whether it has loaded the dynamic parameters. */
+export const APPLY_ATTEMPTS = 120;
+
+/** psql over the member's socket, printing the bare value of the query that follows. */
+const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", SOCKET_DIR, "-d", "postgres", "-c"];
+
 /**
- * Merges the dynamic configuration on its standard input into etcd
- * (`patronictl edit-config --apply`, idempotent), then restarts the members
- * whose PostgreSQL reports a pending restart: the others first, one at a
- * time, then the leader, then any other still pending (a standby keeps the
- * leader's higher value of a lowered setting until the leader runs it).
+ * Shell run in a member's container that prints `stale` until PostgreSQL has
+ * loaded the parameters whose digest is `digest` (PARAMETERS_DIGEST), then
+ * `pending` while one of them waits for a restart, by PostgreSQL's account
+ * (set at the reload) or Patroni's (which also counts a standby running the
+ * leader's higher value of a lowered cluster-wide setting), else `applied`;
+ * `down` when PostgreSQL does not answer.
  */
-export function dynamicConfigCommand(members: readonly PostgresMember[], scope: string): string {
-    const patronictl = ["patronictl", "-c", FILES.patroniConf];
+function memberParametersState(digest: string): string {
+    const sql =
+        `SELECT CASE WHEN current_setting(${sqlLiteral(PARAMETERS_DIGEST)}, true) IS DISTINCT FROM ${sqlLiteral(digest)} THEN 'stale' ` +
+        "WHEN bool_or(pending_restart) THEN 'pending' ELSE 'applied' END FROM pg_catalog.pg_settings";
+    const psql = [...PSQL_VALUE, sql].map(shellWord).join(" ");
     const status = ["curl", "-fsS", "--max-time", "2", "--cacert", FILES.tlsCa, `https://localhost:${PATRONI_REST_PORT}/patroni`];
     // jq runs in the member's container, like curl: where Pulumi runs, only docker and sh are needed.
-    const pendingRestart = ["sh", "-c", `${status.map(shellWord).join(" ")} | jq -r '.pending_restart // false'`];
+    const patroniPending = `${status.map(shellWord).join(" ")} | jq -r '.pending_restart // false'`;
+    return [
+        `state="$(${psql} 2>/dev/null)" || state=down`,
+        `if [ "$state" = applied ] && [ "$(${patroniPending})" = true ]; then state=pending; fi`,
+        'echo "$state"',
+    ].join("; ");
+}
+
+/**
+ * Merges the dynamic configuration on its standard input into etcd
+ * (`patronictl edit-config --apply`, idempotent); waits until every member's
+ * PostgreSQL has loaded its parameters, which Patroni does at its next cycle;
+ * then restarts the members on which one waits for a restart: the others
+ * first, one at a time, then the leader, then any other still pending (a
+ * standby keeps the leader's higher value of a lowered setting until the
+ * leader runs it), each loading the parameters again before the next.
+ */
+export function dynamicConfigCommand(members: readonly PostgresMember[], scope: string, digest: string): string {
+    const patronictl = ["patronictl", "-c", FILES.patroniConf];
+    const state = execIn("member", ["sh", "-c", memberParametersState(digest)]);
     return [
         ...leaderFunctions(members, "the dynamic configuration"),
         'config="$(cat)"',
         `step() { leader="$1"; printf '%s\\n' "$config" | ${execIn("leader", [...patronictl, "edit-config", "--apply", "-", "--force", "--quiet"], true)} >/dev/null; }`,
         "on_leader",
+        "await_loaded() {",
+        '  member="${1%%:*}" node="${1#*:}" attempt=1',
+        `  until state="$(${state})" && [ "$state" != stale ] && [ "$state" != down ]; do`,
+        `    if [ "$attempt" -ge ${APPLY_ATTEMPTS} ]; then echo "member $node has not loaded the dynamic parameters after ${APPLY_ATTEMPTS} attempts (PostgreSQL: $state)" >&2; exit 1; fi`,
+        "    attempt=$((attempt + 1))",
+        "    sleep 1",
+        "  done",
+        "}",
+        `for pair in ${memberWords(members)}; do await_loaded "$pair"; done`,
+        // A standby starts with the leader's value of a cluster-wide setting as its
+        // control file records it: once it has replayed the leader's restart, the new one.
+        "replayed() {",
+        '  member="${1%%:*}" node="${1#*:}" attempt=1',
+        `  target="$(${execIn("leader", [...PSQL_VALUE, "SELECT pg_current_wal_lsn()"])})"`,
+        '  case "$target" in */*) ;; *) echo "the leader reports no WAL position" >&2; exit 1 ;; esac',
+        `  until [ "$(${execIn("member", PSQL_VALUE)} "SELECT pg_last_wal_replay_lsn() >= '$target'" 2>/dev/null)" = t ]; do`,
+        `    if [ "$attempt" -ge ${APPLY_ATTEMPTS} ]; then echo "member $node has not replayed the leader's WAL up to $target after ${APPLY_ATTEMPTS} attempts" >&2; exit 1; fi`,
+        "    attempt=$((attempt + 1))",
+        "    sleep 1",
+        "  done",
+        "}",
         "restart_pending() {",
-        '  member="${1%%:*}" node="${1#*:}"',
-        `  if [ "$(${execIn("member", pendingRestart)})" = true ]; then`,
-        `    ${execIn("member", [...patronictl, "restart", scope])} "$node" --pending --force >/dev/null`,
+        '  if [ "$2" = others ]; then replayed "$1"; fi',
+        '  await_loaded "$1"',
+        '  if [ "$state" = pending ]; then',
+        `    ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
+        '    await_loaded "$1"',
         "  fi",
         "}",
         "for pass in others leader others; do",
         `  for pair in ${memberWords(members)}; do`,
         '    if [ "${pair%%:*}" = "$leader" ]; then role=leader; else role=others; fi',
-        '    if [ "$role" = "$pass" ]; then restart_pending "$pair"; fi',
+        '    if [ "$role" = "$pass" ]; then restart_pending "$pair" "$role"; fi',
         "  done",
+        "done",
+        // `pulumi up` returns once every member runs the parameters, or fails saying which does not.
+        `for pair in ${memberWords(members)}; do`,
+        '  await_loaded "$pair"',
+        '  if [ "$state" != applied ]; then echo "member $node still waits for a restart to run the dynamic parameters" >&2; exit 1; fi',
         "done",
         "",
     ].join("\n");

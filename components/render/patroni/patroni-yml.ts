@@ -2,6 +2,7 @@
 // the REST API over TLS with credentials, etcd with the member's own client
 // certificate, how a new cluster is initialised, and
 // PostgreSQL's side (initdb, authentication, replica creation, rewind).
+import { createHash } from "node:crypto";
 import { type ClusterSettings, PATRONI_REST_PORT, POSTGRES_PORT, ROLES } from "../../settings";
 import type { EtcdMember, PostgresMember } from "../../topology";
 import { etcdClientUrl } from "../etcd/etcd-conf";
@@ -41,12 +42,39 @@ function parameterValues(parameters: Record<string, ConfValue>): Record<string, 
 }
 
 /**
+ * A custom parameter (PostgreSQL accepts any dotted name no extension claims,
+ * and Patroni passes such names through) carrying a digest of the dynamic
+ * parameters: a member whose `current_setting` shows it has loaded them.
+ */
+export const PARAMETERS_DIGEST = "obcms.parameters_digest";
+
+function dynamicParameters(s: ClusterSettings): Record<string, string | number> {
+    return parameterValues(clusterWideParameters(s));
+}
+
+/** A digest of parameters' sorted names and values: equal parameters give equal digests. */
+function digestOf(parameters: Record<string, string | number>): string {
+    const canonical = JSON.stringify(
+        Object.keys(parameters)
+            .sort()
+            .map((name) => [name, parameters[name]]),
+    );
+    return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+}
+
+/** The digest of the stack's dynamic parameters, as PARAMETERS_DIGEST carries it. */
+export function parametersDigest(s: ClusterSettings): string {
+    return digestOf(dynamicParameters(s));
+}
+
+/**
  * Patroni's dynamic configuration, which lives in etcd: timings, durability
  * and the cluster-wide parameters. Seeded into etcd before any member starts
  * (dcs-seed.ts), so patroni.yml does not carry it; later
  * changes are applied by `patronictl edit-config` (see leader-commands.ts).
  */
 export function dynamicConfiguration(s: ClusterSettings): Record<string, YamlValue> {
+    const parameters = dynamicParameters(s);
     const synchronous: Record<string, YamlValue> =
         s.synchronousReplicas > 0
             ? {
@@ -68,7 +96,7 @@ export function dynamicConfiguration(s: ClusterSettings): Record<string, YamlVal
         postgresql: {
             use_pg_rewind: true,
             use_slots: true,
-            parameters: parameterValues(clusterWideParameters(s)),
+            parameters: { ...parameters, [PARAMETERS_DIGEST]: digestOf(parameters) },
         },
     };
 }
