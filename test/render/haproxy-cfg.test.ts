@@ -1,7 +1,7 @@
 // The router's haproxy.cfg: the exact file, HAProxy's own check of it, the
-// words it refuses, and HAProxy from the project image routing by fake
-// Patroni REST APIs that answer as Patroni does during a promotion.
-import { spawnSync } from "node:child_process";
+// words it refuses, and HAProxy from the project image routing between fake
+// members that answer as Patroni does, also while a promotion moves them.
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +11,7 @@ import { haproxyWord } from "../../components/render/escape";
 import { type HaproxySpec, renderHaproxyCfg } from "../../components/render/haproxy/haproxy-cfg";
 import { routerConfig } from "../../components/render/pgbouncer/config";
 import { renderPgbouncerStart } from "../../components/render/pgbouncer/start-script";
+import { waitFor } from "../../harness/sql";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { exactly, production, staging } from "./fixtures";
 import { routerCheckedFunction, serverStates } from "./router-metrics";
@@ -71,8 +72,12 @@ const STAGING_CFG = [
     "backend postgres_ro",
     "    balance roundrobin",
     "    option httpchk",
-    "    http-check send meth OPTIONS uri /replica?lag=1MB",
+    "    http-check connect default",
+    "    http-check send meth OPTIONS uri /read-only?lag=1MB",
     "    http-check expect status 200",
+    "    http-check connect default",
+    "    http-check send meth OPTIONS uri /replica?lag=1MB",
+    "    http-check expect status 200 error-status L7OKC",
     "    default-server inter 1s fastinter 250ms downinter 500ms rise 1 fall 2 on-marked-down shutdown-sessions port 8008 check-ssl verify required ca-file /etc/obcms/tls/ca.crt resolvers docker init-addr last,libc,none",
     "    server pg-1 obcms-database-staging-pg-1:5432 check check-sni obcms-database-staging-pg-1",
     "    server pg-2 obcms-database-staging-pg-2:5432 check check-sni obcms-database-staging-pg-2",
@@ -94,9 +99,9 @@ describe("renderHaproxyCfg", () => {
     });
 
     it("reads replicas within maximumLagOnFailoverMb only", () => {
-        expect(renderHaproxyCfg(routerConfig({ ...staging, maximumLagOnFailoverMb: 16 }))).toContain(
-            "\n    http-check send meth OPTIONS uri /replica?lag=16MB\n",
-        );
+        const text = renderHaproxyCfg(routerConfig({ ...staging, maximumLagOnFailoverMb: 16 }));
+        expect(text).toContain("\n    http-check send meth OPTIONS uri /read-only?lag=16MB\n");
+        expect(text).toContain("\n    http-check send meth OPTIONS uri /replica?lag=16MB\n");
     });
 });
 
@@ -175,17 +180,29 @@ describe("HAProxy from the project image, as PgBouncer's start script checks its
 });
 
 /**
- * A member's REST API as Patroni answers it (json.dumps, so `"role": "primary"`
- * with a space): /primary with the status given, whatever the role, as while a
- * promotion is under way; /replica 200 for a replica, 503 otherwise.
+ * A member as Patroni and PostgreSQL answer a router: the REST API (json.dumps,
+ * so `"role": "primary"` with a space) in the state its file names, read at
+ * every request so a test can move the member; and on 5432 a server that
+ * answers each message with the member's host name, standing for PostgreSQL.
  */
-const FAKE_PATRONI = `
-import json, ssl, sys
+const FAKE_MEMBER = `
+import json, socketserver, ssl, sys, threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-cert, key, primary_status, role = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-class Handler(BaseHTTPRequestHandler):
+cert, key, state_file, host = sys.argv[1:5]
+# Per state: /primary's status, PostgreSQL's role, /replica's status (Patroni's api.py);
+# /read-only answers 200 when /primary or /replica does.
+ANSWERS = {
+    "leader": (200, "primary", 503),
+    "promoting": (200, "replica", 200),  # holds the leader key, PostgreSQL still in recovery
+    "demoting": (503, "primary", 503),  # lost the leader key, PostgreSQL not stopped yet
+    "replica": (503, "replica", 200),
+    "lagging": (503, "replica", 503),  # further behind than ?lag=
+}
+class Api(BaseHTTPRequestHandler):
     def answer(self):
-        status = primary_status if self.path == "/primary" else (200 if role == "replica" else 503)
+        primary, role, replica = ANSWERS[open(state_file).read().strip()]
+        read_only = 200 if 200 in (primary, replica) else 503
+        status = {"/primary": primary, "/replica": replica, "/read-only": read_only}[self.path.split("?")[0]]
         body = json.dumps({"state": "running", "role": role}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -196,12 +213,41 @@ class Handler(BaseHTTPRequestHandler):
     do_OPTIONS = answer
     def log_message(self, *args):
         pass
-server = HTTPServer(("0.0.0.0", 8008), Handler)
+class Postgres(socketserver.BaseRequestHandler):
+    def handle(self):
+        while self.request.recv(64):
+            self.request.sendall(host.encode() + b"\\n")
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer.daemon_threads = True
+threading.Thread(target=socketserver.ThreadingTCPServer(("0.0.0.0", 5432), Postgres).serve_forever, daemon=True).start()
+api = HTTPServer(("0.0.0.0", 8008), Api)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
+api.socket = context.wrap_socket(api.socket, server_side=True)
+api.serve_forever()
 `;
+
+/**
+ * A client in the router's container: opens `sessions` connections to the
+ * router's port, and on start and on each line of its input asks each session
+ * which member serves it, printing one line: the host names, or `closed`.
+ */
+const ROUTER_CLIENT = `
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+sessions = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+def ask(session):
+    try:
+        session.sendall(b"?")
+        return session.recv(64).decode().strip() or "closed"
+    except OSError:
+        return "closed"
+print(" ".join(ask(s) for s in sessions), flush=True)
+for _ in sys.stdin:
+    print(" ".join(ask(s) for s in sessions), flush=True)
+`;
+
+type MemberState = "leader" | "promoting" | "demoting" | "replica" | "lagging";
 
 /** A CA, and for each host a certificate naming it, signed by the CA, in /w. */
 function certificatesScript(hosts: readonly string[]): string {
@@ -216,87 +262,199 @@ function certificatesScript(hosts: readonly string[]): string {
     ].join(" && ");
 }
 
+/**
+ * The router as rendered, in the project image, before fake members named
+ * pg-1, pg-2... in the states given; `run` gets the means to move them and to
+ * read the router's view. Everything is removed afterwards.
+ */
+async function withRouter(
+    initial: readonly MemberState[],
+    run: (router: {
+        spec: HaproxySpec;
+        container: string;
+        host: (name: string) => string;
+        move: (name: string, state: MemberState) => void;
+        states: () => Record<string, string>;
+        client: (port: number, sessions: number) => RouterClient;
+    }) => Promise<void>,
+): Promise<void> {
+    const prefix = `obcms-routertest-${randomBytes(4).toString("hex")}`;
+    const members = initial.map((_state, i) => ({ name: `pg-${i + 1}`, host: `${prefix}-pg-${i + 1}` }));
+    const spec: HaproxySpec = { ...routerConfig(staging), members, caFile: "/w/ca.crt" };
+    const host = (name: string) => members.find((m) => m.name === name)?.host as string;
+    const network = `${prefix}-net`;
+    const container = `${prefix}-router`;
+    const dir = mkdtempSync(path.join(tmpdir(), "obcms-router-"));
+    const move = (name: string, state: MemberState) => writeFileSync(path.join(dir, `${host(name)}.state`), `${state}\n`);
+    const mount = ["-u", "0", "-v", `${dir}:/w:ro`];
+    const clients: RouterClient[] = [];
+    try {
+        chmodSync(dir, 0o755);
+        writeFileSync(path.join(dir, "fake_member.py"), FAKE_MEMBER);
+        writeFileSync(path.join(dir, "router_client.py"), ROUTER_CLIENT);
+        writeFileSync(path.join(dir, "haproxy.cfg"), renderHaproxyCfg(spec));
+        for (const [i, m] of members.entries()) {
+            move(m.name, initial[i]);
+        }
+        expect(inImage(dir, certificatesScript(members.map((m) => m.host))).status).toBe(0);
+        expect(docker("network", "create", network).status).toBe(0);
+        for (const m of members) {
+            const args = [`/w/${m.host}.crt`, `/w/${m.host}.key`, `/w/${m.host}.state`, m.host];
+            const started = docker(
+                "run",
+                "-d",
+                "--name",
+                m.host,
+                "--network",
+                network,
+                ...mount,
+                "--entrypoint",
+                "python3",
+                PROJECT_IMAGE,
+                "/w/fake_member.py",
+                ...args,
+            );
+            expect(started.stderr).toBe("");
+        }
+        const haproxy = docker(
+            "run",
+            "-d",
+            "--name",
+            container,
+            "--network",
+            network,
+            ...mount,
+            "--entrypoint",
+            "haproxy",
+            PROJECT_IMAGE,
+            "-db",
+            "-f",
+            "/w/haproxy.cfg",
+        );
+        expect(haproxy.stderr).toBe("");
+
+        // The same wait PgBouncer's start script does: until every resolved server has been checked.
+        const checked = `${routerCheckedFunction()}; router_checked`;
+        await waitFor("the router's first round of checks", 60_000, async () =>
+            docker("exec", container, "sh", "-c", checked).status === 0 ? true : undefined,
+        );
+        const states = () => serverStates(docker("exec", container, "curl", "-fsS", `http://127.0.0.1:${spec.metricsPort}/metrics`).stdout);
+        const client = (port: number, sessions: number) => {
+            const started = new RouterClient(container, port, sessions);
+            clients.push(started);
+            return started;
+        };
+        await run({ spec, container, host, move, states, client });
+    } finally {
+        for (const c of clients) {
+            c.close();
+        }
+        docker("rm", "-f", container, ...members.map((m) => m.host));
+        docker("network", "rm", network);
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/** ROUTER_CLIENT running in the router's container: each `ask` resolves to its next line of answers. */
+class RouterClient {
+    private readonly process: ChildProcessWithoutNullStreams;
+    private readonly lines: string[] = [];
+    private waiting: ((line: string) => void) | undefined;
+
+    constructor(container: string, port: number, sessions: number) {
+        this.process = spawn("docker", ["exec", "-i", container, "python3", "/w/router_client.py", String(port), String(sessions)]);
+        // Without a listener, a docker that cannot start would throw outside every test; the answer's timeout reports it.
+        this.process.on("error", () => undefined);
+        let buffered = "";
+        this.process.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+            buffered += chunk;
+            for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
+                this.lines.push(buffered.slice(0, end));
+                buffered = buffered.slice(end + 1);
+            }
+            this.deliver();
+        });
+    }
+
+    /** The answers of the first round, printed when the sessions opened. */
+    first(): Promise<string[]> {
+        return this.next();
+    }
+
+    /** Asks every session again. */
+    ask(): Promise<string[]> {
+        this.process.stdin.write("again\n");
+        return this.next();
+    }
+
+    close(): void {
+        this.process.stdin.end();
+        this.process.kill();
+    }
+
+    private next(): Promise<string[]> {
+        return new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error("the router client did not answer within 20 s")), 20_000);
+            this.waiting = (line) => {
+                clearTimeout(timer);
+                resolve(line.split(" "));
+            };
+            this.deliver();
+        });
+    }
+
+    private deliver(): void {
+        const waiting = this.waiting;
+        if (waiting && this.lines.length > 0) {
+            this.waiting = undefined;
+            waiting(this.lines.shift() as string);
+        }
+    }
+}
+
 describe("the router against members answering as Patroni does", { timeout: 180_000 }, () => {
     // Patroni answers 200 on /primary as soon as a member holds the leader key,
     // seconds before PostgreSQL leaves recovery; writes sent then fail with
     // "cannot execute INSERT in a read-only transaction".
     it("sends writes only to the member whose /primary answers 200 with the primary role, reads only to the replica", async () => {
-        const prefix = `obcms-routertest-${randomBytes(4).toString("hex")}`;
-        const members = [
-            { name: "pg-1", host: `${prefix}-pg-1`, status: 200, role: "replica" },
-            { name: "pg-2", host: `${prefix}-pg-2`, status: 200, role: "primary" },
-            { name: "pg-3", host: `${prefix}-pg-3`, status: 503, role: "primary" },
-        ];
-        const spec: HaproxySpec = { ...routerConfig(staging), members, caFile: "/w/ca.crt" };
-        const network = `${prefix}-net`;
-        const router = `${prefix}-router`;
-        const dir = mkdtempSync(path.join(tmpdir(), "obcms-router-"));
-        const mount = ["-u", "0", "-v", `${dir}:/w:ro`];
-        try {
-            chmodSync(dir, 0o755);
-            writeFileSync(path.join(dir, "fake_patroni.py"), FAKE_PATRONI);
-            writeFileSync(path.join(dir, "haproxy.cfg"), renderHaproxyCfg(spec));
-            expect(inImage(dir, certificatesScript(members.map((m) => m.host))).status).toBe(0);
-            expect(docker("network", "create", network).status).toBe(0);
-            for (const m of members) {
-                const started = docker(
-                    "run",
-                    "-d",
-                    "--name",
-                    m.host,
-                    "--network",
-                    network,
-                    ...mount,
-                    "--entrypoint",
-                    "python3",
-                    PROJECT_IMAGE,
-                    "/w/fake_patroni.py",
-                    `/w/${m.host}.crt`,
-                    `/w/${m.host}.key`,
-                    String(m.status),
-                    m.role,
-                );
-                expect(started.stderr).toBe("");
-            }
-            const haproxy = docker(
-                "run",
-                "-d",
-                "--name",
-                router,
-                "--network",
-                network,
-                ...mount,
-                "--entrypoint",
-                "haproxy",
-                PROJECT_IMAGE,
-                "-db",
-                "-f",
-                "/w/haproxy.cfg",
-            );
-            expect(haproxy.stderr).toBe("");
-
-            // The same wait PgBouncer's start script does: until every resolved server has been checked.
-            const checked = `${routerCheckedFunction()}; router_checked`;
-            const deadline = Date.now() + 60_000;
-            while (docker("exec", router, "sh", "-c", checked).status !== 0 && Date.now() < deadline) {
-                await new Promise((resolve) => setTimeout(resolve, 250));
-            }
-            const metrics = docker("exec", router, "curl", "-fsS", `http://127.0.0.1:${spec.metricsPort}/metrics`);
-            expect(serverStates(metrics.stdout)).toEqual({
+        await withRouter(["promoting", "leader", "demoting"], async (router) => {
+            expect(router.states()).toEqual({
                 "postgres_rw/pg-1": "DOWN",
                 "postgres_rw/pg-2": "UP",
                 "postgres_rw/pg-3": "DOWN",
                 "postgres_ro/pg-1": "UP",
-                "postgres_ro/pg-2": "DOWN",
+                "postgres_ro/pg-2": "NOLB",
                 "postgres_ro/pg-3": "DOWN",
             });
-            expect(docker("logs", router).stderr).toContain(
+            expect(docker("logs", router.container).stderr).toContain(
                 'Server postgres_rw/pg-1 is DOWN, reason: Layer7 invalid response, info: "HTTP content check did not match"',
             );
-        } finally {
-            docker("rm", "-f", router, ...members.map((m) => m.host));
-            docker("network", "rm", network);
-            rmSync(dir, { recursive: true, force: true });
-        }
+        });
+    });
+
+    // A promotion takes its member out of the replicas; reads running on it
+    // must not fail for that, but those on a replica past the lag bound must
+    // stop, or they would go on reading stale data.
+    it("keeps the reads on a replica promoted to leader, shuts those on a replica that lags, and sends new reads to the replicas left", async () => {
+        await withRouter(["replica", "replica", "leader"], async (router) => {
+            expect(router.states()).toMatchObject({ "postgres_ro/pg-1": "UP", "postgres_ro/pg-2": "UP", "postgres_ro/pg-3": "NOLB" });
+            const reads = router.client(router.spec.readOnlyPort, 2);
+            const before = await reads.first();
+            expect([...before].sort()).toEqual([router.host("pg-1"), router.host("pg-2")]);
+
+            router.move("pg-1", "leader");
+            router.move("pg-2", "lagging");
+            router.move("pg-3", "replica");
+            await waitFor("pg-1 drained, pg-2 down, pg-3 up in postgres_ro", 20_000, async () => {
+                const now = router.states();
+                const moved = now["postgres_ro/pg-1"] === "NOLB" && now["postgres_ro/pg-2"] === "DOWN" && now["postgres_ro/pg-3"] === "UP";
+                return moved ? true : undefined;
+            });
+
+            const after = await reads.ask();
+            expect(after).toEqual(before.map((served) => (served === router.host("pg-1") ? served : "closed")));
+            expect(await router.client(router.spec.readOnlyPort, 2).first()).toEqual([router.host("pg-3"), router.host("pg-3")]);
+            expect(await router.client(router.spec.readWritePort, 1).first()).toEqual([router.host("pg-1")]);
+        });
     });
 });

@@ -22,7 +22,7 @@ export interface HaproxySpec {
     readonly readOnlyPort: number;
     readonly metricsPort: number;
     readonly caFile: string;
-    /** Replicas further behind than this get no reads (Patroni's `/replica?lag=`). */
+    /** Replicas further behind than this get no reads, and lose those they have (Patroni's `?lag=`). */
     readonly maxReadLagMb: number;
     /** Connections at once, all routes together. */
     readonly maxConnections: number;
@@ -54,9 +54,25 @@ const READ_WRITE_CHECK = [
     `    http-check expect string '"role": "primary"'`,
 ];
 
-/** The read-only check: a streaming replica within the lag bound (Patroni reads the role from PostgreSQL). */
+/**
+ * The read-only check, two requests on fresh connections (Patroni closes each).
+ * A member that serves no reads at all (down, or a replica past the lag bound:
+ * `/read-only?lag=` answers 503) is marked down, and its sessions are shut.
+ * The leader passes `/read-only` but not `/replica`: it is drained (L7OKC,
+ * HAProxy's NOLB state), taking no new reads but keeping the ones it has, so
+ * a replica being promoted keeps the reads already running on it.
+ */
 function readOnlyCheck(maxLagMb: number): string[] {
-    return [`    http-check send meth OPTIONS uri ${haproxyWord(`/replica?lag=${maxLagMb}MB`)}`, "    http-check expect status 200"];
+    const request = (endpoint: string) => [
+        "    http-check connect default",
+        `    http-check send meth OPTIONS uri ${haproxyWord(`/${endpoint}?lag=${maxLagMb}MB`)}`,
+    ];
+    return [
+        ...request("read-only"),
+        "    http-check expect status 200",
+        ...request("replica"),
+        "    http-check expect status 200 error-status L7OKC",
+    ];
 }
 
 function backend(spec: HaproxySpec, name: string, check: readonly string[], extra: readonly string[]): string[] {
