@@ -25,10 +25,14 @@
 set -euo pipefail
 
 PATRONI_CONF=/etc/obcms/patroni.yml
+PATRONI_REST_URL=https://localhost:8008
+TLS_CA=/etc/obcms/tls/ca.crt
 SOCKET_DIR=/var/run/postgresql
 PGBOUNCER_PORT=6432
 ROUTER_METRICS_URL=http://127.0.0.1:8404/metrics
 ROUTER_READ_WRITE_BACKEND=postgres_rw
+# How long a member's patronictl may take to answer before the next member is tried.
+PATRONICTL_SECONDS=10
 # How long a switchover may hold the pools before the script gives up and resumes them (tenths of a second).
 SWITCHOVER_TENTHS=300
 
@@ -43,21 +47,27 @@ shift $((OPTIND - 1))
 pgbouncer="$cluster-pgbouncer"
 
 
-# A running member's container, to run patronictl in (it asks etcd and every member's REST API).
-any_member() {
+# The first running member whose patronictl answers within PATRONICTL_SECONDS,
+# to run patronictl in (it asks etcd and every member's REST API): in a member
+# cut off from the network it waits on etcd without end.
+member_in_reach() {
   local member
   for member in $(members); do
-    [ "$(docker inspect --format '{{.State.Running}}' "$member")" = true ] && { echo "$member"; return 0; }
+    [ "$(docker inspect --format '{{.State.Running}}' "$member")" = true ] || continue
+    docker exec "$member" timeout "$PATRONICTL_SECONDS" patronictl -c "$PATRONI_CONF" list >/dev/null 2>&1 && { echo "$member"; return 0; }
   done
-  die "no member of $cluster is running"
+  die "no running member of $cluster reaches etcd within ${PATRONICTL_SECONDS} s"
 }
+# Chosen once per run, in the main shell: every patronictl call below runs there.
+in_reach=""
+reach() { in_reach="$(member_in_reach)"; }
 
-patronictl_() { docker exec "$(any_member)" patronictl -c "$PATRONI_CONF" "$@"; }
+patronictl_() { docker exec "$in_reach" patronictl -c "$PATRONI_CONF" "$@"; }
 
 # One line per member, tab-separated: name, role (leader/replica), state, timeline, lag in MB.
 # jq runs in the member's container: the operator's machine needs only docker, bash and awk.
 member_lines() {
-  docker exec "$(any_member)" sh -c "patronictl -c $PATRONI_CONF list --format json | jq -r '.[] | [.Member,
+  docker exec "$in_reach" sh -c "patronictl -c $PATRONI_CONF list --format json | jq -r '.[] | [.Member,
     (if .Role == \"Leader\" then \"leader\" else \"replica\" end), .State, (.TL // \"\" | tostring),
     (.[\"Lag in MB\"] // \"\" | tostring)] | @tsv'"
 }
@@ -103,8 +113,19 @@ routes_writes_to() {
     END { exit !(target && !other) }'
 }
 
+# Asks LEADER's Patroni, through its REST API, to hand the lead to CANDIDATE;
+# prints Patroni's answer. Only curl runs while the pools are paused (patronictl
+# took over a second to start on 2 busy cores); the REST credentials are read
+# from the member's patroni.yml inside its container and reach curl on a pipe.
+request_switchover() {
+  # shellcheck disable=SC2016 # expanded by the container's sh
+  docker exec "$cluster-$1" sh -c 'python3 -c "$0" "$1" | curl -sS --fail-with-body --max-time 60 --cacert "$2" --config - --json "$3" "$4"' \
+    'import json, sys, yaml; a = yaml.safe_load(open(sys.argv[1]))["restapi"]["authentication"]; print("user = " + json.dumps(a["username"] + ":" + a["password"], ensure_ascii=False))' \
+    "$PATRONI_CONF" "$TLS_CA" "{\"leader\": \"$1\", \"candidate\": \"$2\"}" "$PATRONI_REST_URL/switchover"
+}
+
 switchover() {
-  local candidate="${1:-}" leader tenths=0
+  local candidate="${1:-}" leader tenths=0 reply request
   leader="$(leader_name)"
   [ -n "$leader" ] || die "no member leads: use failover MEMBER"
   if [ -n "$candidate" ]; then
@@ -114,35 +135,49 @@ switchover() {
     [ -n "$candidate" ] || die "no streaming replica to switch over to"
     check_candidate "$candidate"
   fi
+  reply="$(mktemp)"
   admin PAUSE
   # Whatever happens next, the clients must not stay paused.
-  trap 'admin RESUME || true' EXIT
-  patronictl_ switchover --leader "$leader" --candidate "$candidate" --force >/dev/null
+  trap "admin RESUME || true; rm -f '$reply'" EXIT
+  # Patroni answers once the candidate leads, up to a second late (it polls its
+  # own result): the router is watched meanwhile, and the pools resume as soon
+  # as it sends writes to the candidate.
+  request_switchover "$leader" "$candidate" >"$reply" 2>&1 &
+  request=$!
   until routes_writes_to "$candidate"; do
+    if [ -n "$request" ] && ! kill -0 "$request" 2>/dev/null; then
+      wait "$request" || die "Patroni refused the switchover to $candidate: $(cat "$reply"); resuming"
+      request=
+    fi
     [ "$tenths" -lt "$SWITCHOVER_TENTHS" ] || die "the router did not send writes to $candidate within $((SWITCHOVER_TENTHS / 10)) s; resuming"
     sleep 0.1
     tenths=$((tenths + 1))
   done
   admin RESUME
-  trap - EXIT
+  trap "rm -f '$reply'" EXIT
+  [ -z "$request" ] || wait "$request" || die "the router sends writes to $candidate, but Patroni answered: $(cat "$reply")"
   echo "$candidate leads (was $leader)"
 }
 
 case "$1" in
   status)
     [ $# -eq 1 ] || usage
+    reach
     { printf 'MEMBER\tROLE\tSTATE\tTIMELINE\tLAG_MB\n'; member_lines; } | awk -F '\t' '{ printf "%-10s %-8s %-10s %-9s %s\n", $1, $2, $3, $4, $5 }'
     ;;
   switchover)
     [ $# -le 2 ] || usage
+    reach
     switchover "${2:-}"
     ;;
   failover)
     [ $# -eq 2 ] || usage
+    reach
     patronictl_ failover --candidate "$2" --force
     ;;
   restart)
     [ $# -eq 2 ] || usage
+    reach
     if [ "$(leader_name)" = "$2" ]; then
       switchover ""
     fi
@@ -150,10 +185,12 @@ case "$1" in
     ;;
   reinit)
     [ $# -eq 2 ] || usage
+    reach
     patronictl_ reinit "$cluster" "$2" --force --wait
     ;;
   pause | resume)
     [ $# -eq 1 ] || usage
+    reach
     patronictl_ "$1" --wait
     ;;
   *) usage ;;

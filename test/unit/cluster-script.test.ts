@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ROUTER_BACKENDS } from "../../components/render/haproxy/haproxy-cfg";
 import { FILES, SOCKET_DIR } from "../../components/render/paths";
-import { HAPROXY_METRICS_PORT, PGBOUNCER_PORT } from "../../components/settings";
+import { HAPROXY_METRICS_PORT, PATRONI_REST_PORT, PGBOUNCER_PORT } from "../../components/settings";
 import { clusterTopology } from "../../components/topology";
 import { PROJECT_ROOT } from "../../harness/stack-config";
 import { production } from "../render/fixtures";
@@ -19,7 +19,8 @@ const CLUSTER = production.clusterName;
 
 /**
  * A `docker` that logs each call to $CALLS and answers from files: members.tsv
- * for the jq'd `patronictl list`, config.yml for `show-config`, metrics.txt
+ * for the jq'd `patronictl list`, whose plain form times out (124) in the
+ * member containers listed in isolated, config.yml for `show-config`, metrics.txt
  * for the router's metrics (metrics-after.txt once a switchover ran). The
  * admin console's password arrives on standard input and is logged too.
  */
@@ -29,9 +30,14 @@ printf '%s\\n' "$*" >> "$CALLS"
 case "$*" in
   "ps --all"*) for k in 1 2 3 4; do echo "${CLUSTER}-pg-$k"; done ;;
   "inspect --format {{.State.Running}}"*) echo true ;;
+  "exec "*" timeout 10 patronictl -c /etc/obcms/patroni.yml list")
+    member="\${2}"
+    if grep -qx "$member" "$dir/isolated" 2>/dev/null; then exit 124; fi ;;
   *"list --format json"*) cat "$dir/members.tsv" ;;
   *"show-config"*) cat "$dir/config.yml" ;;
-  *" switchover --leader "*) touch "$dir/switched" ;;
+  "exec ${CLUSTER}-pg-"*"/switchover")
+    if [ -e "$dir/refused" ]; then cat "$dir/refused"; exit 22; fi
+    touch "$dir/switched"; echo 'Successfully switched over to "pg-2"' ;;
   *"curl -fs --max-time 1 http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics"*)
     if [ -e "$dir/switched" ]; then cat "$dir/metrics-after.txt"; else cat "$dir/metrics.txt"; fi ;;
   "exec -i ${CLUSTER}-pgbouncer sh -c"*) printf 'password=%s\\n' "$(cat)" >> "$CALLS" ;;
@@ -94,12 +100,16 @@ describe("scripts/cluster.sh", () => {
         const value = (name: string) => new RegExp(`^${name}=(.*)$`, "m").exec(script)?.[1];
         expect({
             PATRONI_CONF: value("PATRONI_CONF"),
+            PATRONI_REST_URL: value("PATRONI_REST_URL"),
+            TLS_CA: value("TLS_CA"),
             SOCKET_DIR: value("SOCKET_DIR"),
             PGBOUNCER_PORT: value("PGBOUNCER_PORT"),
             ROUTER_METRICS_URL: value("ROUTER_METRICS_URL"),
             ROUTER_READ_WRITE_BACKEND: value("ROUTER_READ_WRITE_BACKEND"),
         }).toEqual({
             PATRONI_CONF: FILES.patroniConf,
+            PATRONI_REST_URL: `https://localhost:${PATRONI_REST_PORT}`,
+            TLS_CA: FILES.tlsCa,
             SOCKET_DIR,
             PGBOUNCER_PORT: String(PGBOUNCER_PORT),
             ROUTER_METRICS_URL: `http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics`,
@@ -129,12 +139,33 @@ describe("scripts/cluster.sh", () => {
         ]);
     });
 
+    // A member cut off from the network: its patronictl waits on etcd without end.
+    it("runs patronictl in the first member whose patronictl answers, and says so when none does", () => {
+        writeFileSync(path.join(dir, "isolated"), `${CLUSTER}-pg-1\n`);
+        const { status, stdout, calls } = cluster("status");
+        expect(status).toBe(0);
+        expect(stdout.split("\n")[1]).toBe("pg-1       leader   running    3         ");
+        expect(calls.filter((c) => c.includes("patronictl"))).toEqual([
+            `exec ${CLUSTER}-pg-1 timeout 10 patronictl -c ${FILES.patroniConf} list`,
+            `exec ${CLUSTER}-pg-2 timeout 10 patronictl -c ${FILES.patroniConf} list`,
+            expect.stringMatching(new RegExp(`^exec ${CLUSTER}-pg-2 sh -c patronictl -c ${FILES.patroniConf} list --format json`)),
+        ]);
+
+        writeFileSync(path.join(dir, "isolated"), [1, 2, 3, 4].map((k) => `${CLUSTER}-pg-${k}\n`).join(""));
+        const none = cluster("status");
+        expect([none.status, none.stdout, none.stderr]).toEqual([
+            1,
+            "",
+            `cluster.sh: no running member of ${CLUSTER} reaches etcd within 10 s\n`,
+        ]);
+    });
+
     it("refuses a switchover to a member that is not streaming, that lags past the failover bound, that leads, or that does not exist", () => {
         const refused = (member: string) => {
             const { status, stderr, calls } = cluster("switchover", member);
             expect(status).toBe(1);
             // Nothing paused, nothing switched.
-            expect(calls.filter((c) => /PAUSE|switchover --leader/.test(c))).toEqual([]);
+            expect(calls.filter((c) => /PAUSE|\/switchover/.test(c))).toEqual([]);
             return stderr.trim();
         };
         expect(refused("pg-3")).toBe("cluster.sh: refusing to switch over to pg-3: it is stopped, not streaming");
@@ -155,8 +186,8 @@ describe("scripts/cluster.sh", () => {
                       ? "RESUME"
                       : c.startsWith("password=")
                         ? c
-                        : c.includes(" switchover --leader ")
-                          ? c.slice(c.indexOf("switchover"))
+                        : c.endsWith("/switchover")
+                          ? `${c.slice(0, c.indexOf(" sh -c "))} POST ${c.slice(c.lastIndexOf("{"))}`
                           : undefined,
             )
             .filter((c) => c !== undefined);
@@ -164,11 +195,20 @@ describe("scripts/cluster.sh", () => {
         expect(steps).toEqual([
             "PAUSE",
             "password=p@ss%word",
-            "switchover --leader pg-1 --candidate pg-2 --force",
+            // Patroni's REST API on the leader, with the credentials of its own patroni.yml.
+            `exec ${CLUSTER}-pg-1 POST {"leader": "pg-1", "candidate": "pg-2"} https://localhost:${PATRONI_REST_PORT}/switchover`,
             "RESUME",
             "password=p@ss%word",
         ]);
         expect(calls.filter((c) => !c.startsWith("password=")).some((c) => c.includes("p@ss"))).toBe(false);
+    });
+
+    it("resumes the pools and fails with Patroni's answer when Patroni refuses the switchover", () => {
+        writeFileSync(path.join(dir, "refused"), "Switchover failed\n");
+        const { status, stderr, calls } = cluster("switchover", "pg-2");
+        expect(status).toBe(1);
+        expect(stderr.trim()).toBe("cluster.sh: Patroni refused the switchover to pg-2: Switchover failed; resuming");
+        expect(calls.filter((c) => /-c "(PAUSE|RESUME)"/.test(c)).map((c) => /PAUSE|RESUME/.exec(c)?.[0])).toEqual(["PAUSE", "RESUME"]);
     });
 
     it("resumes the pools and fails when the router never sends writes to the new leader", () => {
