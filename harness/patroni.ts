@@ -26,12 +26,32 @@ interface PatronictlMember {
     TL?: number;
 }
 
+/**
+ * How long one member may take to answer `patronictl list`. A member cut off
+ * the network never answers (patronictl retries etcd without end: a bench
+ * run hung on the isolated leader for minutes); a busy one answers in 0.5-2 s.
+ */
+const PATRONICTL_LIST_TIMEOUT_SECONDS = 10;
+
 /** `patronictl list` as JSON, asked of the first member that answers. */
 async function patronictlList(stack: StartedStack): Promise<PatronictlMember[]> {
     let lastError: unknown;
     for (const member of stack.topology.members) {
         try {
-            return JSON.parse(await docker("exec", member.container, "patronictl", "-c", FILES.patroniConf, "list", "-f", "json"));
+            return JSON.parse(
+                await docker(
+                    "exec",
+                    member.container,
+                    "timeout",
+                    String(PATRONICTL_LIST_TIMEOUT_SECONDS),
+                    "patronictl",
+                    "-c",
+                    FILES.patroniConf,
+                    "list",
+                    "-f",
+                    "json",
+                ),
+            );
         } catch (error) {
             lastError = error;
         }
