@@ -10,7 +10,16 @@ import type { StartedStack } from "./cluster";
 import { clusterStatus, type MemberStatus, waitForHealthyCluster, waitForLeader } from "./patroni";
 import { containerLog, docker, query, waitFor } from "./sql";
 import { PROJECT_ROOT } from "./stack-config";
-import { failoverGapSeconds, leaderIds, timelineSpans, WRITES_TABLE, Writer, type WriterReport } from "./workload";
+import {
+    type FailoverSpans,
+    failoverGapSeconds,
+    failoverSpans,
+    leaderIds,
+    timelineSpans,
+    WRITES_TABLE,
+    Writer,
+    type WriterReport,
+} from "./workload";
 
 const run = promisify(execFile);
 
@@ -71,6 +80,8 @@ export interface FaultFigures {
     readonly newLeader: string;
     /** Last commit on the old timeline to the first on the new one (CloudNativePG's failover time). */
     readonly gapSeconds: number;
+    /** The commits on the old leader's timeline and on the next, as the new leader has them. */
+    readonly timelines: FailoverSpans;
     /** The longest any writer went without a commit, as its client saw it. */
     readonly longestWriteGapSeconds: number;
     readonly clientErrors: number;
@@ -149,7 +160,7 @@ export async function leaderFault(stack: StartedStack, fault: LeaderFault, write
         }
     };
     let outcome: WritesOutcome;
-    let gapSeconds: number;
+    let timelines: FailoverSpans;
     let fencing: FaultFigures["fencing"];
     try {
         outcome = await underWrites(stack, writers, async () => {
@@ -173,7 +184,7 @@ export async function leaderFault(stack: StartedStack, fault: LeaderFault, write
             }
             newLeader = await waitForLeader(stack, 120_000, oldLeader.name);
         });
-        gapSeconds = failoverGapSeconds(await timelineSpans(newLeader!.url), oldLeader.timeline as number);
+        timelines = failoverSpans(await timelineSpans(newLeader!.url), oldLeader.timeline as number);
         if (fault === "isolate") {
             // The old leader's PostgreSQL stops taking writes when Patroni demotes it: a shutdown request, in its own log.
             fencing = {
@@ -203,7 +214,8 @@ export async function leaderFault(stack: StartedStack, fault: LeaderFault, write
         fault,
         oldLeader: oldLeader.name,
         newLeader: newLeader!.name,
-        gapSeconds,
+        gapSeconds: failoverGapSeconds(timelines),
+        timelines,
         longestWriteGapSeconds: outcome.longestGapSeconds,
         clientErrors: outcome.clientErrors,
         rowsLost: outcome.lost.length,

@@ -129,27 +129,41 @@ export interface TimelineSpan {
     readonly rows: number;
     readonly first: Date;
     readonly last: Date;
+    /** The lowest and highest id committed on the timeline: a writer's ids rise in commit order. */
+    readonly firstId: number;
+    readonly lastId: number;
 }
 
 /** The committed rows per timeline, oldest timeline first. */
 export async function timelineSpans(url: string): Promise<TimelineSpan[]> {
     return query<TimelineSpan>(
         url,
-        `SELECT timeline, count(*)::int AS rows, min(committed_at) AS first, max(committed_at) AS last
+        `SELECT timeline, count(*)::int AS rows, min(committed_at) AS first, max(committed_at) AS last,
+                min(id) AS "firstId", max(id) AS "lastId"
          FROM ${WRITES_TABLE} GROUP BY timeline ORDER BY timeline`,
     );
+}
+
+/** The commits on either side of a failover: on the old timeline, and on the first one after it. */
+export interface FailoverSpans {
+    readonly before: TimelineSpan;
+    readonly after: TimelineSpan;
+}
+
+export function failoverSpans(spans: readonly TimelineSpan[], oldTimeline: number): FailoverSpans {
+    const before = spans.find((s) => s.timeline === oldTimeline);
+    const after = spans.find((s) => s.timeline > oldTimeline);
+    if (!before || !after) {
+        throw new Error(`no commits on both sides of timeline ${oldTimeline}: ${JSON.stringify(spans)}`);
+    }
+    return { before, after };
 }
 
 /**
  * The failover's write gap as CloudNativePG measures it: from the last
  * commit on the old timeline to the first on the next, in seconds.
  */
-export function failoverGapSeconds(spans: readonly TimelineSpan[], oldTimeline: number): number {
-    const before = spans.find((s) => s.timeline === oldTimeline);
-    const after = spans.find((s) => s.timeline > oldTimeline);
-    if (!before || !after) {
-        throw new Error(`no commits on both sides of timeline ${oldTimeline}: ${JSON.stringify(spans)}`);
-    }
+export function failoverGapSeconds({ before, after }: FailoverSpans): number {
     return (after.first.getTime() - before.last.getTime()) / 1000;
 }
 

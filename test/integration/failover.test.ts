@@ -93,15 +93,6 @@ describe("production: failover with no acknowledged commit lost", () => {
         expect(f.rejoinSeconds).toBeLessThanOrEqual(60);
     }, 600_000);
 
-    it("a leader killed with SIGKILL is replaced within the TTL, and rejoins as a streaming replica once started", async () => {
-        const f = await leaderFault(stack, "kill", 1);
-        record("production", f);
-        expectHandedOver(f);
-        // The leader key expires at most ttl after the last renewal; promotion and the router follow.
-        expect(f.gapSeconds).toBeLessThanOrEqual(stack.settings.failover.ttlSeconds + 10);
-        expect(f.rejoinSeconds).toBeLessThanOrEqual(60);
-    }, 600_000);
-
     it("a leader cut off the network stops taking writes before another member takes them, and rejoins once reconnected", async () => {
         const f = await leaderFault(stack, "isolate", 1);
         record("production", f);
@@ -113,18 +104,20 @@ describe("production: failover with no acknowledged commit lost", () => {
         expect(f.rejoinSeconds).toBeLessThanOrEqual(60);
     }, 600_000);
 
-    it("three failovers in a row: each old leader rejoins", async () => {
+    it("a leader killed with SIGKILL, three times in a row: each time replaced within the TTL, and the old one rejoins as a streaming replica once started", async () => {
         const leaders: string[] = [];
         for (let round = 1; round <= 3; round++) {
             const f = await leaderFault(stack, "kill", 1);
             record("production", f);
             expectHandedOver(f);
+            // The leader key expires at most ttl after the last renewal; promotion and the router follow.
+            expect(f.gapSeconds, `round ${round}`).toBeLessThanOrEqual(stack.settings.failover.ttlSeconds + 10);
             expect(f.rejoinSeconds, `round ${round}`).toBeLessThanOrEqual(60);
             leaders.push(f.oldLeader);
         }
         expect(new Set(leaders).size).toBeGreaterThanOrEqual(2);
         expect(await waitForHealthyCluster(stack, 180_000)).toHaveLength(stack.topology.members.length);
-    }, 1_500_000);
+    }, 900_000);
 
     it("a replica killed with SIGKILL costs no write gap, and Docker restarts it into streaming", async () => {
         const replica = (await waitForHealthyCluster(stack, 180_000)).filter((m) => m.role === "replica")[0];
@@ -233,10 +226,12 @@ describe("staging: an asynchronous replica, what a failover may lose", () => {
         record("staging", f);
         expect(f.newLeader).not.toBe(f.oldLeader);
         expect(f.gapSeconds).toBeLessThanOrEqual(stack.settings.failover.ttlSeconds + 10);
-        // An asynchronous replica may miss the commits the leader acknowledged last before it died:
-        // a tail of the writer's commits, bounded by maximum_lag_on_failover, never a hole before it.
+        // An asynchronous replica may miss the commits the leader acknowledged last before it died: the
+        // tail of the old timeline, bounded by maximum_lag_on_failover, never a hole before it. The one
+        // writer's ids rise in commit order, and it goes on committing on the new timeline.
         const [committed] = f.committed;
-        expect(f.lostIds).toEqual(committed.slice(committed.length - f.lostIds.length));
+        const { before, after } = f.timelines;
+        expect(f.lostIds).toEqual(committed.filter((id) => id > before.lastId && id < after.firstId));
         expect(f.rowsLost).toBeLessThan(committed.length / 2);
         expect(f.rejoinSeconds).toBeLessThanOrEqual(60);
     }, 600_000);
