@@ -138,22 +138,24 @@ describe("example Django app on the staging stack", () => {
 
     it("reads big querysets without server-side cursors, which transaction pooling would break", async () => {
         const declared = "SELECT coalesce(sum(calls), 0)::int AS n FROM pg_stat_statements WHERE query LIKE 'DECLARE%_django_curs_%'";
-        const iterate = (...setup: string[]) =>
-            djangoShell(
-                [
-                    "from django.db import connections",
-                    "from notes.models import Note",
-                    ...setup,
-                    "print(sum(1 for _ in Note.objects.iterator(chunk_size=100)))",
-                ].join("\n"),
-            );
+        const shell = (...lines: string[]) =>
+            djangoShell(["from django.db import connections, transaction", "from notes.models import Note", ...lines].join("\n"));
+        const countNotes = "print(sum(1 for _ in Note.objects.iterator(chunk_size=100)))";
         const replicaUrl = (await roles()).replica.url;
         const before = (await query(replicaUrl, declared))[0].n;
         // As configured: plain cursors, no DECLARE on the replica.
-        expect(await iterate()).toBe("2");
+        expect(await shell(countNotes)).toBe("2");
         expect((await query(replicaUrl, declared))[0].n).toBe(before);
-        // The control: with the setting off, Django declares a cursor, which the count sees.
-        expect(await iterate("connections['replica'].settings_dict['DISABLE_SERVER_SIDE_CURSORS'] = False")).toBe("2");
+        // The control: with the setting off, Django declares a cursor, which the count sees. Inside a
+        // transaction, which keeps one server connection: outside one, the FETCH may reach another
+        // (the app's health check uses the pool meanwhile), the very failure the setting prevents.
+        expect(
+            await shell(
+                "connections['replica'].settings_dict['DISABLE_SERVER_SIDE_CURSORS'] = False",
+                'with transaction.atomic(using="replica"):',
+                `    ${countNotes}`,
+            ),
+        ).toBe("2");
         expect((await query(replicaUrl, declared))[0].n).toBe(before + 1);
     });
     // After the tests that count notes: it adds some.
