@@ -93,14 +93,21 @@ export function waitForLeader(stack: StartedStack, timeoutMs: number, except?: s
  * Waits until every declared member is in the cluster: one leader running,
  * every other member streaming on the leader's timeline. Returns them.
  */
-export function waitForHealthyCluster(stack: StartedStack, timeoutMs: number): Promise<MemberStatus[]> {
-    return waitFor("every member streaming from one leader", timeoutMs, async () => {
-        const members = await clusterStatus(stack);
-        const leaders = members.filter((m) => m.role === "leader" && m.state === "running");
-        const healthy =
-            members.length === stack.topology.members.length &&
-            leaders.length === 1 &&
-            members.every((m) => m.role === "leader" || (m.state === "streaming" && m.timeline === leaders[0].timeline));
-        return healthy ? members : undefined;
-    });
+export async function waitForHealthyCluster(stack: StartedStack, timeoutMs: number): Promise<MemberStatus[]> {
+    let lastSeen = "nothing";
+    try {
+        return await waitFor("every member streaming from one leader", timeoutMs, async () => {
+            const members = await clusterStatus(stack);
+            lastSeen = members.map((m) => `${m.name} ${m.role} ${m.state} TL ${m.timeline ?? "-"}`).join(", ") || "no member";
+            const leaders = members.filter((m) => m.role === "leader" && m.state === "running");
+            const healthy =
+                members.length === stack.topology.members.length &&
+                leaders.length === 1 &&
+                members.every((m) => m.role === "leader" || (m.state === "streaming" && m.timeline === leaders[0].timeline));
+            return healthy ? members : undefined;
+        });
+    } catch (error) {
+        // What Patroni last reported says which member held the cluster back.
+        throw new Error(`${error instanceof Error ? error.message : String(error)}; last seen: ${lastSeen}`);
+    }
 }
