@@ -26,6 +26,7 @@ import {
     changeStep,
     checkedInputs,
     commandOutput,
+    deletionWaves,
     goDurationString,
     IMAGE,
     NO_OPTIONS,
@@ -690,19 +691,21 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     }
 
     /**
-     * Ends an update: whatever the program no longer declares is deleted,
-     * newest first, so dependents go before what they depend on. Returns what
-     * the update did to each resource it touched, by name.
+     * Ends an update: whatever the program no longer declares is deleted as
+     * the engine schedules it (deletionWaves), a wave at a time, all of a wave
+     * at once. Returns what the update did to each resource it touched, by name.
      */
     async finishUpdate(): Promise<PlannedStep[]> {
-        const leftovers = [...this.previous.entries()].reverse();
+        const condemned = this.previous;
         this.previous = new Map();
-        for (const [name, resource] of leftovers) {
-            if (!resource.custom) {
-                continue;
+        for (const wave of deletionWaves(new Map([...condemned].map(([name, r]) => [name, r.options.dependencies])))) {
+            const resources = wave.map((name) => [name, condemned.get(name) as DeclaredResource] as const);
+            for (const [name, resource] of resources) {
+                if (resource.custom) {
+                    this.steps.push({ name, step: "delete" });
+                }
             }
-            this.steps.push({ name, step: "delete" });
-            await this.deleteResource(resource);
+            await Promise.all(resources.map(([, resource]) => this.deleteResource(resource)));
         }
         return [...this.steps].sort((a, b) => a.name.localeCompare(b.name));
     }

@@ -295,9 +295,39 @@ export interface RecordedOptions {
     readonly retainOnDelete: boolean;
     /** Seconds; undefined where the resource sets none (the provider's default applies). */
     readonly timeouts: { readonly create?: number; readonly update?: number; readonly delete?: number };
+    /**
+     * The names of the resources this one depends on, as the engine records
+     * them: `dependsOn`, the resources its inputs came from (a component
+     * standing for its children), and its parent. The engine deletes a
+     * resource only after everything that depends on it.
+     */
+    readonly dependencies: readonly string[];
 }
 
-export const NO_OPTIONS: RecordedOptions = { deleteBeforeReplace: false, retainOnDelete: false, timeouts: {} };
+export const NO_OPTIONS: RecordedOptions = { deleteBeforeReplace: false, retainOnDelete: false, timeouts: {}, dependencies: [] };
+
+/**
+ * The order in which the engine deletes resources the program no longer
+ * declares (ScheduleDeletes in Pulumi's step_generator.go): in waves, each of
+ * the resources that nothing left to delete depends on, all of a wave at
+ * once. `dependencies` maps each resource to delete to what it depends on.
+ */
+export function deletionWaves(dependencies: ReadonlyMap<string, readonly string[]>): string[][] {
+    const waves: string[][] = [];
+    const condemned = new Map(dependencies);
+    while (condemned.size > 0) {
+        const neededByOthers = new Set([...condemned.values()].flat());
+        const wave = [...condemned.keys()].filter((name) => !neededByOthers.has(name));
+        if (wave.length === 0) {
+            throw new Error(`a dependency cycle among the resources to delete: ${[...condemned.keys()].join(", ")}`);
+        }
+        for (const name of wave) {
+            condemned.delete(name);
+        }
+        waves.push(wave);
+    }
+    return waves;
+}
 
 /** A timeout in seconds: the resource's own, or the provider's default. */
 export function timeoutSeconds(options: RecordedOptions, operation: "create" | "update" | "delete"): number {

@@ -17,6 +17,11 @@ function seconds(duration: string | undefined): number | undefined {
     return duration ? parseDuration(duration) / 1e9 : undefined;
 }
 
+/** A resource's name, the last part of its URN. */
+function nameOf(urn: string): string {
+    return urn.slice(urn.lastIndexOf("::") + 2);
+}
+
 /** After `setMocks`: hands `mocks` the options of every resource registered from now on, if it records them. */
 export function recordResourceOptions(mocks: pulumi.runtime.Mocks): void {
     if (!isOptionsRecorder(mocks)) {
@@ -26,6 +31,8 @@ export function recordResourceOptions(mocks: pulumi.runtime.Mocks): void {
     const register = monitor.registerResource.bind(monitor);
     monitor.registerResource = (req: any, callback: unknown) => {
         const timeouts = req.getCustomtimeouts();
+        const parent: string = req.getParent();
+        const dependencies: string[] = [...req.getDependenciesList(), ...(parent ? [parent] : [])];
         mocks.recordOptions(req.getName(), {
             deleteBeforeReplace: req.getDeletebeforereplace(),
             retainOnDelete: req.getRetainondelete() ?? false,
@@ -34,6 +41,7 @@ export function recordResourceOptions(mocks: pulumi.runtime.Mocks): void {
                 update: seconds(timeouts?.getUpdate()),
                 delete: seconds(timeouts?.getDelete()),
             },
+            dependencies: [...new Set(dependencies.map(nameOf))],
         });
         return register(req, callback);
     };

@@ -14,6 +14,7 @@ import {
     changeStep,
     commandOutput,
     DEFAULT_TIMEOUT_SECONDS,
+    deletionWaves,
     goDurationString,
     HEALTHCHECK_READ_BACK,
     IMAGE,
@@ -196,5 +197,36 @@ describe(`terraform-provider-docker v4.5.0, docker_network delete (${NETWORK_DEL
         const n = network(1, new Error("(HTTP code 500) server error"));
         await expect(n.run()).rejects.toThrow("server error");
         expect(n.attemptsAtMs).toEqual([2000]);
+    });
+});
+
+describe("Pulumi's engine, ScheduleDeletes (pkg/resource/deploy/step_generator.go)", () => {
+    it("deletes what nothing depends on first, everything of a wave at once: two removed members stop together", () => {
+        const removed = new Map<string, string[]>([
+            ["replica-2", []],
+            ["replica-2-data", []],
+            ["replica-2-container", ["replica-2-data", "replica-2"]],
+            ["replica-3", []],
+            ["replica-3-data", []],
+            ["replica-3-container", ["replica-3-data", "replica-3"]],
+            ["monitoring-replica-3-exporter", ["replica-3-container", "monitoring"]],
+        ]);
+        expect(deletionWaves(removed)).toEqual([
+            ["replica-2-container", "monitoring-replica-3-exporter"],
+            ["replica-2", "replica-2-data", "replica-3-container"],
+            ["replica-3", "replica-3-data"],
+        ]);
+    });
+
+    it("ignores dependencies on resources that stay, and refuses a cycle", () => {
+        expect(deletionWaves(new Map([["a", ["kept"]]]))).toEqual([["a"]]);
+        expect(() =>
+            deletionWaves(
+                new Map([
+                    ["a", ["b"]],
+                    ["b", ["a"]],
+                ]),
+            ),
+        ).toThrow("a dependency cycle among the resources to delete: a, b");
     });
 });

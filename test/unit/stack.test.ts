@@ -10,30 +10,10 @@ import type { StackName } from "../../harness/stack-config";
 
 const DATABASE_CONTAINER = /^(primary|replica-\d+|pgbouncer|backup)-container$/;
 
-/**
- * Runs the program under the recording mocks. With `dependencies`, also
- * records each resource's dependencies by name, as its registration hands
- * them to the engine (a component's are its children).
- */
-async function declare(
-    stack: StackName,
-    overrides: Record<string, unknown> = {},
-    secretKeys: string[] = [],
-    dependencies?: Map<string, string[]>,
-) {
+/** Runs the program under the recording mocks. */
+async function declare(stack: StackName, overrides: Record<string, unknown> = {}, secretKeys: string[] = []) {
     const mocks = new RecordingMocks();
     const importProgram = async () => {
-        if (dependencies) {
-            const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource: (req: any, callback: unknown) => unknown };
-            const register = monitor.registerResource.bind(monitor);
-            monitor.registerResource = (req: any, callback: unknown) => {
-                dependencies.set(
-                    req.getName(),
-                    req.getDependenciesList().map((urn: string) => urn.slice(urn.lastIndexOf("::") + 2)),
-                );
-                return register(req, callback);
-            };
-        }
         vi.resetModules();
         return (await import("../../index")) as Record<string, unknown>;
     };
@@ -93,7 +73,13 @@ describe.each([
                 .ofType("command:local:Command")
                 .map((r) => r.name)
                 .sort(),
-        ).toEqual(["backup-last-label", "cluster-config-dynamic-config", "cluster-config-roles", "etcd-patroni-config-seed"]);
+        ).toEqual([
+            "backup-last-label",
+            "cluster-config-dynamic-config",
+            "cluster-config-leader-placement",
+            "cluster-config-roles",
+            "etcd-patroni-config-seed",
+        ]);
         expect(
             mocks
                 .ofType("docker:index/volume:Volume")
@@ -197,8 +183,9 @@ describe.each([
     });
 
     it("seeds the dynamic configuration into etcd before any member starts, and applies the cluster's configuration once every member runs", async () => {
-        const dependencies = new Map<string, string[]>();
-        await declare(stack, {}, [], dependencies);
+        const { mocks } = await declare(stack);
+        // As the registrations hand them to the engine: a component stands for its children.
+        const dependencies = new Map(mocks.resources.map((r) => [r.name, r.options.dependencies]));
         const members = ["primary", ...Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`)];
         const etcdMembers = stack === "production" ? 3 : 1;
         expect(dependencies.get("etcd-patroni-config-seed")).toEqual(
@@ -208,7 +195,11 @@ describe.each([
         for (const member of members) {
             expect(dependencies.get(member), member).toEqual(expect.arrayContaining(["etcd-patroni-config-seed"]));
         }
-        expect(dependencies.get("cluster-config-dynamic-config")).toEqual(expect.arrayContaining(members.map((m) => `${m}-container`)));
+        // The lead moves off members about to be deleted before anything acts on the leader.
+        expect(dependencies.get("cluster-config-leader-placement")).toEqual(expect.arrayContaining(members.map((m) => `${m}-container`)));
+        expect(dependencies.get("cluster-config-dynamic-config")).toEqual(
+            expect.arrayContaining([...members.map((m) => `${m}-container`), "cluster-config-leader-placement"]),
+        );
         expect(dependencies.get("cluster-config-roles")).toEqual(expect.arrayContaining(["cluster-config-dynamic-config"]));
         expect(dependencies.get("pgbouncer-container")).toEqual(expect.arrayContaining(["cluster-config-roles"]));
     });
