@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { Credentials } from "./credentials";
-import { dynamicConfigCommand, leaderSqlCommand } from "./render/patroni/leader-commands";
+import { dynamicConfigCommand, leaderSqlCommand, leadOnDeclaredCommand } from "./render/patroni/leader-commands";
 import { dynamicConfiguration, parametersDigest } from "./render/patroni/patroni-yml";
 import { renderBootstrapSql } from "./render/postgres/bootstrap-sql";
 import { renderYaml } from "./render/yaml";
@@ -30,10 +30,10 @@ const REWIND_FUNCTIONS = [
 
 /**
  * What the stack declares about the cluster as a whole, applied on whichever
- * member leads: Patroni's dynamic configuration in etcd (timings, durability,
- * cluster-wide parameters), and the roles, database, time zone and
- * extensions. Each reruns when what it applies changes, and restarts nothing
- * that does not need it.
+ * member leads: the lead itself kept on a declared member, Patroni's dynamic
+ * configuration in etcd (timings, durability, cluster-wide parameters), and
+ * the roles, database, time zone and extensions. Each reruns when what it
+ * applies changes, and restarts nothing that does not need it.
  */
 export class ClusterConfig extends pulumi.ComponentResource {
     /** The dynamic configuration as applied (YAML). */
@@ -46,10 +46,16 @@ export class ClusterConfig extends pulumi.ComponentResource {
         const c = args.credentials;
         const dynamic = renderYaml("Patroni's dynamic configuration, rendered by obcms-database", dynamicConfiguration(s));
 
+        // Reruns when the member list changes, before the update deletes removed members.
+        const leaderPlacement = new command.local.Command(
+            `${name}-leader-placement`,
+            { create: leadOnDeclaredCommand(t.members) },
+            { parent: this, dependsOn: [...args.members] },
+        );
         const dynamicConfig = new command.local.Command(
             `${name}-dynamic-config`,
             { create: dynamicConfigCommand(t.members, t.scope, parametersDigest(s)), stdin: dynamic },
-            { parent: this, dependsOn: [...args.members] },
+            { parent: this, dependsOn: [...args.members, leaderPlacement] },
         );
 
         const sql = pulumi

@@ -9,7 +9,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { APPLY_ATTEMPTS, dynamicConfigCommand, LEADER_ATTEMPTS, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
+import {
+    APPLY_ATTEMPTS,
+    dynamicConfigCommand,
+    LEADER_ATTEMPTS,
+    leaderSqlCommand,
+    leadOnDeclaredCommand,
+} from "../../components/render/patroni/leader-commands";
 import { restApiGet } from "../../components/render/patroni/start-script";
 import { clusterTopology } from "../../components/topology";
 import { PROJECT_IMAGE } from "../support/promtool";
@@ -45,6 +51,11 @@ docker() {
   if [ -n "$interactive" ]; then cat > "$DIR/stdin-$(wc -l < "$DIR/calls")"; fi
   case "$1 $2" in
     "curl -fsS")
+      eval "url=\\\${$#}"
+      if [ "\${url##*/}" = replica ]; then
+        [ "$container" != "$LEADER" ] && case " $REPLICAS " in *" $container "*) true ;; *) false ;; esac
+        return
+      fi
       if [ "$container" = "$FIRST" ]; then rounds=$((rounds + 1)); fi
       [ "$container" = "$LEADER" ] && [ "$rounds" -gt "$NO_LEADER_ROUNDS" ]
       return ;;
@@ -59,6 +70,11 @@ docker() {
     *" pg_last_wal_replay_lsn()"*)
       echo >> "$DIR/replays"
       if [ "$(wc -l < "$DIR/replays")" -le "$BEHIND_ROUNDS" ]; then echo f; else echo t; fi
+      return 0 ;;
+    *" switchover "*)
+      eval "candidate=\\\${$#}"
+      case " $REFUSED " in *" $candidate "*) return 1 ;; esac
+      LEADER="\${container%pg-*}$candidate"
       return 0 ;;
     *" restart "*)
       if [ "$container" = "$LEADER" ] || ! grep -qx "$LEADER" "$DIR/pending"; then
@@ -83,6 +99,10 @@ interface FakeCluster {
     readonly behindRounds?: number;
     /** Every running member container, declared or not, as `docker ps` lists them. */
     readonly running?: readonly string[];
+    /** Containers whose Patroni answers `/replica` (never the leader's). */
+    readonly replicas?: readonly string[];
+    /** Member names a switchover to which Patroni refuses; any other candidate leads once asked. */
+    readonly refused?: readonly string[];
 }
 
 interface Call {
@@ -109,6 +129,8 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
                 STALE_ROUNDS: String(cluster.staleRounds ?? 0),
                 BEHIND_ROUNDS: String(cluster.behindRounds ?? 0),
                 RUNNING: (cluster.running ?? []).join(" "),
+                REPLICAS: (cluster.replicas ?? []).join(" "),
+                REFUSED: (cluster.refused ?? []).join(" "),
             },
         });
         const log = readFileSync(path.join(dir, "calls"), "utf8");
@@ -220,6 +242,54 @@ describe("leaderSqlCommand", () => {
         expect(run.status).toBe(0);
         const steps = run.calls.filter((c) => c.args[0] === "-i");
         expect(steps).toEqual([1, 2, 3].map(() => ({ container: container(1), args: ["-i", ...PSQL], stdin: SQL })));
+    });
+});
+
+describe("leadOnDeclaredCommand", () => {
+    const command = leadOnDeclaredCommand(members);
+    // Production declares pg-1 to pg-4; pg-5 is a member the update is about to delete.
+    const running = [1, 2, 3, 4, 5].map(container);
+    const replicaCheck = (k: number): Call => ({ container: container(k), args: restApiGet("/replica") });
+    const switchoverTo = (k: number): Call => ({
+        container: container(5),
+        args: ["patronictl", "-c", "/etc/obcms/patroni.yml", "switchover", "--force", "--candidate", `pg-${k}`],
+    });
+
+    it("parses as POSIX shell", () => {
+        expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
+    });
+
+    it("does nothing while a declared member leads", () => {
+        const run = runWithFakeDocker(command, "", { leader: container(2), running, replicas: [1, 3, 4, 5].map(container) });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual(checks(1, 2));
+    });
+
+    it("hands the lead from a removed member to the first declared replica, then finds it leading", () => {
+        const run = runWithFakeDocker(command, "", { leader: container(5), running, replicas: [2, 3, 4].map(container) });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual([...checks(1, 2, 3, 4, 5), replicaCheck(1), replicaCheck(2), switchoverTo(2), ...checks(1, 2)]);
+    });
+
+    it("asks the next declared replica when Patroni refuses one", () => {
+        const run = runWithFakeDocker(command, "", { leader: container(5), running, replicas: [2, 3].map(container), refused: ["pg-2"] });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual([
+            ...checks(1, 2, 3, 4, 5),
+            replicaCheck(1),
+            replicaCheck(2),
+            switchoverTo(2),
+            replicaCheck(3),
+            switchoverTo(3),
+            ...checks(1, 2, 3),
+        ]);
+    });
+
+    it(`fails, saying so, when no declared replica took the lead after ${LEADER_ATTEMPTS} attempts`, () => {
+        const run = runWithFakeDocker(command, "", { leader: container(5), running, replicas: [container(3)], refused: ["pg-3"] });
+        expect(run.status).toBe(1);
+        expect(run.stderr).toBe(`no declared member took the lead from a removed one after ${LEADER_ATTEMPTS} attempts\n`);
+        expect(run.calls.filter((c) => c.args.includes("switchover"))).toHaveLength(LEADER_ATTEMPTS);
     });
 });
 

@@ -34,6 +34,7 @@ const MEMBER_RESOURCES = (k: number) =>
 /** The two commands of ClusterConfig, which act on the leader. */
 const DYNAMIC_CONFIG = "cluster-config-dynamic-config";
 const ROLES_SQL = "cluster-config-roles";
+const LEADER_PLACEMENT = "cluster-config-leader-placement";
 
 const PGBOUNCER_REPLACED =
     "PgBouncer and the router beside it are replaced: PgBouncer lets its server connections finish, then clients reconnect";
@@ -51,7 +52,9 @@ const PENDING_RESTARTS =
 const SCALING =
     "no running member restarts (max_wal_senders and max_replication_slots are sized for 10 replicas); " +
     `${PGBOUNCER_REPLACED}, since the router lists every member; ` +
-    "both ClusterConfig commands run again, as the member list they search for the leader changed, and change nothing; " +
+    "the ClusterConfig commands run again, as the member list they search for the leader changed: the leader placement hands the lead " +
+    "to a declared member first if a removed one holds it (a switchover, writes pause for seconds), before the update deletes any, " +
+    "and the others change nothing; " +
     "the backup container is replaced with the new node list once a running backup has finished (600 s grace)";
 
 export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
@@ -89,7 +92,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: { replicaCount: 4 },
         plan: {
             replace: ["backup-container", "backup-last-label", "monitoring-prometheus", "pgbouncer-container"],
-            update: [DYNAMIC_CONFIG, ROLES_SQL],
+            update: [DYNAMIC_CONFIG, LEADER_PLACEMENT, ROLES_SQL],
             create: MEMBER_RESOURCES(4),
         },
         effect: `member pg-5 starts on its new volume, clones the leader and streams through the slot Patroni creates for it; ${SCALING}`,
@@ -100,11 +103,11 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: { replicaCount: 2 },
         plan: {
             replace: ["backup-container", "backup-last-label", "monitoring-prometheus", "pgbouncer-container"],
-            update: [DYNAMIC_CONFIG, ROLES_SQL],
+            update: [DYNAMIC_CONFIG, LEADER_PLACEMENT, ROLES_SQL],
             delete: MEMBER_RESOURCES(3),
         },
         effect:
-            "member pg-4 stops (handing the leader key over first if it leads) and its volume is deleted; Patroni drops its slot " +
+            "member pg-4 stops and its volume is deleted; Patroni drops its slot " +
             `on the leader once it has been gone for member_slots_ttl (30 min); ${SCALING}`,
     },
     {

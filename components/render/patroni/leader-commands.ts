@@ -28,9 +28,10 @@ function memberWords(members: readonly PostgresMember[]): string {
  * `step` on the current leader until it succeeds. The declared members are
  * asked first, then any other running member container of the cluster: a
  * `pulumi up` that removes members deletes them only at its end, so while it
- * runs the leader may be one of them.
+ * runs the leader may be one of them. After the last attempt, the script
+ * exits printing `failure`.
  */
-function leaderFunctions(members: readonly PostgresMember[], what: string): string[] {
+function leaderFunctions(members: readonly PostgresMember[], failure: string): string[] {
     // Member containers are named <cluster>-pg-<index> (topology.ts).
     const others = `^/${members[0].container.replace(/\d+$/, "")}[0-9]+$`;
     const isLeader = `${execIn("member", restApiGet("/primary"))} 2>/dev/null`;
@@ -51,7 +52,7 @@ function leaderFunctions(members: readonly PostgresMember[], what: string): stri
         "on_leader() {",
         "  attempt=1",
         '  until find_leader && step "$leader"; do',
-        `    if [ "$attempt" -ge ${LEADER_ATTEMPTS} ]; then echo ${shellWord(`no leader took ${what} after ${LEADER_ATTEMPTS} attempts`)} >&2; exit 1; fi`,
+        `    if [ "$attempt" -ge ${LEADER_ATTEMPTS} ]; then echo ${shellWord(`${failure} after ${LEADER_ATTEMPTS} attempts`)} >&2; exit 1; fi`,
         "    attempt=$((attempt + 1))",
         "    sleep 2",
         "  done",
@@ -66,9 +67,39 @@ function leaderFunctions(members: readonly PostgresMember[], what: string): stri
 export function leaderSqlCommand(members: readonly PostgresMember[]): string {
     const psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-d", "postgres", "-f", "-"];
     return [
-        ...leaderFunctions(members, "the SQL"),
+        ...leaderFunctions(members, "no leader took the SQL"),
         'sql="$(cat)"',
         `step() { leader="$1"; printf '%s\\n' "$sql" | ${execIn("leader", psql, true)}; }`,
+        "on_leader",
+        "",
+    ].join("\n");
+}
+
+/**
+ * Hands the lead to a declared member when a member that `pulumi up` is about
+ * to delete holds it: the first declared member that Patroni serves as a
+ * replica (`/replica`) and that takes a switchover. The update deletes removed
+ * members only at its end, and all at once. Under quorum commit, a leader and
+ * a voter going together leave the others short of the votes the `/sync` key
+ * asks for (`quorum`: voters minus synchronous count, quorum.py), so none may
+ * promote, ever. With a declared member leading, the leader stays and drops
+ * the departed voters itself.
+ */
+export function leadOnDeclaredCommand(members: readonly PostgresMember[]): string {
+    const isReplica = `${execIn("member", restApiGet("/replica"))} 2>/dev/null`;
+    const switchover = execIn("leader", ["patronictl", "-c", FILES.patroniConf, "switchover", "--force", "--candidate"]);
+    return [
+        ...leaderFunctions(members, "no declared member took the lead from a removed one"),
+        "step() {",
+        '  leader="$1"',
+        '  case " $declared " in *" $leader "*) return 0 ;; esac',
+        `  for pair in ${memberWords(members)}; do`,
+        '    member="${pair%%:*}"',
+        // Patroni answers once the candidate leads; the next round checks that a declared member does.
+        `    if ${isReplica} && ${switchover} "\${pair#*:}" >/dev/null; then return 1; fi`,
+        "  done",
+        "  return 1",
+        "}",
         "on_leader",
         "",
     ].join("\n");
@@ -116,7 +147,7 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
     const patronictl = ["patronictl", "-c", FILES.patroniConf];
     const state = execIn("member", ["sh", "-c", memberParametersState(digest)]);
     return [
-        ...leaderFunctions(members, "the dynamic configuration"),
+        ...leaderFunctions(members, "no leader took the dynamic configuration"),
         'config="$(cat)"',
         `step() { leader="$1"; printf '%s\\n' "$config" | ${execIn("leader", [...patronictl, "edit-config", "--apply", "-", "--force", "--quiet"], true)} >/dev/null; }`,
         "on_leader",
