@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { Credentials } from "./credentials";
 import { dynamicConfigCommand, leaderSqlCommand, leadOnDeclaredCommand } from "./render/patroni/leader-commands";
-import { dynamicConfiguration, parametersDigest } from "./render/patroni/patroni-yml";
+import { dynamicConfiguration, runningParameters } from "./render/patroni/patroni-yml";
 import { renderBootstrapSql } from "./render/postgres/bootstrap-sql";
 import { renderYaml } from "./render/yaml";
 import { type ClusterSettings, ROLES } from "./settings";
@@ -54,7 +54,7 @@ export class ClusterConfig extends pulumi.ComponentResource {
         );
         const dynamicConfig = new command.local.Command(
             `${name}-dynamic-config`,
-            { create: dynamicConfigCommand(t.members, t.scope, parametersDigest(s)), stdin: dynamic },
+            { create: dynamicConfigCommand(t.members, t.scope, runningParameters(s)), stdin: dynamic },
             { parent: this, dependsOn: [...args.members, leaderPlacement] },
         );
 

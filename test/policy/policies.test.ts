@@ -6,7 +6,7 @@ import { passwordVerifier } from "../../components/render/credentials/verifier";
 import { renderEtcdConf } from "../../components/render/etcd/etcd-conf";
 import { seedDynamicConfigCommand } from "../../components/render/patroni/dcs-seed";
 import { dynamicConfigCommand, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
-import { dynamicConfiguration, parametersDigest, patroniConf } from "../../components/render/patroni/patroni-yml";
+import { dynamicConfiguration, patroniConf, runningParameters } from "../../components/render/patroni/patroni-yml";
 import { type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
 import { renderYaml } from "../../components/render/yaml";
 import { clusterTopology } from "../../components/topology";
@@ -142,7 +142,7 @@ function applying(config: Record<string, any>, stdin = renderYaml("dynamic", con
     return {
         type: COMMAND,
         name: "cluster-config-dynamic-config",
-        inputs: { create: dynamicConfigCommand(t.members, t.scope, parametersDigest(production)), stdin },
+        inputs: { create: dynamicConfigCommand(t.members, t.scope, runningParameters(production)), stdin },
     };
 }
 

@@ -9,13 +9,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { shellWord } from "../../components/render/escape";
 import {
     APPLY_ATTEMPTS,
     dynamicConfigCommand,
     LEADER_ATTEMPTS,
     leaderSqlCommand,
     leadOnDeclaredCommand,
+    memberParametersState,
 } from "../../components/render/patroni/leader-commands";
+import type { RunningParameters } from "../../components/render/patroni/patroni-yml";
 import { restApiGet } from "../../components/render/patroni/start-script";
 import { clusterTopology } from "../../components/topology";
 import { PROJECT_IMAGE } from "../support/promtool";
@@ -59,13 +62,13 @@ docker() {
       if [ "$container" = "$FIRST" ]; then rounds=$((rounds + 1)); fi
       [ "$container" = "$LEADER" ] && [ "$rounds" -gt "$NO_LEADER_ROUNDS" ]
       return ;;
-    "sh -c")
+  esac
+  case " $* " in
+    *" SELECT CASE WHEN current_setting('obcms.parameters_digest'"*)
       echo >> "$DIR/states"
       if [ "$(wc -l < "$DIR/states")" -le "$STALE_ROUNDS" ]; then echo stale
       elif grep -qx "$container" "$DIR/pending"; then echo pending; else echo applied; fi
       return 0 ;;
-  esac
-  case " $* " in
     *" pg_current_wal_lsn()"*) echo 0/3000060; return 0 ;;
     *" pg_last_wal_replay_lsn()"*)
       echo >> "$DIR/replays"
@@ -154,14 +157,14 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
 const PRIMARY_CHECK = restApiGet("/primary");
 const PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql", "-d", "postgres", "-f", "-"];
 const EDIT_CONFIG = ["patronictl", "-c", "/etc/obcms/patroni.yml", "edit-config", "--apply", "-", "--force", "--quiet"];
-const DIGEST = "0123456789abcdef";
-const PARAMETERS_CHECK = [
-    "sh",
-    "-c",
-    "state=\"$('psql' '-X' '-A' '-t' '-h' '/var/run/postgresql' '-d' 'postgres' '-c' 'SELECT CASE WHEN current_setting('\\''obcms.parameters_digest'\\'', true) IS DISTINCT FROM '\\''0123456789abcdef'\\'' THEN '\\''stale'\\'' WHEN bool_or(pending_restart) THEN '\\''pending'\\'' ELSE '\\''applied'\\'' END FROM pg_catalog.pg_settings' 2>/dev/null)\" || state=down; " +
-        "if [ \"$state\" = applied ] && [ \"$('curl' '-fsS' '--max-time' '2' '--cacert' '/etc/obcms/tls/ca.crt' 'https://localhost:8008/patroni' | jq -r '.pending_restart // false')\" = true ]; then state=pending; fi; echo \"$state\"",
-];
+const EXPECTED = { digest: "0123456789abcdef", standbyMinimums: { max_connections: "100", max_wal_senders: "22" } };
 const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", "/var/run/postgresql", "-d", "postgres", "-c"];
+const PARAMETERS_CHECK = [
+    ...PSQL_VALUE,
+    "SELECT CASE WHEN current_setting('obcms.parameters_digest', true) IS DISTINCT FROM '0123456789abcdef' THEN 'stale' " +
+        "WHEN bool_or(pending_restart) OR EXISTS (SELECT FROM (VALUES ('max_connections', '100'), ('max_wal_senders', '22')) AS declared (name, setting) " +
+        "JOIN pg_catalog.pg_settings AS running USING (name) WHERE running.setting <> declared.setting) THEN 'pending' ELSE 'applied' END FROM pg_catalog.pg_settings",
+];
 const restart = (k: number) => ["patronictl", "-c", "/etc/obcms/patroni.yml", "restart", "obcms-database-production", `pg-${k}`, "--force"];
 
 /** SQL with quotes, a backslash, unicode and blank lines: sent through as it is. */
@@ -294,7 +297,7 @@ describe("leadOnDeclaredCommand", () => {
 });
 
 describe("dynamicConfigCommand", () => {
-    const command = dynamicConfigCommand(members, "obcms-database-production", DIGEST);
+    const command = dynamicConfigCommand(members, "obcms-database-production", EXPECTED);
     const parameterChecks = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: PARAMETERS_CHECK }));
     const restarts = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: restart(k) }));
     /** A standby's turn: it first replays the leader's WAL, then its parameters are checked. */
@@ -383,21 +386,34 @@ describe("dynamicConfigCommand", () => {
     });
 });
 
-describe("the parameters check in the project image", { timeout: 60_000 }, () => {
-    // jq runs beside curl in the member's container, so the machine running Pulumi needs neither.
-    it.each([
-        ["applied", '{"state":"running","role":"replica","pending_restart":true}', "pending"],
-        ["applied", '{"state":"running","role":"replica"}', "applied"],
-        ["pending", '{"state":"running","role":"replica"}', "pending"],
-        ["stale", '{"state":"running","role":"replica","pending_restart":true}', "stale"],
-        ["", "", "down"],
-    ])("reads PostgreSQL's %j and Patroni's %s as %s", (postgres, patroni, expected) => {
-        const psql = postgres === "" ? "psql() { return 2; }" : `psql() { echo "$POSTGRES"; }`;
-        const stub = `${psql}; curl() { printf '%s' "$PATRONI"; }; ${PARAMETERS_CHECK[2]}`;
-        const env = ["-e", `POSTGRES=${postgres}`, "-e", `PATRONI=${patroni}`];
-        const run = spawnSync("docker", ["run", "--rm", "--network", "none", ...env, "--entrypoint", "sh", PROJECT_IMAGE, "-c", stub], {
-            encoding: "utf8",
-        });
-        expect([run.status, run.stdout, run.stderr]).toEqual([0, `${expected}\n`, ""]);
+describe("the parameters check on PostgreSQL 17 in the project image", { timeout: 60_000 }, () => {
+    // A server started with max_connections 150 and the digest "abc"; then max_connections 100 is set and
+    // reloaded, which PostgreSQL marks as waiting for a restart.
+    it("answers stale for another digest, pending for another minimum or a pending restart, applied otherwise", () => {
+        const check = (expected: RunningParameters) => shellWord(memberParametersState(expected));
+        const asked = [
+            check({ digest: "abc", standbyMinimums: { max_connections: "150" } }),
+            check({ digest: "other", standbyMinimums: { max_connections: "150" } }),
+            check({ digest: "abc", standbyMinimums: { max_connections: "100" } }),
+            check({ digest: "abc", standbyMinimums: {} }),
+        ];
+        const script = [
+            "set -e",
+            "export PATH=/usr/lib/postgresql/17/bin:$PATH",
+            "initdb -D /tmp/pg -U postgres -A trust >/dev/null",
+            `pg_ctl -D /tmp/pg -l /tmp/pg.log -w -o "-k /tmp -c listen_addresses= -c max_connections=150 -c obcms.parameters_digest=abc" start >/dev/null`,
+            ...asked.map((sql) => `psql -X -A -t -h /tmp -d postgres -c ${sql}`),
+            `psql -X -q -h /tmp -d postgres -c "ALTER SYSTEM SET max_connections = 100" -c "SELECT pg_reload_conf()" >/dev/null`,
+            "sleep 1",
+            `psql -X -A -t -h /tmp -d postgres -c ${check({ digest: "abc", standbyMinimums: { max_connections: "150" } })}`,
+        ].join("\n");
+        const run = spawnSync(
+            "docker",
+            ["run", "--rm", "--network", "none", "--user", "postgres", "--entrypoint", "sh", PROJECT_IMAGE, "-c", script],
+            {
+                encoding: "utf8",
+            },
+        );
+        expect([run.status, run.stdout, run.stderr]).toEqual([0, "applied\nstale\npending\napplied\npending\n", ""]);
     });
 });

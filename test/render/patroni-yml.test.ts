@@ -6,8 +6,8 @@ import { parse } from "yaml";
 import {
     dynamicConfiguration,
     type PatroniPasswords,
-    parametersDigest,
     renderPatroniConf,
+    runningParameters,
 } from "../../components/render/patroni/patroni-yml";
 import { replicaRestoreCommand, restoreCommand } from "../../components/render/pgbackrest/pgbackrest";
 import type { ClusterSettings } from "../../components/settings";
@@ -197,13 +197,18 @@ describe("dynamicConfiguration", () => {
         });
     });
 
-    // The dynamic-configuration command waits until every member shows the digest of what it applies.
-    it("carries a digest of the parameters, which changes with them and only with them", () => {
-        expect(parametersDigest({ ...staging, failover: { ttlSeconds: 30, loopWaitSeconds: 10, retryTimeoutSeconds: 10 } })).toBe(
-            parametersDigest(staging),
-        );
-        expect(parametersDigest({ ...staging, maxConnections: 150 })).not.toBe(parametersDigest(staging));
-        expect(parametersDigest(staging)).toMatch(/^[0-9a-f]{16}$/);
+    // The dynamic-configuration command waits until every member shows the digest of what it applies,
+    // and runs the declared value of each hot-standby minimum.
+    it("carries a digest of the parameters, which changes with them and only with them, and the standby minimums as declared", () => {
+        const digest = (s: typeof staging) => runningParameters(s).digest;
+        expect(digest({ ...staging, failover: { ttlSeconds: 30, loopWaitSeconds: 10, retryTimeoutSeconds: 10 } })).toBe(digest(staging));
+        expect(digest({ ...staging, maxConnections: 150 })).not.toBe(digest(staging));
+        expect(digest(staging)).toMatch(/^[0-9a-f]{16}$/);
+        expect(runningParameters({ ...staging, maxConnections: 150 }).standbyMinimums).toEqual({
+            max_connections: "150",
+            max_wal_senders: "22",
+            max_worker_processes: "10",
+        });
     });
 });
 

@@ -2,11 +2,10 @@
 // the SQL that reconciles roles and the database, and the dynamic
 // configuration Patroni keeps in etcd. Each finds the leader by asking every
 // member's REST API, and retries while a failover or switchover moves it.
-import { PATRONI_REST_PORT } from "../../settings";
 import type { PostgresMember } from "../../topology";
 import { shellWord, sqlLiteral } from "../escape";
 import { FILES, SOCKET_DIR } from "../paths";
-import { PARAMETERS_DIGEST } from "./patroni-yml";
+import { PARAMETERS_DIGEST, type RunningParameters } from "./patroni-yml";
 import { restApiGet } from "./start-script";
 
 /** How many times a command looks for the leader, 2 s apart. */
@@ -112,26 +111,25 @@ export const APPLY_ATTEMPTS = 120;
 const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", SOCKET_DIR, "-d", "postgres", "-c"];
 
 /**
- * Shell run in a member's container that prints `stale` until PostgreSQL has
- * loaded the parameters whose digest is `digest` (PARAMETERS_DIGEST), then
- * `pending` while one of them waits for a restart, by PostgreSQL's account
- * (set at the reload) or Patroni's (which also counts a standby running the
- * leader's higher value of a lowered cluster-wide setting), else `applied`;
- * `down` when PostgreSQL does not answer.
+ * SQL run on a member that answers `stale` until PostgreSQL has loaded the
+ * parameters whose digest is `expected.digest` (PARAMETERS_DIGEST), then
+ * `pending` while one of them waits for a restart or a hot-standby minimum
+ * runs another value than declared, else `applied`. Patroni's own flag is not
+ * asked: a standby was seen running the leader's old, higher value with no
+ * restart pending by Patroni's account or PostgreSQL's.
  */
-function memberParametersState(digest: string): string {
-    const sql =
-        `SELECT CASE WHEN current_setting(${sqlLiteral(PARAMETERS_DIGEST)}, true) IS DISTINCT FROM ${sqlLiteral(digest)} THEN 'stale' ` +
-        "WHEN bool_or(pending_restart) THEN 'pending' ELSE 'applied' END FROM pg_catalog.pg_settings";
-    const psql = [...PSQL_VALUE, sql].map(shellWord).join(" ");
-    const status = ["curl", "-fsS", "--max-time", "2", "--cacert", FILES.tlsCa, `https://localhost:${PATRONI_REST_PORT}/patroni`];
-    // jq runs in the member's container, like curl: where Pulumi runs, only docker and sh are needed.
-    const patroniPending = `${status.map(shellWord).join(" ")} | jq -r '.pending_restart // false'`;
-    return [
-        `state="$(${psql} 2>/dev/null)" || state=down`,
-        `if [ "$state" = applied ] && [ "$(${patroniPending})" = true ]; then state=pending; fi`,
-        'echo "$state"',
-    ].join("; ");
+export function memberParametersState(expected: RunningParameters): string {
+    const minimums = Object.entries(expected.standbyMinimums);
+    const otherValue =
+        minimums.length === 0
+            ? ""
+            : " OR EXISTS (SELECT FROM (VALUES " +
+              minimums.map(([name, value]) => `(${sqlLiteral(name)}, ${sqlLiteral(value)})`).join(", ") +
+              ") AS declared (name, setting) JOIN pg_catalog.pg_settings AS running USING (name) WHERE running.setting <> declared.setting)";
+    return (
+        `SELECT CASE WHEN current_setting(${sqlLiteral(PARAMETERS_DIGEST)}, true) IS DISTINCT FROM ${sqlLiteral(expected.digest)} THEN 'stale' ` +
+        `WHEN bool_or(pending_restart)${otherValue} THEN 'pending' ELSE 'applied' END FROM pg_catalog.pg_settings`
+    );
 }
 
 /**
@@ -143,9 +141,10 @@ function memberParametersState(digest: string): string {
  * standby keeps the leader's higher value of a lowered setting until the
  * leader runs it), each loading the parameters again before the next.
  */
-export function dynamicConfigCommand(members: readonly PostgresMember[], scope: string, digest: string): string {
+export function dynamicConfigCommand(members: readonly PostgresMember[], scope: string, expected: RunningParameters): string {
     const patronictl = ["patronictl", "-c", FILES.patroniConf];
-    const state = execIn("member", ["sh", "-c", memberParametersState(digest)]);
+    // `down` when PostgreSQL does not answer.
+    const state = `${execIn("member", [...PSQL_VALUE, memberParametersState(expected)])} 2>/dev/null || echo down`;
     return [
         ...leaderFunctions(members, "no leader took the dynamic configuration"),
         'config="$(cat)"',

@@ -8,7 +8,7 @@ import type { EtcdMember, PostgresMember } from "../../topology";
 import { etcdClientUrl } from "../etcd/etcd-conf";
 import { FILES, PGDATA, SOCKET_DIR } from "../paths";
 import { replicaRestoreCommand, restoreCommand } from "../pgbackrest/pgbackrest";
-import { clusterWideParameters, memberParameters } from "../postgres/parameters";
+import { clusterWideParameters, HOT_STANDBY_MINIMUMS, memberParameters } from "../postgres/parameters";
 import type { ConfValue } from "../postgres/postgresql-conf";
 import { renderYaml, type YamlValue } from "../yaml";
 import { PATRONI_NAMESPACE } from "./dcs-seed";
@@ -62,9 +62,26 @@ function digestOf(parameters: Record<string, string | number>): string {
     return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
 }
 
-/** The digest of the stack's dynamic parameters, as PARAMETERS_DIGEST carries it. */
-export function parametersDigest(s: ClusterSettings): string {
-    return digestOf(dynamicParameters(s));
+/** What a member shows once it runs the stack's dynamic parameters. */
+export interface RunningParameters {
+    /** The digest PARAMETERS_DIGEST carries once the member has loaded them. */
+    readonly digest: string;
+    /**
+     * The declared values of the hot-standby minimums, as `pg_settings` spells
+     * them: a standby runs the primary's higher value of a lowered one until
+     * it restarts after replaying the primary's restart.
+     */
+    readonly standbyMinimums: Readonly<Record<string, string>>;
+}
+
+export function runningParameters(s: ClusterSettings): RunningParameters {
+    const parameters = dynamicParameters(s);
+    return {
+        digest: digestOf(parameters),
+        standbyMinimums: Object.fromEntries(
+            HOT_STANDBY_MINIMUMS.filter((name) => name in parameters).map((name) => [name, String(parameters[name])]),
+        ),
+    };
 }
 
 /**

@@ -41,6 +41,20 @@ export const CLUSTER_WIDE_PARAMETERS: ReadonlySet<string> = new Set([
     "hot_standby",
 ]);
 
+/**
+ * The parameters a hot standby may not run below the primary's value of
+ * (PostgreSQL's documentation, "Hot Standby", administrator's overview), all
+ * integers. A standby records the primary's values as it replays them, and
+ * Patroni starts it with the recorded one when that is higher.
+ */
+export const HOT_STANDBY_MINIMUMS: readonly string[] = [
+    "max_connections",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+    "max_wal_senders",
+    "max_worker_processes",
+];
+
 function pick(parameters: Record<string, ConfValue>, wanted: (name: string) => boolean): Record<string, ConfValue> {
     return Object.fromEntries(Object.entries(parameters).filter(([name]) => wanted(name)));
 }
