@@ -31,7 +31,7 @@ const MEMBER_RESOURCES = (k: number) =>
     [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`].concat(
         ["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`),
     );
-/** The two commands of ClusterConfig, which act on the leader. */
+/** The commands of ClusterConfig, which act on the leader. */
 const DYNAMIC_CONFIG = "cluster-config-dynamic-config";
 const ROLES_SQL = "cluster-config-roles";
 const LEADER_PLACEMENT = "cluster-config-leader-placement";
