@@ -1,6 +1,7 @@
 // The resource options a provider sees (deleteBeforeReplace, retainOnDelete,
-// customTimeouts) are not part of Pulumi's MockResourceArgs; the harness reads
-// them off each registration request as the engine would receive it.
+// customTimeouts) and the dependencies the engine orders deletes by are not
+// part of Pulumi's MockResourceArgs; the harness reads them off each
+// registration request as the engine would receive it.
 import * as pulumi from "@pulumi/pulumi";
 import { parseDuration, type RecordedOptions } from "./provider-model";
 
