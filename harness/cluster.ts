@@ -61,9 +61,7 @@ export interface StartedStack {
      * Returns what it did to each resource it touched.
      */
     readonly update: (overrides: Record<string, unknown>) => Promise<PlannedStep[]>;
-    /** Deletes the named resources as `pulumi up` would once the program no longer declares them. */
-    readonly destroy: (resourceNames: readonly string[]) => Promise<void>;
-    /** How a container stopped when `update` or `destroy` last deleted it (by Docker name), if one did. */
+    /** How a container stopped when `update` last deleted it (by Docker name), if one did. */
     readonly stopped: (containerName: string) => StoppedContainer | undefined;
     /** Removes every container, volume and network the stack created. */
     readonly stop: () => Promise<void>;
@@ -121,7 +119,6 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
             clusterName: `${projectName()}-${stackName}`,
             refreshAddresses,
             update,
-            destroy: (names) => mocks.destroy(names),
             stopped: (containerName) => mocks.stopped(containerName),
             stop,
         };

@@ -668,21 +668,6 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
         return { stdout: commandOutput(result.stdout), stderr: commandOutput(result.stderr) };
     }
 
-    /**
-     * Deletes resources the way `pulumi up` does when the program stops
-     * declaring them (see deleteResource). Callers list them dependents first.
-     */
-    async destroy(names: readonly string[]): Promise<void> {
-        for (const name of names) {
-            const resource = this.declared.get(name);
-            if (resource === undefined) {
-                throw new Error(`no resource named ${name} was created`);
-            }
-            await this.deleteResource(resource);
-            this.declared.delete(name);
-        }
-    }
-
     /** Starts an update: the next program run is compared with the resources that exist now. */
     beginUpdate(): void {
         this.previous = this.declared;
