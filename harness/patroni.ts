@@ -2,6 +2,7 @@
 // on which timeline. Tests find the leader here, never by a member's name.
 
 import { FILES } from "../components/render/paths";
+import { PATRONI_REST_PORT } from "../components/settings";
 import type { StartedStack } from "./cluster";
 import { docker, waitFor } from "./sql";
 
@@ -32,6 +33,23 @@ interface PatronictlMember {
  * run hung on the isolated leader for minutes); a busy one answers in 0.5-2 s.
  */
 const PATRONICTL_LIST_TIMEOUT_SECONDS = 10;
+
+/** What a member's Patroni reports of itself (`GET /patroni`), asked inside its container over TLS. */
+export async function patroniStatus(container: string): Promise<Record<string, any>> {
+    return JSON.parse(
+        await docker(
+            "exec",
+            container,
+            "curl",
+            "-fsS",
+            "--max-time",
+            "5",
+            "--cacert",
+            FILES.tlsCa,
+            `https://localhost:${PATRONI_REST_PORT}/patroni`,
+        ),
+    );
+}
 
 /** `patronictl list` as JSON, asked of the first member that answers. */
 async function patronictlList(stack: StartedStack): Promise<PatronictlMember[]> {

@@ -7,13 +7,13 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { FILES } from "../../components/render/paths";
-import { PATRONI_REST_PORT, ROLES } from "../../components/settings";
+import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import type { PostgresMember } from "../../components/topology";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { clusterScript } from "../../harness/faults";
-import { type MemberStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
+import { type MemberStatus, patroniStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { stepsOf } from "../../harness/preview";
 import { clientConfig, containerLog, docker, processesText, query, waitFor, withClient } from "../../harness/sql";
 
@@ -1052,17 +1052,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                     stack.outputs.memberUrls[member.node],
                     "SELECT current_setting('max_connections') AS max_connections, bool_or(pending_restart) AS pending FROM pg_settings",
                 );
-                const patroni = JSON.parse(
-                    await docker(
-                        "exec",
-                        member.container,
-                        "curl",
-                        "-fsS",
-                        "--cacert",
-                        FILES.tlsCa,
-                        `https://localhost:${PATRONI_REST_PORT}/patroni`,
-                    ),
-                );
+                const patroni = await patroniStatus(member.container);
                 return { ...row, patroniPending: patroni.pending_restart ?? false };
             };
             for (const maxConnections of [150, 100]) {

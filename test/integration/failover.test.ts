@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { clusterScript, type FaultFigures, leaderFault, underWrites } from "../../harness/faults";
-import { clusterStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
+import { clusterStatus, patroniStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { docker, waitFor } from "../../harness/sql";
 import { createWritesTable } from "../../harness/workload";
 
@@ -175,18 +175,8 @@ describe("production: failover with no acknowledged commit lost", () => {
                 const until = Date.now() + 60_000;
                 while (Date.now() < until) {
                     // Patroni's own status: failsafe mode is active while the DCS is unreachable.
-                    const status = await docker(
-                        "exec",
-                        leader.container,
-                        "curl",
-                        "-fsS",
-                        "--max-time",
-                        "2",
-                        "--cacert",
-                        "/etc/obcms/tls/ca.crt",
-                        "https://localhost:8008/patroni",
-                    ).catch(() => "{}");
-                    failsafeSeen ||= JSON.parse(status).failsafe_mode_is_active === true;
+                    const status: Record<string, unknown> = await patroniStatus(leader.container).catch(() => ({}));
+                    failsafeSeen ||= status.failsafe_mode_is_active === true;
                     await new Promise((resolve) => setTimeout(resolve, 2_000));
                 }
                 await Promise.all(etcdContainers().map((c) => docker("start", c)));

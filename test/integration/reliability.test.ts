@@ -424,11 +424,11 @@ describe("production stack: refused logins, full load, faults", () => {
             const replaced: string[] = [];
             let leaderWhileOne: MemberStatus | undefined;
             let slotsWhileOne: string[] = [];
-            let placed: string[] = [];
+            let updatedDown: string[] = [];
             await survives("scale 3 → 1 → 3", async () => {
                 const down = await stack.update({ replicaCount: 1 });
                 replaced.push(...stepsOf(down, "replace"));
-                placed = stepsOf(down, "update").filter((name) => name === "cluster-config-leader-placement");
+                updatedDown = stepsOf(down, "update");
                 const two = await waitForHealthyCluster(stack, 180_000);
                 expect(two.map((m) => m.name)).toEqual(kept.map((m) => m.node));
                 leaderWhileOne = two.find((m) => m.role === "leader");
@@ -444,7 +444,7 @@ describe("production stack: refused logins, full load, faults", () => {
             console.log(
                 `scaling: replaced ${replaced.join(", ")}; while one replica, ${leaderWhileOne?.name} led with slots ${slotsWhileOne.join(", ")}`,
             );
-            expect(placed).toEqual(["cluster-config-leader-placement"]);
+            expect(updatedDown).toContain("cluster-config-leader-placement");
             // The members that stay are neither replaced nor restarted: same container, same start.
             expect(replaced.filter((name) => /^(primary|replica-\d+)-/.test(name))).toEqual([]);
             expect(await startedAll()).toEqual(before);
