@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { haproxyWord } from "../../components/render/escape";
 import { type HaproxySpec, renderHaproxyCfg } from "../../components/render/haproxy/haproxy-cfg";
-import { routerConfig } from "../../components/render/pgbouncer/config";
+import { pgbouncerConfig, routerConfig } from "../../components/render/pgbouncer/config";
 import { renderPgbouncerStart } from "../../components/render/pgbouncer/start-script";
 import { waitFor } from "../../harness/sql";
 import { PROJECT_IMAGE } from "../support/promtool";
@@ -25,12 +25,12 @@ const STAGING_CFG = [
     "defaults",
     "    mode tcp",
     "    log global",
-    "    timeout connect 2s",
+    "    timeout connect 1s",
     "    timeout client 1h",
     "    timeout server 1h",
     "    timeout check 4s",
     "    retries 2",
-    "    option redispatch",
+    "    option redispatch 1",
     "",
     "resolvers docker",
     "    nameserver dns 127.0.0.11:53",
@@ -230,12 +230,13 @@ api.serve_forever()
 /**
  * A client in the router's container: opens `sessions` connections to the
  * router's port, and on start and on each line of its input asks each session
- * which member serves it, printing one line: the host names, or `closed`.
+ * which member serves it, printing one line: the host names, or `closed`
+ * (also for a session that does not answer within the timeout, in seconds).
  */
 const ROUTER_CLIENT = `
 import socket, sys
-port, count = int(sys.argv[1]), int(sys.argv[2])
-sessions = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+port, count, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+sessions = [socket.create_connection(("127.0.0.1", port), timeout=timeout) for _ in range(count)]
 def ask(session):
     try:
         session.sendall(b"?")
@@ -275,7 +276,7 @@ async function withRouter(
         host: (name: string) => string;
         move: (name: string, state: MemberState) => void;
         states: () => Record<string, string>;
-        client: (port: number, sessions: number) => RouterClient;
+        client: (port: number, sessions: number, timeoutSeconds?: number) => RouterClient;
     }) => Promise<void>,
 ): Promise<void> {
     const prefix = `obcms-routertest-${randomBytes(4).toString("hex")}`;
@@ -339,8 +340,8 @@ async function withRouter(
             docker("exec", container, "sh", "-c", checked).status === 0 ? true : undefined,
         );
         const states = () => serverStates(docker("exec", container, "curl", "-fsS", `http://127.0.0.1:${spec.metricsPort}/metrics`).stdout);
-        const client = (port: number, sessions: number) => {
-            const started = new RouterClient(container, port, sessions);
+        const client = (port: number, sessions: number, timeoutSeconds = 5) => {
+            const started = new RouterClient(container, port, sessions, timeoutSeconds);
             clients.push(started);
             return started;
         };
@@ -361,8 +362,9 @@ class RouterClient {
     private readonly lines: string[] = [];
     private waiting: ((line: string) => void) | undefined;
 
-    constructor(container: string, port: number, sessions: number) {
-        this.process = spawn("docker", ["exec", "-i", container, "python3", "/w/router_client.py", String(port), String(sessions)]);
+    constructor(container: string, port: number, sessions: number, timeoutSeconds: number) {
+        const args = ["/w/router_client.py", String(port), String(sessions), String(timeoutSeconds)];
+        this.process = spawn("docker", ["exec", "-i", container, "python3", ...args]);
         // Without a listener, a docker that cannot start would throw outside every test; the answer's timeout reports it.
         this.process.on("error", () => undefined);
         let buffered = "";
@@ -455,6 +457,39 @@ describe("the router against members answering as Patroni does", { timeout: 180_
             expect(after).toEqual(before.map((served) => (served === router.host("pg-1") ? served : "closed")));
             expect(await router.client(router.spec.readOnlyPort, 2).first()).toEqual([router.host("pg-3"), router.host("pg-3")]);
             expect(await router.client(router.spec.readWritePort, 1).first()).toEqual([router.host("pg-1")]);
+        });
+    });
+
+    // A leader stopped with docker stop: its Patroni answered until it exited,
+    // so the router still counts it up while its address is gone and connects
+    // to it go unanswered; those are retried on the new leader after the
+    // connect timeout. But HAProxy 3.0 leaves a connection it was making to a
+    // member marked down meanwhile unanswered and open, and PgBouncer gives up
+    // on it only after its server_connect_timeout: that bounds the write gap.
+    it("serves writes opened while the old leader's container vanishes from the new leader, each within 5 s as PgBouncer retries", async () => {
+        await withRouter(["leader", "replica"], async (router) => {
+            router.move("pg-2", "leader");
+            await waitFor("pg-2 up in postgres_rw beside pg-1", 20_000, async () =>
+                router.states()["postgres_rw/pg-2"] === "UP" ? true : undefined,
+            );
+            expect(docker("rm", "-f", router.host("pg-1")).status).toBe(0);
+            // Each write as PgBouncer makes it: a server connection, given up after its connect timeout and made again.
+            const timeout = pgbouncerConfig(staging).settings.server_connect_timeout as number;
+            const writes: { tries: string[]; seconds: number }[] = [];
+            const started = Date.now();
+            while (Date.now() - started < 6_000) {
+                const opened = Date.now();
+                const tries: string[] = [];
+                while (tries.at(-1) !== router.host("pg-2") && tries.length < 3) {
+                    const client = router.client(router.spec.readWritePort, 1, timeout);
+                    tries.push((await client.first())[0]);
+                    client.close();
+                }
+                writes.push({ tries, seconds: (Date.now() - opened) / 1000 });
+            }
+            // A leader stopped gracefully is to be replaced within 5 s, writes included.
+            const late = writes.filter((w) => w.tries.at(-1) !== router.host("pg-2") || w.seconds > 5);
+            expect(late, JSON.stringify(writes)).toEqual([]);
         });
     });
 });

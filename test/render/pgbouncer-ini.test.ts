@@ -28,6 +28,7 @@ const STAGING_INI = [
     "pool_mode = transaction",
     "query_wait_timeout = 120",
     "reserve_pool_size = 5",
+    "server_connect_timeout = 3",
     "server_lifetime = 60",
     "server_login_retry = 1",
     "server_round_robin = 1",
@@ -62,6 +63,7 @@ const PRODUCTION_INI = [
     "pool_mode = transaction",
     "query_wait_timeout = 120",
     "reserve_pool_size = 5",
+    "server_connect_timeout = 3",
     "server_lifetime = 60",
     "server_login_retry = 1",
     "server_round_robin = 1",
@@ -126,7 +128,7 @@ describe("renderPgbouncerIni", () => {
 
     it("writes the settings sorted by key", () => {
         const keys = settingKeys(renderPgbouncerIni(pgbouncerConfig(staging)));
-        expect(keys).toHaveLength(24);
+        expect(keys).toHaveLength(25);
         expect(keys).toEqual([...keys].sort());
     });
 

@@ -100,17 +100,20 @@ export function renderHaproxyCfg(spec: HaproxySpec): string {
         "defaults",
         "    mode tcp",
         "    log global",
-        "    timeout connect 2s",
+        // On the cluster network a live member answers a connect in microseconds; a stopped
+        // one's address answers nothing, and each attempt on it costs this much.
+        "    timeout connect 1s",
         // Longer than PgBouncer keeps an idle server connection (server_idle_timeout, 600 s).
         "    timeout client 1h",
         "    timeout server 1h",
         // A member's REST API answers in milliseconds, but seconds under a heavy load on its
-        // cores: a slow answer must not take the leader out of the read-write route. A dead
-        // member's checks fail at once (refused, or its name gone), whatever this is.
+        // cores: a slow answer must not take the leader out of the read-write route. A check
+        // that cannot connect fails after min(timeout connect, inter), whatever this is.
         "    timeout check 4s",
-        // A connection refused by a member that just lost its role goes to another server.
+        // A connection refused by a member that just lost its role, or unanswered by one that
+        // stopped, is retried on another server at once.
         "    retries 2",
-        "    option redispatch",
+        "    option redispatch 1",
         "",
         // Docker's DNS, so HAProxy starts while a member's name does not resolve yet.
         "resolvers docker",

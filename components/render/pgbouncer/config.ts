@@ -19,6 +19,9 @@ import type { PgbouncerIni } from "./pgbouncer-ini";
 /** How long PgBouncer keeps a server connection (server_lifetime; see pgbouncerConfig). */
 export const SERVER_LIFETIME_SECONDS = 60;
 
+/** How long a server connection may take to connect and log in (server_connect_timeout; see pgbouncerConfig). */
+const SERVER_CONNECT_TIMEOUT_SECONDS = 3;
+
 /**
  * pgbouncer.ini: the read-write database through the router's read-write
  * route (the leader), the read-only one through its read-only route (the
@@ -55,6 +58,11 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             // After a failed server login PgBouncer waits this long before the
             // next try (default 15 s): it adds to the write gap of a failover.
             server_login_retry: 1,
+            // How long a server connection may take to connect and log in (default 15 s). Each goes
+            // through the router, and HAProxy 3.0 leaves one unanswered and open when the member it
+            // was connecting to is marked down meanwhile (a leader stopped with docker stop, as
+            // writers reconnect): PgBouncer then gives up on it after this long, and tries again.
+            server_connect_timeout: SERVER_CONNECT_TIMEOUT_SECONDS,
             // A server connection is closed once released after this long (default 3600 s). The router
             // cannot move an open session: while no replica streams, the read-only pool's connections go
             // to the leader, and this is how soon they return to a replica that streams again.
