@@ -82,6 +82,7 @@ describe("cluster", () => {
                     "unix_socket_directories = '/var/run/postgresql'",
                     "wal_buffers = '16MB'",
                     "wal_compression = 'lz4'",
+                    "wal_retrieve_retry_interval = '1s'",
                     "work_mem = '5140kB'",
                     "",
                 ].join("\n"),

@@ -122,6 +122,10 @@ function ownedParameters(s: ClusterSettings): Record<string, ConfValue> {
         wal_keep_size: "128MB",
         hot_standby: true,
         hot_standby_feedback: true,
+        // How long a replica that found no WAL waits before it tries the archive and the leader
+        // again (default 5 s). A promotion requested meanwhile can wait it out: seen as 4.3 s of
+        // a 7.3 s write gap when a leader was stopped.
+        wal_retrieve_retry_interval: "1s",
         ssl: true,
         ssl_cert_file: FILES.tlsCert,
         ssl_key_file: FILES.tlsKey,
