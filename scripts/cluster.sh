@@ -89,8 +89,8 @@ check_candidate() {
   fi
 }
 
-# PgBouncer's admin console, over its socket inside its container; the password goes through a pipe.
-admin() {
+# The password of PgBouncer's admin console, from PGBOUNCER_ADMIN_URL or the stack's output.
+admin_password() {
   local url="${PGBOUNCER_ADMIN_URL:-}" password
   if [ -z "$url" ]; then
     command -v pulumi >/dev/null || die "set PGBOUNCER_ADMIN_URL (the stack output pgbouncerAdminUrl)"
@@ -99,18 +99,43 @@ admin() {
   # postgresql://pgbouncer:PASSWORD@host:port/pgbouncer?..., the password percent-encoded.
   password="${url#*://*:}"
   password="${password%%@*}"
-  password="$(printf '%b' "${password//%/\\x}")"
-  printf '%s' "$password" | docker exec -i "$pgbouncer" sh -c \
-    "PGPASSWORD=\"\$(cat)\" psql -X -q -h $SOCKET_DIR -p $PGBOUNCER_PORT -U pgbouncer -d pgbouncer -c \"$1\""
+  printf '%b' "${password//%/\\x}"
 }
 
-# True once the router's read-write route has MEMBER up and no other server up.
-routes_writes_to() {
-  docker exec "$pgbouncer" curl -fs --max-time 1 "$ROUTER_METRICS_URL" | awk -v backend="$ROUTER_READ_WRITE_BACKEND" -v m="$1" '
-    index($0, "haproxy_server_status{proxy=\"" backend "\",") == 1 && / 1$/ && /state="UP"/ {
-      if (index($0, "server=\"" m "\"")) target = 1; else other = 1
-    }
-    END { exit !(target && !other) }'
+ADMIN_PSQL="psql -X -q -h $SOCKET_DIR -p $PGBOUNCER_PORT -U pgbouncer -d pgbouncer"
+
+# PgBouncer's admin console, over its socket inside its container; the password goes through a pipe.
+admin() {
+  local password
+  password="$(admin_password)" || exit 1
+  printf '%s' "$password" | docker exec -i "$pgbouncer" sh -c "PGPASSWORD=\"\$(cat)\" $ADMIN_PSQL -c \"$1\""
+}
+
+# awk over the router's metrics: true once its read-write route has member m up and no other server up.
+# shellcheck disable=SC2016 # awk's own variables
+ROUTED_TO_MEMBER='
+  index($0, "haproxy_server_status{proxy=\"" backend "\",") == 1 && / 1$/ && /state="UP"/ {
+    if (index($0, "server=\"" m "\"")) target = 1; else other = 1
+  }
+  END { exit !(target && !other) }'
+
+# Inside PgBouncer's container, so no look costs a docker exec: reads the router's metrics every
+# 50 ms until its read-write route sends writes to MEMBER alone, then RESUMEs the pools at once.
+# Gives up after SWITCHOVER_TENTHS without resuming (the caller's trap does). Run it in the
+# background: the subshell becomes the docker exec, which the caller can then stop.
+resume_when_routed() {
+  local password
+  password="$(admin_password)" || exit 1
+  # shellcheck disable=SC2016 # expanded by the container's sh
+  exec docker exec -i "$pgbouncer" sh -c '
+    PGPASSWORD="$(cat)"; export PGPASSWORD
+    checks=$(($2 * 2))
+    while [ "$checks" -gt 0 ]; do
+      if curl -fs --max-time 1 "$3" | awk -v backend="$4" -v m="$1" "$5"; then exec $6 -c RESUME; fi
+      sleep 0.05
+      checks=$((checks - 1))
+    done
+    exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL" <<<"$password"
 }
 
 # Asks LEADER's Patroni, through its REST API, to hand the lead to CANDIDATE;
@@ -125,7 +150,7 @@ request_switchover() {
 }
 
 switchover() {
-  local candidate="${1:-}" leader tenths=0 reply request
+  local candidate="${1:-}" leader reply request resumer
   leader="$(leader_name)"
   [ -n "$leader" ] || die "no member leads: use failover MEMBER"
   if [ -n "$candidate" ]; then
@@ -144,16 +169,19 @@ switchover() {
   # as it sends writes to the candidate.
   request_switchover "$leader" "$candidate" >"$reply" 2>&1 &
   request=$!
-  until routes_writes_to "$candidate"; do
+  resume_when_routed "$candidate" &
+  resumer=$!
+  # On a failure the watch stops here; in the container it runs out on its own, and
+  # a RESUME of pools that are no longer paused is refused and changes nothing.
+  trap "kill $resumer 2>/dev/null || true; admin RESUME || true; rm -f '$reply'" EXIT
+  while kill -0 "$resumer" 2>/dev/null; do
     if [ -n "$request" ] && ! kill -0 "$request" 2>/dev/null; then
       wait "$request" || die "Patroni refused the switchover to $candidate: $(cat "$reply"); resuming"
       request=
     fi
-    [ "$tenths" -lt "$SWITCHOVER_TENTHS" ] || die "the router did not send writes to $candidate within $((SWITCHOVER_TENTHS / 10)) s; resuming"
     sleep 0.1
-    tenths=$((tenths + 1))
   done
-  admin RESUME
+  wait "$resumer" || die "the router did not send writes to $candidate within $((SWITCHOVER_TENTHS / 10)) s; resuming"
   trap "rm -f '$reply'" EXIT
   [ -z "$request" ] || wait "$request" || die "the router sends writes to $candidate, but Patroni answered: $(cat "$reply")"
   echo "$candidate leads (was $leader)"

@@ -20,9 +20,8 @@ const CLUSTER = production.clusterName;
 /**
  * A `docker` that logs each call to $CALLS and answers from files: members.tsv
  * for the jq'd `patronictl list`, whose plain form times out (124) in the
- * member containers listed in isolated, config.yml for `show-config`, metrics.txt
- * for the router's metrics (metrics-after.txt once a switchover ran). The
- * admin console's password arrives on standard input and is logged too.
+ * member containers listed in isolated, config.yml for `show-config`. What
+ * the script runs in PgBouncer's container runs here, with CURL and PSQL.
  */
 const FAKE_DOCKER = `#!/bin/sh
 dir="$(dirname "$0")"
@@ -38,11 +37,25 @@ case "$*" in
   "exec ${CLUSTER}-pg-"*"/switchover")
     if [ -e "$dir/refused" ]; then cat "$dir/refused"; exit 22; fi
     touch "$dir/switched"; echo 'Successfully switched over to "pg-2"' ;;
-  *"curl -fs --max-time 1 http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics"*)
-    if [ -e "$dir/switched" ]; then cat "$dir/metrics-after.txt"; else cat "$dir/metrics.txt"; fi ;;
-  "exec -i ${CLUSTER}-pgbouncer sh -c"*) printf 'password=%s\\n' "$(cat)" >> "$CALLS" ;;
+  "exec -i ${CLUSTER}-pgbouncer sh -c"*) shift 3; exec "$@" ;;
   *) echo "unexpected docker $*" >&2; exit 99 ;;
 esac
+`;
+
+/** The router's metrics in PgBouncer's container: metrics.txt, or metrics-after.txt once a switchover ran. */
+const CURL = `#!/bin/sh
+dir="$(dirname "$0")"
+case "$*" in
+  "-fs --max-time 1 http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics")
+    if [ -e "$dir/switched" ]; then cat "$dir/metrics-after.txt"; else cat "$dir/metrics.txt"; fi ;;
+  *) echo "unexpected curl $*" >&2; exit 99 ;;
+esac
+`;
+
+/** PgBouncer's admin console: logs the command, and the password it got from the environment. */
+const PSQL = `#!/bin/sh
+printf 'psql %s\\n' "$*" >> "$CALLS"
+printf 'password=%s\\n' "$PGPASSWORD" >> "$CALLS"
 `;
 
 const MEMBERS = [
@@ -63,8 +76,14 @@ describe("scripts/cluster.sh", () => {
 
     beforeEach(() => {
         dir = mkdtempSync(path.join(tmpdir(), "cluster-sh-"));
-        writeFileSync(path.join(dir, "docker"), FAKE_DOCKER);
-        chmodSync(path.join(dir, "docker"), 0o755);
+        for (const [name, script] of [
+            ["docker", FAKE_DOCKER],
+            ["curl", CURL],
+            ["psql", PSQL],
+        ]) {
+            writeFileSync(path.join(dir, name), script);
+            chmodSync(path.join(dir, name), 0o755);
+        }
         // The script polls the router every 0.1 s: no need to wait here.
         writeFileSync(path.join(dir, "sleep"), "#!/bin/sh\n");
         chmodSync(path.join(dir, "sleep"), 0o755);
@@ -180,15 +199,13 @@ describe("scripts/cluster.sh", () => {
         expect(stdout).toBe("pg-2 leads (was pg-1)\n");
         const steps = calls
             .map((c) =>
-                c.includes('-c "PAUSE"')
-                    ? "PAUSE"
-                    : c.includes('-c "RESUME"')
-                      ? "RESUME"
-                      : c.startsWith("password=")
-                        ? c
-                        : c.endsWith("/switchover")
-                          ? `${c.slice(0, c.indexOf(" sh -c "))} POST ${c.slice(c.lastIndexOf("{"))}`
-                          : undefined,
+                c.startsWith("psql ")
+                    ? c.slice(c.lastIndexOf(" ") + 1)
+                    : c.startsWith("password=")
+                      ? c
+                      : c.endsWith("/switchover")
+                        ? `${c.slice(0, c.indexOf(" sh -c "))} POST ${c.slice(c.lastIndexOf("{"))}`
+                        : undefined,
             )
             .filter((c) => c !== undefined);
         // The admin password, percent-decoded, reaches psql on standard input, never on a command line.
@@ -208,7 +225,7 @@ describe("scripts/cluster.sh", () => {
         const { status, stderr, calls } = cluster("switchover", "pg-2");
         expect(status).toBe(1);
         expect(stderr.trim()).toBe("cluster.sh: Patroni refused the switchover to pg-2: Switchover failed; resuming");
-        expect(calls.filter((c) => /-c "(PAUSE|RESUME)"/.test(c)).map((c) => /PAUSE|RESUME/.exec(c)?.[0])).toEqual(["PAUSE", "RESUME"]);
+        expect(calls.filter((c) => c.startsWith("psql ")).map((c) => c.slice(c.lastIndexOf(" ") + 1))).toEqual(["PAUSE", "RESUME"]);
     });
 
     it("resumes the pools and fails when the router never sends writes to the new leader", () => {
@@ -216,7 +233,7 @@ describe("scripts/cluster.sh", () => {
         const { status, stderr, calls } = cluster("switchover", "pg-2");
         expect(status).toBe(1);
         expect(stderr.trim()).toBe("cluster.sh: the router did not send writes to pg-2 within 30 s; resuming");
-        expect(calls.filter((c) => /-c "(PAUSE|RESUME)"/.test(c)).map((c) => /PAUSE|RESUME/.exec(c)?.[0])).toEqual(["PAUSE", "RESUME"]);
+        expect(calls.filter((c) => c.startsWith("psql ")).map((c) => c.slice(c.lastIndexOf(" ") + 1))).toEqual(["PAUSE", "RESUME"]);
         // 300 polls of the stand-in router, each a few processes.
     }, 180_000);
 });
