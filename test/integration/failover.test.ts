@@ -89,8 +89,8 @@ describe("production: failover with no acknowledged commit lost", () => {
         const f = await leaderFault(stack, "stop", WRITERS);
         record("production", f);
         expectHandedOver(f);
-        // The goal is 5 s (3.2-3.4 s here); a server connection stalled in the router until
-        // PgBouncer's old 15 s connect timeout made it 16 s.
+        // The goal is 5 s (2.1-4.1 s in 10 of 11 runs here, 6.2 s once); a server connection
+        // stalled in the router until PgBouncer's old 15 s connect timeout made it 16 s.
         expect(f.gapSeconds).toBeLessThanOrEqual(10);
         expect(f.rewound).toBe(false);
         expect(f.rejoinSeconds).toBeLessThanOrEqual(60);

@@ -460,12 +460,13 @@ describe("the router against members answering as Patroni does", { timeout: 180_
         });
     });
 
-    // A leader stopped with docker stop: its Patroni answered until it exited,
-    // so the router still counts it up while its address is gone and connects
-    // to it go unanswered; those are retried on the new leader after the
-    // connect timeout. But HAProxy 3.0 leaves a connection it was making to a
-    // member marked down meanwhile unanswered and open, and PgBouncer gives up
-    // on it only after its server_connect_timeout: that bounds the write gap.
+    // A leader stopped with docker stop: the router counts it up until its
+    // checks fail, 2-2.5 s, while its container and address are already gone
+    // and connects to it go unanswered; those are retried on the new leader
+    // after the connect timeout. But HAProxy 3.0 leaves a connection it was
+    // making to a member marked down meanwhile unanswered and open, and
+    // PgBouncer gives up on it only after its server_connect_timeout: that
+    // bounds the write gap.
     it("serves writes opened while the old leader's container vanishes from the new leader, each within 5 s as PgBouncer retries", async () => {
         await withRouter(["leader", "replica"], async (router) => {
             router.move("pg-2", "leader");
