@@ -2,7 +2,7 @@
 // on which timeline. Tests find the leader here, never by a member's name.
 
 import { FILES } from "../components/render/paths";
-import { PATRONI_REST_PORT } from "../components/settings";
+import { restApiCurl } from "../components/render/patroni/start-script";
 import type { StartedStack } from "./cluster";
 import { docker, waitFor } from "./sql";
 
@@ -36,19 +36,7 @@ const PATRONICTL_LIST_TIMEOUT_SECONDS = 10;
 
 /** What a member's Patroni reports of itself (`GET /patroni`), asked inside its container over TLS. */
 export async function patroniStatus(container: string): Promise<Record<string, any>> {
-    return JSON.parse(
-        await docker(
-            "exec",
-            container,
-            "curl",
-            "-fsS",
-            "--max-time",
-            "5",
-            "--cacert",
-            FILES.tlsCa,
-            `https://localhost:${PATRONI_REST_PORT}/patroni`,
-        ),
-    );
+    return JSON.parse(await docker("exec", container, ...restApiCurl("/patroni", { maxTimeSeconds: 5 })));
 }
 
 /** `patronictl list` as JSON, asked of the first member that answers. */

@@ -89,8 +89,11 @@ check_candidate() {
   fi
 }
 
-# The password of PgBouncer's admin console, from PGBOUNCER_ADMIN_URL or the stack's output.
-admin_password() {
+# The password of PgBouncer's admin console, from PGBOUNCER_ADMIN_URL or the stack's output,
+# read once into admin_secret: the Pulumi CLI takes seconds, and the pools wait on every use.
+admin_secret=""
+load_admin_password() {
+  [ -z "$admin_secret" ] || return 0
   local url="${PGBOUNCER_ADMIN_URL:-}" password
   if [ -z "$url" ]; then
     command -v pulumi >/dev/null || die "set PGBOUNCER_ADMIN_URL (the stack output pgbouncerAdminUrl)"
@@ -99,16 +102,15 @@ admin_password() {
   # postgresql://pgbouncer:PASSWORD@host:port/pgbouncer?..., the password percent-encoded.
   password="${url#*://*:}"
   password="${password%%@*}"
-  printf '%b' "${password//%/\\x}"
+  admin_secret="$(printf '%b' "${password//%/\\x}")"
 }
 
 ADMIN_PSQL="psql -X -q -h $SOCKET_DIR -p $PGBOUNCER_PORT -U pgbouncer -d pgbouncer"
 
 # PgBouncer's admin console, over its socket inside its container; the password goes through a pipe.
 admin() {
-  local password
-  password="$(admin_password)" || exit 1
-  printf '%s' "$password" | docker exec -i "$pgbouncer" sh -c "PGPASSWORD=\"\$(cat)\" $ADMIN_PSQL -c \"$1\""
+  load_admin_password
+  printf '%s' "$admin_secret" | docker exec -i "$pgbouncer" sh -c "PGPASSWORD=\"\$(cat)\" $ADMIN_PSQL -c \"$1\""
 }
 
 # awk over the router's metrics: true once its read-write route has member m up and no other server up.
@@ -124,8 +126,7 @@ ROUTED_TO_MEMBER='
 # Gives up after SWITCHOVER_TENTHS without resuming (the caller's trap does). Run it in the
 # background: the subshell becomes the docker exec, which the caller can then stop.
 resume_when_routed() {
-  local password
-  password="$(admin_password)" || exit 1
+  load_admin_password
   # shellcheck disable=SC2016 # expanded by the container's sh
   exec docker exec -i "$pgbouncer" sh -c '
     PGPASSWORD="$(cat)"; export PGPASSWORD
@@ -135,7 +136,7 @@ resume_when_routed() {
       sleep 0.05
       checks=$((checks - 1))
     done
-    exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL" <<<"$password"
+    exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL" <<<"$admin_secret"
 }
 
 # Asks LEADER's Patroni, through its REST API, to hand the lead to CANDIDATE;

@@ -10,9 +10,27 @@ export function renderMemberStart(): string {
     return [...scriptHeader(), ...tlsServerLines(), `exec patroni ${shellWord(FILES.patroniConf)}`, ""].join("\n");
 }
 
-/** `curl` against the member's own REST API, checking its certificate against the stack's CA. */
+/**
+ * `curl` against the member's own REST API, checking its certificate against
+ * the stack's CA; it prints the answer unless told to keep only the status.
+ */
+export function restApiCurl(path: string, { statusOnly = false, maxTimeSeconds = 2 } = {}): string[] {
+    const output = statusOnly ? ["-o", "/dev/null"] : [];
+    return [
+        "curl",
+        "-fsS",
+        ...output,
+        "--max-time",
+        String(maxTimeSeconds),
+        "--cacert",
+        FILES.tlsCa,
+        `https://localhost:${PATRONI_REST_PORT}${path}`,
+    ];
+}
+
+/** Succeeds while the member's REST API answers `path` with 2xx. */
 export function restApiGet(path: string): string[] {
-    return ["curl", "-fsS", "-o", "/dev/null", "--max-time", "2", "--cacert", FILES.tlsCa, `https://localhost:${PATRONI_REST_PORT}${path}`];
+    return restApiCurl(path, { statusOnly: true });
 }
 
 /**
