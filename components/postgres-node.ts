@@ -11,7 +11,7 @@ import { renderPatroniConf } from "./render/patroni/patroni-yml";
 import { memberHealthCheck, renderMemberStart } from "./render/patroni/start-script";
 import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest/pgbackrest";
 import { hbaSections } from "./render/postgres/hba-rules";
-import { memberParameters } from "./render/postgres/parameters";
+import { postgresqlConfParameters } from "./render/postgres/parameters";
 import { renderPgHba } from "./render/postgres/pg-hba";
 import { renderPostgresqlConf } from "./render/postgres/postgresql-conf";
 import { serviceContainer, serviceEndpoint } from "./service-container";
@@ -68,7 +68,7 @@ export function memberContainer(
             startScript: renderMemberStart(),
             files: [
                 { path: FILES.patroniConf, content: patroniConf, secret: true },
-                { path: FILES.postgresqlConf, content: renderPostgresqlConf(memberParameters(s)) },
+                { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresqlConfParameters(s)) },
                 { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
                 {
                     path: PGBACKREST_FILES.conf,

@@ -36,7 +36,7 @@ function unlogged(pgauditLog: string | undefined, requiredClasses: readonly stri
 export const auditLogging: ResourceValidationPolicy = {
     name: "audit-logging",
     description:
-        "Every PostgreSQL server preloads pgaudit and logs at least the configured statement classes (pgaudit.log), and Patroni's dynamic configuration sets neither against it.",
+        "Every PostgreSQL server preloads pgaudit, and Patroni's dynamic configuration, where the stack keeps pgaudit.log, logs at least the configured statement classes; a server's own files that set pgaudit.log set it so too.",
     enforcementLevel: "mandatory",
     configSchema,
     validateResource: [
@@ -47,19 +47,25 @@ export const auditLogging: ResourceValidationPolicy = {
                 );
                 return;
             }
-            const missing = unlogged(parameters.get("pgaudit.log"), policyConfig<Config>(configSchema, args).requiredClasses);
+            // Unset here, the dynamic configuration decides: judged on the commands that write it.
+            const pgauditLog = parameters.get("pgaudit.log");
+            const missing = pgauditLog === undefined ? [] : unlogged(pgauditLog, policyConfig<Config>(configSchema, args).requiredClasses);
             if (missing.length > 0) {
-                reportViolation(`pgaudit.log = ${parameters.get("pgaudit.log") ?? "none"} does not log ${missing.join(", ")} (auditLog)`);
+                reportViolation(`pgaudit.log = ${pgauditLog} does not log ${missing.join(", ")} (auditLog)`);
             }
         }),
-        // What it leaves unset, each member's own files decide.
-        validateDynamicConfiguration(({ parameters, where }, args, reportViolation) => {
+        validateDynamicConfiguration(({ parameters, where, merges }, args, reportViolation) => {
             const libraries = parameters.get("shared_preload_libraries");
             if (libraries !== undefined && !list(libraries).includes("pgaudit")) {
                 reportViolation(`${where} sets shared_preload_libraries = ${libraries}, without pgaudit: nothing is audited`);
             }
             const pgauditLog = parameters.get("pgaudit.log");
-            const missing = pgauditLog === undefined ? [] : unlogged(pgauditLog, policyConfig<Config>(configSchema, args).requiredClasses);
+            if (pgauditLog === undefined) {
+                const unset = merges ? "etcd keeps the value it holds, which the stack does not declare" : "pgaudit's default, none";
+                reportViolation(`${where} leaves pgaudit.log unset (${unset}) (auditLog)`);
+                return;
+            }
+            const missing = unlogged(pgauditLog, policyConfig<Config>(configSchema, args).requiredClasses);
             if (missing.length > 0) {
                 reportViolation(`${where} sets pgaudit.log = ${pgauditLog}, which does not log ${missing.join(", ")} (auditLog)`);
             }

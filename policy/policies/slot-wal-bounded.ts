@@ -7,18 +7,22 @@ const UNBOUNDED = "a slot whose replica is gone keeps WAL until the disk is full
 export const slotWalBounded: ResourceValidationPolicy = {
     name: "slot-wal-bounded",
     description:
-        "Every PostgreSQL server sets max_slot_wal_keep_size, and Patroni's dynamic configuration does not set it to -1, so a replication slot whose replica is gone cannot keep WAL until the disk is full.",
+        "Patroni's dynamic configuration, where the stack keeps max_slot_wal_keep_size, sets it other than -1, and a server's own files set no -1 either, so a replication slot whose replica is gone cannot keep WAL until the disk is full.",
     enforcementLevel: "mandatory",
     validateResource: [
+        // Unset here, the dynamic configuration decides: judged on the commands that write it.
         validatePostgresServer(({ parameters }, _args, reportViolation) => {
-            // -1, PostgreSQL's default, lets a slot keep WAL without limit.
-            if ((parameters.get("max_slot_wal_keep_size") ?? "-1") === "-1") {
-                reportViolation(`postgresql.conf and Patroni's parameters leave max_slot_wal_keep_size at -1 (unlimited): ${UNBOUNDED}`);
+            if (parameters.get("max_slot_wal_keep_size") === "-1") {
+                reportViolation(`postgresql.conf or Patroni's parameters set max_slot_wal_keep_size = -1 (unlimited): ${UNBOUNDED}`);
             }
         }),
-        // What it leaves unset, each member's own files decide.
-        validateDynamicConfiguration(({ parameters, where }, _args, reportViolation) => {
-            if (parameters.get("max_slot_wal_keep_size") === "-1") {
+        validateDynamicConfiguration(({ parameters, where, merges }, _args, reportViolation) => {
+            const value = parameters.get("max_slot_wal_keep_size");
+            if (value === undefined) {
+                // -1, PostgreSQL's default, lets a slot keep WAL without limit.
+                const unset = merges ? "etcd keeps the value it holds, which the stack does not declare" : "PostgreSQL's default, -1";
+                reportViolation(`${where} leaves max_slot_wal_keep_size unset (${unset}): ${UNBOUNDED}`);
+            } else if (value === "-1") {
                 reportViolation(`${where} sets max_slot_wal_keep_size = -1 (unlimited): ${UNBOUNDED}`);
             }
         }),

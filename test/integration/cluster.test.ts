@@ -6,7 +6,9 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { FILES } from "../../components/render/paths";
+import { sqlLiteral } from "../../components/render/escape";
+import { FILES, SOCKET_DIR } from "../../components/render/paths";
+import { postgresParameters, postgresqlConfParameters, RESTART_PARAMETERS } from "../../components/render/postgres/parameters";
 import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import type { PostgresMember } from "../../components/topology";
@@ -256,6 +258,26 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 NanoCpus: s.postgresResources.cpus * 1e9,
                 ShmSize: s.postgresResources.memoryMb * mib,
             });
+        }
+    });
+
+    it("runs the parameters read only at start from its postgresql.conf, and every other from Patroni's dynamic configuration", async () => {
+        const declared = Object.keys(postgresParameters(stack.settings)).sort();
+        const inFile = new Set(Object.keys(postgresqlConfParameters(stack.settings)));
+        // Patroni sets these two itself as well (patroni.yml), and its value wins.
+        const alsoPatroni = new Set(["hba_file", "unix_socket_directories"]);
+        const expectedOrigin = (name: string) => (inFile.has(name) && !alsoPatroni.has(name) ? "postgresql.conf" : "Patroni");
+        // Patroni's parameters reach PostgreSQL in its own postgresql.conf, on the command line, or as an override.
+        const sql =
+            "SELECT lower(name), context = 'postmaster', " +
+            `CASE WHEN sourcefile = ${sqlLiteral(FILES.postgresqlConf)} THEN 'postgresql.conf' ELSE 'Patroni' END ` +
+            `FROM pg_catalog.pg_settings WHERE lower(name) IN (${declared.map(sqlLiteral).join(", ")}) ORDER BY 1`;
+        for (const member of stack.topology.members) {
+            const psql = ["psql", "-X", "-A", "-t", "-F", "|", "-h", SOCKET_DIR, "-d", "postgres", "-c", sql];
+            const rows = (await docker("exec", member.container, ...psql)).trim().split("\n");
+            expect(rows, member.node).toEqual(
+                declared.map((name) => `${name}|${RESTART_PARAMETERS.has(name) ? "t" : "f"}|${expectedOrigin(name)}`),
+            );
         }
     });
 

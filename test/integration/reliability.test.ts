@@ -6,6 +6,7 @@
 // restarted, and replaced by `pulumi up`.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postgresSizing } from "../../components/sizing";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { clusterScript, rejoined, rewinds, underWrites, WRITES_AROUND_FAULT, type WritesOutcome } from "../../harness/faults";
@@ -38,6 +39,9 @@ function urlParts(url: string) {
 describe("production stack: refused logins, full load, faults", () => {
     let stack: StartedStack;
     const pgbouncerHost = () => stack.topology.pgbouncer.container;
+    /** A container's id and start time: both stay while it is neither replaced nor restarted. */
+    const containerStart = async (container: string) =>
+        (await docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", container)).trim();
     const leaderUrl = async () => (await waitForLeader(stack, 120_000)).url;
 
     beforeAll(async () => {
@@ -406,9 +410,7 @@ describe("production stack: refused logins, full load, faults", () => {
 
         it("scaling 3 → 1 → 3 replicas, the leader among the removed, restarts no remaining member and keeps the data; an absent member's slot is kept meanwhile", async () => {
             const [kept, removed] = [stack.topology.members.slice(0, 2), stack.topology.members.slice(2)];
-            const started = async (container: string) =>
-                (await docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", container)).trim();
-            const startedAll = async () => Promise.all(kept.map((m) => started(m.container)));
+            const startedAll = async () => Promise.all(kept.map((m) => containerStart(m.container)));
             const slots = async () =>
                 (await query(await leaderUrl(), "SELECT slot_name, active FROM pg_replication_slots ORDER BY 1")).map(
                     (r) => `${r.slot_name}${r.active ? "" : " (inactive)"}`,
@@ -480,11 +482,47 @@ describe("production stack: refused logins, full load, faults", () => {
             );
         }, 300_000);
 
-        it("a PostgreSQL setting replaces every member; each one shuts down by itself within its grace, and starts with no crash recovery", async () => {
+        it("a parameter PostgreSQL reloads (auditLog) reaches every member through Patroni: nothing replaced or restarted, no write fails", async () => {
+            const members = stack.topology.members;
+            const starts = async () =>
+                Promise.all(
+                    members.map(async (m) => {
+                        const [row] = await query(stack.outputs.memberUrls[m.node], "SELECT pg_postmaster_start_time()::text AS started");
+                        return `${await containerStart(m.container)} ${row.started}`;
+                    }),
+                );
+            const before = await starts();
             let steps: PlannedStep[] = [];
-            await survives("every PostgreSQL member replaced (auditLog)", async () => {
+            const outcome = await survives("a reloadable parameter through Patroni (auditLog)", async () => {
                 // Overrides do not accumulate: keep the previous test's pool size.
                 steps = await stack.update({ defaultPoolSize: 40, auditLog: "ddl, role, write" });
+            });
+            expect(steps).toEqual([
+                { name: "cluster-config-dynamic-config", step: "update" },
+                { name: "etcd-patroni-config-seed", step: "update" },
+            ]);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            // `pulumi up` returned once every member had loaded it: no wait here.
+            for (const member of members) {
+                const [audit] = await query(stack.outputs.memberUrls[member.node], "SHOW pgaudit.log");
+                expect(audit["pgaudit.log"], member.node).toBe("ddl, role, write");
+            }
+            expect(await starts()).toEqual(before);
+            // From then on the leader's log records the writers' INSERTs.
+            const leader = await waitForLeader(stack, 60_000);
+            const container = members.find((m) => m.node === leader.name)?.container as string;
+            const inserts = (await containerLog(container))
+                .split("\n")
+                .filter((line) => line.includes("AUDIT: SESSION") && line.includes(`INSERT INTO ${WRITES_TABLE}`));
+            expect(inserts.length).toBeGreaterThan(0);
+            expect(inserts.every((line) => line.split(",").slice(3, 5).join(",") === "WRITE,INSERT")).toBe(true);
+        }, 600_000);
+
+        it("a parameter PostgreSQL reads only at start replaces every member; each one shuts down by itself within its grace, and starts with no crash recovery", async () => {
+            const memoryMb = 3072;
+            let steps: PlannedStep[] = [];
+            await survives("every PostgreSQL member replaced (postgresMemoryMb)", async () => {
+                steps = await stack.update({ defaultPoolSize: 40, auditLog: "ddl, role, write", postgresMemoryMb: memoryMb });
                 await waitForHealthyCluster(stack, 300_000);
             });
             expect(stepsOf(steps, "replace")).toEqual([
@@ -493,9 +531,14 @@ describe("production stack: refused logins, full load, faults", () => {
                 "replica-2-container",
                 "replica-3-container",
             ]);
-            expect(steps.filter((step) => step.step !== "replace")).toEqual([]);
-            const [audit] = await query(await leaderUrl(), "SHOW pgaudit.log");
-            expect(audit["pgaudit.log"]).toBe("ddl, role, write");
+            // work_mem, effective_cache_size and maintenance_work_mem follow through Patroni, by reload.
+            expect(stepsOf(steps, "update")).toEqual(["cluster-config-dynamic-config", "etcd-patroni-config-seed"]);
+            const sizing = postgresSizing({ ...stack.settings.postgresResources, memoryMb }, stack.settings.maxConnections);
+            const [row] = await query(
+                await leaderUrl(),
+                "SELECT pg_size_bytes(current_setting('shared_buffers')) AS shared_buffers, pg_size_bytes(current_setting('work_mem')) AS work_mem",
+            );
+            expect(row).toEqual({ shared_buffers: String(sizing.sharedBuffersKb * 1024), work_mem: String(sizing.workMemKb * 1024) });
             for (const member of stack.topology.members) {
                 const stopped = stack.stopped(member.container);
                 expect(stopped?.exitCode, member.node).toBe(0);

@@ -599,32 +599,34 @@ describe("data-on-named-volumes", () => {
 });
 
 describe("slot-wal-bounded", () => {
-    it("accepts a bound and refuses -1 or no setting, in postgresql.conf or Patroni's parameters", async () => {
-        expect(await messages(slotWalBounded, [postgres()])).toEqual([]);
+    it("accepts a bound or no setting in a server's own files, and refuses -1 there, in postgresql.conf or Patroni's parameters", async () => {
         const unlimited = POSTGRESQL_CONF.replace("max_slot_wal_keep_size = '2048MB'", "max_slot_wal_keep_size = -1");
         const unset = POSTGRESQL_CONF.replace("max_slot_wal_keep_size = '2048MB'\n", "");
+        expect(await messages(slotWalBounded, [postgres(), postgres({ conf: unset })])).toEqual([]);
         const bootstrapping = bootstrapDcs((dcs) => {
             dcs.postgresql.parameters.max_slot_wal_keep_size = -1;
         });
         const message =
-            "primary-container: postgresql.conf and Patroni's parameters leave max_slot_wal_keep_size at -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)";
-        expect(
-            await messages(slotWalBounded, [
-                postgres({ conf: unlimited }),
-                postgres({ conf: unset }),
-                postgres({ patroni: bootstrapping }),
-            ]),
-        ).toEqual([message, message, message]);
+            "primary-container: postgresql.conf or Patroni's parameters set max_slot_wal_keep_size = -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)";
+        expect(await messages(slotWalBounded, [postgres({ conf: unlimited }), postgres({ patroni: bootstrapping })])).toEqual([
+            message,
+            message,
+        ]);
     });
 
-    it("refuses -1 in the dynamic configuration the stack writes into etcd, and leaves what it does not set to the members", async () => {
+    it("refuses -1 or no setting in the dynamic configuration the stack writes into etcd", async () => {
         const unbounded = dynamic((conf) => {
             conf.postgresql.parameters.max_slot_wal_keep_size = "-1";
         });
+        const unset = dynamic((conf) => {
+            delete conf.postgresql.parameters.max_slot_wal_keep_size;
+        });
         expect(await messages(slotWalBounded, [seeding(dynamic()), applying(dynamic())])).toEqual([]);
-        expect(await messages(slotWalBounded, [seeding(unbounded), applying(unbounded)])).toEqual([
+        expect(await messages(slotWalBounded, [seeding(unbounded), applying(unbounded), seeding(unset), applying(unset)])).toEqual([
             "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) sets max_slot_wal_keep_size = -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
             "cluster-config-dynamic-config: the dynamic configuration it applies (patronictl edit-config) sets max_slot_wal_keep_size = -1 (unlimited): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
+            "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) leaves max_slot_wal_keep_size unset (PostgreSQL's default, -1): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
+            "cluster-config-dynamic-config: the dynamic configuration it applies (patronictl edit-config) leaves max_slot_wal_keep_size unset (etcd keeps the value it holds, which the stack does not declare): a slot whose replica is gone keeps WAL until the disk is full (maxSlotWalKeepSizeMb)",
         ]);
     });
 });
@@ -667,15 +669,26 @@ describe("audit-logging", () => {
         ]);
     });
 
-    it("refuses a dynamic configuration the stack writes into etcd that drops pgaudit or a required class", async () => {
+    it("refuses a dynamic configuration the stack writes into etcd that drops pgaudit, a required class, or pgaudit.log", async () => {
         const weakened = dynamic((conf) => {
             conf.postgresql.parameters.shared_preload_libraries = "pg_stat_statements";
             conf.postgresql.parameters["pgaudit.log"] = "ddl";
         });
-        expect(await messages(auditLogging, [seeding(dynamic()), seeding(weakened)])).toEqual([
+        const unset = dynamic((conf) => {
+            delete conf.postgresql.parameters["pgaudit.log"];
+        });
+        expect(await messages(auditLogging, [seeding(dynamic()), applying(dynamic())])).toEqual([]);
+        expect(await messages(auditLogging, [seeding(weakened), seeding(unset), applying(unset)])).toEqual([
             "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) sets shared_preload_libraries = pg_stat_statements, without pgaudit: nothing is audited",
             "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) sets pgaudit.log = ddl, which does not log role (auditLog)",
+            "etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) leaves pgaudit.log unset (pgaudit's default, none) (auditLog)",
+            "cluster-config-dynamic-config: the dynamic configuration it applies (patronictl edit-config) leaves pgaudit.log unset (etcd keeps the value it holds, which the stack does not declare) (auditLog)",
         ]);
+    });
+
+    it("leaves pgaudit.log to the dynamic configuration when a server's own files do not set it", async () => {
+        const unset = POSTGRESQL_CONF.replace("pgaudit.log = 'ddl, role'\n", "");
+        expect(await messages(auditLogging, [postgres({ conf: unset })])).toEqual([]);
     });
 });
 

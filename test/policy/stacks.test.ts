@@ -108,7 +108,10 @@ describe("a weakened production stack is caught, with a message naming the confi
         [
             "no audit log",
             { auditLog: "none" },
-            servers.map((c) => `${m} audit-logging ${c}: pgaudit.log = none does not log ddl, role (auditLog)`),
+            [
+                `${m} audit-logging etcd-patroni-config-seed: the dynamic configuration it seeds into etcd (etcdctl put) sets pgaudit.log = none, which does not log ddl, role (auditLog)`,
+                `${m} audit-logging cluster-config-dynamic-config: the dynamic configuration it applies (patronictl edit-config) sets pgaudit.log = none, which does not log ddl, role (auditLog)`,
+            ],
         ],
         ["no synchronous replica", { synchronousReplicas: 0 }, ASYNCHRONOUS_WRITERS.map((w) => `${m} synchronous-replication ${w}`)],
     ])("%s", async (_, overrides, expected) => {

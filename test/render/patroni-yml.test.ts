@@ -24,16 +24,50 @@ function rendered(s: ClusterSettings, index: number, passwords: PatroniPasswords
 const TLS = { certfile: "/etc/obcms/tls/server.crt", keyfile: "/etc/obcms/tls/server.key" };
 const CA = "/etc/obcms/tls/ca.crt";
 
-/** The cluster-wide parameters, the same in both stacks (sized for 10 replicas). */
-const CLUSTER_WIDE = {
+/**
+ * The parameters in the dynamic configuration: the cluster-wide ones and every
+ * one PostgreSQL reloads; the same in both stacks (sized for 10 replicas, and
+ * for the same memory and CPUs).
+ */
+const DYNAMIC_PARAMETERS = {
+    archive_command: "pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main archive-push %p",
+    archive_timeout: 60,
+    checkpoint_completion_target: 0.9,
+    effective_cache_size: "1536MB",
+    effective_io_concurrency: 200,
     hot_standby: "on",
+    hot_standby_feedback: "on",
+    log_destination: "stderr",
+    log_line_prefix: "%m [%p] %q%u@%d ",
+    log_timezone: "Asia/Manila",
+    maintenance_work_mem: "128MB",
     max_connections: 100,
+    max_parallel_maintenance_workers: 1,
+    max_parallel_workers: 2,
+    max_parallel_workers_per_gather: 1,
     max_replication_slots: 12,
+    max_slot_wal_keep_size: "2048MB",
     max_wal_senders: 22,
+    max_wal_size: "4GB",
     max_worker_processes: 10,
+    min_wal_size: "1GB",
+    password_encryption: "scram-sha-256",
+    "pg_stat_statements.track": "top",
+    "pgaudit.log": "ddl, role",
+    "pgaudit.log_parameter": "off",
+    random_page_cost: 1.1,
+    ssl: "on",
+    ssl_ca_file: CA,
+    ssl_cert_file: TLS.certfile,
+    ssl_key_file: TLS.keyfile,
+    ssl_min_protocol_version: "TLSv1.2",
+    timezone: "Asia/Manila",
+    wal_compression: "lz4",
     wal_keep_size: "128MB",
     wal_level: "replica",
     wal_log_hints: "on",
+    wal_retrieve_retry_interval: "1s",
+    work_mem: "5140kB",
 };
 
 /**
@@ -156,7 +190,7 @@ describe("dynamicConfiguration", () => {
         postgresql: {
             use_pg_rewind: true,
             use_slots: true,
-            parameters: { ...CLUSTER_WIDE, "obcms.parameters_digest": "1b579ea7c754d8e9" },
+            parameters: { ...DYNAMIC_PARAMETERS, "obcms.parameters_digest": "63ed87da8d584055" },
         },
     };
 
@@ -176,7 +210,7 @@ describe("dynamicConfiguration", () => {
         });
     });
 
-    it("takes the failover timings, the lag bound and max_connections from the settings", () => {
+    it("takes the failover timings, the lag bound, max_connections and the work_mem sized for it from the settings", () => {
         const s = {
             ...staging,
             maximumLagOnFailoverMb: 16,
@@ -192,7 +226,12 @@ describe("dynamicConfiguration", () => {
             synchronous_mode: false,
             postgresql: {
                 ...common.postgresql,
-                parameters: { ...CLUSTER_WIDE, max_connections: 150, "obcms.parameters_digest": "2ac75779a936d600" },
+                parameters: {
+                    ...DYNAMIC_PARAMETERS,
+                    max_connections: 150,
+                    work_mem: "3449kB",
+                    "obcms.parameters_digest": "5fe6fb5551bd9e9d",
+                },
             },
         });
     });

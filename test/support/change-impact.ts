@@ -49,6 +49,10 @@ const SEED_RERUNS = "the seed command runs again and leaves the configuration in
 const PENDING_RESTARTS =
     "then the dynamic-configuration command writes it to etcd on the leader, waits until every member has loaded it, " +
     "and restarts the members on which it waits for a restart, one at a time, each running it before the next";
+/** What the dynamic-configuration command does with changed parameters PostgreSQL reloads. */
+const reloaded = (parameters: string) =>
+    `the dynamic-configuration command writes ${parameters} to etcd on the leader, Patroni reloads every member's PostgreSQL, ` +
+    "and `pulumi up` returns once every member has loaded them";
 const SCALING =
     "no running member restarts (max_wal_senders and max_replication_slots are sized for 10 replicas); " +
     `${PGBOUNCER_REPLACED}, since the router lists every member; ` +
@@ -114,10 +118,10 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`maxConnections` 100 → 150 (a cluster-wide parameter)",
         before: {},
         after: { maxConnections: 150 },
-        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", ...MEMBERS], update: [DYNAMIC_CONFIG, SEED] },
+        plan: { replace: ["monitoring-grafana", "monitoring-prometheus"], update: [DYNAMIC_CONFIG, SEED] },
         effect:
-            `every member is replaced, since work_mem in its postgresql.conf is sized from max_connections: ${MEMBERS_REPLACED}; ` +
-            `max_connections itself is cluster-wide: ${PENDING_RESTARTS}, the others, then the leader, so each member restarts twice; ` +
+            "no member is replaced: max_connections and work_mem (sized from it) are in Patroni's dynamic configuration, in no file; " +
+            `${PENDING_RESTARTS}, the others, then the leader, in place (writes fail while it restarts), so each member restarts once; ` +
             "`pulumi up` returns once every member runs it; " +
             `${SEED_RERUNS}; the connections alert and dashboard follow; PgBouncer untouched`,
     },
@@ -125,8 +129,10 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`postgresMemoryMb` 2048 → 4096 (PostgreSQL's memory)",
         before: {},
         after: { postgresMemoryMb: 4096 },
-        plan: { replace: MEMBERS },
-        effect: `every member is replaced with the new memory limit and the parameters sized for it (postgresql.conf): ${MEMBERS_REPLACED}; PgBouncer untouched`,
+        plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED] },
+        effect:
+            `every member is replaced with the new memory limit and shared_buffers (postgresql.conf, read only at start): ${MEMBERS_REPLACED}; ` +
+            `${reloaded("the memory parameters PostgreSQL reloads (work_mem, effective_cache_size, maintenance_work_mem)")}; ${SEED_RERUNS}; PgBouncer untouched`,
     },
     {
         change: "`postgresCpus` 2 → 1",
@@ -142,8 +148,8 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`auditLog` `ddl, role` → `ddl, role, write`",
         before: {},
         after: { auditLog: "ddl, role, write" },
-        plan: { replace: MEMBERS },
-        effect: `every member is replaced, because config files reach a container as uploads, which Docker cannot change in place, even for a setting PostgreSQL could reload: ${MEMBERS_REPLACED}`,
+        plan: { update: [DYNAMIC_CONFIG, SEED] },
+        effect: `no container is replaced and no member restarts: ${reloaded("pgaudit.log")}; ${SEED_RERUNS}`,
     },
     {
         change: "`appPassword` rotated (`pulumi config set --secret`)",

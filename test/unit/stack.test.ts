@@ -2,6 +2,7 @@
 // are secret, and what a reviewer's preview would show for a config change.
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it, vi } from "vitest";
+import { parse } from "yaml";
 import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
 import { promiseOf } from "../../harness/outputs";
 import { plan } from "../../harness/preview";
@@ -36,6 +37,11 @@ function upload(resource: RecordedResource, file: string): string {
     const found = resource.inputs.uploads.filter((u: { file: string }) => u.file === file);
     expect(found).toHaveLength(1);
     return found[0].content;
+}
+
+/** The PostgreSQL parameters of the dynamic configuration the stack applies on the leader. */
+function appliedParameters(mocks: RecordingMocks): Record<string, unknown> {
+    return parse(mocks.named("cluster-config-dynamic-config").inputs.stdin).postgresql.parameters;
 }
 
 describe.each([
@@ -221,7 +227,7 @@ describe("TLS", () => {
             const hba = upload(primary, "/etc/obcms/pg_hba.conf");
             expect(hba).toContain(`\n${hbaType} all all all scram-sha-256\n`);
             expect(hba).toContain('\nhostssl replication "replicator" samenet scram-sha-256\n');
-            expect(upload(primary, "/etc/obcms/postgresql.conf")).toContain("\nssl = on\n");
+            expect(appliedParameters(mocks).ssl).toBe("on");
             for (const key of ["databaseUrl", "readonlyDatabaseUrl", "pgbouncerAdminUrl"]) {
                 const url = new URL(await promiseOf(exports[key] as pulumi.Output<string>));
                 expect(url.searchParams.get("sslmode"), key).toBe(mode);
@@ -276,7 +282,7 @@ describe("choices a stack can make", () => {
         expect(userlist).toHaveLength(3);
         expect(userlist.every((line) => /^"[a-z_]+" "md5[0-9a-f]{32}"$/.test(line))).toBe(true);
         const primary = mocks.named("primary-container");
-        expect(upload(primary, "/etc/obcms/postgresql.conf")).toContain("\npassword_encryption = 'md5'\n");
+        expect(appliedParameters(mocks).password_encryption).toBe("md5");
         expect(upload(primary, "/etc/obcms/pg_hba.conf")).toContain('\nhostssl replication "replicator" samenet md5\n');
     });
 

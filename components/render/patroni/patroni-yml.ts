@@ -8,7 +8,7 @@ import type { EtcdMember, PostgresMember } from "../../topology";
 import { etcdClientUrl } from "../etcd/etcd-conf";
 import { FILES, PGDATA, SOCKET_DIR } from "../paths";
 import { replicaRestoreCommand, restoreCommand } from "../pgbackrest/pgbackrest";
-import { clusterWideParameters, HOT_STANDBY_MINIMUMS, memberParameters } from "../postgres/parameters";
+import { dynamicParameters, HOT_STANDBY_MINIMUMS, postgresqlConfParameters } from "../postgres/parameters";
 import type { ConfValue } from "../postgres/postgresql-conf";
 import { renderYaml, type YamlValue } from "../yaml";
 import { PATRONI_NAMESPACE } from "./dcs-seed";
@@ -48,8 +48,8 @@ function parameterValues(parameters: Record<string, ConfValue>): Record<string, 
  */
 export const PARAMETERS_DIGEST = "obcms.parameters_digest";
 
-function dynamicParameters(s: ClusterSettings): Record<string, string | number> {
-    return parameterValues(clusterWideParameters(s));
+function dynamicParameterValues(s: ClusterSettings): Record<string, string | number> {
+    return parameterValues(dynamicParameters(s));
 }
 
 /** A digest of parameters' sorted names and values: equal parameters give equal digests. */
@@ -75,7 +75,7 @@ export interface RunningParameters {
 }
 
 export function runningParameters(s: ClusterSettings): RunningParameters {
-    const parameters = dynamicParameters(s);
+    const parameters = dynamicParameterValues(s);
     return {
         digest: digestOf(parameters),
         standbyMinimums: Object.fromEntries(
@@ -86,12 +86,12 @@ export function runningParameters(s: ClusterSettings): RunningParameters {
 
 /**
  * Patroni's dynamic configuration, which lives in etcd: timings, durability
- * and the cluster-wide parameters. Seeded into etcd before any member starts
+ * and the parameters PostgreSQL reloads or Patroni keeps cluster-wide. Seeded into etcd before any member starts
  * (dcs-seed.ts), so patroni.yml does not carry it; later
  * changes are applied by `patronictl edit-config` (see leader-commands.ts).
  */
 export function dynamicConfiguration(s: ClusterSettings): Record<string, YamlValue> {
-    const parameters = dynamicParameters(s);
+    const parameters = dynamicParameterValues(s);
     const synchronous: Record<string, YamlValue> =
         s.synchronousReplicas > 0
             ? {
@@ -126,7 +126,7 @@ function networkLogin(user: string, password: string): Record<string, YamlValue>
 export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
     const { member, passwords } = spec;
     const s = spec.settings;
-    const local = memberParameters(s);
+    const local = postgresqlConfParameters(s);
     const tls = { certfile: FILES.tlsCert, keyfile: FILES.tlsKey };
     return {
         scope: spec.scope,

@@ -11,8 +11,9 @@ import type { ConfValue } from "./postgresql-conf";
 
 /**
  * Every member's parameters: the same on each, since any member may lead.
- * Patroni keeps the cluster-wide ones (CLUSTER_WIDE_PARAMETERS) in etcd and
- * passes them on the command line; the rest are postgresql.conf.
+ * Patroni's dynamic configuration in etcd carries the cluster-wide ones and
+ * every one PostgreSQL can reload (dynamicParameters); postgresql.conf the
+ * rest (postgresqlConfParameters).
  */
 export function postgresParameters(s: ClusterSettings): Record<string, ConfValue> {
     return {
@@ -55,18 +56,57 @@ export const HOT_STANDBY_MINIMUMS: readonly string[] = [
     "max_worker_processes",
 ];
 
+/**
+ * The parameters of postgresParameters that PostgreSQL 17 reads only when the
+ * server starts (`pg_settings.context` is `postmaster`); every other one takes
+ * effect on a reload. cluster.test.ts checks this list against a running member.
+ */
+export const RESTART_PARAMETERS: ReadonlySet<string> = new Set([
+    "archive_mode",
+    "autovacuum_max_workers",
+    "hba_file",
+    "hot_standby",
+    "logging_collector",
+    "max_connections",
+    "max_replication_slots",
+    "max_wal_senders",
+    "max_worker_processes",
+    "shared_buffers",
+    "shared_preload_libraries",
+    "superuser_reserved_connections",
+    "unix_socket_directories",
+    "wal_buffers",
+    "wal_level",
+    "wal_log_hints",
+]);
+
+/** Only in postgresql.conf: needed at start, and Patroni does not take them from etcd. */
+function startOnly(name: string): boolean {
+    return RESTART_PARAMETERS.has(name) && !CLUSTER_WIDE_PARAMETERS.has(name);
+}
+
 function pick(parameters: Record<string, ConfValue>, wanted: (name: string) => boolean): Record<string, ConfValue> {
     return Object.fromEntries(Object.entries(parameters).filter(([name]) => wanted(name)));
 }
 
-/** The cluster-wide parameters, for Patroni's dynamic configuration in etcd. */
-export function clusterWideParameters(s: ClusterSettings): Record<string, ConfValue> {
-    return pick(postgresParameters(s), (name) => CLUSTER_WIDE_PARAMETERS.has(name));
+/**
+ * For Patroni's dynamic configuration in etcd: the cluster-wide parameters
+ * and every reloadable one. A change reaches every member through Patroni
+ * (leader-commands.ts), which reloads PostgreSQL: no container is replaced,
+ * and only a cluster-wide parameter that needs a restart restarts a member.
+ */
+export function dynamicParameters(s: ClusterSettings): Record<string, ConfValue> {
+    return pick(postgresParameters(s), (name) => !startOnly(name));
 }
 
-/** The rest, for the postgresql.conf Patroni includes (`custom_conf`) under its own settings. */
-export function memberParameters(s: ClusterSettings): Record<string, ConfValue> {
-    return pick(postgresParameters(s), (name) => !CLUSTER_WIDE_PARAMETERS.has(name));
+/**
+ * For the postgresql.conf Patroni includes (`custom_conf`) under its own
+ * settings: the rest, which need a restart. They stay in a file, so a change
+ * replaces the members, each stopped by Patroni's graceful shutdown, in which
+ * a leader hands its key over first; Patroni would restart a leader in place.
+ */
+export function postgresqlConfParameters(s: ClusterSettings): Record<string, ConfValue> {
+    return pick(postgresParameters(s), startOnly);
 }
 
 /** Defaults that do not depend on the node's size: SSD storage, WAL and checkpoints for OLTP. */
