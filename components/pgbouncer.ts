@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { credentialUrl, type RoleCredential } from "./credentials";
-import { renderUserlist } from "./render/credentials/credential-files";
+import { renderPgpass, renderUserlist } from "./render/credentials/credential-files";
 import { renderHaproxyCfg } from "./render/haproxy/haproxy-cfg";
-import { FILES } from "./render/paths";
+import { FILES, SOCKET_DIR } from "./render/paths";
 import { pgbouncerConfig, pgbouncerUlimit, routeHosts, routerConfig } from "./render/pgbouncer/config";
 import { renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
 import { pgbouncerHealthCheck, renderPgbouncerStart } from "./render/pgbouncer/start-script";
@@ -34,7 +34,8 @@ export interface PgBouncerArgs {
  * PgBouncer in front of the cluster, with the router (HAProxy) beside it: the
  * application's database on whichever member leads, its read-only twin
  * spread over the streaming replicas, and the admin console. Its userlist
- * holds verifiers, never passwords.
+ * holds verifiers, never passwords; only the admin console's own password is
+ * there, in a private password file for operators' tools inside the container.
  */
 export class PgBouncer extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -62,6 +63,16 @@ export class PgBouncer extends pulumi.ComponentResource {
                 .apply((verifiers) => renderUserlist(users.map((u, i) => ({ user: u.user, secret: verifiers[i] })))),
         );
 
+        // For the admin console over PgBouncer's socket inside its container (scripts/cluster.sh holds clients
+        // with PAUSE there): whoever can exec into the container can read its files anyway.
+        const adminPgpass = pulumi.secret(
+            pulumi
+                .output(args.admin.password)
+                .apply((password) =>
+                    renderPgpass([{ host: SOCKET_DIR, port: PGBOUNCER_PORT, database: "pgbouncer", user: args.admin.user, password }]),
+                ),
+        );
+
         const container = serviceContainer(
             `${name}-container`,
             {
@@ -74,6 +85,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                     { path: FILES.pgbouncerIni, content: renderPgbouncerIni(pgbouncerConfig(s)) },
                     { path: FILES.haproxyCfg, content: renderHaproxyCfg(routerConfig(s)) },
                     { path: FILES.userlist, content: userlist, secret: true },
+                    { path: FILES.pgpass, content: adminPgpass, secret: true },
                     ...tlsFiles(args.tls),
                 ],
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },

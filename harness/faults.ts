@@ -101,7 +101,6 @@ export interface FaultFigures {
 /** `scripts/cluster.sh` against the stack, as an operator runs it. */
 export async function clusterScript(stack: StartedStack, ...args: string[]): Promise<string> {
     const { stdout } = await run(path.join(PROJECT_ROOT, "scripts", "cluster.sh"), ["-c", stack.clusterName, ...args], {
-        env: { ...process.env, PGBOUNCER_ADMIN_URL: stack.outputs.pgbouncerAdminUrl },
         timeout: 120_000,
     });
     return stdout;

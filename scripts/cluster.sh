@@ -18,10 +18,10 @@
 #   pause | resume         stop or restart Patroni's automatic failover (maintenance mode)
 #
 # CLUSTER is the stack's Docker name prefix, <project>-<stack>; by default the
-# Pulumi CLI's selected stack, e.g. obcms-database-staging. switchover takes
-# PgBouncer's admin password from PGBOUNCER_ADMIN_URL (the stack output
-# pgbouncerAdminUrl), or from the Pulumi CLI. The paths below are the
-# program's (components/render/paths.ts); test/unit/cluster-script.test.ts keeps them equal.
+# Pulumi CLI's selected stack, e.g. obcms-database-staging. switchover uses
+# PgBouncer's admin console over its socket, inside its container, with the
+# password file the program put there. The paths below are the program's
+# (components/render/paths.ts); test/unit/cluster-script.test.ts keeps them equal.
 set -euo pipefail
 
 PATRONI_CONF=/etc/obcms/patroni.yml
@@ -29,6 +29,7 @@ PATRONI_REST_URL=https://localhost:8008
 TLS_CA=/etc/obcms/tls/ca.crt
 SOCKET_DIR=/var/run/postgresql
 PGBOUNCER_PORT=6432
+PGPASS=/etc/obcms/pgpass
 ROUTER_METRICS_URL=http://127.0.0.1:8404/metrics
 ROUTER_READ_WRITE_BACKEND=postgres_rw
 # How long a member's patronictl may take to answer before the next member is tried.
@@ -89,28 +90,11 @@ check_candidate() {
   fi
 }
 
-# The password of PgBouncer's admin console, from PGBOUNCER_ADMIN_URL or the stack's output,
-# read once into admin_secret: the Pulumi CLI takes seconds, and the pools wait on every use.
-admin_secret=""
-load_admin_password() {
-  [ -z "$admin_secret" ] || return 0
-  local url="${PGBOUNCER_ADMIN_URL:-}" password
-  if [ -z "$url" ]; then
-    command -v pulumi >/dev/null || die "set PGBOUNCER_ADMIN_URL (the stack output pgbouncerAdminUrl)"
-    url="$(cd "$(dirname "$0")/.." && pulumi stack output --show-secrets pgbouncerAdminUrl)"
-  fi
-  # postgresql://pgbouncer:PASSWORD@host:port/pgbouncer?..., the password percent-encoded.
-  password="${url#*://*:}"
-  password="${password%%@*}"
-  admin_secret="$(printf '%b' "${password//%/\\x}")"
-}
-
 ADMIN_PSQL="psql -X -q -h $SOCKET_DIR -p $PGBOUNCER_PORT -U pgbouncer -d pgbouncer"
 
-# PgBouncer's admin console, over its socket inside its container; the password goes through a pipe.
+# PgBouncer's admin console, over its socket inside its container; psql finds the password in the container's PGPASS.
 admin() {
-  load_admin_password
-  printf '%s' "$admin_secret" | docker exec -i "$pgbouncer" sh -c "PGPASSWORD=\"\$(cat)\" $ADMIN_PSQL -c \"$1\""
+  docker exec -e "PGPASSFILE=$PGPASS" "$pgbouncer" sh -c "$ADMIN_PSQL -c \"$1\""
 }
 
 # awk over the router's metrics: true once its read-write route has member m up and no other server up.
@@ -126,17 +110,15 @@ ROUTED_TO_MEMBER='
 # Gives up after SWITCHOVER_TENTHS without resuming (the caller's trap does). Run it in the
 # background: the subshell becomes the docker exec, which the caller can then stop.
 resume_when_routed() {
-  load_admin_password
   # shellcheck disable=SC2016 # expanded by the container's sh
-  exec docker exec -i "$pgbouncer" sh -c '
-    PGPASSWORD="$(cat)"; export PGPASSWORD
+  exec docker exec -e "PGPASSFILE=$PGPASS" "$pgbouncer" sh -c '
     checks=$(($2 * 2))
     while [ "$checks" -gt 0 ]; do
       if curl -fs --max-time 1 "$3" | awk -v backend="$4" -v m="$1" "$5"; then exec $6 -c RESUME; fi
       sleep 0.05
       checks=$((checks - 1))
     done
-    exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL" <<<"$admin_secret"
+    exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL"
 }
 
 # Asks LEADER's Patroni, through its REST API, to hand the lead to CANDIDATE;
