@@ -42,6 +42,14 @@ describe("production stack: refused logins, full load, faults", () => {
     /** A container's id and start time: both stay while it is neither replaced nor restarted. */
     const containerStart = async (container: string) =>
         (await docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", container)).trim();
+    /** Each member's container start and PostgreSQL's: Patroni restarts PostgreSQL inside its container. */
+    const memberStarts = async () =>
+        Promise.all(
+            stack.topology.members.map(async (m) => {
+                const [row] = await query(stack.outputs.memberUrls[m.node], "SELECT pg_postmaster_start_time()::text AS started");
+                return { container: await containerStart(m.container), postgres: row.started as string };
+            }),
+        );
     const leaderUrl = async () => (await waitForLeader(stack, 120_000)).url;
 
     beforeAll(async () => {
@@ -459,7 +467,7 @@ describe("production stack: refused logins, full load, faults", () => {
         }, 900_000);
     });
 
-    describe("pulumi up replacing containers, with writes running: the provider stops each one with its grace", () => {
+    describe("pulumi up changing the running cluster, with writes running: what it replaces, restarts or reloads", () => {
         it("a pool-size change replaces PgBouncer, which finishes its server connections and exits by itself; writers reconnect", async () => {
             let steps: PlannedStep[] = [];
             const outcome = await survives("PgBouncer replaced (defaultPoolSize 50 → 40)", async () => {
@@ -484,14 +492,7 @@ describe("production stack: refused logins, full load, faults", () => {
 
         it("a parameter PostgreSQL reloads (auditLog) reaches every member through Patroni: nothing replaced or restarted, no write fails", async () => {
             const members = stack.topology.members;
-            const starts = async () =>
-                Promise.all(
-                    members.map(async (m) => {
-                        const [row] = await query(stack.outputs.memberUrls[m.node], "SELECT pg_postmaster_start_time()::text AS started");
-                        return `${await containerStart(m.container)} ${row.started}`;
-                    }),
-                );
-            const before = await starts();
+            const before = await memberStarts();
             let steps: PlannedStep[] = [];
             const outcome = await survives("a reloadable parameter through Patroni (auditLog)", async () => {
                 // Overrides do not accumulate: keep the previous test's pool size.
@@ -507,7 +508,7 @@ describe("production stack: refused logins, full load, faults", () => {
                 const [audit] = await query(stack.outputs.memberUrls[member.node], "SHOW pgaudit.log");
                 expect(audit["pgaudit.log"], member.node).toBe("ddl, role, write");
             }
-            expect(await starts()).toEqual(before);
+            expect(await memberStarts()).toEqual(before);
             // From then on the leader's log records the writers' INSERTs.
             const leader = await waitForLeader(stack, 60_000);
             const container = members.find((m) => m.node === leader.name)?.container as string;
@@ -552,6 +553,34 @@ describe("production stack: refused logins, full load, faults", () => {
                     /database system was interrupted|not properly shut down|automatic recovery in progress/,
                 );
             }
+        }, 900_000);
+
+        it("a raised max_connections restarts each member once, the leader last and only once it has handed the lead over: nothing replaced, no write fails", async () => {
+            const raised = MAX_CONNECTIONS + 20;
+            const before = await memberStarts();
+            const leaderBefore = await waitForLeader(stack, 60_000);
+            let steps: PlannedStep[] = [];
+            const outcome = await survives(`max_connections raised through Patroni (${MAX_CONNECTIONS} → ${raised})`, async () => {
+                steps = await stack.update({
+                    defaultPoolSize: 40,
+                    auditLog: "ddl, role, write",
+                    postgresMemoryMb: 3072,
+                    maxConnections: raised,
+                });
+            });
+            // Prometheus follows for the connections alert; no member is replaced.
+            expect(stepsOf(steps, "replace")).toEqual(["monitoring-prometheus"]);
+            expect(stepsOf(steps, "update")).toEqual(["cluster-config-dynamic-config", "etcd-patroni-config-seed"]);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            const after = await memberStarts();
+            for (const [i, member] of stack.topology.members.entries()) {
+                const [row] = await query(stack.outputs.memberUrls[member.node], "SHOW max_connections");
+                expect(row.max_connections, member.node).toBe(String(raised));
+                expect(after[i].container, member.node).toBe(before[i].container);
+                expect(after[i].postgres, member.node).not.toBe(before[i].postgres);
+            }
+            // The old leader restarted as a replica, after a switchover.
+            expect((await waitForLeader(stack, 60_000)).name).not.toBe(leaderBefore.name);
         }, 900_000);
     });
 });

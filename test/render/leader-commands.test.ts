@@ -5,13 +5,14 @@
 // the last tests, which run the parameters check in the project image with
 // psql and curl stubbed.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { shellWord } from "../../components/render/escape";
 import {
     APPLY_ATTEMPTS,
+    CLUSTER_SCRIPT,
     dynamicConfigCommand,
     LEADER_ATTEMPTS,
     leaderSqlCommand,
@@ -35,15 +36,18 @@ const container = (k: number) => `obcms-database-production-pg-${k}`;
  * counts them) prints `stale` for its first STALE_ROUNDS calls, then
  * `pending` for a member listed in $DIR/pending, else `applied`; a restart
  * clears it, except on a replica while the leader is still pending (it keeps
- * the leader's higher value of a lowered setting). The leader's WAL position
+ * the leader's higher value of a lowered setting) unless RAISED is set. The leader's WAL position
  * is 0/3000060, which the replicas have not replayed for the first
  * BEHIND_ROUNDS replay checks, then have. Every call is logged to
- * $DIR/calls, each -i call's stdin to $DIR/stdin-<call number>.
+ * $DIR/calls, each -i call's stdin to $DIR/stdin-<call number>. A leader
+ * written to $DIR/leader replaces LEADER: FAKE_CLUSTER_SCRIPT's switchover
+ * writes it.
  */
 const FAKE_DOCKER = `
 sleep() { :; }
 rounds=0
 docker() {
+  if [ -f "$DIR/leader" ]; then LEADER="$(cat "$DIR/leader")"; fi
   if [ "$1" = ps ]; then printf '%s\\n' $RUNNING; return 0; fi
   [ "$1" = exec ] || return 99
   shift
@@ -80,7 +84,7 @@ docker() {
       LEADER="\${container%pg-*}$candidate"
       return 0 ;;
     *" restart "*)
-      if [ "$container" = "$LEADER" ] || ! grep -qx "$LEADER" "$DIR/pending"; then
+      if [ -n "$RAISED" ] || [ "$container" = "$LEADER" ] || ! grep -qx "$LEADER" "$DIR/pending"; then
         grep -vx "$container" "$DIR/pending" > "$DIR/pending.new" || true
         mv "$DIR/pending.new" "$DIR/pending"
       fi
@@ -106,7 +110,23 @@ interface FakeCluster {
     readonly replicas?: readonly string[];
     /** Member names a switchover to which Patroni refuses; any other candidate leads once asked. */
     readonly refused?: readonly string[];
+    /** Whether the pending setting was raised, so a replica runs it once restarted; else lowered. */
+    readonly raised?: boolean;
+    /** Whether scripts/cluster.sh's switchover fails (PgBouncer not running, say). */
+    readonly clusterScriptFails?: boolean;
 }
+
+/**
+ * scripts/cluster.sh as the command finds it in its working directory: logs
+ * its call as `cluster.sh` with its arguments, then fails when told to, or
+ * makes its last argument, a member's name, the leader.
+ */
+const FAKE_CLUSTER_SCRIPT = `#!/bin/sh
+{ printf '%s\\0' cluster.sh "$@"; printf '\\n'; } >> "$DIR/calls"
+[ -z "$CLUSTER_SCRIPT_FAILS" ] || exit 1
+eval "candidate=\\\${$#}"
+echo "obcms-database-production-$candidate" > "$DIR/leader"
+`;
 
 interface Call {
     readonly container: string;
@@ -119,9 +139,12 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
     const dir = mkdtempSync(path.join(tmpdir(), "obcms-leader-"));
     try {
         writeFileSync(path.join(dir, "pending"), (cluster.pending ?? []).map((c) => `${c}\n`).join(""));
+        mkdirSync(path.join(dir, "scripts"));
+        writeFileSync(path.join(dir, CLUSTER_SCRIPT), FAKE_CLUSTER_SCRIPT, { mode: 0o755 });
         const result = spawnSync("/bin/sh", ["-c", `${FAKE_DOCKER}\n${command}`], {
             input,
             encoding: "utf8",
+            cwd: dir,
             env: {
                 PATH: process.env.PATH,
                 DIR: dir,
@@ -134,6 +157,8 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
                 RUNNING: (cluster.running ?? []).join(" "),
                 REPLICAS: (cluster.replicas ?? []).join(" "),
                 REFUSED: (cluster.refused ?? []).join(" "),
+                RAISED: cluster.raised ? "1" : "",
+                CLUSTER_SCRIPT_FAILS: cluster.clusterScriptFails ? "1" : "",
             },
         });
         const log = readFileSync(path.join(dir, "calls"), "utf8");
@@ -370,6 +395,36 @@ describe("dynamicConfigCommand", () => {
         const afterFirstRestart = run.calls.findIndex((c) => c.args.includes("restart")) + 1;
         expect(run.calls[afterFirstRestart]).toEqual(parameterChecks(1)[0]);
         expect(run.calls.slice(-4)).toEqual(parameterChecks(1, 2, 3, 4));
+    });
+
+    // A raised setting: a restarted replica runs it, and takes the lead before the leader restarts.
+    it("hands the lead to a member that runs the parameters before restarting the old leader, which restarts as a replica", () => {
+        const all = [1, 2, 3, 4].map(container);
+        const switchover = { container: "cluster.sh", args: ["-c", "obcms-database-production", "switchover", "pg-1"] };
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(3), pending: all, raised: true });
+        expect(run.status).toBe(0);
+        expect(run.stderr).toBe("");
+        const steps = run.calls.filter((c) => c.args.includes("restart") || c.container === "cluster.sh");
+        expect(steps).toEqual([...restarts(1, 2, 4), switchover, ...restarts(3)]);
+        // Asked after the switchover, the new leader is pg-1: the old one replays its WAL like any other.
+        const afterSwitchover = run.calls.findIndex((c) => c.container === "cluster.sh") + 1;
+        expect(run.calls[afterSwitchover]).toEqual(parameterChecks(3)[0]);
+        expect(run.calls).toContainEqual({ container: container(1), args: [...PSQL_VALUE, "SELECT pg_current_wal_lsn()"] });
+        expect(run.calls.slice(-4)).toEqual(parameterChecks(1, 2, 3, 4));
+    });
+
+    it("restarts the leader in place, saying so, when the switchover fails", () => {
+        const all = [1, 2, 3, 4].map(container);
+        const run = runWithFakeDocker(command, DYNAMIC, {
+            leader: container(3),
+            pending: all,
+            raised: true,
+            clusterScriptFails: true,
+        });
+        expect(run.status).toBe(0);
+        expect(run.stderr).toBe("the switchover to pg-1 failed: restarting pg-3 in place\n");
+        const steps = run.calls.filter((c) => c.args.includes("restart") || c.container === "cluster.sh");
+        expect(steps.map((c) => c.container)).toEqual([...[1, 2, 4].map(container), "cluster.sh", container(3)]);
     });
 
     it("restarts only the member that reports a pending restart", () => {

@@ -121,7 +121,8 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         plan: { replace: ["monitoring-grafana", "monitoring-prometheus"], update: [DYNAMIC_CONFIG, SEED] },
         effect:
             "no member is replaced: max_connections and work_mem (sized from it) are in Patroni's dynamic configuration, in no file; " +
-            `${PENDING_RESTARTS}, the others, then the leader, in place (writes fail while it restarts), so each member restarts once; ` +
+            `${PENDING_RESTARTS}: the others first; then the leader hands the lead to one of them (\`cluster.sh switchover\`: PgBouncer holds its clients, ` +
+            "writes pause for seconds and none fails) and restarts as a replica, so each member restarts once; " +
             "`pulumi up` returns once every member runs it; " +
             `${SEED_RERUNS}; the connections alert and dashboard follow; PgBouncer untouched`,
     },
@@ -141,8 +142,9 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED] },
         effect:
             `every member is replaced with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${MEMBERS_REPLACED}; ` +
-            `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}, the others, the leader, then the others again, ` +
-            `which keep the leader's higher value until it runs the lower one; ${SEED_RERUNS}; PgBouncer untouched`,
+            `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}: the others, the leader, then the others again, ` +
+            "which keep the leader's higher value until it runs the lower one; the leader restarts in place (writes fail while it does): " +
+            `a lowered value must run on the primary first, and no replica runs it yet; ${SEED_RERUNS}; PgBouncer untouched`,
     },
     {
         change: "`auditLog` `ddl, role` → `ddl, role, write`",

@@ -104,6 +104,9 @@ export function leadOnDeclaredCommand(members: readonly PostgresMember[]): strin
     ].join("\n");
 }
 
+/** The operator's script, run from the project's directory as Pulumi runs commands: its switchover holds PgBouncer's clients. */
+export const CLUSTER_SCRIPT = "scripts/cluster.sh";
+
 /** How many times, 1 s apart, a command asks a member whether it has loaded the dynamic parameters. */
 export const APPLY_ATTEMPTS = 120;
 
@@ -139,12 +142,16 @@ export function memberParametersState(expected: RunningParameters): string {
  * then restarts the members on which one waits for a restart: the others
  * first, one at a time, then the leader, then any other still pending (a
  * standby keeps the leader's higher value of a lowered setting until the
- * leader runs it), each loading the parameters again before the next.
+ * leader runs it), each loading the parameters again before the next. The
+ * leader first hands the lead to a member that runs them, when one does,
+ * through the operator's switchover, which holds PgBouncer's clients: writes
+ * wait for seconds, and no client sees an error.
  */
 export function dynamicConfigCommand(members: readonly PostgresMember[], scope: string, expected: RunningParameters): string {
     const patronictl = ["patronictl", "-c", FILES.patroniConf];
     // `down` when PostgreSQL does not answer.
-    const state = `${execIn("member", [...PSQL_VALUE, memberParametersState(expected)])} 2>/dev/null || echo down`;
+    const stateOf = (variable: string) => `${execIn(variable, [...PSQL_VALUE, memberParametersState(expected)])} 2>/dev/null || echo down`;
+    const state = stateOf("member");
     return [
         ...leaderFunctions(members, "no leader took the dynamic configuration"),
         'config="$(cat)"',
@@ -171,13 +178,32 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
         "    sleep 1",
         "  done",
         "}",
+        // The first other member that runs the parameters: the leader's successor.
+        "successor() {",
+        `  for successor in ${memberWords(members)}; do`,
+        '    candidate="${successor%%:*}"',
+        `    if [ "$candidate" != "$leader" ] && [ "$(${stateOf("candidate")})" = applied ]; then return 0; fi`,
+        "  done",
+        "  return 1",
+        "}",
         "restart_pending() {",
         '  if [ "$2" = others ]; then replayed "$1"; fi',
         '  await_loaded "$1"',
-        '  if [ "$state" = pending ]; then',
-        `    ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
-        '    await_loaded "$1"',
+        '  [ "$state" = pending ] || return 0',
+        // The leader hands the lead to a member that already runs the parameters, holding
+        // PgBouncer's clients meanwhile (cluster.sh), and restarts as a replica, if at all.
+        // None does when a hot-standby minimum was lowered: the leader must run it first.
+        '  if [ "$2" = leader ] && successor; then',
+        `    if ${CLUSTER_SCRIPT} -c ${shellWord(scope)} switchover "\${successor#*:}" >&2; then`,
+        '      leader="${successor%%:*}"',
+        '      await_loaded "$1"',
+        '      [ "$state" = pending ] || return 0',
+        "    else",
+        '      echo "the switchover to ${successor#*:} failed: restarting $node in place" >&2',
+        "    fi",
         "  fi",
+        `  ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
+        '  await_loaded "$1"',
         "}",
         "for pass in others leader others; do",
         `  for pair in ${memberWords(members)}; do`,
