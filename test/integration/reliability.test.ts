@@ -416,7 +416,7 @@ describe("production stack: refused logins, full load, faults", () => {
             expect(slots).toEqual(expected);
         }, 900_000);
 
-        it("scaling 3 → 1 → 3 replicas, the leader among the removed, restarts no remaining member and keeps the data; an absent member's slot is kept meanwhile", async () => {
+        it("scaling 3 → 1 → 3 replicas, the leader among the removed, restarts no remaining member nor PgBouncer, fails no write and keeps the data; an absent member's slot is kept meanwhile", async () => {
             const [kept, removed] = [stack.topology.members.slice(0, 2), stack.topology.members.slice(2)];
             const startedAll = async () => Promise.all(kept.map((m) => containerStart(m.container)));
             const slots = async () =>
@@ -431,11 +431,12 @@ describe("production stack: refused logins, full load, faults", () => {
             }
             await waitForHealthyCluster(stack, 180_000);
             const before = await startedAll();
+            const pgbouncerBefore = await containerStart(pgbouncerHost());
             const replaced: string[] = [];
             let leaderWhileOne: MemberStatus | undefined;
             let slotsWhileOne: string[] = [];
             let updatedDown: string[] = [];
-            await survives("scale 3 → 1 → 3", async () => {
+            const outcome = await survives("scale 3 → 1 → 3", async () => {
                 const down = await stack.update({ replicaCount: 1 });
                 replaced.push(...stepsOf(down, "replace"));
                 updatedDown = stepsOf(down, "update");
@@ -458,6 +459,11 @@ describe("production stack: refused logins, full load, faults", () => {
             // The members that stay are neither replaced nor restarted: same container, same start.
             expect(replaced.filter((name) => /^(primary|replica-\d+)-/.test(name))).toEqual([]);
             expect(await startedAll()).toEqual(before);
+            // Nor is PgBouncer, whose router lists every member the stack may have; and the lead moved
+            // behind PgBouncer's PAUSE: no write failed.
+            expect(replaced).not.toContain("pgbouncer-container");
+            expect(await containerStart(pgbouncerHost())).toBe(pgbouncerBefore);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
             // Patroni keeps an absent member's slot for member_slots_ttl (30 min), inactive.
             const other = kept.find((m) => m.node !== leaderWhileOne?.name) as (typeof kept)[number];
             expect(slotsWhileOne).toEqual([other.slot, ...removed.map((m) => `${m.slot} (inactive)`)].sort());

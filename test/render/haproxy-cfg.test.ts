@@ -8,14 +8,16 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { haproxyWord } from "../../components/render/escape";
-import { type HaproxySpec, renderHaproxyCfg } from "../../components/render/haproxy/haproxy-cfg";
+import { type HaproxySpec, type RouterMember, renderHaproxyCfg } from "../../components/render/haproxy/haproxy-cfg";
 import { pgbouncerConfig, routerConfig } from "../../components/render/pgbouncer/config";
 import { renderPgbouncerStart } from "../../components/render/pgbouncer/start-script";
+import { MAX_REPLICAS } from "../../components/settings";
 import { waitFor } from "../../harness/sql";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { exactly, production, staging } from "./fixtures";
 import { routerCheckedFunction, serverStates } from "./router-metrics";
 
+const STAGING_SERVERS = serverLines("staging");
 const STAGING_CFG = [
     "# Rendered by obcms-database.",
     "global",
@@ -66,8 +68,7 @@ const STAGING_CFG = [
     "    http-check expect status 200",
     `    http-check expect string '"role": "primary"'`,
     "    default-server inter 1s fastinter 250ms downinter 500ms rise 1 fall 2 on-marked-down shutdown-sessions port 8008 check-ssl verify required ca-file /etc/obcms/tls/ca.crt resolvers docker init-addr last,libc,none",
-    "    server pg-1 obcms-database-staging-pg-1:5432 check check-sni obcms-database-staging-pg-1",
-    "    server pg-2 obcms-database-staging-pg-2:5432 check check-sni obcms-database-staging-pg-2",
+    ...STAGING_SERVERS,
     "",
     "backend postgres_ro",
     "    balance roundrobin",
@@ -79,23 +80,34 @@ const STAGING_CFG = [
     "    http-check send meth OPTIONS uri /replica?lag=1MB",
     "    http-check expect status 200 error-status L7OKC",
     "    default-server inter 1s fastinter 250ms downinter 500ms rise 1 fall 2 on-marked-down shutdown-sessions port 8008 check-ssl verify required ca-file /etc/obcms/tls/ca.crt resolvers docker init-addr last,libc,none",
-    "    server pg-1 obcms-database-staging-pg-1:5432 check check-sni obcms-database-staging-pg-1",
-    "    server pg-2 obcms-database-staging-pg-2:5432 check check-sni obcms-database-staging-pg-2",
+    ...STAGING_SERVERS,
     "",
 ].join("\n");
+
+/** Every member a stack may have: the primary and MAX_REPLICAS replicas, running or not. */
+function serverLines(stack: string): string[] {
+    return Array.from(
+        { length: MAX_REPLICAS + 1 },
+        (_, i) => `    server pg-${i + 1} obcms-database-${stack}-pg-${i + 1}:5432 check check-sni obcms-database-${stack}-pg-${i + 1}`,
+    );
+}
 
 describe("renderHaproxyCfg", () => {
     it("renders the staging router as the exact file", () => {
         expect(renderHaproxyCfg(routerConfig(staging))).toBe(STAGING_CFG);
     });
 
-    it("lists every production member in both backends, and sizes maxconn for both pools and operators", () => {
+    it("lists every member production may have in both backends, and sizes maxconn for both pools and operators", () => {
         const text = renderHaproxyCfg(routerConfig(production));
-        const servers = [1, 2, 3, 4].map(
-            (k) => `    server pg-${k} obcms-database-production-pg-${k}:5432 check check-sni obcms-database-production-pg-${k}`,
-        );
+        const servers = serverLines("production");
         expect(text.split("\n").filter((line) => line.startsWith("    server "))).toEqual([...servers, ...servers]);
         expect(text).toContain("\n    maxconn 174\n");
+    });
+
+    it("renders the same file whatever the replica count: scaling leaves PgBouncer's container as it is", () => {
+        const rendered = (replicaCount: number) => renderHaproxyCfg(routerConfig({ ...production, replicaCount }));
+        expect(rendered(1)).toBe(rendered(3));
+        expect(rendered(1)).toBe(rendered(MAX_REPLICAS));
     });
 
     it("reads replicas within maximumLagOnFailoverMb only", () => {
@@ -249,6 +261,8 @@ for _ in sys.stdin:
 `;
 
 type MemberState = "leader" | "promoting" | "demoting" | "replica" | "lagging";
+/** A member the stack may have but does not run (yet): no container, so its name does not resolve. */
+type Absent = "absent";
 
 /** A CA, and for each host a certificate naming it, signed by the CA, in /w. */
 function certificatesScript(hosts: readonly string[]): string {
@@ -265,16 +279,19 @@ function certificatesScript(hosts: readonly string[]): string {
 
 /**
  * The router as rendered, in the project image, before fake members named
- * pg-1, pg-2... in the states given; `run` gets the means to move them and to
- * read the router's view. Everything is removed afterwards.
+ * pg-1, pg-2... in the states given, or absent; `run` gets the means to move
+ * them, to start an absent one, and to read the router's view. Everything is
+ * removed afterwards.
  */
 async function withRouter(
-    initial: readonly MemberState[],
+    initial: ReadonlyArray<MemberState | Absent>,
     run: (router: {
         spec: HaproxySpec;
         container: string;
         host: (name: string) => string;
         move: (name: string, state: MemberState) => void;
+        /** Starts an absent member's container, in `state`. */
+        appear: (name: string, state: MemberState) => void;
         states: () => Record<string, string>;
         client: (port: number, sessions: number, timeoutSeconds?: number) => RouterClient;
     }) => Promise<void>,
@@ -294,12 +311,11 @@ async function withRouter(
         writeFileSync(path.join(dir, "fake_member.py"), FAKE_MEMBER);
         writeFileSync(path.join(dir, "router_client.py"), ROUTER_CLIENT);
         writeFileSync(path.join(dir, "haproxy.cfg"), renderHaproxyCfg(spec));
-        for (const [i, m] of members.entries()) {
-            move(m.name, initial[i]);
-        }
         expect(inImage(dir, certificatesScript(members.map((m) => m.host))).status).toBe(0);
         expect(docker("network", "create", network).status).toBe(0);
-        for (const m of members) {
+        const appear = (name: string, state: MemberState) => {
+            move(name, state);
+            const m = members.find((member) => member.name === name) as RouterMember;
             const args = [`/w/${m.host}.crt`, `/w/${m.host}.key`, `/w/${m.host}.state`, m.host];
             const started = docker(
                 "run",
@@ -316,6 +332,12 @@ async function withRouter(
                 ...args,
             );
             expect(started.stderr).toBe("");
+        };
+        for (const [i, m] of members.entries()) {
+            const state = initial[i];
+            if (state !== "absent") {
+                appear(m.name, state);
+            }
         }
         const haproxy = docker(
             "run",
@@ -345,7 +367,7 @@ async function withRouter(
             clients.push(started);
             return started;
         };
-        await run({ spec, container, host, move, states, client });
+        await run({ spec, container, host, move, appear, states, client });
     } finally {
         for (const c of clients) {
             c.close();
@@ -431,6 +453,38 @@ describe("the router against members answering as Patroni does", { timeout: 180_
             expect(docker("logs", router.container).stderr).toContain(
                 'Server postgres_rw/pg-1 is DOWN, reason: Layer7 invalid response, info: "HTTP content check did not match"',
             );
+        });
+    });
+
+    // The router lists every member the stack may have, so that scaling leaves PgBouncer's container as it is.
+    it("keeps a member that does not run in maintenance, not down, and takes it in once it starts", async () => {
+        await withRouter(["leader", "replica", "absent"], async (router) => {
+            expect(router.states()).toEqual({
+                "postgres_rw/pg-1": "UP",
+                "postgres_rw/pg-2": "DOWN",
+                "postgres_rw/pg-3": "MAINT",
+                "postgres_ro/pg-1": "NOLB",
+                "postgres_ro/pg-2": "UP",
+                "postgres_ro/pg-3": "MAINT",
+            });
+            const reads = router.client(router.spec.readOnlyPort, 2);
+            expect(await reads.first()).toEqual([router.host("pg-2"), router.host("pg-2")]);
+
+            // HAProxy 3.0 counts a server that leaves maintenance as up until its checks say otherwise
+            // (server.c: "start OK but check immediately"; init-state, which changes that, is 3.1's). A
+            // new member's PostgreSQL does not listen that early, so a connect there is refused and
+            // retried on another server; this fake one does, and the checks take it out within a second.
+            router.appear("pg-3", "replica");
+            await waitFor("pg-3 up in postgres_ro, down in postgres_rw", 30_000, async () => {
+                const now = router.states();
+                return now["postgres_ro/pg-3"] === "UP" && now["postgres_rw/pg-3"] === "DOWN" ? true : undefined;
+            });
+            // The sessions open on pg-2 stay; new ones are spread over both replicas.
+            expect(await reads.ask()).toEqual([router.host("pg-2"), router.host("pg-2")]);
+            expect([...(await router.client(router.spec.readOnlyPort, 2).first())].sort()).toEqual([
+                router.host("pg-2"),
+                router.host("pg-3"),
+            ]);
         });
     });
 

@@ -118,13 +118,15 @@ interface FakeCluster {
 
 /**
  * scripts/cluster.sh as the command finds it in its working directory: logs
- * its call as `cluster.sh` with its arguments, then fails when told to, or
- * makes its last argument, a member's name, the leader.
+ * its call as `cluster.sh` with its arguments, then fails when told to or
+ * when Patroni refuses the candidate (REFUSED), or makes its last argument,
+ * a member's name, the leader.
  */
 const FAKE_CLUSTER_SCRIPT = `#!/bin/sh
 { printf '%s\\0' cluster.sh "$@"; printf '\\n'; } >> "$DIR/calls"
 [ -z "$CLUSTER_SCRIPT_FAILS" ] || exit 1
 eval "candidate=\\\${$#}"
+case " $REFUSED " in *" $candidate "*) exit 1 ;; esac
 echo "obcms-database-production-$candidate" > "$DIR/leader"
 `;
 
@@ -274,11 +276,17 @@ describe("leaderSqlCommand", () => {
 });
 
 describe("leadOnDeclaredCommand", () => {
-    const command = leadOnDeclaredCommand(members);
+    const command = leadOnDeclaredCommand(members, "obcms-database-production");
     // Production declares pg-1 to pg-4; pg-5 is a member the update is about to delete.
     const running = [1, 2, 3, 4, 5].map(container);
     const replicaCheck = (k: number): Call => ({ container: container(k), args: restApiGet("/replica") });
+    /** The operator's switchover, which holds PgBouncer's clients. */
     const switchoverTo = (k: number): Call => ({
+        container: "cluster.sh",
+        args: ["-c", "obcms-database-production", "switchover", `pg-${k}`],
+    });
+    /** Patroni's own, asked of the leader when the operator's failed. */
+    const patroniSwitchoverTo = (k: number): Call => ({
         container: container(5),
         args: ["patronictl", "-c", "/etc/obcms/patroni.yml", "switchover", "--force", "--candidate", `pg-${k}`],
     });
@@ -307,9 +315,28 @@ describe("leadOnDeclaredCommand", () => {
             replicaCheck(1),
             replicaCheck(2),
             switchoverTo(2),
+            patroniSwitchoverTo(2),
             replicaCheck(3),
             switchoverTo(3),
             ...checks(1, 2, 3),
+        ]);
+    });
+
+    it("asks Patroni itself when the operator's switchover fails (PgBouncer not running, say)", () => {
+        const run = runWithFakeDocker(command, "", {
+            leader: container(5),
+            running,
+            replicas: [2, 3].map(container),
+            clusterScriptFails: true,
+        });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual([
+            ...checks(1, 2, 3, 4, 5),
+            replicaCheck(1),
+            replicaCheck(2),
+            switchoverTo(2),
+            patroniSwitchoverTo(2),
+            ...checks(1, 2),
         ]);
     });
 
@@ -317,7 +344,8 @@ describe("leadOnDeclaredCommand", () => {
         const run = runWithFakeDocker(command, "", { leader: container(5), running, replicas: [container(3)], refused: ["pg-3"] });
         expect(run.status).toBe(1);
         expect(run.stderr).toBe(`no declared member took the lead from a removed one after ${LEADER_ATTEMPTS} attempts\n`);
-        expect(run.calls.filter((c) => c.args.includes("switchover"))).toHaveLength(LEADER_ATTEMPTS);
+        expect(run.calls.filter((c) => c.container === "cluster.sh")).toHaveLength(LEADER_ATTEMPTS);
+        expect(run.calls.filter((c) => c.args.includes("--candidate"))).toHaveLength(LEADER_ATTEMPTS);
     });
 });
 

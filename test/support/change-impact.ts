@@ -55,9 +55,10 @@ const reloaded = (parameters: string) =>
     "and `pulumi up` returns once every member has loaded them";
 const SCALING =
     "no running member restarts (max_wal_senders and max_replication_slots are sized for 10 replicas); " +
-    `${PGBOUNCER_REPLACED}, since the router lists every member; ` +
+    "PgBouncer and its clients are untouched: the router lists every member the stack may have, and takes one in or out as its name resolves; " +
     "the ClusterConfig commands run again, as the member list they search for the leader changed: the leader placement hands the lead " +
-    "to a declared member first if a removed one holds it (a switchover, writes pause for seconds), before the update deletes any, " +
+    "to a declared member first if a removed one holds it (`cluster.sh switchover`: PgBouncer holds its clients, writes pause for seconds), " +
+    "before the update deletes any, " +
     "and the others change nothing; " +
     "the backup container is replaced with the new node list once a running backup has finished (600 s grace)";
 
@@ -95,7 +96,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: {},
         after: { replicaCount: 4 },
         plan: {
-            replace: ["backup-container", "backup-last-label", "monitoring-prometheus", "pgbouncer-container"],
+            replace: ["backup-container", "backup-last-label", "monitoring-prometheus"],
             update: [DYNAMIC_CONFIG, LEADER_PLACEMENT, ROLES_SQL],
             create: MEMBER_RESOURCES(4),
         },
@@ -106,7 +107,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: {},
         after: { replicaCount: 2 },
         plan: {
-            replace: ["backup-container", "backup-last-label", "monitoring-prometheus", "pgbouncer-container"],
+            replace: ["backup-container", "backup-last-label", "monitoring-prometheus"],
             update: [DYNAMIC_CONFIG, LEADER_PLACEMENT, ROLES_SQL],
             delete: MEMBER_RESOURCES(3),
         },

@@ -8,6 +8,9 @@ import { FILES, SOCKET_DIR } from "../paths";
 import { PARAMETERS_DIGEST, type RunningParameters } from "./patroni-yml";
 import { restApiGet } from "./start-script";
 
+/** The operator's script, run from the project's directory as Pulumi runs commands: its switchover holds PgBouncer's clients. */
+export const CLUSTER_SCRIPT = "scripts/cluster.sh";
+
 /** How many times a command looks for the leader, 2 s apart. */
 export const LEADER_ATTEMPTS = 90;
 
@@ -77,16 +80,20 @@ export function leaderSqlCommand(members: readonly PostgresMember[]): string {
 /**
  * Hands the lead to a declared member when a member that `pulumi up` is about
  * to delete holds it: the first declared member that Patroni serves as a
- * replica (`/replica`) and that takes a switchover. The update deletes removed
+ * replica (`/replica`) and that takes a switchover, which holds PgBouncer's
+ * clients (CLUSTER_SCRIPT). The update deletes removed
  * members only at its end, and all at once. Under quorum commit, a leader and
  * a voter going together leave the others short of the votes the `/sync` key
  * asks for (`quorum`: voters minus synchronous count, quorum.py), so none may
  * promote, ever. With a declared member leading, the leader stays and drops
  * the departed voters itself.
  */
-export function leadOnDeclaredCommand(members: readonly PostgresMember[]): string {
+export function leadOnDeclaredCommand(members: readonly PostgresMember[], scope: string): string {
     const isReplica = `${execIn("member", restApiGet("/replica"))} 2>/dev/null`;
-    const switchover = execIn("leader", ["patronictl", "-c", FILES.patroniConf, "switchover", "--force", "--candidate"]);
+    // The operator's switchover holds PgBouncer's clients; Patroni's own, when that one fails (PgBouncer down, say).
+    const switchover = (candidate: string) =>
+        `{ ${CLUSTER_SCRIPT} -c ${shellWord(scope)} switchover ${candidate} >&2 || ` +
+        `${execIn("leader", ["patronictl", "-c", FILES.patroniConf, "switchover", "--force", "--candidate"])} ${candidate} >/dev/null; }`;
     return [
         ...leaderFunctions(members, "no declared member took the lead from a removed one"),
         "step() {",
@@ -95,7 +102,7 @@ export function leadOnDeclaredCommand(members: readonly PostgresMember[]): strin
         `  for pair in ${memberWords(members)}; do`,
         '    member="${pair%%:*}"',
         // Patroni answers once the candidate leads; the next round checks that a declared member does.
-        `    if ${isReplica} && ${switchover} "\${pair#*:}" >/dev/null; then return 1; fi`,
+        `    if ${isReplica} && ${switchover('"${pair#*:}"')}; then return 1; fi`,
         "  done",
         "  return 1",
         "}",
@@ -103,9 +110,6 @@ export function leadOnDeclaredCommand(members: readonly PostgresMember[]): strin
         "",
     ].join("\n");
 }
-
-/** The operator's script, run from the project's directory as Pulumi runs commands: its switchover holds PgBouncer's clients. */
-export const CLUSTER_SCRIPT = "scripts/cluster.sh";
 
 /** How many times, 1 s apart, a command asks a member whether it has loaded the dynamic parameters. */
 export const APPLY_ATTEMPTS = 120;

@@ -2,6 +2,7 @@
 import {
     type ClusterSettings,
     HAPROXY_METRICS_PORT,
+    MAX_REPLICAS,
     PATRONI_REST_PORT,
     PGBOUNCER_PORT,
     POSTGRES_PORT,
@@ -84,10 +85,16 @@ export function pgbouncerUlimit(s: ClusterSettings): number {
     return pgbouncerFileLimit(s.pool);
 }
 
-/** The router's config: every member, checked through Patroni's REST API. */
+/**
+ * The router's config: every member the stack may have (MAX_REPLICAS
+ * replicas), checked through Patroni's REST API. A member not running has no
+ * address on the cluster network, and the router keeps it in maintenance
+ * until its name resolves; so scaling changes neither this file nor
+ * PgBouncer's container, whose clients keep their connections.
+ */
 export function routerConfig(s: ClusterSettings): HaproxySpec {
     return {
-        members: clusterTopology(s).members.map((m) => ({ name: m.node, host: m.container })),
+        members: clusterTopology({ ...s, replicaCount: MAX_REPLICAS }).members.map((m) => ({ name: m.node, host: m.container })),
         postgresPort: POSTGRES_PORT,
         restPort: PATRONI_REST_PORT,
         readWritePort: ROUTER_PORTS.readWrite,
