@@ -85,10 +85,11 @@ export function runningParameters(s: ClusterSettings): RunningParameters {
 }
 
 /**
- * Patroni's dynamic configuration, which lives in etcd: timings, durability
- * and the parameters PostgreSQL reloads or Patroni keeps cluster-wide. Seeded into etcd before any member starts
- * (dcs-seed.ts), so patroni.yml does not carry it; later
- * changes are applied by `patronictl edit-config` (see leader-commands.ts).
+ * Patroni's dynamic configuration, which lives in etcd: timings, durability,
+ * the cluster-wide parameters and every one PostgreSQL reloads. Seeded into
+ * etcd before any member starts (dcs-seed.ts), so patroni.yml does not carry
+ * it; later changes are applied by `patronictl edit-config` (see
+ * leader-commands.ts).
  */
 export function dynamicConfiguration(s: ClusterSettings): Record<string, YamlValue> {
     const parameters = dynamicParameterValues(s);
