@@ -335,8 +335,11 @@ export function clusterDashboard(s: ClusterSettings): DashboardSpec {
             },
             stateTimeline(
                 "Route servers",
-                "Whether HAProxy serves each member on each route.",
-                { expr: `haproxy_server_status{${HAPROXY}, state="UP"}`, legend: "{{proxy}} {{server}}" },
+                "Whether HAProxy serves each member on each route. The router lists every member the stack may have; those not running are in maintenance, and left out.",
+                {
+                    expr: `haproxy_server_status{${HAPROXY}, state="UP"} unless on (proxy, server) haproxy_server_status{${HAPROXY}, state="MAINT"} == 1`,
+                    legend: "{{proxy}} {{server}}",
+                },
                 [
                     { value: 0, text: "not served", color: "transparent" },
                     { value: 1, text: "served", color: "green" },
