@@ -3,7 +3,7 @@
 // running throughout and every acknowledged row on every member afterwards.
 // The leader's own faults (switchover, kill, stop, isolation, the DCS) and a
 // replica's SIGKILL are failover.test.ts's; here the leader is only
-// restarted, and replaced by `pulumi up`.
+// restarted, and replaced, restarted or switched over by `pulumi up`.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postgresSizing } from "../../components/sizing";
@@ -561,7 +561,7 @@ describe("production stack: refused logins, full load, faults", () => {
             }
         }, 900_000);
 
-        it("a raised max_connections restarts each member once, the leader last and only once it has handed the lead over: nothing replaced, no write fails", async () => {
+        it("a raised max_connections restarts every member's PostgreSQL, the leader last and only after it has handed the lead over: nothing replaced, no write fails", async () => {
             const raised = MAX_CONNECTIONS + 20;
             const before = await memberStarts();
             const leaderBefore = await waitForLeader(stack, 60_000);
