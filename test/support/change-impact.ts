@@ -123,7 +123,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         effect:
             "no member is replaced: max_connections and work_mem (sized from it) are in Patroni's dynamic configuration, in no file; " +
             `${PENDING_RESTARTS}: the others first; then the leader hands the lead to one of them (\`cluster.sh switchover\`: PgBouncer holds its clients, ` +
-            "writes pause for seconds and none fails) and restarts as a replica, so each member restarts once; " +
+            "writes pause for seconds and none fails) and restarts as a replica: Patroni's demotion usually is that restart; " +
             "`pulumi up` returns once every member runs it; " +
             `${SEED_RERUNS}; the connections alert and dashboard follow; PgBouncer untouched`,
     },
