@@ -11,6 +11,11 @@ import { restApiGet } from "./start-script";
 /** The operator's script, run from the project's directory as Pulumi runs commands: its switchover holds PgBouncer's clients. */
 export const CLUSTER_SCRIPT = "scripts/cluster.sh";
 
+/** CLUSTER_SCRIPT's switchover to `candidate` (a shell word), its report on stderr. */
+function operatorSwitchover(scope: string, candidate: string): string {
+    return `${CLUSTER_SCRIPT} -c ${shellWord(scope)} switchover ${candidate} >&2`;
+}
+
 /** How many times a command looks for the leader, 2 s apart. */
 export const LEADER_ATTEMPTS = 90;
 
@@ -92,7 +97,7 @@ export function leadOnDeclaredCommand(members: readonly PostgresMember[], scope:
     const isReplica = `${execIn("member", restApiGet("/replica"))} 2>/dev/null`;
     // The operator's switchover holds PgBouncer's clients; Patroni's own, when that one fails (PgBouncer down, say).
     const switchover = (candidate: string) =>
-        `{ ${CLUSTER_SCRIPT} -c ${shellWord(scope)} switchover ${candidate} >&2 || ` +
+        `{ ${operatorSwitchover(scope, candidate)} || ` +
         `${execIn("leader", ["patronictl", "-c", FILES.patroniConf, "switchover", "--force", "--candidate"])} ${candidate} >/dev/null; }`;
     return [
         ...leaderFunctions(members, "no declared member took the lead from a removed one"),
@@ -198,7 +203,7 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
         // PgBouncer's clients meanwhile (cluster.sh), and restarts as a replica, if at all.
         // None does when a hot-standby minimum was lowered: the leader must run it first.
         '  if [ "$2" = leader ] && successor; then',
-        `    if ${CLUSTER_SCRIPT} -c ${shellWord(scope)} switchover "\${successor#*:}" >&2; then`,
+        `    if ${operatorSwitchover(scope, '"${successor#*:}"')}; then`,
         '      leader="${successor%%:*}"',
         '      await_loaded "$1"',
         '      [ "$state" = pending ] || return 0',
