@@ -436,9 +436,13 @@ describe("backups and restores on the staging stack", () => {
         const since = new Date().toISOString();
         await docker("kill", old.container);
         const promoted = await waitForLeader(stack, CLUSTER_WAIT_MS, old.name);
-        const promotion = (await logSince(promoted.container, since))
-            .split("\n")
-            .filter((l) => / LOG: {2}(received promote request|redo done at|selected new timeline ID)/.test(l));
+        // Patroni reports the leader once it holds the leader key, which can be before PostgreSQL
+        // has left recovery and logged it.
+        const promotionLines = ["received promote request", "redo done at", "selected new timeline ID"];
+        const promotion = await waitFor("the promoted member's log to show its promotion", 60_000, async () => {
+            const lines = (await logSince(promoted.container, since)).split("\n").filter((l) => / LOG: {2}/.test(l));
+            return promotionLines.every((what) => lines.some((l) => l.includes(what))) ? lines : undefined;
+        });
         const at = (what: string) => postgresTime(promotion.find((l) => l.includes(what))!);
         const requestToTimeline = (at("selected new timeline ID") - at("received promote request")) / 1000;
         console.log(
