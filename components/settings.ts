@@ -157,9 +157,25 @@ export function requiredServerConnections(s: ClusterSettings): number {
     );
 }
 
-/** Open-files limit for PgBouncer: a socket per client and per server, with room to spare. */
+/**
+ * Connections the router beside PgBouncer admits, all routes together:
+ * PgBouncer's server connections to both databases (each database's at most
+ * defaultPoolSize + reservePoolSize, which validation keeps within
+ * maxClientConn) and room for operators' tools. It follows maxClientConn, not
+ * the pool sizes, so that a pool change is PgBouncer's RELOAD and not a new
+ * router.
+ */
+export function routerConnectionLimit(pool: PoolSettings): number {
+    return 2 * pool.maxClientConn + 64;
+}
+
+/**
+ * Open-files limit of PgBouncer's container, which each of its processes
+ * has: PgBouncer needs a socket per client and per server connection, the
+ * router two per connection it admits; with room to spare.
+ */
 export function pgbouncerFileLimit(pool: PoolSettings): number {
-    return 2 * pool.maxClientConn + 1024;
+    return 2 * routerConnectionLimit(pool) + 1024;
 }
 
 /** Host port on which replica `index` (1-based) is published. */
@@ -243,8 +259,11 @@ export function validateSettings(s: ClusterSettings): void {
     if (!POOL_MODES.includes(s.pool.mode)) {
         throw new SettingsError(`poolMode must be one of ${POOL_MODES.join(", ")}, got ${JSON.stringify(s.pool.mode)}`);
     }
-    if (s.pool.maxClientConn < s.pool.defaultPoolSize) {
-        throw new SettingsError(`maxClientConn (${s.pool.maxClientConn}) must be at least defaultPoolSize (${s.pool.defaultPoolSize})`);
+    if (s.pool.maxClientConn < pooledServerConnections(s.pool)) {
+        throw new SettingsError(
+            `maxClientConn (${s.pool.maxClientConn}) must be at least defaultPoolSize + reservePoolSize ` +
+                `(${s.pool.defaultPoolSize} + ${s.pool.reservePoolSize} = ${pooledServerConnections(s.pool)})`,
+        );
     }
     const required = requiredServerConnections(s);
     if (required > s.maxConnections) {

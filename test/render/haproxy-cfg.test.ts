@@ -21,7 +21,7 @@ const STAGING_SERVERS = serverLines("staging");
 const STAGING_CFG = [
     "# Rendered by obcms-database.",
     "global",
-    "    maxconn 124",
+    "    maxconn 2064",
     "    log stderr format raw local0 notice",
     "",
     "defaults",
@@ -97,11 +97,17 @@ describe("renderHaproxyCfg", () => {
         expect(renderHaproxyCfg(routerConfig(staging))).toBe(STAGING_CFG);
     });
 
-    it("lists every member production may have in both backends, and sizes maxconn for both pools and operators", () => {
+    it("lists every member production may have in both backends, and sizes maxconn for both databases' connections from maxClientConn", () => {
         const text = renderHaproxyCfg(routerConfig(production));
         const servers = serverLines("production");
         expect(text.split("\n").filter((line) => line.startsWith("    server "))).toEqual([...servers, ...servers]);
-        expect(text).toContain("\n    maxconn 174\n");
+        // 2 × 2000 clients + 64 for operators' tools.
+        expect(text).toContain("\n    maxconn 4064\n");
+    });
+
+    it("renders the same file whatever the pool's sizes and waits: PgBouncer reloads those, its container stays", () => {
+        const pool = { ...production.pool, defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeoutSeconds: 60 };
+        expect(renderHaproxyCfg(routerConfig({ ...production, pool }))).toBe(renderHaproxyCfg(routerConfig(production)));
     });
 
     it("renders the same file whatever the replica count: scaling leaves PgBouncer's container as it is", () => {

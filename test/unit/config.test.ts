@@ -126,10 +126,10 @@ describe("readSettings", () => {
         ],
         ["fractional CPUs", "staging", { postgresCpus: 1.5 }, "postgresCpus must be a whole number of CPUs from 1 to 256, got 1.5"],
         [
-            "a client limit below the pool size",
+            "a client limit below the pool and its reserve",
             "staging",
-            { maxClientConn: 10 },
-            "maxClientConn (10) must be at least defaultPoolSize (25)",
+            { maxClientConn: 28 },
+            "maxClientConn (28) must be at least defaultPoolSize + reservePoolSize (25 + 5 = 30)",
         ],
         [
             "unknown auth method",

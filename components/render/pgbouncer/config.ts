@@ -11,6 +11,7 @@ import {
     ROLES,
     ROUTER_PORTS,
     readonlyDatabase,
+    routerConnectionLimit,
 } from "../../settings";
 import { clusterTopology } from "../../topology";
 import type { HaproxySpec } from "../haproxy/haproxy-cfg";
@@ -102,8 +103,7 @@ export function routerConfig(s: ClusterSettings): HaproxySpec {
         metricsPort: HAPROXY_METRICS_PORT,
         caFile: FILES.tlsCa,
         maxReadLagMb: s.maximumLagOnFailoverMb,
-        // Both databases' server connections, and room for operators' tools.
-        maxConnections: 2 * pooledServerConnections(s.pool) + 64,
+        maxConnections: routerConnectionLimit(s.pool),
     };
 }
 
