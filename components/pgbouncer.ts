@@ -1,10 +1,13 @@
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { credentialUrl, type RoleCredential } from "./credentials";
 import { renderPgpass, renderUserlist } from "./render/credentials/credential-files";
 import { renderHaproxyCfg } from "./render/haproxy/haproxy-cfg";
-import { FILES, SOCKET_DIR } from "./render/paths";
-import { pgbouncerConfig, pgbouncerUlimit, routeHosts, routerConfig } from "./render/pgbouncer/config";
-import { renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
+import { FILES, PGBOUNCER_RELOADABLE_DIR, SOCKET_DIR } from "./render/paths";
+import { pgbouncerConfig, pgbouncerReloadableSettings, pgbouncerUlimit, routeHosts, routerConfig } from "./render/pgbouncer/config";
+import { renderPgbouncerIncluded, renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
+import { IMAGE_VARIABLE, pgbouncerSettingsCommand } from "./render/pgbouncer/settings-command";
 import { pgbouncerHealthCheck, renderPgbouncerStart } from "./render/pgbouncer/start-script";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
@@ -36,6 +39,8 @@ export interface PgBouncerArgs {
  * spread over the streaming replicas, and the admin console. Its userlist
  * holds verifiers, never passwords; only the admin console's own password is
  * there, in a private password file for operators' tools inside the container.
+ * The pool's sizes and waits live on the container's volume, written by a
+ * command that has PgBouncer RELOAD them: changing them keeps every client.
  */
 export class PgBouncer extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -64,7 +69,7 @@ export class PgBouncer extends pulumi.ComponentResource {
         );
 
         // For the admin console over PgBouncer's socket inside its container (scripts/cluster.sh holds clients
-        // with PAUSE there): whoever can exec into the container can read its files anyway.
+        // with PAUSE there, the settings command reloads): whoever can exec into the container can read its files anyway.
         const adminPgpass = pulumi.secret(
             pulumi
                 .output(args.admin.password)
@@ -73,10 +78,25 @@ export class PgBouncer extends pulumi.ComponentResource {
                 ),
         );
 
+        // Pool sizes and waits: PgBouncer reads them from its volume, where this command writes them, and
+        // takes a change by RELOAD; the container, and its clients' connections, stay.
+        const t = clusterTopology(s);
+        const volume = new docker.Volume(`${name}-settings`, { name: t.pgbouncer.volume }, { parent: this });
+        const reloadable = pgbouncerReloadableSettings(s);
+        const settingsCommand = new command.local.Command(
+            `${name}-settings-reload`,
+            {
+                create: pgbouncerSettingsCommand({ container: t.pgbouncer.container, volume: t.pgbouncer.volume }, reloadable),
+                stdin: renderPgbouncerIncluded(reloadable),
+                environment: { [IMAGE_VARIABLE]: args.image },
+            },
+            { parent: this, dependsOn: [volume] },
+        );
+
         const container = serviceContainer(
             `${name}-container`,
             {
-                containerName: clusterTopology(s).pgbouncer.container,
+                containerName: t.pgbouncer.container,
                 image: args.image,
                 network: args.network,
                 hosts: routeHosts(s),
@@ -88,6 +108,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                     { path: FILES.pgpass, content: adminPgpass, secret: true },
                     ...tlsFiles(args.tls),
                 ],
+                volume: { name: volume.name, mountPath: PGBOUNCER_RELOADABLE_DIR, readOnly: true },
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },
                 healthcheck: pgbouncerHealthCheck(),
                 healthyWithinSeconds: 60,
@@ -100,7 +121,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                 // The router runs beside PgBouncer, adopted by tini.
                 init: true,
             },
-            { parent: this, dependsOn: [args.clusterConfig] },
+            { parent: this, dependsOn: [args.clusterConfig, settingsCommand] },
         );
 
         this.containerName = container.name;

@@ -36,8 +36,8 @@ export interface ServiceContainerArgs {
     readonly hosts?: ReadonlyArray<{ readonly host: string; readonly ip: string }>;
     readonly startScript: string;
     readonly files: readonly ServiceFile[];
-    /** Named volume mounted at `mountPath`, if the service keeps data. */
-    readonly volume?: { readonly name: pulumi.Input<string>; readonly mountPath: string };
+    /** Named volume mounted at `mountPath`, if the service keeps data (or reads files written by a command). */
+    readonly volume?: { readonly name: pulumi.Input<string>; readonly mountPath: string; readonly readOnly?: boolean };
     /** Host port to publish, if any; the port is always reachable on the cluster network. */
     readonly publish?: { readonly internal: number; readonly external: number; readonly ip: string };
     /** Health check command (exec form), run every `HEALTH_CHECK_INTERVAL_SECONDS`; `pulumi up` waits until it passes. */
@@ -93,7 +93,9 @@ export function serviceContainer(name: string, args: ServiceContainerArgs, opts:
             networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
             hosts: args.hosts ? [...args.hosts] : undefined,
             dnsOpts: [...DNS_OPTIONS],
-            volumes: args.volume ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath }] : [],
+            volumes: args.volume
+                ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath, readOnly: args.volume.readOnly }]
+                : [],
             ports: args.publish ? [args.publish] : [],
             healthcheck: {
                 tests: ["CMD", ...args.healthcheck],

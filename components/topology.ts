@@ -60,7 +60,8 @@ export interface Topology {
     readonly routes: { readonly readWrite: string; readonly readOnly: string };
     /** The etcd cluster (the DCS), members 1..etcdMembers. */
     readonly etcd: readonly EtcdMember[];
-    readonly pgbouncer: { readonly resourceName: string; readonly container: string; readonly exporter: string };
+    /** PgBouncer and its router; `volume` holds the settings PgBouncer takes by RELOAD. */
+    readonly pgbouncer: { readonly resourceName: string; readonly container: string; readonly exporter: string; readonly volume: string };
     /** pgBackRest's repository host: runs the backups, receives the WAL. */
     readonly backup: { readonly resourceName: string; readonly container: string; readonly volume: string };
     readonly prometheus: { readonly container: string; readonly volume: string };
@@ -116,7 +117,7 @@ export function clusterTopology(s: ClusterSettings): Topology {
         scope: s.clusterName,
         routes: { readWrite: `${s.clusterName}-rw`, readOnly: `${s.clusterName}-ro` },
         etcd: Array.from({ length: s.etcdMembers }, (_, i) => etcdMember(s, i + 1)),
-        pgbouncer: { resourceName: "pgbouncer", container: pgbouncer, exporter: exporterOf(pgbouncer) },
+        pgbouncer: { resourceName: "pgbouncer", container: pgbouncer, exporter: exporterOf(pgbouncer), volume: `${pgbouncer}-settings` },
         backup: { resourceName: "backup", container: backup, volume: volumeOf(backup) },
         prometheus: { container: `${s.clusterName}-prometheus`, volume: `${s.clusterName}-prometheus-data` },
         grafana: { container: `${s.clusterName}-grafana` },

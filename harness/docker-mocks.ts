@@ -601,7 +601,11 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             .withEntrypoint(inputs.entrypoints)
             .withCopyArchivesToContainer([{ tar: Readable.from(uploadsArchive(inputs.uploads ?? [])), target: "/" }])
             .withBindMounts(
-                (inputs.volumes ?? []).map((v: any) => ({ source: v.volumeName, target: v.containerPath, mode: "rw" as const })),
+                (inputs.volumes ?? []).map((v: any) => ({
+                    source: v.volumeName,
+                    target: v.containerPath,
+                    mode: v.readOnly ? ("ro" as const) : ("rw" as const),
+                })),
             )
             // On free host ports rather than the configured ones, so parallel runs and the host's own services never clash.
             .withExposedPorts(...ports.map((p) => ({ container: p.internal, host: p.external })))

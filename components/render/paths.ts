@@ -47,6 +47,14 @@ export const ETCD_VOLUME_DIR = "/var/lib/obcms/etcd";
 /** A subdirectory of the volume, created by etcd itself. */
 export const ETCD_DATA_DIR = `${ETCD_VOLUME_DIR}/data`;
 
+/**
+ * PgBouncer's settings it takes by RELOAD (pool sizes, waits): a file on a
+ * named volume, written by a command rather than uploaded, so that changing
+ * them leaves the container, and its clients, in place.
+ */
+export const PGBOUNCER_RELOADABLE_DIR = "/var/lib/obcms/pgbouncer";
+export const PGBOUNCER_RELOADABLE_FILE = `${PGBOUNCER_RELOADABLE_DIR}/pool.ini`;
+
 /** Prometheus's data directory: its named volume. */
 export const PROMETHEUS_DATA_DIR = "/var/lib/obcms/prometheus";
 /** Where Grafana looks for provisioning files (the official image's GF_PATHS_PROVISIONING). */

@@ -18,6 +18,11 @@ import { ClusterTool, createWritesTable, digestsAfterCatchUp, runOnClusterNetwor
 const POOL_LIMIT = 50 + 5;
 const MAX_CONNECTIONS = 100;
 const MAX_CLIENT_CONN = 2000;
+const LOWER_CLIENT_CONN = 1500;
+/** The pool's sizes and waits, which PgBouncer reloads. */
+const POOL_CHANGE = { defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeout: 60 };
+/** What the PgBouncer tests leave changed, which the later updates keep. */
+const PGBOUNCER_CHANGES = { ...POOL_CHANGE, maxClientConn: LOWER_CLIENT_CONN };
 /** Small enough to invalidate a slot with a few seconds of writes. */
 const MAX_SLOT_WAL_KEEP_MB = 64;
 
@@ -474,15 +479,43 @@ describe("production stack: refused logins, full load, faults", () => {
     });
 
     describe("pulumi up changing the running cluster, with writes running: what it replaces, restarts or reloads", () => {
-        it("a pool-size change replaces PgBouncer, which finishes its server connections and exits by itself; writers reconnect", async () => {
+        it("a change to the pool's sizes and waits is PgBouncer's RELOAD: its container and every client connection stay, no write fails", async () => {
+            const before = await containerStart(pgbouncerHost());
             let steps: PlannedStep[] = [];
-            const outcome = await survives("PgBouncer replaced (defaultPoolSize 50 → 40)", async () => {
-                steps = await stack.update({ defaultPoolSize: 40 });
+            const outcome = await survives(
+                "PgBouncer reloaded (defaultPoolSize 50 → 40, reservePoolSize 5 → 3, queryWaitTimeout 120 → 60)",
+                async () => {
+                    steps = await stack.update(POOL_CHANGE);
+                },
+            );
+            // Prometheus follows for the pool-saturation alert's threshold.
+            expect(stepsOf(steps, "replace")).toEqual(["monitoring-prometheus"]);
+            expect(stepsOf(steps, "update")).toEqual(["pgbouncer-settings-reload"]);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            expect(await containerStart(pgbouncerHost())).toBe(before);
+            // `pulumi up` returned once PgBouncer ran them: no wait here.
+            await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => {
+                const config = new Map((await admin.query("SHOW CONFIG")).rows.map((row) => [row.key, row.value]));
+                expect(
+                    ["default_pool_size", "reserve_pool_size", "max_db_connections", "query_wait_timeout"].map((k) => config.get(k)),
+                ).toEqual(["40", "3", "43", "60"]);
+                const obcms = (await admin.query("SHOW DATABASES")).rows.find((row) => row.name === "obcms");
+                expect({ pool: obcms.pool_size, max: obcms.max_connections }).toEqual({ pool: 40, max: 43 });
+            });
+            expect(await containerLog(pgbouncerHost())).toMatch(/LOG RELOAD command issued/);
+        }, 300_000);
+
+        it("a client-limit change replaces PgBouncer, which finishes its server connections and exits by itself; writers reconnect", async () => {
+            let steps: PlannedStep[] = [];
+            const outcome = await survives(`PgBouncer replaced (maxClientConn ${MAX_CLIENT_CONN} → ${LOWER_CLIENT_CONN})`, async () => {
+                steps = await stack.update({ ...POOL_CHANGE, maxClientConn: LOWER_CLIENT_CONN });
             });
             expect(stepsOf(steps, "replace")).toEqual(["monitoring-prometheus", "pgbouncer-container"]);
             expect(steps.filter((step) => step.step !== "replace")).toEqual([]);
             expect(outcome.errors.every((e) => !/duplicate key|violates/.test(e))).toBe(true);
             const config = await withClient(stack.outputs.pgbouncerAdminUrl, async (admin) => (await admin.query("SHOW CONFIG")).rows);
+            expect(config.find((row) => row.key === "max_client_conn")?.value).toBe(String(LOWER_CLIENT_CONN));
+            // The new container read the pool file the command left on the volume.
             expect(config.find((row) => row.key === "default_pool_size")?.value).toBe("40");
             // Safe shutdown on SIGINT: PgBouncer lets every server connection be
             // released (a transaction under way finishes) and exits by itself,
@@ -501,8 +534,8 @@ describe("production stack: refused logins, full load, faults", () => {
             const before = await memberStarts();
             let steps: PlannedStep[] = [];
             const outcome = await survives("a reloadable parameter through Patroni (auditLog)", async () => {
-                // Overrides do not accumulate: keep the previous test's pool size.
-                steps = await stack.update({ defaultPoolSize: 40, auditLog: "ddl, role, write" });
+                // Overrides do not accumulate: keep the previous tests' pool and client limit.
+                steps = await stack.update({ ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write" });
             });
             expect(steps).toEqual([
                 { name: "cluster-config-dynamic-config", step: "update" },
@@ -529,7 +562,7 @@ describe("production stack: refused logins, full load, faults", () => {
             const memoryMb = 3072;
             let steps: PlannedStep[] = [];
             await survives("every PostgreSQL member replaced (postgresMemoryMb)", async () => {
-                steps = await stack.update({ defaultPoolSize: 40, auditLog: "ddl, role, write", postgresMemoryMb: memoryMb });
+                steps = await stack.update({ ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write", postgresMemoryMb: memoryMb });
                 await waitForHealthyCluster(stack, 300_000);
             });
             expect(stepsOf(steps, "replace")).toEqual([
@@ -568,7 +601,7 @@ describe("production stack: refused logins, full load, faults", () => {
             let steps: PlannedStep[] = [];
             const outcome = await survives(`max_connections raised through Patroni (${MAX_CONNECTIONS} → ${raised})`, async () => {
                 steps = await stack.update({
-                    defaultPoolSize: 40,
+                    ...PGBOUNCER_CHANGES,
                     auditLog: "ddl, role, write",
                     postgresMemoryMb: 3072,
                     maxConnections: raised,

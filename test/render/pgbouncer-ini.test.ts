@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { pgbouncerConfig, routeHosts } from "../../components/render/pgbouncer/config";
-import { type PgbouncerIni, renderPgbouncerIni } from "../../components/render/pgbouncer/pgbouncer-ini";
+import { pgbouncerConfig, pgbouncerReloadableSettings, routeHosts } from "../../components/render/pgbouncer/config";
+import { type PgbouncerIni, renderPgbouncerIncluded, renderPgbouncerIni } from "../../components/render/pgbouncer/pgbouncer-ini";
 import { exactly, production, staging } from "./fixtures";
 import { readPgbouncerConnstring } from "./formats";
 
@@ -11,6 +11,7 @@ const STAGING_INI = [
     "obcms_readonly = dbname='obcms' host='obcms-database-staging-ro' port='5433'",
     "",
     "[pgbouncer]",
+    "%include /var/lib/obcms/pgbouncer/pool.ini",
     "admin_users = pgbouncer",
     "auth_file = /etc/obcms/userlist.txt",
     "auth_type = scram-sha-256",
@@ -18,16 +19,12 @@ const STAGING_INI = [
     "client_tls_cert_file = /etc/obcms/tls/server.crt",
     "client_tls_key_file = /etc/obcms/tls/server.key",
     "client_tls_sslmode = prefer",
-    "default_pool_size = 25",
     "ignore_startup_parameters = extra_float_digits",
     "listen_addr = *",
     "listen_backlog = 1000",
     "listen_port = 6432",
     "max_client_conn = 1000",
-    "max_db_connections = 30",
     "pool_mode = transaction",
-    "query_wait_timeout = 120",
-    "reserve_pool_size = 5",
     "server_connect_timeout = 3",
     "server_lifetime = 60",
     "server_login_retry = 1",
@@ -46,6 +43,7 @@ const PRODUCTION_INI = [
     "obcms_readonly = dbname='obcms' host='obcms-database-production-ro' port='5433'",
     "",
     "[pgbouncer]",
+    "%include /var/lib/obcms/pgbouncer/pool.ini",
     "admin_users = pgbouncer",
     "auth_file = /etc/obcms/userlist.txt",
     "auth_type = scram-sha-256",
@@ -53,16 +51,12 @@ const PRODUCTION_INI = [
     "client_tls_cert_file = /etc/obcms/tls/server.crt",
     "client_tls_key_file = /etc/obcms/tls/server.key",
     "client_tls_sslmode = require",
-    "default_pool_size = 50",
     "ignore_startup_parameters = extra_float_digits",
     "listen_addr = *",
     "listen_backlog = 2000",
     "listen_port = 6432",
     "max_client_conn = 2000",
-    "max_db_connections = 55",
     "pool_mode = transaction",
-    "query_wait_timeout = 120",
-    "reserve_pool_size = 5",
     "server_connect_timeout = 3",
     "server_lifetime = 60",
     "server_login_retry = 1",
@@ -71,6 +65,15 @@ const PRODUCTION_INI = [
     "server_tls_sslmode = verify-full",
     "stats_users = monitoring",
     "unix_socket_dir = /var/run/postgresql",
+    "",
+].join("\n");
+
+const STAGING_POOL = [
+    "; Rendered by obcms-database; PgBouncer takes these by RELOAD.",
+    "default_pool_size = 25",
+    "max_db_connections = 30",
+    "query_wait_timeout = 120",
+    "reserve_pool_size = 5",
     "",
 ].join("\n");
 
@@ -90,7 +93,7 @@ function settingKeys(text: string): string[] {
     return text
         .split("[pgbouncer]\n")[1]
         .split("\n")
-        .filter((line) => line !== "")
+        .filter((line) => line !== "" && !line.startsWith("%include "))
         .map((line) => line.split(" = ")[0]);
 }
 
@@ -128,7 +131,7 @@ describe("renderPgbouncerIni", () => {
 
     it("writes the settings sorted by key", () => {
         const keys = settingKeys(renderPgbouncerIni(pgbouncerConfig(staging)));
-        expect(keys).toHaveLength(25);
+        expect(keys).toHaveLength(21);
         expect(keys).toEqual([...keys].sort());
     });
 
@@ -141,9 +144,43 @@ describe("renderPgbouncerIni", () => {
                     .map(([name, params]) => [name, Object.fromEntries(Object.entries(params).reverse())]),
             ),
             settings: Object.fromEntries(Object.entries(config.settings).reverse()),
+            include: config.include,
         };
         expect(Object.keys(reversed.settings)).not.toEqual(Object.keys(config.settings));
         expect(renderPgbouncerIni(reversed)).toBe(PRODUCTION_INI);
+    });
+
+    it("renders the staging pool's sizes and waits, which PgBouncer reloads, as the exact included file", () => {
+        expect(renderPgbouncerIncluded(pgbouncerReloadableSettings(staging))).toBe(STAGING_POOL);
+    });
+
+    // The pool's settings are in the included file only: a change there leaves the container's files alone.
+    it("does not change when only the pool's sizes and waits do, which the included file carries", () => {
+        const pool = { ...production.pool, defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeoutSeconds: 60 };
+        expect(renderPgbouncerIni(pgbouncerConfig({ ...production, pool }))).toBe(PRODUCTION_INI);
+        expect(renderPgbouncerIncluded(pgbouncerReloadableSettings({ ...production, pool }))).toBe(
+            [
+                "; Rendered by obcms-database; PgBouncer takes these by RELOAD.",
+                "default_pool_size = 40",
+                "max_db_connections = 43",
+                "query_wait_timeout = 60",
+                "reserve_pool_size = 3",
+                "",
+            ].join("\n"),
+        );
+    });
+
+    // PgBouncer reads in order: pgbouncer.ini's own settings (TLS, authentication) win over the included file's.
+    it("includes the file first in [pgbouncer], and refuses a path PgBouncer would read otherwise", () => {
+        expect(renderPgbouncerIni({ databases: {}, settings: { auth_type: "scram-sha-256" }, include: "/a/b.ini" })).toBe(
+            "; Rendered by obcms-database; changes here are overwritten.\n[databases]\n\n[pgbouncer]\n%include /a/b.ini\nauth_type = scram-sha-256\n",
+        );
+        expect(() => renderPgbouncerIni({ databases: {}, settings: {}, include: "pool.ini" })).toThrow(
+            exactly('pgbouncer.ini: "pool.ini" is not an absolute path PgBouncer can include'),
+        );
+        expect(() => renderPgbouncerIni({ databases: {}, settings: {}, include: "/a.ini\nauth_type = trust" })).toThrow(
+            exactly('pgbouncer.ini: "/a.ini\\nauth_type = trust" is not an absolute path PgBouncer can include'),
+        );
     });
 
     it("writes setting values bare, with comment signs and quotes kept as they are", () => {

@@ -32,7 +32,12 @@ describe("clusterTopology", () => {
                 volume: `${prefix}-etcd-${k}-of-3-data`,
                 name: `etcd-${k}`,
             })),
-            pgbouncer: { resourceName: "pgbouncer", container: `${prefix}-pgbouncer`, exporter: `${prefix}-pgbouncer-exporter` },
+            pgbouncer: {
+                resourceName: "pgbouncer",
+                container: `${prefix}-pgbouncer`,
+                exporter: `${prefix}-pgbouncer-exporter`,
+                volume: `${prefix}-pgbouncer-settings`,
+            },
             backup: { resourceName: "backup", container: `${prefix}-backup`, volume: `${prefix}-backup-data` },
             prometheus: { container: `${prefix}-prometheus`, volume: `${prefix}-prometheus-data` },
             grafana: { container: `${prefix}-grafana` },

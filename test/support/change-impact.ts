@@ -39,6 +39,11 @@ const LEADER_PLACEMENT = "cluster-config-leader-placement";
 const PGBOUNCER_REPLACED =
     "PgBouncer and the router beside it are replaced: PgBouncer lets its server connections finish, then clients reconnect";
 const POOL_RESIZE = `${PGBOUNCER_REPLACED}; alert thresholds and dashboards follow the new size; PostgreSQL untouched`;
+/** PgBouncer's command that writes the pool's sizes and waits to its volume and RELOADs it. */
+const PGBOUNCER_SETTINGS = "pgbouncer-settings-reload";
+const POOL_RELOADED =
+    "PgBouncer's settings command writes the new value to the file on PgBouncer's volume and PgBouncer takes it by RELOAD: " +
+    "its container and every client connection stay";
 /** What replacing the members does, whatever changed in them (Patroni's graceful stop, HA.md). */
 const MEMBERS_REPLACED =
     "each stops with SIGTERM (the one that leads first hands the leader key to a streaming replica: a switchover, writes pause for seconds), then starts on its volume and rejoins";
@@ -67,29 +72,29 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`defaultPoolSize` 50 → 40",
         before: {},
         after: { defaultPoolSize: 40 },
-        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"] },
-        effect: POOL_RESIZE,
+        plan: { replace: ["monitoring-grafana", "monitoring-prometheus"], update: [PGBOUNCER_SETTINGS] },
+        effect: `${POOL_RELOADED}; alert thresholds and dashboards follow the new size; PostgreSQL untouched`,
     },
     {
         change: "`maxClientConn` 2000 → 1500",
         before: {},
         after: { maxClientConn: 1500 },
         plan: { replace: ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"] },
-        effect: POOL_RESIZE,
+        effect: `the container's open-files limit and the router's connection limit follow it; ${POOL_RESIZE}`,
     },
     {
         change: "`reservePoolSize` 5 → 3",
         before: {},
         after: { reservePoolSize: 3 },
-        plan: { replace: ["pgbouncer-container"] },
-        effect: `${PGBOUNCER_REPLACED}; PostgreSQL untouched`,
+        plan: { update: [PGBOUNCER_SETTINGS] },
+        effect: `${POOL_RELOADED}; PostgreSQL untouched`,
     },
     {
         change: "`queryWaitTimeout` 120 → 60",
         before: {},
         after: { queryWaitTimeout: 60 },
-        plan: { replace: ["pgbouncer-container"] },
-        effect: `${PGBOUNCER_REPLACED}; PostgreSQL untouched`,
+        plan: { update: [PGBOUNCER_SETTINGS] },
+        effect: `${POOL_RELOADED}; PostgreSQL untouched`,
     },
     {
         change: "`replicaCount` 3 → 4",
@@ -194,9 +199,11 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
                 "pgbouncer-container",
                 ...MEMBERS,
             ],
+            update: [PGBOUNCER_SETTINGS],
         },
         effect:
             "every container restarts on the new image, in dependency order; data stays on the volumes; " +
+            "PgBouncer's settings command, which writes its file with the image, runs again (its RELOAD changes nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },

@@ -85,6 +85,7 @@ describe.each([
             "cluster-config-leader-placement",
             "cluster-config-roles",
             "etcd-patroni-config-seed",
+            "pgbouncer-settings-reload",
         ]);
         expect(
             mocks
@@ -95,23 +96,32 @@ describe.each([
         ).toEqual(Array.from({ length: replicas + 1 }, (_, i) => `obcms-database-${stack}-pg-${i + 1}-data`).sort());
     });
 
-    it(`renders pool ${poolSize} and ${maxClientConn} clients in transaction mode`, async () => {
+    it(`renders pool ${poolSize} and ${maxClientConn} clients in transaction mode, the pool's sizes in the file PgBouncer reloads`, async () => {
         const { mocks, exports } = await declare(stack);
+        const settingsOf = (text: string) =>
+            Object.fromEntries(
+                text
+                    .split("\n")
+                    .filter((line) => / = /.test(line))
+                    .map((line) => line.split(" = ")),
+            );
         const ini = upload(mocks.named("pgbouncer-container"), "/etc/obcms/pgbouncer.ini");
-        const settings = Object.fromEntries(
-            ini
-                .split("\n")
-                .filter((line) => / = /.test(line))
-                .map((line) => line.split(" = ")),
-        );
-        expect(settings).toMatchObject({
+        expect(ini).toContain("\n[pgbouncer]\n%include /var/lib/obcms/pgbouncer/pool.ini\n");
+        expect(settingsOf(ini)).toMatchObject({ max_client_conn: String(maxClientConn), pool_mode: "transaction" });
+        const reload = mocks.named("pgbouncer-settings-reload");
+        expect(settingsOf(reload.inputs.stdin)).toEqual({
             default_pool_size: String(poolSize),
-            max_client_conn: String(maxClientConn),
-            pool_mode: "transaction",
             reserve_pool_size: "5",
             query_wait_timeout: "120",
             max_db_connections: String(poolSize + 5),
         });
+        // The container reads the file from the volume the command writes to, and is created after it.
+        expect(mocks.named("pgbouncer-container").inputs.volumes).toEqual([
+            { volumeName: `obcms-database-${stack}-pgbouncer-settings`, containerPath: "/var/lib/obcms/pgbouncer", readOnly: true },
+        ]);
+        expect(mocks.named("pgbouncer-settings").inputs.name).toBe(`obcms-database-${stack}-pgbouncer-settings`);
+        expect(reload.options.dependencies).toContain("pgbouncer-settings");
+        expect(mocks.named("pgbouncer-container").options.dependencies).toContain("pgbouncer-settings-reload");
         expect(exports.replicaCount).toBe(replicas);
         expect(exports.poolSize).toBe(poolSize);
     });

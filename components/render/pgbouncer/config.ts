@@ -15,8 +15,8 @@ import {
 } from "../../settings";
 import { clusterTopology } from "../../topology";
 import type { HaproxySpec } from "../haproxy/haproxy-cfg";
-import { FILES, SOCKET_DIR } from "../paths";
-import type { PgbouncerIni } from "./pgbouncer-ini";
+import { FILES, PGBOUNCER_RELOADABLE_FILE, SOCKET_DIR } from "../paths";
+import type { IniValue, PgbouncerIni } from "./pgbouncer-ini";
 
 /** How long PgBouncer keeps a server connection (server_lifetime; see pgbouncerConfig). */
 export const SERVER_LIFETIME_SECONDS = 60;
@@ -29,11 +29,14 @@ const SERVER_CONNECT_TIMEOUT_SECONDS = 3;
  * route (the leader), the read-only one through its read-only route (the
  * replicas). The routes' names resolve to loopback in PgBouncer's container
  * and every member's certificate carries them, so verify-full holds; and
- * neither scaling nor a failover changes PgBouncer's configuration.
+ * neither scaling nor a failover changes PgBouncer's configuration. The
+ * pool's sizes and waits come from an included file (see
+ * pgbouncerReloadableSettings); what this file sets wins over it.
  */
 export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
     const t = clusterTopology(s);
     return {
+        include: PGBOUNCER_RELOADABLE_FILE,
         databases: {
             [s.database]: { host: t.routes.readWrite, port: ROUTER_PORTS.readWrite, dbname: s.database },
             [readonlyDatabase(s)]: { host: t.routes.readOnly, port: ROUTER_PORTS.readOnly, dbname: s.database },
@@ -47,13 +50,7 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             admin_users: ROLES.pgbouncerAdmin,
             stats_users: ROLES.monitoring,
             pool_mode: s.pool.mode,
-            default_pool_size: s.pool.defaultPoolSize,
-            reserve_pool_size: s.pool.reservePoolSize,
-            // Caps each database's server connections, so PostgreSQL never sees
-            // more than the pool and its reserve whatever the number of users.
-            max_db_connections: pooledServerConnections(s.pool),
             max_client_conn: s.pool.maxClientConn,
-            query_wait_timeout: s.pool.queryWaitTimeoutSeconds,
             // Lets a burst of new clients queue in the kernel instead of being refused.
             listen_backlog: Math.min(s.pool.maxClientConn, 4096),
             server_round_robin: 1,
@@ -78,6 +75,23 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             server_tls_ca_file: FILES.tlsCa,
             ignore_startup_parameters: "extra_float_digits",
         },
+    };
+}
+
+/**
+ * The settings PgBouncer applies on RELOAD, to the pools it already has:
+ * changing them costs no client its connection. What changes with them
+ * elsewhere (the router's connection limit, the open-files limit) follows
+ * maxClientConn instead, which stays in pgbouncer.ini.
+ */
+export function pgbouncerReloadableSettings(s: ClusterSettings): Record<string, IniValue> {
+    return {
+        default_pool_size: s.pool.defaultPoolSize,
+        reserve_pool_size: s.pool.reservePoolSize,
+        // Caps each database's server connections, so PostgreSQL never sees
+        // more than the pool and its reserve whatever the number of users.
+        max_db_connections: pooledServerConnections(s.pool),
+        query_wait_timeout: s.pool.queryWaitTimeoutSeconds,
     };
 }
 

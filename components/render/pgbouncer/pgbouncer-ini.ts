@@ -7,6 +7,11 @@ export interface PgbouncerIni {
     readonly databases: Readonly<Record<string, Readonly<Record<string, IniValue>>>>;
     /** The `[pgbouncer]` section. */
     readonly settings: Readonly<Record<string, IniValue>>;
+    /**
+     * A file of further `[pgbouncer]` settings, included at the section's top:
+     * a setting here wins over one there, as PgBouncer reads in order.
+     */
+    readonly include?: string;
 }
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
@@ -24,6 +29,12 @@ function sorted<T>(record: Readonly<Record<string, T>>): Array<[string, T]> {
         .map((key) => [key, record[key]]);
 }
 
+const ABSOLUTE_PATH = /^\/[A-Za-z0-9_./-]+$/;
+
+function settingLines(settings: Readonly<Record<string, IniValue>>): string[] {
+    return sorted(settings).map(([key, value]) => `${name("setting", key)} = ${pgbouncerIniValue(String(value))}`);
+}
+
 /** pgbouncer.ini with both sections' keys sorted, so equal input renders equal bytes. */
 export function renderPgbouncerIni(ini: PgbouncerIni): string {
     const databases = sorted(ini.databases).map(([db, params]) => {
@@ -32,14 +43,22 @@ export function renderPgbouncerIni(ini: PgbouncerIni): string {
             .join(" ");
         return `${name("database name", db)} = ${connstring}`;
     });
-    const settings = sorted(ini.settings).map(([key, value]) => `${name("setting", key)} = ${pgbouncerIniValue(String(value))}`);
+    if (ini.include !== undefined && !ABSOLUTE_PATH.test(ini.include)) {
+        throw new Error(`pgbouncer.ini: ${JSON.stringify(ini.include)} is not an absolute path PgBouncer can include`);
+    }
     return [
         "; Rendered by obcms-database; changes here are overwritten.",
         "[databases]",
         ...databases,
         "",
         "[pgbouncer]",
-        ...settings,
+        ...(ini.include === undefined ? [] : [`%include ${ini.include}`]),
+        ...settingLines(ini.settings),
         "",
     ].join("\n");
+}
+
+/** The settings of an included file, keys sorted, for the section that includes it. */
+export function renderPgbouncerIncluded(settings: Readonly<Record<string, IniValue>>): string {
+    return ["; Rendered by obcms-database; PgBouncer takes these by RELOAD.", ...settingLines(settings), ""].join("\n");
 }
