@@ -14,6 +14,11 @@
 #                          healthy); clients see the outage until MEMBER leads
 #   restart MEMBER         restart MEMBER's PostgreSQL through Patroni; a leader first hands its
 #                          role to a replica (switchover, as above), so no write waits on a restart
+#   restart --in-place MEMBER
+#                          restart MEMBER's PostgreSQL where it is, even if it leads: for a setting
+#                          the primary must run first (a lowered hot-standby minimum such as
+#                          max_connections). While the leader restarts, PgBouncer's pools are
+#                          paused as for a switchover: writes wait for the restart, none fails.
 #   reinit MEMBER          wipe a replica's data and clone it again from the leader or the backups
 #   pause | resume         stop or restart Patroni's automatic failover (maintenance mode)
 #
@@ -121,15 +126,32 @@ resume_when_routed() {
     exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL"
 }
 
-# Asks LEADER's Patroni, through its REST API, to hand the lead to CANDIDATE;
-# prints Patroni's answer. Only curl runs while the pools are paused (patronictl
+# POSTs JSON to PATH on MEMBER's Patroni REST API, which answers once it is
+# done; prints the answer. Only curl runs while the pools are paused (patronictl
 # took over a second to start on 2 busy cores); the REST credentials are read
 # from the member's patroni.yml inside its container and reach curl on a pipe.
-request_switchover() {
+patroni_post() {
   # shellcheck disable=SC2016 # expanded by the container's sh
   docker exec "$cluster-$1" sh -c 'python3 -c "$0" "$1" | curl -sS --fail-with-body --max-time 60 --cacert "$2" --config - --json "$3" "$4"' \
     'import json, sys, yaml; a = yaml.safe_load(open(sys.argv[1]))["restapi"]["authentication"]; print("user = " + json.dumps(a["username"] + ":" + a["password"], ensure_ascii=False))' \
-    "$PATRONI_CONF" "$TLS_CA" "{\"leader\": \"$1\", \"candidate\": \"$2\"}" "$PATRONI_REST_URL/switchover"
+    "$PATRONI_CONF" "$TLS_CA" "$3" "$PATRONI_REST_URL$2"
+}
+
+# Asks LEADER's Patroni to hand the lead to CANDIDATE.
+request_switchover() { patroni_post "$1" /switchover "{\"leader\": \"$1\", \"candidate\": \"$2\"}"; }
+
+# Restarts the leader's PostgreSQL where it is, its lead kept, with the pools
+# paused from before its shutdown until the router sends writes to it again.
+restart_leader_in_place() {
+  local leader="$1" answer
+  admin PAUSE
+  # Whatever happens next, the clients must not stay paused.
+  trap "admin RESUME || true" EXIT
+  answer="$(patroni_post "$leader" /restart '{"role": "primary"}' 2>&1)" || die "Patroni did not restart $leader: $answer; resuming"
+  # A subshell: resume_when_routed replaces its shell with the docker exec.
+  (resume_when_routed "$leader") || die "the router did not send writes to $leader within $((SWITCHOVER_TENTHS / 10)) s; resuming"
+  trap - EXIT
+  echo "$leader restarted in place"
 }
 
 switchover() {
@@ -187,6 +209,15 @@ case "$1" in
     patronictl_ failover --candidate "$2" --force
     ;;
   restart)
+    if [ $# -eq 3 ] && [ "$2" = --in-place ]; then
+      reach
+      if [ "$(leader_name)" = "$3" ]; then
+        restart_leader_in_place "$3"
+      else
+        patronictl_ restart "$cluster" "$3" --force
+      fi
+      exit 0
+    fi
     [ $# -eq 2 ] || usage
     reach
     if [ "$(leader_name)" = "$2" ]; then

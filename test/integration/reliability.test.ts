@@ -56,6 +56,11 @@ describe("production stack: refused logins, full load, faults", () => {
             }),
         );
     const leaderUrl = async () => (await waitForLeader(stack, 120_000)).url;
+    /** How often PgBouncer's pools have been paused and resumed, from its log. */
+    const pgbouncerHolds = async () => {
+        const log = await containerLog(pgbouncerHost());
+        return { pauses: log.split("LOG PAUSE command issued").length - 1, resumes: log.split("LOG RESUME command issued").length - 1 };
+    };
 
     beforeAll(async () => {
         stack = await startStack("production", {
@@ -620,6 +625,71 @@ describe("production stack: refused logins, full load, faults", () => {
             }
             // The old leader restarted as a replica, after a switchover.
             expect((await waitForLeader(stack, 60_000)).name).not.toBe(leaderBefore.name);
+        }, 900_000);
+
+        it("a lowered max_connections restarts the leader first, in place, with PgBouncer holding its clients: nothing replaced, no write fails", async () => {
+            const raised = MAX_CONNECTIONS + 20;
+            const before = await memberStarts();
+            const leaderBefore = await waitForLeader(stack, 60_000);
+            const holdsBefore = await pgbouncerHolds();
+            // A second client, always inside a transaction: a leader's fast shutdown would kill the one
+            // under way; PgBouncer's PAUSE lets it finish first.
+            const slow = { committed: 0, errors: [] as string[] };
+            const slowTransactions = async (running: () => boolean) => {
+                const client = new pg.Client(clientConfig(stack.outputs.databaseUrl));
+                client.on("error", () => undefined);
+                await client.connect();
+                const deadline = Date.now() + 600_000;
+                try {
+                    while (running() && Date.now() < deadline && slow.errors.length === 0) {
+                        try {
+                            await client.query("BEGIN");
+                            await client.query("SELECT pg_sleep(0.5)");
+                            await client.query("COMMIT");
+                            slow.committed++;
+                        } catch (error) {
+                            slow.errors.push((error as Error).message);
+                        }
+                    }
+                } finally {
+                    await client.end().catch(() => undefined);
+                }
+            };
+            let steps: PlannedStep[] = [];
+            const { result: outcome } = await whileRunning(slowTransactions, () =>
+                survives(`max_connections lowered through Patroni (${raised} → ${MAX_CONNECTIONS})`, async () => {
+                    steps = await stack.update({
+                        ...PGBOUNCER_CHANGES,
+                        auditLog: "ddl, role, write",
+                        postgresMemoryMb: 3072,
+                        maxConnections: MAX_CONNECTIONS,
+                    });
+                }),
+            );
+            console.log(
+                `lowered max_connections: ${slow.committed} half-second transactions committed meanwhile, ${slow.errors.length} failed`,
+            );
+            expect(slow.errors).toEqual([]);
+            expect(slow.committed).toBeGreaterThan(0);
+            expect(stepsOf(steps, "replace")).toEqual(["monitoring-prometheus"]);
+            expect(stepsOf(steps, "update")).toEqual(["cluster-config-dynamic-config", "etcd-patroni-config-seed"]);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            const after = await memberStarts();
+            const leaderIndex = stack.topology.members.findIndex((m) => m.node === leaderBefore.name);
+            for (const [i, member] of stack.topology.members.entries()) {
+                const [row] = await query(stack.outputs.memberUrls[member.node], "SHOW max_connections");
+                expect(row.max_connections, member.node).toBe(String(MAX_CONNECTIONS));
+                expect(after[i].container, member.node).toBe(before[i].container);
+                expect(after[i].postgres, member.node).not.toBe(before[i].postgres);
+                // A standby may not run below the primary: each last restarted after the leader did.
+                if (i !== leaderIndex) {
+                    expect(Date.parse(after[i].postgres), member.node).toBeGreaterThan(Date.parse(after[leaderIndex].postgres));
+                }
+            }
+            // No member ran the lower value before the leader: it kept the lead, restarting where it was,
+            // behind one PAUSE of PgBouncer's pools (a fast shutdown would kill a transaction under way).
+            expect((await waitForLeader(stack, 60_000)).name).toBe(leaderBefore.name);
+            expect(await pgbouncerHolds()).toEqual({ pauses: holdsBefore.pauses + 1, resumes: holdsBefore.resumes + 1 });
         }, 900_000);
     });
 });

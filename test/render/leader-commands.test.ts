@@ -118,16 +118,22 @@ interface FakeCluster {
 
 /**
  * scripts/cluster.sh as the command finds it in its working directory: logs
- * its call as `cluster.sh` with its arguments, then fails when told to or
+ * its call as `cluster.sh` with its arguments, then fails when told to. Its
+ * in-place restart clears the member's pending restart; its switchover fails
  * when Patroni refuses the candidate (REFUSED), or makes its last argument,
  * a member's name, the leader.
  */
 const FAKE_CLUSTER_SCRIPT = `#!/bin/sh
 { printf '%s\\0' cluster.sh "$@"; printf '\\n'; } >> "$DIR/calls"
 [ -z "$CLUSTER_SCRIPT_FAILS" ] || exit 1
-eval "candidate=\\\${$#}"
-case " $REFUSED " in *" $candidate "*) exit 1 ;; esac
-echo "obcms-database-production-$candidate" > "$DIR/leader"
+eval "member=\\\${$#}"
+if [ "$3" = restart ]; then
+  grep -vx "obcms-database-production-$member" "$DIR/pending" > "$DIR/pending.new" || true
+  mv "$DIR/pending.new" "$DIR/pending"
+  exit 0
+fi
+case " $REFUSED " in *" $member "*) exit 1 ;; esac
+echo "obcms-database-production-$member" > "$DIR/leader"
 `;
 
 interface Call {
@@ -405,13 +411,14 @@ describe("dynamicConfigCommand", () => {
 
     // A lowered setting: the replicas keep the leader's value until the leader
     // restarts with the new one, so they are still pending after the first pass.
-    it("restarts pending members one at a time: the others, then the leader, then the others still pending", () => {
+    it("restarts pending members one at a time: the others, then the leader in place with its clients held, then the others still pending", () => {
         const all = [1, 2, 3, 4].map(container);
         const run = runWithFakeDocker(command, DYNAMIC, { leader: container(3), pending: all });
         expect(run.status).toBe(0);
-        expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual(restarts(1, 2, 4, 3, 1, 2, 4));
+        expect(run.stderr).toBe("");
         // No replica runs the lowered value while the leader does not: there is no one to switch over to.
-        expect(run.calls.some((c) => c.container === "cluster.sh")).toBe(false);
+        const inPlace = { container: "cluster.sh", args: ["-c", "obcms-database-production", "restart", "--in-place", "pg-3"] };
+        expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual([...restarts(1, 2, 4), inPlace, ...restarts(1, 2, 4)]);
         // Each restarted member loads the parameters again before the next is restarted.
         const afterFirstRestart = run.calls.findIndex((c) => c.args.includes("restart")) + 1;
         expect(run.calls[afterFirstRestart]).toEqual(parameterChecks(1)[0]);
@@ -443,9 +450,16 @@ describe("dynamicConfigCommand", () => {
             clusterScriptFails: true,
         });
         expect(run.status).toBe(0);
-        expect(run.stderr).toBe("the switchover to pg-1 failed: restarting pg-3 in place\n");
+        expect(run.stderr).toBe(
+            "the switchover to pg-1 failed: restarting pg-3 in place\nholding the clients failed: restarting pg-3 in place without\n",
+        );
         const steps = run.calls.filter((c) => c.args.includes("restart") || c.container === "cluster.sh");
-        expect(steps.map((c) => c.container)).toEqual([...[1, 2, 4].map(container), "cluster.sh", container(3)]);
+        expect(steps).toEqual([
+            ...restarts(1, 2, 4),
+            { container: "cluster.sh", args: ["-c", "obcms-database-production", "switchover", "pg-1"] },
+            { container: "cluster.sh", args: ["-c", "obcms-database-production", "restart", "--in-place", "pg-3"] },
+            ...restarts(3),
+        ]);
     });
 
     it("restarts only the member that reports a pending restart", () => {

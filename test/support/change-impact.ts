@@ -149,7 +149,8 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         effect:
             `every member is replaced with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${MEMBERS_REPLACED}; ` +
             `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}: the others, the leader, then the others again, ` +
-            "which keep the leader's higher value until it runs the lower one; the leader restarts in place (writes fail while it does): " +
+            "which keep the leader's higher value until it runs the lower one; the leader restarts in place, PgBouncer holding its clients meanwhile " +
+            "(`cluster.sh restart --in-place`: writes wait, none fails): " +
             `a lowered value must run on the primary first, and no replica runs it yet; ${SEED_RERUNS}; PgBouncer untouched`,
     },
     {

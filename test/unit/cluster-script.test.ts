@@ -37,6 +37,10 @@ case "$*" in
   "exec ${CLUSTER}-pg-"*"/switchover")
     if [ -e "$dir/refused" ]; then cat "$dir/refused"; exit 22; fi
     touch "$dir/switched"; echo 'Successfully switched over to "pg-2"' ;;
+  "exec ${CLUSTER}-pg-"*"/restart")
+    if [ -e "$dir/restart-refused" ]; then cat "$dir/restart-refused"; exit 22; fi
+    echo 'restarted successfully' ;;
+  "exec "*" patronictl -c /etc/obcms/patroni.yml restart ${CLUSTER} "*" --force") ;;
   "exec -e PGPASSFILE=${FILES.pgpass} ${CLUSTER}-pgbouncer sh -c"*) export "$3"; shift 6; exec sh -c "$@" ;;
   *) echo "unexpected docker $*" >&2; exit 99 ;;
 esac
@@ -226,6 +230,48 @@ describe("scripts/cluster.sh", () => {
         expect(status).toBe(1);
         expect(stderr.trim()).toBe("cluster.sh: Patroni refused the switchover to pg-2: Switchover failed; resuming");
         expect(calls.filter((c) => c.startsWith("psql ")).map((c) => c.slice(c.lastIndexOf(" ") + 1))).toEqual(["PAUSE", "RESUME"]);
+    });
+
+    /** The admin console's commands and Patroni's REST calls, in order. */
+    const pausesAndRequests = (calls: string[]) =>
+        calls
+            .map((c) =>
+                c.startsWith("psql ")
+                    ? c.slice(c.lastIndexOf(" ") + 1)
+                    : /\/(restart|switchover)$/.test(c)
+                      ? `${c.slice(0, c.indexOf(" sh -c "))} POST ${c.slice(c.lastIndexOf("{"))}`
+                      : c.includes("patronictl -c /etc/obcms/patroni.yml restart")
+                        ? c
+                        : undefined,
+            )
+            .filter((c) => c !== undefined);
+
+    it("restarts the leader in place with the pools paused until the router sends writes to it again", () => {
+        const { status, stdout, calls } = cluster("restart", "--in-place", "pg-1");
+        expect(status).toBe(0);
+        expect(stdout).toBe("pg-1 restarted in place\n");
+        expect(pausesAndRequests(calls)).toEqual([
+            "PAUSE",
+            // Only while it is the primary: a member that lost the lead meanwhile is not restarted.
+            `exec ${CLUSTER}-pg-1 POST {"role": "primary"} https://localhost:${PATRONI_REST_PORT}/restart`,
+            "RESUME",
+        ]);
+    });
+
+    it("restarts a replica in place through patronictl, pausing nothing", () => {
+        const { status, calls } = cluster("restart", "--in-place", "pg-2");
+        expect(status).toBe(0);
+        expect(pausesAndRequests(calls)).toEqual([
+            `exec ${CLUSTER}-pg-1 patronictl -c ${FILES.patroniConf} restart ${CLUSTER} pg-2 --force`,
+        ]);
+    });
+
+    it("resumes the pools and fails with Patroni's answer when Patroni does not restart the leader", () => {
+        writeFileSync(path.join(dir, "restart-refused"), "restart conditions are not satisfied\n");
+        const { status, stderr, calls } = cluster("restart", "--in-place", "pg-1");
+        expect(status).toBe(1);
+        expect(stderr.trim()).toBe("cluster.sh: Patroni did not restart pg-1: restart conditions are not satisfied; resuming");
+        expect(pausesAndRequests(calls).filter((c) => !c.includes("POST"))).toEqual(["PAUSE", "RESUME"]);
     });
 
     it("resumes the pools and fails when the router never sends writes to the new leader", () => {

@@ -16,6 +16,11 @@ function operatorSwitchover(scope: string, candidate: string): string {
     return `${CLUSTER_SCRIPT} -c ${shellWord(scope)} switchover ${candidate} >&2`;
 }
 
+/** CLUSTER_SCRIPT's restart of `member` (a shell word) where it is, holding PgBouncer's clients while it leads. */
+function operatorRestartInPlace(scope: string, member: string): string {
+    return `${CLUSTER_SCRIPT} -c ${shellWord(scope)} restart --in-place ${member} >&2`;
+}
+
 /** How many times a command looks for the leader, 2 s apart. */
 export const LEADER_ATTEMPTS = 90;
 
@@ -154,7 +159,10 @@ export function memberParametersState(expected: RunningParameters): string {
  * leader runs it), each loading the parameters again before the next. The
  * leader first hands the lead to a member that runs them, when one does,
  * through the operator's switchover, which holds PgBouncer's clients: writes
- * wait for seconds, and no client sees an error.
+ * wait for seconds, and no client sees an error. When none does (a lowered
+ * hot-standby minimum, which the primary must run first), the leader
+ * restarts where it is, through the operator's in-place restart, which holds
+ * the clients the same way for as long as it takes.
  */
 export function dynamicConfigCommand(members: readonly PostgresMember[], scope: string, expected: RunningParameters): string {
     const patronictl = ["patronictl", "-c", FILES.patroniConf];
@@ -210,6 +218,13 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
         "    else",
         '      echo "the switchover to ${successor#*:} failed: restarting $node in place" >&2',
         "    fi",
+        "  fi",
+        // A leader that still leads restarts where it is, its clients held by PgBouncer meanwhile.
+        '  if [ "$member" = "$leader" ]; then',
+        `    if ${operatorRestartInPlace(scope, '"$node"')}; then await_loaded "$1"; return 0; fi`,
+        '    await_loaded "$1"',
+        '    [ "$state" = pending ] || return 0',
+        '    echo "holding the clients failed: restarting $node in place without" >&2',
         "  fi",
         `  ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
         '  await_loaded "$1"',
