@@ -209,7 +209,8 @@ case "$1" in
     patronictl_ failover --candidate "$2" --force
     ;;
   restart)
-    if [ $# -eq 3 ] && [ "$2" = --in-place ]; then
+    if [ "${2:-}" = --in-place ]; then
+      [ $# -eq 3 ] || usage
       reach
       if [ "$(leader_name)" = "$3" ]; then
         restart_leader_in_place "$3"

@@ -258,6 +258,13 @@ describe("scripts/cluster.sh", () => {
         ]);
     });
 
+    it("refuses an in-place restart that names no member, with the usage", () => {
+        const { status, stderr, calls } = cluster("restart", "--in-place");
+        expect(status).toBe(2);
+        expect(stderr).toContain("restart --in-place MEMBER");
+        expect(calls).toEqual([]);
+    });
+
     it("restarts a replica in place through patronictl, pausing nothing", () => {
         const { status, calls } = cluster("restart", "--in-place", "pg-2");
         expect(status).toBe(0);
