@@ -64,7 +64,7 @@ export class ClusterConfig extends pulumi.ComponentResource {
                 renderBootstrapSql({
                     superuser: { name: ROLES.superuser, verifier: superuser, attributes: [], memberOf: [] },
                     roles: [
-                        { name: s.appUser, verifier: app, attributes: [], memberOf: [] },
+                        { name: s.appUser, verifier: app, attributes: [], memberOf: [], verifierOnCreateOnly: true },
                         { name: ROLES.replication, verifier: replication, attributes: ["REPLICATION"], memberOf: [] },
                         { name: ROLES.monitoring, verifier: monitoring, attributes: [], memberOf: ["pg_monitor"] },
                         { name: ROLES.rewind, verifier: rewind, attributes: [], memberOf: [], functions: REWIND_FUNCTIONS },

@@ -6,13 +6,16 @@ import { renderPgpass, renderUserlist } from "./render/credentials/credential-fi
 import { renderHaproxyCfg } from "./render/haproxy/haproxy-cfg";
 import { FILES, PGBOUNCER_RELOADABLE_DIR, SOCKET_DIR } from "./render/paths";
 import { pgbouncerConfig, pgbouncerReloadableSettings, pgbouncerUlimit, routeHosts, routerConfig } from "./render/pgbouncer/config";
+import { pgbouncerCredentialsCommand, renderCredentialsInput } from "./render/pgbouncer/credentials-command";
 import { renderPgbouncerIncluded, renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
-import { IMAGE_VARIABLE, pgbouncerSettingsCommand } from "./render/pgbouncer/settings-command";
+import { pgbouncerSettingsCommand } from "./render/pgbouncer/settings-command";
 import { pgbouncerHealthCheck, renderPgbouncerStart } from "./render/pgbouncer/start-script";
+import { IMAGE_VARIABLE } from "./render/pgbouncer/volume-command";
+import { rolePasswordSql } from "./render/postgres/bootstrap-sql";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
-import { clusterTopology } from "./topology";
+import { clusterTopology, possibleMembers } from "./topology";
 
 export interface PgBouncerArgs {
     /** Validated stack settings (plain values: they shape the rendered files). */
@@ -29,7 +32,10 @@ export interface PgBouncerArgs {
     readonly stats: RoleCredential;
     /** PgBouncer's certificate for clients, and the CA it checks servers against. */
     readonly tls: NodeTls;
-    /** The cluster's roles, which must exist before PgBouncer logs in for its clients. */
+    /**
+     * The cluster's roles, which must exist before PgBouncer logs in for its clients, and before the
+     * credentials command gives the application role a new verifier on whichever member leads.
+     */
     readonly clusterConfig: pulumi.Resource;
 }
 
@@ -39,8 +45,9 @@ export interface PgBouncerArgs {
  * spread over the streaming replicas, and the admin console. Its userlist
  * holds verifiers, never passwords; only the admin console's own password is
  * there, in a private password file for operators' tools inside the container.
- * The pool's sizes and waits live on the container's volume, written by a
- * command that has PgBouncer RELOAD them: changing them keeps every client.
+ * The pool's sizes and waits and the userlist live on the container's
+ * volume, written by commands that have PgBouncer RELOAD them: changing them
+ * keeps every client, and a rotated application password restarts nothing.
  */
 export class PgBouncer extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -82,15 +89,33 @@ export class PgBouncer extends pulumi.ComponentResource {
         // takes a change by RELOAD; the container, and its clients' connections, stay.
         const t = clusterTopology(s);
         const volume = new docker.Volume(`${name}-settings`, { name: t.pgbouncer.volume }, { parent: this });
+        const target = { container: t.pgbouncer.container, volume: t.pgbouncer.volume };
         const reloadable = pgbouncerReloadableSettings(s);
         const settingsCommand = new command.local.Command(
             `${name}-settings-reload`,
             {
-                create: pgbouncerSettingsCommand({ container: t.pgbouncer.container, volume: t.pgbouncer.volume }, reloadable),
+                create: pgbouncerSettingsCommand(target, reloadable),
                 stdin: renderPgbouncerIncluded(reloadable),
                 environment: { [IMAGE_VARIABLE]: args.image },
             },
             { parent: this, dependsOn: [volume] },
+        );
+        // The userlist, and the application role's verifier on the leader, applied together (see
+        // pgbouncerCredentialsCommand): a rotated password restarts nothing, and drops no client.
+        const credentialsCommand = new command.local.Command(
+            `${name}-credentials-reload`,
+            {
+                create: pgbouncerCredentialsCommand(target, possibleMembers(s), { user: args.app.user, database: s.database }),
+                stdin: pulumi.secret(
+                    pulumi
+                        .all([args.app.password, args.app.verifier, userlist])
+                        .apply(([password, verifier, list]) =>
+                            renderCredentialsInput({ password, sql: rolePasswordSql(args.app.user, verifier), userlist: list }),
+                        ),
+                ),
+                environment: { [IMAGE_VARIABLE]: args.image },
+            },
+            { parent: this, dependsOn: [volume, args.clusterConfig] },
         );
 
         const container = serviceContainer(
@@ -104,7 +129,6 @@ export class PgBouncer extends pulumi.ComponentResource {
                 files: [
                     { path: FILES.pgbouncerIni, content: renderPgbouncerIni(pgbouncerConfig(s)) },
                     { path: FILES.haproxyCfg, content: renderHaproxyCfg(routerConfig(s)) },
-                    { path: FILES.userlist, content: userlist, secret: true },
                     { path: FILES.pgpass, content: adminPgpass, secret: true },
                     ...tlsFiles(args.tls),
                 ],
@@ -121,7 +145,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                 // The router runs beside PgBouncer, adopted by tini.
                 init: true,
             },
-            { parent: this, dependsOn: [args.clusterConfig, settingsCommand] },
+            { parent: this, dependsOn: [args.clusterConfig, settingsCommand, credentialsCommand] },
         );
 
         this.containerName = container.name;

@@ -3,7 +3,7 @@
 // name PostgreSQL and Prometheus know it by). Computed once from the
 // settings; the renderers and components read names from here and never
 // spell them themselves.
-import { type ClusterSettings, replicaHostPort } from "./settings";
+import { type ClusterSettings, MAX_REPLICAS, replicaHostPort } from "./settings";
 
 /**
  * A PostgreSQL member, run by Patroni. Its names say which member it is,
@@ -103,6 +103,14 @@ function postgresMember(s: ClusterSettings, index: number): PostgresMember {
         exporter: exporterOf(container),
         hostPort: index === 1 ? s.primaryPort : replicaHostPort(s, index - 1),
     };
+}
+
+/**
+ * Every member the stack may have (MAX_REPLICAS replicas), for what must not
+ * change when it scales: the router's backends, PgBouncer's commands.
+ */
+export function possibleMembers(s: ClusterSettings): PostgresMember[] {
+    return Array.from({ length: MAX_REPLICAS + 1 }, (_, i) => postgresMember(s, i + 1));
 }
 
 export function clusterTopology(s: ClusterSettings): Topology {

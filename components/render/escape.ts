@@ -77,6 +77,13 @@ export function commentText(value: string): string {
     return value;
 }
 
+/** One line of a command's standard input, which the command reads with `read -r`. */
+export function stdinLine(what: string, value: string): string {
+    assertNo(LINE_BREAK, what, value, "line breaks are not allowed");
+    assertNo(CONTROL, what, value, "control characters are not allowed");
+    return value;
+}
+
 /** A field of PgBouncer's auth_file: double-quoted, `"` doubled. */
 export function userlistField(value: string): string {
     assertNo(LINE_BREAK, "userlist.txt", value, "line breaks are not allowed");

@@ -24,7 +24,6 @@ export const FILES = {
     pgbouncerIni: `${CONFIG_DIR}/pgbouncer.ini`,
     patroniConf: `${CONFIG_DIR}/patroni.yml`,
     haproxyCfg: `${CONFIG_DIR}/haproxy.cfg`,
-    userlist: `${CONFIG_DIR}/userlist.txt`,
     start: `${CONFIG_DIR}/start.sh`,
     tlsCa: `${CONFIG_DIR}/tls/ca.crt`,
     tlsCert: `${CONFIG_DIR}/tls/server.crt`,
@@ -54,6 +53,8 @@ export const ETCD_DATA_DIR = `${ETCD_VOLUME_DIR}/data`;
  */
 export const PGBOUNCER_RELOADABLE_DIR = "/var/lib/obcms/pgbouncer";
 export const PGBOUNCER_RELOADABLE_FILE = `${PGBOUNCER_RELOADABLE_DIR}/pool.ini`;
+/** PgBouncer's auth_file, on the same volume: a rotated password reaches it by RELOAD too. */
+export const PGBOUNCER_USERLIST_FILE = `${PGBOUNCER_RELOADABLE_DIR}/userlist.txt`;
 
 /** Prometheus's data directory: its named volume. */
 export const PROMETHEUS_DATA_DIR = "/var/lib/obcms/prometheus";

@@ -1,5 +1,5 @@
 import type { ReportViolation, ResourceValidationPolicy } from "@pulumi/policy";
-import { FILES, MONITORING_FILES } from "../../components/render/paths";
+import { FILES, MONITORING_FILES, PGBOUNCER_USERLIST_FILE } from "../../components/render/paths";
 import { basename, pgbouncerSettings, type Upload, uploads, validateContainer } from "./containers";
 import { asObject, type PostgresServer, validatePostgresServer } from "./patroni";
 
@@ -7,7 +7,7 @@ import { asObject, type PostgresServer, validatePostgresServer } from "./patroni
 const PROGRAM_CREDENTIAL_FILES = new Set<string>([
     FILES.bootstrapSql,
     FILES.pgpass,
-    FILES.userlist,
+    PGBOUNCER_USERLIST_FILE,
     FILES.tlsKey,
     FILES.patroniConf,
     MONITORING_FILES.grafanaAdminPassword,

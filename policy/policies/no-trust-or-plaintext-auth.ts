@@ -1,6 +1,8 @@
-import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
+import type { PolicyConfigSchema, ReportViolation, ResourceValidationPolicy } from "@pulumi/policy";
+import { PGBOUNCER_USERLIST_FILE } from "../../components/render/paths";
+import { credentialsInputUserlist } from "../../components/render/pgbouncer/credentials-command";
 import { policyConfig } from "./config";
-import { basename, pgbouncerSettings, uploadedText, validateContainer } from "./containers";
+import { basename, LOCAL_COMMAND, pgbouncerSettings, uploadedText, validateContainer } from "./containers";
 import { type HbaLine, isPasswordVerifier, parseUserlist } from "./parse";
 import { validatePostgresServer } from "./patroni";
 
@@ -44,13 +46,23 @@ function hbaProblem(line: HbaLine, allowedPasswordMethods: readonly string[]): s
     return undefined;
 }
 
+function reportPasswords(authFile: string, userlist: string, reportViolation: ReportViolation): void {
+    for (const entry of parseUserlist(userlist)) {
+        if (!isPasswordVerifier(entry.secret)) {
+            reportViolation(
+                `PgBouncer's auth_file ${authFile} holds a plain-text password for "${entry.user}", not a SCRAM-SHA-256 or md5 verifier`,
+            );
+        }
+    }
+}
+
 export const noTrustOrPlaintextAuth: ResourceValidationPolicy = {
     name: "no-trust-or-plaintext-auth",
     description:
         "PgBouncer and PostgreSQL check passwords with an allowed hash method: no trust, no plain-text passwords, no ident; PgBouncer's userlist holds verifiers, not passwords.",
     enforcementLevel: "mandatory",
     configSchema,
-    // Three checks, so that each runs at a first preview unless what it reads is
+    // Four checks, so that each runs at a first preview unless what it reads is
     // unknown then: patroni.yml and the userlist's verifiers hold or derive from
     // passwords not generated yet.
     validateResource: [
@@ -83,13 +95,13 @@ export const noTrustOrPlaintextAuth: ResourceValidationPolicy = {
         validateContainer((props, _args, reportViolation) => {
             const authFile = pgbouncerSettings(props)?.get("auth_file");
             const text = authFile === undefined ? undefined : uploadedText(props, basename(authFile));
-            for (const entry of parseUserlist(text ?? "")) {
-                if (!isPasswordVerifier(entry.secret)) {
-                    reportViolation(
-                        `PgBouncer's auth_file ${authFile} holds a plain-text password for "${entry.user}", not a SCRAM-SHA-256 or md5 verifier`,
-                    );
-                }
-            }
+            reportPasswords(authFile ?? "", text ?? "", reportViolation);
         }),
+        // The program's userlist reaches PgBouncer's volume through the command that rotates it.
+        (args, reportViolation) => {
+            if (args.type === LOCAL_COMMAND && String(args.props.create ?? "").includes(PGBOUNCER_USERLIST_FILE)) {
+                reportPasswords(PGBOUNCER_USERLIST_FILE, credentialsInputUserlist(String(args.props.stdin ?? "")), reportViolation);
+            }
+        },
     ],
 };

@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { sqlLiteral } from "../../components/render/escape";
-import { FILES, SOCKET_DIR } from "../../components/render/paths";
+import { FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../../components/render/paths";
 import { postgresParameters, postgresqlConfParameters, RESTART_PARAMETERS } from "../../components/render/postgres/parameters";
 import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
@@ -699,8 +699,8 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         for (const secret of passwords) {
             expect(haproxyCfg).not.toContain(secret);
         }
-        expect(await mode(t.pgbouncer.container, FILES.userlist)).toBe("600 postgres");
-        const userlist = await docker("exec", t.pgbouncer.container, "cat", FILES.userlist);
+        expect(await mode(t.pgbouncer.container, PGBOUNCER_USERLIST_FILE)).toBe("600 postgres");
+        const userlist = await docker("exec", t.pgbouncer.container, "cat", PGBOUNCER_USERLIST_FILE);
         expect(
             userlist
                 .trim()

@@ -23,6 +23,10 @@ const LOWER_CLIENT_CONN = 1500;
 const POOL_CHANGE = { defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeout: 60 };
 /** What the PgBouncer tests leave changed, which the later updates keep. */
 const PGBOUNCER_CHANGES = { ...POOL_CHANGE, maxClientConn: LOWER_CLIENT_CONN };
+/** What the parameter tests leave changed (max_connections back to its default), which the later updates keep. */
+const PARAMETER_CHANGES = { ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write", postgresMemoryMb: 3072, maxConnections: MAX_CONNECTIONS };
+/** The application role's password the rotation test sets. */
+const ROTATED_APP_PASSWORD = "Rotated-Application-Password-0001";
 /** Small enough to invalidate a slot with a few seconds of writes. */
 const MAX_SLOT_WAL_KEEP_MB = 64;
 
@@ -658,12 +662,7 @@ describe("production stack: refused logins, full load, faults", () => {
             let steps: PlannedStep[] = [];
             const { result: outcome } = await whileRunning(slowTransactions, () =>
                 survives(`max_connections lowered through Patroni (${raised} → ${MAX_CONNECTIONS})`, async () => {
-                    steps = await stack.update({
-                        ...PGBOUNCER_CHANGES,
-                        auditLog: "ddl, role, write",
-                        postgresMemoryMb: 3072,
-                        maxConnections: MAX_CONNECTIONS,
-                    });
+                    steps = await stack.update(PARAMETER_CHANGES);
                 }),
             );
             console.log(
@@ -691,5 +690,64 @@ describe("production stack: refused logins, full load, faults", () => {
             expect((await waitForLeader(stack, 60_000)).name).toBe(leaderBefore.name);
             expect(await pgbouncerHolds()).toEqual({ pauses: holdsBefore.pauses + 1, resumes: holdsBefore.resumes + 1 });
         }, 900_000);
+
+        it("a rotated application password reaches PostgreSQL and PgBouncer together: nothing replaced or restarted, open sessions stay, no write fails, the old password is refused", async () => {
+            const before = await memberStarts();
+            const pgbouncerBefore = await containerStart(pgbouncerHost());
+            const oldUrl = stack.outputs.databaseUrl;
+            const { user: appUser, password: oldPassword } = urlParts(oldUrl);
+            const signals = async () => {
+                const log = await containerLog(pgbouncerHost());
+                return {
+                    pauses: log.split("got SIGUSR1, pausing all activity").length - 1,
+                    resumes: log.split("got SIGUSR2, continuing from PAUSE").length - 1,
+                };
+            };
+            const signalsBefore = await signals();
+            // A session opened with the old password, idle through the rotation.
+            const session = new pg.Client(clientConfig(oldUrl));
+            session.on("error", () => undefined);
+            await session.connect();
+            try {
+                let steps: PlannedStep[] = [];
+                const outcome = await survives("appPassword rotated (PgBouncer paused, verifier set, userlist reloaded)", async () => {
+                    steps = await stack.update({ ...PARAMETER_CHANGES, appPassword: ROTATED_APP_PASSWORD });
+                });
+                expect(stepsOf(steps, "replace")).toEqual([]);
+                expect(stepsOf(steps, "update")).toEqual(["cluster-config-roles", "pgbouncer-credentials-reload"]);
+                expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+                expect(await memberStarts()).toEqual(before);
+                expect(await containerStart(pgbouncerHost())).toBe(pgbouncerBefore);
+                expect(await signals()).toEqual({ pauses: signalsBefore.pauses + 1, resumes: signalsBefore.resumes + 1 });
+                expect((await session.query("SELECT current_user AS user")).rows).toEqual([{ user: appUser }]);
+            } finally {
+                await session.end().catch(() => undefined);
+            }
+            // The pause closed every server connection: these log in to the leader and to a replica with the new keys.
+            expect(urlParts(stack.outputs.databaseUrl).password).toBe(ROTATED_APP_PASSWORD);
+            for (const url of [stack.outputs.databaseUrl, stack.outputs.readonlyDatabaseUrl]) {
+                expect(await query(url, "SELECT current_user AS user")).toEqual([{ user: appUser }]);
+            }
+            const withPassword = (url: string, password: string) => {
+                const u = new URL(url);
+                u.username = appUser;
+                u.password = password;
+                return u.toString();
+            };
+            // PgBouncer's own refusal.
+            await expect(query(withPassword(stack.outputs.databaseUrl, oldPassword), "SELECT 1")).rejects.toThrow(
+                /^SASL authentication failed$/,
+            );
+            // Every member has the new verifier, and none takes the old password.
+            for (const member of stack.topology.members) {
+                const direct = stack.outputs.memberUrls[member.node];
+                expect(await query(withPassword(direct, ROTATED_APP_PASSWORD), "SELECT current_user AS user"), member.node).toEqual([
+                    { user: appUser },
+                ]);
+                await expect(query(withPassword(direct, oldPassword), "SELECT 1"), member.node).rejects.toThrow(
+                    `password authentication failed for user "${appUser}"`,
+                );
+            }
+        }, 600_000);
     });
 });

@@ -7,6 +7,7 @@ import { renderEtcdConf } from "../../components/render/etcd/etcd-conf";
 import { seedDynamicConfigCommand } from "../../components/render/patroni/dcs-seed";
 import { dynamicConfigCommand, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
 import { dynamicConfiguration, patroniConf, runningParameters } from "../../components/render/patroni/patroni-yml";
+import { pgbouncerCredentialsCommand, renderCredentialsInput } from "../../components/render/pgbouncer/credentials-command";
 import { type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
 import { renderYaml } from "../../components/render/yaml";
 import { clusterTopology } from "../../components/topology";
@@ -263,6 +264,25 @@ describe("no-trust-or-plaintext-auth", () => {
         const userlist = `"obcms_app" "${VERIFIER}"\n"pgbouncer" "Plain-Text-Password-01"\n"old" "md50123456789abcdef0123456789abcdef"\n`;
         expect(await messages(noTrustOrPlaintextAuth, [pgbouncer(PGBOUNCER_INI, userlist)])).toEqual([
             'pgbouncer-container: PgBouncer\'s auth_file /etc/obcms/userlist.txt holds a plain-text password for "pgbouncer", not a SCRAM-SHA-256 or md5 verifier',
+        ]);
+    });
+
+    it("refuses a userlist holding a password that the credentials command writes to PgBouncer's volume", async () => {
+        const t = clusterTopology(production);
+        const credentials = (userlist: string): PolicyTarget => ({
+            type: COMMAND,
+            name: "pgbouncer-credentials-reload",
+            inputs: {
+                create: pgbouncerCredentialsCommand({ container: t.pgbouncer.container, volume: t.pgbouncer.volume }, t.members, {
+                    user: "obcms_app",
+                    database: "obcms",
+                }),
+                stdin: renderCredentialsInput({ password: "Application-Password-0001", sql: "ALTER ROLE x;", userlist }),
+            },
+        });
+        expect(await messages(noTrustOrPlaintextAuth, [credentials(`"obcms_app" "${VERIFIER}"\n`)])).toEqual([]);
+        expect(await messages(noTrustOrPlaintextAuth, [credentials(`"obcms_app" "Plain-Text-Password-01"\n`)])).toEqual([
+            'pgbouncer-credentials-reload: PgBouncer\'s auth_file /var/lib/obcms/pgbouncer/userlist.txt holds a plain-text password for "obcms_app", not a SCRAM-SHA-256 or md5 verifier',
         ]);
     });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UnsafeValueError } from "../../components/render/escape";
-import { type BootstrapSpec, type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
+import { type BootstrapSpec, type RoleSpec, renderBootstrapSql, rolePasswordSql } from "../../components/render/postgres/bootstrap-sql";
 import { exactly } from "./fixtures";
 import { readSqlQuoted } from "./formats";
 
@@ -76,6 +76,24 @@ describe("renderBootstrapSql", () => {
         const afterName = " WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ";
         expect(name.rest.startsWith(afterName)).toBe(true);
         expect(readSqlQuoted(name.rest.slice(afterName.length), "'")).toEqual({ value: HOSTILE_VERIFIER, rest: ";" });
+    });
+
+    // PgBouncer's credentials command gives such a role a changed verifier, holding its clients meanwhile.
+    it("gives a role whose verifier is rotated elsewhere its verifier only when creating it, quoted by format()", () => {
+        const lines = renderBootstrapSql(
+            withRole({ name: "obcms_app", verifier: HOSTILE_VERIFIER, attributes: [], memberOf: [], verifierOnCreateOnly: true }),
+        ).split("\n");
+        expect(lines.slice(3, 6)).toEqual([
+            `SELECT format('CREATE ROLE %I PASSWORD %L', 'obcms_app', 'x''); DROP TABLE t; --"') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'obcms_app')`,
+            "\\gexec",
+            `ALTER ROLE "obcms_app" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;`,
+        ]);
+    });
+
+    it("sets a verifier alone in one statement, quoted", () => {
+        expect(rolePasswordSql(HOSTILE_NAME, HOSTILE_VERIFIER)).toBe(
+            `ALTER ROLE "o'brien""; DROP ROLE postgres; --" WITH PASSWORD 'x''); DROP TABLE t; --"';`,
+        );
     });
 
     it("keeps a superuser verifier, database, owner and timezone with quotes inside their literals and identifiers", () => {

@@ -72,3 +72,26 @@ export function shellSyntaxCheck(script: string): { status: number | null; stder
         rmSync(dir, { recursive: true, force: true });
     }
 }
+
+/**
+ * `docker run` as the production stack's PgBouncer commands call it to write
+ * a file onto PgBouncer's volume with the image sha256:0123, running `script`.
+ */
+export function productionPgbouncerVolumeWrite(script: string): string[] {
+    return [
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        "none",
+        "--user",
+        "999:999",
+        "--volume",
+        "obcms-database-production-pgbouncer-settings:/var/lib/obcms/pgbouncer",
+        "--entrypoint",
+        "sh",
+        "sha256:0123",
+        "-c",
+        script,
+    ];
+}

@@ -8,9 +8,10 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { pgbouncerReloadableSettings } from "../../components/render/pgbouncer/config";
 import { renderPgbouncerIncluded } from "../../components/render/pgbouncer/pgbouncer-ini";
-import { IMAGE_VARIABLE, pgbouncerSettingsCommand } from "../../components/render/pgbouncer/settings-command";
+import { pgbouncerSettingsCommand } from "../../components/render/pgbouncer/settings-command";
+import { IMAGE_VARIABLE } from "../../components/render/pgbouncer/volume-command";
 import { clusterTopology } from "../../components/topology";
-import { production, shellSyntaxCheck } from "./fixtures";
+import { production, productionPgbouncerVolumeWrite, shellSyntaxCheck } from "./fixtures";
 
 const { pgbouncer } = clusterTopology(production);
 const settings = pgbouncerReloadableSettings(production);
@@ -60,22 +61,9 @@ function run(running: string, config: Record<string, string | number>) {
     }
 }
 
-const WRITE = [
-    "run",
-    "--rm",
-    "-i",
-    "--network",
-    "none",
-    "--user",
-    "999:999",
-    "--volume",
-    "obcms-database-production-pgbouncer-settings:/var/lib/obcms/pgbouncer",
-    "--entrypoint",
-    "sh",
-    "sha256:0123",
-    "-c",
+const WRITE = productionPgbouncerVolumeWrite(
     "cat > /var/lib/obcms/pgbouncer/pool.ini.new && mv /var/lib/obcms/pgbouncer/pool.ini.new /var/lib/obcms/pgbouncer/pool.ini",
-];
+);
 const INSPECT = ["container", "inspect", "--format", "{{.State.Running}}", "obcms-database-production-pgbouncer"];
 const admin = (sql: string) => [
     "exec",

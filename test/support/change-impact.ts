@@ -41,6 +41,7 @@ const PGBOUNCER_REPLACED =
 const POOL_RESIZE = `${PGBOUNCER_REPLACED}; alert thresholds and dashboards follow the new size; PostgreSQL untouched`;
 /** PgBouncer's command that writes the pool's sizes and waits to its volume and RELOADs it. */
 const PGBOUNCER_SETTINGS = "pgbouncer-settings-reload";
+const PGBOUNCER_CREDENTIALS = "pgbouncer-credentials-reload";
 const POOL_RELOADED =
     "PgBouncer's settings command writes the new value to the file on PgBouncer's volume and PgBouncer takes it by RELOAD: " +
     "its container and every client connection stay";
@@ -165,8 +166,12 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         before: { appPassword: "First-Application-Password-0001" },
         after: { appPassword: "Second-Application-Password-002" },
         secretKeys: ["appPassword"],
-        plan: { replace: ["pgbouncer-container"], update: [ROLES_SQL] },
-        effect: `the roles SQL runs again on the leader and sets the new verifier, no member restarts; ${PGBOUNCER_REPLACED} with the new userlist`,
+        plan: { update: [ROLES_SQL, PGBOUNCER_CREDENTIALS] },
+        effect:
+            "no container is replaced and nothing restarts: PgBouncer's credentials command pauses its pools, sets the new verifier on the leader, " +
+            "waits for the streaming replicas to replay it, reloads PgBouncer's userlist, logs in once with the new password (PgBouncer logs in to " +
+            "PostgreSQL with the keys of the last such login), and resumes: open sessions stay, writes wait for that moment, none fails; " +
+            "the old password is refused from then on; the roles SQL runs again and changes nothing (it gives this role a verifier only when creating it)",
     },
     {
         change: "`synchronousReplicas` 1 → 0 (asynchronous)",
@@ -200,11 +205,11 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
                 "pgbouncer-container",
                 ...MEMBERS,
             ],
-            update: [PGBOUNCER_SETTINGS],
+            update: [PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS],
         },
         effect:
             "every container restarts on the new image, in dependency order; data stays on the volumes; " +
-            "PgBouncer's settings command, which writes its file with the image, runs again (its RELOAD changes nothing); " +
+            "PgBouncer's settings and credentials commands, which write their files with the image, run again (their RELOADs change nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },

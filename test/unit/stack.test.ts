@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
+import { credentialsInputUserlist } from "../../components/render/pgbouncer/credentials-command";
 import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
 import { promiseOf } from "../../harness/outputs";
 import { plan } from "../../harness/preview";
@@ -85,6 +86,7 @@ describe.each([
             "cluster-config-leader-placement",
             "cluster-config-roles",
             "etcd-patroni-config-seed",
+            "pgbouncer-credentials-reload",
             "pgbouncer-settings-reload",
         ]);
         expect(
@@ -288,7 +290,9 @@ describe("choices a stack can make", () => {
         const { mocks } = await declare("staging", { authMethod: "md5" });
         const pgbouncer = mocks.named("pgbouncer-container");
         expect(upload(pgbouncer, "/etc/obcms/pgbouncer.ini")).toContain("\nauth_type = md5\n");
-        const userlist = upload(pgbouncer, "/etc/obcms/userlist.txt").trim().split("\n");
+        const credentials = mocks.named("pgbouncer-credentials-reload");
+        expect(isSecretInput(credentials.rawInputs.stdin)).toBe(true);
+        const userlist = credentialsInputUserlist(credentials.inputs.stdin).trim().split("\n");
         expect(userlist).toHaveLength(3);
         expect(userlist.every((line) => /^"[a-z_]+" "md5[0-9a-f]{32}"$/.test(line))).toBe(true);
         const primary = mocks.named("primary-container");

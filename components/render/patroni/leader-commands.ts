@@ -25,7 +25,7 @@ function operatorRestartInPlace(scope: string, member: string): string {
 export const LEADER_ATTEMPTS = 90;
 
 /** `docker exec` into the container named by the shell variable `variable`, running `args` (each quoted). */
-function execIn(variable: string, args: readonly string[], interactive = false): string {
+export function execIn(variable: string, args: readonly string[], interactive = false): string {
     return ["docker", "exec", ...(interactive ? ["-i"] : []), `"$${variable}"`, ...args.map(shellWord)].join(" ");
 }
 
@@ -43,7 +43,7 @@ function memberWords(members: readonly PostgresMember[]): string {
  * runs the leader may be one of them. After the last attempt, the script
  * exits printing `failure`.
  */
-function leaderFunctions(members: readonly PostgresMember[], failure: string): string[] {
+export function leaderFunctions(members: readonly PostgresMember[], failure: string): string[] {
     // Member containers are named <cluster>-pg-<index> (topology.ts).
     const others = `^/${members[0].container.replace(/\d+$/, "")}[0-9]+$`;
     const isLeader = `${execIn("member", restApiGet("/primary"))} 2>/dev/null`;

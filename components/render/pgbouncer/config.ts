@@ -2,7 +2,6 @@
 import {
     type ClusterSettings,
     HAPROXY_METRICS_PORT,
-    MAX_REPLICAS,
     PATRONI_REST_PORT,
     PGBOUNCER_PORT,
     POSTGRES_PORT,
@@ -13,9 +12,9 @@ import {
     readonlyDatabase,
     routerConnectionLimit,
 } from "../../settings";
-import { clusterTopology } from "../../topology";
+import { clusterTopology, possibleMembers } from "../../topology";
 import type { HaproxySpec } from "../haproxy/haproxy-cfg";
-import { FILES, PGBOUNCER_RELOADABLE_FILE, SOCKET_DIR } from "../paths";
+import { FILES, PGBOUNCER_RELOADABLE_FILE, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../paths";
 import type { IniValue, PgbouncerIni } from "./pgbouncer-ini";
 
 /** How long PgBouncer keeps a server connection (server_lifetime; see pgbouncerConfig). */
@@ -46,7 +45,7 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             listen_port: PGBOUNCER_PORT,
             unix_socket_dir: SOCKET_DIR,
             auth_type: s.authMethod,
-            auth_file: FILES.userlist,
+            auth_file: PGBOUNCER_USERLIST_FILE,
             admin_users: ROLES.pgbouncerAdmin,
             stats_users: ROLES.monitoring,
             pool_mode: s.pool.mode,
@@ -109,7 +108,7 @@ export function pgbouncerUlimit(s: ClusterSettings): number {
  */
 export function routerConfig(s: ClusterSettings): HaproxySpec {
     return {
-        members: clusterTopology({ ...s, replicaCount: MAX_REPLICAS }).members.map((m) => ({ name: m.node, host: m.container })),
+        members: possibleMembers(s).map((m) => ({ name: m.node, host: m.container })),
         postgresPort: POSTGRES_PORT,
         restPort: PATRONI_REST_PORT,
         readWritePort: ROUTER_PORTS.readWrite,

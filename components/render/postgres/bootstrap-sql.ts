@@ -10,6 +10,12 @@ export interface RoleSpec {
     readonly memberOf: readonly string[];
     /** Functions of pg_catalog it may execute, by signature, e.g. `pg_ls_dir(text, boolean, boolean)`. */
     readonly functions?: readonly string[];
+    /**
+     * The verifier is given only to a role this SQL creates: PgBouncer's
+     * credentials command applies a changed one, holding its clients
+     * meanwhile (see pgbouncer/credentials-command.ts). Default false.
+     */
+    readonly verifierOnCreateOnly?: boolean;
 }
 
 export interface BootstrapSpec {
@@ -31,13 +37,21 @@ function functionSignature(signature: string): string {
     return signature;
 }
 
+/** The statement that gives a role its verifier: PostgreSQL stores a verifier as given. */
+export function rolePasswordSql(name: string, verifier: string): string {
+    return `ALTER ROLE ${sqlIdentifier(name)} WITH PASSWORD ${sqlLiteral(verifier)};`;
+}
+
 function roleStatements(role: RoleSpec): string[] {
     const name = sqlIdentifier(role.name);
     const attributes = DENIABLE.map((a) => ((role.attributes as readonly string[]).includes(a) ? a : `NO${a}`));
+    const create = role.verifierOnCreateOnly
+        ? `SELECT format('CREATE ROLE %I PASSWORD %L', ${sqlLiteral(role.name)}, ${sqlLiteral(role.verifier)})`
+        : `SELECT format('CREATE ROLE %I', ${sqlLiteral(role.name)})`;
     return [
-        `SELECT format('CREATE ROLE %I', ${sqlLiteral(role.name)}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${sqlLiteral(role.name)})`,
+        `${create} WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${sqlLiteral(role.name)})`,
         "\\gexec",
-        `ALTER ROLE ${name} WITH LOGIN ${attributes.join(" ")} PASSWORD ${sqlLiteral(role.verifier)};`,
+        `ALTER ROLE ${name} WITH LOGIN ${attributes.join(" ")}${role.verifierOnCreateOnly ? "" : ` PASSWORD ${sqlLiteral(role.verifier)}`};`,
         ...role.memberOf.map((group) => `GRANT ${sqlIdentifier(group)} TO ${name};`),
         ...(role.functions ?? []).map((f) => `GRANT EXECUTE ON FUNCTION pg_catalog.${functionSignature(f)} TO ${name};`),
     ];
@@ -55,7 +69,7 @@ export function renderBootstrapSql(spec: BootstrapSpec): string {
     return [
         "-- Rendered by obcms-database; runs as the superuser on the leader.",
         "\\set ON_ERROR_STOP on",
-        `ALTER ROLE ${sqlIdentifier(spec.superuser.name)} WITH PASSWORD ${sqlLiteral(spec.superuser.verifier)};`,
+        rolePasswordSql(spec.superuser.name, spec.superuser.verifier),
         ...spec.roles.flatMap(roleStatements),
         `SELECT format('CREATE DATABASE %I OWNER %I', ${sqlLiteral(spec.database)}, ${sqlLiteral(spec.owner)}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = ${sqlLiteral(spec.database)})`,
         "\\gexec",
