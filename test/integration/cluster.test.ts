@@ -585,18 +585,27 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             "ROLE,ALTER ROLE",
             "DDL,DROP TABLE",
         ]);
-        // The cluster config sets every role's password on whichever member led then:
-        // audited there, each password redacted. Patroni's own role changes turn auditing off.
+        // The cluster config sets every role's password on whichever member led then (the application's: it
+        // creates the role with it, and PgBouncer's credentials command sets it): audited there, each password
+        // redacted. Patroni's own role changes turn auditing off.
         const logs = await Promise.all(stack.topology.members.map((m) => containerLog(m.container)));
         const passwordChanges = logs
             .join("\n")
             .split("\n")
             .filter((line) => line.includes("AUDIT: SESSION") && line.includes(" PASSWORD "));
         // The statement is a CSV field: quoted, with its own quotes doubled, when it has any.
-        const rolesChanged = passwordChanges.map(
-            (line) => line.match(/,ROLE,ALTER ROLE,,,"?ALTER ROLE (?:"")?([a-z_]+)(?:"")? WITH .*PASSWORD <REDACTED>"?,<not logged>$/)?.[1],
+        const rolesChanged = passwordChanges.map((line) => {
+            const match = line.match(
+                /,ROLE,(CREATE|ALTER) ROLE,,,"?\1 ROLE (?:"")?([a-z_]+)(?:"")? (?:WITH )?.*PASSWORD <REDACTED>"?,<not logged>$/,
+            );
+            return match ? `${match[1]} ${match[2]}` : line;
+        });
+        expect(rolesChanged.sort()).toEqual(
+            [
+                `CREATE ${APP_USER}`,
+                ...["monitoring", APP_USER, "postgres", ROLES.replication, ROLES.rewind].map((r) => `ALTER ${r}`),
+            ].sort(),
         );
-        expect(rolesChanged.sort()).toEqual(["monitoring", APP_USER, "postgres", ROLES.replication, ROLES.rewind].sort());
     });
 
     it("runs every container as the non-root service user, from its first process on", async () => {
