@@ -60,6 +60,11 @@ describe("production stack: refused logins, full load, faults", () => {
             }),
         );
     const leaderUrl = async () => (await waitForLeader(stack, 120_000)).url;
+    /** How often each member's PostgreSQL has shut down, from its container's log. */
+    const shutdowns = async () =>
+        Promise.all(
+            stack.topology.members.map(async (m) => (await containerLog(m.container)).split("database system is shut down").length - 1),
+        );
     /** How often PgBouncer's pools have been paused and resumed, from its log. */
     const pgbouncerHolds = async () => {
         const log = await containerLog(pgbouncerHost());
@@ -636,6 +641,7 @@ describe("production stack: refused logins, full load, faults", () => {
             const before = await memberStarts();
             const leaderBefore = await waitForLeader(stack, 60_000);
             const holdsBefore = await pgbouncerHolds();
+            const shutdownsBefore = await shutdowns();
             // A second client, always inside a transaction: a leader's fast shutdown would kill the one
             // under way; PgBouncer's PAUSE lets it finish first.
             const slow = { committed: 0, errors: [] as string[] };
@@ -689,6 +695,9 @@ describe("production stack: refused logins, full load, faults", () => {
             // behind one PAUSE of PgBouncer's pools (a fast shutdown would kill a transaction under way).
             expect((await waitForLeader(stack, 60_000)).name).toBe(leaderBefore.name);
             expect(await pgbouncerHolds()).toEqual({ pauses: holdsBefore.pauses + 1, resumes: holdsBefore.resumes + 1 });
+            // The leader went first, so each member restarted once: a replica restarted before it would keep its value.
+            const shutdownsAfter = await shutdowns();
+            expect(shutdownsAfter.map((n, i) => n - shutdownsBefore[i])).toEqual(stack.topology.members.map(() => 1));
         }, 900_000);
 
         it("a rotated application password reaches PostgreSQL and PgBouncer together: nothing replaced or restarted, open sessions stay, no write fails, the old password is refused", async () => {

@@ -18,6 +18,7 @@ import {
     leaderSqlCommand,
     leadOnDeclaredCommand,
     memberParametersState,
+    onlyLoweredMinimums,
 } from "../../components/render/patroni/leader-commands";
 import type { RunningParameters } from "../../components/render/patroni/patroni-yml";
 import { restApiGet } from "../../components/render/patroni/start-script";
@@ -36,7 +37,9 @@ const container = (k: number) => `obcms-database-production-pg-${k}`;
  * counts them) prints `stale` for its first STALE_ROUNDS calls, then
  * `pending` for a member listed in $DIR/pending, else `applied`; a restart
  * clears it, except on a replica while the leader is still pending (it keeps
- * the leader's higher value of a lowered setting) unless RAISED is set. The leader's WAL position
+ * the leader's higher value of a lowered setting) unless RAISED is set; the
+ * leader reports its minimums only lowered while it is pending, unless RAISED
+ * or MIXED (another minimum raised) is set. The leader's WAL position
  * is 0/3000060, which the replicas have not replayed for the first
  * BEHIND_ROUNDS replay checks, then have. Every call is logged to
  * $DIR/calls, each -i call's stdin to $DIR/stdin-<call number>. A leader
@@ -74,6 +77,9 @@ docker() {
       elif grep -qx "$container" "$DIR/pending"; then echo pending; else echo applied; fi
       return 0 ;;
     *" pg_current_wal_lsn()"*) echo 0/3000060; return 0 ;;
+    *" lowered_only "*)
+      if [ -z "$RAISED" ] && [ -z "$MIXED" ] && grep -qx "$LEADER" "$DIR/pending"; then echo t; else echo f; fi
+      return 0 ;;
     *" pg_last_wal_replay_lsn()"*)
       echo >> "$DIR/replays"
       if [ "$(wc -l < "$DIR/replays")" -le "$BEHIND_ROUNDS" ]; then echo f; else echo t; fi
@@ -112,6 +118,8 @@ interface FakeCluster {
     readonly refused?: readonly string[];
     /** Whether the pending setting was raised, so a replica runs it once restarted; else lowered. */
     readonly raised?: boolean;
+    /** Whether another hot-standby minimum was raised beside the lowered one. */
+    readonly mixed?: boolean;
     /** Whether scripts/cluster.sh's switchover fails (PgBouncer not running, say). */
     readonly clusterScriptFails?: boolean;
 }
@@ -166,6 +174,7 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
                 REPLICAS: (cluster.replicas ?? []).join(" "),
                 REFUSED: (cluster.refused ?? []).join(" "),
                 RAISED: cluster.raised ? "1" : "",
+                MIXED: cluster.mixed ? "1" : "",
                 CLUSTER_SCRIPT_FAILS: cluster.clusterScriptFails ? "1" : "",
             },
         });
@@ -350,6 +359,11 @@ describe("dynamicConfigCommand", () => {
     const command = dynamicConfigCommand(members, "obcms-database-production", EXPECTED);
     const parameterChecks = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: PARAMETERS_CHECK }));
     const restarts = (...ks: number[]): Call[] => ks.map((k) => ({ container: container(k), args: restart(k) }));
+    /** The leader asked whether the hot-standby minimums are only lowered, which puts it first. */
+    const orderCheck = (leader: number): Call => ({
+        container: container(leader),
+        args: [...PSQL_VALUE, onlyLoweredMinimums(EXPECTED)],
+    });
     /** A standby's turn: it first replays the leader's WAL, then its parameters are checked. */
     const replayedThenChecked = (leader: number, k: number): Call[] => [
         { container: container(leader), args: [...PSQL_VALUE, "SELECT pg_current_wal_lsn()"] },
@@ -368,6 +382,7 @@ describe("dynamicConfigCommand", () => {
             ...checks(1, 2),
             { container: container(2), args: ["-i", ...EDIT_CONFIG], stdin: DYNAMIC },
             ...parameterChecks(1, 2, 3, 4),
+            orderCheck(2),
             ...[1, 3, 4].flatMap((k) => replayedThenChecked(2, k)),
             ...parameterChecks(2),
             ...[1, 3, 4].flatMap((k) => replayedThenChecked(2, k)),
@@ -409,20 +424,30 @@ describe("dynamicConfigCommand", () => {
         expect(stuck.calls.some((c) => c.args.includes("restart"))).toBe(false);
     });
 
-    // A lowered setting: the replicas keep the leader's value until the leader
-    // restarts with the new one, so they are still pending after the first pass.
-    it("restarts pending members one at a time: the others, then the leader in place with its clients held, then the others still pending", () => {
+    // A lowered setting: a replica restarted first would keep the leader's value, and restart again.
+    it("restarts the leader first, in place with its clients held, when a hot-standby minimum is only lowered; then each other once", () => {
         const all = [1, 2, 3, 4].map(container);
         const run = runWithFakeDocker(command, DYNAMIC, { leader: container(3), pending: all });
         expect(run.status).toBe(0);
         expect(run.stderr).toBe("");
+        expect(run.calls).toContainEqual(orderCheck(3));
         // No replica runs the lowered value while the leader does not: there is no one to switch over to.
         const inPlace = { container: "cluster.sh", args: ["-c", "obcms-database-production", "restart", "--in-place", "pg-3"] };
-        expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual([...restarts(1, 2, 4), inPlace, ...restarts(1, 2, 4)]);
+        expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual([inPlace, ...restarts(1, 2, 4)]);
         // Each restarted member loads the parameters again before the next is restarted.
-        const afterFirstRestart = run.calls.findIndex((c) => c.args.includes("restart")) + 1;
-        expect(run.calls[afterFirstRestart]).toEqual(parameterChecks(1)[0]);
+        const afterFirstReplicaRestart = run.calls.findIndex((c) => c.args.includes("patronictl")) + 1;
+        expect(run.calls[afterFirstReplicaRestart]).toEqual(parameterChecks(1)[0]);
         expect(run.calls.slice(-4)).toEqual(parameterChecks(1, 2, 3, 4));
+    });
+
+    // With another minimum raised, a standby must not run below the primary: the others still go first.
+    it("keeps the others first, then the leader, then the others still pending, when a minimum is raised beside the lowered one", () => {
+        const all = [1, 2, 3, 4].map(container);
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(3), pending: all, mixed: true });
+        expect(run.status).toBe(0);
+        expect(run.calls).toContainEqual(orderCheck(3));
+        const inPlace = { container: "cluster.sh", args: ["-c", "obcms-database-production", "restart", "--in-place", "pg-3"] };
+        expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual([...restarts(1, 2, 4), inPlace, ...restarts(1, 2, 4)]);
     });
 
     // A raised setting: a restarted replica runs it, and takes the lead before the leader restarts.
@@ -505,5 +530,30 @@ describe("the parameters check on PostgreSQL 17 in the project image", { timeout
             },
         );
         expect([run.status, run.stdout, run.stderr]).toEqual([0, "applied\nstale\npending\napplied\npending\n", ""]);
+    });
+
+    // A server running max_connections 150 and max_worker_processes 8, asked before any restart.
+    it("reports the hot-standby minimums only lowered when one declared value is below the running one and none above", () => {
+        const declared: Array<Record<string, string>> = [
+            { max_connections: "100" },
+            { max_connections: "200" },
+            { max_connections: "150" },
+            { max_connections: "100", max_worker_processes: "16" },
+            { max_connections: "100", max_worker_processes: "8" },
+        ];
+        const asked = declared.map((standbyMinimums) => shellWord(onlyLoweredMinimums({ digest: "abc", standbyMinimums })));
+        const script = [
+            "set -e",
+            "export PATH=/usr/lib/postgresql/17/bin:$PATH",
+            "initdb -D /tmp/pg -U postgres -A trust >/dev/null",
+            `pg_ctl -D /tmp/pg -l /tmp/pg.log -w -o "-k /tmp -c listen_addresses= -c max_connections=150 -c max_worker_processes=8" start >/dev/null`,
+            ...asked.map((sql) => `psql -X -A -t -h /tmp -d postgres -c ${sql}`),
+        ].join("\n");
+        const run = spawnSync(
+            "docker",
+            ["run", "--rm", "--network", "none", "--user", "postgres", "--entrypoint", "sh", PROJECT_IMAGE, "-c", script],
+            { encoding: "utf8" },
+        );
+        expect([run.status, run.stdout, run.stderr]).toEqual([0, "t\nf\nf\nf\nt\n", ""]);
     });
 });

@@ -149,10 +149,10 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED] },
         effect:
             `every member is replaced with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${MEMBERS_REPLACED}; ` +
-            `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}: the others, the leader, then the others again, ` +
-            "which keep the leader's higher value until it runs the lower one; the leader restarts in place, PgBouncer holding its clients meanwhile " +
-            "(`cluster.sh restart --in-place`: writes wait, none fails): " +
-            `a lowered value must run on the primary first, and no replica runs it yet; ${SEED_RERUNS}; PgBouncer untouched`,
+            `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}: the leader first, as PostgreSQL orders a lowered value ` +
+            "(a replica restarted before it would keep the leader's higher value), in place, PgBouncer holding its clients meanwhile " +
+            "(`cluster.sh restart --in-place`: writes wait, none fails), no replica running the lower value to hand the lead to; then the others; " +
+            `${SEED_RERUNS}; PgBouncer untouched`,
     },
     {
         change: "`auditLog` `ddl, role` → `ddl, role, write`",

@@ -150,13 +150,33 @@ export function memberParametersState(expected: RunningParameters): string {
 }
 
 /**
+ * SQL run on the leader before its restart, while it still runs the old
+ * values: `t` when some hot-standby minimum is lowered and none raised.
+ * PostgreSQL's order is then the primary first: a standby restarted before it
+ * keeps the primary's higher value, so it would have to restart again. With
+ * one raised, the standbys go first, or they would run below the primary and
+ * stop replaying.
+ */
+export function onlyLoweredMinimums(expected: RunningParameters): string {
+    const declared = Object.entries(expected.standbyMinimums)
+        .map(([name, value]) => `(${sqlLiteral(name)}, ${sqlLiteral(value)})`)
+        .join(", ");
+    return (
+        "SELECT coalesce(bool_or(running.setting::numeric > declared.setting::numeric) AND NOT bool_or(running.setting::numeric < declared.setting::numeric), false) AS lowered_only " +
+        `FROM (VALUES ${declared}) AS declared (name, setting) JOIN pg_catalog.pg_settings AS running USING (name)`
+    );
+}
+
+/**
  * Merges the dynamic configuration on its standard input into etcd
  * (`patronictl edit-config --apply`, idempotent); waits until every member's
  * PostgreSQL has loaded its parameters, which Patroni does at its next cycle;
  * then restarts the members on which one waits for a restart: the others
  * first, one at a time, then the leader, then any other still pending (a
  * standby keeps the leader's higher value of a lowered setting until the
- * leader runs it), each loading the parameters again before the next. The
+ * leader runs it), each loading the parameters again before the next; when
+ * hot-standby minimums are only lowered, the leader first and then the
+ * others (onlyLoweredMinimums). The
  * leader first hands the lead to a member that runs them, when one does,
  * through the operator's switchover, which holds PgBouncer's clients: writes
  * wait for seconds, and no client sees an error. When none does (a lowered
@@ -229,7 +249,12 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
         `  ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
         '  await_loaded "$1"',
         "}",
-        "for pass in others leader others; do",
+        ...(Object.keys(expected.standbyMinimums).length === 0
+            ? ['passes="others leader others"']
+            : [
+                  `if [ "$(${execIn("leader", [...PSQL_VALUE, onlyLoweredMinimums(expected)])} 2>/dev/null)" = t ]; then passes="leader others"; else passes="others leader others"; fi`,
+              ]),
+        "for pass in $passes; do",
         `  for pair in ${memberWords(members)}; do`,
         '    if [ "${pair%%:*}" = "$leader" ]; then role=leader; else role=others; fi',
         '    if [ "$role" = "$pass" ]; then restart_pending "$pair" "$role"; fi',
