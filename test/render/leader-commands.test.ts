@@ -501,35 +501,46 @@ describe("dynamicConfigCommand", () => {
     });
 });
 
+/**
+ * Starts PostgreSQL 17 in the project image with `options` (postgres -c …),
+ * then runs `lines` of shell (psql over /tmp); returns exit status, stdout, stderr.
+ */
+function onPostgres(options: string, lines: readonly string[]): [number | null, string, string] {
+    const script = [
+        "set -e",
+        "export PATH=/usr/lib/postgresql/17/bin:$PATH",
+        "initdb -D /tmp/pg -U postgres -A trust >/dev/null",
+        `pg_ctl -D /tmp/pg -l /tmp/pg.log -w -o "-k /tmp -c listen_addresses= ${options}" start >/dev/null`,
+        ...lines,
+    ].join("\n");
+    const run = spawnSync(
+        "docker",
+        ["run", "--rm", "--network", "none", "--user", "postgres", "--entrypoint", "sh", PROJECT_IMAGE, "-c", script],
+        {
+            encoding: "utf8",
+        },
+    );
+    return [run.status, run.stdout, run.stderr];
+}
+
+/** psql printing the bare value of `sql`. */
+const psqlValue = (sql: string) => `psql -X -A -t -h /tmp -d postgres -c ${shellWord(sql)}`;
+
 describe("the parameters check on PostgreSQL 17 in the project image", { timeout: 60_000 }, () => {
     // A server started with max_connections 150 and the digest "abc"; then max_connections 100 is set and
     // reloaded, which PostgreSQL marks as waiting for a restart.
     it("answers stale for another digest, pending for another minimum or a pending restart, applied otherwise", () => {
-        const check = (expected: RunningParameters) => shellWord(memberParametersState(expected));
-        const asked = [
+        const check = (expected: RunningParameters) => psqlValue(memberParametersState(expected));
+        const run = onPostgres("-c max_connections=150 -c obcms.parameters_digest=abc", [
             check({ digest: "abc", standbyMinimums: { max_connections: "150" } }),
             check({ digest: "other", standbyMinimums: { max_connections: "150" } }),
             check({ digest: "abc", standbyMinimums: { max_connections: "100" } }),
             check({ digest: "abc", standbyMinimums: {} }),
-        ];
-        const script = [
-            "set -e",
-            "export PATH=/usr/lib/postgresql/17/bin:$PATH",
-            "initdb -D /tmp/pg -U postgres -A trust >/dev/null",
-            `pg_ctl -D /tmp/pg -l /tmp/pg.log -w -o "-k /tmp -c listen_addresses= -c max_connections=150 -c obcms.parameters_digest=abc" start >/dev/null`,
-            ...asked.map((sql) => `psql -X -A -t -h /tmp -d postgres -c ${sql}`),
             `psql -X -q -h /tmp -d postgres -c "ALTER SYSTEM SET max_connections = 100" -c "SELECT pg_reload_conf()" >/dev/null`,
             "sleep 1",
-            `psql -X -A -t -h /tmp -d postgres -c ${check({ digest: "abc", standbyMinimums: { max_connections: "150" } })}`,
-        ].join("\n");
-        const run = spawnSync(
-            "docker",
-            ["run", "--rm", "--network", "none", "--user", "postgres", "--entrypoint", "sh", PROJECT_IMAGE, "-c", script],
-            {
-                encoding: "utf8",
-            },
-        );
-        expect([run.status, run.stdout, run.stderr]).toEqual([0, "applied\nstale\npending\napplied\npending\n", ""]);
+            check({ digest: "abc", standbyMinimums: { max_connections: "150" } }),
+        ]);
+        expect(run).toEqual([0, "applied\nstale\npending\napplied\npending\n", ""]);
     });
 
     // A server running max_connections 150 and max_worker_processes 8, asked before any restart.
@@ -541,19 +552,10 @@ describe("the parameters check on PostgreSQL 17 in the project image", { timeout
             { max_connections: "100", max_worker_processes: "16" },
             { max_connections: "100", max_worker_processes: "8" },
         ];
-        const asked = declared.map((standbyMinimums) => shellWord(onlyLoweredMinimums({ digest: "abc", standbyMinimums })));
-        const script = [
-            "set -e",
-            "export PATH=/usr/lib/postgresql/17/bin:$PATH",
-            "initdb -D /tmp/pg -U postgres -A trust >/dev/null",
-            `pg_ctl -D /tmp/pg -l /tmp/pg.log -w -o "-k /tmp -c listen_addresses= -c max_connections=150 -c max_worker_processes=8" start >/dev/null`,
-            ...asked.map((sql) => `psql -X -A -t -h /tmp -d postgres -c ${sql}`),
-        ].join("\n");
-        const run = spawnSync(
-            "docker",
-            ["run", "--rm", "--network", "none", "--user", "postgres", "--entrypoint", "sh", PROJECT_IMAGE, "-c", script],
-            { encoding: "utf8" },
+        const run = onPostgres(
+            "-c max_connections=150 -c max_worker_processes=8",
+            declared.map((standbyMinimums) => psqlValue(onlyLoweredMinimums({ digest: "abc", standbyMinimums }))),
         );
-        expect([run.status, run.stdout, run.stderr]).toEqual([0, "t\nf\nf\nf\nt\n", ""]);
+        expect(run).toEqual([0, "t\nf\nf\nf\nt\n", ""]);
     });
 });
