@@ -19,6 +19,7 @@ import { docker, query } from "../harness/sql";
 import { runOnClusterNetwork } from "../harness/workload";
 import { parseSummary } from "./pgbench";
 import { importProgramFresh } from "./program-import";
+import { distribution } from "./stats";
 
 const AUTH_USER = "bench_pgbouncer_auth";
 const LOOKUP = "public.bench_pgbouncer_lookup";
@@ -108,10 +109,6 @@ async function pgbenchRound(stack: StartedStack, lookup: Lookup, url: URL, optio
     };
 }
 
-function mean(values: number[]): number {
-    return values.reduce((a, b) => a + b, 0) / values.length;
-}
-
 async function main(): Promise<void> {
     const { values } = parseArgs({
         options: {
@@ -169,8 +166,8 @@ async function main(): Promise<void> {
                 return {
                     lookup,
                     rounds: mine.length,
-                    meanConnectionMs: Number(mean(mine.map((r) => r.averageConnectionMs)).toFixed(2)),
-                    meanSessionsPerSecond: Number(mean(mine.map((r) => r.sessionsPerSecond)).toFixed(1)),
+                    meanConnectionMs: Number(distribution(mine.map((r) => r.averageConnectionMs)).mean.toFixed(2)),
+                    meanSessionsPerSecond: Number(distribution(mine.map((r) => r.sessionsPerSecond)).mean.toFixed(1)),
                     failed: mine.reduce((n, r) => n + r.failed, 0),
                 };
             }),

@@ -20,6 +20,13 @@ function assertNo(pattern: RegExp, format: string, value: string, reason: string
     }
 }
 
+/** `value` unchanged, when it has neither a line break nor a control character: it cannot end its line early. */
+export function singleLine(format: string, value: string): string {
+    assertNo(LINE_BREAK, format, value, "line breaks are not allowed");
+    assertNo(CONTROL, format, value, "control characters are not allowed");
+    return value;
+}
+
 /**
  * A postgresql.conf string literal. The GUC lexer reads a quoted string with
  * `''` for a quote and C-style backslash escapes, so line breaks become `\n`.
@@ -46,9 +53,7 @@ export function hbaToken(value: string): string {
 
 /** A value on a `key = value` line of pgbouncer.ini, which ends at the line break. */
 export function pgbouncerIniValue(value: string): string {
-    assertNo(LINE_BREAK, "pgbouncer.ini", value, "line breaks are not allowed");
-    assertNo(CONTROL, "pgbouncer.ini", value, "control characters are not allowed");
-    return value;
+    return singleLine("pgbouncer.ini", value);
 }
 
 /**
@@ -65,29 +70,18 @@ export function pgbouncerConnstringValue(value: string): string {
 
 /** A value in a libpq connection string (e.g. primary_conninfo): single-quoted, `\'` and `\\` escaped. */
 export function libpqConnstringValue(value: string): string {
-    assertNo(LINE_BREAK, "connection string", value, "line breaks are not allowed");
-    assertNo(CONTROL, "connection string", value, "control characters are not allowed");
+    singleLine("connection string", value);
     return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 }
 
 /** A `#` comment line in a config file: it must not end early and start a setting. */
 export function commentText(value: string): string {
-    assertNo(LINE_BREAK, "comment", value, "line breaks are not allowed");
-    assertNo(CONTROL, "comment", value, "control characters are not allowed");
-    return value;
-}
-
-/** One line of a command's standard input, which the command reads with `read -r`. */
-export function stdinLine(what: string, value: string): string {
-    assertNo(LINE_BREAK, what, value, "line breaks are not allowed");
-    assertNo(CONTROL, what, value, "control characters are not allowed");
-    return value;
+    return singleLine("comment", value);
 }
 
 /** A field of PgBouncer's auth_file: double-quoted, `"` doubled. */
 export function userlistField(value: string): string {
-    assertNo(LINE_BREAK, "userlist.txt", value, "line breaks are not allowed");
-    assertNo(CONTROL, "userlist.txt", value, "control characters are not allowed");
+    singleLine("userlist.txt", value);
     return `"${value.replace(/"/g, '""')}"`;
 }
 
@@ -96,8 +90,7 @@ export function userlistField(value: string): string {
  * leading `#` too, which would otherwise make the line a comment.
  */
 export function pgpassField(value: string): string {
-    assertNo(LINE_BREAK, "pgpass", value, "line breaks are not allowed");
-    assertNo(CONTROL, "pgpass", value, "control characters are not allowed");
+    singleLine("pgpass", value);
     return value.replace(/\\/g, "\\\\").replace(/:/g, "\\:").replace(/^#/, "\\#");
 }
 
@@ -162,8 +155,7 @@ export function yamlString(value: string): string {
  * line breaks, controls and leading or trailing whitespace are refused.
  */
 export function pgbackrestConfValue(value: string): string {
-    assertNo(LINE_BREAK, "pgbackrest.conf", value, "line breaks are not allowed");
-    assertNo(CONTROL, "pgbackrest.conf", value, "control characters are not allowed");
+    singleLine("pgbackrest.conf", value);
     if (value === "" || value.trim() !== value) {
         throw new UnsafeValueError("pgbackrest.conf", value, "a value cannot be empty or start or end with whitespace");
     }

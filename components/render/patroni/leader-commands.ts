@@ -72,16 +72,21 @@ export function leaderFunctions(members: readonly PostgresMember[], failure: str
     ];
 }
 
+/** psql as the superuser over a member's socket, running the SQL on its standard input and stopping at the first error. */
+export const PSQL_SCRIPT = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-d", "postgres", "-f", "-"];
+
+/** psql over a member's socket, printing the bare value of the query that follows. */
+export const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", SOCKET_DIR, "-d", "postgres", "-c"];
+
 /**
  * Runs the SQL on its standard input as the superuser, over the leader's
  * socket; read once, so that a retry on a new leader runs all of it again.
  */
 export function leaderSqlCommand(members: readonly PostgresMember[]): string {
-    const psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-d", "postgres", "-f", "-"];
     return [
         ...leaderFunctions(members, "no leader took the SQL"),
         'sql="$(cat)"',
-        `step() { leader="$1"; printf '%s\\n' "$sql" | ${execIn("leader", psql, true)}; }`,
+        `step() { leader="$1"; printf '%s\\n' "$sql" | ${execIn("leader", PSQL_SCRIPT, true)}; }`,
         "on_leader",
         "",
     ].join("\n");
@@ -124,8 +129,13 @@ export function leadOnDeclaredCommand(members: readonly PostgresMember[], scope:
 /** How many times, 1 s apart, a command asks a member whether it has loaded the dynamic parameters. */
 export const APPLY_ATTEMPTS = 120;
 
-/** psql over the member's socket, printing the bare value of the query that follows. */
-const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", SOCKET_DIR, "-d", "postgres", "-c"];
+/** The declared hot-standby minimums (at least one), each beside the value the member runs: `declared` and `running`. */
+function declaredBesideRunning(expected: RunningParameters): string {
+    const declared = Object.entries(expected.standbyMinimums)
+        .map(([name, value]) => `(${sqlLiteral(name)}, ${sqlLiteral(value)})`)
+        .join(", ");
+    return `(VALUES ${declared}) AS declared (name, setting) JOIN pg_catalog.pg_settings AS running USING (name)`;
+}
 
 /**
  * SQL run on a member that answers `stale` until PostgreSQL has loaded the
@@ -136,13 +146,10 @@ const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", SOCKET_DIR, "-d", "postgres"
  * restart pending by Patroni's account or PostgreSQL's.
  */
 export function memberParametersState(expected: RunningParameters): string {
-    const minimums = Object.entries(expected.standbyMinimums);
     const otherValue =
-        minimums.length === 0
+        Object.keys(expected.standbyMinimums).length === 0
             ? ""
-            : " OR EXISTS (SELECT FROM (VALUES " +
-              minimums.map(([name, value]) => `(${sqlLiteral(name)}, ${sqlLiteral(value)})`).join(", ") +
-              ") AS declared (name, setting) JOIN pg_catalog.pg_settings AS running USING (name) WHERE running.setting <> declared.setting)";
+            : ` OR EXISTS (SELECT FROM ${declaredBesideRunning(expected)} WHERE running.setting <> declared.setting)`;
     return (
         `SELECT CASE WHEN current_setting(${sqlLiteral(PARAMETERS_DIGEST)}, true) IS DISTINCT FROM ${sqlLiteral(expected.digest)} THEN 'stale' ` +
         `WHEN bool_or(pending_restart)${otherValue} THEN 'pending' ELSE 'applied' END FROM pg_catalog.pg_settings`
@@ -158,12 +165,9 @@ export function memberParametersState(expected: RunningParameters): string {
  * stop replaying.
  */
 export function onlyLoweredMinimums(expected: RunningParameters): string {
-    const declared = Object.entries(expected.standbyMinimums)
-        .map(([name, value]) => `(${sqlLiteral(name)}, ${sqlLiteral(value)})`)
-        .join(", ");
     return (
         "SELECT coalesce(bool_or(running.setting::numeric > declared.setting::numeric) AND NOT bool_or(running.setting::numeric < declared.setting::numeric), false) AS lowered_only " +
-        `FROM (VALUES ${declared}) AS declared (name, setting) JOIN pg_catalog.pg_settings AS running USING (name)`
+        `FROM ${declaredBesideRunning(expected)}`
     );
 }
 

@@ -3,9 +3,9 @@
 // holding its clients for the moment it takes. Nothing restarts.
 import { PGBOUNCER_PORT } from "../../settings";
 import type { PostgresMember } from "../../topology";
-import { shellWord, stdinLine } from "../escape";
+import { shellWord, singleLine } from "../escape";
 import { PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../paths";
-import { execIn, leaderFunctions } from "../patroni/leader-commands";
+import { execIn, leaderFunctions, PSQL_SCRIPT, PSQL_VALUE } from "../patroni/leader-commands";
 import { adminFunction, pgbouncerRunning, type ReloadTarget, writeToVolume } from "./volume-command";
 
 /** How many tenths of a second the command waits for the pools to pause, and for the replicas to replay the new verifier. */
@@ -26,7 +26,7 @@ export interface CredentialsInput {
 
 /** The standard input: the password and the SQL one line each, then the userlist. */
 export function renderCredentialsInput(input: CredentialsInput): string {
-    return `${stdinLine("password", input.password)}\n${stdinLine("SQL", input.sql)}\n${input.userlist}`;
+    return `${singleLine("password", input.password)}\n${singleLine("SQL", input.sql)}\n${input.userlist}`;
 }
 
 /** The userlist in a standard input that renderCredentialsInput wrote. */
@@ -56,7 +56,6 @@ export function pgbouncerCredentialsCommand(
     login: { readonly user: string; readonly database: string },
 ): string {
     const container = shellWord(target.container);
-    const psql = ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-d", "postgres"];
     // Inside PgBouncer's container: the password from standard input, never on a command line.
     const priming = `IFS= read -r PGPASSWORD && export PGPASSWORD && exec timeout ${PRIMING_LOGIN_SECONDS} psql -X -q -h ${SOCKET_DIR} -p ${PGBOUNCER_PORT} -U "$1" -d "$2" -c '\\q'`;
     return [
@@ -71,7 +70,7 @@ export function pgbouncerCredentialsCommand(
         `resume() { if [ "$paused" = true ]; then docker kill --signal SIGUSR2 ${container} >/dev/null; paused=false; fi; }`,
         "trap resume EXIT",
         `pools_paused() { [ "$(admin "SHOW STATE" | grep '^active|')" = 'active|no' ]; }`,
-        `replayed() { [ "$(${execIn("leader", psql)} -c "SELECT coalesce(bool_and(replay_lsn >= '$target'), true) FROM pg_stat_replication")" = t ]; }`,
+        `replayed() { [ "$(${execIn("leader", PSQL_VALUE)} "SELECT coalesce(bool_and(replay_lsn >= '$target'), true) FROM pg_stat_replication")" = t ]; }`,
         // `within WHAT CONDITION`: waits for the shell function CONDITION, a tenth of a second apart, boundedly.
         "within() {",
         "  tenths=0",
@@ -90,8 +89,8 @@ export function pgbouncerCredentialsCommand(
         // Not a leader's move, which another round would outlast: the EXIT trap resumes the pools.
         '    within "PgBouncer did not pause its pools" pools_paused || exit 1',
         "  fi",
-        `  printf '%s\\n' "$sql" | ${execIn("leader", [...psql, "-q", "-f", "-"], true)} >/dev/null || { resume; return 1; }`,
-        `  target="$(${execIn("leader", psql)} -c 'SELECT pg_current_wal_lsn()')" || { resume; return 1; }`,
+        `  printf '%s\\n' "$sql" | ${execIn("leader", PSQL_SCRIPT, true)} >/dev/null || { resume; return 1; }`,
+        `  target="$(${execIn("leader", [...PSQL_VALUE, "SELECT pg_current_wal_lsn()"])})" || { resume; return 1; }`,
         // A replica that has not replayed it yet would refuse the read-only pool's next server login.
         '  within "the streaming replicas did not replay the new password" replayed || true',
         '  if [ "$running" = true ]; then',
