@@ -5,7 +5,7 @@ import { credentialUrl, type RoleCredential } from "./credentials";
 import { renderPgpass, renderUserlist } from "./render/credentials/credential-files";
 import { renderHaproxyCfg } from "./render/haproxy/haproxy-cfg";
 import { FILES, PGBOUNCER_RELOADABLE_DIR, SOCKET_DIR } from "./render/paths";
-import { pgbouncerConfig, pgbouncerReloadableSettings, pgbouncerUlimit, routeHosts, routerConfig } from "./render/pgbouncer/config";
+import { pgbouncerConfig, pgbouncerReloadableSettings, routeHosts, routerConfig } from "./render/pgbouncer/config";
 import { pgbouncerCredentialsCommand, renderCredentialsInput } from "./render/pgbouncer/credentials-command";
 import { renderPgbouncerIncluded, renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
 import { pgbouncerSettingsCommand } from "./render/pgbouncer/settings-command";
@@ -13,7 +13,7 @@ import { pgbouncerHealthCheck, renderPgbouncerStart } from "./render/pgbouncer/s
 import { IMAGE_VARIABLE } from "./render/pgbouncer/volume-command";
 import { rolePasswordSql } from "./render/postgres/bootstrap-sql";
 import { serviceContainer, serviceEndpoint } from "./service-container";
-import { type ClusterSettings, connectHost, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
+import { type ClusterSettings, connectHost, PGBOUNCER_FILE_LIMIT, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
 import { clusterTopology, possibleMembers } from "./topology";
 
@@ -45,7 +45,7 @@ export interface PgBouncerArgs {
  * spread over the streaming replicas, and the admin console. Its userlist
  * holds verifiers, never passwords; only the admin console's own password is
  * there, in a private password file for operators' tools inside the container.
- * The pool's sizes and waits and the userlist live on the container's
+ * The pool's sizes and waits, the client limit and the userlist live on the container's
  * volume, written by commands that have PgBouncer RELOAD them: changing them
  * keeps every client, and a rotated application password restarts nothing.
  */
@@ -85,7 +85,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                 ),
         );
 
-        // Pool sizes and waits: PgBouncer reads them from its volume, where this command writes them, and
+        // Pool sizes, waits and the client limit: PgBouncer reads them from its volume, where this command writes them, and
         // takes a change by RELOAD; the container, and its clients' connections, stay.
         const t = clusterTopology(s);
         const volume = new docker.Volume(`${name}-settings`, { name: t.pgbouncer.volume }, { parent: this });
@@ -141,7 +141,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                 // SIGINT waits for every server connection to be released: the
                 // transactions in flight finish, and this bounds the wait.
                 stopGraceSeconds: 30,
-                openFilesLimit: pgbouncerUlimit(s),
+                openFilesLimit: PGBOUNCER_FILE_LIMIT,
                 // The router runs beside PgBouncer, adopted by tini.
                 init: true,
             },

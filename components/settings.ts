@@ -158,25 +158,30 @@ export function requiredServerConnections(s: ClusterSettings): number {
 }
 
 /**
- * Connections the router beside PgBouncer admits, all routes together:
- * PgBouncer's server connections to both databases (each database's at most
- * defaultPoolSize + reservePoolSize, which validation keeps within
- * maxClientConn) and room for operators' tools. It follows maxClientConn, not
- * the pool sizes, so that a pool change is PgBouncer's RELOAD and not a new
- * router.
+ * Open-files limit of PgBouncer's container, which each of its processes has.
+ * Docker cannot change it in place, and PgBouncer takes its client limit and
+ * pool sizes by RELOAD, so it is fixed and bounds those instead of following
+ * them. 16384 fits engines whose own limit is as low as 20000 (such as CI
+ * machines without CAP_SYS_RESOURCE); most engines allow 1048576.
  */
-export function routerConnectionLimit(pool: PoolSettings): number {
-    return 2 * pool.maxClientConn + 64;
-}
+export const PGBOUNCER_FILE_LIMIT = 16_384;
 
 /**
- * Open-files limit of PgBouncer's container, which each of its processes
- * has: PgBouncer needs a socket per client and per server connection, the
- * router two per connection it admits; with room to spare.
+ * Connections the router beside PgBouncer admits, all routes together: two
+ * descriptors each. Its connections are PgBouncer's server connections to
+ * both databases (each database's at most defaultPoolSize + reservePoolSize)
+ * and operators' tools; fixed, for the reason above.
  */
-export function pgbouncerFileLimit(pool: PoolSettings): number {
-    return 2 * routerConnectionLimit(pool) + 1024;
-}
+export const ROUTER_CONNECTION_LIMIT = 4_096;
+/** Router connections kept for operators' tools beside both databases' pools. */
+const ROUTER_TOOL_CONNECTIONS = 64;
+/** Largest defaultPoolSize + reservePoolSize: both databases' pools within the router's limit. */
+export const MAX_POOLED_SERVER_CONNECTIONS = (ROUTER_CONNECTION_LIMIT - ROUTER_TOOL_CONNECTIONS) / 2;
+/**
+ * Largest maxClientConn: a descriptor per client beside one per server
+ * connection of the largest pool, and 256 for listeners, logs and lookups.
+ */
+export const MAX_CLIENT_CONN = PGBOUNCER_FILE_LIMIT - 2 * MAX_POOLED_SERVER_CONNECTIONS - 256;
 
 /** Host port on which replica `index` (1-based) is published. */
 export function replicaHostPort(s: ClusterSettings, index: number): number {
@@ -241,9 +246,10 @@ export function validateSettings(s: ClusterSettings): void {
     }
     requireInteger("maximumLagOnFailoverMb", s.maximumLagOnFailoverMb, 0, 1_048_576, "a size in MB from 0 to 1048576");
     validateFailoverTimings(s.failover);
-    requireInteger("defaultPoolSize", s.pool.defaultPoolSize, 1, 10_000, "an integer greater than 0");
-    requireInteger("reservePoolSize", s.pool.reservePoolSize, 0, 10_000, "an integer of 0 or more");
-    requireInteger("maxClientConn", s.pool.maxClientConn, 1, 100_000, "an integer from 1 to 100000");
+    const pooled = MAX_POOLED_SERVER_CONNECTIONS;
+    requireInteger("defaultPoolSize", s.pool.defaultPoolSize, 1, pooled, `an integer from 1 to ${pooled}`);
+    requireInteger("reservePoolSize", s.pool.reservePoolSize, 0, pooled, `an integer from 0 to ${pooled}`);
+    requireInteger("maxClientConn", s.pool.maxClientConn, 1, MAX_CLIENT_CONN, `an integer from 1 to ${MAX_CLIENT_CONN}`);
     requireInteger("queryWaitTimeout", s.pool.queryWaitTimeoutSeconds, 1, 86_400, "a number of seconds from 1 to 86400");
     requireInteger("maxConnections", s.maxConnections, 10, 10_000, "an integer from 10 to 10000");
     requireInteger("maxSlotWalKeepSizeMb", s.maxSlotWalKeepSizeMb, 64, 1_048_576, "a size in MB from 64 to 1048576");
@@ -258,6 +264,13 @@ export function validateSettings(s: ClusterSettings): void {
     }
     if (!POOL_MODES.includes(s.pool.mode)) {
         throw new SettingsError(`poolMode must be one of ${POOL_MODES.join(", ")}, got ${JSON.stringify(s.pool.mode)}`);
+    }
+    if (pooledServerConnections(s.pool) > pooled) {
+        throw new SettingsError(
+            `defaultPoolSize + reservePoolSize (${s.pool.defaultPoolSize} + ${s.pool.reservePoolSize} = ${pooledServerConnections(s.pool)}) ` +
+                `must be at most ${pooled}: the router beside PgBouncer admits ${ROUTER_CONNECTION_LIMIT} connections, ` +
+                `both databases' pools and ${ROUTER_TOOL_CONNECTIONS} for operators' tools`,
+        );
     }
     if (s.pool.maxClientConn < pooledServerConnections(s.pool)) {
         throw new SettingsError(

@@ -21,7 +21,7 @@ const STAGING_SERVERS = serverLines("staging");
 const STAGING_CFG = [
     "# Rendered by obcms-database.",
     "global",
-    "    maxconn 2064",
+    "    maxconn 4096",
     "    log stderr format raw local0 notice",
     "",
     "defaults",
@@ -97,16 +97,16 @@ describe("renderHaproxyCfg", () => {
         expect(renderHaproxyCfg(routerConfig(staging))).toBe(STAGING_CFG);
     });
 
-    it("lists every member production may have in both backends, and sizes maxconn for both databases' connections from maxClientConn", () => {
+    it("lists every member production may have in both backends, and admits both databases' connections of the largest pool allowed", () => {
         const text = renderHaproxyCfg(routerConfig(production));
         const servers = serverLines("production");
         expect(text.split("\n").filter((line) => line.startsWith("    server "))).toEqual([...servers, ...servers]);
-        // 2 × 2000 clients + 64 for operators' tools.
-        expect(text).toContain("\n    maxconn 4064\n");
+        // Fixed: both databases' pools of up to 2016 server connections each, and 64 for operators' tools.
+        expect(text).toContain("\n    maxconn 4096\n");
     });
 
-    it("renders the same file whatever the pool's sizes and waits: PgBouncer reloads those, its container stays", () => {
-        const pool = { ...production.pool, defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeoutSeconds: 60 };
+    it("renders the same file whatever the pool's sizes and waits and the client limit: PgBouncer reloads those, its container stays", () => {
+        const pool = { ...production.pool, defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeoutSeconds: 60, maxClientConn: 1500 };
         expect(renderHaproxyCfg(routerConfig({ ...production, pool }))).toBe(renderHaproxyCfg(routerConfig(production)));
     });
 

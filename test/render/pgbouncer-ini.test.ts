@@ -21,9 +21,8 @@ const STAGING_INI = [
     "client_tls_sslmode = prefer",
     "ignore_startup_parameters = extra_float_digits",
     "listen_addr = *",
-    "listen_backlog = 1000",
+    "listen_backlog = 4096",
     "listen_port = 6432",
-    "max_client_conn = 1000",
     "pool_mode = transaction",
     "server_connect_timeout = 3",
     "server_lifetime = 60",
@@ -53,9 +52,8 @@ const PRODUCTION_INI = [
     "client_tls_sslmode = require",
     "ignore_startup_parameters = extra_float_digits",
     "listen_addr = *",
-    "listen_backlog = 2000",
+    "listen_backlog = 4096",
     "listen_port = 6432",
-    "max_client_conn = 2000",
     "pool_mode = transaction",
     "server_connect_timeout = 3",
     "server_lifetime = 60",
@@ -71,6 +69,7 @@ const PRODUCTION_INI = [
 const STAGING_POOL = [
     "; Rendered by obcms-database; PgBouncer takes these by RELOAD.",
     "default_pool_size = 25",
+    "max_client_conn = 1000",
     "max_db_connections = 30",
     "query_wait_timeout = 120",
     "reserve_pool_size = 5",
@@ -131,7 +130,7 @@ describe("renderPgbouncerIni", () => {
 
     it("writes the settings sorted by key", () => {
         const keys = settingKeys(renderPgbouncerIni(pgbouncerConfig(staging)));
-        expect(keys).toHaveLength(21);
+        expect(keys).toHaveLength(20);
         expect(keys).toEqual([...keys].sort());
     });
 
@@ -150,18 +149,19 @@ describe("renderPgbouncerIni", () => {
         expect(renderPgbouncerIni(reversed)).toBe(PRODUCTION_INI);
     });
 
-    it("renders the staging pool's sizes and waits, which PgBouncer reloads, as the exact included file", () => {
+    it("renders the staging pool's sizes and waits and client limit, which PgBouncer reloads, as the exact included file", () => {
         expect(renderPgbouncerIncluded(pgbouncerReloadableSettings(staging))).toBe(STAGING_POOL);
     });
 
     // The pool's settings are in the included file only: a change there leaves the container's files alone.
-    it("does not change when only the pool's sizes and waits do, which the included file carries", () => {
-        const pool = { ...production.pool, defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeoutSeconds: 60 };
+    it("does not change when only the pool's sizes and waits or the client limit do, which the included file carries", () => {
+        const pool = { ...production.pool, defaultPoolSize: 40, reservePoolSize: 3, queryWaitTimeoutSeconds: 60, maxClientConn: 1500 };
         expect(renderPgbouncerIni(pgbouncerConfig({ ...production, pool }))).toBe(PRODUCTION_INI);
         expect(renderPgbouncerIncluded(pgbouncerReloadableSettings({ ...production, pool }))).toBe(
             [
                 "; Rendered by obcms-database; PgBouncer takes these by RELOAD.",
                 "default_pool_size = 40",
+                "max_client_conn = 1500",
                 "max_db_connections = 43",
                 "query_wait_timeout = 60",
                 "reserve_pool_size = 3",

@@ -36,10 +36,7 @@ const DYNAMIC_CONFIG = "cluster-config-dynamic-config";
 const ROLES_SQL = "cluster-config-roles";
 const LEADER_PLACEMENT = "cluster-config-leader-placement";
 
-const PGBOUNCER_REPLACED =
-    "PgBouncer and the router beside it are replaced: PgBouncer lets its server connections finish, then clients reconnect";
-const POOL_RESIZE = `${PGBOUNCER_REPLACED}; alert thresholds and dashboards follow the new size; PostgreSQL untouched`;
-/** PgBouncer's command that writes the pool's sizes and waits to its volume and RELOADs it. */
+/** PgBouncer's command that writes the pool's sizes, waits and client limit to its volume and RELOADs it. */
 const PGBOUNCER_SETTINGS = "pgbouncer-settings-reload";
 const PGBOUNCER_CREDENTIALS = "pgbouncer-credentials-reload";
 const POOL_RELOADED =
@@ -80,8 +77,11 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`maxClientConn` 2000 → 1500",
         before: {},
         after: { maxClientConn: 1500 },
-        plan: { replace: ["monitoring-grafana", "monitoring-prometheus", "pgbouncer-container"] },
-        effect: `the container's open-files limit and the router's connection limit follow it; ${POOL_RESIZE}`,
+        plan: { replace: ["monitoring-grafana", "monitoring-prometheus"], update: [PGBOUNCER_SETTINGS] },
+        effect:
+            `${POOL_RELOADED} (a lowered limit closes none: PgBouncer refuses new clients until fewer are connected); ` +
+            "the container's open-files limit and the router's connection limit are sized for the largest limit allowed and stay; " +
+            "alert thresholds and dashboards follow the new limit; PostgreSQL untouched",
     },
     {
         change: "`reservePoolSize` 5 → 3",

@@ -109,8 +109,8 @@ describe("readSettings", () => {
             { maximumLagOnFailoverMb: 1_048_577 },
             "maximumLagOnFailoverMb must be a size in MB from 0 to 1048576, got 1048577",
         ],
-        ["a pool size of 0", "staging", { defaultPoolSize: 0 }, "defaultPoolSize must be an integer greater than 0, got 0"],
-        ["a negative pool size", "staging", { defaultPoolSize: -5 }, "defaultPoolSize must be an integer greater than 0, got -5"],
+        ["a pool size of 0", "staging", { defaultPoolSize: 0 }, "defaultPoolSize must be an integer from 1 to 2016, got 0"],
+        ["a negative pool size", "staging", { defaultPoolSize: -5 }, "defaultPoolSize must be an integer from 1 to 2016, got -5"],
         [
             "pool, reserve, replication and monitoring connections above max_connections",
             "production",
@@ -125,6 +125,18 @@ describe("readSettings", () => {
                 "shared_buffers 64MB + 4 × maintenance_work_mem 16MB = 754MB; raise postgresMemoryMb or lower maxConnections",
         ],
         ["fractional CPUs", "staging", { postgresCpus: 1.5 }, "postgresCpus must be a whole number of CPUs from 1 to 256, got 1.5"],
+        [
+            "a pool and reserve above what the router admits for both databases",
+            "production",
+            { defaultPoolSize: 2000, reservePoolSize: 17, maxConnections: 10_000, maxClientConn: 5000 },
+            "defaultPoolSize + reservePoolSize (2000 + 17 = 2017) must be at most 2016: the router beside PgBouncer admits 4096 connections, both databases' pools and 64 for operators' tools",
+        ],
+        [
+            "a client limit above what PgBouncer's fixed open-files limit holds",
+            "production",
+            { maxClientConn: 12_097 },
+            "maxClientConn must be an integer from 1 to 12096, got 12097",
+        ],
         [
             "a client limit below the pool and its reserve",
             "staging",

@@ -98,7 +98,7 @@ describe.each([
         ).toEqual(Array.from({ length: replicas + 1 }, (_, i) => `obcms-database-${stack}-pg-${i + 1}-data`).sort());
     });
 
-    it(`renders pool ${poolSize} and ${maxClientConn} clients in transaction mode, the pool's sizes in the file PgBouncer reloads`, async () => {
+    it(`renders pool ${poolSize} and ${maxClientConn} clients in transaction mode, the sizes and client limit in the file PgBouncer reloads`, async () => {
         const { mocks, exports } = await declare(stack);
         const settingsOf = (text: string) =>
             Object.fromEntries(
@@ -109,10 +109,12 @@ describe.each([
             );
         const ini = upload(mocks.named("pgbouncer-container"), "/etc/obcms/pgbouncer.ini");
         expect(ini).toContain("\n[pgbouncer]\n%include /var/lib/obcms/pgbouncer/pool.ini\n");
-        expect(settingsOf(ini)).toMatchObject({ max_client_conn: String(maxClientConn), pool_mode: "transaction" });
+        expect(settingsOf(ini)).toMatchObject({ pool_mode: "transaction" });
+        expect(settingsOf(ini)).not.toHaveProperty("max_client_conn");
         const reload = mocks.named("pgbouncer-settings-reload");
         expect(settingsOf(reload.inputs.stdin)).toEqual({
             default_pool_size: String(poolSize),
+            max_client_conn: String(maxClientConn),
             reserve_pool_size: "5",
             query_wait_timeout: "120",
             max_db_connections: String(poolSize + 5),

@@ -5,12 +5,11 @@ import {
     PATRONI_REST_PORT,
     PGBOUNCER_PORT,
     POSTGRES_PORT,
-    pgbouncerFileLimit,
     pooledServerConnections,
     ROLES,
+    ROUTER_CONNECTION_LIMIT,
     ROUTER_PORTS,
     readonlyDatabase,
-    routerConnectionLimit,
 } from "../../settings";
 import { clusterTopology, possibleMembers } from "../../topology";
 import type { HaproxySpec } from "../haproxy/haproxy-cfg";
@@ -19,6 +18,14 @@ import type { IniValue, PgbouncerIni } from "./pgbouncer-ini";
 
 /** How long PgBouncer keeps a server connection (server_lifetime; see pgbouncerConfig). */
 export const SERVER_LIFETIME_SECONDS = 60;
+
+/**
+ * Connections the kernel queues for PgBouncer to accept (listen_backlog): a
+ * burst of new clients waits there instead of being refused. PgBouncer reads
+ * it only at start, so it is fixed; the kernel caps it at net.core.somaxconn
+ * (4096 by default).
+ */
+const LISTEN_BACKLOG = 4096;
 
 /** How long a server connection may take to connect and log in (server_connect_timeout; see pgbouncerConfig). */
 const SERVER_CONNECT_TIMEOUT_SECONDS = 3;
@@ -29,7 +36,7 @@ const SERVER_CONNECT_TIMEOUT_SECONDS = 3;
  * replicas). The routes' names resolve to loopback in PgBouncer's container
  * and every member's certificate carries them, so verify-full holds; and
  * neither scaling nor a failover changes PgBouncer's configuration. The
- * pool's sizes and waits come from an included file (see
+ * pool's sizes and waits and the client limit come from an included file (see
  * pgbouncerReloadableSettings); what this file sets wins over it.
  */
 export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
@@ -49,9 +56,7 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             admin_users: ROLES.pgbouncerAdmin,
             stats_users: ROLES.monitoring,
             pool_mode: s.pool.mode,
-            max_client_conn: s.pool.maxClientConn,
-            // Lets a burst of new clients queue in the kernel instead of being refused.
-            listen_backlog: Math.min(s.pool.maxClientConn, 4096),
+            listen_backlog: LISTEN_BACKLOG,
             server_round_robin: 1,
             // After a failed server login PgBouncer waits this long before the
             // next try (default 15 s): it adds to the write gap of a failover.
@@ -78,13 +83,15 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
 }
 
 /**
- * The settings PgBouncer applies on RELOAD, to the pools it already has:
- * changing them costs no client its connection. What changes with them
- * elsewhere (the router's connection limit, the open-files limit) follows
- * maxClientConn instead, which stays in pgbouncer.ini.
+ * The settings PgBouncer applies on RELOAD, to the pools and clients it
+ * already has: changing them costs no client its connection. What is fixed at
+ * PgBouncer's start (the router's connection limit, the open-files limit) is
+ * sized for the largest values validation allows. A lowered client limit
+ * closes no connection: PgBouncer refuses new clients until fewer are connected.
  */
 export function pgbouncerReloadableSettings(s: ClusterSettings): Record<string, IniValue> {
     return {
+        max_client_conn: s.pool.maxClientConn,
         default_pool_size: s.pool.defaultPoolSize,
         reserve_pool_size: s.pool.reservePoolSize,
         // Caps each database's server connections, so PostgreSQL never sees
@@ -92,11 +99,6 @@ export function pgbouncerReloadableSettings(s: ClusterSettings): Record<string, 
         max_db_connections: pooledServerConnections(s.pool),
         query_wait_timeout: s.pool.queryWaitTimeoutSeconds,
     };
-}
-
-/** Open-files limit for the PgBouncer container. */
-export function pgbouncerUlimit(s: ClusterSettings): number {
-    return pgbouncerFileLimit(s.pool);
 }
 
 /**
@@ -116,7 +118,7 @@ export function routerConfig(s: ClusterSettings): HaproxySpec {
         metricsPort: HAPROXY_METRICS_PORT,
         caFile: FILES.tlsCa,
         maxReadLagMb: s.maximumLagOnFailoverMb,
-        maxConnections: routerConnectionLimit(s.pool),
+        maxConnections: ROUTER_CONNECTION_LIMIT,
     };
 }
 
