@@ -11,7 +11,7 @@ import { renderPgbouncerIncluded, renderPgbouncerIni } from "./render/pgbouncer/
 import { pgbouncerSettingsCommand } from "./render/pgbouncer/settings-command";
 import { pgbouncerHealthCheck, renderPgbouncerStart } from "./render/pgbouncer/start-script";
 import { IMAGE_VARIABLE } from "./render/pgbouncer/volume-command";
-import { rolePasswordSql } from "./render/postgres/bootstrap-sql";
+import { roleHasVerifierSql, rolePasswordSql } from "./render/postgres/bootstrap-sql";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_FILE_LIMIT, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
@@ -107,11 +107,14 @@ export class PgBouncer extends pulumi.ComponentResource {
             {
                 create: pgbouncerCredentialsCommand(target, possibleMembers(s), { user: args.app.user, database: s.database }),
                 stdin: pulumi.secret(
-                    pulumi
-                        .all([args.app.password, args.app.verifier, userlist])
-                        .apply(([password, verifier, list]) =>
-                            renderCredentialsInput({ password, sql: rolePasswordSql(args.app.user, verifier), userlist: list }),
-                        ),
+                    pulumi.all([args.app.password, args.app.verifier, userlist]).apply(([password, verifier, list]) =>
+                        renderCredentialsInput({
+                            password,
+                            sql: rolePasswordSql(args.app.user, verifier),
+                            current: roleHasVerifierSql(args.app.user, verifier),
+                            userlist: list,
+                        }),
+                    ),
                 ),
                 environment: { [IMAGE_VARIABLE]: args.image },
             },

@@ -6,6 +6,7 @@
 // restarted, and replaced, restarted or switched over by `pulumi up`.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
@@ -25,6 +26,8 @@ const PGBOUNCER_CHANGES = { defaultPoolSize: 40, reservePoolSize: 3, queryWaitTi
 const PARAMETER_CHANGES = { ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write", postgresMemoryMb: 3072, maxConnections: MAX_CONNECTIONS };
 /** The application role's password the rotation test sets. */
 const ROTATED_APP_PASSWORD = "Rotated-Application-Password-0001";
+/** The monitoring role's password the second rotation test sets. */
+const ROTATED_MONITORING_PASSWORD = "Rotated-Monitoring-Password-0001";
 /** Small enough to invalidate a slot with a few seconds of writes. */
 const MAX_SLOT_WAL_KEEP_MB = 64;
 
@@ -63,6 +66,21 @@ describe("production stack: refused logins, full load, faults", () => {
         Promise.all(
             stack.topology.members.map(async (m) => (await containerLog(m.container)).split("database system is shut down").length - 1),
         );
+    /** How often PgBouncer's pools have been paused and resumed by signal (the credentials command's hold), from its log. */
+    const pgbouncerSignals = async () => {
+        const log = await containerLog(pgbouncerHost());
+        return {
+            pauses: log.split("got SIGUSR1, pausing all activity").length - 1,
+            resumes: log.split("got SIGUSR2, continuing from PAUSE").length - 1,
+        };
+    };
+    /** `url` logging in as `user` with `password`. */
+    const withLogin = (url: string, user: string, password: string) => {
+        const u = new URL(url);
+        u.username = user;
+        u.password = password;
+        return u.toString();
+    };
     /** How often PgBouncer's pools have been paused and resumed, from its log. */
     const pgbouncerHolds = async () => {
         const log = await containerLog(pgbouncerHost());
@@ -691,14 +709,7 @@ describe("production stack: refused logins, full load, faults", () => {
             const pgbouncerBefore = await containerStart(pgbouncerHost());
             const oldUrl = stack.outputs.databaseUrl;
             const { user: appUser, password: oldPassword } = urlParts(oldUrl);
-            const signals = async () => {
-                const log = await containerLog(pgbouncerHost());
-                return {
-                    pauses: log.split("got SIGUSR1, pausing all activity").length - 1,
-                    resumes: log.split("got SIGUSR2, continuing from PAUSE").length - 1,
-                };
-            };
-            const signalsBefore = await signals();
+            const signalsBefore = await pgbouncerSignals();
             // A session opened with the old password, idle through the rotation.
             const session = new pg.Client(clientConfig(oldUrl));
             session.on("error", () => undefined);
@@ -713,7 +724,7 @@ describe("production stack: refused logins, full load, faults", () => {
                 expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
                 expect(await memberStarts()).toEqual(before);
                 expect(await containerStart(pgbouncerHost())).toBe(pgbouncerBefore);
-                expect(await signals()).toEqual({ pauses: signalsBefore.pauses + 1, resumes: signalsBefore.resumes + 1 });
+                expect(await pgbouncerSignals()).toEqual({ pauses: signalsBefore.pauses + 1, resumes: signalsBefore.resumes + 1 });
                 expect((await session.query("SELECT current_user AS user")).rows).toEqual([{ user: appUser }]);
             } finally {
                 await session.end().catch(() => undefined);
@@ -723,12 +734,7 @@ describe("production stack: refused logins, full load, faults", () => {
             for (const url of [stack.outputs.databaseUrl, stack.outputs.readonlyDatabaseUrl]) {
                 expect(await query(url, "SELECT current_user AS user")).toEqual([{ user: appUser }]);
             }
-            const withPassword = (url: string, password: string) => {
-                const u = new URL(url);
-                u.username = appUser;
-                u.password = password;
-                return u.toString();
-            };
+            const withPassword = (url: string, password: string) => withLogin(url, appUser, password);
             // PgBouncer's own refusal.
             await expect(query(withPassword(stack.outputs.databaseUrl, oldPassword), "SELECT 1")).rejects.toThrow(
                 /^SASL authentication failed$/,
@@ -743,6 +749,28 @@ describe("production stack: refused logins, full load, faults", () => {
                     `password authentication failed for user "${appUser}"`,
                 );
             }
+        }, 600_000);
+
+        it("a rotated monitoring password pauses nothing: the credentials command finds the application role's verifier in place and only reloads the userlist", async () => {
+            const pgbouncerBefore = await containerStart(pgbouncerHost());
+            const signalsBefore = await pgbouncerSignals();
+            let steps: PlannedStep[] = [];
+            const outcome = await survives("monitoringPassword rotated (userlist reloaded, no pause)", async () => {
+                steps = await stack.update({
+                    ...PARAMETER_CHANGES,
+                    appPassword: ROTATED_APP_PASSWORD,
+                    monitoringPassword: ROTATED_MONITORING_PASSWORD,
+                });
+            });
+            expect(stepsOf(steps, "update")).toEqual(["cluster-config-roles", "pgbouncer-credentials-reload"]);
+            expect(stepsOf(steps, "replace").every((name) => /^monitoring-.*-exporter$/.test(name))).toBe(true);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            expect(await pgbouncerSignals()).toEqual(signalsBefore);
+            expect(await containerStart(pgbouncerHost())).toBe(pgbouncerBefore);
+            // PgBouncer's stats user takes the new password at once; the old one is refused.
+            const statsLogin = (password: string) => withLogin(stack.outputs.pgbouncerAdminUrl, ROLES.monitoring, password);
+            expect((await query(statsLogin(ROTATED_MONITORING_PASSWORD), "SHOW STATS")).length).toBeGreaterThan(0);
+            await expect(query(statsLogin("Not-The-Monitoring-Password-01"), "SHOW STATS")).rejects.toThrow(/^SASL authentication failed$/);
         }, 600_000);
     });
 });

@@ -277,7 +277,12 @@ describe("no-trust-or-plaintext-auth", () => {
                     user: "obcms_app",
                     database: "obcms",
                 }),
-                stdin: renderCredentialsInput({ password: "Application-Password-0001", sql: "ALTER ROLE x;", userlist }),
+                stdin: renderCredentialsInput({
+                    password: "Application-Password-0001",
+                    sql: "ALTER ROLE x;",
+                    current: "SELECT true",
+                    userlist,
+                }),
             },
         });
         expect(await messages(noTrustOrPlaintextAuth, [credentials(`"obcms_app" "${VERIFIER}"\n`)])).toEqual([]);

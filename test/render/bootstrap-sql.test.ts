@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
+import { passwordVerifier } from "../../components/render/credentials/verifier";
 import { UnsafeValueError } from "../../components/render/escape";
-import { type BootstrapSpec, type RoleSpec, renderBootstrapSql, rolePasswordSql } from "../../components/render/postgres/bootstrap-sql";
+import {
+    type BootstrapSpec,
+    type RoleSpec,
+    renderBootstrapSql,
+    roleHasVerifierSql,
+    rolePasswordSql,
+} from "../../components/render/postgres/bootstrap-sql";
+import { onPostgres, psqlValue } from "../support/postgres";
 import { exactly } from "./fixtures";
 import { readSqlQuoted } from "./formats";
 
@@ -96,6 +104,12 @@ describe("renderBootstrapSql", () => {
         );
     });
 
+    it("asks whether a role has a verifier with both as literals, in one statement", () => {
+        expect(roleHasVerifierSql(HOSTILE_NAME, HOSTILE_VERIFIER)).toBe(
+            `SELECT EXISTS (SELECT FROM pg_authid WHERE rolname = 'o''brien"; DROP ROLE postgres; --' AND rolpassword = 'x''); DROP TABLE t; --"')`,
+        );
+    });
+
     it("keeps a superuser verifier, database, owner and timezone with quotes inside their literals and identifiers", () => {
         const text = renderBootstrapSql({
             ...SPEC,
@@ -159,5 +173,22 @@ describe("renderBootstrapSql", () => {
     // would run the rest of such a name as SQL, as the superuser.
     it("refuses a database name with a line break, which would end the \\connect line", () => {
         expect(() => renderBootstrapSql({ ...SPEC, database: "obcms\nDROP DATABASE postgres; --" })).toThrow(UnsafeValueError);
+    });
+});
+
+describe("a role's verifier on PostgreSQL 17 in the project image", { timeout: 60_000 }, () => {
+    // What the credentials command asks the leader before it pauses PgBouncer: PostgreSQL stores a verifier as given.
+    it("answers t for the verifier the role was given, f for another and for a role with none", () => {
+        const verifier = passwordVerifier("scram-sha-256", "obcms_app", "Application-Password-0001", Buffer.alloc(16, 7));
+        const other = passwordVerifier("scram-sha-256", "obcms_app", "Application-Password-0002", Buffer.alloc(16, 7));
+        const run = onPostgres("", [
+            `${psqlValue("CREATE ROLE obcms_app LOGIN")} >/dev/null`,
+            psqlValue(roleHasVerifierSql("obcms_app", verifier)),
+            `${psqlValue(rolePasswordSql("obcms_app", verifier))} >/dev/null`,
+            psqlValue(roleHasVerifierSql("obcms_app", verifier)),
+            psqlValue(roleHasVerifierSql("obcms_app", other)),
+            psqlValue(roleHasVerifierSql("no_such_role", verifier)),
+        ]);
+        expect(run).toEqual([0, "f\nt\nf\nf\n", ""]);
     });
 });

@@ -9,7 +9,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { shellWord } from "../../components/render/escape";
 import {
     APPLY_ATTEMPTS,
     CLUSTER_SCRIPT,
@@ -23,7 +22,7 @@ import {
 import type { RunningParameters } from "../../components/render/patroni/patroni-yml";
 import { restApiGet } from "../../components/render/patroni/start-script";
 import { clusterTopology } from "../../components/topology";
-import { PROJECT_IMAGE } from "../support/promtool";
+import { onPostgres, psqlValue } from "../support/postgres";
 import { production, shellSyntaxCheck, staging } from "./fixtures";
 
 const members = clusterTopology(production).members;
@@ -500,31 +499,6 @@ describe("dynamicConfigCommand", () => {
         expect(run.calls.some((c) => c.args.includes("edit-config") || c.args.includes("restart"))).toBe(false);
     });
 });
-
-/**
- * Starts PostgreSQL 17 in the project image with `options` (postgres -c …),
- * then runs `lines` of shell (psql over /tmp); returns exit status, stdout, stderr.
- */
-function onPostgres(options: string, lines: readonly string[]): [number | null, string, string] {
-    const script = [
-        "set -e",
-        "export PATH=/usr/lib/postgresql/17/bin:$PATH",
-        "initdb -D /tmp/pg -U postgres -A trust >/dev/null",
-        `pg_ctl -D /tmp/pg -l /tmp/pg.log -w -o "-k /tmp -c listen_addresses= ${options}" start >/dev/null`,
-        ...lines,
-    ].join("\n");
-    const run = spawnSync(
-        "docker",
-        ["run", "--rm", "--network", "none", "--user", "postgres", "--entrypoint", "sh", PROJECT_IMAGE, "-c", script],
-        {
-            encoding: "utf8",
-        },
-    );
-    return [run.status, run.stdout, run.stderr];
-}
-
-/** psql printing the bare value of `sql`. */
-const psqlValue = (sql: string) => `psql -X -A -t -h /tmp -d postgres -c ${shellWord(sql)}`;
 
 describe("the parameters check on PostgreSQL 17 in the project image", { timeout: 60_000 }, () => {
     // A server started with max_connections 150 and the digest "abc"; then max_connections 100 is set and

@@ -27,15 +27,17 @@ const command = pgbouncerCredentialsCommand({ container: PGBOUNCER, volume: pgbo
 });
 const USERLIST = '"monitoring" "SCRAM-SHA-256$4096:c2FsdA==$a:b"\n"obcms_app" "SCRAM-SHA-256$4096:c2FsdA==$c:d"\n';
 const SQL = `ALTER ROLE "obcms_app" WITH PASSWORD 'SCRAM-SHA-256$4096:c2FsdA==$c:d';`;
+const CURRENT = `SELECT EXISTS (SELECT FROM pg_authid WHERE rolname = 'obcms_app' AND rolpassword = 'SCRAM-SHA-256$4096:c2FsdA==$c:d')`;
 const PASSWORD = "New-Application-Password-0001";
-const input = renderCredentialsInput({ password: PASSWORD, sql: SQL, userlist: USERLIST });
+const input = renderCredentialsInput({ password: PASSWORD, sql: SQL, current: CURRENT, userlist: USERLIST });
 
 /**
  * Logs each call's arguments (NUL-separated) to $DIR/calls and an `-i`
  * call's stdin to $DIR/stdin-<n>. `container inspect` prints $RUNNING;
  * Patroni's /primary answers for $LEADER; SHOW STATE reports the pools
  * paused once a SIGUSR1 was sent unless $NEVER_PAUSES; the replicas have
- * replayed after $BEHIND_ROUNDS checks; the priming login exits $PRIMING.
+ * replayed after $BEHIND_ROUNDS checks; the priming login exits $PRIMING;
+ * the role has the verifier already if $HAS_VERIFIER.
  */
 const FAKE_DOCKER = `
 sleep() { :; }
@@ -57,6 +59,7 @@ docker() {
     *" curl "*) eval "url=\\\${$#}"; [ "\${url##*/}" = primary ] && [ "$container" = "$LEADER" ]; return ;;
     *" SHOW STATE "*) if [ -f "$DIR/paused" ]; then echo 'active|no'; else echo 'active|yes'; fi; echo 'paused|no'; return 0 ;;
     *" pg_current_wal_lsn() "*) echo 0/3000060; return 0 ;;
+    *" FROM pg_authid "*) if [ -n "$HAS_VERIFIER" ]; then echo t; else echo f; fi; return 0 ;;
     *"replay_lsn >= '0/3000060'"*)
       echo >> "$DIR/replays"
       if [ "$(wc -l < "$DIR/replays")" -le "$BEHIND_ROUNDS" ]; then echo f; else echo t; fi; return 0 ;;
@@ -71,6 +74,7 @@ interface Fake {
     readonly priming?: number;
     readonly behindRounds?: number;
     readonly neverPauses?: boolean;
+    readonly hasVerifier?: boolean;
 }
 
 function run(fake: Fake) {
@@ -87,6 +91,7 @@ function run(fake: Fake) {
                 PRIMING: String(fake.priming ?? 0),
                 BEHIND_ROUNDS: String(fake.behindRounds ?? 0),
                 NEVER_PAUSES: fake.neverPauses ? "1" : "",
+                HAS_VERIFIER: fake.hasVerifier ? "1" : "",
                 [IMAGE_VARIABLE]: "sha256:0123",
             },
         });
@@ -121,11 +126,12 @@ function step({ args }: { args: string[] }): string {
     if (text.includes(" priming ")) return `priming login on ${container}`;
     if (text.includes(" -f -")) return `the verifier's SQL on ${container}`;
     if (text.includes("pg_current_wal_lsn()")) return `WAL position of ${container}`;
+    if (text.includes(" FROM pg_authid ")) return `has the verifier? (${container})`;
     if (text.includes("replay_lsn")) return `replayed? (${container})`;
     return text;
 }
 
-const FIND_LEADER = ["leads? obcms-database-production-pg-1", `leads? ${LEADER}`];
+const FIND_LEADER = ["leads? obcms-database-production-pg-1", `leads? ${LEADER}`, `has the verifier? (${LEADER})`];
 const ON_LEADER = [`the verifier's SQL on ${LEADER}`, `WAL position of ${LEADER}`, `replayed? (${LEADER})`];
 
 describe("pgbouncerCredentialsCommand", () => {
@@ -175,6 +181,16 @@ describe("pgbouncerCredentialsCommand", () => {
         );
     });
 
+    // Run again for a rotated admin or monitoring password, or a new image: PgBouncer's keys for the role still match.
+    it("when the role has the verifier already, reloads the userlist without pausing the pools or touching the role", () => {
+        const result = run({ running: true, hasVerifier: true });
+        expect(result).toMatchObject({ status: 0, stderr: "" });
+        expect(result.calls.map(step)).toEqual(["write the userlist", "is PgBouncer running?", ...FIND_LEADER, "admin RELOAD"]);
+        const before = run({ running: false, hasVerifier: true });
+        expect(before).toMatchObject({ status: 0, stderr: "" });
+        expect(before.calls.map(step)).toEqual(["write the userlist", "is PgBouncer running?", ...FIND_LEADER]);
+    });
+
     it("waits, boundedly, for the streaming replicas to replay the verifier before PgBouncer takes the new password", () => {
         const result = run({ running: true, behindRounds: 3 });
         expect(result).toMatchObject({ status: 0, stderr: "" });
@@ -214,15 +230,20 @@ describe("pgbouncerCredentialsCommand", () => {
 });
 
 describe("the credentials command's standard input", () => {
-    it("is the password and the SQL on a line each, then the userlist, which the policies read back", () => {
-        expect(input).toBe(`${PASSWORD}\n${SQL}\n${USERLIST}`);
+    it("is the password and the two statements on a line each, then the userlist, which the policies read back", () => {
+        expect(input).toBe(`${PASSWORD}\n${SQL}\n${CURRENT}\n${USERLIST}`);
         expect(credentialsInputUserlist(input)).toBe(USERLIST);
     });
 
-    it("refuses a password or SQL that would end its line early", () => {
-        expect(() => renderCredentialsInput({ password: "a\nb", sql: SQL, userlist: USERLIST })).toThrow(UnsafeValueError);
-        expect(() => renderCredentialsInput({ password: PASSWORD, sql: "SELECT 1;\nDROP ROLE x;", userlist: USERLIST })).toThrow(
+    it("refuses a password or statement that would end its line early", () => {
+        expect(() => renderCredentialsInput({ password: "a\nb", sql: SQL, current: CURRENT, userlist: USERLIST })).toThrow(
             UnsafeValueError,
         );
+        expect(() =>
+            renderCredentialsInput({ password: PASSWORD, sql: "SELECT 1;\nDROP ROLE x;", current: CURRENT, userlist: USERLIST }),
+        ).toThrow(UnsafeValueError);
+        expect(() =>
+            renderCredentialsInput({ password: PASSWORD, sql: SQL, current: "SELECT true\nDROP ROLE x;", userlist: USERLIST }),
+        ).toThrow(UnsafeValueError);
     });
 });

@@ -174,6 +174,26 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
             "the old password is refused from then on; the roles SQL runs again and changes nothing (it gives this role a verifier only when creating it)",
     },
     {
+        change: "`monitoringPassword` rotated (`pulumi config set --secret`)",
+        before: { monitoringPassword: "First-Monitoring-Password-00001" },
+        after: { monitoringPassword: "Second-Monitoring-Password-0002" },
+        secretKeys: ["monitoringPassword"],
+        plan: {
+            replace: [
+                "monitoring-pgbouncer-exporter",
+                "monitoring-primary-exporter",
+                "monitoring-replica-1-exporter",
+                "monitoring-replica-2-exporter",
+                "monitoring-replica-3-exporter",
+            ],
+            update: [ROLES_SQL, PGBOUNCER_CREDENTIALS],
+        },
+        effect:
+            "the roles SQL sets the new verifier on the leader; PgBouncer's credentials command finds the application role's verifier " +
+            "in place and only reloads the userlist (the stats user's entry): nothing pauses, no client waits; the exporters, whose files " +
+            "hold the password, are replaced (a scrape or two missed); PostgreSQL and PgBouncer restart nothing",
+    },
+    {
         change: "`synchronousReplicas` 1 → 0 (asynchronous)",
         before: {},
         after: { synchronousReplicas: 0 },
@@ -209,7 +229,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         },
         effect:
             "every container restarts on the new image, in dependency order; data stays on the volumes; " +
-            "PgBouncer's settings and credentials commands, which write their files with the image, run again (their RELOADs change nothing); " +
+            "PgBouncer's settings and credentials commands, which write their files with the image, run again (their RELOADs change nothing; the credentials command finds the application role's verifier in place and pauses nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },

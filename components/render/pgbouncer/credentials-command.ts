@@ -20,18 +20,21 @@ export interface CredentialsInput {
     readonly password: string;
     /** The statement that gives the role its new verifier (rolePasswordSql), run on the leader. */
     readonly sql: string;
+    /** The query that answers `t` when the role has that verifier already (roleHasVerifierSql). */
+    readonly current: string;
     /** PgBouncer's auth_file (renderUserlist). */
     readonly userlist: string;
 }
 
-/** The standard input: the password and the SQL one line each, then the userlist. */
+/** The standard input: the password and the two statements one line each, then the userlist. */
 export function renderCredentialsInput(input: CredentialsInput): string {
-    return `${singleLine("password", input.password)}\n${singleLine("SQL", input.sql)}\n${input.userlist}`;
+    const lines = [singleLine("password", input.password), singleLine("SQL", input.sql), singleLine("SQL", input.current)];
+    return `${lines.join("\n")}\n${input.userlist}`;
 }
 
 /** The userlist in a standard input that renderCredentialsInput wrote. */
 export function credentialsInputUserlist(stdin: string): string {
-    return stdin.split("\n").slice(2).join("\n");
+    return stdin.split("\n").slice(3).join("\n");
 }
 
 /**
@@ -47,6 +50,9 @@ export function credentialsInputUserlist(stdin: string): string {
  * one. The pause (SIGUSR1, like PAUSE) opens no server connection until the
  * priming login has given PgBouncer the new keys; the transactions under way
  * finish meanwhile on the connections they hold, and sessions stay open.
+ * When the role has that verifier already (the command runs again for a
+ * rotated admin or monitoring password, or a new image), PgBouncer only
+ * reloads the userlist: the keys it holds still match, and nothing pauses.
  * Before PgBouncer's container runs (the stack's first `pulumi up`) only the
  * verifier is applied: PgBouncer reads the file when it starts.
  */
@@ -62,6 +68,7 @@ export function pgbouncerCredentialsCommand(
         ...leaderFunctions(members, "no leader took the new password"),
         "IFS= read -r password",
         "IFS= read -r sql",
+        "IFS= read -r current",
         'userlist="$(cat)"',
         writeToVolume(target, PGBOUNCER_USERLIST_FILE, "userlist", { private: true }),
         `if ${pgbouncerRunning(target)}; then running=true; else running=false; fi`,
@@ -83,6 +90,10 @@ export function pgbouncerCredentialsCommand(
         // Run as the condition of on_leader's loop, where `set -e` does not apply: each failure is handled.
         "step() {",
         '  leader="$1"',
+        `  if [ "$(${execIn("leader", PSQL_VALUE)} "$current")" = t ]; then`,
+        '    if [ "$running" = true ]; then admin RELOAD >/dev/null || return 1; fi',
+        "    return 0",
+        "  fi",
         '  if [ "$running" = true ]; then',
         `    docker kill --signal SIGUSR1 ${container} >/dev/null || return 1`,
         "    paused=true",

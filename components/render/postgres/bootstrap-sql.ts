@@ -42,6 +42,11 @@ export function rolePasswordSql(name: string, verifier: string): string {
     return `ALTER ROLE ${sqlIdentifier(name)} WITH PASSWORD ${sqlLiteral(verifier)};`;
 }
 
+/** A query that answers `t` when the role already has this verifier, as PostgreSQL stores it. */
+export function roleHasVerifierSql(name: string, verifier: string): string {
+    return `SELECT EXISTS (SELECT FROM pg_authid WHERE rolname = ${sqlLiteral(name)} AND rolpassword = ${sqlLiteral(verifier)})`;
+}
+
 function roleStatements(role: RoleSpec): string[] {
     const name = sqlIdentifier(role.name);
     const attributes = DENIABLE.map((a) => ((role.attributes as readonly string[]).includes(a) ? a : `NO${a}`));
