@@ -751,7 +751,7 @@ describe("production stack: refused logins, full load, faults", () => {
             }
         }, 600_000);
 
-        it("a rotated monitoring password pauses nothing: the credentials command finds the application role's verifier in place and only reloads the userlist", async () => {
+        it("a rotated monitoring password pauses nothing: the credentials command finds the application role's verifier in place, reloads the userlist and logs in", async () => {
             const pgbouncerBefore = await containerStart(pgbouncerHost());
             const signalsBefore = await pgbouncerSignals();
             let steps: PlannedStep[] = [];

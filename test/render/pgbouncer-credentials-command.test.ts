@@ -37,7 +37,8 @@ const input = renderCredentialsInput({ password: PASSWORD, sql: SQL, current: CU
  * Patroni's /primary answers for $LEADER; SHOW STATE reports the pools
  * paused once a SIGUSR1 was sent unless $NEVER_PAUSES; the replicas have
  * replayed after $BEHIND_ROUNDS checks; the priming login exits $PRIMING;
- * the role has the verifier already if $HAS_VERIFIER.
+ * the role has the verifier already if $HAS_VERIFIER; the command gets
+ * SIGTERM during the priming login if $PRIMING_TERM.
  */
 const FAKE_DOCKER = `
 sleep() { :; }
@@ -63,7 +64,7 @@ docker() {
     *"replay_lsn >= '0/3000060'"*)
       echo >> "$DIR/replays"
       if [ "$(wc -l < "$DIR/replays")" -le "$BEHIND_ROUNDS" ]; then echo f; else echo t; fi; return 0 ;;
-    *" priming "*) return "$PRIMING" ;;
+    *" priming "*) if [ -n "$PRIMING_TERM" ]; then kill -TERM $$; fi; return "$PRIMING" ;;
   esac
   return 0
 }
@@ -75,6 +76,7 @@ interface Fake {
     readonly behindRounds?: number;
     readonly neverPauses?: boolean;
     readonly hasVerifier?: boolean;
+    readonly primingTerm?: boolean;
 }
 
 function run(fake: Fake) {
@@ -92,6 +94,7 @@ function run(fake: Fake) {
                 BEHIND_ROUNDS: String(fake.behindRounds ?? 0),
                 NEVER_PAUSES: fake.neverPauses ? "1" : "",
                 HAS_VERIFIER: fake.hasVerifier ? "1" : "",
+                PRIMING_TERM: fake.primingTerm ? "1" : "",
                 [IMAGE_VARIABLE]: "sha256:0123",
             },
         });
@@ -182,10 +185,22 @@ describe("pgbouncerCredentialsCommand", () => {
     });
 
     // Run again for a rotated admin or monitoring password, or a new image: PgBouncer's keys for the role still match.
-    it("when the role has the verifier already, reloads the userlist without pausing the pools or touching the role", () => {
+    // The login gives PgBouncer the role's keys again, should an earlier run have stopped between its ALTER ROLE and its own login.
+    it("when the role has the verifier already, reloads the userlist and logs in, without pausing the pools or touching the role", () => {
         const result = run({ running: true, hasVerifier: true });
         expect(result).toMatchObject({ status: 0, stderr: "" });
-        expect(result.calls.map(step)).toEqual(["write the userlist", "is PgBouncer running?", ...FIND_LEADER, "admin RELOAD"]);
+        expect(result.calls.map(step)).toEqual([
+            "write the userlist",
+            "is PgBouncer running?",
+            ...FIND_LEADER,
+            "admin RELOAD",
+            `priming login on ${PGBOUNCER}`,
+        ]);
+        expect(result.calls.at(-1)?.stdin).toBe(`${PASSWORD}\n`);
+        expect(run({ running: true, hasVerifier: true, priming: 2 })).toMatchObject({
+            status: 1,
+            stderr: "PgBouncer refused the password after its RELOAD; its log says why\n",
+        });
         const before = run({ running: false, hasVerifier: true });
         expect(before).toMatchObject({ status: 0, stderr: "" });
         expect(before.calls.map(step)).toEqual(["write the userlist", "is PgBouncer running?", ...FIND_LEADER]);
@@ -212,8 +227,14 @@ describe("pgbouncerCredentialsCommand", () => {
     it("fails when PgBouncer refuses the new password, with its pools resumed", () => {
         const result = run({ running: true, priming: 2 });
         expect(result.status).toBe(1);
-        expect(result.stderr).toBe("PgBouncer refused the new password after its RELOAD; its log says why\n");
+        expect(result.stderr).toBe("PgBouncer refused the password after its RELOAD; its log says why\n");
         expect(result.calls.map(step).slice(-1)).toEqual([`SIGUSR2 to ${PGBOUNCER}`]);
+    });
+
+    it("killed while the pools are paused, resumes them before it exits", () => {
+        const result = run({ running: true, primingTerm: true });
+        expect(result.status).toBe(1);
+        expect(result.calls.map(step).slice(-2)).toEqual([`priming login on ${PGBOUNCER}`, `SIGUSR2 to ${PGBOUNCER}`]);
     });
 
     it("touches neither PostgreSQL nor the userlist's RELOAD until PgBouncer reports its pools paused, and resumes them meanwhile", () => {

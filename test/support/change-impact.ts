@@ -190,7 +190,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         },
         effect:
             "the roles SQL sets the new verifier on the leader; PgBouncer's credentials command finds the application role's verifier " +
-            "in place and only reloads the userlist (the stats user's entry): nothing pauses, no client waits; the exporters, whose files " +
+            "in place: it reloads the userlist (the stats user's entry) and logs in once, and nothing pauses, no client waits; the exporters, whose files " +
             "hold the password, are replaced (a scrape or two missed); PostgreSQL and PgBouncer restart nothing",
     },
     {

@@ -51,8 +51,10 @@ export function credentialsInputUserlist(stdin: string): string {
  * priming login has given PgBouncer the new keys; the transactions under way
  * finish meanwhile on the connections they hold, and sessions stay open.
  * When the role has that verifier already (the command runs again for a
- * rotated admin or monitoring password, or a new image), PgBouncer only
- * reloads the userlist: the keys it holds still match, and nothing pauses.
+ * rotated admin or monitoring password, or a new image), nothing pauses:
+ * PgBouncer reloads the userlist and takes the login, which gives it the
+ * role's keys again should an earlier run have stopped before its own.
+ * Killed by a signal it can trap, the command resumes the pools first.
  * Before PgBouncer's container runs (the stack's first `pulumi up`) only the
  * verifier is applied: PgBouncer reads the file when it starts.
  */
@@ -76,6 +78,13 @@ export function pgbouncerCredentialsCommand(
         "paused=false",
         `resume() { if [ "$paused" = true ]; then docker kill --signal SIGUSR2 ${container} >/dev/null; paused=false; fi; }`,
         "trap resume EXIT",
+        // A signal would otherwise end the shell without its EXIT trap, leaving the pools paused.
+        "trap 'exit 1' HUP INT TERM",
+        // Exits 124 when its pool has never had a server connection: PgBouncer checked the password before waiting.
+        "prime() {",
+        `  status=0; printf '%s\\n' "$password" | docker exec -i ${container} sh -c ${shellWord(priming)} priming ${shellWord(login.user)} ${shellWord(login.database)} || status=$?`,
+        '  if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then echo "PgBouncer refused the password after its RELOAD; its log says why" >&2; return 1; fi',
+        "}",
         `pools_paused() { [ "$(admin "SHOW STATE" | grep '^active|')" = 'active|no' ]; }`,
         `replayed() { [ "$(${execIn("leader", PSQL_VALUE)} "SELECT coalesce(bool_and(replay_lsn >= '$target'), true) FROM pg_stat_replication")" = t ]; }`,
         // `within WHAT CONDITION`: waits for the shell function CONDITION, a tenth of a second apart, boundedly.
@@ -91,7 +100,7 @@ export function pgbouncerCredentialsCommand(
         "step() {",
         '  leader="$1"',
         `  if [ "$(${execIn("leader", PSQL_VALUE)} "$current")" = t ]; then`,
-        '    if [ "$running" = true ]; then admin RELOAD >/dev/null || return 1; fi',
+        '    if [ "$running" = true ]; then admin RELOAD >/dev/null || return 1; prime || exit 1; fi',
         "    return 0",
         "  fi",
         '  if [ "$running" = true ]; then',
@@ -106,10 +115,8 @@ export function pgbouncerCredentialsCommand(
         '  within "the streaming replicas did not replay the new password" replayed || true',
         '  if [ "$running" = true ]; then',
         "    admin RELOAD >/dev/null || { resume; return 1; }",
-        // Exits 124 when its pool has never had a server connection: PgBouncer checked the password before waiting.
-        `    status=0; printf '%s\\n' "$password" | docker exec -i ${container} sh -c ${shellWord(priming)} priming ${shellWord(login.user)} ${shellWord(login.database)} || status=$?`,
+        "    prime || exit 1",
         "    resume",
-        '    if [ "$status" -ne 0 ] && [ "$status" -ne 124 ]; then echo "PgBouncer refused the new password after its RELOAD; its log says why" >&2; exit 1; fi',
         "  fi",
         "}",
         "on_leader",
