@@ -64,9 +64,15 @@ describe("example Django app on the staging stack", () => {
         expect(response.status).toBe(201);
     }
 
-    async function pauseReplay(replicaUrl: string): Promise<void> {
+    /**
+     * Pauses replay on the replica. The startup process pauses only at the next WAL record it
+     * replays, and an idle leader may write none for minutes (a CI run waited 10 s in vain):
+     * each look commits a transaction with an xid on the leader, which writes one.
+     */
+    async function pauseReplay(replicaUrl: string, leaderUrl: string): Promise<void> {
         await query(replicaUrl, "SELECT pg_wal_replay_pause()");
         await waitFor("replay paused", 10_000, async () => {
+            await query(leaderUrl, "SELECT txid_current()");
             const [{ state }] = await query(replicaUrl, "SELECT pg_get_wal_replay_pause_state() AS state");
             return state === "paused" ? true : undefined;
         });
@@ -123,7 +129,7 @@ describe("example Django app on the staging stack", () => {
             (await notes()).includes("before the pause") ? true : undefined,
         );
 
-        await pauseReplay(replicaUrl);
+        await pauseReplay(replicaUrl, leader.url);
         try {
             await addNote("while paused");
             const onLeader = await query(leader.url, "SELECT text FROM notes_note ORDER BY id");
@@ -163,7 +169,7 @@ describe("example Django app on the staging stack", () => {
         const { leader, replica } = await roles();
         const replicaUrl = replica.url;
         const cleared = /^obcms_wal_lsn="";.*Max-Age=0/;
-        await pauseReplay(replicaUrl);
+        await pauseReplay(replicaUrl, leader.url);
         let cookie: string;
         try {
             const written = await fetch(`${url}/notes/`, { method: "POST", body: JSON.stringify({ text: "my own write" }) });
@@ -187,7 +193,7 @@ describe("example Django app on the staging stack", () => {
             const { texts, setCookies } = await notesWithCookie(cookie);
             return texts.includes("my own write") && setCookies.some((c) => cleared.test(c)) ? true : undefined;
         });
-        await pauseReplay(replicaUrl);
+        await pauseReplay(replicaUrl, leader.url);
         try {
             await query(leader.url, "INSERT INTO notes_note (text, created) VALUES ('not replayed yet', now())");
             const { texts, setCookies } = await notesWithCookie(cookie);
