@@ -73,9 +73,12 @@ const memberArgs = (resourceName: string) => ({
     backupPassphrase: passphrase,
 });
 const primary = new Primary(topology.primary.resourceName, memberArgs(topology.primary.resourceName), { dependsOn: [etcd] });
-const replicas = topology.replicas.map(
-    (member) => new Replica(member.resourceName, { ...memberArgs(member.resourceName), member, primary }, { dependsOn: [etcd] }),
-);
+// Each member follows the one before it, so that `pulumi up` replaces them one at a time.
+const replicas: Replica[] = [];
+for (const member of topology.replicas) {
+    const previous = replicas.at(-1) ?? primary;
+    replicas.push(new Replica(member.resourceName, { ...memberArgs(member.resourceName), member, previous }, { dependsOn: [etcd] }));
+}
 
 const members = [primary, ...replicas];
 

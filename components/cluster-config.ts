@@ -49,7 +49,7 @@ export class ClusterConfig extends pulumi.ComponentResource {
         // Reruns when the member list changes, before the update deletes removed members.
         const leaderPlacement = new command.local.Command(
             `${name}-leader-placement`,
-            { create: leadOnDeclaredCommand(t.members, t.scope) },
+            { create: leadOnDeclaredCommand(t.members, t.scope, "no declared member took the lead from a removed one") },
             { parent: this, dependsOn: [...args.members] },
         );
         const dynamicConfig = new command.local.Command(

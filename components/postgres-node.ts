@@ -3,10 +3,12 @@
 // program's postgresql.conf and pg_hba.conf), pgBackRest's config and TLS
 // server, a data volume, the optional host port, the health check, the
 // graceful stop, and how operators reach it.
+import * as command from "@pulumi/command";
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { type Credentials, credentialUrl, type RoleCredential } from "./credentials";
 import { FILES, PGBACKREST_FILES, VOLUME_DIR } from "./render/paths";
+import { leadOnDeclaredCommand } from "./render/patroni/leader-commands";
 import { renderPatroniConf } from "./render/patroni/patroni-yml";
 import { memberHealthCheck, renderMemberStart } from "./render/patroni/start-script";
 import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest/pgbackrest";
@@ -14,10 +16,16 @@ import { hbaSections } from "./render/postgres/hba-rules";
 import { postgresqlConfParameters } from "./render/postgres/parameters";
 import { renderPgHba } from "./render/postgres/pg-hba";
 import { renderPostgresqlConf } from "./render/postgres/postgresql-conf";
-import { serviceContainer, serviceEndpoint } from "./service-container";
+import { containerInputsDigest, type ServiceContainerArgs, serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
-import { clusterTopology, type PostgresMember } from "./topology";
+import { clusterTopology, handoverCandidates, type PostgresMember, possibleMembers } from "./topology";
+
+/** How many times, 2 s apart, a member's handover command tries to hand the lead over before the update goes on. */
+export const HANDOVER_ATTEMPTS = 15;
+
+/** The handover command's only environment variable: a change to it is a change to the member's container. */
+const CONTAINER_DIGEST_VARIABLE = "OBCMS_MEMBER_CONTAINER_DIGEST";
 
 /** The passwords a member's Patroni needs in plain text: it logs in with them and writes them to its pgpass. */
 export type MemberCredentials = Pick<Credentials, "superuser" | "replication" | "rewind" | "patroniRest">;
@@ -36,11 +44,25 @@ export interface PostgresMemberArgs {
     readonly backupPassphrase: pulumi.Output<string>;
 }
 
-/** A member's container: Patroni bootstraps, clones, promotes and rewinds PostgreSQL as the cluster needs. */
+/**
+ * A member's container (`<name>-container`): Patroni bootstraps, clones,
+ * promotes and rewinds PostgreSQL as the cluster needs. Before `pulumi up`
+ * replaces or updates it, its handover command (`<name>-handover`) hands the
+ * lead to another member if this one holds it (handoverCandidates), through
+ * the operator's switchover, which holds PgBouncer's clients meanwhile.
+ * Both follow `previous`, the member before it: the members are replaced one
+ * at a time, each healthy (the container's health check, Patroni's readiness)
+ * before the next one stops, and no two are ever down together. The cost is
+ * that a new cluster's replicas are created one after the other, too.
+ */
 export function memberContainer(
     name: string,
     member: PostgresMember,
-    args: PostgresMemberArgs & { readonly volumeName: pulumi.Input<string>; readonly healthyWithinSeconds: number },
+    args: PostgresMemberArgs & {
+        readonly volumeName: pulumi.Input<string>;
+        readonly healthyWithinSeconds: number;
+        readonly previous?: pulumi.Resource;
+    },
     opts: pulumi.CustomResourceOptions,
 ): docker.Container {
     const s = args.settings;
@@ -59,41 +81,56 @@ export function memberContainer(
                 }),
             ),
     );
-    return serviceContainer(
-        name,
+    const containerArgs: ServiceContainerArgs = {
+        containerName: member.container,
+        image: args.image,
+        network: args.network,
+        startScript: renderMemberStart(),
+        files: [
+            { path: FILES.patroniConf, content: patroniConf, secret: true },
+            { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresqlConfParameters(s)) },
+            { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
+            {
+                path: PGBACKREST_FILES.conf,
+                content: pulumi.secret(args.backupPassphrase.apply((p) => renderPgbackrestConf(postgresNodePgbackrestConf(s, p)))),
+                secret: true,
+            },
+            ...tlsFiles(args.tls),
+        ],
+        volume: { name: args.volumeName, mountPath: VOLUME_DIR },
+        publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: member.hostPort, ip: s.publishAddress } : undefined,
+        healthcheck: memberHealthCheck(),
+        healthyWithinSeconds: args.healthyWithinSeconds,
+        // Patroni's graceful stop: a leader hands its key to a replica that has
+        // the shutdown checkpoint, then PostgreSQL stops fast.
+        stopSignal: "SIGTERM",
+        // The shutdown checkpoint writes every dirty buffer; killed before it,
+        // the next start runs crash recovery.
+        stopGraceSeconds: 120,
+        // PostgreSQL, which Patroni starts detached, and pgBackRest's TLS server are adopted by tini.
+        init: true,
+        // The limits postgresql.conf is sized for.
+        resources: s.postgresResources,
+    };
+    const handover = new command.local.Command(
+        `${name}-handover`,
         {
-            containerName: member.container,
-            image: args.image,
-            network: args.network,
-            startScript: renderMemberStart(),
-            files: [
-                { path: FILES.patroniConf, content: patroniConf, secret: true },
-                { path: FILES.postgresqlConf, content: renderPostgresqlConf(postgresqlConfParameters(s)) },
-                { path: FILES.pgHba, content: renderPgHba(hbaSections(s)) },
-                {
-                    path: PGBACKREST_FILES.conf,
-                    content: pulumi.secret(args.backupPassphrase.apply((p) => renderPgbackrestConf(postgresNodePgbackrestConf(s, p)))),
-                    secret: true,
-                },
-                ...tlsFiles(args.tls),
-            ],
-            volume: { name: args.volumeName, mountPath: VOLUME_DIR },
-            publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: member.hostPort, ip: s.publishAddress } : undefined,
-            healthcheck: memberHealthCheck(),
-            healthyWithinSeconds: args.healthyWithinSeconds,
-            // Patroni's graceful stop: a leader hands its key to a replica that has
-            // the shutdown checkpoint, then PostgreSQL stops fast.
-            stopSignal: "SIGTERM",
-            // The shutdown checkpoint writes every dirty buffer; killed before it,
-            // the next start runs crash recovery.
-            stopGraceSeconds: 120,
-            // PostgreSQL, which Patroni starts detached, and pgBackRest's TLS server are adopted by tini.
-            init: true,
-            // The limits postgresql.conf is sized for.
-            resources: s.postgresResources,
+            // A new member leads nothing yet.
+            create: "true",
+            // Best effort, and bounded: if no member takes the lead (etcd itself replaced, say), the
+            // container changes anyway, and Patroni's own graceful stop hands the lead over.
+            update: leadOnDeclaredCommand(
+                // Every member the stack may have, so that scaling changes no handover: a member that does not run is skipped.
+                handoverCandidates(possibleMembers(s), member),
+                topology.scope,
+                `no other member took the lead from ${member.node}; its container changes anyway, and Patroni's stop hands the lead over`,
+                { attempts: HANDOVER_ATTEMPTS, exitStatus: 0 },
+            ),
+            environment: { [CONTAINER_DIGEST_VARIABLE]: containerInputsDigest(containerArgs) },
         },
-        opts,
+        { ...opts, dependsOn: args.previous ? [args.previous] : [] },
     );
+    return serviceContainer(`${name}-container`, containerArgs, { ...opts, dependsOn: [handover] });
 }
 
 /** Where operators reach a member, and the superuser URL for it (secret). */

@@ -1,14 +1,17 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { memberContainer, type PostgresMemberArgs, postgresAccess } from "./postgres-node";
-import type { Primary } from "./primary";
 import type { PostgresMember } from "./topology";
 
 export interface ReplicaArgs extends PostgresMemberArgs {
     /** This member in the cluster's topology: its names and its position. */
     readonly member: PostgresMember;
-    /** Member 1, which must have bootstrapped the cluster before this one joins. */
-    readonly primary: Primary;
+    /**
+     * The member before this one (member 1 for the first replica): created,
+     * and replaced, before this one. Member 1 bootstraps the cluster before
+     * any other joins.
+     */
+    readonly previous: pulumi.Resource;
 }
 
 /**
@@ -32,11 +35,11 @@ export class Replica extends pulumi.ComponentResource {
         const volume = new docker.Volume(`${name}-data`, { name: member.volume }, { parent: this });
 
         const container = memberContainer(
-            `${name}-container`,
+            name,
             member,
             // A clone of a large leader takes a while.
             { ...args, volumeName: volume.name, healthyWithinSeconds: 1800 },
-            { parent: this, dependsOn: [args.primary] },
+            { parent: this },
         );
 
         this.containerName = container.name;

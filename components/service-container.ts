@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { FILES, SERVICE_UID } from "./render/paths";
@@ -68,6 +69,25 @@ export interface ServiceContainerArgs {
  * unless stopped by hand, and only reported created once healthy.
  */
 export function serviceContainer(name: string, args: ServiceContainerArgs, opts: pulumi.CustomResourceOptions): docker.Container {
+    return new docker.Container(name, containerInputs(args), {
+        ...opts,
+        // The container name is fixed, so the old container must go before its replacement starts.
+        deleteBeforeReplace: true,
+        customTimeouts: containerTimeouts(args.healthyWithinSeconds, args.stopGraceSeconds),
+    });
+}
+
+/**
+ * A digest of every input serviceContainer declares the container with (secret
+ * when any input is): it changes whenever they do, so a command that must run
+ * before `pulumi up` replaces or updates the container can follow it.
+ */
+export function containerInputsDigest(args: ServiceContainerArgs): pulumi.Output<string> {
+    return pulumi.output(containerInputs(args)).apply((inputs) => createHash("sha256").update(JSON.stringify(inputs)).digest("hex"));
+}
+
+/** The inputs serviceContainer gives the provider. */
+function containerInputs(args: ServiceContainerArgs): docker.ContainerArgs {
     const uploads = [
         { file: FILES.start, content: args.startScript, permissions: "0755" },
         ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
@@ -76,57 +96,48 @@ export function serviceContainer(name: string, args: ServiceContainerArgs, opts:
         uploads.map((u) => u.file),
         FILES.start,
     );
-    return new docker.Container(
-        name,
-        {
-            name: args.containerName,
-            hostname: args.containerName,
-            image: args.image,
-            // Never root: the service user from the first process on.
-            user: `${SERVICE_UID}:${SERVICE_UID}`,
-            entrypoints: [...(args.init ? [TINI, "--"] : []), "/bin/sh", PREFLIGHT_FILE],
-            uploads: [{ file: PREFLIGHT_FILE, content: preflight, permissions: "0755" }, ...uploads].map((upload) => ({
-                ...upload,
-                owner: String(SERVICE_UID),
-                group: String(SERVICE_UID),
-            })),
-            networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
-            hosts: args.hosts ? [...args.hosts] : undefined,
-            dnsOpts: [...DNS_OPTIONS],
-            volumes: args.volume
-                ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath, readOnly: args.volume.readOnly }]
-                : [],
-            ports: args.publish ? [args.publish] : [],
-            healthcheck: {
-                tests: ["CMD", ...args.healthcheck],
-                // `pulumi up` waits for the first passing check, and engines before
-                // Docker 25 drop startInterval (and read it back as 0s, a diff on every
-                // preview), so one interval serves the start and the long run. Each
-                // check is a process started in the container: production at rest on
-                // 2 cores was 73% busy with checks every 2 s, 36% every 5 s, 24% every
-                // 10 s; it came up in 54 s, 55 s and 86 s.
-                interval: dockerDuration(HEALTH_CHECK_INTERVAL_SECONDS),
-                startPeriod: dockerDuration(args.healthyWithinSeconds),
-                timeout: dockerDuration(5),
-                retries: 3,
-            },
-            wait: true,
-            waitTimeout: args.healthyWithinSeconds,
-            restart: "unless-stopped",
-            stopSignal: args.stopSignal,
-            stopTimeout: args.stopGraceSeconds,
-            // The provider stops a container it deletes with this timeout, not stopTimeout: unset, it kills at once.
-            destroyGraceSeconds: args.stopGraceSeconds,
-            ulimits: args.openFilesLimit ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }] : [],
-            ...(args.resources ? resourceLimits(args.resources) : {}),
+    return {
+        name: args.containerName,
+        hostname: args.containerName,
+        image: args.image,
+        // Never root: the service user from the first process on.
+        user: `${SERVICE_UID}:${SERVICE_UID}`,
+        entrypoints: [...(args.init ? [TINI, "--"] : []), "/bin/sh", PREFLIGHT_FILE],
+        uploads: [{ file: PREFLIGHT_FILE, content: preflight, permissions: "0755" }, ...uploads].map((upload) => ({
+            ...upload,
+            owner: String(SERVICE_UID),
+            group: String(SERVICE_UID),
+        })),
+        networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
+        hosts: args.hosts ? [...args.hosts] : undefined,
+        dnsOpts: [...DNS_OPTIONS],
+        volumes: args.volume
+            ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath, readOnly: args.volume.readOnly }]
+            : [],
+        ports: args.publish ? [args.publish] : [],
+        healthcheck: {
+            tests: ["CMD", ...args.healthcheck],
+            // `pulumi up` waits for the first passing check, and engines before
+            // Docker 25 drop startInterval (and read it back as 0s, a diff on every
+            // preview), so one interval serves the start and the long run. Each
+            // check is a process started in the container: production at rest on
+            // 2 cores was 73% busy with checks every 2 s, 36% every 5 s, 24% every
+            // 10 s; it came up in 54 s, 55 s and 86 s.
+            interval: dockerDuration(HEALTH_CHECK_INTERVAL_SECONDS),
+            startPeriod: dockerDuration(args.healthyWithinSeconds),
+            timeout: dockerDuration(5),
+            retries: 3,
         },
-        {
-            ...opts,
-            // The container name is fixed, so the old container must go before its replacement starts.
-            deleteBeforeReplace: true,
-            customTimeouts: containerTimeouts(args.healthyWithinSeconds, args.stopGraceSeconds),
-        },
-    );
+        wait: true,
+        waitTimeout: args.healthyWithinSeconds,
+        restart: "unless-stopped",
+        stopSignal: args.stopSignal,
+        stopTimeout: args.stopGraceSeconds,
+        // The provider stops a container it deletes with this timeout, not stopTimeout: unset, it kills at once.
+        destroyGraceSeconds: args.stopGraceSeconds,
+        ulimits: args.openFilesLimit ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }] : [],
+        ...(args.resources ? resourceLimits(args.resources) : {}),
+    };
 }
 
 /**

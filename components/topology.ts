@@ -113,6 +113,21 @@ export function possibleMembers(s: ClusterSettings): PostgresMember[] {
     return Array.from({ length: MAX_REPLICAS + 1 }, (_, i) => postgresMember(s, i + 1));
 }
 
+/**
+ * Where a member hands the lead before `pulumi up` replaces it: the members
+ * replace one at a time in member order, so first the members before it,
+ * nearest first (replaced already, on the new image), then the others, last
+ * member first (replaced last): the lead moves at most twice per update.
+ * A member that does not run is passed over.
+ */
+export function handoverCandidates(members: readonly PostgresMember[], member: PostgresMember): PostgresMember[] {
+    const position = members.findIndex((m) => m.index === member.index);
+    if (position < 0) {
+        throw new Error(`${member.node} is not a member of this cluster`);
+    }
+    return [...members.slice(0, position).reverse(), ...members.slice(position + 1).reverse()];
+}
+
 export function clusterTopology(s: ClusterSettings): Topology {
     const members = Array.from({ length: s.replicaCount + 1 }, (_, i) => postgresMember(s, i + 1));
     const pgbouncer = `${s.clusterName}-pgbouncer`;

@@ -4,6 +4,9 @@
 // The leader's own faults (switchover, kill, stop, isolation, the DCS) and a
 // replica's SIGKILL are failover.test.ts's; here the leader is only
 // restarted, and replaced, restarted or switched over by `pulumi up`.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROLES } from "../../components/settings";
@@ -80,6 +83,18 @@ describe("production stack: refused logins, full load, faults", () => {
         u.username = user;
         u.password = password;
         return u.toString();
+    };
+    /** How many members were at most not up and healthy at once while it ran, sampled from Docker every half second. */
+    const mostMembersDown = async (running: () => boolean) => {
+        let most = 0;
+        while (running()) {
+            // The members' containers only, not their exporters (`…-pg-1-exporter`).
+            const listed = await docker("ps", "--filter", `name=^/${stack.clusterName}-pg-[0-9]+$`, "--format", "{{.Names}} {{.Status}}");
+            const healthy = listed.split("\n").filter((line) => line.endsWith("(healthy)")).length;
+            most = Math.max(most, stack.topology.members.length - healthy);
+            await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        return most;
     };
     /** How often PgBouncer's pools have been paused and resumed, from its log. */
     const pgbouncerHolds = async () => {
@@ -576,21 +591,34 @@ describe("production stack: refused logins, full load, faults", () => {
             expect(inserts.every((line) => line.split(",").slice(3, 5).join(",") === "WRITE,INSERT")).toBe(true);
         }, 600_000);
 
-        it("a parameter PostgreSQL reads only at start replaces every member; each one shuts down by itself within its grace, and starts with no crash recovery", async () => {
+        it("a parameter PostgreSQL reads only at start replaces the members one at a time, the leader's after a switchover; each shuts down by itself within its grace and starts with no crash recovery; no write fails", async () => {
             const memoryMb = 3072;
+            const members = stack.topology.members;
+            const holdsBefore = await pgbouncerHolds();
             let steps: PlannedStep[] = [];
-            await survives("every PostgreSQL member replaced (postgresMemoryMb)", async () => {
-                steps = await stack.update({ ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write", postgresMemoryMb: memoryMb });
+            let downAtOnce = 0;
+            const outcome = await survives("every PostgreSQL member replaced (postgresMemoryMb)", async () => {
+                ({ background: downAtOnce } = await whileRunning(mostMembersDown, async () => {
+                    steps = await stack.update({ ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write", postgresMemoryMb: memoryMb });
+                }));
                 await waitForHealthyCluster(stack, 300_000);
             });
-            expect(stepsOf(steps, "replace")).toEqual([
-                "primary-container",
-                "replica-1-container",
-                "replica-2-container",
-                "replica-3-container",
-            ]);
-            // work_mem, effective_cache_size and maintenance_work_mem follow through Patroni, by reload.
-            expect(stepsOf(steps, "update")).toEqual(["cluster-config-dynamic-config", "etcd-patroni-config-seed"]);
+            console.log(`members replaced: at most ${downAtOnce} down at once; PgBouncer holds ${JSON.stringify(await pgbouncerHolds())}`);
+            expect(stepsOf(steps, "replace")).toEqual(members.map((m) => `${m.resourceName}-container`));
+            // work_mem, effective_cache_size and maintenance_work_mem follow through Patroni, by reload; each
+            // member's handover ran before its container changed.
+            expect([...stepsOf(steps, "update")].sort()).toEqual(
+                ["cluster-config-dynamic-config", "etcd-patroni-config-seed", ...members.map((m) => `${m.resourceName}-handover`)].sort(),
+            );
+            // Each member was healthy again before the next one stopped.
+            expect(downAtOnce).toBe(1);
+            // The leader handed the lead over before its container stopped, behind PgBouncer's PAUSE; so did
+            // the member it went to, if that one came later in the chain (at most twice).
+            const holds = await pgbouncerHolds();
+            expect(holds.pauses - holdsBefore.pauses).toBeGreaterThanOrEqual(1);
+            expect(holds.pauses - holdsBefore.pauses).toBeLessThanOrEqual(2);
+            expect(holds.resumes - holdsBefore.resumes).toBe(holds.pauses - holdsBefore.pauses);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
             const sizing = postgresSizing({ ...stack.settings.postgresResources, memoryMb }, stack.settings.maxConnections);
             const [row] = await query(
                 await leaderUrl(),
@@ -772,5 +800,51 @@ describe("production stack: refused logins, full load, faults", () => {
             expect((await query(statsLogin(ROTATED_MONITORING_PASSWORD), "SHOW STATS")).length).toBeGreaterThan(0);
             await expect(query(statsLogin("Not-The-Monitoring-Password-01"), "SHOW STATS")).rejects.toThrow(/^SASL authentication failed$/);
         }, 600_000);
+
+        // The path a minor upgrade (17.x to 17.y) takes: the same image with one label more, so another ID.
+        it("a new image replaces every container: the members one at a time, the leader's after a switchover; PgBouncer's clients reconnect, no row is lost", async () => {
+            const image = `obcms-database:17-upgrade-${stack.clusterName}`;
+            const context = mkdtempSync(path.join(tmpdir(), "obcms-upgrade-"));
+            writeFileSync(path.join(context, "Dockerfile"), `FROM obcms-database:17\nLABEL obcms.test.upgrade=${stack.clusterName}\n`);
+            await docker("build", "--quiet", "--tag", image, context);
+            rmSync(context, { recursive: true, force: true });
+            try {
+                const holdsBefore = await pgbouncerHolds();
+                let steps: PlannedStep[] = [];
+                let downAtOnce = 0;
+                const outcome = await survives("a new image (every container replaced)", async () => {
+                    ({ background: downAtOnce } = await whileRunning(mostMembersDown, async () => {
+                        steps = await stack.update({
+                            ...PARAMETER_CHANGES,
+                            appPassword: ROTATED_APP_PASSWORD,
+                            monitoringPassword: ROTATED_MONITORING_PASSWORD,
+                            image,
+                        });
+                    }));
+                    await waitForHealthyCluster(stack, 300_000);
+                });
+                console.log(
+                    `new image: at most ${downAtOnce} member(s) down at once; ${outcome.clientErrors} failed writes (${outcome.errors.slice(0, 3).join(" | ")}); ` +
+                        `replaced ${stepsOf(steps, "replace").join(", ")}`,
+                );
+                expect(stepsOf(steps, "replace")).toEqual(
+                    expect.arrayContaining(["pgbouncer-container", ...stack.topology.members.map((m) => `${m.resourceName}-container`)]),
+                );
+                expect(downAtOnce).toBe(1);
+                for (const container of [pgbouncerHost(), ...stack.topology.members.map((m) => m.container)]) {
+                    expect((await docker("inspect", "--format", "{{.Config.Image}}", container)).trim(), container).toBe(image);
+                }
+                // The members went before PgBouncer: the leader's handover held the old PgBouncer's clients.
+                const oldLog = stack.stopped(pgbouncerHost())?.log ?? "";
+                const pausesThen = oldLog.split("LOG PAUSE command issued").length - 1;
+                expect(pausesThen - holdsBefore.pauses).toBeGreaterThanOrEqual(1);
+                expect(pausesThen - holdsBefore.pauses).toBeLessThanOrEqual(2);
+                // PgBouncer itself is replaced: its clients reconnect, and every failure is a connection
+                // error, never a constraint or data error.
+                expect(outcome.errors.every((e) => !/duplicate key|violates/.test(e))).toBe(true);
+            } finally {
+                await docker("image", "rm", "--force", image).catch(() => undefined);
+            }
+        }, 900_000);
     });
 });

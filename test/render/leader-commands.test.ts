@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { HANDOVER_ATTEMPTS } from "../../components/postgres-node";
 import {
     APPLY_ATTEMPTS,
     CLUSTER_SCRIPT,
@@ -21,7 +22,7 @@ import {
 } from "../../components/render/patroni/leader-commands";
 import type { RunningParameters } from "../../components/render/patroni/patroni-yml";
 import { restApiGet } from "../../components/render/patroni/start-script";
-import { clusterTopology } from "../../components/topology";
+import { clusterTopology, handoverCandidates, possibleMembers } from "../../components/topology";
 import { onPostgres, psqlValue } from "../support/postgres";
 import { production, shellSyntaxCheck, staging } from "./fixtures";
 
@@ -121,6 +122,8 @@ interface FakeCluster {
     readonly mixed?: boolean;
     /** Whether scripts/cluster.sh's switchover fails (PgBouncer not running, say). */
     readonly clusterScriptFails?: boolean;
+    /** The container each search for the leader asks first, which counts the rounds; member 1 unless told. */
+    readonly first?: string;
 }
 
 /**
@@ -163,7 +166,7 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
             env: {
                 PATH: process.env.PATH,
                 DIR: dir,
-                FIRST: container(1),
+                FIRST: cluster.first ?? container(1),
                 LEADER: cluster.leader,
                 NO_LEADER_ROUNDS: String(cluster.noLeaderRounds ?? 0),
                 STEP_FAILS: String(cluster.stepFails ?? 0),
@@ -290,7 +293,7 @@ describe("leaderSqlCommand", () => {
 });
 
 describe("leadOnDeclaredCommand", () => {
-    const command = leadOnDeclaredCommand(members, "obcms-database-production");
+    const command = leadOnDeclaredCommand(members, "obcms-database-production", "no declared member took the lead from a removed one");
     // Production declares pg-1 to pg-4; pg-5 is a member the update is about to delete.
     const running = [1, 2, 3, 4, 5].map(container);
     const replicaCheck = (k: number): Call => ({ container: container(k), args: restApiGet("/replica") });
@@ -351,6 +354,43 @@ describe("leadOnDeclaredCommand", () => {
         expect(run.stderr).toBe(`no declared member took the lead from a removed one after ${LEADER_ATTEMPTS} attempts\n`);
         expect(run.calls.filter((c) => c.container === "cluster.sh")).toHaveLength(LEADER_ATTEMPTS);
         expect(run.calls.filter((c) => c.args.includes("--candidate"))).toHaveLength(LEADER_ATTEMPTS);
+    });
+});
+
+// The handover before `pulumi up` replaces pg-1, run as memberContainer declares it: every other member
+// production may have is a candidate, pg-5 to pg-11 not running.
+describe("a member's handover (leadOnDeclaredCommand over handoverCandidates)", () => {
+    const possible = possibleMembers(production);
+    const command = leadOnDeclaredCommand(handoverCandidates(possible, possible[0]), "obcms-database-production", "pg-1 still leads", {
+        attempts: HANDOVER_ATTEMPTS,
+        exitStatus: 0,
+    });
+    const running = [1, 2, 3, 4].map(container);
+    const cluster = { running, first: container(11) };
+    const notRunning = [11, 10, 9, 8, 7, 6, 5];
+
+    it("does nothing while another member leads", () => {
+        const run = runWithFakeDocker(command, "", { ...cluster, leader: container(3), replicas: [1, 2, 4].map(container) });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual(checks(...notRunning, 4, 3));
+    });
+
+    it("hands the lead to the last member first: it is replaced last, so the lead moves at most once more", () => {
+        const run = runWithFakeDocker(command, "", { ...cluster, leader: container(1), replicas: [2, 3, 4].map(container) });
+        expect(run.status).toBe(0);
+        expect(run.calls).toEqual([
+            ...checks(...notRunning, 4, 3, 2, 1),
+            ...[...notRunning, 4].map((k) => ({ container: container(k), args: restApiGet("/replica") })),
+            { container: "cluster.sh", args: ["-c", "obcms-database-production", "switchover", "pg-4"] },
+            ...checks(...notRunning, 4),
+        ]);
+    });
+
+    it(`gives up after ${HANDOVER_ATTEMPTS} attempts, saying so, and lets the update go on`, () => {
+        const run = runWithFakeDocker(command, "", { ...cluster, leader: container(1), replicas: [container(2)], refused: ["pg-2"] });
+        expect(run.status).toBe(0);
+        expect(run.stderr).toBe(`pg-1 still leads after ${HANDOVER_ATTEMPTS} attempts\n`);
+        expect(run.calls.filter((c) => c.container === "cluster.sh")).toHaveLength(HANDOVER_ATTEMPTS);
     });
 });
 

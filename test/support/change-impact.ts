@@ -2,6 +2,7 @@
 // preview plans for the production stack and what that does to the running
 // cluster. test/unit/change-impact.test.ts proves every plan against the
 // program; README.md's table is rendered from this list (npm run docs).
+import { HANDOVER_ATTEMPTS } from "../../components/postgres-node";
 import type { PlannedStep, Step } from "../../harness/preview";
 
 export interface ChangeImpact {
@@ -19,6 +20,8 @@ export interface ChangeImpact {
 }
 
 const MEMBERS = ["primary-container", "replica-1-container", "replica-2-container", "replica-3-container"];
+/** Each member's handover command, which reruns before its container changes. */
+const HANDOVERS = ["primary-handover", "replica-1-handover", "replica-2-handover", "replica-3-handover"];
 const EXPORTERS = [
     "monitoring-pgbouncer-exporter",
     "monitoring-primary-exporter",
@@ -26,9 +29,9 @@ const EXPORTERS = [
 ];
 const ETCD_CONTAINERS = [1, 2, 3].map((k) => `etcd-${k}-container`);
 const ETCD_MEMBER = (k: number) => [`etcd-${k}-container`, `etcd-${k}-data`];
-/** Member k + 1 (`replica-k`): its container, volume, exporter and certificate. */
+/** Member k + 1 (`replica-k`): its container, handover command, volume, exporter and certificate. */
 const MEMBER_RESOURCES = (k: number) =>
-    [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`].concat(
+    [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`, `replica-${k}-handover`].concat(
         ["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`),
     );
 /** The commands of ClusterConfig, which act on the leader. */
@@ -42,9 +45,12 @@ const PGBOUNCER_CREDENTIALS = "pgbouncer-credentials-reload";
 const POOL_RELOADED =
     "PgBouncer's settings command writes the new value to the file on PgBouncer's volume and PgBouncer takes it by RELOAD: " +
     "its container and every client connection stay";
-/** What replacing the members does, whatever changed in them (Patroni's graceful stop, HA.md). */
+/** What replacing the members does, whatever changed in them (memberContainer's chain and handover). */
 const MEMBERS_REPLACED =
-    "each stops with SIGTERM (the one that leads first hands the leader key to a streaming replica: a switchover, writes pause for seconds), then starts on its volume and rejoins";
+    "they are replaced one at a time in member order (pg-1 first), each healthy again (Patroni's readiness) before the next stops, " +
+    "so no two are down together; before one that leads stops, its handover command hands the lead to the member replaced just " +
+    "before it (pg-1's to the last member) with `cluster.sh switchover`, PgBouncer holding its clients (writes pause for seconds, none fails); " +
+    "each stops with SIGTERM, then starts on its volume and rejoins";
 /** Seeds Patroni's dynamic configuration into etcd: it writes only where no configuration is stored yet. */
 const SEED = "etcd-patroni-config-seed";
 const SEED_RERUNS = "the seed command runs again and leaves the configuration in etcd as it is";
@@ -137,7 +143,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`postgresMemoryMb` 2048 → 4096 (PostgreSQL's memory)",
         before: {},
         after: { postgresMemoryMb: 4096 },
-        plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED] },
+        plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED, ...HANDOVERS] },
         effect:
             `every member is replaced with the new memory limit and shared_buffers (postgresql.conf, read only at start): ${MEMBERS_REPLACED}; ` +
             `${reloaded("the memory parameters PostgreSQL reloads (work_mem, effective_cache_size, maintenance_work_mem)")}; ${SEED_RERUNS}; PgBouncer untouched`,
@@ -146,7 +152,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         change: "`postgresCpus` 2 → 1",
         before: {},
         after: { postgresCpus: 1 },
-        plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED] },
+        plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED, ...HANDOVERS] },
         effect:
             `every member is replaced with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${MEMBERS_REPLACED}; ` +
             `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}: the leader first, as PostgreSQL orders a lowered value ` +
@@ -225,10 +231,10 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
                 "pgbouncer-container",
                 ...MEMBERS,
             ],
-            update: [PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS],
+            update: [PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS, ...HANDOVERS],
         },
         effect:
-            "every container restarts on the new image, in dependency order; data stays on the volumes; " +
+            "every container restarts on the new image; data stays on the volumes; " +
             "PgBouncer's settings and credentials commands, which write their files with the image, run again (their RELOADs change nothing; the credentials command finds the application role's verifier in place and pauses nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
@@ -239,7 +245,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: { etcdMembers: 5 },
         plan: {
             replace: [...[1, 2, 3].flatMap(ETCD_MEMBER), "monitoring-prometheus", ...MEMBERS],
-            update: [SEED],
+            update: [SEED, ...HANDOVERS],
             create: [
                 ...ETCD_MEMBER(4),
                 ...ETCD_MEMBER(5),
@@ -249,7 +255,9 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         effect:
             "a new, empty etcd cluster of five members starts on fresh volumes (etcd keeps its membership in its data); the seed command " +
             "writes the dynamic configuration into it, but the leader key and the member list start empty, and Patroni registers the running " +
-            `cluster in it again (not tested yet); every member is replaced, since its patroni.yml lists the etcd members: ${MEMBERS_REPLACED}`,
+            "cluster in it again (not tested yet); every member is replaced, since its patroni.yml lists the etcd members: " +
+            `${MEMBERS_REPLACED} (with the store new and empty no switchover can happen: each handover gives up after ${HANDOVER_ATTEMPTS} ` +
+            "tries, 2 s apart, and Patroni's own graceful stop hands the lead over)",
     },
 ];
 

@@ -88,6 +88,8 @@ describe.each([
             "etcd-patroni-config-seed",
             "pgbouncer-credentials-reload",
             "pgbouncer-settings-reload",
+            "primary-handover",
+            ...replicaNames.map((n) => `${n}-handover`),
         ]);
         expect(
             mocks
@@ -200,6 +202,56 @@ describe.each([
             { host: `obcms-database-${stack}-ro`, ip: "127.0.0.1" },
         ]);
         expect(containers.filter((c) => c.name !== "pgbouncer-container" && c.inputs.hosts !== undefined).map((c) => c.name)).toEqual([]);
+    });
+
+    it("chains the members, so that `pulumi up` replaces them one at a time, each handing the lead over first if it holds it", async () => {
+        const { mocks } = await declare(stack);
+        const members = ["primary", ...Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`)];
+        const dependencies = (name: string) => mocks.named(name).options.dependencies;
+        for (const [i, member] of members.entries()) {
+            expect(dependencies(`${member}-container`), member).toContain(`${member}-handover`);
+            if (i > 0) {
+                expect(dependencies(`${member}-handover`), member).toContain(`${members[i - 1]}-container`);
+            }
+            const handover = mocks.named(`${member}-handover`);
+            // Nothing to hand over when the member is new; the switchover only when its container is about to change.
+            expect(handover.inputs.create, member).toBe("true");
+            expect(handover.inputs.update, member).toContain(`scripts/cluster.sh -c 'obcms-database-${stack}' switchover`);
+            expect(Object.keys(handover.inputs.environment), member).toEqual(["OBCMS_MEMBER_CONTAINER_DIGEST"]);
+            expect(handover.inputs.environment.OBCMS_MEMBER_CONTAINER_DIGEST, member).toMatch(/^[0-9a-f]{64}$/);
+            // The digest covers the member's secrets (patroni.yml's passwords): it is secret too.
+            expect(
+                isSecretInput(handover.rawInputs.environment.OBCMS_MEMBER_CONTAINER_DIGEST) ||
+                    isSecretInput(handover.rawInputs.environment),
+                member,
+            ).toBe(true);
+        }
+        // Candidates: the members before it, nearest first, then the others, last first; of every member the
+        // stack may have (11), so that scaling changes no handover.
+        const candidates = (member: string) =>
+            [...mocks.named(`${member}-handover`).inputs.update.matchAll(/'obcms-database-[a-z]+-pg-\d+:(pg-\d+)'/g)].map((m) => m[1]);
+        const pg = (...ks: number[]) => ks.map((k) => `pg-${k}`);
+        expect(candidates("primary")).toEqual(pg(11, 10, 9, 8, 7, 6, 5, 4, 3, 2));
+        expect(candidates("replica-1")).toEqual(pg(1, 11, 10, 9, 8, 7, 6, 5, 4, 3));
+        const { mocks: scaled } = await declare(stack, { replicaCount: replicas + 1 });
+        for (const member of members) {
+            expect(scaled.named(`${member}-handover`).inputs, member).toEqual(mocks.named(`${member}-handover`).inputs);
+        }
+    });
+
+    it("changes a member's handover digest with its container's inputs, and with nothing else", async () => {
+        const digests = async (overrides: Record<string, unknown>) => {
+            const { mocks } = await declare(stack, overrides);
+            return mocks
+                .ofType("command:local:Command")
+                .filter((r) => r.name.endsWith("-handover"))
+                .map((r) => r.inputs.environment.OBCMS_MEMBER_CONTAINER_DIGEST);
+        };
+        const before = await digests({});
+        expect(new Set(before).size).toBe(replicas + 1);
+        expect(await digests({ defaultPoolSize: 20 })).toEqual(before);
+        const memory = await digests({ postgresMemoryMb: 4096 });
+        expect(memory.every((digest, i) => digest !== before[i])).toBe(true);
     });
 
     it("seeds the dynamic configuration into etcd before any member starts, and applies the cluster's configuration once every member runs", async () => {

@@ -40,10 +40,14 @@ function memberWords(members: readonly PostgresMember[]): string {
  * `step` on the current leader until it succeeds. The declared members are
  * asked first, then any other running member container of the cluster: a
  * `pulumi up` that removes members deletes them only at its end, so while it
- * runs the leader may be one of them. After the last attempt, the script
- * exits printing `failure`.
+ * runs the leader may be one of them. After the last of `attempts`, the
+ * script prints `failure` and exits with `exitStatus` (1: the command fails).
  */
-export function leaderFunctions(members: readonly PostgresMember[], failure: string): string[] {
+export function leaderFunctions(
+    members: readonly PostgresMember[],
+    failure: string,
+    { attempts = LEADER_ATTEMPTS, exitStatus = 1 }: { readonly attempts?: number; readonly exitStatus?: number } = {},
+): string[] {
     // Member containers are named <cluster>-pg-<index> (topology.ts).
     const others = `^/${members[0].container.replace(/\d+$/, "")}[0-9]+$`;
     const isLeader = `${execIn("member", restApiGet("/primary"))} 2>/dev/null`;
@@ -64,7 +68,7 @@ export function leaderFunctions(members: readonly PostgresMember[], failure: str
         "on_leader() {",
         "  attempt=1",
         '  until find_leader && step "$leader"; do',
-        `    if [ "$attempt" -ge ${LEADER_ATTEMPTS} ]; then echo ${shellWord(`${failure} after ${LEADER_ATTEMPTS} attempts`)} >&2; exit 1; fi`,
+        `    if [ "$attempt" -ge ${attempts} ]; then echo ${shellWord(`${failure} after ${attempts} attempts`)} >&2; exit ${exitStatus}; fi`,
         "    attempt=$((attempt + 1))",
         "    sleep 2",
         "  done",
@@ -93,24 +97,30 @@ export function leaderSqlCommand(members: readonly PostgresMember[]): string {
 }
 
 /**
- * Hands the lead to a declared member when a member that `pulumi up` is about
- * to delete holds it: the first declared member that Patroni serves as a
- * replica (`/replica`) and that takes a switchover, which holds PgBouncer's
- * clients (CLUSTER_SCRIPT). The update deletes removed
- * members only at its end, and all at once. Under quorum commit, a leader and
- * a voter going together leave the others short of the votes the `/sync` key
- * asks for (`quorum`: voters minus synchronous count, quorum.py), so none may
- * promote, ever. With a declared member leading, the leader stays and drops
- * the departed voters itself.
+ * Hands the lead to one of `members` when none of them holds it: the first, in
+ * their order, that Patroni serves as a replica (`/replica`) and that takes a
+ * switchover, which holds PgBouncer's clients (CLUSTER_SCRIPT). The leader
+ * placement passes the declared members: the update deletes removed members
+ * only at its end, and all at once. Under quorum commit, a leader and a voter
+ * going together leave the others short of the votes the `/sync` key asks for
+ * (`quorum`: voters minus synchronous count, quorum.py), so none may promote,
+ * ever; with a declared member leading, the leader stays and drops the
+ * departed voters itself. A member's handover passes the others, before the
+ * update replaces it (handoverCandidates).
  */
-export function leadOnDeclaredCommand(members: readonly PostgresMember[], scope: string): string {
+export function leadOnDeclaredCommand(
+    members: readonly PostgresMember[],
+    scope: string,
+    failure: string,
+    giveUp: Parameters<typeof leaderFunctions>[2] = {},
+): string {
     const isReplica = `${execIn("member", restApiGet("/replica"))} 2>/dev/null`;
     // The operator's switchover holds PgBouncer's clients; Patroni's own, when that one fails (PgBouncer down, say).
     const switchover = (candidate: string) =>
         `{ ${operatorSwitchover(scope, candidate)} || ` +
         `${execIn("leader", ["patronictl", "-c", FILES.patroniConf, "switchover", "--force", "--candidate"])} ${candidate} >/dev/null; }`;
     return [
-        ...leaderFunctions(members, "no declared member took the lead from a removed one"),
+        ...leaderFunctions(members, failure, giveUp),
         "step() {",
         '  leader="$1"',
         '  case " $declared " in *" $leader "*) return 0 ;; esac',
