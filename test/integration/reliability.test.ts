@@ -34,6 +34,11 @@ const ROTATED_MONITORING_PASSWORD = "Rotated-Monitoring-Password-0001";
 /** Small enough to invalidate a slot with a few seconds of writes. */
 const MAX_SLOT_WAL_KEEP_MB = 64;
 
+/** How often `needle` occurs in `text`. */
+function occurrences(text: string, needle: string): number {
+    return text.split(needle).length - 1;
+}
+
 /** One row of the closing figures: what a fault cost. */
 interface FaultFigures {
     readonly fault: string;
@@ -66,15 +71,13 @@ describe("production stack: refused logins, full load, faults", () => {
     const leaderUrl = async () => (await waitForLeader(stack, 120_000)).url;
     /** How often each member's PostgreSQL has shut down, from its container's log. */
     const shutdowns = async () =>
-        Promise.all(
-            stack.topology.members.map(async (m) => (await containerLog(m.container)).split("database system is shut down").length - 1),
-        );
+        Promise.all(stack.topology.members.map(async (m) => occurrences(await containerLog(m.container), "database system is shut down")));
     /** How often PgBouncer's pools have been paused and resumed by signal (the credentials command's hold), from its log. */
     const pgbouncerSignals = async () => {
         const log = await containerLog(pgbouncerHost());
         return {
-            pauses: log.split("got SIGUSR1, pausing all activity").length - 1,
-            resumes: log.split("got SIGUSR2, continuing from PAUSE").length - 1,
+            pauses: occurrences(log, "got SIGUSR1, pausing all activity"),
+            resumes: occurrences(log, "got SIGUSR2, continuing from PAUSE"),
         };
     };
     /** `url` logging in as `user` with `password`. */
@@ -83,6 +86,11 @@ describe("production stack: refused logins, full load, faults", () => {
         u.username = user;
         u.password = password;
         return u.toString();
+    };
+    /** `stack.update(overrides)`, and how many members were at most not up and healthy at once meanwhile. */
+    const updateCountingMembersDown = async (overrides: Record<string, unknown>) => {
+        const { result, background } = await whileRunning(mostMembersDown, () => stack.update(overrides));
+        return { steps: result, downAtOnce: background };
     };
     /** How many members were at most not up and healthy at once while it ran, sampled from Docker every half second. */
     const mostMembersDown = async (running: () => boolean) => {
@@ -96,10 +104,10 @@ describe("production stack: refused logins, full load, faults", () => {
         }
         return most;
     };
-    /** How often PgBouncer's pools have been paused and resumed, from its log. */
-    const pgbouncerHolds = async () => {
-        const log = await containerLog(pgbouncerHost());
-        return { pauses: log.split("LOG PAUSE command issued").length - 1, resumes: log.split("LOG RESUME command issued").length - 1 };
+    /** How often PgBouncer's pools have been paused and resumed on its console, in its log (by default the running container's). */
+    const pgbouncerHolds = async (log?: string) => {
+        const text = log ?? (await containerLog(pgbouncerHost()));
+        return { pauses: occurrences(text, "LOG PAUSE command issued"), resumes: occurrences(text, "LOG RESUME command issued") };
     };
 
     beforeAll(async () => {
@@ -598,8 +606,10 @@ describe("production stack: refused logins, full load, faults", () => {
             let steps: PlannedStep[] = [];
             let downAtOnce = 0;
             const outcome = await survives("every PostgreSQL member replaced (postgresMemoryMb)", async () => {
-                ({ background: downAtOnce } = await whileRunning(mostMembersDown, async () => {
-                    steps = await stack.update({ ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write", postgresMemoryMb: memoryMb });
+                ({ steps, downAtOnce } = await updateCountingMembersDown({
+                    ...PGBOUNCER_CHANGES,
+                    auditLog: "ddl, role, write",
+                    postgresMemoryMb: memoryMb,
                 }));
                 await waitForHealthyCluster(stack, 300_000);
             });
@@ -806,20 +816,17 @@ describe("production stack: refused logins, full load, faults", () => {
             const image = `obcms-database:17-upgrade-${stack.clusterName}`;
             const context = mkdtempSync(path.join(tmpdir(), "obcms-upgrade-"));
             writeFileSync(path.join(context, "Dockerfile"), `FROM obcms-database:17\nLABEL obcms.test.upgrade=${stack.clusterName}\n`);
-            await docker("build", "--quiet", "--tag", image, context);
-            rmSync(context, { recursive: true, force: true });
             try {
+                await docker("build", "--quiet", "--tag", image, context);
                 const holdsBefore = await pgbouncerHolds();
                 let steps: PlannedStep[] = [];
                 let downAtOnce = 0;
                 const outcome = await survives("a new image (every container replaced)", async () => {
-                    ({ background: downAtOnce } = await whileRunning(mostMembersDown, async () => {
-                        steps = await stack.update({
-                            ...PARAMETER_CHANGES,
-                            appPassword: ROTATED_APP_PASSWORD,
-                            monitoringPassword: ROTATED_MONITORING_PASSWORD,
-                            image,
-                        });
+                    ({ steps, downAtOnce } = await updateCountingMembersDown({
+                        ...PARAMETER_CHANGES,
+                        appPassword: ROTATED_APP_PASSWORD,
+                        monitoringPassword: ROTATED_MONITORING_PASSWORD,
+                        image,
                     }));
                     await waitForHealthyCluster(stack, 300_000);
                 });
@@ -835,14 +842,14 @@ describe("production stack: refused logins, full load, faults", () => {
                     expect((await docker("inspect", "--format", "{{.Config.Image}}", container)).trim(), container).toBe(image);
                 }
                 // The members went before PgBouncer: the leader's handover held the old PgBouncer's clients.
-                const oldLog = stack.stopped(pgbouncerHost())?.log ?? "";
-                const pausesThen = oldLog.split("LOG PAUSE command issued").length - 1;
+                const { pauses: pausesThen } = await pgbouncerHolds(stack.stopped(pgbouncerHost())?.log ?? "");
                 expect(pausesThen - holdsBefore.pauses).toBeGreaterThanOrEqual(1);
                 expect(pausesThen - holdsBefore.pauses).toBeLessThanOrEqual(2);
                 // PgBouncer itself is replaced: its clients reconnect, and every failure is a connection
                 // error, never a constraint or data error.
                 expect(outcome.errors.every((e) => !/duplicate key|violates/.test(e))).toBe(true);
             } finally {
+                rmSync(context, { recursive: true, force: true });
                 await docker("image", "rm", "--force", image).catch(() => undefined);
             }
         }, 900_000);

@@ -34,6 +34,14 @@ function memberWords(members: readonly PostgresMember[]): string {
     return members.map((m) => shellWord(`${m.container}:${m.node}`)).join(" ");
 }
 
+/** How long a leader command keeps trying, and how it ends when it gives up. */
+export interface GiveUp {
+    /** Rounds, 2 s apart (default LEADER_ATTEMPTS). */
+    readonly attempts?: number;
+    /** Exit status after the last round (default 1: the command fails). */
+    readonly exitStatus?: number;
+}
+
 /**
  * The script's preamble: `find_leader` sets `leader` to the container whose
  * member holds the leader key, and `on_leader` retries the shell function
@@ -46,7 +54,7 @@ function memberWords(members: readonly PostgresMember[]): string {
 export function leaderFunctions(
     members: readonly PostgresMember[],
     failure: string,
-    { attempts = LEADER_ATTEMPTS, exitStatus = 1 }: { readonly attempts?: number; readonly exitStatus?: number } = {},
+    { attempts = LEADER_ATTEMPTS, exitStatus = 1 }: GiveUp = {},
 ): string[] {
     // Member containers are named <cluster>-pg-<index> (topology.ts).
     const others = `^/${members[0].container.replace(/\d+$/, "")}[0-9]+$`;
@@ -108,12 +116,7 @@ export function leaderSqlCommand(members: readonly PostgresMember[]): string {
  * departed voters itself. A member's handover passes the others, before the
  * update replaces it (handoverCandidates).
  */
-export function leadOnDeclaredCommand(
-    members: readonly PostgresMember[],
-    scope: string,
-    failure: string,
-    giveUp: Parameters<typeof leaderFunctions>[2] = {},
-): string {
+export function leadOnDeclaredCommand(members: readonly PostgresMember[], scope: string, failure: string, giveUp: GiveUp = {}): string {
     const isReplica = `${execIn("member", restApiGet("/replica"))} 2>/dev/null`;
     // The operator's switchover holds PgBouncer's clients; Patroni's own, when that one fails (PgBouncer down, say).
     const switchover = (candidate: string) =>
