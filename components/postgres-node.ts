@@ -8,7 +8,7 @@ import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { type Credentials, credentialUrl, type RoleCredential } from "./credentials";
 import { FILES, PGBACKREST_FILES, VOLUME_DIR } from "./render/paths";
-import { leadOnDeclaredCommand } from "./render/patroni/leader-commands";
+import { memberHandoverCommand } from "./render/patroni/leader-commands";
 import { renderPatroniConf } from "./render/patroni/patroni-yml";
 import { memberHealthCheck, renderMemberStart } from "./render/patroni/start-script";
 import { postgresNodePgbackrestConf, renderPgbackrestConf } from "./render/pgbackrest/pgbackrest";
@@ -16,16 +16,19 @@ import { hbaSections } from "./render/postgres/hba-rules";
 import { postgresqlConfParameters } from "./render/postgres/parameters";
 import { renderPgHba } from "./render/postgres/pg-hba";
 import { renderPostgresqlConf } from "./render/postgres/postgresql-conf";
-import { containerInputsDigest, type ServiceContainerArgs, serviceContainer, serviceEndpoint } from "./service-container";
+import {
+    REPLACEMENT_DIGEST_LABEL,
+    replacementDigest,
+    type ServiceContainerArgs,
+    serviceContainer,
+    serviceEndpoint,
+} from "./service-container";
 import { type ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
 import { type NodeTls, tlsFiles } from "./tls";
 import { clusterTopology, handoverCandidates, type PostgresMember, possibleMembers } from "./topology";
 
-/** How many times, 2 s apart, a member's handover command tries to hand the lead over before the update goes on. */
-export const HANDOVER_ATTEMPTS = 15;
-
-/** The handover command's only environment variable: a change to it is a change to the member's container. */
-const CONTAINER_DIGEST_VARIABLE = "OBCMS_MEMBER_CONTAINER_DIGEST";
+/** The handover command's only environment variable: the member container's replacementDigest. */
+export const REPLACEMENT_DIGEST_VARIABLE = "OBCMS_MEMBER_REPLACEMENT_DIGEST";
 
 /** The passwords a member's Patroni needs in plain text: it logs in with them and writes them to its pgpass. */
 export type MemberCredentials = Pick<Credentials, "superuser" | "replication" | "rewind" | "patroniRest">;
@@ -47,9 +50,10 @@ export interface PostgresMemberArgs {
 /**
  * A member's container (`<name>-container`): Patroni bootstraps, clones,
  * promotes and rewinds PostgreSQL as the cluster needs. Before `pulumi up`
- * replaces or updates it, its handover command (`<name>-handover`) hands the
- * lead to another member if this one holds it (handoverCandidates), through
- * the operator's switchover, which holds PgBouncer's clients meanwhile.
+ * replaces it, its handover command (`<name>-handover`) hands the lead to
+ * another member if this one holds it (handoverCandidates), through the
+ * operator's switchover, which holds PgBouncer's clients meanwhile; an
+ * update in place hands nothing over (memberHandoverCommand).
  * Both follow `previous`, the member before it: the members are replaced one
  * at a time, each healthy (the container's health check, Patroni's readiness)
  * before the next one stops, and no two are ever down together. The cost is
@@ -111,26 +115,31 @@ export function memberContainer(
         init: true,
         // The limits postgresql.conf is sized for.
         resources: s.postgresResources,
+        // The handover reads it: no switchover for a container that stays.
+        labelReplacementDigest: true,
     };
     const handover = new command.local.Command(
         `${name}-handover`,
         {
             // A new member leads nothing yet.
             create: "true",
-            // Best effort, and bounded: if no member takes the lead (etcd itself replaced, say), the
-            // container changes anyway, and Patroni's own graceful stop hands the lead over.
-            update: leadOnDeclaredCommand(
-                // Every member the stack may have, so that scaling changes no handover: a member that does not run is skipped.
-                handoverCandidates(possibleMembers(s), member),
-                topology.scope,
-                `no other member took the lead from ${member.node}; its container changes anyway, and Patroni's stop hands the lead over`,
-                { attempts: HANDOVER_ATTEMPTS, exitStatus: 0 },
-            ),
-            environment: { [CONTAINER_DIGEST_VARIABLE]: containerInputsDigest(containerArgs) },
+            update: handoverScript(s, member),
+            environment: { [REPLACEMENT_DIGEST_VARIABLE]: replacementDigest(containerArgs) },
         },
         { ...opts, dependsOn: args.previous ? [args.previous] : [] },
     );
     return serviceContainer(`${name}-container`, containerArgs, { ...opts, dependsOn: [handover] });
+}
+
+/** The script a member's handover command runs before `pulumi up` changes its container, with the declared digest in REPLACEMENT_DIGEST_VARIABLE. */
+export function handoverScript(s: ClusterSettings, member: PostgresMember): string {
+    return memberHandoverCommand(
+        member,
+        // Every member the stack may have, so that scaling changes no handover: a member that does not run is skipped.
+        handoverCandidates(possibleMembers(s), member),
+        clusterTopology(s).scope,
+        { container: member.container, label: REPLACEMENT_DIGEST_LABEL, variable: REPLACEMENT_DIGEST_VARIABLE },
+    );
 }
 
 /** Where operators reach a member, and the superuser URL for it (secret). */

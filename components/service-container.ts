@@ -61,6 +61,12 @@ export interface ServiceContainerArgs {
      * helpers it double-forks (pgBackRest's TLS server). Default false.
      */
     readonly init?: boolean;
+    /**
+     * Label the container with its replacementDigest (REPLACEMENT_DIGEST_LABEL),
+     * so that a command can tell whether an update replaces the running
+     * container. Default false.
+     */
+    readonly labelReplacementDigest?: boolean;
 }
 
 /**
@@ -77,17 +83,30 @@ export function serviceContainer(name: string, args: ServiceContainerArgs, opts:
     });
 }
 
+/** The label on a container whose args ask for it: replacementDigest of those args. */
+export const REPLACEMENT_DIGEST_LABEL = "obcms.replacement-digest";
+
 /**
- * A digest of every input serviceContainer declares the container with (secret
- * when any input is): it changes whenever they do, so a command that must run
- * before `pulumi up` replaces or updates the container can follow it.
+ * A digest of the inputs whose change makes the provider replace the
+ * container (secret when any input is). A command that must run before a
+ * replacement can follow it: an update in place (a limit, the health check)
+ * leaves it as it is.
  */
-export function containerInputsDigest(args: ServiceContainerArgs): pulumi.Output<string> {
-    return pulumi.output(containerInputs(args)).apply((inputs) => createHash("sha256").update(JSON.stringify(inputs)).digest("hex"));
+export function replacementDigest(args: ServiceContainerArgs): pulumi.Output<string> {
+    return pulumi.output(replacingInputs(args)).apply((inputs) => createHash("sha256").update(JSON.stringify(inputs)).digest("hex"));
 }
 
 /** The inputs serviceContainer gives the provider. */
 function containerInputs(args: ServiceContainerArgs): docker.ContainerArgs {
+    return {
+        ...replacingInputs(args),
+        ...(args.labelReplacementDigest ? { labels: [{ label: REPLACEMENT_DIGEST_LABEL, value: replacementDigest(args) }] } : {}),
+        ...inPlaceInputs(args),
+    };
+}
+
+/** The inputs the provider's schema marks ForceNew: a change to any replaces the container. */
+export function replacingInputs(args: ServiceContainerArgs): docker.ContainerArgs {
     const uploads = [
         { file: FILES.start, content: args.startScript, permissions: "0755" },
         ...args.files.map((f) => ({ file: f.path, content: f.content, permissions: f.secret ? "0600" : "0644" })),
@@ -115,6 +134,24 @@ function containerInputs(args: ServiceContainerArgs): docker.ContainerArgs {
             ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath, readOnly: args.volume.readOnly }]
             : [],
         ports: args.publish ? [args.publish] : [],
+        stopSignal: args.stopSignal,
+        stopTimeout: args.stopGraceSeconds,
+        ulimits: args.openFilesLimit ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }] : [],
+        ...(args.resources ? { cpus: dockerCpus(args.resources.cpus), shmSize: args.resources.memoryMb } : {}),
+    };
+}
+
+/**
+ * The inputs the provider updates in place: the health check and the wait
+ * for it, the restart policy, the delete's grace, the memory limits.
+ * Swap equal to memory means none: a database paging to swap is slower than
+ * one that fails. (/dev/shm, where PostgreSQL's parallel queries keep their
+ * dynamic shared memory, is as large as the memory limit instead of Docker's
+ * 64MB, among the replacing inputs: its pages are charged to the container's
+ * memory anyway, so the limit already bounds it.)
+ */
+export function inPlaceInputs(args: ServiceContainerArgs): Partial<docker.ContainerArgs> {
+    return {
         healthcheck: {
             tests: ["CMD", ...args.healthcheck],
             // `pulumi up` waits for the first passing check, and engines before
@@ -131,28 +168,9 @@ function containerInputs(args: ServiceContainerArgs): docker.ContainerArgs {
         wait: true,
         waitTimeout: args.healthyWithinSeconds,
         restart: "unless-stopped",
-        stopSignal: args.stopSignal,
-        stopTimeout: args.stopGraceSeconds,
         // The provider stops a container it deletes with this timeout, not stopTimeout: unset, it kills at once.
         destroyGraceSeconds: args.stopGraceSeconds,
-        ulimits: args.openFilesLimit ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }] : [],
-        ...(args.resources ? resourceLimits(args.resources) : {}),
-    };
-}
-
-/**
- * Docker's limits for `resources`. Swap equal to memory means none: a
- * database paging to swap is slower than one that fails. /dev/shm (where
- * PostgreSQL's parallel queries keep their dynamic shared memory) is as large
- * as the memory limit instead of Docker's 64MB: its pages are charged to the
- * container's memory anyway, so the limit already bounds it.
- */
-function resourceLimits(resources: NodeResources): Pick<docker.ContainerArgs, "memory" | "memorySwap" | "cpus" | "shmSize"> {
-    return {
-        memory: resources.memoryMb,
-        memorySwap: resources.memoryMb,
-        cpus: dockerCpus(resources.cpus),
-        shmSize: resources.memoryMb,
+        ...(args.resources ? { memory: args.resources.memoryMb, memorySwap: args.resources.memoryMb } : {}),
     };
 }
 

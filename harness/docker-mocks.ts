@@ -612,6 +612,8 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             .withUlimits(Object.fromEntries((inputs.ulimits ?? []).map((u: any) => [u.name, { soft: u.soft, hard: u.hard }])))
             // The provider's `host` blocks, which it passes as ExtraHosts "host:ip".
             .withExtraHosts((inputs.hosts ?? []).map((h: any) => ({ host: h.host, ipAddress: h.ip })))
+            // The provider's `labels` blocks, which it passes as Config.Labels.
+            .withLabels(Object.fromEntries((inputs.labels ?? []).map((l: any) => [l.label, l.value])))
             .withEngineOptions({
                 network: inputs.networksAdvanced[0],
                 dnsOptions: inputs.dnsOpts,

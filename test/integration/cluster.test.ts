@@ -3,12 +3,16 @@
 // Who leads is asked of Patroni (harness/patroni.ts), never read from a
 // member's name: every test holds whichever member leads.
 
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { handoverScript, REPLACEMENT_DIGEST_VARIABLE } from "../../components/postgres-node";
 import { sqlLiteral } from "../../components/render/escape";
 import { FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../../components/render/paths";
 import { postgresParameters, postgresqlConfParameters, RESTART_PARAMETERS } from "../../components/render/postgres/parameters";
+import { REPLACEMENT_DIGEST_LABEL } from "../../components/service-container";
 import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import type { PostgresMember } from "../../components/topology";
@@ -18,6 +22,9 @@ import { clusterScript } from "../../harness/faults";
 import { type MemberStatus, patroniStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { stepsOf } from "../../harness/preview";
 import { clientConfig, containerLog, docker, processesText, query, waitFor, withClient } from "../../harness/sql";
+import { PROJECT_ROOT } from "../../harness/stack-config";
+
+const run = promisify(execFile);
 
 const EXPECTED = {
     staging: { replicas: 1, poolSize: 25, maxClientConn: 1000, clientTls: "prefer", postgresPublished: true },
@@ -160,6 +167,21 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         const ids = await docker("ps", "-q", "--no-trunc", "--filter", `name=^${stack.clusterName}-`);
         expect(await stack.update({})).toEqual([]);
         expect(await docker("ps", "-q", "--no-trunc", "--filter", `name=^${stack.clusterName}-`)).toBe(ids);
+    });
+
+    it("hands nothing over from the leader when its running container carries the declared digest (an update in place, a new handover script)", async () => {
+        const { leader } = await rolesOf(stack);
+        const member = stack.topology.members.find((m) => m.node === leader.name) as PostgresMember;
+        const labelled = (
+            await docker("inspect", "--format", `{{index .Config.Labels "${REPLACEMENT_DIGEST_LABEL}"}}`, member.container)
+        ).trim();
+        expect(labelled).toMatch(/^[0-9a-f]{64}$/);
+        const { stderr } = await run("/bin/sh", ["-c", handoverScript(stack.settings, member)], {
+            cwd: PROJECT_ROOT,
+            env: { ...process.env, [REPLACEMENT_DIGEST_VARIABLE]: labelled },
+        });
+        expect(stderr).toBe(`${member.node} keeps its container: no handover\n`);
+        expect((await rolesOf(stack)).leader.name).toBe(leader.name);
     });
 
     it("answers a SELECT through PgBouncer as the application role, on the leader", async () => {

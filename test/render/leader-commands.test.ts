@@ -9,14 +9,15 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { HANDOVER_ATTEMPTS } from "../../components/postgres-node";
 import {
     APPLY_ATTEMPTS,
     CLUSTER_SCRIPT,
     dynamicConfigCommand,
+    HANDOVER_ATTEMPTS,
     LEADER_ATTEMPTS,
     leaderSqlCommand,
     leadOnDeclaredCommand,
+    memberHandoverCommand,
     memberParametersState,
     onlyLoweredMinimums,
 } from "../../components/render/patroni/leader-commands";
@@ -30,7 +31,8 @@ const members = clusterTopology(production).members;
 const container = (k: number) => `obcms-database-production-pg-${k}`;
 
 /**
- * `docker ps` lists $RUNNING; `docker exec` as a cluster answers it. The /primary check (run in the
+ * `docker ps` lists $RUNNING; `docker inspect` of LABELLED_CONTAINER's digest label prints
+ * LABELLED; `docker exec` as a cluster answers it. The /primary check (run in the
  * script's own shell, so a variable counts the searches, each of which starts
  * at the first member) succeeds for LEADER once NO_LEADER_ROUNDS found nobody; a step (psql or edit-config, with -i) fails STEP_FAILS times;
  * the parameters check (run in a command substitution's subshell, so a file
@@ -52,6 +54,9 @@ rounds=0
 docker() {
   if [ -f "$DIR/leader" ]; then LEADER="$(cat "$DIR/leader")"; fi
   if [ "$1" = ps ]; then printf '%s\\n' $RUNNING; return 0; fi
+  if [ "$*" = "inspect --format {{index .Config.Labels \\"obcms.replacement-digest\\"}} $LABELLED_CONTAINER" ]; then
+    printf '%s\\n' "$LABELLED"; return 0
+  fi
   [ "$1" = exec ] || return 99
   shift
   interactive=""
@@ -124,6 +129,8 @@ interface FakeCluster {
     readonly clusterScriptFails?: boolean;
     /** The container each search for the leader asks first, which counts the rounds; member 1 unless told. */
     readonly first?: string;
+    /** A container and the value of its replacement-digest label, for `docker inspect`. */
+    readonly labelled?: { readonly container: string; readonly digest: string };
 }
 
 /**
@@ -178,24 +185,28 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
                 RAISED: cluster.raised ? "1" : "",
                 MIXED: cluster.mixed ? "1" : "",
                 CLUSTER_SCRIPT_FAILS: cluster.clusterScriptFails ? "1" : "",
+                LABELLED_CONTAINER: cluster.labelled?.container ?? "",
+                LABELLED: cluster.labelled?.digest ?? "",
+                OBCMS_MEMBER_REPLACEMENT_DIGEST: DECLARED_DIGEST,
             },
         });
-        const log = readFileSync(path.join(dir, "calls"), "utf8");
-        const calls = log
-            .slice(0, -1)
-            .split("\n")
-            .map((line, i): Call => {
-                const [name, ...args] = line.split("\0").slice(0, -1);
-                const stdin = path.join(dir, `stdin-${i + 1}`);
-                return existsSync(stdin)
-                    ? { container: name, args: ["-i", ...args], stdin: readFileSync(stdin, "utf8") }
-                    : { container: name, args };
-            });
+        const callsFile = path.join(dir, "calls");
+        const lines = existsSync(callsFile) ? readFileSync(callsFile, "utf8").slice(0, -1).split("\n") : [];
+        const calls = lines.map((line, i): Call => {
+            const [name, ...args] = line.split("\0").slice(0, -1);
+            const stdin = path.join(dir, `stdin-${i + 1}`);
+            return existsSync(stdin)
+                ? { container: name, args: ["-i", ...args], stdin: readFileSync(stdin, "utf8") }
+                : { container: name, args };
+        });
         return { status: result.status, stderr: result.stderr, calls };
     } finally {
         rmSync(dir, { recursive: true, force: true });
     }
 }
+
+/** The digest a member's handover finds declared in its environment. */
+const DECLARED_DIGEST = "5f1e";
 
 /** The leader check, as the exact script below spells it. */
 const PRIMARY_CHECK = restApiGet("/primary");
@@ -358,16 +369,22 @@ describe("leadOnDeclaredCommand", () => {
 });
 
 // The handover before `pulumi up` replaces pg-1, run as memberContainer declares it: every other member
-// production may have is a candidate, pg-5 to pg-11 not running.
-describe("a member's handover (leadOnDeclaredCommand over handoverCandidates)", () => {
+// production may have is a candidate, pg-5 to pg-11 not running; pg-1's running container carries
+// another digest than the declared one, unless a test says otherwise.
+describe("a member's handover (memberHandoverCommand over handoverCandidates)", () => {
     const possible = possibleMembers(production);
-    const command = leadOnDeclaredCommand(handoverCandidates(possible, possible[0]), "obcms-database-production", "pg-1 still leads", {
-        attempts: HANDOVER_ATTEMPTS,
-        exitStatus: 0,
+    const command = memberHandoverCommand(possible[0], handoverCandidates(possible, possible[0]), "obcms-database-production", {
+        container: container(1),
+        label: "obcms.replacement-digest",
+        variable: "OBCMS_MEMBER_REPLACEMENT_DIGEST",
     });
     const running = [1, 2, 3, 4].map(container);
-    const cluster = { running, first: container(11) };
+    const cluster = { running, first: container(11), labelled: { container: container(1), digest: "0ld" } };
     const notRunning = [11, 10, 9, 8, 7, 6, 5];
+
+    it("parses as POSIX shell", () => {
+        expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
+    });
 
     it("does nothing while another member leads", () => {
         const run = runWithFakeDocker(command, "", { ...cluster, leader: container(3), replicas: [1, 2, 4].map(container) });
@@ -386,10 +403,37 @@ describe("a member's handover (leadOnDeclaredCommand over handoverCandidates)", 
         ]);
     });
 
+    it("hands the lead over when the container is not there to read (removed by hand, say)", () => {
+        const run = runWithFakeDocker(command, "", {
+            ...cluster,
+            labelled: undefined,
+            leader: container(1),
+            replicas: [2, 3, 4].map(container),
+        });
+        expect(run.status).toBe(0);
+        expect(run.calls.filter((c) => c.container === "cluster.sh")).toEqual([
+            { container: "cluster.sh", args: ["-c", "obcms-database-production", "switchover", "pg-4"] },
+        ]);
+    });
+
+    it("hands nothing over, not even from the leader, when the running container already carries the declared digest", () => {
+        const run = runWithFakeDocker(command, "", {
+            ...cluster,
+            labelled: { container: container(1), digest: DECLARED_DIGEST },
+            leader: container(1),
+            replicas: [2, 3, 4].map(container),
+        });
+        expect(run.status).toBe(0);
+        expect(run.stderr).toBe("pg-1 keeps its container: no handover\n");
+        expect(run.calls).toEqual([]);
+    });
+
     it(`gives up after ${HANDOVER_ATTEMPTS} attempts, saying so, and lets the update go on`, () => {
         const run = runWithFakeDocker(command, "", { ...cluster, leader: container(1), replicas: [container(2)], refused: ["pg-2"] });
         expect(run.status).toBe(0);
-        expect(run.stderr).toBe(`pg-1 still leads after ${HANDOVER_ATTEMPTS} attempts\n`);
+        expect(run.stderr).toBe(
+            `no other member took the lead from pg-1; its container changes anyway, and Patroni's stop hands the lead over after ${HANDOVER_ATTEMPTS} attempts\n`,
+        );
         expect(run.calls.filter((c) => c.container === "cluster.sh")).toHaveLength(HANDOVER_ATTEMPTS);
     });
 });

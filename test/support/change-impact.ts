@@ -2,7 +2,7 @@
 // preview plans for the production stack and what that does to the running
 // cluster. test/unit/change-impact.test.ts proves every plan against the
 // program; README.md's table is rendered from this list (npm run docs).
-import { HANDOVER_ATTEMPTS } from "../../components/postgres-node";
+import { HANDOVER_ATTEMPTS } from "../../components/render/patroni/leader-commands";
 import type { PlannedStep, Step } from "../../harness/preview";
 
 export interface ChangeImpact {

@@ -2,7 +2,14 @@
 // what the provider's source does: a rule that drifts from the provider must
 // be changed here, with the source read again.
 import { describe, expect, it } from "vitest";
-import { dockerDuration } from "../../components/service-container";
+import {
+    dockerDuration,
+    inPlaceInputs,
+    replacementDigest,
+    replacingInputs,
+    type ServiceContainerArgs,
+} from "../../components/service-container";
+import { promiseOf } from "../../harness/outputs";
 import {
     COMMAND,
     COMMAND_RULES,
@@ -75,6 +82,52 @@ describe("terraform-provider-docker v4.5.0, docker_container", () => {
             startInterval: "0s",
             retries: 3,
         });
+    });
+});
+
+// serviceContainer's split of its inputs, which the members' handover follows: a digest of the
+// replacing ones changes exactly when the provider would replace the container.
+describe("serviceContainer's inputs, split as the provider treats them", () => {
+    const args: ServiceContainerArgs = {
+        containerName: "c",
+        image: "obcms-database:17",
+        network: "n",
+        startScript: "exec sleep infinity\n",
+        files: [{ path: "/etc/obcms/a.conf", content: "a = 1\n" }],
+        volume: { name: "v", mountPath: "/var/lib/obcms" },
+        publish: { internal: 5432, external: 15432, ip: "127.0.0.1" },
+        healthcheck: ["true"],
+        healthyWithinSeconds: 60,
+        stopSignal: "SIGTERM",
+        stopGraceSeconds: 30,
+        openFilesLimit: 1024,
+        resources: { memoryMb: 1024, cpus: 2 },
+        init: true,
+    };
+    const digest = (changed: Partial<ServiceContainerArgs>) => promiseOf(replacementDigest({ ...args, ...changed }));
+
+    it("declares as replacing only inputs the schema marks ForceNew, and the rest only inputs it updates in place", () => {
+        expect(Object.keys(replacingInputs(args)).filter((key) => !CONTAINER_FORCE_NEW.has(key))).toEqual([]);
+        expect(Object.keys(inPlaceInputs(args)).filter((key) => !(key in CONTAINER_IN_PLACE))).toEqual([]);
+        expect(Object.keys(replacingInputs(args)).filter((key) => key in inPlaceInputs(args))).toEqual([]);
+    });
+
+    it("keeps the replacement digest when only in-place inputs change: the health check and the wait for it", async () => {
+        const before = await digest({});
+        expect(await digest({ healthyWithinSeconds: 600, healthcheck: ["false"] })).toBe(before);
+        expect(Object.keys(inPlaceInputs({ ...args, healthyWithinSeconds: 600 }))).toContain("healthcheck");
+    });
+
+    it("changes the replacement digest with any replacing input: the image, a file, the CPU limit, the stop signal", async () => {
+        const before = await digest({});
+        const changed = await Promise.all([
+            digest({ image: "obcms-database:17.2" }),
+            digest({ files: [{ path: "/etc/obcms/a.conf", content: "a = 2\n" }] }),
+            digest({ resources: { memoryMb: 1024, cpus: 1 } }),
+            digest({ stopSignal: "SIGINT" }),
+        ]);
+        expect(changed.filter((d) => d === before)).toEqual([]);
+        expect(new Set(changed).size).toBe(changed.length);
     });
 });
 

@@ -217,8 +217,16 @@ describe.each([
             // Nothing to hand over when the member is new; the switchover only when its container is about to change.
             expect(handover.inputs.create, member).toBe("true");
             expect(handover.inputs.update, member).toContain(`scripts/cluster.sh -c 'obcms-database-${stack}' switchover`);
-            expect(Object.keys(handover.inputs.environment), member).toEqual(["OBCMS_MEMBER_CONTAINER_DIGEST"]);
-            expect(handover.inputs.environment.OBCMS_MEMBER_CONTAINER_DIGEST, member).toMatch(/^[0-9a-f]{64}$/);
+            expect(handover.inputs.update, member).toContain(
+                `docker inspect --format '{{index .Config.Labels "obcms.replacement-digest"}}'`,
+            );
+            expect(Object.keys(handover.inputs.environment), member).toEqual(["OBCMS_MEMBER_REPLACEMENT_DIGEST"]);
+            const digest = handover.inputs.environment.OBCMS_MEMBER_REPLACEMENT_DIGEST;
+            expect(digest, member).toMatch(/^[0-9a-f]{64}$/);
+            // The running container carries it, for the handover to compare.
+            expect(mocks.named(`${member}-container`).inputs.labels, member).toEqual([
+                { label: "obcms.replacement-digest", value: digest },
+            ]);
             // The digest covers the member's secrets (patroni.yml's passwords): it is secret too.
             expect(isSecretInput(handover.rawInputs.environment), member).toBe(true);
         }
@@ -235,13 +243,13 @@ describe.each([
         }
     });
 
-    it("changes a member's handover digest with its container's inputs, and with nothing else", async () => {
+    it("changes a member's handover digest with the inputs that replace its container, and with nothing else", async () => {
         const digests = async (overrides: Record<string, unknown>) => {
             const { mocks } = await declare(stack, overrides);
             return mocks
                 .ofType("command:local:Command")
                 .filter((r) => r.name.endsWith("-handover"))
-                .map((r) => r.inputs.environment.OBCMS_MEMBER_CONTAINER_DIGEST);
+                .map((r) => r.inputs.environment.OBCMS_MEMBER_REPLACEMENT_DIGEST);
         };
         const before = await digests({});
         expect(new Set(before).size).toBe(replicas + 1);

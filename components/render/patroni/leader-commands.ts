@@ -21,6 +21,9 @@ function operatorRestartInPlace(scope: string, member: string): string {
     return `${CLUSTER_SCRIPT} -c ${shellWord(scope)} restart --in-place ${member} >&2`;
 }
 
+/** How many times, 2 s apart, a member's handover tries to hand the lead over before the update goes on. */
+export const HANDOVER_ATTEMPTS = 15;
+
 /** How many times a command looks for the leader, 2 s apart. */
 export const LEADER_ATTEMPTS = 90;
 
@@ -136,6 +139,46 @@ export function leadOnDeclaredCommand(members: readonly PostgresMember[], scope:
         "}",
         "on_leader",
         "",
+    ].join("\n");
+}
+
+/** Where a member's handover finds whether the update replaces the member's container. */
+export interface ReplacementCheck {
+    /** The member's container. */
+    readonly container: string;
+    /** The container label holding the digest of the inputs that replace it. */
+    readonly label: string;
+    /** The environment variable holding the declared digest. */
+    readonly variable: string;
+}
+
+/**
+ * A member's handover, run before `pulumi up` replaces or updates its
+ * container: leadOnDeclaredCommand over `candidates`, but only when the
+ * running container's digest label differs from the declared digest, i.e.
+ * the container is about to be replaced. An update in place, or a new
+ * version of this script, hands nothing over.
+ */
+export function memberHandoverCommand(
+    member: PostgresMember,
+    candidates: readonly PostgresMember[],
+    scope: string,
+    replacement: ReplacementCheck,
+): string {
+    const running = `docker inspect --format ${shellWord(`{{index .Config.Labels ${JSON.stringify(replacement.label)}}}`)} ${shellWord(replacement.container)}`;
+    return [
+        `if [ "$(${running} 2>/dev/null)" = "$${replacement.variable}" ]; then`,
+        `  echo ${shellWord(`${member.node} keeps its container: no handover`)} >&2`,
+        "  exit 0",
+        "fi",
+        // Best effort, and bounded: if no member takes the lead (etcd itself replaced, say), the
+        // container changes anyway, and Patroni's own graceful stop hands the lead over.
+        leadOnDeclaredCommand(
+            candidates,
+            scope,
+            `no other member took the lead from ${member.node}; its container changes anyway, and Patroni's stop hands the lead over`,
+            { attempts: HANDOVER_ATTEMPTS, exitStatus: 0 },
+        ),
     ].join("\n");
 }
 
