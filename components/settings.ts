@@ -2,7 +2,7 @@
 // `config.ts`. Nothing here imports Pulumi: the renderers and the tests use it
 // as ordinary data.
 import { isIPv4 } from "node:net";
-import { memoryBudget, type NodeResources, postgresSize, postgresSizing } from "./sizing";
+import { MAX_POSTGRES_CPUS, memoryBudget, type NodeResources, postgresSize, postgresSizing } from "./sizing";
 
 /** How PostgreSQL and PgBouncer store a password; `md5` is kept for old clients only. */
 export type AuthMethod = "scram-sha-256" | "md5";
@@ -356,7 +356,7 @@ function validateFailoverTimings(t: FailoverTimings): void {
 function validatePostgresResources(s: ClusterSettings): void {
     const r = s.postgresResources;
     requireInteger("postgresMemoryMb", r.memoryMb, 256, 1_048_576, "a size in MB from 256 to 1048576");
-    requireInteger("postgresCpus", r.cpus, 1, 256, "a whole number of CPUs from 1 to 256");
+    requireInteger("postgresCpus", r.cpus, 1, MAX_POSTGRES_CPUS, `a whole number of CPUs from 1 to ${MAX_POSTGRES_CPUS}`);
     const sizing = postgresSizing(r, s.maxConnections);
     const budget = memoryBudget(sizing, s.maxConnections);
     if (budget.totalKb > r.memoryMb * 1024) {

@@ -13,6 +13,8 @@ export interface NodeResources {
 
 /** PostgreSQL's smallest work_mem (guc_tables.c), 64kB: the floor of the derived value. */
 export const MIN_WORK_MEM_KB = 64;
+/** The most CPUs `postgresCpus` may give a member. */
+export const MAX_POSTGRES_CPUS = 256;
 /** Background worker slots kept besides the parallel workers: PostgreSQL's default max_worker_processes, as Pigsty's oltp.yml adds 8. */
 export const BACKGROUND_WORKER_SLOTS = 8;
 /** PostgreSQL's default autovacuum_max_workers, rendered so that the memory check and the server agree. */
@@ -63,10 +65,14 @@ export interface PostgresSizing {
     /** Half the CPUs rounded up, at most 4: pgtune's max_parallel_maintenance_workers. */
     readonly maxParallelMaintenanceWorkers: number;
     /**
-     * The parallel workers plus 8 slots for the logical replication launcher
-     * and extensions' workers, which also take worker slots (Pigsty's
-     * oltp.yml adds 8). A hot standby refuses to run below the primary's
-     * value, so the CPUs are one setting for every member.
+     * The parallel workers of the most CPUs allowed (MAX_POSTGRES_CPUS) plus
+     * 8 slots for the logical replication launcher and extensions' workers,
+     * which also take worker slots (Pigsty's oltp.yml adds 8). Not the
+     * member's own CPUs: it is a hot-standby minimum, read only at start, so
+     * a CPU change that moved it would restart every member a second time
+     * after replacing it, the leader in place when lowered. The cost, measured
+     * on PostgreSQL 17 with max_connections 100: 12MB more shared memory
+     * (pg_shmem_allocations) at 264 slots than at 16.
      */
     readonly maxWorkerProcesses: number;
 }
@@ -86,7 +92,7 @@ export function postgresSizing(resources: NodeResources, maxConnections: number)
         maxParallelWorkers,
         maxParallelWorkersPerGather: perCommand,
         maxParallelMaintenanceWorkers: perCommand,
-        maxWorkerProcesses: maxParallelWorkers + BACKGROUND_WORKER_SLOTS,
+        maxWorkerProcesses: MAX_POSTGRES_CPUS + BACKGROUND_WORKER_SLOTS,
     };
 }
 

@@ -47,7 +47,7 @@ describe("cluster", () => {
                 max_slot_wal_keep_size: "2048MB",
                 max_wal_senders: 22,
                 max_wal_size: "4GB",
-                max_worker_processes: 10,
+                max_worker_processes: 264,
                 min_wal_size: "1GB",
                 password_encryption: "scram-sha-256",
                 "pg_stat_statements.track": "top",

@@ -49,7 +49,7 @@ const DYNAMIC_PARAMETERS = {
     max_slot_wal_keep_size: "2048MB",
     max_wal_senders: 22,
     max_wal_size: "4GB",
-    max_worker_processes: 10,
+    max_worker_processes: 264,
     min_wal_size: "1GB",
     password_encryption: "scram-sha-256",
     "pg_stat_statements.track": "top",
@@ -190,7 +190,7 @@ describe("dynamicConfiguration", () => {
         postgresql: {
             use_pg_rewind: true,
             use_slots: true,
-            parameters: { ...DYNAMIC_PARAMETERS, "obcms.parameters_digest": "63ed87da8d584055" },
+            parameters: { ...DYNAMIC_PARAMETERS, "obcms.parameters_digest": "1bf9054a2d9d8414" },
         },
     };
 
@@ -230,7 +230,7 @@ describe("dynamicConfiguration", () => {
                     ...DYNAMIC_PARAMETERS,
                     max_connections: 150,
                     work_mem: "3449kB",
-                    "obcms.parameters_digest": "5fe6fb5551bd9e9d",
+                    "obcms.parameters_digest": "ef919a739913b477",
                 },
             },
         });
@@ -246,7 +246,7 @@ describe("dynamicConfiguration", () => {
         expect(runningParameters({ ...staging, maxConnections: 150 }).standbyMinimums).toEqual({
             max_connections: "150",
             max_wal_senders: "22",
-            max_worker_processes: "10",
+            max_worker_processes: "264",
         });
     });
 });

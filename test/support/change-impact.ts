@@ -3,6 +3,7 @@
 // cluster. test/unit/change-impact.test.ts proves every plan against the
 // program; README.md's table is rendered from this list (npm run docs).
 import { HANDOVER_ATTEMPTS } from "../../components/render/patroni/leader-commands";
+import { MAX_POSTGRES_CPUS } from "../../components/sizing";
 import type { PlannedStep, Step } from "../../harness/preview";
 
 export interface ChangeImpact {
@@ -154,10 +155,9 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: { postgresCpus: 1 },
         plan: { replace: MEMBERS, update: [DYNAMIC_CONFIG, SEED, ...HANDOVERS] },
         effect:
-            `every member is replaced with the new CPU limit and worker settings (Docker cannot change \`cpus\` in place): ${MEMBERS_REPLACED}; ` +
-            `max_worker_processes is cluster-wide: ${PENDING_RESTARTS}: the leader first, as PostgreSQL orders a lowered value ` +
-            "(a replica restarted before it would keep the leader's higher value), in place, PgBouncer holding its clients meanwhile " +
-            "(`cluster.sh restart --in-place`: writes wait, none fails), no replica running the lower value to hand the lead to; then the others; " +
+            `every member is replaced with the new CPU limit (Docker cannot change \`cpus\` in place): ${MEMBERS_REPLACED}; ` +
+            `${reloaded("the parallel-worker settings sized from the CPUs (max_parallel_workers, max_parallel_workers_per_gather, max_parallel_maintenance_workers)")}; ` +
+            `max_worker_processes, a hot-standby minimum, is sized for the most CPUs allowed (${MAX_POSTGRES_CPUS}) and does not change, so no member restarts again; ` +
             `${SEED_RERUNS}; PgBouncer untouched`,
     },
     {

@@ -20,7 +20,8 @@ describe("postgresSizing", () => {
             maxParallelWorkers: 2,
             maxParallelWorkersPerGather: 1,
             maxParallelMaintenanceWorkers: 1,
-            maxWorkerProcesses: 10,
+            // 256 CPUs' parallel workers + 8
+            maxWorkerProcesses: 264,
         };
         expect(postgresSizing(staging.postgresResources, staging.maxConnections)).toEqual(expected);
         expect(postgresSizing(production.postgresResources, production.maxConnections)).toEqual(expected);
@@ -29,10 +30,10 @@ describe("postgresSizing", () => {
     // memory MB, CPUs, connections → shared_buffers, effective_cache_size, work_mem, maintenance_work_mem, wal_buffers,
     // max_parallel_workers, _per_gather, max_parallel_maintenance_workers, max_worker_processes
     it.each([
-        [512, 1, 50, "128MB", "384MB", "2570kB", "32MB", "4MB", 1, 1, 1, 9],
-        [4096, 4, 100, "1024MB", "3072MB", "10082kB", "256MB", "16MB", 4, 2, 2, 12],
+        [512, 1, 50, "128MB", "384MB", "2570kB", "32MB", "4MB", 1, 1, 1, 264],
+        [4096, 4, 100, "1024MB", "3072MB", "10082kB", "256MB", "16MB", 4, 2, 2, 264],
         // Workers per command capped at 4.
-        [65536, 16, 100, "16384MB", "49152MB", "144631kB", "4096MB", "16MB", 16, 4, 4, 24],
+        [65536, 16, 100, "16384MB", "49152MB", "144631kB", "4096MB", "16MB", 16, 4, 4, 264],
     ])("sizes a %d MB, %d-CPU member with %d connections", (memoryMb, cpus, connections, ...expected) => {
         const z = sized(memoryMb, cpus, connections);
         expect([
@@ -50,8 +51,11 @@ describe("postgresSizing", () => {
         expect(sized(2048, 2, 2100).workMemKb).toBe(249);
     });
 
-    it("gives every member the same max_worker_processes, which a standby may not run below", () => {
-        expect(sized(512, 2, 100).maxWorkerProcesses).toBe(sized(65536, 2, 100).maxWorkerProcesses);
+    it("sizes max_worker_processes, which a standby may not run below, for the most CPUs allowed: a CPU or memory change leaves it", () => {
+        expect(new Set([sized(512, 1, 100), sized(65536, 2, 100), sized(2048, 256, 100)].map((z) => z.maxWorkerProcesses))).toEqual(
+            new Set([264]),
+        );
+        expect(sized(2048, 256, 100).maxParallelWorkers).toBeLessThanOrEqual(sized(2048, 256, 100).maxWorkerProcesses);
     });
 
     it("adds up the memory check: backends × work_mem + shared_buffers + 4 × maintenance_work_mem", () => {
