@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { restApiCurl } from "../../components/render/patroni/start-script";
 import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import { whileRunning } from "../../harness/background";
@@ -31,6 +32,8 @@ const PARAMETER_CHANGES = { ...PGBOUNCER_CHANGES, auditLog: "ddl, role, write", 
 const ROTATED_APP_PASSWORD = "Rotated-Application-Password-0001";
 /** The monitoring role's password the second rotation test sets. */
 const ROTATED_MONITORING_PASSWORD = "Rotated-Monitoring-Password-0001";
+/** What the tests after the rotations keep. */
+const LATER_CHANGES = { ...PARAMETER_CHANGES, appPassword: ROTATED_APP_PASSWORD, monitoringPassword: ROTATED_MONITORING_PASSWORD };
 /** Small enough to invalidate a slot with a few seconds of writes. */
 const MAX_SLOT_WAL_KEEP_MB = 64;
 
@@ -57,6 +60,8 @@ function urlParts(url: string) {
 describe("production stack: refused logins, full load, faults", () => {
     let stack: StartedStack;
     const pgbouncerHost = () => stack.topology.pgbouncer.container;
+    /** The image the upgrade test builds: this stack's project image with one label more. */
+    const upgradeImage = () => `obcms-database:17-upgrade-${stack.clusterName}`;
     /** A container's id and start time: both stay while it is neither replaced nor restarted. */
     const containerStart = async (container: string) =>
         (await docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", container)).trim();
@@ -128,6 +133,8 @@ describe("production stack: refused logins, full load, faults", () => {
             console.table(figures);
         }
         await stack?.stop();
+        // The tests after the image test declare it too.
+        await docker("image", "rm", "--force", upgradeImage()).catch(() => undefined);
     }, 180_000);
 
     /**
@@ -794,11 +801,7 @@ describe("production stack: refused logins, full load, faults", () => {
             const signalsBefore = await pgbouncerSignals();
             let steps: PlannedStep[] = [];
             const outcome = await survives("monitoringPassword rotated (userlist reloaded, no pause)", async () => {
-                steps = await stack.update({
-                    ...PARAMETER_CHANGES,
-                    appPassword: ROTATED_APP_PASSWORD,
-                    monitoringPassword: ROTATED_MONITORING_PASSWORD,
-                });
+                steps = await stack.update(LATER_CHANGES);
             });
             expect(stepsOf(steps, "update")).toEqual(["cluster-config-roles", "pgbouncer-credentials-reload"]);
             expect(stepsOf(steps, "replace").every((name) => /^monitoring-.*-exporter$/.test(name))).toBe(true);
@@ -811,9 +814,61 @@ describe("production stack: refused logins, full load, faults", () => {
             await expect(query(statsLogin("Not-The-Monitoring-Password-01"), "SHOW STATS")).rejects.toThrow(/^SASL authentication failed$/);
         }, 600_000);
 
+        it("synchronousReplicas 1 → 0 → 1 turns quorum commit off and on again through Patroni: nothing replaced or restarted, no write fails", async () => {
+            const before = await memberStarts();
+            /** The leader's synchronous_standby_names and the members Patroni counts toward the quorum, once they read `expected`. */
+            const quorumReads = (expected: RegExp) =>
+                waitFor(`synchronous_standby_names matching ${expected}`, 60_000, async () => {
+                    const [row] = await query(await leaderUrl(), "SHOW synchronous_standby_names");
+                    const names: string = row.synchronous_standby_names;
+                    const voters = (await clusterStatus(stack)).filter((m) => m.quorumStandby).length;
+                    return expected.test(names) ? { names, voters } : undefined;
+                });
+            for (const synchronousReplicas of [0, 1]) {
+                let steps: PlannedStep[] = [];
+                const outcome = await survives(
+                    `synchronousReplicas → ${synchronousReplicas} (Patroni's dynamic configuration)`,
+                    async () => {
+                        steps = await stack.update({ ...LATER_CHANGES, synchronousReplicas });
+                    },
+                );
+                expect(steps).toEqual([
+                    { name: "cluster-config-dynamic-config", step: "update" },
+                    { name: "etcd-patroni-config-seed", step: "update" },
+                ]);
+                expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+                if (synchronousReplicas === 0) {
+                    expect(await quorumReads(/^$/)).toEqual({ names: "", voters: 0 });
+                } else {
+                    // Any one of the three replicas acknowledges a commit (Patroni quotes the names); it counts them all as voters.
+                    const { names, voters } = await quorumReads(/^ANY 1 \(/);
+                    expect(names.replaceAll('"', "")).toMatch(/^ANY 1 \(pg-\d+,pg-\d+,pg-\d+\)$/);
+                    expect(voters).toBe(stack.topology.members.length - 1);
+                }
+            }
+            expect(await memberStarts()).toEqual(before);
+        }, 600_000);
+
+        it("failoverTtl 20 → 30 reaches every member's Patroni through etcd: no member replaced or restarted, no write fails, the alert follows", async () => {
+            const before = await memberStarts();
+            let steps: PlannedStep[] = [];
+            const outcome = await survives("failoverTtl 20 → 30 (Patroni's dynamic configuration)", async () => {
+                steps = await stack.update({ ...LATER_CHANGES, failoverTtl: 30 });
+            });
+            expect(stepsOf(steps, "update")).toEqual(["cluster-config-dynamic-config", "etcd-patroni-config-seed"]);
+            // The no-leader alert's text names the TTL.
+            expect(stepsOf(steps, "replace")).toEqual(["monitoring-prometheus"]);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            for (const member of stack.topology.members) {
+                const config = JSON.parse(await docker("exec", member.container, ...restApiCurl("/config", { maxTimeSeconds: 5 })));
+                expect(config.ttl, member.node).toBe(30);
+            }
+            expect(await memberStarts()).toEqual(before);
+        }, 600_000);
+
         // The path a minor upgrade (17.x to 17.y) takes: the same image with one label more, so another ID.
         it("a new image replaces every container: the members one at a time, the leader's after a switchover; PgBouncer's clients reconnect, no row is lost", async () => {
-            const image = `obcms-database:17-upgrade-${stack.clusterName}`;
+            const image = upgradeImage();
             const context = mkdtempSync(path.join(tmpdir(), "obcms-upgrade-"));
             writeFileSync(path.join(context, "Dockerfile"), `FROM obcms-database:17\nLABEL obcms.test.upgrade=${stack.clusterName}\n`);
             try {
@@ -823,9 +878,9 @@ describe("production stack: refused logins, full load, faults", () => {
                 let downAtOnce = 0;
                 const outcome = await survives("a new image (every container replaced)", async () => {
                     ({ steps, downAtOnce } = await updateCountingMembersDown({
-                        ...PARAMETER_CHANGES,
-                        appPassword: ROTATED_APP_PASSWORD,
-                        monitoringPassword: ROTATED_MONITORING_PASSWORD,
+                        ...LATER_CHANGES,
+                        failoverTtl: 30,
+                        postgresCpus: 1,
                         image,
                     }));
                     await waitForHealthyCluster(stack, 300_000);
@@ -850,8 +905,51 @@ describe("production stack: refused logins, full load, faults", () => {
                 expect(outcome.errors.every((e) => !/duplicate key|violates/.test(e))).toBe(true);
             } finally {
                 rmSync(context, { recursive: true, force: true });
-                await docker("image", "rm", "--force", image).catch(() => undefined);
             }
+        }, 900_000);
+
+        it("postgresCpus 2 → 1 replaces the members one at a time, the leader's after a switchover, and restarts none again: the parallel workers follow by reload, max_worker_processes stays", async () => {
+            const members = stack.topology.members;
+            const holdsBefore = await pgbouncerHolds();
+            let steps: PlannedStep[] = [];
+            let downAtOnce = 0;
+            const outcome = await survives("every PostgreSQL member replaced (postgresCpus 2 → 1)", async () => {
+                ({ steps, downAtOnce } = await updateCountingMembersDown({
+                    ...LATER_CHANGES,
+                    failoverTtl: 30,
+                    image: upgradeImage(),
+                    postgresCpus: 1,
+                }));
+                await waitForHealthyCluster(stack, 300_000);
+            });
+            expect(stepsOf(steps, "replace")).toEqual(members.map((m) => `${m.resourceName}-container`));
+            expect([...stepsOf(steps, "update")].sort()).toEqual(
+                ["cluster-config-dynamic-config", "etcd-patroni-config-seed", ...members.map((m) => `${m.resourceName}-handover`)].sort(),
+            );
+            expect(downAtOnce).toBe(1);
+            const holds = await pgbouncerHolds();
+            expect(holds.pauses - holdsBefore.pauses).toBeGreaterThanOrEqual(1);
+            expect(holds.pauses - holdsBefore.pauses).toBeLessThanOrEqual(2);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            const sizing = postgresSizing({ ...stack.settings.postgresResources, cpus: 1 }, stack.settings.maxConnections);
+            for (const member of members) {
+                expect((await docker("inspect", "--format", "{{.HostConfig.NanoCpus}}", member.container)).trim(), member.node).toBe(
+                    "1000000000",
+                );
+                const [row] = await query(
+                    stack.outputs.memberUrls[member.node],
+                    "SELECT current_setting('max_parallel_workers')::int AS workers, current_setting('max_parallel_workers_per_gather')::int AS per_gather, " +
+                        "current_setting('max_worker_processes')::int AS worker_processes",
+                );
+                expect(row, member.node).toEqual({
+                    workers: sizing.maxParallelWorkers,
+                    per_gather: sizing.maxParallelWorkersPerGather,
+                    worker_processes: sizing.maxWorkerProcesses,
+                });
+            }
+            expect(sizing.maxParallelWorkers).toBe(1);
+            // Each new container's PostgreSQL started once and never shut down: no second restart for a cluster-wide value.
+            expect(await shutdowns()).toEqual(members.map(() => 0));
         }, 900_000);
     });
 });
