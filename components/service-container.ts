@@ -137,18 +137,17 @@ export function replacingInputs(args: ServiceContainerArgs): docker.ContainerArg
         stopSignal: args.stopSignal,
         stopTimeout: args.stopGraceSeconds,
         ulimits: args.openFilesLimit ? [{ name: "nofile", soft: args.openFilesLimit, hard: args.openFilesLimit }] : [],
+        // /dev/shm, where PostgreSQL's parallel queries keep their dynamic shared memory, as large as the memory
+        // limit instead of Docker's 64MB: its pages are charged to the container's memory anyway.
         ...(args.resources ? { cpus: dockerCpus(args.resources.cpus), shmSize: args.resources.memoryMb } : {}),
     };
 }
 
 /**
  * The inputs the provider updates in place: the health check and the wait
- * for it, the restart policy, the delete's grace, the memory limits.
- * Swap equal to memory means none: a database paging to swap is slower than
- * one that fails. (/dev/shm, where PostgreSQL's parallel queries keep their
- * dynamic shared memory, is as large as the memory limit instead of Docker's
- * 64MB, among the replacing inputs: its pages are charged to the container's
- * memory anyway, so the limit already bounds it.)
+ * for it, the restart policy, the delete's grace, the memory limits. Swap
+ * equal to memory means none: a database paging to swap is slower than one
+ * that fails.
  */
 export function inPlaceInputs(args: ServiceContainerArgs): Partial<docker.ContainerArgs> {
     return {

@@ -880,7 +880,6 @@ describe("production stack: refused logins, full load, faults", () => {
                     ({ steps, downAtOnce } = await updateCountingMembersDown({
                         ...LATER_CHANGES,
                         failoverTtl: 30,
-                        postgresCpus: 1,
                         image,
                     }));
                     await waitForHealthyCluster(stack, 300_000);
