@@ -452,6 +452,11 @@ describe("backups and restores on the staging stack", () => {
         // A few archive-get calls (the last segment, the next timeline's history file), not a stall on the repository.
         expect(requestToTimeline).toBeLessThan(5);
 
+        // "selected new timeline ID" comes before the end-of-recovery checkpoint, and until that is done a
+        // new session is still read-only (seen on a slow machine: "cannot execute INSERT in a read-only transaction").
+        await waitFor("the promoted member out of recovery", 60_000, async () =>
+            (await query(promoted.url, "SELECT pg_is_in_recovery() AS recovering"))[0].recovering === false ? true : undefined,
+        );
         await insertBatch(promoted.url, 4101, 4200, "after the failover");
         // The new leader archives its timeline's history file first.
         const historyFile = await timelineHistoryFile(promoted.url);
