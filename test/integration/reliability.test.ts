@@ -164,6 +164,36 @@ describe("production stack: refused logins, full load, faults", () => {
         return outcome;
     }
 
+    /**
+     * `pulumi up` with `overrides`, which replace every member, under a writer:
+     * the members are replaced one at a time, each healthy again before the
+     * next stops; the dynamic configuration and each member's handover run;
+     * the leader hands the lead over behind PgBouncer's PAUSE before its
+     * container stops, and so does the member it went to if that one comes
+     * later in the chain (at most twice); no write fails.
+     */
+    async function rollsMembersOneAtATime(fault: string, overrides: Record<string, unknown>): Promise<void> {
+        const members = stack.topology.members;
+        const holdsBefore = await pgbouncerHolds();
+        let steps: PlannedStep[] = [];
+        let downAtOnce = 0;
+        const outcome = await survives(fault, async () => {
+            ({ steps, downAtOnce } = await updateCountingMembersDown(overrides));
+            await waitForHealthyCluster(stack, 300_000);
+        });
+        console.log(`${fault}: at most ${downAtOnce} down at once; PgBouncer holds ${JSON.stringify(await pgbouncerHolds())}`);
+        expect(stepsOf(steps, "replace")).toEqual(members.map((m) => `${m.resourceName}-container`));
+        expect([...stepsOf(steps, "update")].sort()).toEqual(
+            ["cluster-config-dynamic-config", "etcd-patroni-config-seed", ...members.map((m) => `${m.resourceName}-handover`)].sort(),
+        );
+        expect(downAtOnce).toBe(1);
+        const holds = await pgbouncerHolds();
+        expect(holds.pauses - holdsBefore.pauses).toBeGreaterThanOrEqual(1);
+        expect(holds.pauses - holdsBefore.pauses).toBeLessThanOrEqual(2);
+        expect(holds.resumes - holdsBefore.resumes).toBe(holds.pauses - holdsBefore.pauses);
+        expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+    }
+
     describe("refused logins leave everything else working", () => {
         it("refuses a wrong password, an unknown user and an unknown database with PgBouncer's errors", async () => {
             const app = urlParts(stack.outputs.databaseUrl);
@@ -608,34 +638,12 @@ describe("production stack: refused logins, full load, faults", () => {
 
         it("a parameter PostgreSQL reads only at start replaces the members one at a time, the leader's after a switchover; each shuts down by itself within its grace and starts with no crash recovery; no write fails", async () => {
             const memoryMb = 3072;
-            const members = stack.topology.members;
-            const holdsBefore = await pgbouncerHolds();
-            let steps: PlannedStep[] = [];
-            let downAtOnce = 0;
-            const outcome = await survives("every PostgreSQL member replaced (postgresMemoryMb)", async () => {
-                ({ steps, downAtOnce } = await updateCountingMembersDown({
-                    ...PGBOUNCER_CHANGES,
-                    auditLog: "ddl, role, write",
-                    postgresMemoryMb: memoryMb,
-                }));
-                await waitForHealthyCluster(stack, 300_000);
+            // work_mem, effective_cache_size and maintenance_work_mem follow through Patroni, by reload.
+            await rollsMembersOneAtATime("every PostgreSQL member replaced (postgresMemoryMb)", {
+                ...PGBOUNCER_CHANGES,
+                auditLog: "ddl, role, write",
+                postgresMemoryMb: memoryMb,
             });
-            console.log(`members replaced: at most ${downAtOnce} down at once; PgBouncer holds ${JSON.stringify(await pgbouncerHolds())}`);
-            expect(stepsOf(steps, "replace")).toEqual(members.map((m) => `${m.resourceName}-container`));
-            // work_mem, effective_cache_size and maintenance_work_mem follow through Patroni, by reload; each
-            // member's handover ran before its container changed.
-            expect([...stepsOf(steps, "update")].sort()).toEqual(
-                ["cluster-config-dynamic-config", "etcd-patroni-config-seed", ...members.map((m) => `${m.resourceName}-handover`)].sort(),
-            );
-            // Each member was healthy again before the next one stopped.
-            expect(downAtOnce).toBe(1);
-            // The leader handed the lead over before its container stopped, behind PgBouncer's PAUSE; so did
-            // the member it went to, if that one came later in the chain (at most twice).
-            const holds = await pgbouncerHolds();
-            expect(holds.pauses - holdsBefore.pauses).toBeGreaterThanOrEqual(1);
-            expect(holds.pauses - holdsBefore.pauses).toBeLessThanOrEqual(2);
-            expect(holds.resumes - holdsBefore.resumes).toBe(holds.pauses - holdsBefore.pauses);
-            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
             const sizing = postgresSizing({ ...stack.settings.postgresResources, memoryMb }, stack.settings.maxConnections);
             const [row] = await query(
                 await leaderUrl(),
@@ -909,27 +917,13 @@ describe("production stack: refused logins, full load, faults", () => {
 
         it("postgresCpus 2 → 1 replaces the members one at a time, the leader's after a switchover, and restarts none again: the parallel workers follow by reload, max_worker_processes stays", async () => {
             const members = stack.topology.members;
-            const holdsBefore = await pgbouncerHolds();
-            let steps: PlannedStep[] = [];
-            let downAtOnce = 0;
-            const outcome = await survives("every PostgreSQL member replaced (postgresCpus 2 → 1)", async () => {
-                ({ steps, downAtOnce } = await updateCountingMembersDown({
-                    ...LATER_CHANGES,
-                    failoverTtl: 30,
-                    image: upgradeImage(),
-                    postgresCpus: 1,
-                }));
-                await waitForHealthyCluster(stack, 300_000);
+            // The parallel-worker settings follow through Patroni, by reload.
+            await rollsMembersOneAtATime("every PostgreSQL member replaced (postgresCpus 2 → 1)", {
+                ...LATER_CHANGES,
+                failoverTtl: 30,
+                image: upgradeImage(),
+                postgresCpus: 1,
             });
-            expect(stepsOf(steps, "replace")).toEqual(members.map((m) => `${m.resourceName}-container`));
-            expect([...stepsOf(steps, "update")].sort()).toEqual(
-                ["cluster-config-dynamic-config", "etcd-patroni-config-seed", ...members.map((m) => `${m.resourceName}-handover`)].sort(),
-            );
-            expect(downAtOnce).toBe(1);
-            const holds = await pgbouncerHolds();
-            expect(holds.pauses - holdsBefore.pauses).toBeGreaterThanOrEqual(1);
-            expect(holds.pauses - holdsBefore.pauses).toBeLessThanOrEqual(2);
-            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
             const sizing = postgresSizing({ ...stack.settings.postgresResources, cpus: 1 }, stack.settings.maxConnections);
             for (const member of members) {
                 expect((await docker("inspect", "--format", "{{.HostConfig.NanoCpus}}", member.container)).trim(), member.node).toBe(
