@@ -58,13 +58,20 @@ export interface StartedStack {
      * `pulumi up` with changed config, as the providers apply it (see
      * provider-model.ts): unchanged resources kept, changed ones updated in
      * place or replaced, the ones no longer declared deleted. Outputs follow.
-     * Returns what it did to each resource it touched.
+     * `replace` names resources replaced whatever changed, as `pulumi up
+     * --replace` does (and the tls provider does with a certificate due for
+     * renewal). Returns what it did to each resource it touched.
      */
-    readonly update: (overrides: Record<string, unknown>) => Promise<PlannedStep[]>;
+    readonly update: (overrides: Record<string, unknown>, options?: UpdateOptions) => Promise<PlannedStep[]>;
     /** How a container stopped when `update` last deleted it (by Docker name), if one did. */
     readonly stopped: (containerName: string) => StoppedContainer | undefined;
     /** Removes every container, volume and network the stack created. */
     readonly stop: () => Promise<void>;
+}
+
+export interface UpdateOptions {
+    /** Resource names to replace whatever changed (`pulumi up --replace`). */
+    readonly replace?: readonly string[];
 }
 
 export interface StartOptions {
@@ -100,8 +107,8 @@ export async function startStack(stack: StackName, options: StartOptions = {}): 
             );
             Object.assign(outputs, resolved, { memberUrls: Object.fromEntries(memberUrls) });
         };
-        const update = async (overrides: Record<string, unknown>) => {
-            mocks.beginUpdate();
+        const update = async (overrides: Record<string, unknown>, updateOptions: UpdateOptions = {}) => {
+            mocks.beginUpdate(updateOptions.replace);
             resolved = await declare({ ...options.overrides, ...overrides });
             const steps = await mocks.finishUpdate();
             await refreshAddresses();

@@ -372,6 +372,8 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private previous = new Map<string, DeclaredResource>();
     /** The options of each resource as last registered. */
     private readonly options = new Map<string, RecordedOptions>();
+    /** During an update: the resources replaced whatever their inputs (`--replace`). */
+    private forcedReplacements = new Set<string>();
     /** What the provider did in the current run, by resource. */
     private steps: PlannedStep[] = [];
     private readonly projectDir: string;
@@ -429,10 +431,11 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             return this.create(type, name, inputs, options);
         }
         const changed = changedInputs(before.observed, inputs);
-        if (changed.length === 0) {
+        const forced = this.forcedReplacements.has(name);
+        if (changed.length === 0 && !forced) {
             return { ...before, options };
         }
-        if (changeStep(type, changed) === "update") {
+        if (!forced && changeStep(type, changed) === "update") {
             this.steps.push({ name, step: "update" });
             return this.update(name, before, inputs, changed, options);
         }
@@ -675,7 +678,13 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     }
 
     /** Starts an update: the next program run is compared with the resources that exist now. */
-    beginUpdate(): void {
+    /**
+     * Starts an update. `replace` names resources to replace whatever their
+     * inputs, as `pulumi up --replace <urn>` does, and as the tls provider does
+     * with a certificate within its early-renewal window.
+     */
+    beginUpdate(replace: readonly string[] = []): void {
+        this.forcedReplacements = new Set(replace);
         this.previous = this.declared;
         this.declared = new Map();
         this.steps = [];

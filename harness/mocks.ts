@@ -58,6 +58,12 @@ export class RecordingMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     readonly resources: RecordedResource[] = [];
     private readonly options = new Map<string, RecordedOptions>();
 
+    /**
+     * `renewed` names resources whose provider computes new outputs for the
+     * same inputs: the certificates a renewal issues again.
+     */
+    constructor(private readonly renewed: readonly string[] = []) {}
+
     recordOptions(name: string, options: RecordedOptions): void {
         this.options.set(name, options);
     }
@@ -73,7 +79,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             state: readBack(args.type, checkedInputs(args.type, inputs)),
             options: this.options.get(args.name) ?? NO_OPTIONS,
         });
-        return { id: mockId(args.name), state: { ...args.inputs, ...computedState(args.type, args.name, inputs) } };
+        const issuedAs = this.renewed.includes(args.name) ? `${args.name} renewed` : args.name;
+        return { id: mockId(args.name), state: { ...args.inputs, ...computedState(args.type, issuedAs, inputs) } };
     }
 
     call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
@@ -93,7 +100,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     }
 }
 
-function pem(label: string, name: string): string {
+/** The stand-in PEM block of a key or certificate the mocks compute for the resource `name`. */
+export function mockPem(label: string, name: string): string {
     return `-----BEGIN ${label}-----\n${Buffer.from(name).toString("base64")}\n-----END ${label}-----\n`;
 }
 
@@ -105,12 +113,12 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
         case "random:index/randomBytes:RandomBytes":
             return { base64: Buffer.from(name.padEnd(inputs.length, "#").slice(0, inputs.length)).toString("base64") };
         case "tls:index/privateKey:PrivateKey":
-            return { privateKeyPem: pem("EC PRIVATE KEY", name), publicKeyPem: pem("PUBLIC KEY", name) };
+            return { privateKeyPem: mockPem("EC PRIVATE KEY", name), publicKeyPem: mockPem("PUBLIC KEY", name) };
         case "tls:index/selfSignedCert:SelfSignedCert":
         case "tls:index/locallySignedCert:LocallySignedCert":
-            return { certPem: pem("CERTIFICATE", name) };
+            return { certPem: mockPem("CERTIFICATE", name) };
         case "tls:index/certRequest:CertRequest":
-            return { certRequestPem: pem("CERTIFICATE REQUEST", name) };
+            return { certRequestPem: mockPem("CERTIFICATE REQUEST", name) };
         case IMAGE:
             // Without a push, the provider's repoDigest is the bare image ID.
             return { repoDigest: `sha256:${"0".repeat(64)}` };

@@ -12,8 +12,17 @@ export interface PlannedStep {
     readonly step: Step;
 }
 
-/** The steps that take the `before` declaration to the `after` one, by resource name; unchanged resources are left out. */
-export function plan(before: readonly RecordedResource[], after: readonly RecordedResource[]): PlannedStep[] {
+/**
+ * The steps that take the `before` declaration to the `after` one, by resource
+ * name; unchanged resources are left out. `replace` names resources replaced
+ * whatever changed, as `pulumi up --replace` does, and as the tls provider
+ * does with a certificate within its early-renewal window.
+ */
+export function plan(
+    before: readonly RecordedResource[],
+    after: readonly RecordedResource[],
+    replace: readonly string[] = [],
+): PlannedStep[] {
     const custom = (resources: readonly RecordedResource[]) => new Map(resources.filter((r) => r.custom).map((r) => [r.name, r]));
     const old = custom(before);
     const next = custom(after);
@@ -25,6 +34,8 @@ export function plan(before: readonly RecordedResource[], after: readonly Record
             steps.set(name, "create");
         } else if (!is) {
             steps.set(name, "delete");
+        } else if (replace.includes(name)) {
+            steps.set(name, "replace");
         } else {
             const changed = changedInputs(was.state, checkedInputs(is.type, is.inputs));
             if (changed.length > 0) {

@@ -60,6 +60,13 @@ describe("plan", () => {
         expect(plan([slot], [resource("slot", COMMAND, { ...slot.inputs, triggers: ["2"] })])).toEqual([{ name: "slot", step: "replace" }]);
     });
 
+    it("replaces a resource named for replacement though nothing changed (`pulumi up --replace`, a certificate due for renewal), and only that one", () => {
+        const command = resource("reload", COMMAND, { create: "reload" });
+        const declared = () => [resource("db", CONTAINER, { ...container.inputs }), resource("reload", COMMAND, { create: "reload" })];
+        expect(plan([container, command], declared(), ["db"])).toEqual([{ name: "db", step: "replace" }]);
+        expect(plan([container, command], declared(), ["not-declared"])).toEqual([]);
+    });
+
     it("rebuilds an image in place, whatever changed", () => {
         const image = resource("image", IMAGE, { imageName: "a:1", build: { context: "image" } });
         expect(plan([image], [resource("image", IMAGE, { imageName: "a:2", build: { context: "other" } })])).toEqual([
