@@ -5,6 +5,7 @@ import { credentialUrl, type RoleCredential } from "./credentials";
 import { renderPgpass, renderUserlist } from "./render/credentials/credential-files";
 import { renderHaproxyCfg } from "./render/haproxy/haproxy-cfg";
 import { FILES, PGBOUNCER_RELOADABLE_DIR, SOCKET_DIR } from "./render/paths";
+import { pgbouncerCertificateCommand, renderCertificateInput } from "./render/pgbouncer/certificate-command";
 import { pgbouncerConfig, pgbouncerReloadableSettings, routeHosts, routerConfig } from "./render/pgbouncer/config";
 import { pgbouncerCredentialsCommand, renderCredentialsInput } from "./render/pgbouncer/credentials-command";
 import { renderPgbouncerIncluded, renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
@@ -14,7 +15,7 @@ import { IMAGE_VARIABLE } from "./render/pgbouncer/volume-command";
 import { roleHasVerifierSql, rolePasswordSql } from "./render/postgres/bootstrap-sql";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_FILE_LIMIT, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
-import { type NodeTls, tlsFiles } from "./tls";
+import type { NodeTls } from "./tls";
 import { clusterTopology, possibleMembers } from "./topology";
 
 export interface PgBouncerArgs {
@@ -45,9 +46,10 @@ export interface PgBouncerArgs {
  * spread over the streaming replicas, and the admin console. Its userlist
  * holds verifiers, never passwords; only the admin console's own password is
  * there, in a private password file for operators' tools inside the container.
- * The pool's sizes and waits, the client limit and the userlist live on the container's
- * volume, written by commands that have PgBouncer RELOAD them: changing them
- * keeps every client, and a rotated application password restarts nothing.
+ * The pool's sizes and waits, the client limit, the userlist and PgBouncer's
+ * certificate live on the container's volume, written by commands that have
+ * PgBouncer RELOAD them: changing them keeps every client, and neither a
+ * rotated application password nor a renewed certificate restarts anything.
  */
 export class PgBouncer extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -121,6 +123,21 @@ export class PgBouncer extends pulumi.ComponentResource {
             { parent: this, dependsOn: [volume, args.clusterConfig] },
         );
 
+        // PgBouncer's certificate and key, on its volume: a renewed certificate is a RELOAD, and clients stay.
+        const certificateCommand = new command.local.Command(
+            `${name}-certificate-reload`,
+            {
+                create: pgbouncerCertificateCommand(target, pgbouncerUrlSslmode(s) !== undefined),
+                stdin: pulumi.secret(
+                    pulumi
+                        .all([args.tls.certificate.certPem, args.tls.certificate.keyPem])
+                        .apply(([certPem, keyPem]) => renderCertificateInput(certPem, keyPem)),
+                ),
+                environment: { [IMAGE_VARIABLE]: args.image },
+            },
+            { parent: this, dependsOn: [volume] },
+        );
+
         const container = serviceContainer(
             `${name}-container`,
             {
@@ -133,7 +150,8 @@ export class PgBouncer extends pulumi.ComponentResource {
                     { path: FILES.pgbouncerIni, content: renderPgbouncerIni(pgbouncerConfig(s)) },
                     { path: FILES.haproxyCfg, content: renderHaproxyCfg(routerConfig(s)) },
                     { path: FILES.pgpass, content: adminPgpass, secret: true },
-                    ...tlsFiles(args.tls),
+                    // The CA, which PgBouncer and the router check the members against; its own certificate is on the volume.
+                    { path: FILES.tlsCa, content: args.tls.caCertPem },
                 ],
                 volume: { name: volume.name, mountPath: PGBOUNCER_RELOADABLE_DIR, readOnly: true },
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },
@@ -148,7 +166,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                 // The router runs beside PgBouncer, adopted by tini.
                 init: true,
             },
-            { parent: this, dependsOn: [args.clusterConfig, settingsCommand, credentialsCommand] },
+            { parent: this, dependsOn: [args.clusterConfig, settingsCommand, credentialsCommand, certificateCommand] },
         );
 
         this.containerName = container.name;

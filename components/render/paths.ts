@@ -55,6 +55,11 @@ export const PGBOUNCER_RELOADABLE_DIR = "/var/lib/obcms/pgbouncer";
 export const PGBOUNCER_RELOADABLE_FILE = `${PGBOUNCER_RELOADABLE_DIR}/pool.ini`;
 /** PgBouncer's auth_file, on the same volume: a rotated password reaches it by RELOAD too. */
 export const PGBOUNCER_USERLIST_FILE = `${PGBOUNCER_RELOADABLE_DIR}/userlist.txt`;
+/** PgBouncer's certificate for clients and its key, on the same volume: a renewed certificate reaches it by RELOAD too. */
+export const PGBOUNCER_TLS_FILES = {
+    cert: `${PGBOUNCER_RELOADABLE_DIR}/server.crt`,
+    key: `${PGBOUNCER_RELOADABLE_DIR}/server.key`,
+} as const;
 
 /** Prometheus's data directory: its named volume. */
 export const PROMETHEUS_DATA_DIR = "/var/lib/obcms/prometheus";

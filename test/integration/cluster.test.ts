@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { handoverScript, REPLACEMENT_DIGEST_VARIABLE } from "../../components/postgres-node";
 import { sqlLiteral } from "../../components/render/escape";
-import { FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../../components/render/paths";
+import { FILES, PGBOUNCER_TLS_FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../../components/render/paths";
 import { postgresParameters, postgresqlConfParameters, RESTART_PARAMETERS } from "../../components/render/postgres/parameters";
 import { REPLACEMENT_DIGEST_LABEL } from "../../components/service-container";
 import { ROLES } from "../../components/settings";
@@ -716,9 +716,11 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expect(logs, name).not.toContain("SCRAM-SHA-256$");
         }
         const mode = async (container: string, file: string) => (await docker("exec", container, "stat", "-c", "%a %U", file)).trim();
-        for (const name of withKeys) {
+        for (const name of withKeys.filter((name) => name !== t.pgbouncer.container)) {
             expect(await mode(name, FILES.tlsKey), name).toBe("600 postgres");
         }
+        // PgBouncer's key is on its volume, where its certificate command writes it.
+        expect(await mode(t.pgbouncer.container, PGBOUNCER_TLS_FILES.key)).toBe("600 postgres");
         for (const name of members) {
             expect(await mode(name, FILES.patroniConf), name).toBe("600 postgres");
         }

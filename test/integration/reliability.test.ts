@@ -4,9 +4,11 @@
 // The leader's own faults (switchover, kill, stop, isolation, the DCS) and a
 // replica's SIGKILL are failover.test.ts's; here the leader is only
 // restarted, and replaced, restarted or switched over by `pulumi up`.
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { restApiCurl } from "../../components/render/patroni/start-script";
@@ -19,6 +21,9 @@ import { clusterStatus, type MemberStatus, waitForHealthyCluster, waitForLeader 
 import { type PlannedStep, stepsOf } from "../../harness/preview";
 import { clientConfig, containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
 import { ClusterTool, createWritesTable, digestsAfterCatchUp, runOnClusterNetwork, WRITES_TABLE } from "../../harness/workload";
+
+/** A shell pipeline on the host; rejects unless it exits 0 (with `pipefail`, unless every command does). */
+const runShell = (script: string) => promisify(execFile)("bash", ["-o", "pipefail", "-c", script]);
 
 const POOL_LIMIT = 50 + 5;
 const MAX_CONNECTIONS = 100;
@@ -84,6 +89,26 @@ describe("production stack: refused logins, full load, faults", () => {
             pauses: occurrences(log, "got SIGUSR1, pausing all activity"),
             resumes: occurrences(log, "got SIGUSR2, continuing from PAUSE"),
         };
+    };
+    /**
+     * The certificate PgBouncer shows a new client on its published port, as
+     * `openssl s_client` sees it: verified against the stack's CA and for the
+     * address the URLs name, or the promise rejects.
+     */
+    const pgbouncerCertificate = async () => {
+        const { hostname, port } = new URL(stack.outputs.databaseUrl);
+        const dir = mkdtempSync(path.join(tmpdir(), "obcms-ca-"));
+        try {
+            writeFileSync(path.join(dir, "ca.crt"), stack.outputs.caCertificate);
+            const handshake =
+                `openssl s_client -starttls postgres -connect ${hostname}:${port} -CAfile ${dir}/ca.crt -verify_ip ${hostname} ` +
+                "-verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial -subject";
+            const { stdout } = await runShell(handshake);
+            const [serial, subject] = stdout.trim().split("\n");
+            return { serial, subject };
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     };
     /** `url` logging in as `user` with `password`. */
     const withLogin = (url: string, user: string, password: string) => {
@@ -821,6 +846,35 @@ describe("production stack: refused logins, full load, faults", () => {
             expect((await query(statsLogin(ROTATED_MONITORING_PASSWORD), "SHOW STATS")).length).toBeGreaterThan(0);
             await expect(query(statsLogin("Not-The-Monitoring-Password-01"), "SHOW STATS")).rejects.toThrow(/^SASL authentication failed$/);
         }, 600_000);
+
+        it("a renewed PgBouncer certificate is its RELOAD: the container, the writers' TLS sessions and an idle one stay, a new client gets the new certificate, no write fails", async () => {
+            const before = await containerStart(pgbouncerHost());
+            const servedBefore = await pgbouncerCertificate();
+            let steps: PlannedStep[] = [];
+            const idle = new pg.Client(clientConfig(stack.outputs.databaseUrl));
+            let lost: Error | undefined;
+            idle.on("error", (error) => (lost ??= error));
+            await idle.connect();
+            try {
+                const outcome = await survives("PgBouncer's certificate renewed (RELOAD)", async () => {
+                    steps = await stack.update(LATER_CHANGES, { replace: ["tls-pgbouncer-cert"] });
+                });
+                expect(stepsOf(steps, "replace")).toEqual(["tls-pgbouncer-cert"]);
+                expect(stepsOf(steps, "update")).toEqual(["pgbouncer-certificate-reload"]);
+                expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+                expect(await containerStart(pgbouncerHost())).toBe(before);
+                // The session opened before the renewal, idle throughout, still runs queries.
+                expect((await idle.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+                expect(lost).toBeUndefined();
+            } finally {
+                await idle.end();
+            }
+            // `pulumi up` returned once PgBouncer served it: a new handshake shows it, signed by the stack's CA for its address.
+            const servedAfter = await pgbouncerCertificate();
+            expect(servedAfter.serial).not.toBe(servedBefore.serial);
+            expect(servedAfter.subject).toBe(servedBefore.subject);
+            expect(await containerLog(pgbouncerHost())).not.toMatch(/TLS configuration could not be reloaded/);
+        }, 300_000);
 
         it("synchronousReplicas 1 → 0 → 1 turns quorum commit off and on again through Patroni: nothing replaced or restarted, no write fails", async () => {
             const before = await memberStarts();

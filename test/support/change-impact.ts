@@ -14,6 +14,12 @@ export interface ChangeImpact {
     readonly after: Record<string, unknown>;
     /** Config keys set with `--secret`. */
     readonly secretKeys?: readonly string[];
+    /**
+     * Resources replaced though no input changed: certificates the tls
+     * provider renews within their early-renewal window, as
+     * `pulumi up --replace` would.
+     */
+    readonly renewed?: readonly string[];
     /** Resource names per planned step, sorted; steps left out plan nothing. */
     readonly plan: Partial<Record<Step, readonly string[]>>;
     /** What the running cluster goes through while `pulumi up` applies the plan. */
@@ -43,6 +49,12 @@ const LEADER_PLACEMENT = "cluster-config-leader-placement";
 /** PgBouncer's command that writes the pool's sizes, waits and client limit to its volume and RELOADs it. */
 const PGBOUNCER_SETTINGS = "pgbouncer-settings-reload";
 const PGBOUNCER_CREDENTIALS = "pgbouncer-credentials-reload";
+/** PgBouncer's command that writes its certificate and key to its volume and RELOADs it. */
+const PGBOUNCER_CERTIFICATE = "pgbouncer-certificate-reload";
+/** The server certificates, issued together at the stack's first `pulumi up`: a year on, they come due together. */
+const SERVER_CERTIFICATES = ["backup", "etcd-1", "etcd-2", "etcd-3", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map(
+    (node) => `tls-${node}-cert`,
+);
 const POOL_RELOADED =
     "PgBouncer's settings command writes the new value to the file on PgBouncer's volume and PgBouncer takes it by RELOAD: " +
     "its container and every client connection stay";
@@ -218,6 +230,23 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
             `${SEED_RERUNS}; a killed leader is then replaced after up to 30 s, as the no-leader alert's text says`,
     },
     {
+        change: "the server certificates renewed (a `pulumi up` within 30 days of their expiry, a year after they were issued)",
+        before: {},
+        after: {},
+        renewed: SERVER_CERTIFICATES,
+        plan: {
+            replace: ["backup-container", "backup-last-label", ...ETCD_CONTAINERS, ...MEMBERS, ...SERVER_CERTIFICATES],
+            update: [PGBOUNCER_CERTIFICATE, ...HANDOVERS],
+        },
+        effect:
+            "the tls provider issues each a new certificate, same key and names; PgBouncer's certificate command writes its certificate " +
+            "and key to its volume and PgBouncer takes them by RELOAD, then a handshake must show the new certificate: its container " +
+            "and every client connection stay, open sessions keep the TLS they negotiated; the other containers upload theirs and are replaced: " +
+            `the members: ${MEMBERS_REPLACED}; ` +
+            "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds; " +
+            "the backup container once a running backup has finished (600 s grace)",
+    },
+    {
         change: "`image` `obcms-database:17.1` → `obcms-database:17.2`",
         before: { image: "obcms-database:17.1" },
         after: { image: "obcms-database:17.2" },
@@ -231,11 +260,11 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
                 "pgbouncer-container",
                 ...MEMBERS,
             ],
-            update: [PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS, ...HANDOVERS],
+            update: [PGBOUNCER_CERTIFICATE, PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS, ...HANDOVERS],
         },
         effect:
             "every container restarts on the new image; data stays on the volumes; " +
-            "PgBouncer's settings and credentials commands, which write their files with the image, run again (their RELOADs change nothing; the credentials command finds the application role's verifier in place and pauses nothing); " +
+            "PgBouncer's settings, credentials and certificate commands, which write their files with the image, run again (their RELOADs change nothing; the credentials command finds the application role's verifier in place and pauses nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },

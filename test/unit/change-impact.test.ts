@@ -11,8 +11,12 @@ import { plan } from "../../harness/preview";
 import { runProgram } from "../../harness/program";
 import { CHANGE_IMPACTS, expectedSteps, renderChangeImpactTable } from "../support/change-impact";
 
-async function declared(overrides: Record<string, unknown>, secretKeys: readonly string[] = []): Promise<RecordedResource[]> {
-    const mocks = new RecordingMocks();
+async function declared(
+    overrides: Record<string, unknown>,
+    secretKeys: readonly string[] = [],
+    renewed: readonly string[] = [],
+): Promise<RecordedResource[]> {
+    const mocks = new RecordingMocks(renewed);
     const { exports } = await runProgram({ stack: "production", overrides, secretKeys, mocks });
     // Every output resolves only once all resources are registered.
     await Promise.all(
@@ -26,8 +30,9 @@ async function declared(overrides: Record<string, unknown>, secretKeys: readonly
 describe("what a config change does to the production stack", () => {
     it.each(CHANGE_IMPACTS.map((impact) => [impact.change, impact] as const))("%s", async (_, impact) => {
         const before = await declared(impact.before, impact.secretKeys);
-        const after = await declared(impact.after, impact.secretKeys);
-        expect(plan(before, after)).toEqual(expectedSteps(impact));
+        // A renewed certificate is a new one: its dependents see its new PEM.
+        const after = await declared(impact.after, impact.secretKeys, impact.renewed);
+        expect(plan(before, after, impact.renewed)).toEqual(expectedSteps(impact));
     });
 
     it("is the table README.md shows (regenerate it with `npm run docs`)", () => {

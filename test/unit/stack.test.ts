@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
 import { credentialsInputUserlist } from "../../components/render/pgbouncer/credentials-command";
-import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
+import { isSecretInput, mockPem, type RecordedResource, RecordingMocks } from "../../harness/mocks";
 import { promiseOf } from "../../harness/outputs";
 import { plan } from "../../harness/preview";
 import { runProgram } from "../../harness/program";
@@ -86,6 +86,7 @@ describe.each([
             "cluster-config-leader-placement",
             "cluster-config-roles",
             "etcd-patroni-config-seed",
+            "pgbouncer-certificate-reload",
             "pgbouncer-credentials-reload",
             "pgbouncer-settings-reload",
             "primary-handover",
@@ -306,7 +307,7 @@ describe("TLS", () => {
         },
     );
 
-    it("issues one key and certificate per node, each key uploaded 0600 and kept secret", async () => {
+    it("issues one key and certificate per node, each key uploaded 0600 (PgBouncer's written to its volume) and kept secret", async () => {
         const { mocks } = await declare("production");
         expect(
             mocks
@@ -325,12 +326,28 @@ describe("TLS", () => {
             "obcms-database-production-ro",
             "localhost",
         ]);
-        for (const container of mocks.ofType("docker:index/container:Container").filter((c) => DATABASE_CONTAINER.test(c.name))) {
+        const uploadingKeys = mocks
+            .ofType("docker:index/container:Container")
+            .filter((c) => DATABASE_CONTAINER.test(c.name) && c.name !== "pgbouncer-container");
+        expect(uploadingKeys.map((c) => c.name).sort()).toEqual(
+            ["backup", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `${n}-container`).sort(),
+        );
+        for (const container of uploadingKeys) {
             const key = container.inputs.uploads.find((u: { file: string }) => u.file === "/etc/obcms/tls/server.key");
             expect(key.permissions, container.name).toBe("0600");
             expect(key.content, container.name).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
             expect(isSecretInput(container.rawInputs.uploads), container.name).toBe(true);
         }
+        // PgBouncer's key and certificate reach its volume through the certificate command, by RELOAD.
+        const pgbouncer = mocks.named("pgbouncer-container");
+        expect(pgbouncer.inputs.uploads.map((u: { file: string }) => u.file)).not.toContain("/etc/obcms/tls/server.key");
+        const certificate = mocks.named("pgbouncer-certificate-reload");
+        expect(certificate.inputs.stdin).toBe(
+            `${mockPem("CERTIFICATE", "tls-pgbouncer-cert")}${mockPem("EC PRIVATE KEY", "tls-pgbouncer-key")}`,
+        );
+        expect(isSecretInput(certificate.rawInputs.stdin)).toBe(true);
+        expect(certificate.options.dependencies).toContain("pgbouncer-settings");
+        expect(pgbouncer.options.dependencies).toContain("pgbouncer-certificate-reload");
     });
 });
 

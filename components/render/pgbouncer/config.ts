@@ -13,7 +13,7 @@ import {
 } from "../../settings";
 import { clusterTopology, possibleMembers } from "../../topology";
 import type { HaproxySpec } from "../haproxy/haproxy-cfg";
-import { FILES, PGBOUNCER_RELOADABLE_FILE, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../paths";
+import { FILES, PGBOUNCER_RELOADABLE_FILE, PGBOUNCER_TLS_FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../paths";
 import type { IniValue, PgbouncerIni } from "./pgbouncer-ini";
 
 /** How long PgBouncer keeps a server connection (server_lifetime; see pgbouncerConfig). */
@@ -72,8 +72,9 @@ export function pgbouncerConfig(s: ClusterSettings): PgbouncerIni {
             server_lifetime: SERVER_LIFETIME_SECONDS,
             client_tls_sslmode: s.clientTlsSslmode,
             client_tls_ca_file: FILES.tlsCa,
-            client_tls_cert_file: FILES.tlsCert,
-            client_tls_key_file: FILES.tlsKey,
+            // On the volume, where the certificate command writes them: a renewal is a RELOAD.
+            client_tls_cert_file: PGBOUNCER_TLS_FILES.cert,
+            client_tls_key_file: PGBOUNCER_TLS_FILES.key,
             // PgBouncer checks each server's certificate and host name against the stack's CA.
             server_tls_sslmode: "verify-full",
             server_tls_ca_file: FILES.tlsCa,

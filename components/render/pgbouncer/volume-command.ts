@@ -15,16 +15,23 @@ export interface ReloadTarget {
 }
 
 /**
- * Writes what the shell variable `variable` holds to `file` on the volume,
- * from a throwaway container of the image, by rename so that PgBouncer never
- * reads half a file; `private` makes it 0600.
+ * Runs `script` (sh) in a throwaway container of the image, as PgBouncer's
+ * user with its volume mounted and no network, with what the shell variable
+ * `variable` holds on its standard input.
  */
-export function writeToVolume(target: ReloadTarget, file: string, variable: string, options: { private?: boolean } = {}): string {
-    const write = `${options.private ? "umask 077 && " : ""}cat > ${file}.new && mv ${file}.new ${file}`;
+export function onVolume(target: ReloadTarget, variable: string, script: string): string {
     return (
         `printf '%s\\n' "$${variable}" | docker run --rm -i --network none --user ${SERVICE_UID}:${SERVICE_UID} ` +
-        `--volume ${shellWord(`${target.volume}:${PGBOUNCER_RELOADABLE_DIR}`)} --entrypoint sh "$${IMAGE_VARIABLE}" -c ${shellWord(write)}`
+        `--volume ${shellWord(`${target.volume}:${PGBOUNCER_RELOADABLE_DIR}`)} --entrypoint sh "$${IMAGE_VARIABLE}" -c ${shellWord(script)}`
     );
+}
+
+/**
+ * Writes what the shell variable `variable` holds to `file` on the volume,
+ * by rename so that PgBouncer never reads half a file; `private` makes it 0600.
+ */
+export function writeToVolume(target: ReloadTarget, file: string, variable: string, options: { private?: boolean } = {}): string {
+    return onVolume(target, variable, `${options.private ? "umask 077 && " : ""}cat > ${file}.new && mv ${file}.new ${file}`);
 }
 
 /** A shell condition: PgBouncer's container is running (before the stack's first `pulumi up` has made it, it is not). */
