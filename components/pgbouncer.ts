@@ -127,7 +127,7 @@ export class PgBouncer extends pulumi.ComponentResource {
         const certificateCommand = new command.local.Command(
             `${name}-certificate-reload`,
             {
-                create: pgbouncerCertificateCommand(target, pgbouncerUrlSslmode(s) !== undefined),
+                create: pgbouncerCertificateCommand(target, s.clientTlsSslmode !== "disable"),
                 stdin: pulumi.secret(
                     pulumi
                         .all([args.tls.certificate.certPem, args.tls.certificate.keyPem])

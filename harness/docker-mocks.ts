@@ -677,9 +677,9 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
         return { stdout: commandOutput(result.stdout), stderr: commandOutput(result.stderr) };
     }
 
-    /** Starts an update: the next program run is compared with the resources that exist now. */
     /**
-     * Starts an update. `replace` names resources to replace whatever their
+     * Starts an update: the next program run is compared with the resources
+     * that exist now. `replace` names resources to replace whatever their
      * inputs, as `pulumi up --replace <urn>` does, and as the tls provider does
      * with a certificate within its early-renewal window.
      */

@@ -361,6 +361,18 @@ describe("choices a stack can make", () => {
         expect(await pulumi.isSecret(exports.databaseUrl as pulumi.Output<string>)).toBe(true);
     });
 
+    it("checks PgBouncer's certificate after a RELOAD only where PgBouncer serves TLS to clients", async () => {
+        for (const [clientTlsSslmode, handshakes] of [
+            ["disable", false],
+            ["prefer", true],
+        ] as const) {
+            const { mocks } = await declare("staging", { clientTlsSslmode });
+            expect(mocks.named("pgbouncer-certificate-reload").inputs.create.includes("openssl s_client"), clientTlsSslmode).toBe(
+                handshakes,
+            );
+        }
+    });
+
     it("keeps md5 selectable for old clients, in PostgreSQL and PgBouncer alike", async () => {
         const { mocks } = await declare("staging", { authMethod: "md5" });
         const pgbouncer = mocks.named("pgbouncer-container");
