@@ -1,14 +1,15 @@
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { etcdCertificateCommand } from "./render/etcd/certificate-command";
 import { etcdClientUrl, renderEtcdConf } from "./render/etcd/etcd-conf";
 import { etcdHealthCheck, renderEtcdStart } from "./render/etcd/start-script";
-import { ETCD_FILES, ETCD_VOLUME_DIR } from "./render/paths";
+import { ETCD_FILES, ETCD_VOLUME_DIR, FILES } from "./render/paths";
 import { seedDynamicConfigCommand } from "./render/patroni/dcs-seed";
 import { dynamicConfiguration } from "./render/patroni/patroni-yml";
 import { serviceContainer } from "./service-container";
 import type { ClusterSettings } from "./settings";
-import { type ServerCertificate, tlsFiles } from "./tls";
+import { certificateOnVolume, type ServerCertificate } from "./tls";
 import { clusterTopology } from "./topology";
 
 export interface EtcdArgs {
@@ -26,10 +27,10 @@ export interface EtcdArgs {
 
 /**
  * The cluster's distributed configuration store: `etcdMembers` etcd members,
- * each with its data on a named volume, reachable only over TLS with a
- * certificate from the stack's CA, clients and peers alike. Once they have
- * formed a cluster, Patroni's dynamic configuration is seeded into it, so the
- * members start with it.
+ * each with its data and its certificate on a named volume, reachable only
+ * over TLS with a certificate from the stack's CA, clients and peers alike.
+ * Once they have formed a cluster, Patroni's dynamic configuration is seeded
+ * into it, so the members start with it.
  */
 export class Etcd extends pulumi.ComponentResource {
     /** The members' client URLs, in member order. */
@@ -44,6 +45,12 @@ export class Etcd extends pulumi.ComponentResource {
 
         const containers = members.map((member) => {
             const volume = new docker.Volume(`${name}-${member.index}-data`, { name: member.volume }, { parent: this });
+            // The certificate and key, on the member's volume: etcd reads them at every handshake, so a renewal restarts nothing.
+            const certificateCommand = certificateOnVolume(
+                `${name}-${member.index}-certificate`,
+                { script: etcdCertificateCommand(member), certificate: args.certificates[member.resourceName], image: args.image },
+                { parent: this, dependsOn: [volume] },
+            );
             return serviceContainer(
                 `${name}-${member.index}-container`,
                 {
@@ -53,7 +60,7 @@ export class Etcd extends pulumi.ComponentResource {
                     startScript: renderEtcdStart(),
                     files: [
                         { path: ETCD_FILES.conf, content: renderEtcdConf({ member, members, clusterToken }) },
-                        ...tlsFiles({ caCertPem: args.caCertPem, certificate: args.certificates[member.resourceName] }),
+                        { path: FILES.tlsCa, content: args.caCertPem },
                     ],
                     volume: { name: volume.name, mountPath: ETCD_VOLUME_DIR },
                     healthcheck: etcdHealthCheck(),
@@ -63,7 +70,7 @@ export class Etcd extends pulumi.ComponentResource {
                     stopSignal: "SIGTERM",
                     stopGraceSeconds: 30,
                 },
-                { parent: this },
+                { parent: this, dependsOn: [certificateCommand] },
             );
         });
 

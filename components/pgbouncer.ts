@@ -5,17 +5,17 @@ import { credentialUrl, type RoleCredential } from "./credentials";
 import { renderPgpass, renderUserlist } from "./render/credentials/credential-files";
 import { renderHaproxyCfg } from "./render/haproxy/haproxy-cfg";
 import { FILES, PGBOUNCER_RELOADABLE_DIR, SOCKET_DIR } from "./render/paths";
-import { pgbouncerCertificateCommand, renderCertificateInput } from "./render/pgbouncer/certificate-command";
-import { pgbouncerConfig, pgbouncerReloadableSettings, routeHosts, routerConfig } from "./render/pgbouncer/config";
+import { pgbouncerCertificateCommand } from "./render/pgbouncer/certificate-command";
+import { pgbouncerConfig, pgbouncerReloadableSettings, pgbouncerVolumeTarget, routeHosts, routerConfig } from "./render/pgbouncer/config";
 import { pgbouncerCredentialsCommand, renderCredentialsInput } from "./render/pgbouncer/credentials-command";
 import { renderPgbouncerIncluded, renderPgbouncerIni } from "./render/pgbouncer/pgbouncer-ini";
 import { pgbouncerSettingsCommand } from "./render/pgbouncer/settings-command";
 import { pgbouncerHealthCheck, renderPgbouncerStart } from "./render/pgbouncer/start-script";
-import { IMAGE_VARIABLE } from "./render/pgbouncer/volume-command";
 import { roleHasVerifierSql, rolePasswordSql } from "./render/postgres/bootstrap-sql";
+import { IMAGE_VARIABLE } from "./render/volume-command";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_FILE_LIMIT, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
-import type { NodeTls } from "./tls";
+import { certificateOnVolume, type NodeTls } from "./tls";
 import { clusterTopology, possibleMembers } from "./topology";
 
 export interface PgBouncerArgs {
@@ -91,7 +91,7 @@ export class PgBouncer extends pulumi.ComponentResource {
         // takes a change by RELOAD; the container, and its clients' connections, stay.
         const t = clusterTopology(s);
         const volume = new docker.Volume(`${name}-settings`, { name: t.pgbouncer.volume }, { parent: this });
-        const target = { container: t.pgbouncer.container, volume: t.pgbouncer.volume };
+        const target = pgbouncerVolumeTarget(s);
         const reloadable = pgbouncerReloadableSettings(s);
         const settingsCommand = new command.local.Command(
             `${name}-settings-reload`,
@@ -124,16 +124,12 @@ export class PgBouncer extends pulumi.ComponentResource {
         );
 
         // PgBouncer's certificate and key, on its volume: a renewed certificate is a RELOAD, and clients stay.
-        const certificateCommand = new command.local.Command(
+        const certificateCommand = certificateOnVolume(
             `${name}-certificate-reload`,
             {
-                create: pgbouncerCertificateCommand(target, s.clientTlsSslmode !== "disable"),
-                stdin: pulumi.secret(
-                    pulumi
-                        .all([args.tls.certificate.certPem, args.tls.certificate.keyPem])
-                        .apply(([certPem, keyPem]) => renderCertificateInput(certPem, keyPem)),
-                ),
-                environment: { [IMAGE_VARIABLE]: args.image },
+                script: pgbouncerCertificateCommand(target, s.clientTlsSslmode !== "disable"),
+                certificate: args.tls.certificate,
+                image: args.image,
             },
             { parent: this, dependsOn: [volume] },
         );

@@ -1,6 +1,9 @@
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { FILES } from "./render/paths";
+import { renderCertificateInput } from "./render/tls/certificate-command";
+import { IMAGE_VARIABLE } from "./render/volume-command";
 import type { ServiceFile } from "./service-container";
 
 /** A server's certificate, signed by the cluster CA, and its private key (secret). */
@@ -22,6 +25,29 @@ export function tlsFiles(t: NodeTls): ServiceFile[] {
         { path: FILES.tlsCert, content: t.certificate.certPem },
         { path: FILES.tlsKey, content: t.certificate.keyPem, secret: true },
     ];
+}
+
+/**
+ * The command that writes a service's certificate and key to its volume with
+ * `script` (a certificateCommand), the pair on its standard input, secret. A
+ * renewed certificate changes its input: it runs again, and the service takes
+ * the new pair without a restart.
+ */
+export function certificateOnVolume(
+    name: string,
+    args: { readonly script: string; readonly certificate: ServerCertificate; readonly image: pulumi.Input<string> },
+    opts: pulumi.CustomResourceOptions,
+): command.local.Command {
+    const { certPem, keyPem } = args.certificate;
+    return new command.local.Command(
+        name,
+        {
+            create: args.script,
+            stdin: pulumi.secret(pulumi.all([certPem, keyPem]).apply(([cert, key]) => renderCertificateInput(cert, key))),
+            environment: { [IMAGE_VARIABLE]: args.image },
+        },
+        opts,
+    );
 }
 
 export interface ClusterTlsArgs {

@@ -34,6 +34,9 @@ PGDATA=$VOLUME_DIR/pgdata
 REPO_DIR=/var/lib/pgbackrest
 SERVICE_USER=999:999
 TLS_DIR=/etc/obcms/tls
+# An etcd member's own certificate and key, on its volume.
+ETCD_CERT=/var/lib/obcms/etcd/server.crt
+ETCD_KEY=/var/lib/obcms/etcd/server.key
 PATRONI_REST_PORT=8008
 ETCD_CLIENT_PORT=2379
 # Where Patroni keeps a cluster's state in etcd: its default namespace, then the scope (the cluster's name).
@@ -172,7 +175,7 @@ etcdctl_() {
   member="$(docker ps --format '{{.Names}}' --filter "name=^/$cluster-etcd-[0-9]+$" | sort -V | head -n 1)"
   [ -n "$member" ] || die "no etcd member of $cluster is running"
   docker exec -i "$member" etcdctl "--endpoints=https://localhost:$ETCD_CLIENT_PORT" \
-    "--cacert=$TLS_DIR/ca.crt" "--cert=$TLS_DIR/server.crt" "--key=$TLS_DIR/server.key" "$@"
+    "--cacert=$TLS_DIR/ca.crt" "--cert=$ETCD_CERT" "--key=$ETCD_KEY" "$@"
 }
 
 restore_pitr() {

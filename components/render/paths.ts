@@ -45,6 +45,11 @@ export const ETCD_FILES = { conf: `${CONFIG_DIR}/etcd.yml` } as const;
 export const ETCD_VOLUME_DIR = "/var/lib/obcms/etcd";
 /** A subdirectory of the volume, created by etcd itself. */
 export const ETCD_DATA_DIR = `${ETCD_VOLUME_DIR}/data`;
+/** The member's certificate and key, beside the data: etcd reads them at every handshake, so a renewal needs no restart. */
+export const ETCD_TLS_FILES = {
+    cert: `${ETCD_VOLUME_DIR}/server.crt`,
+    key: `${ETCD_VOLUME_DIR}/server.key`,
+} as const;
 
 /**
  * PgBouncer's settings it takes by RELOAD (pool sizes, waits): a file on a

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { handoverScript, REPLACEMENT_DIGEST_VARIABLE } from "../../components/postgres-node";
 import { sqlLiteral } from "../../components/render/escape";
-import { FILES, PGBOUNCER_TLS_FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../../components/render/paths";
+import { ETCD_TLS_FILES, FILES, PGBOUNCER_TLS_FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../../components/render/paths";
 import { postgresParameters, postgresqlConfParameters, RESTART_PARAMETERS } from "../../components/render/postgres/parameters";
 import { REPLACEMENT_DIGEST_LABEL } from "../../components/service-container";
 import { ROLES } from "../../components/settings";
@@ -31,8 +31,8 @@ const EXPECTED = {
     production: { replicas: 3, poolSize: 50, maxClientConn: 2000, clientTls: "require", postgresPublished: false },
 } as const;
 const ETCD_MEMBERS = { staging: 1, production: 3 } as const;
-/** The stack's TLS files inside every container: etcdctl presents the member's own certificate. */
-const ETCD_TLS = ["--cacert=/etc/obcms/tls/ca.crt", "--cert=/etc/obcms/tls/server.crt", "--key=/etc/obcms/tls/server.key"];
+/** The stack's CA and an etcd member's own certificate, inside its container: etcdctl presents it. */
+const ETCD_TLS = [`--cacert=${FILES.tlsCa}`, `--cert=${ETCD_TLS_FILES.cert}`, `--key=${ETCD_TLS_FILES.key}`];
 /** No Grafana image can be pulled here; its provisioning is tested without it. */
 const NO_GRAFANA = { grafanaEnabled: false };
 const RESERVE_POOL_SIZE = 5;
@@ -716,11 +716,16 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expect(logs, name).not.toContain("SCRAM-SHA-256$");
         }
         const mode = async (container: string, file: string) => (await docker("exec", container, "stat", "-c", "%a %U", file)).trim();
-        for (const name of withKeys.filter((name) => name !== t.pgbouncer.container)) {
-            expect(await mode(name, FILES.tlsKey), name).toBe("600 postgres");
+        // PgBouncer's and etcd's keys are on their volumes, where their certificate commands write them.
+        const keyFile = (name: string) =>
+            name === t.pgbouncer.container
+                ? PGBOUNCER_TLS_FILES.key
+                : t.etcd.some((e) => e.container === name)
+                  ? ETCD_TLS_FILES.key
+                  : FILES.tlsKey;
+        for (const name of withKeys) {
+            expect(await mode(name, keyFile(name)), name).toBe("600 postgres");
         }
-        // PgBouncer's key is on its volume, where its certificate command writes it.
-        expect(await mode(t.pgbouncer.container, PGBOUNCER_TLS_FILES.key)).toBe("600 postgres");
         for (const name of members) {
             expect(await mode(name, FILES.patroniConf), name).toBe("600 postgres");
         }

@@ -11,8 +11,9 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FILES } from "../../components/render/paths";
 import { restApiCurl } from "../../components/render/patroni/start-script";
-import { ROLES } from "../../components/settings";
+import { ETCD_CLIENT_PORT, ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
@@ -109,6 +110,19 @@ describe("production stack: refused logins, full load, faults", () => {
         } finally {
             rmSync(dir, { recursive: true, force: true });
         }
+    };
+    /**
+     * The certificate etcd member `member` shows a client on its client port,
+     * as Patroni on pg-1 reaches it: verified against the stack's CA and for
+     * the member's name, presenting pg-1's own client certificate.
+     */
+    const etcdCertificate = async (member: { container: string }) => {
+        const [first] = stack.topology.members;
+        const handshake =
+            `openssl s_client -connect ${member.container}:${ETCD_CLIENT_PORT} -CAfile ${FILES.tlsCa} -verify_hostname ${member.container} ` +
+            `-cert ${FILES.tlsCert} -key ${FILES.tlsKey} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial -subject`;
+        const [serial, subject] = (await docker("exec", first.container, "bash", "-o", "pipefail", "-c", handshake)).trim().split("\n");
+        return { serial, subject };
     };
     /** `url` logging in as `user` with `password`. */
     const withLogin = (url: string, user: string, password: string) => {
@@ -847,33 +861,42 @@ describe("production stack: refused logins, full load, faults", () => {
             await expect(query(statsLogin("Not-The-Monitoring-Password-01"), "SHOW STATS")).rejects.toThrow(/^SASL authentication failed$/);
         }, 600_000);
 
-        it("a renewed PgBouncer certificate is its RELOAD: the container, the writers' TLS sessions and an idle one stay, a new client gets the new certificate, no write fails", async () => {
-            const before = await containerStart(pgbouncerHost());
-            const servedBefore = await pgbouncerCertificate();
+        it("renewed PgBouncer and etcd certificates restart nothing: PgBouncer RELOADs, etcd reads them at its next handshake; the writers' TLS sessions and an idle one stay, new clients get the new certificates, no write fails", async () => {
+            const etcdMembers = stack.topology.etcd;
+            const starts = async () => Promise.all([pgbouncerHost(), ...etcdMembers.map((e) => e.container)].map(containerStart));
+            const before = await starts();
+            const servedBefore = [await pgbouncerCertificate(), ...(await Promise.all(etcdMembers.map(etcdCertificate)))];
             let steps: PlannedStep[] = [];
             const idle = new pg.Client(clientConfig(stack.outputs.databaseUrl));
             let lost: Error | undefined;
             idle.on("error", (error) => (lost ??= error));
             await idle.connect();
+            const renewed = ["tls-pgbouncer-cert", ...etcdMembers.map((e) => `tls-${e.resourceName}-cert`)];
             try {
-                const outcome = await survives("PgBouncer's certificate renewed (RELOAD)", async () => {
-                    steps = await stack.update(LATER_CHANGES, { replace: ["tls-pgbouncer-cert"] });
+                const outcome = await survives("PgBouncer's and etcd's certificates renewed (RELOAD; etcd's next handshake)", async () => {
+                    steps = await stack.update(LATER_CHANGES, { replace: renewed });
                 });
-                expect(stepsOf(steps, "replace")).toEqual(["tls-pgbouncer-cert"]);
-                expect(stepsOf(steps, "update")).toEqual(["pgbouncer-certificate-reload"]);
+                expect(stepsOf(steps, "replace")).toEqual([...renewed].sort());
+                expect(stepsOf(steps, "update")).toEqual(
+                    [...etcdMembers.map((e) => `${e.resourceName}-certificate`), "pgbouncer-certificate-reload"].sort(),
+                );
                 expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
-                expect(await containerStart(pgbouncerHost())).toBe(before);
+                expect(await starts()).toEqual(before);
                 // The session opened before the renewal, idle throughout, still runs queries.
                 expect((await idle.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
                 expect(lost).toBeUndefined();
             } finally {
                 await idle.end();
             }
-            // `pulumi up` returned once PgBouncer served it: a new handshake shows it, signed by the stack's CA for its address.
-            const servedAfter = await pgbouncerCertificate();
-            expect(servedAfter.serial).not.toBe(servedBefore.serial);
-            expect(servedAfter.subject).toBe(servedBefore.subject);
+            // `pulumi up` returned once each served its new certificate: new handshakes show them, signed by the stack's CA for the names clients use.
+            const servedAfter = [await pgbouncerCertificate(), ...(await Promise.all(etcdMembers.map(etcdCertificate)))];
+            for (const [i, after] of servedAfter.entries()) {
+                expect(after.serial, after.subject).not.toBe(servedBefore[i].serial);
+                expect(after.subject).toBe(servedBefore[i].subject);
+            }
             expect(await containerLog(pgbouncerHost())).not.toMatch(/TLS configuration could not be reloaded/);
+            // Patroni still reaches etcd through its client certificate: the cluster reports a leader and every member healthy.
+            await waitForHealthyCluster(stack, 60_000);
         }, 300_000);
 
         it("synchronousReplicas 1 → 0 → 1 turns quorum commit off and on again through Patroni: nothing replaced or restarted, no write fails", async () => {

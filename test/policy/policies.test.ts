@@ -7,6 +7,7 @@ import { renderEtcdConf } from "../../components/render/etcd/etcd-conf";
 import { seedDynamicConfigCommand } from "../../components/render/patroni/dcs-seed";
 import { dynamicConfigCommand, leaderSqlCommand } from "../../components/render/patroni/leader-commands";
 import { dynamicConfiguration, patroniConf, runningParameters } from "../../components/render/patroni/patroni-yml";
+import { pgbouncerVolumeTarget } from "../../components/render/pgbouncer/config";
 import { pgbouncerCredentialsCommand, renderCredentialsInput } from "../../components/render/pgbouncer/credentials-command";
 import { type RoleSpec, renderBootstrapSql } from "../../components/render/postgres/bootstrap-sql";
 import { renderYaml } from "../../components/render/yaml";
@@ -273,7 +274,7 @@ describe("no-trust-or-plaintext-auth", () => {
             type: COMMAND,
             name: "pgbouncer-credentials-reload",
             inputs: {
-                create: pgbouncerCredentialsCommand({ container: t.pgbouncer.container, volume: t.pgbouncer.volume }, t.members, {
+                create: pgbouncerCredentialsCommand(pgbouncerVolumeTarget(production), t.members, {
                     user: "obcms_app",
                     database: "obcms",
                 }),

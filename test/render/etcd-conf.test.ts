@@ -8,8 +8,8 @@ import { clusterTopology } from "../../components/topology";
 import { production, staging } from "./fixtures";
 
 const TLS = {
-    "cert-file": "/etc/obcms/tls/server.crt",
-    "key-file": "/etc/obcms/tls/server.key",
+    "cert-file": "/var/lib/obcms/etcd/server.crt",
+    "key-file": "/var/lib/obcms/etcd/server.key",
     "trusted-ca-file": "/etc/obcms/tls/ca.crt",
     "client-cert-auth": true,
 };
@@ -66,8 +66,8 @@ describe("the etcd member's start script and health check", () => {
             "etcdctl",
             "--endpoints=https://localhost:2379",
             "--cacert=/etc/obcms/tls/ca.crt",
-            "--cert=/etc/obcms/tls/server.crt",
-            "--key=/etc/obcms/tls/server.key",
+            "--cert=/var/lib/obcms/etcd/server.crt",
+            "--key=/var/lib/obcms/etcd/server.key",
             "--dial-timeout=2s",
             "--command-timeout=3s",
             "endpoint",

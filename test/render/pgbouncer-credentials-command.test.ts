@@ -8,20 +8,21 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { UnsafeValueError } from "../../components/render/escape";
+import { pgbouncerVolumeTarget } from "../../components/render/pgbouncer/config";
 import {
     CREDENTIALS_WAIT_TENTHS,
     credentialsInputUserlist,
     pgbouncerCredentialsCommand,
     renderCredentialsInput,
 } from "../../components/render/pgbouncer/credentials-command";
-import { IMAGE_VARIABLE } from "../../components/render/pgbouncer/volume-command";
+import { IMAGE_VARIABLE } from "../../components/render/volume-command";
 import { clusterTopology, possibleMembers } from "../../components/topology";
 import { production, productionPgbouncerVolumeWrite, shellSyntaxCheck } from "./fixtures";
 
 const { pgbouncer } = clusterTopology(production);
 const PGBOUNCER = pgbouncer.container;
 const LEADER = "obcms-database-production-pg-2";
-const command = pgbouncerCredentialsCommand({ container: PGBOUNCER, volume: pgbouncer.volume }, possibleMembers(production), {
+const command = pgbouncerCredentialsCommand(pgbouncerVolumeTarget(production), possibleMembers(production), {
     user: "obcms_app",
     database: "obcms",
 });

@@ -6,16 +6,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { pgbouncerReloadableSettings } from "../../components/render/pgbouncer/config";
+import { pgbouncerReloadableSettings, pgbouncerVolumeTarget } from "../../components/render/pgbouncer/config";
 import { renderPgbouncerIncluded } from "../../components/render/pgbouncer/pgbouncer-ini";
 import { pgbouncerSettingsCommand } from "../../components/render/pgbouncer/settings-command";
-import { IMAGE_VARIABLE } from "../../components/render/pgbouncer/volume-command";
-import { clusterTopology } from "../../components/topology";
+import { IMAGE_VARIABLE } from "../../components/render/volume-command";
 import { production, productionPgbouncerVolumeWrite, shellSyntaxCheck } from "./fixtures";
 
-const { pgbouncer } = clusterTopology(production);
 const settings = pgbouncerReloadableSettings(production);
-const command = pgbouncerSettingsCommand({ container: pgbouncer.container, volume: pgbouncer.volume }, settings);
+const command = pgbouncerSettingsCommand(pgbouncerVolumeTarget(production), settings);
 const file = renderPgbouncerIncluded(settings);
 
 /**

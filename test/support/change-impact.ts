@@ -35,6 +35,8 @@ const EXPORTERS = [
     ...[1, 2, 3].map((k) => `monitoring-replica-${k}-exporter`),
 ];
 const ETCD_CONTAINERS = [1, 2, 3].map((k) => `etcd-${k}-container`);
+/** Each etcd member's command that writes its certificate and key to its volume. */
+const ETCD_CERTIFICATES = [1, 2, 3].map((k) => `etcd-${k}-certificate`);
 const ETCD_MEMBER = (k: number) => [`etcd-${k}-container`, `etcd-${k}-data`];
 /** Member k + 1 (`replica-k`): its container, handover command, volume, exporter and certificate. */
 const MEMBER_RESOURCES = (k: number) =>
@@ -235,15 +237,15 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: {},
         renewed: SERVER_CERTIFICATES,
         plan: {
-            replace: ["backup-container", "backup-last-label", ...ETCD_CONTAINERS, ...MEMBERS, ...SERVER_CERTIFICATES],
-            update: [PGBOUNCER_CERTIFICATE, ...HANDOVERS],
+            replace: ["backup-container", "backup-last-label", ...MEMBERS, ...SERVER_CERTIFICATES],
+            update: [...ETCD_CERTIFICATES, PGBOUNCER_CERTIFICATE, ...HANDOVERS],
         },
         effect:
             "the tls provider issues each a new certificate, same key and names; PgBouncer's certificate command writes its certificate " +
             "and key to its volume and PgBouncer takes them by RELOAD, then a handshake must show the new certificate: its container " +
-            "and every client connection stay, open sessions keep the TLS they negotiated; the other containers upload theirs and are replaced: " +
-            `the members: ${MEMBERS_REPLACED}; ` +
-            "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds; " +
+            "and every client connection stay, open sessions keep the TLS they negotiated; each etcd member's certificate command writes " +
+            "its pair to the member's volume, which etcd reads at every handshake: no member restarts, and a handshake must show the new one; " +
+            `the members and the backup container upload theirs and are replaced: the members: ${MEMBERS_REPLACED}; ` +
             "the backup container once a running backup has finished (600 s grace)",
     },
     {
@@ -260,11 +262,11 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
                 "pgbouncer-container",
                 ...MEMBERS,
             ],
-            update: [PGBOUNCER_CERTIFICATE, PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS, ...HANDOVERS],
+            update: [...ETCD_CERTIFICATES, PGBOUNCER_CERTIFICATE, PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS, ...HANDOVERS],
         },
         effect:
             "every container restarts on the new image; data stays on the volumes; " +
-            "PgBouncer's settings, credentials and certificate commands, which write their files with the image, run again (their RELOADs change nothing; the credentials command finds the application role's verifier in place and pauses nothing); " +
+            "PgBouncer's settings, credentials and certificate commands and etcd's certificate commands, which write their files with the image, run again and change nothing (the credentials command finds the application role's verifier in place and pauses nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },
@@ -274,15 +276,18 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: { etcdMembers: 5 },
         plan: {
             replace: [...[1, 2, 3].flatMap(ETCD_MEMBER), "monitoring-prometheus", ...MEMBERS],
-            update: [SEED, ...HANDOVERS],
+            update: [...ETCD_CERTIFICATES, SEED, ...HANDOVERS],
             create: [
                 ...ETCD_MEMBER(4),
                 ...ETCD_MEMBER(5),
+                "etcd-4-certificate",
+                "etcd-5-certificate",
                 ...[4, 5].flatMap((k) => ["cert", "csr", "key"].map((part) => `tls-etcd-${k}-${part}`)),
             ],
         },
         effect:
-            "a new, empty etcd cluster of five members starts on fresh volumes (etcd keeps its membership in its data); the seed command " +
+            "a new, empty etcd cluster of five members starts on fresh volumes (etcd keeps its membership in its data), each member's " +
+            "certificate command writing its certificate there first; the seed command " +
             "writes the dynamic configuration into it, but the leader key and the member list start empty, and Patroni registers the running " +
             "cluster in it again (not tested yet); every member is replaced, since its patroni.yml lists the etcd members: " +
             `${MEMBERS_REPLACED} (with the store new and empty no switchover can happen: each handover gives up after ${HANDOVER_ATTEMPTS} ` +

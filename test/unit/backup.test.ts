@@ -6,7 +6,15 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { readBackupSettings } from "../../components/config";
-import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGDATA, SERVICE_UID, VOLUME_DIR } from "../../components/render/paths";
+import {
+    ETCD_TLS_FILES,
+    FILES,
+    PGBACKREST_FILES,
+    PGBACKREST_REPO_DIR,
+    PGDATA,
+    SERVICE_UID,
+    VOLUME_DIR,
+} from "../../components/render/paths";
 import { dynamicConfigKey, PATRONI_NAMESPACE } from "../../components/render/patroni/dcs-seed";
 import { replicaRestoreCommand, restoreCommand, STANZA } from "../../components/render/pgbackrest/pgbackrest";
 import { durationSeconds, ETCD_CLIENT_PORT, PATRONI_REST_PORT } from "../../components/settings";
@@ -206,6 +214,8 @@ describe("scripts/backup.sh", () => {
             REPO_DIR: value("REPO_DIR"),
             SERVICE_USER: value("SERVICE_USER"),
             TLS_DIR: value("TLS_DIR"),
+            ETCD_CERT: value("ETCD_CERT"),
+            ETCD_KEY: value("ETCD_KEY"),
             PATRONI_REST_PORT: value("PATRONI_REST_PORT"),
             ETCD_CLIENT_PORT: value("ETCD_CLIENT_PORT"),
             PATRONI_NAMESPACE: value("PATRONI_NAMESPACE"),
@@ -218,6 +228,8 @@ describe("scripts/backup.sh", () => {
             REPO_DIR: PGBACKREST_REPO_DIR,
             SERVICE_USER: `${SERVICE_UID}:${SERVICE_UID}`,
             TLS_DIR: path.dirname(FILES.tlsCa),
+            ETCD_CERT: ETCD_TLS_FILES.cert,
+            ETCD_KEY: ETCD_TLS_FILES.key,
             PATRONI_REST_PORT: String(PATRONI_REST_PORT),
             ETCD_CLIENT_PORT: String(ETCD_CLIENT_PORT),
             PATRONI_NAMESPACE,

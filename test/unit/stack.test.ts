@@ -46,9 +46,9 @@ function appliedParameters(mocks: RecordingMocks): Record<string, unknown> {
 }
 
 describe.each([
-    ["staging", 1, 25, 1000],
-    ["production", 3, 50, 2000],
-] as const)("the %s stack", (stack, replicas, poolSize, maxClientConn) => {
+    ["staging", 1, 25, 1000, 1],
+    ["production", 3, 50, 2000, 3],
+] as const)("the %s stack", (stack, replicas, poolSize, maxClientConn, etcdMembers) => {
     it(`declares ${replicas + 1} members (the first bootstraps), the commands that configure the cluster, and PgBouncer`, async () => {
         const { mocks } = await declare(stack);
         const replicaNames = Array.from({ length: replicas }, (_, i) => `replica-${i + 1}`);
@@ -85,6 +85,7 @@ describe.each([
             "cluster-config-dynamic-config",
             "cluster-config-leader-placement",
             "cluster-config-roles",
+            ...Array.from({ length: etcdMembers }, (_, i) => `etcd-${i + 1}-certificate`),
             "etcd-patroni-config-seed",
             "pgbouncer-certificate-reload",
             "pgbouncer-credentials-reload",
@@ -307,7 +308,7 @@ describe("TLS", () => {
         },
     );
 
-    it("issues one key and certificate per node, each key uploaded 0600 (PgBouncer's written to its volume) and kept secret", async () => {
+    it("issues one key and certificate per node, each key uploaded 0600 (PgBouncer's and etcd's written to their volumes) and kept secret", async () => {
         const { mocks } = await declare("production");
         expect(
             mocks
@@ -338,16 +339,24 @@ describe("TLS", () => {
             expect(key.content, container.name).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
             expect(isSecretInput(container.rawInputs.uploads), container.name).toBe(true);
         }
-        // PgBouncer's key and certificate reach its volume through the certificate command, by RELOAD.
-        const pgbouncer = mocks.named("pgbouncer-container");
-        expect(pgbouncer.inputs.uploads.map((u: { file: string }) => u.file)).not.toContain("/etc/obcms/tls/server.key");
-        const certificate = mocks.named("pgbouncer-certificate-reload");
-        expect(certificate.inputs.stdin).toBe(
-            `${mockPem("CERTIFICATE", "tls-pgbouncer-cert")}${mockPem("EC PRIVATE KEY", "tls-pgbouncer-key")}`,
-        );
-        expect(isSecretInput(certificate.rawInputs.stdin)).toBe(true);
-        expect(certificate.options.dependencies).toContain("pgbouncer-settings");
-        expect(pgbouncer.options.dependencies).toContain("pgbouncer-certificate-reload");
+        // PgBouncer's and etcd's keys and certificates reach their volumes through certificate commands, which they take without a restart.
+        for (const [node, volume, commandName] of [
+            ["pgbouncer", "pgbouncer-settings", "pgbouncer-certificate-reload"],
+            ...[1, 2, 3].map((k) => [`etcd-${k}`, `etcd-${k}-data`, `etcd-${k}-certificate`]),
+        ]) {
+            const container = mocks.named(`${node}-container`);
+            expect(
+                container.inputs.uploads.map((u: { file: string }) => u.file),
+                node,
+            ).not.toContain("/etc/obcms/tls/server.key");
+            const certificate = mocks.named(commandName);
+            expect(certificate.inputs.stdin, node).toBe(
+                `${mockPem("CERTIFICATE", `tls-${node}-cert`)}${mockPem("EC PRIVATE KEY", `tls-${node}-key`)}`,
+            );
+            expect(isSecretInput(certificate.rawInputs.stdin), node).toBe(true);
+            expect(certificate.options.dependencies, node).toContain(volume);
+            expect(container.options.dependencies, node).toContain(commandName);
+        }
     });
 });
 

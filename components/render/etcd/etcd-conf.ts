@@ -4,7 +4,7 @@
 // their own that serves nothing else.
 import { ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT } from "../../settings";
 import type { EtcdMember } from "../../topology";
-import { ETCD_DATA_DIR, FILES } from "../paths";
+import { ETCD_DATA_DIR, ETCD_TLS_FILES, FILES } from "../paths";
 import { renderYaml, type YamlValue } from "../yaml";
 
 /** The URL clients (Patroni, etcdctl) reach a member on; its host is a name the member's certificate carries. */
@@ -26,8 +26,8 @@ export interface EtcdConfSpec {
 
 /** The same certificate serves and, towards the other members, authenticates. */
 const TRANSPORT_SECURITY = {
-    "cert-file": FILES.tlsCert,
-    "key-file": FILES.tlsKey,
+    "cert-file": ETCD_TLS_FILES.cert,
+    "key-file": ETCD_TLS_FILES.key,
     "trusted-ca-file": FILES.tlsCa,
     "client-cert-auth": true,
 };

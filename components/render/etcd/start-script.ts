@@ -1,7 +1,7 @@
 // An etcd member's start script and health check.
 import { ETCD_CLIENT_PORT } from "../../settings";
 import { shellWord } from "../escape";
-import { ETCD_FILES, FILES } from "../paths";
+import { ETCD_FILES, ETCD_TLS_FILES, FILES } from "../paths";
 import { scriptHeader } from "../shell-scripts";
 
 export function renderEtcdStart(): string {
@@ -14,8 +14,8 @@ export function localEtcdctl(): string[] {
         "etcdctl",
         `--endpoints=https://localhost:${ETCD_CLIENT_PORT}`,
         `--cacert=${FILES.tlsCa}`,
-        `--cert=${FILES.tlsCert}`,
-        `--key=${FILES.tlsKey}`,
+        `--cert=${ETCD_TLS_FILES.cert}`,
+        `--key=${ETCD_TLS_FILES.key}`,
         "--dial-timeout=2s",
     ];
 }

@@ -13,7 +13,15 @@ import {
 } from "../../settings";
 import { clusterTopology, possibleMembers } from "../../topology";
 import type { HaproxySpec } from "../haproxy/haproxy-cfg";
-import { FILES, PGBOUNCER_RELOADABLE_FILE, PGBOUNCER_TLS_FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../paths";
+import {
+    FILES,
+    PGBOUNCER_RELOADABLE_DIR,
+    PGBOUNCER_RELOADABLE_FILE,
+    PGBOUNCER_TLS_FILES,
+    PGBOUNCER_USERLIST_FILE,
+    SOCKET_DIR,
+} from "../paths";
+import type { VolumeTarget } from "../volume-command";
 import type { IniValue, PgbouncerIni } from "./pgbouncer-ini";
 
 /** How long PgBouncer keeps a server connection (server_lifetime; see pgbouncerConfig). */
@@ -127,4 +135,10 @@ export function routerConfig(s: ClusterSettings): HaproxySpec {
 export function routeHosts(s: ClusterSettings): Array<{ host: string; ip: string }> {
     const { routes } = clusterTopology(s);
     return [routes.readWrite, routes.readOnly].map((host) => ({ host, ip: "127.0.0.1" }));
+}
+
+/** PgBouncer's container and the volume its commands write the files it reloads to. */
+export function pgbouncerVolumeTarget(s: ClusterSettings): VolumeTarget {
+    const { pgbouncer } = clusterTopology(s);
+    return { container: pgbouncer.container, volume: pgbouncer.volume, mountPath: PGBOUNCER_RELOADABLE_DIR };
 }

@@ -6,7 +6,8 @@ import type { PostgresMember } from "../../topology";
 import { shellWord, singleLine } from "../escape";
 import { PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../paths";
 import { execIn, leaderFunctions, PSQL_SCRIPT, PSQL_VALUE } from "../patroni/leader-commands";
-import { adminFunction, pgbouncerRunning, type ReloadTarget, writeToVolume } from "./volume-command";
+import { containerRunning, type VolumeTarget, writeToVolume } from "../volume-command";
+import { adminFunction } from "./admin-console";
 
 /** How many tenths of a second the command waits for the pools to pause, and for the replicas to replay the new verifier. */
 export const CREDENTIALS_WAIT_TENTHS = 50;
@@ -59,7 +60,7 @@ export function credentialsInputUserlist(stdin: string): string {
  * verifier is applied: PgBouncer reads the file when it starts.
  */
 export function pgbouncerCredentialsCommand(
-    target: ReloadTarget,
+    target: VolumeTarget,
     members: readonly PostgresMember[],
     login: { readonly user: string; readonly database: string },
 ): string {
@@ -73,7 +74,7 @@ export function pgbouncerCredentialsCommand(
         "IFS= read -r current",
         'userlist="$(cat)"',
         writeToVolume(target, PGBOUNCER_USERLIST_FILE, "userlist", { private: true }),
-        `if ${pgbouncerRunning(target)}; then running=true; else running=false; fi`,
+        `if ${containerRunning(target)}; then running=true; else running=false; fi`,
         adminFunction(target),
         "paused=false",
         `resume() { if [ "$paused" = true ]; then docker kill --signal SIGUSR2 ${container} >/dev/null; paused=false; fi; }`,

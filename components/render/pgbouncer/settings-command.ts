@@ -2,8 +2,9 @@
 // settings on its volume and has a running PgBouncer take them by RELOAD.
 import { shellWord } from "../escape";
 import { PGBOUNCER_RELOADABLE_FILE } from "../paths";
+import { containerRunning, type VolumeTarget, writeToVolume } from "../volume-command";
+import { adminFunction } from "./admin-console";
 import type { IniValue } from "./pgbouncer-ini";
-import { adminFunction, pgbouncerRunning, type ReloadTarget, writeToVolume } from "./volume-command";
 
 /**
  * Writes its standard input (the rendered file) to PGBOUNCER_RELOADABLE_FILE
@@ -13,7 +14,7 @@ import { adminFunction, pgbouncerRunning, type ReloadTarget, writeToVolume } fro
  * fails unless SHOW CONFIG then reports every value of `settings`: a file
  * PgBouncer refuses leaves it on the old values, and RELOAD does not say so.
  */
-export function pgbouncerSettingsCommand(target: ReloadTarget, settings: Readonly<Record<string, IniValue>>): string {
+export function pgbouncerSettingsCommand(target: VolumeTarget, settings: Readonly<Record<string, IniValue>>): string {
     const expected = Object.keys(settings)
         .sort()
         .map((key) => shellWord(`${key}|${settings[key]}`))
@@ -22,7 +23,7 @@ export function pgbouncerSettingsCommand(target: ReloadTarget, settings: Readonl
         "set -eu",
         'settings="$(cat)"',
         writeToVolume(target, PGBOUNCER_RELOADABLE_FILE, "settings"),
-        `if ! ${pgbouncerRunning(target)}; then exit 0; fi`,
+        `if ! ${containerRunning(target)}; then exit 0; fi`,
         adminFunction(target),
         "admin RELOAD",
         'config="$(admin "SHOW CONFIG")"',

@@ -1,0 +1,79 @@
+// The command, run where Pulumi runs, that puts a service's certificate and
+// its key on the service's volume, has a running service take them without a
+// restart, and checks that a new handshake shows the new certificate.
+import { shellWord } from "../escape";
+import { containerRunning, onVolume, type VolumeTarget } from "../volume-command";
+
+/** The standard input: the certificate's PEM, then the key's. */
+export function renderCertificateInput(certPem: string, keyPem: string): string {
+    const block = (pem: string) => (pem.endsWith("\n") ? pem : `${pem}\n`);
+    return block(certPem) + block(keyPem);
+}
+
+/** The PEM blocks of the standard input, by sed range. */
+const CERTIFICATE_BLOCK = "/^-----BEGIN CERTIFICATE-----$/,/^-----END CERTIFICATE-----$/p";
+const KEY_BLOCK = "/^-----BEGIN [A-Z ]*PRIVATE KEY-----$/,/^-----END [A-Z ]*PRIVATE KEY-----$/p";
+
+/** How long the check may wait for the service's TLS handshake (seconds). */
+const HANDSHAKE_SECONDS = 10;
+
+/** The certificate's and the key's paths on the volume, as the service reads them. */
+export interface CertificateFiles {
+    readonly cert: string;
+    readonly key: string;
+}
+
+export interface CertificateTaking {
+    /** The service, as the failure message names it. */
+    readonly service: string;
+    /** Shell lines that have the running service take the new files (none: it reads them at every handshake). */
+    readonly reload: readonly string[];
+    /** `openssl s_client` arguments for a handshake inside its container, or none where it serves no TLS. */
+    readonly handshake?: readonly string[];
+}
+
+/**
+ * Writes the certificate and the key (both 0600, the service user's) to the
+ * volume, each by rename, the pair complete before either is renamed. Before
+ * the container exists (the stack's first `pulumi up`), or while it is
+ * stopped, that is all: the service reads them when it starts. Otherwise the
+ * reload lines run, and the command fails unless a handshake then shows the
+ * certificate written: a service that cannot load a new pair may keep the
+ * old one without saying so. Connections already open keep the TLS they
+ * negotiated.
+ */
+export function certificateCommand(target: VolumeTarget, files: CertificateFiles, taking: CertificateTaking): string {
+    const { cert, key } = files;
+    const write = [
+        "umask 077",
+        'pair="$(cat)"',
+        `printf '%s\\n' "$pair" | sed -n '${CERTIFICATE_BLOCK}' > ${cert}.new`,
+        `printf '%s\\n' "$pair" | sed -n '${KEY_BLOCK}' > ${key}.new`,
+        `if [ ! -s ${cert}.new ] || [ ! -s ${key}.new ]; then echo "the input holds no certificate or no private key" >&2; exit 1; fi`,
+        `mv ${key}.new ${key}`,
+        `mv ${cert}.new ${cert}`,
+    ].join("\n");
+    const container = shellWord(target.container);
+    const fingerprint = "openssl x509 -noout -fingerprint -sha256";
+    const check = taking.handshake
+        ? [
+              `written="$(docker exec ${container} ${fingerprint} -in ${cert})"`,
+              `served="$(docker exec ${container} sh -c ${shellWord(
+                  `timeout ${HANDSHAKE_SECONDS} openssl s_client ${taking.handshake.map(shellWord).join(" ")} </dev/null 2>/dev/null | ${fingerprint}`,
+              )} || true)"`,
+              'if [ "$served" != "$written" ]; then',
+              `  echo ${shellWord(`${taking.service} did not take the new certificate (it may keep its old one when a new pair fails to load); its log says why`)} >&2`,
+              "  exit 1",
+              "fi",
+          ]
+        : [];
+    return [
+        "set -eu",
+        'pair="$(cat)"',
+        onVolume(target, "pair", write),
+        `if ! ${containerRunning(target)}; then exit 0; fi`,
+        ...taking.reload,
+        ...check,
+        "",
+    ].join("\n");
+}

@@ -1,0 +1,166 @@
+// The commands that write a service's certificate and key to its volume and
+// have the running service take them (PgBouncer by RELOAD, etcd at its next
+// handshake), run by /bin/sh with `docker` replaced by a shell function:
+// `docker run` runs its script here, on a directory standing in for the
+// volume. The integration tests run them against real containers.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { shellWord } from "../../components/render/escape";
+import { etcdCertificateCommand } from "../../components/render/etcd/certificate-command";
+import { ETCD_TLS_FILES, ETCD_VOLUME_DIR, PGBOUNCER_RELOADABLE_DIR, PGBOUNCER_TLS_FILES } from "../../components/render/paths";
+import { pgbouncerCertificateCommand } from "../../components/render/pgbouncer/certificate-command";
+import { renderCertificateInput } from "../../components/render/tls/certificate-command";
+import { IMAGE_VARIABLE } from "../../components/render/volume-command";
+import { clusterTopology } from "../../components/topology";
+import { production, shellSyntaxCheck } from "./fixtures";
+
+const { pgbouncer, etcd } = clusterTopology(production);
+const pgbouncerCommand = (servesTls: boolean) =>
+    pgbouncerCertificateCommand(
+        { container: pgbouncer.container, volume: pgbouncer.volume, mountPath: PGBOUNCER_RELOADABLE_DIR },
+        servesTls,
+    );
+
+const CERT = "-----BEGIN CERTIFICATE-----\nQ0VSVElGSUNBVEU=\n-----END CERTIFICATE-----\n";
+const KEY = "-----BEGIN EC PRIVATE KEY-----\nS0VZ\n-----END EC PRIVATE KEY-----\n";
+
+/**
+ * Logs every call's arguments to $DIR/calls. `docker run` runs its script
+ * (the last argument) with the volume's path ($MOUNT) turned into
+ * $DIR/volume; `container inspect` prints $RUNNING; `docker exec` prints
+ * $WRITTEN for the written certificate's fingerprint and $SERVED for the handshake's.
+ */
+const FAKE_DOCKER = `
+docker() {
+  { printf '%s\\0' "$@"; printf '\\n'; } >> "$DIR/calls"
+  case "$1" in
+    run) eval "script=\\\${$#}"; printf '%s' "$script" | sed "s#$MOUNT#$DIR/volume#g" > "$DIR/script"; sh "$DIR/script" ;;
+    container) printf '%s\\n' "$RUNNING" ;;
+    exec)
+      case "$*" in
+        *"openssl x509 -noout -fingerprint -sha256 -in"*) printf '%s\\n' "$WRITTEN" ;;
+        *s_client*) printf '%s\\n' "$SERVED" ;;
+      esac ;;
+    *) return 99 ;;
+  esac
+}
+`;
+
+let dir: string;
+beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "obcms-certificate-command-"));
+    mkdirSync(path.join(dir, "volume"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(command: string, mount: string, options: { running: boolean; served?: string; input?: string }) {
+    const result = spawnSync("/bin/sh", ["-c", `${FAKE_DOCKER}\n${command}`], {
+        input: options.input ?? renderCertificateInput(CERT, KEY),
+        encoding: "utf8",
+        env: {
+            PATH: process.env.PATH,
+            DIR: dir,
+            MOUNT: mount,
+            RUNNING: String(options.running),
+            WRITTEN: "SHA256 Fingerprint=AA",
+            SERVED: options.served ?? "SHA256 Fingerprint=AA",
+            [IMAGE_VARIABLE]: "sha256:0123",
+        },
+    });
+    // Each call's arguments end in NUL, the call in a newline: the script argument spans lines.
+    const calls = readFileSync(path.join(dir, "calls"), "utf8")
+        .split("\0\n")
+        .filter((call) => call !== "")
+        .map((call) => call.split("\0").join(" "));
+    return { status: result.status, stderr: result.stderr, calls };
+}
+
+/** Arguments as the command's handshake line quotes them. */
+const quoted = (...words: string[]) => words.map(shellWord).join(" ");
+
+/** A file on the stand-in volume, by its path in the container. */
+const onVolume = (mount: string, file: string) => path.join(dir, "volume", path.relative(mount, file));
+
+describe("pgbouncerCertificateCommand", () => {
+    const pgbouncerRun = (options: Parameters<typeof run>[2], servesTls = true) =>
+        run(pgbouncerCommand(servesTls), PGBOUNCER_RELOADABLE_DIR, options);
+
+    it("is valid sh", () => {
+        expect(shellSyntaxCheck(pgbouncerCommand(true))).toEqual({ status: 0, stderr: "" });
+    });
+
+    it("before PgBouncer runs, writes the certificate and the key, each 0600, and stops there", () => {
+        const { status, calls } = pgbouncerRun({ running: false });
+        expect(status).toBe(0);
+        expect(readFileSync(onVolume(PGBOUNCER_RELOADABLE_DIR, PGBOUNCER_TLS_FILES.cert), "utf8")).toBe(CERT);
+        expect(readFileSync(onVolume(PGBOUNCER_RELOADABLE_DIR, PGBOUNCER_TLS_FILES.key), "utf8")).toBe(KEY);
+        for (const file of [PGBOUNCER_TLS_FILES.cert, PGBOUNCER_TLS_FILES.key]) {
+            expect(statSync(onVolume(PGBOUNCER_RELOADABLE_DIR, file)).mode & 0o777).toBe(0o600);
+        }
+        expect(calls.map((call) => call.split(" ")[0])).toEqual(["run", "container"]);
+    });
+
+    it("with PgBouncer running, reloads it and checks that a handshake shows the certificate written", () => {
+        const { status, calls } = pgbouncerRun({ running: true });
+        expect(status).toBe(0);
+        const execs = calls.filter((call) => call.startsWith("exec "));
+        expect(execs).toHaveLength(3);
+        expect(execs[0]).toMatch(/ -c RELOAD$/);
+        expect(execs[1]).toBe(`exec ${pgbouncer.container} openssl x509 -noout -fingerprint -sha256 -in ${PGBOUNCER_TLS_FILES.cert}`);
+        expect(execs[2]).toContain(`openssl s_client ${quoted("-starttls", "postgres", "-connect", "127.0.0.1:6432")} </dev/null`);
+    });
+
+    it("fails, naming the cause, when PgBouncer still serves another certificate after its RELOAD", () => {
+        const { status, stderr } = pgbouncerRun({ running: true, served: "SHA256 Fingerprint=BB" });
+        expect(status).toBe(1);
+        expect(stderr).toMatch(/^PgBouncer did not take the new certificate/);
+    });
+
+    it("fails when the handshake shows no certificate at all", () => {
+        expect(pgbouncerRun({ running: true, served: "" }).status).toBe(1);
+    });
+
+    it("reloads without a handshake when PgBouncer serves no TLS to clients", () => {
+        const { status, calls } = pgbouncerRun({ running: true }, false);
+        expect(status).toBe(0);
+        expect(calls.filter((call) => call.startsWith("exec "))).toHaveLength(1);
+    });
+
+    it("renames nothing into place when the input lacks the key", () => {
+        const { status, stderr } = pgbouncerRun({ running: true, input: CERT });
+        expect(status).not.toBe(0);
+        expect(stderr).toMatch(/no certificate or no private key/);
+        expect(existsSync(onVolume(PGBOUNCER_RELOADABLE_DIR, PGBOUNCER_TLS_FILES.cert))).toBe(false);
+        expect(existsSync(onVolume(PGBOUNCER_RELOADABLE_DIR, PGBOUNCER_TLS_FILES.key))).toBe(false);
+    });
+});
+
+describe("etcdCertificateCommand", () => {
+    const [member] = etcd;
+
+    it("is valid sh", () => {
+        expect(shellSyntaxCheck(etcdCertificateCommand(member))).toEqual({ status: 0, stderr: "" });
+    });
+
+    it("writes to the member's data volume and, with the member running, signals nothing: a handshake presenting its own certificate must show the new one", () => {
+        const { status, calls } = run(etcdCertificateCommand(member), ETCD_VOLUME_DIR, { running: true });
+        expect(status).toBe(0);
+        expect(readFileSync(onVolume(ETCD_VOLUME_DIR, ETCD_TLS_FILES.cert), "utf8")).toBe(CERT);
+        expect(calls[0]).toContain(`--volume ${member.volume}:${ETCD_VOLUME_DIR} `);
+        const execs = calls.filter((call) => call.startsWith("exec "));
+        expect(execs).toHaveLength(2);
+        expect(execs[1]).toContain(
+            `openssl s_client ${quoted("-connect", "127.0.0.1:2379", "-cert", ETCD_TLS_FILES.cert, "-key", ETCD_TLS_FILES.key)} </dev/null`,
+        );
+        expect(calls.some((call) => call.startsWith("kill ") || call.includes("RELOAD"))).toBe(false);
+    });
+
+    it("fails, naming the member, when the handshake shows the old certificate", () => {
+        const { status, stderr } = run(etcdCertificateCommand(member), ETCD_VOLUME_DIR, { running: true, served: "SHA256 Fingerprint=BB" });
+        expect(status).toBe(1);
+        expect(stderr).toMatch(new RegExp(`^etcd member ${member.name} did not take the new certificate`));
+    });
+});
