@@ -4,12 +4,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { etcdCertificateCommand } from "./render/etcd/certificate-command";
 import { etcdClientUrl, renderEtcdConf } from "./render/etcd/etcd-conf";
 import { etcdHealthCheck, renderEtcdStart } from "./render/etcd/start-script";
-import { ETCD_FILES, ETCD_VOLUME_DIR, FILES } from "./render/paths";
+import { ETCD_FILES, ETCD_VOLUME_DIR } from "./render/paths";
 import { seedDynamicConfigCommand } from "./render/patroni/dcs-seed";
 import { dynamicConfiguration } from "./render/patroni/patroni-yml";
 import { serviceContainer } from "./service-container";
 import type { ClusterSettings } from "./settings";
-import { certificateOnVolume, type ServerCertificate } from "./tls";
+import { caFile, certificateOnVolume, type ServerCertificate } from "./tls";
 import { clusterTopology } from "./topology";
 
 export interface EtcdArgs {
@@ -58,10 +58,7 @@ export class Etcd extends pulumi.ComponentResource {
                     image: args.image,
                     network: args.network,
                     startScript: renderEtcdStart(),
-                    files: [
-                        { path: ETCD_FILES.conf, content: renderEtcdConf({ member, members, clusterToken }) },
-                        { path: FILES.tlsCa, content: args.caCertPem },
-                    ],
+                    files: [{ path: ETCD_FILES.conf, content: renderEtcdConf({ member, members, clusterToken }) }, caFile(args.caCertPem)],
                     volume: { name: volume.name, mountPath: ETCD_VOLUME_DIR },
                     healthcheck: etcdHealthCheck(),
                     // Healthy once a quorum has formed: the members start side by side and wait for each other.

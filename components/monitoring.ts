@@ -30,6 +30,7 @@ import {
     POSTGRES_PORT,
     PROMETHEUS_PORT,
 } from "./settings";
+import { caFile } from "./tls";
 import { clusterTopology } from "./topology";
 
 export interface MonitoringArgs {
@@ -183,7 +184,7 @@ export class Monitoring extends pulumi.ComponentResource {
             );
         }
         const t = clusterTopology(s);
-        const caFile = { path: FILES.tlsCa, content: args.caCertPem };
+        const caCertificate = caFile(args.caCertPem);
         // Same-network TLS, checked against the stack's CA and the server's name.
         const verifyFull = { sslmode: "verify-full", sslrootcert: FILES.tlsCa };
         const pgpass = (host: string, port: number, database: string) =>
@@ -216,7 +217,7 @@ export class Monitoring extends pulumi.ComponentResource {
                         // No auth modules: each exporter scrapes its own node only.
                         { path: MONITORING_FILES.postgresExporterConfig, content: "auth_modules: {}\n" },
                         { path: FILES.pgpass, content: pgpass(member.container, POSTGRES_PORT, s.database), secret: true },
-                        caFile,
+                        caCertificate,
                     ],
                     healthcheck: listening(POSTGRES_EXPORTER_PORT),
                     healthyWithinSeconds: 60,
@@ -246,7 +247,10 @@ export class Monitoring extends pulumi.ComponentResource {
                         }),
                         listenPort: PGBOUNCER_EXPORTER_PORT,
                     }),
-                    files: [{ path: FILES.pgpass, content: pgpass(pgbouncerHost, PGBOUNCER_PORT, "pgbouncer"), secret: true }, caFile],
+                    files: [
+                        { path: FILES.pgpass, content: pgpass(pgbouncerHost, PGBOUNCER_PORT, "pgbouncer"), secret: true },
+                        caCertificate,
+                    ],
                     healthcheck: listening(PGBOUNCER_EXPORTER_PORT),
                     healthyWithinSeconds: 60,
                     stopSignal: "SIGTERM",
@@ -289,7 +293,7 @@ export class Monitoring extends pulumi.ComponentResource {
                         path: MONITORING_FILES.alertRules,
                         content: renderAlertRules([...alertRules(s, m), ...backupAlertRules(args.backupSettings, m)]),
                     },
-                    caFile,
+                    caCertificate,
                 ],
                 volume: { name: volume.name, mountPath: PROMETHEUS_DATA_DIR },
                 publish: { internal: PROMETHEUS_PORT, external: m.prometheusPort, ip: s.publishAddress },

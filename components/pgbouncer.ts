@@ -15,7 +15,7 @@ import { roleHasVerifierSql, rolePasswordSql } from "./render/postgres/bootstrap
 import { IMAGE_VARIABLE } from "./render/volume-command";
 import { serviceContainer, serviceEndpoint } from "./service-container";
 import { type ClusterSettings, connectHost, PGBOUNCER_FILE_LIMIT, PGBOUNCER_PORT, pgbouncerUrlSslmode, readonlyDatabase } from "./settings";
-import { certificateOnVolume, type NodeTls } from "./tls";
+import { caFile, certificateOnVolume, type NodeTls } from "./tls";
 import { clusterTopology, possibleMembers } from "./topology";
 
 export interface PgBouncerArgs {
@@ -147,7 +147,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                     { path: FILES.haproxyCfg, content: renderHaproxyCfg(routerConfig(s)) },
                     { path: FILES.pgpass, content: adminPgpass, secret: true },
                     // The CA, which PgBouncer and the router check the members against; its own certificate is on the volume.
-                    { path: FILES.tlsCa, content: args.tls.caCertPem },
+                    caFile(args.tls.caCertPem),
                 ],
                 volume: { name: volume.name, mountPath: PGBOUNCER_RELOADABLE_DIR, readOnly: true },
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },

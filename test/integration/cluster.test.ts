@@ -717,14 +717,12 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
         }
         const mode = async (container: string, file: string) => (await docker("exec", container, "stat", "-c", "%a %U", file)).trim();
         // PgBouncer's and etcd's keys are on their volumes, where their certificate commands write them.
-        const keyFile = (name: string) =>
-            name === t.pgbouncer.container
-                ? PGBOUNCER_TLS_FILES.key
-                : t.etcd.some((e) => e.container === name)
-                  ? ETCD_TLS_FILES.key
-                  : FILES.tlsKey;
+        const keysOnVolumes = new Map([
+            [t.pgbouncer.container, PGBOUNCER_TLS_FILES.key],
+            ...t.etcd.map((e) => [e.container, ETCD_TLS_FILES.key] as const),
+        ]);
         for (const name of withKeys) {
-            expect(await mode(name, keyFile(name)), name).toBe("600 postgres");
+            expect(await mode(name, keysOnVolumes.get(name) ?? FILES.tlsKey), name).toBe("600 postgres");
         }
         for (const name of members) {
             expect(await mode(name, FILES.patroniConf), name).toBe("600 postgres");

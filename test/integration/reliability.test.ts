@@ -26,6 +26,21 @@ import { ClusterTool, createWritesTable, digestsAfterCatchUp, runOnClusterNetwor
 /** A shell pipeline on the host; rejects unless it exits 0 (with `pipefail`, unless every command does). */
 const runShell = (script: string) => promisify(execFile)("bash", ["-o", "pipefail", "-c", script]);
 
+/**
+ * `openssl s_client` with `args`, then the serial and subject of the
+ * certificate the server showed; the pipeline fails unless the handshake
+ * verified it (`-verify_return_error`).
+ */
+function servedCertificateScript(args: string): string {
+    return `openssl s_client ${args} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial -subject`;
+}
+
+/** What servedCertificateScript printed. */
+function servedCertificate(output: string): { serial: string; subject: string } {
+    const [serial, subject] = output.trim().split("\n");
+    return { serial, subject };
+}
+
 const POOL_LIMIT = 50 + 5;
 const MAX_CONNECTIONS = 100;
 const MAX_CLIENT_CONN = 2000;
@@ -101,12 +116,10 @@ describe("production stack: refused logins, full load, faults", () => {
         const dir = mkdtempSync(path.join(tmpdir(), "obcms-ca-"));
         try {
             writeFileSync(path.join(dir, "ca.crt"), stack.outputs.caCertificate);
-            const handshake =
-                `openssl s_client -starttls postgres -connect ${hostname}:${port} -CAfile ${dir}/ca.crt -verify_ip ${hostname} ` +
-                "-verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial -subject";
-            const { stdout } = await runShell(handshake);
-            const [serial, subject] = stdout.trim().split("\n");
-            return { serial, subject };
+            const { stdout } = await runShell(
+                servedCertificateScript(`-starttls postgres -connect ${hostname}:${port} -CAfile ${dir}/ca.crt -verify_ip ${hostname}`),
+            );
+            return servedCertificate(stdout);
         } finally {
             rmSync(dir, { recursive: true, force: true });
         }
@@ -118,11 +131,11 @@ describe("production stack: refused logins, full load, faults", () => {
      */
     const etcdCertificate = async (member: { container: string }) => {
         const [first] = stack.topology.members;
-        const handshake =
-            `openssl s_client -connect ${member.container}:${ETCD_CLIENT_PORT} -CAfile ${FILES.tlsCa} -verify_hostname ${member.container} ` +
-            `-cert ${FILES.tlsCert} -key ${FILES.tlsKey} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial -subject`;
-        const [serial, subject] = (await docker("exec", first.container, "bash", "-o", "pipefail", "-c", handshake)).trim().split("\n");
-        return { serial, subject };
+        const handshake = servedCertificateScript(
+            `-connect ${member.container}:${ETCD_CLIENT_PORT} -CAfile ${FILES.tlsCa} -verify_hostname ${member.container} ` +
+                `-cert ${FILES.tlsCert} -key ${FILES.tlsKey}`,
+        );
+        return servedCertificate(await docker("exec", first.container, "bash", "-o", "pipefail", "-c", handshake));
     };
     /** `url` logging in as `user` with `password`. */
     const withLogin = (url: string, user: string, password: string) => {
