@@ -59,7 +59,7 @@ export class Etcd extends pulumi.ComponentResource {
                     network: args.network,
                     startScript: renderEtcdStart(),
                     files: [{ path: ETCD_FILES.conf, content: renderEtcdConf({ member, members, clusterToken }) }, caFile(args.caCertPem)],
-                    volume: { name: volume.name, mountPath: ETCD_VOLUME_DIR },
+                    volumes: [{ name: volume.name, mountPath: ETCD_VOLUME_DIR }],
                     healthcheck: etcdHealthCheck(),
                     // Healthy once a quorum has formed: the members start side by side and wait for each other.
                     healthyWithinSeconds: 120,

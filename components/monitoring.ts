@@ -295,7 +295,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     },
                     caCertificate,
                 ],
-                volume: { name: volume.name, mountPath: PROMETHEUS_DATA_DIR },
+                volumes: [{ name: volume.name, mountPath: PROMETHEUS_DATA_DIR }],
                 publish: { internal: PROMETHEUS_PORT, external: m.prometheusPort, ip: s.publishAddress },
                 healthcheck: ["promtool", "check", "healthy", `--url=http://127.0.0.1:${PROMETHEUS_PORT}`],
                 healthyWithinSeconds: 120,

@@ -149,7 +149,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                     // The CA, which PgBouncer and the router check the members against; its own certificate is on the volume.
                     caFile(args.tls.caCertPem),
                 ],
-                volume: { name: volume.name, mountPath: PGBOUNCER_RELOADABLE_DIR, readOnly: true },
+                volumes: [{ name: volume.name, mountPath: PGBOUNCER_RELOADABLE_DIR, readOnly: true }],
                 publish: { internal: PGBOUNCER_PORT, external: s.pgbouncerPort, ip: s.publishAddress },
                 healthcheck: pgbouncerHealthCheck(),
                 healthyWithinSeconds: 60,

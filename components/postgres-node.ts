@@ -101,7 +101,7 @@ export function memberContainer(
             },
             ...tlsFiles(args.tls),
         ],
-        volume: { name: args.volumeName, mountPath: VOLUME_DIR },
+        volumes: [{ name: args.volumeName, mountPath: VOLUME_DIR }],
         publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: member.hostPort, ip: s.publishAddress } : undefined,
         healthcheck: memberHealthCheck(),
         healthyWithinSeconds: args.healthyWithinSeconds,

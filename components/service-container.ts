@@ -26,6 +26,14 @@ export interface ServiceFile {
     readonly secret?: boolean;
 }
 
+/** A named volume mounted at `mountPath`. */
+export interface VolumeMount {
+    readonly name: pulumi.Input<string>;
+    readonly mountPath: string;
+    /** The service only reads it. Default false. */
+    readonly readOnly?: boolean;
+}
+
 export interface ServiceContainerArgs {
     /** Docker container name; other containers reach this one by it. */
     readonly containerName: string;
@@ -37,8 +45,8 @@ export interface ServiceContainerArgs {
     readonly hosts?: ReadonlyArray<{ readonly host: string; readonly ip: string }>;
     readonly startScript: string;
     readonly files: readonly ServiceFile[];
-    /** Named volume mounted at `mountPath`, if the service keeps data (or reads files written by a command). */
-    readonly volume?: { readonly name: pulumi.Input<string>; readonly mountPath: string; readonly readOnly?: boolean };
+    /** Named volumes, where the service keeps data or reads files written by a command. Default none. */
+    readonly volumes?: readonly VolumeMount[];
     /** Host port to publish, if any; the port is always reachable on the cluster network. */
     readonly publish?: { readonly internal: number; readonly external: number; readonly ip: string };
     /** Health check command (exec form), run every `HEALTH_CHECK_INTERVAL_SECONDS`; `pulumi up` waits until it passes. */
@@ -130,9 +138,7 @@ export function replacingInputs(args: ServiceContainerArgs): docker.ContainerArg
         networksAdvanced: [{ name: args.network, aliases: args.aliases ?? [] }],
         hosts: args.hosts ? [...args.hosts] : undefined,
         dnsOpts: [...DNS_OPTIONS],
-        volumes: args.volume
-            ? [{ volumeName: args.volume.name, containerPath: args.volume.mountPath, readOnly: args.volume.readOnly }]
-            : [],
+        volumes: (args.volumes ?? []).map((v) => ({ volumeName: v.name, containerPath: v.mountPath, readOnly: v.readOnly })),
         ports: args.publish ? [args.publish] : [],
         stopSignal: args.stopSignal,
         stopTimeout: args.stopGraceSeconds,

@@ -94,7 +94,7 @@ describe("serviceContainer's inputs, split as the provider treats them", () => {
         network: "n",
         startScript: "exec sleep infinity\n",
         files: [{ path: "/etc/obcms/a.conf", content: "a = 1\n" }],
-        volume: { name: "v", mountPath: "/var/lib/obcms" },
+        volumes: [{ name: "v", mountPath: "/var/lib/obcms" }],
         publish: { internal: 5432, external: 15432, ip: "127.0.0.1" },
         healthcheck: ["true"],
         healthyWithinSeconds: 60,
