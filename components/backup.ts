@@ -3,7 +3,8 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { shellWord } from "./render/escape";
-import { PGBACKREST_FILES, PGBACKREST_REPO_DIR } from "./render/paths";
+import { BACKUP_TLS_DIR, PGBACKREST_FILES, PGBACKREST_REPO_DIR } from "./render/paths";
+import { backupCertificateCommand, backupVolumeTarget } from "./render/pgbackrest/certificate-command";
 import {
     BACKUP_READY_FILE,
     pgbackrestCommand,
@@ -14,7 +15,7 @@ import {
 } from "./render/pgbackrest/pgbackrest";
 import { serviceContainer } from "./service-container";
 import { BACKUP_METRICS_PORT, type BackupSettings, type ClusterSettings } from "./settings";
-import { type NodeTls, tlsFiles } from "./tls";
+import { caFile, certificateOnVolume, type NodeTls } from "./tls";
 import { clusterTopology } from "./topology";
 
 /**
@@ -99,6 +100,15 @@ export class Backup extends pulumi.ComponentResource {
                   )
                 : undefined;
 
+        // The certificate and key, on a volume of their own: a renewed certificate is a SIGHUP to the TLS
+        // server, and the container, with any backup it is running, stays.
+        const tlsVolume = new docker.Volume(`${name}-tls`, { name: backup.tlsVolume }, { parent: this });
+        const certificateCommand = certificateOnVolume(
+            `${name}-certificate`,
+            { script: backupCertificateCommand(backupVolumeTarget(s)), certificate: args.tls.certificate, image: args.image },
+            { parent: this, dependsOn: [tlsVolume] },
+        );
+
         const container = serviceContainer(
             `${name}-container`,
             {
@@ -109,9 +119,12 @@ export class Backup extends pulumi.ComponentResource {
                 files: [
                     { path: PGBACKREST_FILES.conf, content: conf, secret: true },
                     { path: PGBACKREST_FILES.restoreConf, content: restoreConf, secret: true },
-                    ...tlsFiles(args.tls),
+                    caFile(args.tls.caCertPem),
                 ],
-                volume: volume ? { name: volume.name, mountPath: PGBACKREST_REPO_DIR } : undefined,
+                volumes: [
+                    ...(volume ? [{ name: volume.name, mountPath: PGBACKREST_REPO_DIR }] : []),
+                    { name: tlsVolume.name, mountPath: BACKUP_TLS_DIR, readOnly: true },
+                ],
                 healthcheck: ["test", "-f", BACKUP_READY_FILE],
                 // The first full backup of a large existing database takes a while.
                 healthyWithinSeconds: 3600,
@@ -119,7 +132,7 @@ export class Backup extends pulumi.ComponentResource {
                 stopGraceSeconds: BACKUP_STOP_GRACE_SECONDS,
                 init: true,
             },
-            { parent: this, dependsOn: [...args.postgresNodes] },
+            { parent: this, dependsOn: [...args.postgresNodes, certificateCommand] },
         );
 
         const label = new command.local.Command(

@@ -37,6 +37,16 @@ export const PGBACKREST_FILES = {
 } as const;
 /** The backup repository in the backup container: its named volume. */
 export const PGBACKREST_REPO_DIR = "/var/lib/pgbackrest";
+/**
+ * The backup container's certificate and key, on a volume of their own (the
+ * repository may be S3): its TLS server takes a renewed pair on SIGHUP, and
+ * its backups, each a new process, read it when they start.
+ */
+export const BACKUP_TLS_DIR = "/var/lib/obcms/backup";
+export const BACKUP_TLS_FILES = {
+    cert: `${BACKUP_TLS_DIR}/server.crt`,
+    key: `${BACKUP_TLS_DIR}/server.key`,
+} as const;
 /** pgBackRest's spool for asynchronous archiving, on the node's volume next to the data directory. */
 export const PGBACKREST_SPOOL_DIR = `${VOLUME_DIR}/pgbackrest-spool`;
 

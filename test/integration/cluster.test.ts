@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { handoverScript, REPLACEMENT_DIGEST_VARIABLE } from "../../components/postgres-node";
 import { sqlLiteral } from "../../components/render/escape";
-import { ETCD_TLS_FILES, FILES, PGBOUNCER_TLS_FILES, PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../../components/render/paths";
+import {
+    BACKUP_TLS_FILES,
+    ETCD_TLS_FILES,
+    FILES,
+    PGBOUNCER_TLS_FILES,
+    PGBOUNCER_USERLIST_FILE,
+    SOCKET_DIR,
+} from "../../components/render/paths";
 import { postgresParameters, postgresqlConfParameters, RESTART_PARAMETERS } from "../../components/render/postgres/parameters";
 import { REPLACEMENT_DIGEST_LABEL } from "../../components/service-container";
 import { ROLES } from "../../components/settings";
@@ -716,9 +723,10 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expect(logs, name).not.toContain("SCRAM-SHA-256$");
         }
         const mode = async (container: string, file: string) => (await docker("exec", container, "stat", "-c", "%a %U", file)).trim();
-        // PgBouncer's and etcd's keys are on their volumes, where their certificate commands write them.
+        // PgBouncer's, the backup container's and etcd's keys are on their volumes, where their certificate commands write them.
         const keysOnVolumes = new Map([
             [t.pgbouncer.container, PGBOUNCER_TLS_FILES.key],
+            [t.backup.container, BACKUP_TLS_FILES.key],
             ...t.etcd.map((e) => [e.container, ETCD_TLS_FILES.key] as const),
         ]);
         for (const name of withKeys) {

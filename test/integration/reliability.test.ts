@@ -13,6 +13,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FILES } from "../../components/render/paths";
 import { restApiCurl } from "../../components/render/patroni/start-script";
+import { PGBACKREST_TLS_PORT, pgbackrestCommand } from "../../components/render/pgbackrest/pgbackrest";
 import { ETCD_CLIENT_PORT, ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import { whileRunning } from "../../harness/background";
@@ -125,15 +126,15 @@ describe("production stack: refused logins, full load, faults", () => {
         }
     };
     /**
-     * The certificate etcd member `member` shows a client on its client port,
-     * as Patroni on pg-1 reaches it: verified against the stack's CA and for
-     * the member's name, presenting pg-1's own client certificate.
+     * The certificate `container` shows on `port` to pg-1, as pg-1's Patroni
+     * reaches etcd and its pgBackRest the backup container: verified against
+     * the stack's CA and for the container's name, presenting pg-1's own
+     * client certificate.
      */
-    const etcdCertificate = async (member: { container: string }) => {
+    const certificateSeenByFirstMember = async (container: string, port: number) => {
         const [first] = stack.topology.members;
         const handshake = servedCertificateScript(
-            `-connect ${member.container}:${ETCD_CLIENT_PORT} -CAfile ${FILES.tlsCa} -verify_hostname ${member.container} ` +
-                `-cert ${FILES.tlsCert} -key ${FILES.tlsKey}`,
+            `-connect ${container}:${port} -CAfile ${FILES.tlsCa} -verify_hostname ${container} -cert ${FILES.tlsCert} -key ${FILES.tlsKey}`,
         );
         return servedCertificate(await docker("exec", first.container, "bash", "-o", "pipefail", "-c", handshake));
     };
@@ -874,40 +875,75 @@ describe("production stack: refused logins, full load, faults", () => {
             await expect(query(statsLogin("Not-The-Monitoring-Password-01"), "SHOW STATS")).rejects.toThrow(/^SASL authentication failed$/);
         }, 600_000);
 
-        it("renewed PgBouncer and etcd certificates restart nothing: PgBouncer RELOADs, etcd reads them at its next handshake; the writers' TLS sessions and an idle one stay, new clients get the new certificates, no write fails", async () => {
-            const etcdMembers = stack.topology.etcd;
-            const starts = async () => Promise.all([pgbouncerHost(), ...etcdMembers.map((e) => e.container)].map(containerStart));
+        it("renewed PgBouncer, backup and etcd certificates restart nothing: PgBouncer RELOADs, pgBackRest's TLS server reloads on SIGHUP, etcd reads them at its next handshake; the writers' TLS sessions and an idle one stay, new clients get the new certificates, no write fails", async () => {
+            const { etcd: etcdMembers, backup } = stack.topology;
+            const starts = async () =>
+                Promise.all([pgbouncerHost(), backup.container, ...etcdMembers.map((e) => e.container)].map(containerStart));
+            const served = async () => [
+                await pgbouncerCertificate(),
+                await certificateSeenByFirstMember(backup.container, PGBACKREST_TLS_PORT),
+                ...(await Promise.all(etcdMembers.map((e) => certificateSeenByFirstMember(e.container, ETCD_CLIENT_PORT)))),
+            ];
+            // pgBackRest's TLS server: the listener, the oldest, and one process per connection it forked.
+            const pgbackrestServers = async () =>
+                (await docker("exec", backup.container, "pgrep", "-f", "^pgbackrest .* server$")).trim().split("\n").sort();
+            const pgbackrestListener = async () =>
+                (await docker("exec", backup.container, "pgrep", "-o", "-f", "^pgbackrest .* server$")).trim();
+            const [first] = stack.topology.members;
+            // A connection held open across the renewal from pg-1, as its archive-push's would be: its process must outlive the SIGHUP.
+            const heldConnection = `-connect ${backup.container}:${PGBACKREST_TLS_PORT} -cert ${FILES.tlsCert} -key ${FILES.tlsKey} -quiet`;
+            await docker("exec", "-d", first.container, "sh", "-c", `sleep 240 | openssl s_client ${heldConnection} >/dev/null 2>&1`);
+            const listenerBefore = await pgbackrestListener();
+            const connectionProcess = await waitFor("the held connection's process in the backup container", 30_000, async () =>
+                (await pgbackrestServers()).find((pid) => pid !== listenerBefore),
+            );
             const before = await starts();
-            const servedBefore = [await pgbouncerCertificate(), ...(await Promise.all(etcdMembers.map(etcdCertificate)))];
+            const servedBefore = await served();
             let steps: PlannedStep[] = [];
             const idle = new pg.Client(clientConfig(stack.outputs.databaseUrl));
             let lost: Error | undefined;
             idle.on("error", (error) => (lost ??= error));
             await idle.connect();
-            const renewed = ["tls-pgbouncer-cert", ...etcdMembers.map((e) => `tls-${e.resourceName}-cert`)];
+            const renewed = ["tls-pgbouncer-cert", "tls-backup-cert", ...etcdMembers.map((e) => `tls-${e.resourceName}-cert`)];
             try {
-                const outcome = await survives("PgBouncer's and etcd's certificates renewed (RELOAD; etcd's next handshake)", async () => {
-                    steps = await stack.update(LATER_CHANGES, { replace: renewed });
-                });
+                const outcome = await survives(
+                    "PgBouncer's, the backup container's and etcd's certificates renewed (RELOAD; SIGHUP; etcd's next handshake)",
+                    async () => {
+                        steps = await stack.update(LATER_CHANGES, { replace: renewed });
+                    },
+                );
                 expect(stepsOf(steps, "replace")).toEqual([...renewed].sort());
                 expect(stepsOf(steps, "update")).toEqual(
-                    [...etcdMembers.map((e) => `${e.resourceName}-certificate`), "pgbouncer-certificate-reload"].sort(),
+                    [
+                        "backup-certificate",
+                        ...etcdMembers.map((e) => `${e.resourceName}-certificate`),
+                        "pgbouncer-certificate-reload",
+                    ].sort(),
                 );
                 expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
                 expect(await starts()).toEqual(before);
+                // pgBackRest's listener reloaded in place, and the connection's process it had forked still serves.
+                expect(await pgbackrestListener()).toBe(listenerBefore);
+                expect(await pgbackrestServers()).toContain(connectionProcess);
                 // The session opened before the renewal, idle throughout, still runs queries.
                 expect((await idle.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
                 expect(lost).toBeUndefined();
             } finally {
                 await idle.end();
+                for (const held of ["sleep 240", `openssl s_client ${heldConnection}`]) {
+                    await docker("exec", first.container, "pkill", "-f", held).catch(() => undefined);
+                }
             }
             // `pulumi up` returned once each served its new certificate: new handshakes show them, signed by the stack's CA for the names clients use.
-            const servedAfter = [await pgbouncerCertificate(), ...(await Promise.all(etcdMembers.map(etcdCertificate)))];
+            const servedAfter = await served();
             for (const [i, after] of servedAfter.entries()) {
                 expect(after.serial, after.subject).not.toBe(servedBefore[i].serial);
                 expect(after.subject).toBe(servedBefore[i].subject);
             }
             expect(await containerLog(pgbouncerHost())).not.toMatch(/TLS configuration could not be reloaded/);
+            // The leader's WAL reaches the repository through the renewed server, and the backup container, a client with
+            // its renewed certificate, reaches every member: pgBackRest's check switches a segment and waits for it.
+            await docker("exec", backup.container, "sh", "-c", `${pgbackrestCommand()} check`);
             // Patroni still reaches etcd through its client certificate: the cluster reports a leader and every member healthy.
             await waitForHealthyCluster(stack, 60_000);
         }, 300_000);

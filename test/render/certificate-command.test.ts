@@ -1,8 +1,9 @@
 // The commands that write a service's certificate and key to its volume and
-// have the running service take them (PgBouncer by RELOAD, etcd at its next
-// handshake), run by /bin/sh with `docker` replaced by a shell function:
-// `docker run` runs its script here, on a directory standing in for the
-// volume. The integration tests run them against real containers.
+// have the running service take them (PgBouncer by RELOAD, the backup
+// container's pgBackRest by SIGHUP, etcd at its next handshake), run by
+// /bin/sh with `docker` replaced by a shell function: `docker run` runs its
+// script here, on a directory standing in for the volume. The integration
+// tests run them against real containers.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,14 +11,22 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { shellWord } from "../../components/render/escape";
 import { etcdCertificateCommand } from "../../components/render/etcd/certificate-command";
-import { ETCD_TLS_FILES, ETCD_VOLUME_DIR, PGBOUNCER_RELOADABLE_DIR, PGBOUNCER_TLS_FILES } from "../../components/render/paths";
+import {
+    BACKUP_TLS_DIR,
+    BACKUP_TLS_FILES,
+    ETCD_TLS_FILES,
+    ETCD_VOLUME_DIR,
+    PGBOUNCER_RELOADABLE_DIR,
+    PGBOUNCER_TLS_FILES,
+} from "../../components/render/paths";
+import { backupCertificateCommand, backupVolumeTarget } from "../../components/render/pgbackrest/certificate-command";
 import { pgbouncerCertificateCommand } from "../../components/render/pgbouncer/certificate-command";
 import { renderCertificateInput } from "../../components/render/tls/certificate-command";
 import { IMAGE_VARIABLE } from "../../components/render/volume-command";
 import { clusterTopology } from "../../components/topology";
 import { production, shellSyntaxCheck } from "./fixtures";
 
-const { pgbouncer, etcd } = clusterTopology(production);
+const { pgbouncer, etcd, backup } = clusterTopology(production);
 const pgbouncerCommand = (servesTls: boolean) =>
     pgbouncerCertificateCommand(
         { container: pgbouncer.container, volume: pgbouncer.volume, mountPath: PGBOUNCER_RELOADABLE_DIR },
@@ -30,23 +39,32 @@ const KEY = "-----BEGIN EC PRIVATE KEY-----\nS0VZ\n-----END EC PRIVATE KEY-----\
 /**
  * Logs every call's arguments to $DIR/calls. `docker run` runs its script
  * (the last argument) with the volume's path ($MOUNT) turned into
- * $DIR/volume; `container inspect` prints $RUNNING; `docker exec` prints
- * $WRITTEN for the written certificate's fingerprint and $SERVED for the handshake's.
+ * $DIR/volume, and `openssl` there prints $WRITTEN as the fingerprint of the
+ * file it is given, once written; `container inspect` prints $RUNNING;
+ * `docker exec` prints, for the handshakes, the successive entries of
+ * $SERVED. `sleep` returns at once.
  */
 const FAKE_DOCKER = `
 docker() {
   { printf '%s\\0' "$@"; printf '\\n'; } >> "$DIR/calls"
   case "$1" in
-    run) eval "script=\\\${$#}"; printf '%s' "$script" | sed "s#$MOUNT#$DIR/volume#g" > "$DIR/script"; sh "$DIR/script" ;;
+    run)
+      eval "script=\\\${$#}"
+      { echo 'openssl() { eval "file=\\\${$#}"; if [ -s "$file" ]; then printf "%s\\n" "$WRITTEN"; else return 1; fi; }'
+        printf '%s' "$script" | sed "s#$MOUNT#$DIR/volume#g"; } > "$DIR/script"
+      sh "$DIR/script" ;;
     container) printf '%s\\n' "$RUNNING" ;;
     exec)
       case "$*" in
-        *"openssl x509 -noout -fingerprint -sha256 -in"*) printf '%s\\n' "$WRITTEN" ;;
-        *s_client*) printf '%s\\n' "$SERVED" ;;
+        *s_client*)
+          # $SERVED lists what successive handshakes show, separated by "|"; the last one repeats.
+          n=$(( $(cat "$DIR/handshakes" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$DIR/handshakes"
+          printf '%s\\n' "$SERVED" | awk -F'|' -v n="$n" '{ print (n <= NF ? $n : $NF) }' ;;
       esac ;;
     *) return 99 ;;
   esac
 }
+sleep() { :; }
 `;
 
 let dir: string;
@@ -107,16 +125,22 @@ describe("pgbouncerCertificateCommand", () => {
         const { status, calls } = pgbouncerRun({ running: true });
         expect(status).toBe(0);
         const execs = calls.filter((call) => call.startsWith("exec "));
-        expect(execs).toHaveLength(3);
+        expect(execs).toHaveLength(2);
         expect(execs[0]).toMatch(/ -c RELOAD$/);
-        expect(execs[1]).toBe(`exec ${pgbouncer.container} openssl x509 -noout -fingerprint -sha256 -in ${PGBOUNCER_TLS_FILES.cert}`);
-        expect(execs[2]).toContain(`openssl s_client ${quoted("-starttls", "postgres", "-connect", "127.0.0.1:6432")} </dev/null`);
+        expect(execs[1]).toContain(`openssl s_client ${quoted("-starttls", "postgres", "-connect", "127.0.0.1:6432")} </dev/null`);
     });
 
-    it("fails, naming the cause, when PgBouncer still serves another certificate after its RELOAD", () => {
-        const { status, stderr } = pgbouncerRun({ running: true, served: "SHA256 Fingerprint=BB" });
+    it("fails, naming the cause, when PgBouncer still serves another certificate five handshakes after its RELOAD", () => {
+        const { status, stderr, calls } = pgbouncerRun({ running: true, served: "SHA256 Fingerprint=BB" });
         expect(status).toBe(1);
         expect(stderr).toMatch(/^PgBouncer did not take the new certificate/);
+        expect(calls.filter((call) => call.includes("s_client"))).toHaveLength(5);
+    });
+
+    it("passes once a later handshake shows the certificate written", () => {
+        const { status, calls } = pgbouncerRun({ running: true, served: "SHA256 Fingerprint=BB|SHA256 Fingerprint=AA" });
+        expect(status).toBe(0);
+        expect(calls.filter((call) => call.includes("s_client"))).toHaveLength(2);
     });
 
     it("fails when the handshake shows no certificate at all", () => {
@@ -151,8 +175,8 @@ describe("etcdCertificateCommand", () => {
         expect(readFileSync(onVolume(ETCD_VOLUME_DIR, ETCD_TLS_FILES.cert), "utf8")).toBe(CERT);
         expect(calls[0]).toContain(`--volume ${member.volume}:${ETCD_VOLUME_DIR} `);
         const execs = calls.filter((call) => call.startsWith("exec "));
-        expect(execs).toHaveLength(2);
-        expect(execs[1]).toContain(
+        expect(execs).toHaveLength(1);
+        expect(execs[0]).toContain(
             `openssl s_client ${quoted("-connect", "127.0.0.1:2379", "-cert", ETCD_TLS_FILES.cert, "-key", ETCD_TLS_FILES.key)} </dev/null`,
         );
         expect(calls.some((call) => call.startsWith("kill ") || call.includes("RELOAD"))).toBe(false);
@@ -162,5 +186,33 @@ describe("etcdCertificateCommand", () => {
         const { status, stderr } = run(etcdCertificateCommand(member), ETCD_VOLUME_DIR, { running: true, served: "SHA256 Fingerprint=BB" });
         expect(status).toBe(1);
         expect(stderr).toMatch(new RegExp(`^etcd member ${member.name} did not take the new certificate`));
+    });
+});
+
+describe("backupCertificateCommand", () => {
+    const command = backupCertificateCommand(backupVolumeTarget(production));
+
+    it("is valid sh", () => {
+        expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
+    });
+
+    it("writes to the backup container's certificate volume, signals pgBackRest's listener alone, then a handshake presenting its own certificate must show the new one", () => {
+        const { status, calls } = run(command, BACKUP_TLS_DIR, { running: true });
+        expect(status).toBe(0);
+        expect(readFileSync(onVolume(BACKUP_TLS_DIR, BACKUP_TLS_FILES.key), "utf8")).toBe(KEY);
+        expect(calls[0]).toContain(`--volume ${backup.tlsVolume}:${BACKUP_TLS_DIR} `);
+        const execs = calls.filter((call) => call.startsWith("exec "));
+        expect(execs).toHaveLength(2);
+        expect(execs[0]).toMatch(new RegExp(`^exec ${backup.container} sh -c .*pgrep -d ' ' -f '\\^pgbackrest \\.\\* server\\$'`, "s"));
+        expect(execs[0]).toContain('kill -HUP "$pid"');
+        expect(execs[1]).toContain(
+            `openssl s_client ${quoted("-connect", "127.0.0.1:8432", "-cert", BACKUP_TLS_FILES.cert, "-key", BACKUP_TLS_FILES.key)} </dev/null`,
+        );
+    });
+
+    it("fails, naming the TLS server, when the handshake keeps showing the old certificate", () => {
+        const { status, stderr } = run(command, BACKUP_TLS_DIR, { running: true, served: "SHA256 Fingerprint=BB" });
+        expect(status).toBe(1);
+        expect(stderr).toMatch(/^pgBackRest's TLS server in the backup container did not take the new certificate/);
     });
 });

@@ -30,15 +30,16 @@ const S3: BackupSettings = {
 
 const HEADER = "# Rendered by obcms-database; changes here are overwritten.\n";
 const LOGGING = "compress-type=zst\nlog-level-console=info\nlog-level-file=off\nlog-timestamp=y\n";
-const TLS_SERVER_FILES =
-    "tls-server-ca-file=/etc/obcms/tls/ca.crt\ntls-server-cert-file=/etc/obcms/tls/server.crt\ntls-server-key-file=/etc/obcms/tls/server.key\ntls-server-port=8432\n";
+/** The TLS server's files: the CA uploaded; the certificate and key uploaded into a member, on the backup container's volume. */
+const tlsServerFiles = (certificateDir: string) =>
+    `tls-server-ca-file=/etc/obcms/tls/ca.crt\ntls-server-cert-file=${certificateDir}/server.crt\ntls-server-key-file=${certificateDir}/server.key\ntls-server-port=8432\n`;
 
 function pgHost(k: number, host: string): string {
     return [
         `pg${k}-host=${host}`,
         `pg${k}-host-ca-file=/etc/obcms/tls/ca.crt`,
-        `pg${k}-host-cert-file=/etc/obcms/tls/server.crt`,
-        `pg${k}-host-key-file=/etc/obcms/tls/server.key`,
+        `pg${k}-host-cert-file=/var/lib/obcms/backup/server.crt`,
+        `pg${k}-host-key-file=/var/lib/obcms/backup/server.key`,
         `pg${k}-host-port=8432`,
         `pg${k}-host-type=tls`,
         `pg${k}-path=/var/lib/postgresql/data/pgdata`,
@@ -59,13 +60,13 @@ describe("pgbackrest.conf", () => {
                 "repo1-host-cert-file=/etc/obcms/tls/server.crt\nrepo1-host-key-file=/etc/obcms/tls/server.key\n" +
                 "repo1-host-port=8432\nrepo1-host-type=tls\nspool-path=/var/lib/postgresql/data/pgbackrest-spool\n" +
                 "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-backup=main\n" +
-                TLS_SERVER_FILES +
+                tlsServerFiles("/etc/obcms/tls") +
                 "\n[global:archive-get]\narchive-async=n\nio-timeout=5\n" +
                 "\n[main]\npg1-path=/var/lib/postgresql/data/pgdata\npg1-port=5432\npg1-socket-path=/var/run/postgresql\n",
         );
     });
 
-    it("on the backup container: encrypted volume repository, retention, backups from a standby, every member as a TLS host", () => {
+    it("on the backup container: encrypted volume repository, retention, backups from a standby, every member as a TLS host, its certificate from its volume", () => {
         expect(renderPgbackrestConf(repositoryHostPgbackrestConf(staging, VOLUME, { passphrase: "PASS" }))).toBe(
             HEADER +
                 "\n[global]\narchive-timeout=300\nbackup-standby=y\n" +
@@ -73,7 +74,7 @@ describe("pgbackrest.conf", () => {
                 "repo1-cipher-pass=PASS\nrepo1-cipher-type=aes-256-cbc\nrepo1-path=/var/lib/pgbackrest\n" +
                 "repo1-retention-full=2\nrepo1-retention-full-type=count\nstart-fast=y\n" +
                 "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-pg-1=main\ntls-server-auth=obcms-database-staging-pg-2=main\n" +
-                TLS_SERVER_FILES +
+                tlsServerFiles("/var/lib/obcms/backup") +
                 "\n[main]\n" +
                 pgHost(1, "obcms-database-staging-pg-1") +
                 pgHost(2, "obcms-database-staging-pg-2"),

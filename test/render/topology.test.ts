@@ -38,7 +38,12 @@ describe("clusterTopology", () => {
                 exporter: `${prefix}-pgbouncer-exporter`,
                 volume: `${prefix}-pgbouncer-settings`,
             },
-            backup: { resourceName: "backup", container: `${prefix}-backup`, volume: `${prefix}-backup-data` },
+            backup: {
+                resourceName: "backup",
+                container: `${prefix}-backup`,
+                volume: `${prefix}-backup-data`,
+                tlsVolume: `${prefix}-backup-tls`,
+            },
             prometheus: { container: `${prefix}-prometheus`, volume: `${prefix}-prometheus-data` },
             grafana: { container: `${prefix}-grafana` },
         });

@@ -53,6 +53,8 @@ const PGBOUNCER_SETTINGS = "pgbouncer-settings-reload";
 const PGBOUNCER_CREDENTIALS = "pgbouncer-credentials-reload";
 /** PgBouncer's command that writes its certificate and key to its volume and RELOADs it. */
 const PGBOUNCER_CERTIFICATE = "pgbouncer-certificate-reload";
+/** The backup container's command that writes its certificate and key to their volume and signals its TLS server. */
+const BACKUP_CERTIFICATE = "backup-certificate";
 /** The server certificates, issued together at the stack's first `pulumi up`: a year on, they come due together. */
 const SERVER_CERTIFICATES = ["backup", "etcd-1", "etcd-2", "etcd-3", "pgbouncer", "primary", "replica-1", "replica-2", "replica-3"].map(
     (node) => `tls-${node}-cert`,
@@ -237,16 +239,17 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: {},
         renewed: SERVER_CERTIFICATES,
         plan: {
-            replace: ["backup-container", "backup-last-label", ...MEMBERS, ...SERVER_CERTIFICATES],
-            update: [...ETCD_CERTIFICATES, PGBOUNCER_CERTIFICATE, ...HANDOVERS],
+            replace: [...MEMBERS, ...SERVER_CERTIFICATES],
+            update: [BACKUP_CERTIFICATE, ...ETCD_CERTIFICATES, PGBOUNCER_CERTIFICATE, ...HANDOVERS],
         },
         effect:
             "the tls provider issues each a new certificate, same key and names; PgBouncer's certificate command writes its certificate " +
             "and key to its volume and PgBouncer takes them by RELOAD, then a handshake must show the new certificate: its container " +
-            "and every client connection stay, open sessions keep the TLS they negotiated; each etcd member's certificate command writes " +
-            "its pair to the member's volume, which etcd reads at every handshake: no member restarts, and a handshake must show the new one; " +
-            `the members and the backup container upload theirs and are replaced: the members: ${MEMBERS_REPLACED}; ` +
-            "the backup container once a running backup has finished (600 s grace)",
+            "and every client connection stay, open sessions keep the TLS they negotiated; the backup container's writes its pair to its " +
+            "certificate volume and sends SIGHUP to pgBackRest's TLS server, which opens a new listener with it while connections already " +
+            "open keep their processes, then a handshake must show the new one: the container and a running backup stay; each etcd " +
+            "member's certificate command writes its pair to the member's volume, which etcd reads at every handshake: no member " +
+            `restarts, and a handshake must show the new one; the members upload theirs and are replaced: ${MEMBERS_REPLACED}`,
     },
     {
         change: "`image` `obcms-database:17.1` → `obcms-database:17.2`",
@@ -262,11 +265,18 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
                 "pgbouncer-container",
                 ...MEMBERS,
             ],
-            update: [...ETCD_CERTIFICATES, PGBOUNCER_CERTIFICATE, PGBOUNCER_CREDENTIALS, PGBOUNCER_SETTINGS, ...HANDOVERS],
+            update: [
+                BACKUP_CERTIFICATE,
+                ...ETCD_CERTIFICATES,
+                PGBOUNCER_CERTIFICATE,
+                PGBOUNCER_CREDENTIALS,
+                PGBOUNCER_SETTINGS,
+                ...HANDOVERS,
+            ],
         },
         effect:
             "every container restarts on the new image; data stays on the volumes; " +
-            "PgBouncer's settings, credentials and certificate commands and etcd's certificate commands, which write their files with the image, run again and change nothing (the credentials command finds the application role's verifier in place and pauses nothing); " +
+            "PgBouncer's settings, credentials and certificate commands and the backup container's and etcd's certificate commands, which write their files with the image, run again and change nothing (the credentials command finds the application role's verifier in place and pauses nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },

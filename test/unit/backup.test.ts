@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { readBackupSettings } from "../../components/config";
 import {
+    BACKUP_TLS_DIR,
     ETCD_TLS_FILES,
     FILES,
     PGBACKREST_FILES,
@@ -118,7 +119,7 @@ describe("readBackupSettings", () => {
 });
 
 describe("the Backup component", () => {
-    it("declares the backup container on its repository volume, every PostgreSQL node under tini", async () => {
+    it("declares the backup container on its repository volume, its certificate's volume read-only, every PostgreSQL node under tini", async () => {
         const { mocks, exports } = await declare("production");
         expect(mocks.ofType("obcms:database:Backup").map((r) => r.name)).toEqual(["backup"]);
         const volume = mocks.named("backup-repo");
@@ -126,6 +127,7 @@ describe("the Backup component", () => {
         const container = mocks.named("backup-container");
         expect(container.inputs.volumes).toEqual([
             { volumeName: "obcms-database-production-backup-data", containerPath: PGBACKREST_REPO_DIR },
+            { volumeName: "obcms-database-production-backup-tls", containerPath: BACKUP_TLS_DIR, readOnly: true },
         ]);
         expect(container.inputs.user).toBe(`${SERVICE_UID}:${SERVICE_UID}`);
         expect(container.inputs.ports).toEqual([]);
@@ -163,11 +165,13 @@ describe("the Backup component", () => {
         }
     });
 
-    it("with an S3 repository: no volume, the keys only in the secret config", async () => {
+    it("with an S3 repository: no repository volume, the keys only in the secret config", async () => {
         const { mocks, exports } = await declare("staging", S3, ["backupS3Key", "backupS3KeySecret"]);
         expect(mocks.ofType("docker:index/volume:Volume").map((v) => v.name)).not.toContain("backup-repo");
         const container = mocks.named("backup-container");
-        expect(container.inputs.volumes).toEqual([]);
+        expect(container.inputs.volumes).toEqual([
+            { volumeName: "obcms-database-staging-backup-tls", containerPath: BACKUP_TLS_DIR, readOnly: true },
+        ]);
         const conf = upload(container, PGBACKREST_FILES.conf).content.split("\n");
         expect(conf).toEqual(
             expect.arrayContaining([

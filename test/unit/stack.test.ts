@@ -81,6 +81,7 @@ describe.each([
                 .map((r) => r.name)
                 .sort(),
         ).toEqual([
+            "backup-certificate",
             "backup-last-label",
             "cluster-config-dynamic-config",
             "cluster-config-leader-placement",
@@ -308,7 +309,7 @@ describe("TLS", () => {
         },
     );
 
-    it("issues one key and certificate per node, each key uploaded 0600 (PgBouncer's and etcd's written to their volumes) and kept secret", async () => {
+    it("issues one key and certificate per node, each key uploaded 0600 (PgBouncer's, the backup container's and etcd's written to their volumes) and kept secret", async () => {
         const { mocks } = await declare("production");
         expect(
             mocks
@@ -329,9 +330,9 @@ describe("TLS", () => {
         ]);
         const uploadingKeys = mocks
             .ofType("docker:index/container:Container")
-            .filter((c) => DATABASE_CONTAINER.test(c.name) && c.name !== "pgbouncer-container");
+            .filter((c) => DATABASE_CONTAINER.test(c.name) && !["pgbouncer-container", "backup-container"].includes(c.name));
         expect(uploadingKeys.map((c) => c.name).sort()).toEqual(
-            ["backup", "primary", "replica-1", "replica-2", "replica-3"].map((n) => `${n}-container`).sort(),
+            ["primary", "replica-1", "replica-2", "replica-3"].map((n) => `${n}-container`).sort(),
         );
         for (const container of uploadingKeys) {
             const key = container.inputs.uploads.find((u: { file: string }) => u.file === "/etc/obcms/tls/server.key");
@@ -339,9 +340,11 @@ describe("TLS", () => {
             expect(key.content, container.name).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
             expect(isSecretInput(container.rawInputs.uploads), container.name).toBe(true);
         }
-        // PgBouncer's and etcd's keys and certificates reach their volumes through certificate commands, which they take without a restart.
+        // PgBouncer's, the backup container's and etcd's keys and certificates reach their volumes through certificate
+        // commands, which they take without a restart.
         for (const [node, volume, commandName] of [
             ["pgbouncer", "pgbouncer-settings", "pgbouncer-certificate-reload"],
+            ["backup", "backup-tls", "backup-certificate"],
             ...[1, 2, 3].map((k) => [`etcd-${k}`, `etcd-${k}-data`, `etcd-${k}-certificate`]),
         ]) {
             const container = mocks.named(`${node}-container`);
@@ -531,6 +534,7 @@ describe("choices a stack can make", () => {
             .map((c) => c.inputs.volumes.map((v: { volumeName: string; containerPath: string }) => `${v.volumeName}:${v.containerPath}`));
         expect(mounts.flat().sort()).toEqual([
             "obcms-database-production-backup-data:/var/lib/pgbackrest",
+            "obcms-database-production-backup-tls:/var/lib/obcms/backup",
             ...[1, 2, 3, 4].map((k) => `obcms-database-production-pg-${k}-data:/var/lib/postgresql/data`),
         ]);
     });

@@ -8,8 +8,9 @@
 import { type BackupSettings, type ClusterSettings, POSTGRES_PORT } from "../../settings";
 import { clusterTopology } from "../../topology";
 import { commentText, pgbackrestConfValue, shellWord } from "../escape";
-import { FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR } from "../paths";
+import { BACKUP_TLS_FILES, FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR } from "../paths";
 import { supervisedLine } from "../shell-scripts";
+import type { CertificateFiles } from "../tls/certificate-command";
 
 /** The one stanza of the repository: this cluster. */
 export const STANZA = "main";
@@ -77,14 +78,20 @@ const COMMON: Record<string, PgbackrestValue> = {
     "compress-type": "zst",
 };
 
-/** The TLS server every node runs, accepting only the named clients' certificates for the stanza. */
-function tlsServer(clients: readonly string[]): Record<string, PgbackrestValue> {
+/** A member's certificate and key: uploads into its container. */
+const MEMBER_CERTIFICATE: CertificateFiles = { cert: FILES.tlsCert, key: FILES.tlsKey };
+
+/**
+ * The TLS server every node runs, with its certificate (`own`), accepting
+ * only the named clients' certificates for the stanza.
+ */
+function tlsServer(clients: readonly string[], own: CertificateFiles): Record<string, PgbackrestValue> {
     return {
         "tls-server-address": "0.0.0.0",
         "tls-server-port": PGBACKREST_TLS_PORT,
         "tls-server-ca-file": FILES.tlsCa,
-        "tls-server-cert-file": FILES.tlsCert,
-        "tls-server-key-file": FILES.tlsKey,
+        "tls-server-cert-file": own.cert,
+        "tls-server-key-file": own.key,
         // One line per client certificate's common name; the list after `=` would be stanzas.
         "tls-server-auth": clients.map((client) => `${client}=${STANZA}`),
     };
@@ -104,7 +111,7 @@ export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: strin
     return {
         global: {
             ...COMMON,
-            ...tlsServer([backup]),
+            ...tlsServer([backup], MEMBER_CERTIFICATE),
             "archive-async": true,
             // PostgreSQL's archiver waits this long for a segment to reach the repository before it
             // retries; short, so a repository host that is not up yet (at creation, or restarting)
@@ -116,8 +123,8 @@ export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: strin
             "repo1-host-port": PGBACKREST_TLS_PORT,
             ...encryption(passphrase),
             "repo1-host-ca-file": FILES.tlsCa,
-            "repo1-host-cert-file": FILES.tlsCert,
-            "repo1-host-key-file": FILES.tlsKey,
+            "repo1-host-cert-file": MEMBER_CERTIFICATE.cert,
+            "repo1-host-key-file": MEMBER_CERTIFICATE.key,
         },
         "global:archive-get": ARCHIVE_GET,
         [STANZA]: {
@@ -199,8 +206,8 @@ export function repositoryHostPgbackrestConf(s: ClusterSettings, b: BackupSettin
             [`${pg}-host-type`]: "tls",
             [`${pg}-host-port`]: PGBACKREST_TLS_PORT,
             [`${pg}-host-ca-file`]: FILES.tlsCa,
-            [`${pg}-host-cert-file`]: FILES.tlsCert,
-            [`${pg}-host-key-file`]: FILES.tlsKey,
+            [`${pg}-host-cert-file`]: BACKUP_TLS_FILES.cert,
+            [`${pg}-host-key-file`]: BACKUP_TLS_FILES.key,
             [`${pg}-path`]: PGDATA,
             [`${pg}-socket-path`]: SOCKET_DIR,
             [`${pg}-port`]: POSTGRES_PORT,
@@ -209,7 +216,7 @@ export function repositoryHostPgbackrestConf(s: ClusterSettings, b: BackupSettin
     return {
         global: {
             ...COMMON,
-            ...tlsServer(hosts),
+            ...tlsServer(hosts, BACKUP_TLS_FILES),
             ...repositoryOptions(b, secrets),
             "repo1-retention-full-type": "count",
             "repo1-retention-full": b.retentionFull,

@@ -16,6 +16,11 @@ const KEY_BLOCK = "/^-----BEGIN [A-Z ]*PRIVATE KEY-----$/,/^-----END [A-Z ]*PRIV
 
 /** How long the check may wait for the service's TLS handshake (seconds). */
 const HANDSHAKE_SECONDS = 10;
+/**
+ * Handshakes, a second apart, before the check gives up: a service that
+ * reloads on a signal may answer the first one before it has handled it.
+ */
+const HANDSHAKE_ATTEMPTS = 5;
 
 /** The certificate's and the key's paths on the volume, as the service reads them. */
 export interface CertificateFiles {
@@ -37,13 +42,16 @@ export interface CertificateTaking {
  * volume, each by rename, the pair complete before either is renamed. Before
  * the container exists (the stack's first `pulumi up`), or while it is
  * stopped, that is all: the service reads them when it starts. Otherwise the
- * reload lines run, and the command fails unless a handshake then shows the
- * certificate written: a service that cannot load a new pair may keep the
- * old one without saying so. Connections already open keep the TLS they
- * negotiated.
+ * reload lines run, and the command fails unless a handshake within a few
+ * seconds shows the certificate written: a service that cannot load a new
+ * pair may keep the old one without saying so. Connections already open
+ * keep the TLS they negotiated.
  */
 export function certificateCommand(target: VolumeTarget, files: CertificateFiles, taking: CertificateTaking): string {
     const { cert, key } = files;
+    const fingerprint = "openssl x509 -noout -fingerprint -sha256";
+    // Prints the written certificate's fingerprint, taken here rather than in the running container, which may not
+    // mount the volume yet: the one a stack deployed before the certificate moved there keeps until it is replaced.
     const write = [
         "umask 077",
         'pair="$(cat)"',
@@ -52,25 +60,27 @@ export function certificateCommand(target: VolumeTarget, files: CertificateFiles
         `if [ ! -s ${cert}.new ] || [ ! -s ${key}.new ]; then echo "the input holds no certificate or no private key" >&2; exit 1; fi`,
         `mv ${key}.new ${key}`,
         `mv ${cert}.new ${cert}`,
+        `${fingerprint} -in ${cert}`,
     ].join("\n");
     const container = shellWord(target.container);
-    const fingerprint = "openssl x509 -noout -fingerprint -sha256";
     const check = taking.handshake
         ? [
-              `written="$(docker exec ${container} ${fingerprint} -in ${cert})"`,
-              `served="$(docker exec ${container} sh -c ${shellWord(
+              "attempt=1",
+              `until [ "$(docker exec ${container} sh -c ${shellWord(
                   `timeout ${HANDSHAKE_SECONDS} openssl s_client ${taking.handshake.map(shellWord).join(" ")} </dev/null 2>/dev/null | ${fingerprint}`,
-              )} || true)"`,
-              'if [ "$served" != "$written" ]; then',
-              `  echo ${shellWord(`${taking.service} did not take the new certificate (it may keep its old one when a new pair fails to load); its log says why`)} >&2`,
-              "  exit 1",
-              "fi",
+              )} || true)" = "$written" ]; do`,
+              `  if [ "$attempt" -ge ${HANDSHAKE_ATTEMPTS} ]; then`,
+              `    echo ${shellWord(`${taking.service} did not take the new certificate (it may keep its old one when a new pair fails to load); its log says why`)} >&2`,
+              "    exit 1",
+              "  fi",
+              "  attempt=$((attempt + 1)); sleep 1",
+              "done",
           ]
         : [];
     return [
         "set -eu",
         'pair="$(cat)"',
-        onVolume(target, "pair", write),
+        `written="$(${onVolume(target, "pair", write)})"`,
         `if ! ${containerRunning(target)}; then exit 0; fi`,
         ...taking.reload,
         ...check,

@@ -1,0 +1,50 @@
+// The command, run where Pulumi runs, that puts the backup container's
+// certificate and key on their volume and has its pgBackRest TLS server take
+// them by SIGHUP: a renewed certificate neither replaces the container nor
+// stops a running backup.
+import type { ClusterSettings } from "../../settings";
+import { clusterTopology } from "../../topology";
+import { shellWord } from "../escape";
+import { BACKUP_TLS_DIR, BACKUP_TLS_FILES } from "../paths";
+import { certificateCommand } from "../tls/certificate-command";
+import type { VolumeTarget } from "../volume-command";
+import { PGBACKREST_TLS_PORT } from "./pgbackrest";
+
+/** The backup container and the volume of its certificate. */
+export function backupVolumeTarget(s: ClusterSettings): VolumeTarget {
+    const { backup } = clusterTopology(s);
+    return { container: backup.container, volume: backup.tlsVolume, mountPath: BACKUP_TLS_DIR };
+}
+
+/**
+ * Shell lines, run in the container, that send SIGHUP to the listening
+ * `pgbackrest server` alone. Each connection is served by a forked process
+ * with the same command line, which SIGHUP would end (pgBackRest's exitInit),
+ * cutting a member's archive-push or archive-get: the listener is the one
+ * whose parent is no such process.
+ */
+const SIGNAL_LISTENER = [
+    "servers=\"$(pgrep -d ' ' -f '^pgbackrest .* server$' || true)\"",
+    "for pid in $servers; do",
+    "  parent=\"$(awk '/^PPid:/ { print $2 }' /proc/$pid/status 2>/dev/null || true)\"",
+    '  case " $servers " in *" $parent "*) ;; *) kill -HUP "$pid" ;; esac',
+    "done",
+].join("\n");
+
+/**
+ * pgBackRest 2.55's server, on SIGHUP, reads its configuration and its
+ * certificate files again and opens a new listener
+ * (src/command/server/server.c); connections already open keep their
+ * process. A pair it cannot load ends the server (the start script's loop
+ * starts it again, and it fails the same way), hence the handshake, which
+ * presents the container's own certificate as the server requires a client's.
+ * The backups, each a new process, read the files when they start.
+ */
+export function backupCertificateCommand(target: VolumeTarget): string {
+    const { cert, key } = BACKUP_TLS_FILES;
+    return certificateCommand(target, BACKUP_TLS_FILES, {
+        service: "pgBackRest's TLS server in the backup container",
+        reload: [`docker exec ${shellWord(target.container)} sh -c ${shellWord(SIGNAL_LISTENER)}`],
+        handshake: ["-connect", `127.0.0.1:${PGBACKREST_TLS_PORT}`, "-cert", cert, "-key", key],
+    });
+}
