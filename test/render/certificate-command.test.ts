@@ -41,8 +41,9 @@ const KEY = "-----BEGIN EC PRIVATE KEY-----\nS0VZ\n-----END EC PRIVATE KEY-----\
  * (the last argument) with the volume's path ($MOUNT) turned into
  * $DIR/volume, and `openssl` there prints $WRITTEN as the fingerprint of the
  * file it is given, once written; `container inspect` prints $RUNNING;
- * `docker exec` prints, for the handshakes, the successive entries of
- * $SERVED. `sleep` returns at once.
+ * `docker exec` finds the file in the service's config when
+ * $NAMES_VOLUME_FILES, and prints, for the handshakes, the successive
+ * entries of $SERVED. `sleep` returns at once.
  */
 const FAKE_DOCKER = `
 docker() {
@@ -56,6 +57,7 @@ docker() {
     container) printf '%s\\n' "$RUNNING" ;;
     exec)
       case "$*" in
+        *"grep -qF"*) [ "$NAMES_VOLUME_FILES" = true ] ;;
         *s_client*)
           # $SERVED lists what successive handshakes show, separated by "|"; the last one repeats.
           n=$(( $(cat "$DIR/handshakes" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$DIR/handshakes"
@@ -74,7 +76,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(command: string, mount: string, options: { running: boolean; served?: string; input?: string }) {
+function run(command: string, mount: string, options: { running: boolean; served?: string; input?: string; namesVolumeFiles?: boolean }) {
     const result = spawnSync("/bin/sh", ["-c", `${FAKE_DOCKER}\n${command}`], {
         input: options.input ?? renderCertificateInput(CERT, KEY),
         encoding: "utf8",
@@ -83,6 +85,7 @@ function run(command: string, mount: string, options: { running: boolean; served
             DIR: dir,
             MOUNT: mount,
             RUNNING: String(options.running),
+            NAMES_VOLUME_FILES: String(options.namesVolumeFiles ?? true),
             WRITTEN: "SHA256 Fingerprint=AA",
             SERVED: options.served ?? "SHA256 Fingerprint=AA",
             [IMAGE_VARIABLE]: "sha256:0123",
@@ -125,9 +128,19 @@ describe("pgbouncerCertificateCommand", () => {
         const { status, calls } = pgbouncerRun({ running: true });
         expect(status).toBe(0);
         const execs = calls.filter((call) => call.startsWith("exec "));
-        expect(execs).toHaveLength(2);
-        expect(execs[0]).toMatch(/ -c RELOAD$/);
-        expect(execs[1]).toContain(`openssl s_client ${quoted("-starttls", "postgres", "-connect", "127.0.0.1:6432")} </dev/null`);
+        expect(execs).toHaveLength(3);
+        expect(execs[0]).toBe(`exec ${pgbouncer.container} grep -qF ${PGBOUNCER_TLS_FILES.cert} /etc/obcms/pgbouncer.ini`);
+        expect(execs[1]).toMatch(/ -c RELOAD$/);
+        expect(execs[2]).toContain(`openssl s_client ${quoted("-starttls", "postgres", "-connect", "127.0.0.1:6432")} </dev/null`);
+    });
+
+    it("leaves a PgBouncer whose config names other certificate files alone: deployed before they moved to the volume, the update replaces it", () => {
+        const { status, calls } = pgbouncerRun({ running: true, served: "SHA256 Fingerprint=BB", namesVolumeFiles: false });
+        expect(status).toBe(0);
+        expect(readFileSync(onVolume(PGBOUNCER_RELOADABLE_DIR, PGBOUNCER_TLS_FILES.cert), "utf8")).toBe(CERT);
+        expect(calls.filter((call) => call.startsWith("exec "))).toEqual([
+            `exec ${pgbouncer.container} grep -qF ${PGBOUNCER_TLS_FILES.cert} /etc/obcms/pgbouncer.ini`,
+        ]);
     });
 
     it("fails, naming the cause, when PgBouncer still serves another certificate five handshakes after its RELOAD", () => {
@@ -150,7 +163,7 @@ describe("pgbouncerCertificateCommand", () => {
     it("reloads without a handshake when PgBouncer serves no TLS to clients", () => {
         const { status, calls } = pgbouncerRun({ running: true }, false);
         expect(status).toBe(0);
-        expect(calls.filter((call) => call.startsWith("exec "))).toHaveLength(1);
+        expect(calls.filter((call) => call.startsWith("exec "))).toHaveLength(2);
     });
 
     it("renames nothing into place when the input lacks the key", () => {
@@ -175,8 +188,9 @@ describe("etcdCertificateCommand", () => {
         expect(readFileSync(onVolume(ETCD_VOLUME_DIR, ETCD_TLS_FILES.cert), "utf8")).toBe(CERT);
         expect(calls[0]).toContain(`--volume ${member.volume}:${ETCD_VOLUME_DIR} `);
         const execs = calls.filter((call) => call.startsWith("exec "));
-        expect(execs).toHaveLength(1);
-        expect(execs[0]).toContain(
+        expect(execs).toHaveLength(2);
+        expect(execs[0]).toBe(`exec ${member.container} grep -qF ${ETCD_TLS_FILES.cert} /etc/obcms/etcd.yml`);
+        expect(execs[1]).toContain(
             `openssl s_client ${quoted("-connect", "127.0.0.1:2379", "-cert", ETCD_TLS_FILES.cert, "-key", ETCD_TLS_FILES.key)} </dev/null`,
         );
         expect(calls.some((call) => call.startsWith("kill ") || call.includes("RELOAD"))).toBe(false);
@@ -196,18 +210,17 @@ describe("backupCertificateCommand", () => {
         expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
     });
 
-    it("writes to the backup container's certificate volume, signals pgBackRest's listener alone, then a handshake presenting its own certificate must show the new one", () => {
+    it("writes to the backup container's certificate volume, signals pgBackRest's listener alone, then a handshake must show the new one", () => {
         const { status, calls } = run(command, BACKUP_TLS_DIR, { running: true });
         expect(status).toBe(0);
         expect(readFileSync(onVolume(BACKUP_TLS_DIR, BACKUP_TLS_FILES.key), "utf8")).toBe(KEY);
         expect(calls[0]).toContain(`--volume ${backup.tlsVolume}:${BACKUP_TLS_DIR} `);
         const execs = calls.filter((call) => call.startsWith("exec "));
-        expect(execs).toHaveLength(2);
-        expect(execs[0]).toMatch(new RegExp(`^exec ${backup.container} sh -c .*pgrep -d ' ' -f '\\^pgbackrest \\.\\* server\\$'`, "s"));
-        expect(execs[0]).toContain('kill -HUP "$pid"');
-        expect(execs[1]).toContain(
-            `openssl s_client ${quoted("-connect", "127.0.0.1:8432", "-cert", BACKUP_TLS_FILES.cert, "-key", BACKUP_TLS_FILES.key)} </dev/null`,
-        );
+        expect(execs).toHaveLength(3);
+        expect(execs[0]).toBe(`exec ${backup.container} grep -qF ${BACKUP_TLS_FILES.cert} /etc/obcms/pgbackrest.conf`);
+        expect(execs[1]).toMatch(new RegExp(`^exec ${backup.container} sh -c .*pgrep -d ' ' -f '\\^pgbackrest \\.\\* server\\$'`, "s"));
+        expect(execs[1]).toContain('kill -HUP "$pid"');
+        expect(execs[2]).toContain(`openssl s_client ${quoted("-connect", "127.0.0.1:8432")} </dev/null`);
     });
 
     it("fails, naming the TLS server, when the handshake keeps showing the old certificate", () => {

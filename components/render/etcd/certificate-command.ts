@@ -2,7 +2,7 @@
 // and key on its volume: a renewed certificate restarts no member.
 import { ETCD_CLIENT_PORT } from "../../settings";
 import type { EtcdMember } from "../../topology";
-import { ETCD_TLS_FILES, ETCD_VOLUME_DIR } from "../paths";
+import { ETCD_FILES, ETCD_TLS_FILES, ETCD_VOLUME_DIR } from "../paths";
 import { certificateCommand } from "../tls/certificate-command";
 import type { VolumeTarget } from "../volume-command";
 
@@ -21,6 +21,7 @@ export function etcdCertificateCommand(member: EtcdMember): string {
     const { cert, key } = ETCD_TLS_FILES;
     return certificateCommand(etcdVolumeTarget(member), ETCD_TLS_FILES, {
         service: `etcd member ${member.name}`,
+        configFile: ETCD_FILES.conf,
         reload: [],
         handshake: ["-connect", `127.0.0.1:${ETCD_CLIENT_PORT}`, "-cert", cert, "-key", key],
     });

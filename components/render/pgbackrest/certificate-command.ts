@@ -5,7 +5,7 @@
 import type { ClusterSettings } from "../../settings";
 import { clusterTopology } from "../../topology";
 import { shellWord } from "../escape";
-import { BACKUP_TLS_DIR, BACKUP_TLS_FILES } from "../paths";
+import { BACKUP_TLS_DIR, BACKUP_TLS_FILES, PGBACKREST_FILES } from "../paths";
 import { certificateCommand } from "../tls/certificate-command";
 import type { VolumeTarget } from "../volume-command";
 import { PGBACKREST_TLS_PORT } from "./pgbackrest";
@@ -36,15 +36,16 @@ const SIGNAL_LISTENER = [
  * certificate files again and opens a new listener
  * (src/command/server/server.c); connections already open keep their
  * process. A pair it cannot load ends the server (the start script's loop
- * starts it again, and it fails the same way), hence the handshake, which
- * presents the container's own certificate as the server requires a client's.
- * The backups, each a new process, read the files when they start.
+ * starts it again, and it fails the same way), hence the handshake. The
+ * server asks for a client certificate but completes the handshake without
+ * one (src/common/io/tls/server.c), so the check presents none. The
+ * backups, each a new process, read the files when they start.
  */
 export function backupCertificateCommand(target: VolumeTarget): string {
-    const { cert, key } = BACKUP_TLS_FILES;
     return certificateCommand(target, BACKUP_TLS_FILES, {
         service: "pgBackRest's TLS server in the backup container",
+        configFile: PGBACKREST_FILES.conf,
         reload: [`docker exec ${shellWord(target.container)} sh -c ${shellWord(SIGNAL_LISTENER)}`],
-        handshake: ["-connect", `127.0.0.1:${PGBACKREST_TLS_PORT}`, "-cert", cert, "-key", key],
+        handshake: ["-connect", `127.0.0.1:${PGBACKREST_TLS_PORT}`],
     });
 }

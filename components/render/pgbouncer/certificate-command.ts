@@ -2,7 +2,7 @@
 // clients and its key on its volume and has a running PgBouncer take them by
 // RELOAD: a renewed certificate keeps the container and every client.
 import { PGBOUNCER_PORT } from "../../settings";
-import { PGBOUNCER_TLS_FILES } from "../paths";
+import { FILES, PGBOUNCER_TLS_FILES } from "../paths";
 import { certificateCommand } from "../tls/certificate-command";
 import type { VolumeTarget } from "../volume-command";
 import { adminFunction } from "./admin-console";
@@ -15,6 +15,7 @@ import { adminFunction } from "./admin-console";
 export function pgbouncerCertificateCommand(target: VolumeTarget, servesTls: boolean): string {
     return certificateCommand(target, PGBOUNCER_TLS_FILES, {
         service: "PgBouncer",
+        configFile: FILES.pgbouncerIni,
         reload: [adminFunction(target), "admin RELOAD >/dev/null"],
         handshake: servesTls ? ["-starttls", "postgres", "-connect", `127.0.0.1:${PGBOUNCER_PORT}`] : undefined,
     });

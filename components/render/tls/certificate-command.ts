@@ -31,6 +31,14 @@ export interface CertificateFiles {
 export interface CertificateTaking {
     /** The service, as the failure message names it. */
     readonly service: string;
+    /**
+     * The service's config file in its container, which names the
+     * certificate's path. A running container whose config does not was
+     * deployed before the certificate moved to the volume: it serves its own
+     * until this update replaces it, so nothing reloads or checks it (the
+     * check would fail on a renewal, and the replacement waits for it).
+     */
+    readonly configFile: string;
     /** Shell lines that have the running service take the new files (none: it reads them at every handshake). */
     readonly reload: readonly string[];
     /** `openssl s_client` arguments for a handshake inside its container, or none where it serves no TLS. */
@@ -40,18 +48,18 @@ export interface CertificateTaking {
 /**
  * Writes the certificate and the key (both 0600, the service user's) to the
  * volume, each by rename, the pair complete before either is renamed. Before
- * the container exists (the stack's first `pulumi up`), or while it is
- * stopped, that is all: the service reads them when it starts. Otherwise the
- * reload lines run, and the command fails unless a handshake within a few
- * seconds shows the certificate written: a service that cannot load a new
- * pair may keep the old one without saying so. Connections already open
- * keep the TLS they negotiated.
+ * the container exists (the stack's first `pulumi up`), while it is
+ * stopped, or while it runs a config that names other files (see
+ * `configFile`), that is all: the service reads them when it starts.
+ * Otherwise the reload lines run, and the command fails unless a handshake
+ * within a few seconds shows the certificate written: a service that cannot
+ * load a new pair may keep the old one without saying so. Connections
+ * already open keep the TLS they negotiated.
  */
 export function certificateCommand(target: VolumeTarget, files: CertificateFiles, taking: CertificateTaking): string {
     const { cert, key } = files;
     const fingerprint = "openssl x509 -noout -fingerprint -sha256";
-    // Prints the written certificate's fingerprint, taken here rather than in the running container, which may not
-    // mount the volume yet: the one a stack deployed before the certificate moved there keeps until it is replaced.
+    // Ends by printing the written certificate's fingerprint, which the handshake must show.
     const write = [
         "umask 077",
         'pair="$(cat)"',
@@ -82,6 +90,7 @@ export function certificateCommand(target: VolumeTarget, files: CertificateFiles
         'pair="$(cat)"',
         `written="$(${onVolume(target, "pair", write)})"`,
         `if ! ${containerRunning(target)}; then exit 0; fi`,
+        `if ! docker exec ${container} grep -qF ${shellWord(cert)} ${shellWord(taking.configFile)}; then exit 0; fi`,
         ...taking.reload,
         ...check,
         "",
