@@ -370,6 +370,13 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     private declared = new Map<string, DeclaredResource>();
     /** During an update: the resources of the previous run not declared again yet. */
     private previous = new Map<string, DeclaredResource>();
+    /**
+     * During an update: the old resources replaced create-before-delete. The
+     * engine deletes them at the end of the update with the undeclared ones,
+     * not when their replacements exist (pulumi/pulumi#9979 describes it), so
+     * an old volume outlives the old container that mounts it.
+     */
+    private replaced = new Map<string, DeclaredResource>();
     /** The options of each resource as last registered. */
     private readonly options = new Map<string, RecordedOptions>();
     /** During an update: the resources replaced whatever their inputs (`--replace`). */
@@ -445,7 +452,7 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
             return this.create(type, name, inputs, options);
         }
         const replacement = await this.create(type, name, inputs, options);
-        await this.deleteResource(before);
+        this.replaced.set(name, before);
         return replacement;
     }
 
@@ -686,22 +693,27 @@ export class DockerMocks implements pulumi.runtime.Mocks, OptionsRecorder {
     beginUpdate(replace: readonly string[] = []): void {
         this.forcedReplacements = new Set(replace);
         this.previous = this.declared;
+        this.replaced = new Map();
         this.declared = new Map();
         this.steps = [];
     }
 
     /**
-     * Ends an update: whatever the program no longer declares is deleted as
-     * the engine schedules it (deletionWaves), a wave at a time, all of a wave
-     * at once. Returns what the update did to each resource it touched, by name.
+     * Ends an update: whatever the program no longer declares, and the old
+     * resources replaced create-before-delete, are deleted as the engine
+     * schedules it (deletionWaves over the old dependencies, where names are
+     * unique), a wave at a time, all of a wave at once. Returns what the
+     * update did to each resource it touched, by name.
      */
     async finishUpdate(): Promise<PlannedStep[]> {
-        const condemned = this.previous;
+        const undeclared = this.previous;
+        const condemned = new Map([...undeclared, ...this.replaced]);
         this.previous = new Map();
+        this.replaced = new Map();
         for (const wave of deletionWaves(new Map([...condemned].map(([name, r]) => [name, r.options.dependencies])))) {
             const resources = wave.map((name) => [name, condemned.get(name) as DeclaredResource] as const);
             for (const [name, resource] of resources) {
-                if (resource.custom) {
+                if (resource.custom && undeclared.has(name)) {
                     this.steps.push({ name, step: "delete" });
                 }
             }

@@ -308,7 +308,8 @@ export const NO_OPTIONS: RecordedOptions = { deleteBeforeReplace: false, retainO
 
 /**
  * The order in which the engine deletes resources the program no longer
- * declares (ScheduleDeletes in Pulumi's step_generator.go): in waves, each of
+ * declares, and the old resources it replaced create-before-delete
+ * (ScheduleDeletes in Pulumi's step_generator.go): in waves, each of
  * the resources that nothing left to delete depends on, all of a wave at
  * once. `dependencies` maps each resource to delete to what it depends on.
  */

@@ -6,10 +6,12 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localEtcdctl } from "../../components/render/etcd/start-script";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { clusterScript, type FaultFigures, leaderFault, underWrites } from "../../harness/faults";
 import { clusterStatus, patroniStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
-import { docker, waitFor } from "../../harness/sql";
+import { type PlannedStep, stepsOf } from "../../harness/preview";
+import { docker, query, waitFor } from "../../harness/sql";
 import { createWritesTable } from "../../harness/workload";
 
 const run = promisify(execFile);
@@ -198,6 +200,37 @@ describe("production: failover with no acknowledged commit lost", () => {
             expect((await waitForLeader(stack, 120_000)).name).toBe(leader.name);
             await waitForHealthyCluster(stack, 180_000);
         }, 400_000);
+
+        // Last: the store it leaves is a new one, of five members.
+        it("etcdMembers 3 → 5 by pulumi up: a new, empty store, which Patroni fills again, every member replaced one at a time; no write fails, no row is lost", async () => {
+            let steps: PlannedStep[] = [];
+            const outcome = await underWrites(stack, 1, async () => {
+                steps = await stack.update({ etcdMembers: 5 });
+            });
+            figures.push({
+                stack: "production",
+                fault: "etcdMembers 3 → 5 (a new store)",
+                gapSeconds: outcome.longestGapSeconds,
+                clientErrors: outcome.clientErrors,
+                rowsLost: outcome.lost.length,
+            });
+            expect(stepsOf(steps, "create")).toEqual(expect.arrayContaining(["etcd-4-container", "etcd-5-container"]));
+            expect(stepsOf(steps, "replace")).toEqual(
+                expect.arrayContaining(stack.topology.members.map((m) => `${m.resourceName}-container`)),
+            );
+            expect(outcome.lost).toEqual([]);
+            expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
+            // patronictl reads the new store: every member registered again, one leader, all streaming.
+            const healthy = await waitForHealthyCluster(stack, 180_000);
+            expect(healthy.map((m) => m.name).sort()).toEqual(stack.topology.members.map((m) => m.node).sort());
+            const [leader] = healthy.filter((m) => m.role === "leader");
+            const [etcd1] = stack.topology.etcd;
+            const members = await docker("exec", etcd1.container, ...localEtcdctl(), "member", "list", "--write-out=json");
+            expect(JSON.parse(members).members).toHaveLength(5);
+            // The dynamic configuration is in force from the new store: quorum commit over the three replicas.
+            const [row] = await query(leader.url, "SHOW synchronous_standby_names");
+            expect(row.synchronous_standby_names.replaceAll('"', "")).toMatch(/^ANY 1 \(pg-\d+,pg-\d+,pg-\d+\)$/);
+        }, 900_000);
     });
 });
 

@@ -299,7 +299,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
             "a new, empty etcd cluster of five members starts on fresh volumes (etcd keeps its membership in its data), each member's " +
             "certificate command writing its certificate there first; the seed command " +
             "writes the dynamic configuration into it, but the leader key and the member list start empty, and Patroni registers the running " +
-            "cluster in it again (not tested yet); every member is replaced, since its patroni.yml lists the etcd members: " +
+            "cluster in it again (failover.test.ts, under writes); every member is replaced, since its patroni.yml lists the etcd members: " +
             `${MEMBERS_REPLACED} (with the store new and empty no switchover can happen: each handover gives up after ${HANDOVER_ATTEMPTS} ` +
             "tries, 2 s apart, and Patroni's own graceful stop hands the lead over)",
     },
