@@ -894,9 +894,11 @@ describe("production stack: refused logins, full load, faults", () => {
             const heldConnection = `-connect ${backup.container}:${PGBACKREST_TLS_PORT} -cert ${FILES.tlsCert} -key ${FILES.tlsKey} -quiet`;
             await docker("exec", "-d", first.container, "sh", "-c", `sleep 240 | openssl s_client ${heldConnection} >/dev/null 2>&1`);
             const listenerBefore = await pgbackrestListener();
-            const connectionProcess = await waitFor("the held connection's process in the backup container", 30_000, async () =>
-                (await pgbackrestServers()).find((pid) => pid !== listenerBefore),
-            );
+            // The held connection's process, and any archive-push's that happens to be connected too.
+            const connectionProcesses = await waitFor("the held connection's process in the backup container", 30_000, async () => {
+                const forked = (await pgbackrestServers()).filter((pid) => pid !== listenerBefore);
+                return forked.length > 0 ? forked : undefined;
+            });
             const before = await starts();
             const servedBefore = await served();
             let steps: PlannedStep[] = [];
@@ -922,9 +924,10 @@ describe("production stack: refused logins, full load, faults", () => {
                 );
                 expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
                 expect(await starts()).toEqual(before);
-                // pgBackRest's listener reloaded in place, and the connection's process it had forked still serves.
+                // pgBackRest's listener reloaded in place, and the held connection's process, forked before, still serves.
                 expect(await pgbackrestListener()).toBe(listenerBefore);
-                expect(await pgbackrestServers()).toContain(connectionProcess);
+                const serversAfter = await pgbackrestServers();
+                expect(connectionProcesses.filter((pid) => serversAfter.includes(pid))).not.toEqual([]);
                 // The session opened before the renewal, idle throughout, still runs queries.
                 expect((await idle.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
                 expect(lost).toBeUndefined();
