@@ -3,7 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { shellWord } from "./render/escape";
-import { BACKUP_TLS_DIR, PGBACKREST_FILES, PGBACKREST_REPO_DIR } from "./render/paths";
+import { PGBACKREST_FILES, PGBACKREST_REPO_DIR } from "./render/paths";
 import { backupCertificateCommand, backupVolumeTarget } from "./render/pgbackrest/certificate-command";
 import {
     BACKUP_READY_FILE,
@@ -102,10 +102,11 @@ export class Backup extends pulumi.ComponentResource {
 
         // The certificate and key, on a volume of their own: a renewed certificate is a SIGHUP to the TLS
         // server, and the container, with any backup it is running, stays.
-        const tlsVolume = new docker.Volume(`${name}-tls`, { name: backup.tlsVolume }, { parent: this });
+        const target = backupVolumeTarget(s);
+        const tlsVolume = new docker.Volume(`${name}-tls`, { name: target.volume }, { parent: this });
         const certificateCommand = certificateOnVolume(
             `${name}-certificate`,
-            { script: backupCertificateCommand(backupVolumeTarget(s)), certificate: args.tls.certificate, image: args.image },
+            { script: backupCertificateCommand(target), certificate: args.tls.certificate, image: args.image },
             { parent: this, dependsOn: [tlsVolume] },
         );
 
@@ -123,7 +124,7 @@ export class Backup extends pulumi.ComponentResource {
                 ],
                 volumes: [
                     ...(volume ? [{ name: volume.name, mountPath: PGBACKREST_REPO_DIR }] : []),
-                    { name: tlsVolume.name, mountPath: BACKUP_TLS_DIR, readOnly: true },
+                    { name: tlsVolume.name, mountPath: target.mountPath, readOnly: true },
                 ],
                 healthcheck: ["test", "-f", BACKUP_READY_FILE],
                 // The first full backup of a large existing database takes a while.

@@ -99,6 +99,18 @@ function run(command: string, mount: string, options: { running: boolean; served
     return { status: result.status, stderr: result.stderr, calls };
 }
 
+/**
+ * Runs `command` with its service running and the files named in its config:
+ * it must succeed, writing through the volume `volume` mounted at `mount`.
+ * Returns its `docker exec` calls.
+ */
+function execsWhileRunning(command: string, mount: string, volume: string): string[] {
+    const { status, calls } = run(command, mount, { running: true });
+    expect(status).toBe(0);
+    expect(calls[0]).toContain(`--volume ${volume}:${mount} `);
+    return calls.filter((call) => call.startsWith("exec "));
+}
+
 /** Arguments as the command's handshake line quotes them. */
 const quoted = (...words: string[]) => words.map(shellWord).join(" ");
 
@@ -183,17 +195,14 @@ describe("etcdCertificateCommand", () => {
     });
 
     it("writes to the member's data volume and, with the member running, signals nothing: a handshake presenting its own certificate must show the new one", () => {
-        const { status, calls } = run(etcdCertificateCommand(member), ETCD_VOLUME_DIR, { running: true });
-        expect(status).toBe(0);
+        const execs = execsWhileRunning(etcdCertificateCommand(member), ETCD_VOLUME_DIR, member.volume);
         expect(readFileSync(onVolume(ETCD_VOLUME_DIR, ETCD_TLS_FILES.cert), "utf8")).toBe(CERT);
-        expect(calls[0]).toContain(`--volume ${member.volume}:${ETCD_VOLUME_DIR} `);
-        const execs = calls.filter((call) => call.startsWith("exec "));
         expect(execs).toHaveLength(2);
         expect(execs[0]).toBe(`exec ${member.container} grep -qF ${ETCD_TLS_FILES.cert} /etc/obcms/etcd.yml`);
         expect(execs[1]).toContain(
             `openssl s_client ${quoted("-connect", "127.0.0.1:2379", "-cert", ETCD_TLS_FILES.cert, "-key", ETCD_TLS_FILES.key)} </dev/null`,
         );
-        expect(calls.some((call) => call.startsWith("kill ") || call.includes("RELOAD"))).toBe(false);
+        expect(execs.some((call) => call.includes("kill ") || call.includes("RELOAD"))).toBe(false);
     });
 
     it("fails, naming the member, when the handshake shows the old certificate", () => {
@@ -211,11 +220,8 @@ describe("backupCertificateCommand", () => {
     });
 
     it("writes to the backup container's certificate volume, signals pgBackRest's listener alone, then a handshake must show the new one", () => {
-        const { status, calls } = run(command, BACKUP_TLS_DIR, { running: true });
-        expect(status).toBe(0);
+        const execs = execsWhileRunning(command, BACKUP_TLS_DIR, backup.tlsVolume);
         expect(readFileSync(onVolume(BACKUP_TLS_DIR, BACKUP_TLS_FILES.key), "utf8")).toBe(KEY);
-        expect(calls[0]).toContain(`--volume ${backup.tlsVolume}:${BACKUP_TLS_DIR} `);
-        const execs = calls.filter((call) => call.startsWith("exec "));
         expect(execs).toHaveLength(3);
         expect(execs[0]).toBe(`exec ${backup.container} grep -qF ${BACKUP_TLS_FILES.cert} /etc/obcms/pgbackrest.conf`);
         expect(execs[1]).toMatch(new RegExp(`^exec ${backup.container} sh -c .*pgrep -d ' ' -f '\\^pgbackrest \\.\\* server\\$'`, "s"));
