@@ -23,6 +23,6 @@ export function etcdCertificateCommand(member: EtcdMember): string {
         service: `etcd member ${member.name}`,
         configFile: ETCD_FILES.conf,
         reload: [],
-        handshake: ["-connect", `127.0.0.1:${ETCD_CLIENT_PORT}`, "-cert", cert, "-key", key],
+        handshakes: [["-connect", `127.0.0.1:${ETCD_CLIENT_PORT}`, "-cert", cert, "-key", key]],
     });
 }

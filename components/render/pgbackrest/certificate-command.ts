@@ -17,19 +17,22 @@ export function backupVolumeTarget(s: ClusterSettings): VolumeTarget {
 }
 
 /**
- * Shell lines, run in the container, that send SIGHUP to the listening
- * `pgbackrest server` alone. Each connection is served by a forked process
- * with the same command line, which SIGHUP would end (pgBackRest's exitInit),
- * cutting a member's archive-push or archive-get: the listener is the one
- * whose parent is no such process.
+ * The shell line that sends SIGHUP to the listening `pgbackrest server` in
+ * `container` alone. Each connection is served by a forked process with the
+ * same command line, which SIGHUP would end (pgBackRest's exitInit), cutting
+ * a member's archive-push or archive-get, or the backup container's copy of
+ * a member's files: the listener is the one whose parent is no such process.
  */
-const SIGNAL_LISTENER = [
-    "servers=\"$(pgrep -d ' ' -f '^pgbackrest .* server$' || true)\"",
-    "for pid in $servers; do",
-    "  parent=\"$(awk '/^PPid:/ { print $2 }' /proc/$pid/status 2>/dev/null || true)\"",
-    '  case " $servers " in *" $parent "*) ;; *) kill -HUP "$pid" ;; esac',
-    "done",
-].join("\n");
+export function signalPgbackrestListener(container: string): string {
+    const lines = [
+        "servers=\"$(pgrep -d ' ' -f '^pgbackrest .* server$' || true)\"",
+        "for pid in $servers; do",
+        "  parent=\"$(awk '/^PPid:/ { print $2 }' /proc/$pid/status 2>/dev/null || true)\"",
+        '  case " $servers " in *" $parent "*) ;; *) kill -HUP "$pid" ;; esac',
+        "done",
+    ];
+    return `docker exec ${shellWord(container)} sh -c ${shellWord(lines.join("\n"))}`;
+}
 
 /**
  * pgBackRest 2.55's server, on SIGHUP, reads its configuration and its
@@ -45,7 +48,7 @@ export function backupCertificateCommand(target: VolumeTarget): string {
     return certificateCommand(target, BACKUP_TLS_FILES, {
         service: "pgBackRest's TLS server in the backup container",
         configFile: PGBACKREST_FILES.conf,
-        reload: [`docker exec ${shellWord(target.container)} sh -c ${shellWord(SIGNAL_LISTENER)}`],
-        handshake: ["-connect", `127.0.0.1:${PGBACKREST_TLS_PORT}`],
+        reload: [signalPgbackrestListener(target.container)],
+        handshakes: [["-connect", `127.0.0.1:${PGBACKREST_TLS_PORT}`]],
     });
 }

@@ -17,6 +17,6 @@ export function pgbouncerCertificateCommand(target: VolumeTarget, servesTls: boo
         service: "PgBouncer",
         configFile: FILES.pgbouncerIni,
         reload: [adminFunction(target), "admin RELOAD >/dev/null"],
-        handshake: servesTls ? ["-starttls", "postgres", "-connect", `127.0.0.1:${PGBOUNCER_PORT}`] : undefined,
+        handshakes: servesTls ? [["-starttls", "postgres", "-connect", `127.0.0.1:${PGBOUNCER_PORT}`]] : [],
     });
 }

@@ -41,8 +41,10 @@ export interface CertificateTaking {
     readonly configFile: string;
     /** Shell lines that have the running service take the new files (none: it reads them at every handshake). */
     readonly reload: readonly string[];
-    /** `openssl s_client` arguments for a handshake inside its container, or none where it serves no TLS. */
-    readonly handshake?: readonly string[];
+    /** `openssl s_client` arguments of each handshake inside its container that must show the new certificate (none where it serves no TLS). */
+    readonly handshakes: readonly (readonly string[])[];
+    /** Seconds the service may take, beyond the check's few, to act on the reload lines (default 0: at once). */
+    readonly reloadWithinSeconds?: number;
 }
 
 /**
@@ -51,8 +53,9 @@ export interface CertificateTaking {
  * the container exists (the stack's first `pulumi up`), while it is
  * stopped, or while it runs a config that names other files (see
  * `configFile`), that is all: the service reads them when it starts.
- * Otherwise the reload lines run, and the command fails unless a handshake
- * within a few seconds shows the certificate written: a service that cannot
+ * Otherwise the reload lines run, and the command fails unless every
+ * handshake, within a few seconds (and `reloadWithinSeconds`), shows the
+ * certificate written: a service that cannot
  * load a new pair may keep the old one without saying so. Connections
  * already open keep the TLS they negotiated.
  */
@@ -71,20 +74,22 @@ export function certificateCommand(target: VolumeTarget, files: CertificateFiles
         `${fingerprint} -in ${cert}`,
     ].join("\n");
     const container = shellWord(target.container);
-    const check = taking.handshake
-        ? [
-              "attempt=1",
-              `until [ "$(docker exec ${container} sh -c ${shellWord(
-                  `timeout ${HANDSHAKE_SECONDS} openssl s_client ${taking.handshake.map(shellWord).join(" ")} </dev/null 2>/dev/null | ${fingerprint}`,
-              )} || true)" = "$written" ]; do`,
-              `  if [ "$attempt" -ge ${HANDSHAKE_ATTEMPTS} ]; then`,
-              `    echo ${shellWord(`${taking.service} did not take the new certificate (it may keep its old one when a new pair fails to load); its log says why`)} >&2`,
-              "    exit 1",
-              "  fi",
-              "  attempt=$((attempt + 1)); sleep 1",
-              "done",
-          ]
-        : [];
+    const attempts = HANDSHAKE_ATTEMPTS + (taking.reloadWithinSeconds ?? 0);
+    // Each handshake in turn, a second apart, until it shows the certificate written.
+    const check = taking.handshakes.flatMap((handshake) => [
+        "attempt=1",
+        `until [ "$(docker exec ${container} sh -c ${shellWord(
+            `timeout ${HANDSHAKE_SECONDS} openssl s_client ${handshake.map(shellWord).join(" ")} </dev/null 2>/dev/null | ${fingerprint}`,
+        )} || true)" = "$written" ]; do`,
+        `  if [ "$attempt" -ge ${attempts} ]; then`,
+        `    echo ${shellWord(
+            `${taking.service} did not take the new certificate on ${handshake.join(" ")} (it may keep its old one when a new pair fails to load); its log says why`,
+        )} >&2`,
+        "    exit 1",
+        "  fi",
+        "  attempt=$((attempt + 1)); sleep 1",
+        "done",
+    ]);
     return [
         "set -eu",
         'pair="$(cat)"',
