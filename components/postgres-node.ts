@@ -1,13 +1,14 @@
 // What every PostgreSQL member shares as a container: Patroni running
 // PostgreSQL, its config (patroni.yml with the member's credentials, the
 // program's postgresql.conf and pg_hba.conf), pgBackRest's config and TLS
-// server, a data volume, the optional host port, the health check, the
-// graceful stop, and how operators reach it.
+// server, a data volume with the member's certificate, the optional host
+// port, the health check, the graceful stop, and how operators reach it.
 import * as command from "@pulumi/command";
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { type Credentials, credentialUrl, type RoleCredential } from "./credentials";
 import { FILES, PGBACKREST_FILES, VOLUME_DIR } from "./render/paths";
+import { memberCertificateCommand } from "./render/patroni/certificate-command";
 import { memberHandoverCommand } from "./render/patroni/leader-commands";
 import { renderPatroniConf } from "./render/patroni/patroni-yml";
 import { memberHealthCheck, renderMemberStart } from "./render/patroni/start-script";
@@ -24,7 +25,7 @@ import {
     serviceEndpoint,
 } from "./service-container";
 import { type ClusterSettings, connectHost, directUrlSslmode, POSTGRES_PORT } from "./settings";
-import { type NodeTls, tlsFiles } from "./tls";
+import { caFile, certificateOnVolume, type NodeTls } from "./tls";
 import { clusterTopology, handoverCandidates, type PostgresMember, possibleMembers } from "./topology";
 
 /** The handover command's only environment variable: the member container's replacementDigest. */
@@ -48,7 +49,7 @@ export interface PostgresMemberArgs {
 }
 
 /**
- * A member's container (`<name>-container`): Patroni bootstraps, clones,
+ * A member's container (`<name>-container`) on its data volume: Patroni bootstraps, clones,
  * promotes and rewinds PostgreSQL as the cluster needs. Before `pulumi up`
  * replaces it, its handover command (`<name>-handover`) hands the lead to
  * another member if this one holds it (handoverCandidates), through the
@@ -63,7 +64,7 @@ export function memberContainer(
     name: string,
     member: PostgresMember,
     args: PostgresMemberArgs & {
-        readonly volumeName: pulumi.Input<string>;
+        readonly volume: docker.Volume;
         readonly healthyWithinSeconds: number;
         readonly previous?: pulumi.Resource;
     },
@@ -99,9 +100,9 @@ export function memberContainer(
                 content: pulumi.secret(args.backupPassphrase.apply((p) => renderPgbackrestConf(postgresNodePgbackrestConf(s, p)))),
                 secret: true,
             },
-            ...tlsFiles(args.tls),
+            caFile(args.tls.caCertPem),
         ],
-        volumes: [{ name: args.volumeName, mountPath: VOLUME_DIR }],
+        volumes: [{ name: args.volume.name, mountPath: VOLUME_DIR }],
         publish: s.publishPostgresPorts ? { internal: POSTGRES_PORT, external: member.hostPort, ip: s.publishAddress } : undefined,
         healthcheck: memberHealthCheck(),
         healthyWithinSeconds: args.healthyWithinSeconds,
@@ -128,7 +129,13 @@ export function memberContainer(
         },
         { ...opts, dependsOn: args.previous ? [args.previous] : [] },
     );
-    return serviceContainer(`${name}-container`, containerArgs, { ...opts, dependsOn: [handover] });
+    // The certificate and key, on the data volume: a renewal is a reload of each service that serves them.
+    const certificate = certificateOnVolume(
+        `${name}-certificate`,
+        { script: memberCertificateCommand(s, member), certificate: args.tls.certificate, image: args.image },
+        { ...opts, dependsOn: [args.volume] },
+    );
+    return serviceContainer(`${name}-container`, containerArgs, { ...opts, dependsOn: [handover, certificate] });
 }
 
 /** The script a member's handover command runs before `pulumi up` changes its container, with the declared digest in REPLACEMENT_DIGEST_VARIABLE. */

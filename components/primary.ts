@@ -32,7 +32,7 @@ export class Primary extends pulumi.ComponentResource {
             { parent: this, retainOnDelete: true },
         );
 
-        const container = memberContainer(name, member, { ...args, volumeName: volume.name, healthyWithinSeconds: 300 }, { parent: this });
+        const container = memberContainer(name, member, { ...args, volume, healthyWithinSeconds: 300 }, { parent: this });
 
         this.containerName = container.name;
         this.volumeName = volume.name;

@@ -38,7 +38,7 @@ export class Replica extends pulumi.ComponentResource {
             name,
             member,
             // A clone of a large leader takes a while.
-            { ...args, volumeName: volume.name, healthyWithinSeconds: 1800 },
+            { ...args, volume, healthyWithinSeconds: 1800 },
             { parent: this },
         );
 

@@ -18,18 +18,9 @@ export interface NodeTls {
     readonly certificate: ServerCertificate;
 }
 
-/** The CA certificate alone, for a service that checks others, or keeps its own certificate on its volume. */
+/** The CA certificate, for a service that checks others; each keeps its own certificate on its volume. */
 export function caFile(caCertPem: pulumi.Input<string>): ServiceFile {
     return { path: FILES.tlsCa, content: caCertPem };
-}
-
-/** The CA certificate, the node's certificate and its key (secret, 0600). */
-export function tlsFiles(t: NodeTls): ServiceFile[] {
-    return [
-        caFile(t.caCertPem),
-        { path: FILES.tlsCert, content: t.certificate.certPem },
-        { path: FILES.tlsKey, content: t.certificate.keyPem, secret: true },
-    ];
 }
 
 /**

@@ -26,8 +26,17 @@ export const FILES = {
     haproxyCfg: `${CONFIG_DIR}/haproxy.cfg`,
     start: `${CONFIG_DIR}/start.sh`,
     tlsCa: `${CONFIG_DIR}/tls/ca.crt`,
-    tlsCert: `${CONFIG_DIR}/tls/server.crt`,
-    tlsKey: `${CONFIG_DIR}/tls/server.key`,
+} as const;
+
+/**
+ * A member's certificate and key, at the root of its data volume beside the
+ * data directory: Patroni's REST API and etcd client, PostgreSQL and
+ * pgBackRest's TLS server and client all read them, and a renewed pair
+ * reaches them without a restart.
+ */
+export const MEMBER_TLS_FILES = {
+    cert: `${VOLUME_DIR}/server.crt`,
+    key: `${VOLUME_DIR}/server.key`,
 } as const;
 
 /** pgBackRest's files: its config on every PostgreSQL node and the backup container, and the restore config for scratch restores. */

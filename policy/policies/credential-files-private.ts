@@ -8,7 +8,6 @@ const PROGRAM_CREDENTIAL_FILES = new Set<string>([
     FILES.bootstrapSql,
     FILES.pgpass,
     PGBOUNCER_USERLIST_FILE,
-    FILES.tlsKey,
     FILES.patroniConf,
     MONITORING_FILES.grafanaAdminPassword,
 ]);

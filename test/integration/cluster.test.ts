@@ -14,6 +14,7 @@ import {
     BACKUP_TLS_FILES,
     ETCD_TLS_FILES,
     FILES,
+    MEMBER_TLS_FILES,
     PGBOUNCER_TLS_FILES,
     PGBOUNCER_USERLIST_FILE,
     SOCKET_DIR,
@@ -723,14 +724,16 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expect(logs, name).not.toContain("SCRAM-SHA-256$");
         }
         const mode = async (container: string, file: string) => (await docker("exec", container, "stat", "-c", "%a %U", file)).trim();
-        // PgBouncer's, the backup container's and etcd's keys are on their volumes, where their certificate commands write them.
+        // Every key is on its service's volume, where its certificate command writes it.
         const keysOnVolumes = new Map([
             [t.pgbouncer.container, PGBOUNCER_TLS_FILES.key],
             [t.backup.container, BACKUP_TLS_FILES.key],
+            ...members.map((name) => [name, MEMBER_TLS_FILES.key] as const),
             ...t.etcd.map((e) => [e.container, ETCD_TLS_FILES.key] as const),
         ]);
-        for (const name of withKeys) {
-            expect(await mode(name, keysOnVolumes.get(name) ?? FILES.tlsKey), name).toBe("600 postgres");
+        expect([...keysOnVolumes.keys()].sort()).toEqual([...withKeys].sort());
+        for (const [name, key] of keysOnVolumes) {
+            expect(await mode(name, key), name).toBe("600 postgres");
         }
         for (const name of members) {
             expect(await mode(name, FILES.patroniConf), name).toBe("600 postgres");

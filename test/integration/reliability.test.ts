@@ -11,10 +11,10 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FILES } from "../../components/render/paths";
+import { FILES, MEMBER_TLS_FILES } from "../../components/render/paths";
 import { restApiCurl } from "../../components/render/patroni/start-script";
 import { PGBACKREST_TLS_PORT, pgbackrestCommand } from "../../components/render/pgbackrest/pgbackrest";
-import { ETCD_CLIENT_PORT, ROLES } from "../../components/settings";
+import { ETCD_CLIENT_PORT, HAPROXY_METRICS_PORT, PATRONI_REST_PORT, POSTGRES_PORT, ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
@@ -129,12 +129,12 @@ describe("production stack: refused logins, full load, faults", () => {
      * The certificate `container` shows on `port` to pg-1, as pg-1's Patroni
      * reaches etcd and its pgBackRest the backup container: verified against
      * the stack's CA and for the container's name, presenting pg-1's own
-     * client certificate.
+     * client certificate (`starttls` for PostgreSQL's protocol).
      */
-    const certificateSeenByFirstMember = async (container: string, port: number) => {
+    const certificateSeenByFirstMember = async (container: string, port: number, starttls = "") => {
         const [first] = stack.topology.members;
         const handshake = servedCertificateScript(
-            `-connect ${container}:${port} -CAfile ${FILES.tlsCa} -verify_hostname ${container} -cert ${FILES.tlsCert} -key ${FILES.tlsKey}`,
+            `${starttls}-connect ${container}:${port} -CAfile ${FILES.tlsCa} -verify_hostname ${container} -cert ${MEMBER_TLS_FILES.cert} -key ${MEMBER_TLS_FILES.key}`,
         );
         return servedCertificate(await docker("exec", first.container, "bash", "-o", "pipefail", "-c", handshake));
     };
@@ -875,15 +875,37 @@ describe("production stack: refused logins, full load, faults", () => {
             await expect(query(statsLogin("Not-The-Monitoring-Password-01"), "SHOW STATS")).rejects.toThrow(/^SASL authentication failed$/);
         }, 600_000);
 
-        it("renewed PgBouncer, backup and etcd certificates restart nothing: PgBouncer RELOADs, pgBackRest's TLS server reloads on SIGHUP, etcd reads them at its next handshake; the writers' TLS sessions and an idle one stay, new clients get the new certificates, no write fails", async () => {
-            const { etcd: etcdMembers, backup } = stack.topology;
-            const starts = async () =>
-                Promise.all([pgbouncerHost(), backup.container, ...etcdMembers.map((e) => e.container)].map(containerStart));
+        it("every server certificate renewed restarts nothing: PgBouncer RELOADs, pgBackRest's TLS servers reload on SIGHUP, etcd reads them at its next handshake, each member's Patroni reloads PostgreSQL and its REST API; the writers' TLS sessions and an idle one stay, the router takes no member down, new clients get the new certificates, no write fails", async () => {
+            const { etcd: etcdMembers, backup, members } = stack.topology;
+            const starts = async () => ({
+                services: await Promise.all(
+                    [pgbouncerHost(), backup.container, ...etcdMembers.map((e) => e.container)].map(containerStart),
+                ),
+                members: await memberStarts(),
+            });
             const served = async () => [
                 await pgbouncerCertificate(),
                 await certificateSeenByFirstMember(backup.container, PGBACKREST_TLS_PORT),
                 ...(await Promise.all(etcdMembers.map((e) => certificateSeenByFirstMember(e.container, ETCD_CLIENT_PORT)))),
+                // Each member's PostgreSQL, REST API and pgBackRest TLS server.
+                ...(await Promise.all(
+                    members.flatMap((m) => [
+                        certificateSeenByFirstMember(m.container, POSTGRES_PORT, "-starttls postgres "),
+                        certificateSeenByFirstMember(m.container, PATRONI_REST_PORT),
+                        certificateSeenByFirstMember(m.container, PGBACKREST_TLS_PORT),
+                    ]),
+                )),
             ];
+            /** HAProxy's counts, over every server of both routes, of failed checks on a server that was up, and of servers taken down. */
+            const routerChecks = async () => {
+                const metrics = await docker("exec", pgbouncerHost(), "curl", "-fsS", `http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics`);
+                const total = (metric: string) =>
+                    metrics
+                        .split("\n")
+                        .filter((line) => line.startsWith(`${metric}{`))
+                        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+                return { failed: total("haproxy_server_check_failures_total"), down: total("haproxy_server_check_up_down_total") };
+            };
             // pgBackRest's TLS server: the listener, the oldest, and one process per connection it forked.
             const pgbackrestServers = async () =>
                 (await docker("exec", backup.container, "pgrep", "-f", "^pgbackrest .* server$")).trim().split("\n").sort();
@@ -891,7 +913,7 @@ describe("production stack: refused logins, full load, faults", () => {
                 (await docker("exec", backup.container, "pgrep", "-o", "-f", "^pgbackrest .* server$")).trim();
             const [first] = stack.topology.members;
             // A connection held open across the renewal from pg-1, as its archive-push's would be: its process must outlive the SIGHUP.
-            const heldConnection = `-connect ${backup.container}:${PGBACKREST_TLS_PORT} -cert ${FILES.tlsCert} -key ${FILES.tlsKey} -quiet`;
+            const heldConnection = `-connect ${backup.container}:${PGBACKREST_TLS_PORT} -cert ${MEMBER_TLS_FILES.cert} -key ${MEMBER_TLS_FILES.key} -quiet`;
             await docker("exec", "-d", first.container, "sh", "-c", `sleep 240 | openssl s_client ${heldConnection} >/dev/null 2>&1`);
             const listenerBefore = await pgbackrestListener();
             // The held connection's process, and any archive-push's that happens to be connected too.
@@ -906,10 +928,16 @@ describe("production stack: refused logins, full load, faults", () => {
             let lost: Error | undefined;
             idle.on("error", (error) => (lost ??= error));
             await idle.connect();
-            const renewed = ["tls-pgbouncer-cert", "tls-backup-cert", ...etcdMembers.map((e) => `tls-${e.resourceName}-cert`)];
+            const checksBefore = await routerChecks();
+            const renewed = [
+                "tls-pgbouncer-cert",
+                "tls-backup-cert",
+                ...etcdMembers.map((e) => `tls-${e.resourceName}-cert`),
+                ...members.map((m) => `tls-${m.resourceName}-cert`),
+            ];
             try {
                 const outcome = await survives(
-                    "PgBouncer's, the backup container's and etcd's certificates renewed (RELOAD; SIGHUP; etcd's next handshake)",
+                    "every server certificate renewed (PgBouncer: RELOAD; pgBackRest: SIGHUP; etcd: next handshake; members: Patroni's SIGHUP)",
                     async () => {
                         steps = await stack.update(LATER_CHANGES, { replace: renewed });
                     },
@@ -919,11 +947,16 @@ describe("production stack: refused logins, full load, faults", () => {
                     [
                         "backup-certificate",
                         ...etcdMembers.map((e) => `${e.resourceName}-certificate`),
+                        ...members.map((m) => `${m.resourceName}-certificate`),
                         "pgbouncer-certificate-reload",
                     ].sort(),
                 );
                 expect(outcome.clientErrors, outcome.errors.join(" | ")).toBe(0);
                 expect(await starts()).toEqual(before);
+                // The REST APIs reopened their listeners without the router's checks taking any member out of a route.
+                const checksAfter = await routerChecks();
+                console.info(`router checks failed during the renewal: ${checksAfter.failed - checksBefore.failed}`);
+                expect(checksAfter.down).toBe(checksBefore.down);
                 // pgBackRest's listener reloaded in place, and the held connection's process, forked before, still serves.
                 expect(await pgbackrestListener()).toBe(listenerBefore);
                 const serversAfter = await pgbackrestServers();

@@ -1,6 +1,7 @@
 // The commands that write a service's certificate and key to its volume and
 // have the running service take them (PgBouncer by RELOAD, the backup
-// container's pgBackRest by SIGHUP, etcd at its next handshake), run by
+// container's pgBackRest by SIGHUP, etcd at its next handshake, a member's
+// Patroni and pgBackRest by SIGHUP), run by
 // /bin/sh with `docker` replaced by a shell function: `docker run` runs its
 // script here, on a directory standing in for the volume. The integration
 // tests run them against real containers.
@@ -16,9 +17,12 @@ import {
     BACKUP_TLS_FILES,
     ETCD_TLS_FILES,
     ETCD_VOLUME_DIR,
+    MEMBER_TLS_FILES,
     PGBOUNCER_RELOADABLE_DIR,
     PGBOUNCER_TLS_FILES,
+    VOLUME_DIR,
 } from "../../components/render/paths";
+import { memberCertificateCommand } from "../../components/render/patroni/certificate-command";
 import { backupCertificateCommand, backupVolumeTarget } from "../../components/render/pgbackrest/certificate-command";
 import { pgbouncerCertificateCommand } from "../../components/render/pgbouncer/certificate-command";
 import { renderCertificateInput } from "../../components/render/tls/certificate-command";
@@ -26,7 +30,7 @@ import { IMAGE_VARIABLE } from "../../components/render/volume-command";
 import { clusterTopology } from "../../components/topology";
 import { production, shellSyntaxCheck } from "./fixtures";
 
-const { pgbouncer, etcd, backup } = clusterTopology(production);
+const { pgbouncer, etcd, backup, members } = clusterTopology(production);
 const pgbouncerCommand = (servesTls: boolean) =>
     pgbouncerCertificateCommand(
         { container: pgbouncer.container, volume: pgbouncer.volume, mountPath: PGBOUNCER_RELOADABLE_DIR },
@@ -233,5 +237,53 @@ describe("backupCertificateCommand", () => {
         const { status, stderr } = run(command, BACKUP_TLS_DIR, { running: true, served: "SHA256 Fingerprint=BB" });
         expect(status).toBe(1);
         expect(stderr).toMatch(/^pgBackRest's TLS server in the backup container did not take the new certificate/);
+    });
+});
+
+describe("memberCertificateCommand", () => {
+    const member = members[2];
+    const command = memberCertificateCommand(production, member);
+    const handshakes = (calls: string[]) => calls.filter((call) => call.includes("s_client"));
+
+    it("is valid sh", () => {
+        expect(shellSyntaxCheck(command)).toEqual({ status: 0, stderr: "" });
+    });
+
+    it("writes to the member's data volume, signals Patroni and pgBackRest's listener, then PostgreSQL, the REST API and pgBackRest must each show the new certificate", () => {
+        const execs = execsWhileRunning(command, VOLUME_DIR, member.volume);
+        expect(readFileSync(onVolume(VOLUME_DIR, MEMBER_TLS_FILES.cert), "utf8")).toBe(CERT);
+        expect(readFileSync(onVolume(VOLUME_DIR, MEMBER_TLS_FILES.key), "utf8")).toBe(KEY);
+        expect(execs).toHaveLength(6);
+        expect(execs[0]).toBe(`exec ${member.container} grep -qF ${MEMBER_TLS_FILES.cert} /etc/obcms/patroni.yml`);
+        expect(execs[1]).toBe(`exec ${member.container} pkill -HUP -x patroni`);
+        expect(execs[2]).toContain('kill -HUP "$pid"');
+        expect(execs[3]).toContain(`openssl s_client ${quoted("-starttls", "postgres", "-connect", "127.0.0.1:5432")} </dev/null`);
+        expect(execs[4]).toContain(`openssl s_client ${quoted("-connect", "127.0.0.1:8008")} </dev/null`);
+        expect(execs[5]).toContain(`openssl s_client ${quoted("-connect", "127.0.0.1:8432")} </dev/null`);
+    });
+
+    it("waits out a Patroni cycle, loop_wait and retry_timeout beyond the usual five handshakes, for PostgreSQL to reload", () => {
+        const late = [...Array(14).fill("SHA256 Fingerprint=BB"), "SHA256 Fingerprint=AA"].join("|");
+        const { status, calls } = run(command, VOLUME_DIR, { running: true, served: late });
+        expect(status).toBe(0);
+        // The fifteenth on PostgreSQL's port shows it, then the REST API's and pgBackRest's at once.
+        expect(handshakes(calls)).toHaveLength(17);
+    });
+
+    it("fails, naming the member and the port, when PostgreSQL still shows the old certificate after that", () => {
+        const { status, stderr, calls } = run(command, VOLUME_DIR, { running: true, served: "SHA256 Fingerprint=BB" });
+        expect(status).toBe(1);
+        expect(stderr).toMatch(
+            new RegExp(`^member ${member.node} did not take the new certificate on -starttls postgres -connect 127.0.0.1:5432 `),
+        );
+        expect(handshakes(calls)).toHaveLength(15);
+    });
+
+    it("leaves a member whose Patroni config names other certificate files alone: deployed before they moved to the volume, the update replaces it", () => {
+        const { status, calls } = run(command, VOLUME_DIR, { running: true, served: "SHA256 Fingerprint=BB", namesVolumeFiles: false });
+        expect(status).toBe(0);
+        expect(calls.filter((call) => call.startsWith("exec "))).toEqual([
+            `exec ${member.container} grep -qF ${MEMBER_TLS_FILES.cert} /etc/obcms/patroni.yml`,
+        ]);
     });
 });

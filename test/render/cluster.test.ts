@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
     CLUSTER_WIDE_PARAMETERS,
     dynamicParameters,
+    memberFileParameters,
     postgresParameters,
     postgresqlConfParameters,
     RESTART_PARAMETERS,
@@ -55,9 +56,6 @@ describe("cluster", () => {
                 "pgaudit.log_parameter": false,
                 random_page_cost: 1.1,
                 ssl: true,
-                ssl_ca_file: "/etc/obcms/tls/ca.crt",
-                ssl_cert_file: "/etc/obcms/tls/server.crt",
-                ssl_key_file: "/etc/obcms/tls/server.key",
                 ssl_min_protocol_version: "TLSv1.2",
                 timezone: "Asia/Manila",
                 wal_compression: "lz4",
@@ -70,7 +68,13 @@ describe("cluster", () => {
             const restart = postgresqlConfParameters(staging);
             expect(Object.keys(restart).filter((name) => CLUSTER_WIDE_PARAMETERS.has(name))).toEqual([]);
             expect(Object.keys(restart).filter((name) => !RESTART_PARAMETERS.has(name))).toEqual([]);
-            expect({ ...restart, ...dynamicParameters(staging) }).toEqual(postgresParameters(staging));
+            // The TLS files' paths are each member's own, in its patroni.yml.
+            expect(memberFileParameters(staging)).toEqual({
+                ssl_ca_file: "/etc/obcms/tls/ca.crt",
+                ssl_cert_file: "/var/lib/postgresql/data/server.crt",
+                ssl_key_file: "/var/lib/postgresql/data/server.key",
+            });
+            expect({ ...restart, ...dynamicParameters(staging), ...memberFileParameters(staging) }).toEqual(postgresParameters(staging));
         });
 
         it("renders the staging members' postgresql.conf as the exact file: the parameters read only at start", () => {

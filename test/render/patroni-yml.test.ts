@@ -21,7 +21,7 @@ function rendered(s: ClusterSettings, index: number, passwords: PatroniPasswords
     return renderPatroniConf({ settings: s, scope: t.scope, member: t.members[index - 1], etcd: t.etcd, passwords });
 }
 
-const TLS = { certfile: "/etc/obcms/tls/server.crt", keyfile: "/etc/obcms/tls/server.key" };
+const TLS = { certfile: "/var/lib/postgresql/data/server.crt", keyfile: "/var/lib/postgresql/data/server.key" };
 const CA = "/etc/obcms/tls/ca.crt";
 
 /**
@@ -57,9 +57,6 @@ const DYNAMIC_PARAMETERS = {
     "pgaudit.log_parameter": "off",
     random_page_cost: 1.1,
     ssl: "on",
-    ssl_ca_file: CA,
-    ssl_cert_file: TLS.certfile,
-    ssl_key_file: TLS.keyfile,
     ssl_min_protocol_version: "TLSv1.2",
     timezone: "Asia/Manila",
     wal_compression: "lz4",
@@ -104,8 +101,8 @@ function expected(s: ClusterSettings, node: string, etcd: string[]) {
             hosts: etcd,
             protocol: "https",
             cacert: CA,
-            cert: "/etc/obcms/tls/server.crt",
-            key: "/etc/obcms/tls/server.key",
+            cert: "/var/lib/postgresql/data/server.crt",
+            key: "/var/lib/postgresql/data/server.key",
         },
         // No `dcs`: the dynamic configuration is seeded into etcd before any member starts.
         bootstrap: { initdb: ["data-checksums", { encoding: "UTF8" }, { locale: "C.UTF-8" }] },
@@ -116,7 +113,13 @@ function expected(s: ClusterSettings, node: string, etcd: string[]) {
             bin_dir: "/usr/lib/postgresql/17/bin",
             pgpass: "/var/run/postgresql/patroni.pgpass",
             custom_conf: "/etc/obcms/postgresql.conf",
-            parameters: { hba_file: "/etc/obcms/pg_hba.conf", unix_socket_directories: "/var/run/postgresql" },
+            parameters: {
+                hba_file: "/etc/obcms/pg_hba.conf",
+                unix_socket_directories: "/var/run/postgresql",
+                ssl_ca_file: CA,
+                ssl_cert_file: TLS.certfile,
+                ssl_key_file: TLS.keyfile,
+            },
             use_unix_socket: true,
             use_unix_socket_repl: false,
             authentication: {
@@ -190,7 +193,7 @@ describe("dynamicConfiguration", () => {
         postgresql: {
             use_pg_rewind: true,
             use_slots: true,
-            parameters: { ...DYNAMIC_PARAMETERS, "obcms.parameters_digest": "1bf9054a2d9d8414" },
+            parameters: { ...DYNAMIC_PARAMETERS, "obcms.parameters_digest": "e5f4ebffff571cd3" },
         },
     };
 
@@ -230,7 +233,7 @@ describe("dynamicConfiguration", () => {
                     ...DYNAMIC_PARAMETERS,
                     max_connections: 150,
                     work_mem: "3449kB",
-                    "obcms.parameters_digest": "ef919a739913b477",
+                    "obcms.parameters_digest": "702bf92e4646d0e8",
                 },
             },
         });

@@ -57,10 +57,10 @@ describe("pgbackrest.conf", () => {
                 LOGGING +
                 "repo1-cipher-pass=PASS\nrepo1-cipher-type=aes-256-cbc\n" +
                 "repo1-host=obcms-database-staging-backup\nrepo1-host-ca-file=/etc/obcms/tls/ca.crt\n" +
-                "repo1-host-cert-file=/etc/obcms/tls/server.crt\nrepo1-host-key-file=/etc/obcms/tls/server.key\n" +
+                "repo1-host-cert-file=/var/lib/postgresql/data/server.crt\nrepo1-host-key-file=/var/lib/postgresql/data/server.key\n" +
                 "repo1-host-port=8432\nrepo1-host-type=tls\nspool-path=/var/lib/postgresql/data/pgbackrest-spool\n" +
                 "tls-server-address=0.0.0.0\ntls-server-auth=obcms-database-staging-backup=main\n" +
-                tlsServerFiles("/etc/obcms/tls") +
+                tlsServerFiles("/var/lib/postgresql/data") +
                 "\n[global:archive-get]\narchive-async=n\nio-timeout=5\n" +
                 "\n[main]\npg1-path=/var/lib/postgresql/data/pgdata\npg1-port=5432\npg1-socket-path=/var/run/postgresql\n",
         );

@@ -38,11 +38,17 @@ const ETCD_CONTAINERS = [1, 2, 3].map((k) => `etcd-${k}-container`);
 /** Each etcd member's command that writes its certificate and key to its volume. */
 const ETCD_CERTIFICATES = [1, 2, 3].map((k) => `etcd-${k}-certificate`);
 const ETCD_MEMBER = (k: number) => [`etcd-${k}-container`, `etcd-${k}-data`];
-/** Member k + 1 (`replica-k`): its container, handover command, volume, exporter and certificate. */
+/** Each member's command that writes its certificate and key to its data volume and has Patroni and pgBackRest reload. */
+const MEMBER_CERTIFICATES = ["primary-certificate", "replica-1-certificate", "replica-2-certificate", "replica-3-certificate"];
+/** Member k + 1 (`replica-k`): its container, handover and certificate commands, volume, exporter and certificate. */
 const MEMBER_RESOURCES = (k: number) =>
-    [`monitoring-replica-${k}-exporter`, `replica-${k}-container`, `replica-${k}-data`, `replica-${k}-handover`].concat(
-        ["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`),
-    );
+    [
+        `monitoring-replica-${k}-exporter`,
+        `replica-${k}-certificate`,
+        `replica-${k}-container`,
+        `replica-${k}-data`,
+        `replica-${k}-handover`,
+    ].concat(["cert", "csr", "key"].map((part) => `tls-replica-${k}-${part}`));
 /** The commands of ClusterConfig, which act on the leader. */
 const DYNAMIC_CONFIG = "cluster-config-dynamic-config";
 const ROLES_SQL = "cluster-config-roles";
@@ -239,17 +245,18 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: {},
         renewed: SERVER_CERTIFICATES,
         plan: {
-            replace: [...MEMBERS, ...SERVER_CERTIFICATES],
-            update: [BACKUP_CERTIFICATE, ...ETCD_CERTIFICATES, PGBOUNCER_CERTIFICATE, ...HANDOVERS],
+            replace: SERVER_CERTIFICATES,
+            update: [BACKUP_CERTIFICATE, ...ETCD_CERTIFICATES, ...MEMBER_CERTIFICATES, PGBOUNCER_CERTIFICATE],
         },
         effect:
-            "the tls provider issues each a new certificate, same key and names; PgBouncer's certificate command writes its certificate " +
-            "and key to its volume and PgBouncer takes them by RELOAD, then a handshake must show the new certificate: its container " +
-            "and every client connection stay, open sessions keep the TLS they negotiated; the backup container's writes its pair to its " +
-            "certificate volume and sends SIGHUP to pgBackRest's TLS server, which opens a new listener with it while connections already " +
-            "open keep their processes, then a handshake must show the new one: the container and a running backup stay; each etcd " +
-            "member's certificate command writes its pair to the member's volume, which etcd reads at every handshake: no member " +
-            `restarts, and a handshake must show the new one; the members upload theirs and are replaced: ${MEMBERS_REPLACED}`,
+            "the tls provider issues each a new certificate, same key and names; each service's certificate command writes the pair to " +
+            "the service's volume, has the running service take it, and fails unless new handshakes show the new certificate; no container " +
+            "is replaced or restarted, every client connection stays and open sessions keep the TLS they negotiated. PgBouncer takes it by " +
+            "RELOAD; the backup container's pgBackRest TLS server by SIGHUP, opening a new listener while connections already open keep " +
+            "their processes (a running backup stays); etcd reads it at every handshake; on each PostgreSQL member (on its data volume) " +
+            "Patroni takes SIGHUP at its next cycle (within `failoverLoopWait`): PostgreSQL reloads, and the REST API reopens its " +
+            "listener, where a health check arriving in that instant fails once (HAProxy marks a server down after two); the member's " +
+            "pgBackRest TLS server takes SIGHUP; handshakes on PostgreSQL's, the REST API's and pgBackRest's ports must show the new one",
     },
     {
         change: "`image` `obcms-database:17.1` → `obcms-database:17.2`",
@@ -268,6 +275,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
             update: [
                 BACKUP_CERTIFICATE,
                 ...ETCD_CERTIFICATES,
+                ...MEMBER_CERTIFICATES,
                 PGBOUNCER_CERTIFICATE,
                 PGBOUNCER_CREDENTIALS,
                 PGBOUNCER_SETTINGS,
@@ -276,7 +284,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         },
         effect:
             "every container restarts on the new image; data stays on the volumes; " +
-            "PgBouncer's settings, credentials and certificate commands and the backup container's and etcd's certificate commands, which write their files with the image, run again and change nothing (the credentials command finds the application role's verifier in place and pauses nothing); " +
+            "PgBouncer's settings, credentials and certificate commands and the backup container's, etcd's and the members' certificate commands, which write their files with the image, run again and change nothing (the credentials command finds the application role's verifier in place and pauses nothing); " +
             `the members: ${MEMBERS_REPLACED}; ` +
             "no etcd member depends on another, so they restart side by side and the store is unavailable for those seconds",
     },

@@ -91,8 +91,9 @@ describe.each([
             "pgbouncer-certificate-reload",
             "pgbouncer-credentials-reload",
             "pgbouncer-settings-reload",
+            "primary-certificate",
             "primary-handover",
-            ...replicaNames.map((n) => `${n}-handover`),
+            ...replicaNames.flatMap((n) => [`${n}-certificate`, `${n}-handover`]),
         ]);
         expect(
             mocks
@@ -309,7 +310,7 @@ describe("TLS", () => {
         },
     );
 
-    it("issues one key and certificate per node, each key uploaded 0600 (PgBouncer's, the backup container's and etcd's written to their volumes) and kept secret", async () => {
+    it("issues one key and certificate per node, each written to its service's volume by a certificate command, kept secret, and none uploaded", async () => {
         const { mocks } = await declare("production");
         expect(
             mocks
@@ -328,30 +329,18 @@ describe("TLS", () => {
             "obcms-database-production-ro",
             "localhost",
         ]);
-        const uploadingKeys = mocks
-            .ofType("docker:index/container:Container")
-            .filter((c) => DATABASE_CONTAINER.test(c.name) && !["pgbouncer-container", "backup-container"].includes(c.name));
-        expect(uploadingKeys.map((c) => c.name).sort()).toEqual(
-            ["primary", "replica-1", "replica-2", "replica-3"].map((n) => `${n}-container`).sort(),
-        );
-        for (const container of uploadingKeys) {
-            const key = container.inputs.uploads.find((u: { file: string }) => u.file === "/etc/obcms/tls/server.key");
-            expect(key.permissions, container.name).toBe("0600");
-            expect(key.content, container.name).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
-            expect(isSecretInput(container.rawInputs.uploads), container.name).toBe(true);
-        }
-        // PgBouncer's, the backup container's and etcd's keys and certificates reach their volumes through certificate
-        // commands, which they take without a restart.
+        // Every service takes a renewed certificate without a restart, from its volume.
         for (const [node, volume, commandName] of [
             ["pgbouncer", "pgbouncer-settings", "pgbouncer-certificate-reload"],
             ["backup", "backup-tls", "backup-certificate"],
+            ...["primary", "replica-1", "replica-2", "replica-3"].map((m) => [m, `${m}-data`, `${m}-certificate`]),
             ...[1, 2, 3].map((k) => [`etcd-${k}`, `etcd-${k}-data`, `etcd-${k}-certificate`]),
         ]) {
             const container = mocks.named(`${node}-container`);
             expect(
-                container.inputs.uploads.map((u: { file: string }) => u.file),
+                container.inputs.uploads.filter((u: { content: string }) => u.content.includes("PRIVATE KEY")),
                 node,
-            ).not.toContain("/etc/obcms/tls/server.key");
+            ).toEqual([]);
             const certificate = mocks.named(commandName);
             expect(certificate.inputs.stdin, node).toBe(
                 `${mockPem("CERTIFICATE", `tls-${node}-cert`)}${mockPem("EC PRIVATE KEY", `tls-${node}-key`)}`,

@@ -6,9 +6,9 @@ import { createHash } from "node:crypto";
 import { type ClusterSettings, PATRONI_REST_PORT, POSTGRES_PORT, ROLES } from "../../settings";
 import type { EtcdMember, PostgresMember } from "../../topology";
 import { etcdClientUrl } from "../etcd/etcd-conf";
-import { FILES, PGDATA, SOCKET_DIR } from "../paths";
+import { FILES, MEMBER_TLS_FILES, PGDATA, SOCKET_DIR } from "../paths";
 import { replicaRestoreCommand, restoreCommand } from "../pgbackrest/pgbackrest";
-import { dynamicParameters, HOT_STANDBY_MINIMUMS, postgresqlConfParameters } from "../postgres/parameters";
+import { dynamicParameters, HOT_STANDBY_MINIMUMS, memberFileParameters, postgresqlConfParameters } from "../postgres/parameters";
 import type { ConfValue } from "../postgres/postgresql-conf";
 import { renderYaml, type YamlValue } from "../yaml";
 import { PATRONI_NAMESPACE } from "./dcs-seed";
@@ -128,7 +128,7 @@ export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
     const { member, passwords } = spec;
     const s = spec.settings;
     const local = postgresqlConfParameters(s);
-    const tls = { certfile: FILES.tlsCert, keyfile: FILES.tlsKey };
+    const tls = { certfile: MEMBER_TLS_FILES.cert, keyfile: MEMBER_TLS_FILES.key };
     return {
         scope: spec.scope,
         namespace: PATRONI_NAMESPACE,
@@ -147,8 +147,8 @@ export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
             hosts: spec.etcd.map((e) => etcdClientUrl(e).replace(/^https:\/\//, "")),
             protocol: "https",
             cacert: FILES.tlsCa,
-            cert: FILES.tlsCert,
-            key: FILES.tlsKey,
+            cert: MEMBER_TLS_FILES.cert,
+            key: MEMBER_TLS_FILES.key,
         },
         // The dynamic configuration is not here but in etcd, seeded before any member starts (dcs-seed.ts):
         // a change to it then replaces no member.
@@ -164,8 +164,12 @@ export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
             pgpass: `${SOCKET_DIR}/patroni.pgpass`,
             // postgresql.conf, rendered by the program, under Patroni's own settings.
             custom_conf: FILES.postgresqlConf,
-            // Patroni itself needs to know these two.
-            parameters: parameterValues({ hba_file: local.hba_file, unix_socket_directories: local.unix_socket_directories }),
+            // Patroni itself needs to know the first two; the TLS files are the member's own (memberFileParameters).
+            parameters: parameterValues({
+                hba_file: local.hba_file,
+                unix_socket_directories: local.unix_socket_directories,
+                ...memberFileParameters(spec.settings),
+            }),
             // Patroni's own sessions use the socket and peer authentication.
             use_unix_socket: true,
             use_unix_socket_repl: false,

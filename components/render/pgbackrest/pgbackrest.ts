@@ -8,7 +8,16 @@
 import { type BackupSettings, type ClusterSettings, POSTGRES_PORT } from "../../settings";
 import { clusterTopology } from "../../topology";
 import { commentText, pgbackrestConfValue, shellWord } from "../escape";
-import { BACKUP_TLS_FILES, FILES, PGBACKREST_FILES, PGBACKREST_REPO_DIR, PGBACKREST_SPOOL_DIR, PGDATA, SOCKET_DIR } from "../paths";
+import {
+    BACKUP_TLS_FILES,
+    FILES,
+    MEMBER_TLS_FILES,
+    PGBACKREST_FILES,
+    PGBACKREST_REPO_DIR,
+    PGBACKREST_SPOOL_DIR,
+    PGDATA,
+    SOCKET_DIR,
+} from "../paths";
 import { supervisedLine } from "../shell-scripts";
 import type { CertificateFiles } from "../tls/certificate-command";
 
@@ -78,9 +87,6 @@ const COMMON: Record<string, PgbackrestValue> = {
     "compress-type": "zst",
 };
 
-/** A member's certificate and key: uploads into its container. */
-const MEMBER_CERTIFICATE: CertificateFiles = { cert: FILES.tlsCert, key: FILES.tlsKey };
-
 /**
  * The TLS server every node runs, with its certificate (`own`), accepting
  * only the named clients' certificates for the stanza.
@@ -111,7 +117,7 @@ export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: strin
     return {
         global: {
             ...COMMON,
-            ...tlsServer([backup], MEMBER_CERTIFICATE),
+            ...tlsServer([backup], MEMBER_TLS_FILES),
             "archive-async": true,
             // PostgreSQL's archiver waits this long for a segment to reach the repository before it
             // retries; short, so a repository host that is not up yet (at creation, or restarting)
@@ -123,8 +129,8 @@ export function postgresNodePgbackrestConf(s: ClusterSettings, passphrase: strin
             "repo1-host-port": PGBACKREST_TLS_PORT,
             ...encryption(passphrase),
             "repo1-host-ca-file": FILES.tlsCa,
-            "repo1-host-cert-file": MEMBER_CERTIFICATE.cert,
-            "repo1-host-key-file": MEMBER_CERTIFICATE.key,
+            "repo1-host-cert-file": MEMBER_TLS_FILES.cert,
+            "repo1-host-key-file": MEMBER_TLS_FILES.key,
         },
         "global:archive-get": ARCHIVE_GET,
         [STANZA]: {

@@ -5,15 +5,16 @@
 
 import { type ClusterSettings, MAX_REPLICATION_SLOTS, MAX_WAL_SENDERS, SUPERUSER_RESERVED_CONNECTIONS } from "../../settings";
 import { AUTOVACUUM_MAX_WORKERS, type PostgresSizing, postgresSize, postgresSizing } from "../../sizing";
-import { FILES, SOCKET_DIR } from "../paths";
+import { FILES, MEMBER_TLS_FILES, SOCKET_DIR } from "../paths";
 import { archiveParameters } from "../pgbackrest/pgbackrest";
 import type { ConfValue } from "./postgresql-conf";
 
 /**
  * Every member's parameters: the same on each, since any member may lead.
  * Patroni's dynamic configuration in etcd carries the cluster-wide ones and
- * every one PostgreSQL can reload (dynamicParameters); postgresql.conf the
- * rest (postgresqlConfParameters).
+ * every one PostgreSQL can reload (dynamicParameters), except those that name
+ * the member's TLS files (memberFileParameters, in patroni.yml);
+ * postgresql.conf the rest (postgresqlConfParameters).
  */
 export function postgresParameters(s: ClusterSettings): Record<string, ConfValue> {
     return {
@@ -80,6 +81,15 @@ export const RESTART_PARAMETERS: ReadonlySet<string> = new Set([
     "wal_log_hints",
 ]);
 
+/**
+ * The parameters that name the member's TLS files, which live in its own
+ * container and volume: in each member's patroni.yml (memberFileParameters),
+ * whose parameters take precedence over etcd's, so that while an update
+ * replaces the members one at a time, a replaced member and one not yet
+ * replaced each name the files their own container has.
+ */
+const MEMBER_FILE_PARAMETERS: ReadonlySet<string> = new Set(["ssl_ca_file", "ssl_cert_file", "ssl_key_file"]);
+
 /** Only in postgresql.conf: needed at start, and Patroni does not take them from etcd. */
 function startOnly(name: string): boolean {
     return RESTART_PARAMETERS.has(name) && !CLUSTER_WIDE_PARAMETERS.has(name);
@@ -96,7 +106,12 @@ function pick(parameters: Record<string, ConfValue>, wanted: (name: string) => b
  * and only a cluster-wide parameter that needs a restart restarts a member.
  */
 export function dynamicParameters(s: ClusterSettings): Record<string, ConfValue> {
-    return pick(postgresParameters(s), (name) => !startOnly(name));
+    return pick(postgresParameters(s), (name) => !startOnly(name) && !MEMBER_FILE_PARAMETERS.has(name));
+}
+
+/** For the member's own patroni.yml: where its TLS files are (MEMBER_FILE_PARAMETERS). */
+export function memberFileParameters(s: ClusterSettings): Record<string, ConfValue> {
+    return pick(postgresParameters(s), (name) => MEMBER_FILE_PARAMETERS.has(name));
 }
 
 /**
@@ -167,8 +182,8 @@ function ownedParameters(s: ClusterSettings): Record<string, ConfValue> {
         // a 7.3 s write gap when a leader was stopped.
         wal_retrieve_retry_interval: "1s",
         ssl: true,
-        ssl_cert_file: FILES.tlsCert,
-        ssl_key_file: FILES.tlsKey,
+        ssl_cert_file: MEMBER_TLS_FILES.cert,
+        ssl_key_file: MEMBER_TLS_FILES.key,
         ssl_ca_file: FILES.tlsCa,
         ssl_min_protocol_version: "TLSv1.2",
         shared_preload_libraries: "pg_stat_statements,pgaudit",
