@@ -16,6 +16,11 @@ export const SOCKET_DIR = "/var/run/postgresql";
  */
 export const SERVICE_UID = 999;
 
+/** A certificate and its key, as every service keeps them on its volume: `server.crt` and `server.key` in `dir`. */
+function certificateFilesIn(dir: string): { readonly cert: string; readonly key: string } {
+    return { cert: `${dir}/server.crt`, key: `${dir}/server.key` };
+}
+
 export const FILES = {
     postgresqlConf: `${CONFIG_DIR}/postgresql.conf`,
     pgHba: `${CONFIG_DIR}/pg_hba.conf`,
@@ -34,10 +39,7 @@ export const FILES = {
  * pgBackRest's TLS server and client all read them, and a renewed pair
  * reaches them without a restart.
  */
-export const MEMBER_TLS_FILES = {
-    cert: `${VOLUME_DIR}/server.crt`,
-    key: `${VOLUME_DIR}/server.key`,
-} as const;
+export const MEMBER_TLS_FILES = certificateFilesIn(VOLUME_DIR);
 
 /** pgBackRest's files: its config on every PostgreSQL node and the backup container, and the restore config for scratch restores. */
 export const PGBACKREST_FILES = {
@@ -52,10 +54,7 @@ export const PGBACKREST_REPO_DIR = "/var/lib/pgbackrest";
  * its backups, each a new process, read it when they start.
  */
 export const BACKUP_TLS_DIR = "/var/lib/obcms/backup";
-export const BACKUP_TLS_FILES = {
-    cert: `${BACKUP_TLS_DIR}/server.crt`,
-    key: `${BACKUP_TLS_DIR}/server.key`,
-} as const;
+export const BACKUP_TLS_FILES = certificateFilesIn(BACKUP_TLS_DIR);
 /** pgBackRest's spool for asynchronous archiving, on the node's volume next to the data directory. */
 export const PGBACKREST_SPOOL_DIR = `${VOLUME_DIR}/pgbackrest-spool`;
 
@@ -65,10 +64,7 @@ export const ETCD_VOLUME_DIR = "/var/lib/obcms/etcd";
 /** A subdirectory of the volume, created by etcd itself. */
 export const ETCD_DATA_DIR = `${ETCD_VOLUME_DIR}/data`;
 /** The member's certificate and key, beside the data: etcd reads them at every handshake, so a renewal needs no restart. */
-export const ETCD_TLS_FILES = {
-    cert: `${ETCD_VOLUME_DIR}/server.crt`,
-    key: `${ETCD_VOLUME_DIR}/server.key`,
-} as const;
+export const ETCD_TLS_FILES = certificateFilesIn(ETCD_VOLUME_DIR);
 
 /**
  * PgBouncer's settings it takes by RELOAD (pool sizes, waits): a file on a
@@ -80,10 +76,7 @@ export const PGBOUNCER_RELOADABLE_FILE = `${PGBOUNCER_RELOADABLE_DIR}/pool.ini`;
 /** PgBouncer's auth_file, on the same volume: a rotated password reaches it by RELOAD too. */
 export const PGBOUNCER_USERLIST_FILE = `${PGBOUNCER_RELOADABLE_DIR}/userlist.txt`;
 /** PgBouncer's certificate for clients and its key, on the same volume: a renewed certificate reaches it by RELOAD too. */
-export const PGBOUNCER_TLS_FILES = {
-    cert: `${PGBOUNCER_RELOADABLE_DIR}/server.crt`,
-    key: `${PGBOUNCER_RELOADABLE_DIR}/server.key`,
-} as const;
+export const PGBOUNCER_TLS_FILES = certificateFilesIn(PGBOUNCER_RELOADABLE_DIR);
 
 /** Prometheus's data directory: its named volume. */
 export const PROMETHEUS_DATA_DIR = "/var/lib/obcms/prometheus";

@@ -129,12 +129,12 @@ describe("production stack: refused logins, full load, faults", () => {
      * The certificate `container` shows on `port` to pg-1, as pg-1's Patroni
      * reaches etcd and its pgBackRest the backup container: verified against
      * the stack's CA and for the container's name, presenting pg-1's own
-     * client certificate (`starttls` for PostgreSQL's protocol).
+     * client certificate; `starttls` names the protocol that negotiates TLS first (PostgreSQL's).
      */
-    const certificateSeenByFirstMember = async (container: string, port: number, starttls = "") => {
+    const certificateSeenByFirstMember = async (container: string, port: number, starttls?: "postgres") => {
         const [first] = stack.topology.members;
         const handshake = servedCertificateScript(
-            `${starttls}-connect ${container}:${port} -CAfile ${FILES.tlsCa} -verify_hostname ${container} -cert ${MEMBER_TLS_FILES.cert} -key ${MEMBER_TLS_FILES.key}`,
+            `${starttls ? `-starttls ${starttls} ` : ""}-connect ${container}:${port} -CAfile ${FILES.tlsCa} -verify_hostname ${container} -cert ${MEMBER_TLS_FILES.cert} -key ${MEMBER_TLS_FILES.key}`,
         );
         return servedCertificate(await docker("exec", first.container, "bash", "-o", "pipefail", "-c", handshake));
     };
@@ -890,7 +890,7 @@ describe("production stack: refused logins, full load, faults", () => {
                 // Each member's PostgreSQL, REST API and pgBackRest TLS server.
                 ...(await Promise.all(
                     members.flatMap((m) => [
-                        certificateSeenByFirstMember(m.container, POSTGRES_PORT, "-starttls postgres "),
+                        certificateSeenByFirstMember(m.container, POSTGRES_PORT, "postgres"),
                         certificateSeenByFirstMember(m.container, PATRONI_REST_PORT),
                         certificateSeenByFirstMember(m.container, PGBACKREST_TLS_PORT),
                     ]),

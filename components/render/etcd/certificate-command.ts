@@ -7,7 +7,7 @@ import { certificateCommand } from "../tls/certificate-command";
 import type { VolumeTarget } from "../volume-command";
 
 /** The member's container and its data volume, where its certificate lives. */
-export function etcdVolumeTarget(member: EtcdMember): VolumeTarget {
+function etcdVolumeTarget(member: EtcdMember): VolumeTarget {
     return { container: member.container, volume: member.volume, mountPath: ETCD_VOLUME_DIR };
 }
 

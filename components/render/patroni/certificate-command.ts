@@ -11,7 +11,7 @@ import { certificateCommand } from "../tls/certificate-command";
 import type { VolumeTarget } from "../volume-command";
 
 /** The member's container and its data volume, where its certificate lives. */
-export function memberVolumeTarget(member: PostgresMember): VolumeTarget {
+function memberVolumeTarget(member: PostgresMember): VolumeTarget {
     return { container: member.container, volume: member.volume, mountPath: VOLUME_DIR };
 }
 
