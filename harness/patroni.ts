@@ -4,7 +4,7 @@
 import { FILES } from "../components/render/paths";
 import { restApiCurl } from "../components/render/patroni/start-script";
 import type { StartedStack } from "./cluster";
-import { docker, waitFor } from "./sql";
+import { docker, query, waitFor } from "./sql";
 
 export interface MemberStatus {
     /** Patroni's member name, e.g. `pg-2`. */
@@ -34,9 +34,17 @@ interface PatronictlMember {
  */
 const PATRONICTL_LIST_TIMEOUT_SECONDS = 10;
 
+/** `patronictl pause|resume --wait` returns once every member has seen the change: within a cycle (`loop_wait`). */
+const PATRONICTL_WAIT_TIMEOUT_SECONDS = 60;
+
 /** What a member's Patroni reports of itself (`GET /patroni`), asked inside its container over TLS. */
 export async function patroniStatus(container: string): Promise<Record<string, any>> {
     return JSON.parse(await docker("exec", container, ...restApiCurl("/patroni", { maxTimeSeconds: 5 })));
+}
+
+/** Runs `patronictl` in a member's container, killed after `timeoutSeconds`. */
+function patronictl(container: string, timeoutSeconds: number, ...args: string[]): Promise<string> {
+    return docker("exec", container, "timeout", String(timeoutSeconds), "patronictl", "-c", FILES.patroniConf, ...args);
 }
 
 /** `patronictl list` as JSON, asked of the first member that answers. */
@@ -44,20 +52,7 @@ async function patronictlList(stack: StartedStack): Promise<PatronictlMember[]> 
     let lastError: unknown;
     for (const member of stack.topology.members) {
         try {
-            return JSON.parse(
-                await docker(
-                    "exec",
-                    member.container,
-                    "timeout",
-                    String(PATRONICTL_LIST_TIMEOUT_SECONDS),
-                    "patronictl",
-                    "-c",
-                    FILES.patroniConf,
-                    "list",
-                    "-f",
-                    "json",
-                ),
-            );
+            return JSON.parse(await patronictl(member.container, PATRONICTL_LIST_TIMEOUT_SECONDS, "list", "-f", "json"));
         } catch (error) {
             lastError = error;
         }
@@ -115,5 +110,39 @@ export async function waitForHealthyCluster(stack: StartedStack, timeoutMs: numb
     } catch (error) {
         // What Patroni last reported says which member held the cluster back.
         throw new Error(`${error instanceof Error ? error.message : String(error)}; last seen: ${lastSeen}`);
+    }
+}
+
+/**
+ * Runs `fn` while WAL replay is paused on `replica`, then resumes it. Patroni resumes a
+ * paused replay at a replica's next cycle (`handle_parameter_change`, for the pause that
+ * PostgreSQL 14+ makes on a parameter change), so the cluster is in maintenance mode
+ * (`patronictl pause`) meanwhile. A segment switch on the leader first: `archive_timeout`
+ * then forces none for a minute, and a forced one while replay is paused would put the
+ * replica up to 16 MB behind, past the read-only route's lag bound.
+ */
+export async function withReplayPaused<T>(leader: MemberStatus, replica: MemberStatus, fn: () => Promise<T>): Promise<T> {
+    const [{ lsn }] = await query(leader.url, "SELECT pg_switch_wal()::text AS lsn");
+    await waitFor("the segment switch replayed", 10_000, async () => {
+        const [{ replayed }] = await query(replica.url, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS replayed", [lsn]);
+        return replayed ? true : undefined;
+    });
+    await patronictl(leader.container, PATRONICTL_WAIT_TIMEOUT_SECONDS, "pause", "--wait");
+    try {
+        await query(replica.url, "SELECT pg_wal_replay_pause()");
+        try {
+            // The startup process pauses only at the next WAL record it replays, and an idle
+            // leader may write none for minutes: each look commits a transaction with an xid.
+            await waitFor("replay paused", 10_000, async () => {
+                await query(leader.url, "SELECT txid_current()");
+                const [{ state }] = await query(replica.url, "SELECT pg_get_wal_replay_pause_state() AS state");
+                return state === "paused" ? true : undefined;
+            });
+            return await fn();
+        } finally {
+            await query(replica.url, "SELECT pg_wal_replay_resume()");
+        }
+    } finally {
+        await patronictl(leader.container, PATRONICTL_WAIT_TIMEOUT_SECONDS, "resume", "--wait");
     }
 }

@@ -11,7 +11,7 @@ import { SERVER_LIFETIME_SECONDS } from "../../components/render/pgbouncer/confi
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { DockerMocks } from "../../harness/docker-mocks";
 import { promiseOf } from "../../harness/outputs";
-import { type MemberStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
+import { type MemberStatus, waitForHealthyCluster, waitForLeader, withReplayPaused } from "../../harness/patroni";
 import { containerLog, docker, query, waitFor } from "../../harness/sql";
 import { APP_ROOT, runAppProgram } from "../support/app-program";
 import { StackReferenceMocks } from "../support/stack-reference";
@@ -64,20 +64,6 @@ describe("example Django app on the staging stack", () => {
         expect(response.status).toBe(201);
     }
 
-    /**
-     * Pauses replay on the replica. The startup process pauses only at the next WAL record it
-     * replays, and an idle leader may write none for minutes (a CI run waited 10 s in vain):
-     * each look commits a transaction with an xid on the leader, which writes one.
-     */
-    async function pauseReplay(replicaUrl: string, leaderUrl: string): Promise<void> {
-        await query(replicaUrl, "SELECT pg_wal_replay_pause()");
-        await waitFor("replay paused", 10_000, async () => {
-            await query(leaderUrl, "SELECT txid_current()");
-            const [{ state }] = await query(replicaUrl, "SELECT pg_get_wal_replay_pause_state() AS state");
-            return state === "paused" ? true : undefined;
-        });
-    }
-
     /** GET /notes/ as a client that sends `cookie`: the note texts, and the cookies the response sets. */
     async function notesWithCookie(cookie: string): Promise<{ texts: string[]; setCookies: string[] }> {
         const response = await fetch(`${url}/notes/`, { headers: { cookie } });
@@ -123,21 +109,17 @@ describe("example Django app on the staging stack", () => {
 
     it("routes the app's reads to the replica: a note written while replay is paused shows up only after it resumes", async () => {
         const { leader, replica } = await roles();
-        const replicaUrl = replica.url;
         await addNote("before the pause");
         await waitFor("the first note on the replica", 10_000, async () =>
             (await notes()).includes("before the pause") ? true : undefined,
         );
 
-        await pauseReplay(replicaUrl, leader.url);
-        try {
+        await withReplayPaused(leader, replica, async () => {
             await addNote("while paused");
             const onLeader = await query(leader.url, "SELECT text FROM notes_note ORDER BY id");
             expect(onLeader.map((r) => r.text)).toEqual(["before the pause", "while paused"]);
             expect(await notes()).toEqual(["before the pause"]);
-        } finally {
-            await query(replicaUrl, "SELECT pg_wal_replay_resume()");
-        }
+        });
         await waitFor("the second note on the replica", 10_000, async () => ((await notes()).length === 2 ? true : undefined));
         expect(await notes()).toEqual(["before the pause", "while paused"]);
     });
@@ -167,42 +149,35 @@ describe("example Django app on the staging stack", () => {
     // After the tests that count notes: it adds some.
     it("reads its own writes: after a write a client reads from the leader until the replica has replayed it", async () => {
         const { leader, replica } = await roles();
-        const replicaUrl = replica.url;
         const cleared = /^obcms_wal_lsn="";.*Max-Age=0/;
-        await pauseReplay(replicaUrl, leader.url);
-        let cookie: string;
-        try {
+        const cookie = await withReplayPaused(leader, replica, async () => {
             const written = await fetch(`${url}/notes/`, { method: "POST", body: JSON.stringify({ text: "my own write" }) });
             expect(written.status).toBe(201);
             const [setCookie] = written.headers.getSetCookie();
             expect(setCookie).toMatch(/^obcms_wal_lsn=.+; .*HttpOnly; Max-Age=300; Path=\/; SameSite=Lax$/);
-            cookie = setCookie.split(";")[0];
+            const signed = setCookie.split(";")[0];
             // The writer sees its note at once, from the leader, and keeps its cookie...
-            expect(await notesWithCookie(cookie)).toEqual({ texts: expect.arrayContaining(["my own write"]), setCookies: [] });
+            expect(await notesWithCookie(signed)).toEqual({ texts: expect.arrayContaining(["my own write"]), setCookies: [] });
             // ...while a client without one reads from the paused replica.
             expect(await notes()).not.toContain("my own write");
             // A cookie the app did not sign changes nothing: honoured, a position the
             // replica has not reached would send this read to the leader.
             expect((await notesWithCookie("obcms_wal_lsn=FFFFFFFF/FFFFFFFF")).texts).not.toContain("my own write");
-        } finally {
-            await query(replicaUrl, "SELECT pg_wal_replay_resume()");
-        }
+            return signed;
+        });
         // Replayed: the cookie is cleared and the writer reads from the replica again,
         // so a row the replica has not replayed is not there for it.
         await waitFor("the write replayed on the replica", 10_000, async () => {
             const { texts, setCookies } = await notesWithCookie(cookie);
             return texts.includes("my own write") && setCookies.some((c) => cleared.test(c)) ? true : undefined;
         });
-        await pauseReplay(replicaUrl, leader.url);
-        try {
+        await withReplayPaused(leader, replica, async () => {
             await query(leader.url, "INSERT INTO notes_note (text, created) VALUES ('not replayed yet', now())");
             const { texts, setCookies } = await notesWithCookie(cookie);
             expect(texts).toContain("my own write");
             expect(texts).not.toContain("not replayed yet");
             expect(setCookies).toEqual([expect.stringMatching(cleared)]);
-        } finally {
-            await query(replicaUrl, "SELECT pg_wal_replay_resume()");
-        }
+        });
 
         // What the check costs: GETs that carry a replayed cookie (check, then reads on
         // the replica in one transaction) against GETs without one, interleaved.
