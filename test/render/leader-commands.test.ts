@@ -20,11 +20,13 @@ import {
     memberHandoverCommand,
     memberParametersState,
     onlyLoweredMinimums,
+    STALE_PARAMETERS_SCRIPT,
 } from "../../components/render/patroni/leader-commands";
 import type { RunningParameters } from "../../components/render/patroni/patroni-yml";
 import { restApiGet } from "../../components/render/patroni/start-script";
 import { clusterTopology, handoverCandidates, possibleMembers } from "../../components/topology";
 import { onPostgres, psqlValue } from "../support/postgres";
+import { PROJECT_IMAGE } from "../support/promtool";
 import { production, shellSyntaxCheck, staging } from "./fixtures";
 
 const members = clusterTopology(production).members;
@@ -63,7 +65,8 @@ docker() {
   if [ "$1" = -i ]; then interactive=1; shift; fi
   container="$1"; shift
   { printf '%s\\0' "$container" "$@"; printf '\\n'; } >> "$DIR/calls"
-  if [ -n "$interactive" ]; then cat > "$DIR/stdin-$(wc -l < "$DIR/calls")"; fi
+  echo >> "$DIR/call-count"
+  if [ -n "$interactive" ]; then cat > "$DIR/stdin-$(wc -l < "$DIR/call-count")"; fi
   case "$1 $2" in
     "curl -fsS")
       eval "url=\\\${$#}"
@@ -76,6 +79,8 @@ docker() {
       return ;;
   esac
   case " $* " in
+    *" show-config "*) echo "$SHOWN_CONFIG"; return 0 ;;
+    *" python3 -c "*) printf '%s' "$STALE_PARAMETERS"; return 0 ;;
     *" SELECT CASE WHEN current_setting('obcms.parameters_digest'"*)
       echo >> "$DIR/states"
       if [ "$(wc -l < "$DIR/states")" -le "$STALE_ROUNDS" ]; then echo stale
@@ -129,6 +134,8 @@ interface FakeCluster {
     readonly clusterScriptFails?: boolean;
     /** The container each search for the leader asks first, which counts the rounds; member 1 unless told. */
     readonly first?: string;
+    /** What the leader's stale-parameters script prints: parameters in etcd no longer declared, set to null. */
+    readonly staleParameters?: string;
     /** A container and the value of its replacement-digest label, for `docker inspect`. */
     readonly labelled?: { readonly container: string; readonly digest: string };
 }
@@ -142,6 +149,7 @@ interface FakeCluster {
  */
 const FAKE_CLUSTER_SCRIPT = `#!/bin/sh
 { printf '%s\\0' cluster.sh "$@"; printf '\\n'; } >> "$DIR/calls"
+echo >> "$DIR/call-count"
 [ -z "$CLUSTER_SCRIPT_FAILS" ] || exit 1
 eval "member=\\\${$#}"
 if [ "$3" = restart ]; then
@@ -187,13 +195,16 @@ function runWithFakeDocker(command: string, input: string, cluster: FakeCluster)
                 CLUSTER_SCRIPT_FAILS: cluster.clusterScriptFails ? "1" : "",
                 LABELLED_CONTAINER: cluster.labelled?.container ?? "",
                 LABELLED: cluster.labelled?.digest ?? "",
+                SHOWN_CONFIG: SHOWN_CONFIG,
+                STALE_PARAMETERS: cluster.staleParameters ?? "",
                 OBCMS_MEMBER_REPLACEMENT_DIGEST: DECLARED_DIGEST,
             },
         });
         const callsFile = path.join(dir, "calls");
-        const lines = existsSync(callsFile) ? readFileSync(callsFile, "utf8").slice(0, -1).split("\n") : [];
-        const calls = lines.map((line, i): Call => {
-            const [name, ...args] = line.split("\0").slice(0, -1);
+        // A record ends with NUL and newline: an argument may hold newlines (a Python script), never a NUL.
+        const records = existsSync(callsFile) ? readFileSync(callsFile, "utf8").split("\0\n").slice(0, -1) : [];
+        const calls = records.map((record, i): Call => {
+            const [name, ...args] = record.split("\0");
             const stdin = path.join(dir, `stdin-${i + 1}`);
             return existsSync(stdin)
                 ? { container: name, args: ["-i", ...args], stdin: readFileSync(stdin, "utf8") }
@@ -212,7 +223,22 @@ const DECLARED_DIGEST = "5f1e";
 const PRIMARY_CHECK = restApiGet("/primary");
 const PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql", "-d", "postgres", "-f", "-"];
 const EDIT_CONFIG = ["patronictl", "-c", "/etc/obcms/patroni.yml", "edit-config", "--apply", "-", "--force", "--quiet"];
-const EXPECTED = { digest: "0123456789abcdef", standbyMinimums: { max_connections: "100", max_wal_senders: "22" } };
+const EXPECTED = {
+    digest: "0123456789abcdef",
+    standbyMinimums: { max_connections: "100", max_wal_senders: "22" },
+    names: ["max_connections", "max_wal_senders", "obcms.parameters_digest"],
+};
+/** What the fake leader's `patronictl show-config` prints. */
+const SHOWN_CONFIG = "postgresql:\n  parameters:\n    max_connections: 100\n";
+/** The leader's dynamic configuration read back, then the parameters it holds that are not declared looked for. */
+const pruneCalls = (k: number): Call[] => [
+    { container: container(k), args: ["patronictl", "-c", "/etc/obcms/patroni.yml", "show-config"] },
+    {
+        container: container(k),
+        args: ["-i", "python3", "-c", STALE_PARAMETERS_SCRIPT, ...EXPECTED.names],
+        stdin: SHOWN_CONFIG,
+    },
+];
 const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", "/var/run/postgresql", "-d", "postgres", "-c"];
 const PARAMETERS_CHECK = [
     ...PSQL_VALUE,
@@ -464,6 +490,7 @@ describe("dynamicConfigCommand", () => {
         expect(run.calls).toEqual([
             ...checks(1, 2),
             { container: container(2), args: ["-i", ...EDIT_CONFIG], stdin: DYNAMIC },
+            ...pruneCalls(2),
             ...parameterChecks(1, 2, 3, 4),
             orderCheck(2),
             ...[1, 3, 4].flatMap((k) => replayedThenChecked(2, k)),
@@ -473,11 +500,23 @@ describe("dynamicConfigCommand", () => {
         ]);
     });
 
+    // `edit-config --apply` merges: without the second edit, a parameter removed from postgresParameters would stay.
+    it("deletes from etcd, in a second edit on the leader, the parameters it holds that are not declared", () => {
+        const stale = "postgresql:\n  parameters:\n    log_min_duration_statement: null\n";
+        const run = runWithFakeDocker(command, DYNAMIC, { leader: container(2), staleParameters: stale });
+        expect(run.status).toBe(0);
+        expect(run.calls.slice(2, 6)).toEqual([
+            { container: container(2), args: ["-i", ...EDIT_CONFIG], stdin: DYNAMIC },
+            ...pruneCalls(2),
+            { container: container(2), args: ["-i", ...EDIT_CONFIG], stdin: stale },
+        ]);
+    });
+
     // Patroni loads a change at its next cycle: asked at once, a member still runs the old parameters.
     it("asks a member again, a second apart, until it has loaded the parameters", () => {
         const run = runWithFakeDocker(command, DYNAMIC, { leader: container(1), staleRounds: 3 });
         expect(run.status).toBe(0);
-        expect(run.calls.slice(2, 8)).toEqual(parameterChecks(1, 1, 1, 1, 2, 3));
+        expect(run.calls.slice(4, 10)).toEqual(parameterChecks(1, 1, 1, 1, 2, 3));
     });
 
     it(`fails, naming the member, when it has not loaded the parameters after ${APPLY_ATTEMPTS} checks`, () => {
@@ -518,7 +557,7 @@ describe("dynamicConfigCommand", () => {
         const inPlace = { container: "cluster.sh", args: ["-c", "obcms-database-production", "restart", "--in-place", "pg-3"] };
         expect(run.calls.filter((c) => c.args.includes("restart"))).toEqual([inPlace, ...restarts(1, 2, 4)]);
         // Each restarted member loads the parameters again before the next is restarted.
-        const afterFirstReplicaRestart = run.calls.findIndex((c) => c.args.includes("patronictl")) + 1;
+        const afterFirstReplicaRestart = run.calls.findIndex((c) => c.args.includes("patronictl") && c.args.includes("restart")) + 1;
         expect(run.calls[afterFirstReplicaRestart]).toEqual(parameterChecks(1)[0]);
         expect(run.calls.slice(-4)).toEqual(parameterChecks(1, 2, 3, 4));
     });
@@ -584,19 +623,68 @@ describe("dynamicConfigCommand", () => {
     });
 });
 
+describe("the stale-parameters script on the project image's Python", { timeout: 60_000 }, () => {
+    const run = (shown: string, declared: readonly string[]) =>
+        spawnSync(
+            "docker",
+            [
+                "run",
+                "--rm",
+                "-i",
+                "--network",
+                "none",
+                "--entrypoint",
+                "python3",
+                PROJECT_IMAGE,
+                "-c",
+                STALE_PARAMETERS_SCRIPT,
+                ...declared,
+            ],
+            {
+                input: shown,
+                encoding: "utf8",
+            },
+        );
+    const shown = [
+        "loop_wait: 5",
+        "postgresql:",
+        "  parameters:",
+        "    DateStyle: ISO, DMY",
+        "    log_min_duration_statement: 250ms",
+        "    obcms.parameters_digest: 0123456789abcdef",
+        "    ssl_cert_file: /etc/obcms/tls/server.crt",
+        "    work_mem: 5140kB",
+        "  use_slots: true",
+        "",
+    ].join("\n");
+
+    it("sets to null each parameter of the shown configuration that is not declared, whatever its case", () => {
+        const result = run(shown, ["datestyle", "obcms.parameters_digest", "work_mem"]);
+        expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: "" });
+        expect(result.stdout).toBe("postgresql:\n  parameters:\n    log_min_duration_statement: null\n    ssl_cert_file: null\n");
+    });
+
+    it("prints nothing when every parameter is declared, or there are none", () => {
+        expect(run(shown, ["DateStyle", "log_min_duration_statement", "obcms.parameters_digest", "ssl_cert_file", "work_mem"]).stdout).toBe(
+            "",
+        );
+        expect(run("loop_wait: 5\n", ["work_mem"]).stdout).toBe("");
+    });
+});
+
 describe("the parameters check on PostgreSQL 17 in the project image", { timeout: 60_000 }, () => {
     // A server started with max_connections 150 and the digest "abc"; then max_connections 100 is set and
     // reloaded, which PostgreSQL marks as waiting for a restart.
     it("answers stale for another digest, pending for another minimum or a pending restart, applied otherwise", () => {
         const check = (expected: RunningParameters) => psqlValue(memberParametersState(expected));
         const run = onPostgres("-c max_connections=150 -c obcms.parameters_digest=abc", [
-            check({ digest: "abc", standbyMinimums: { max_connections: "150" } }),
-            check({ digest: "other", standbyMinimums: { max_connections: "150" } }),
-            check({ digest: "abc", standbyMinimums: { max_connections: "100" } }),
-            check({ digest: "abc", standbyMinimums: {} }),
+            check({ digest: "abc", standbyMinimums: { max_connections: "150" }, names: [] }),
+            check({ digest: "other", standbyMinimums: { max_connections: "150" }, names: [] }),
+            check({ digest: "abc", standbyMinimums: { max_connections: "100" }, names: [] }),
+            check({ digest: "abc", standbyMinimums: {}, names: [] }),
             `psql -X -q -h /tmp -d postgres -c "ALTER SYSTEM SET max_connections = 100" -c "SELECT pg_reload_conf()" >/dev/null`,
             "sleep 1",
-            check({ digest: "abc", standbyMinimums: { max_connections: "150" } }),
+            check({ digest: "abc", standbyMinimums: { max_connections: "150" }, names: [] }),
         ]);
         expect(run).toEqual([0, "applied\nstale\npending\napplied\npending\n", ""]);
     });
@@ -612,7 +700,7 @@ describe("the parameters check on PostgreSQL 17 in the project image", { timeout
         ];
         const run = onPostgres(
             "-c max_connections=150 -c max_worker_processes=8",
-            declared.map((standbyMinimums) => psqlValue(onlyLoweredMinimums({ digest: "abc", standbyMinimums }))),
+            declared.map((standbyMinimums) => psqlValue(onlyLoweredMinimums({ digest: "abc", standbyMinimums, names: [] }))),
         );
         expect(run).toEqual([0, "t\nf\nf\nf\nt\n", ""]);
     });

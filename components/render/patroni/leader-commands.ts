@@ -228,8 +228,25 @@ export function onlyLoweredMinimums(expected: RunningParameters): string {
 }
 
 /**
+ * Python, run on the leader: reads the dynamic configuration (`patronictl
+ * show-config`) on its standard input, and prints, as YAML for `edit-config
+ * --apply`, each parameter there that is not among its arguments (the
+ * declared ones) set to null, which deletes it; or nothing. A merge alone
+ * would keep a parameter removed from `postgresParameters` for good.
+ */
+export const STALE_PARAMETERS_SCRIPT = [
+    "import sys, yaml",
+    "current = ((yaml.safe_load(sys.stdin) or {}).get('postgresql') or {}).get('parameters') or {}",
+    "declared = {name.lower() for name in sys.argv[1:]}",
+    "stale = {name: None for name in current if name.lower() not in declared}",
+    "if stale:",
+    "    print(yaml.safe_dump({'postgresql': {'parameters': stale}}), end='')",
+].join("\n");
+
+/**
  * Merges the dynamic configuration on its standard input into etcd
- * (`patronictl edit-config --apply`, idempotent); waits until every member's
+ * (`patronictl edit-config --apply`, idempotent), then deletes the
+ * parameters there that it does not declare (STALE_PARAMETERS_SCRIPT); waits until every member's
  * PostgreSQL has loaded its parameters, which Patroni does at its next cycle;
  * then restarts the members on which one waits for a restart: the others
  * first, one at a time, then the leader, then any other still pending (a
@@ -249,10 +266,17 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
     // `down` when PostgreSQL does not answer.
     const stateOf = (variable: string) => `${execIn(variable, [...PSQL_VALUE, memberParametersState(expected)])} 2>/dev/null || echo down`;
     const state = stateOf("member");
+    const editConfig = execIn("leader", [...patronictl, "edit-config", "--apply", "-", "--force", "--quiet"], true);
     return [
         ...leaderFunctions(members, "no leader took the dynamic configuration"),
         'config="$(cat)"',
-        `step() { leader="$1"; printf '%s\\n' "$config" | ${execIn("leader", [...patronictl, "edit-config", "--apply", "-", "--force", "--quiet"], true)} >/dev/null; }`,
+        "step() {",
+        '  leader="$1"',
+        `  printf '%s\\n' "$config" | ${editConfig} >/dev/null || return 1`,
+        `  shown="$(${execIn("leader", [...patronictl, "show-config"])})" || return 1`,
+        `  stale="$(printf '%s\\n' "$shown" | ${execIn("leader", ["python3", "-c", STALE_PARAMETERS_SCRIPT, ...expected.names], true)})" || return 1`,
+        `  [ -z "$stale" ] || printf '%s\\n' "$stale" | ${editConfig} >/dev/null`,
+        "}",
         "on_leader",
         "await_loaded() {",
         '  member="${1%%:*}" node="${1#*:}" attempt=1',

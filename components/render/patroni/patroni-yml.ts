@@ -72,6 +72,8 @@ export interface RunningParameters {
      * it restarts after replaying the primary's restart.
      */
     readonly standbyMinimums: Readonly<Record<string, string>>;
+    /** Every parameter of the dynamic configuration, the digest's included: etcd keeps no other. */
+    readonly names: readonly string[];
 }
 
 export function runningParameters(s: ClusterSettings): RunningParameters {
@@ -81,6 +83,7 @@ export function runningParameters(s: ClusterSettings): RunningParameters {
         standbyMinimums: Object.fromEntries(
             HOT_STANDBY_MINIMUMS.filter((name) => name in parameters).map((name) => [name, String(parameters[name])]),
         ),
+        names: [...Object.keys(parameters), PARAMETERS_DIGEST],
     };
 }
 
