@@ -50,6 +50,7 @@ export function readSettings(): ClusterSettings {
         postgresResources: { memoryMb: config.requireNumber("postgresMemoryMb"), cpus: config.requireNumber("postgresCpus") },
         maxSlotWalKeepSizeMb: config.requireNumber("maxSlotWalKeepSizeMb"),
         auditLog: config.require("auditLog"),
+        postgresParameters: config.requireObject("postgresParameters"),
         publishAddress: config.require("publishAddress"),
         publishPostgresPorts: config.requireBoolean("publishPostgresPorts"),
         clientTlsSslmode: config.require<ClientTlsMode>("clientTlsSslmode", { allowedValues: [...CLIENT_TLS_MODES] }),

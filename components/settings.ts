@@ -2,7 +2,11 @@
 // `config.ts`. Nothing here imports Pulumi: the renderers and the tests use it
 // as ordinary data.
 import { isIPv4 } from "node:net";
+import { type ParameterValue, validatePostgresParameters } from "./parameter-settings";
+import { SettingsError } from "./settings-error";
 import { MAX_POSTGRES_CPUS, memoryBudget, type NodeResources, postgresSize, postgresSizing } from "./sizing";
+
+export { SettingsError };
 
 /** How PostgreSQL and PgBouncer store a password; `md5` is kept for old clients only. */
 export type AuthMethod = "scram-sha-256" | "md5";
@@ -96,6 +100,11 @@ export interface ClusterSettings {
     readonly maxSlotWalKeepSizeMb: number;
     /** pgaudit's session audit classes (`pgaudit.log`), e.g. "ddl, role". */
     readonly auditLog: string;
+    /**
+     * The operator's own PostgreSQL parameters, on every member: any PostgreSQL 17 has
+     * that the program does not set itself (parameter-settings.ts says which it does).
+     */
+    readonly postgresParameters: Readonly<Record<string, ParameterValue>>;
     /** Host address the published ports bind to. */
     readonly publishAddress: string;
     /** Whether the primary's and replicas' ports are published on the host; PgBouncer's always is. */
@@ -119,14 +128,6 @@ export interface FailoverTimings {
     readonly loopWaitSeconds: number;
     /** Seconds a DCS or PostgreSQL call may retry before the member gives up (retry_timeout). */
     readonly retryTimeoutSeconds: number;
-}
-
-/** A stack config value that cannot work; the message names the key. */
-export class SettingsError extends Error {
-    constructor(message: string) {
-        super(message);
-        this.name = "SettingsError";
-    }
 }
 
 /** Replication connections at once: each replica streams with one and clones with two, plus two for operators' tools. */
@@ -288,6 +289,7 @@ export function validateSettings(s: ClusterSettings): void {
         );
     }
     validatePostgresResources(s);
+    validatePostgresParameters(s.postgresParameters);
 
     for (const [key, name] of [
         ["database", s.database],

@@ -8,6 +8,8 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { postgresSetting } from "../../components/postgres-catalog";
+import { POSTGRES_CATALOG } from "../../components/postgres-catalog.generated";
 import { handoverScript, REPLACEMENT_DIGEST_VARIABLE } from "../../components/postgres-node";
 import { sqlLiteral } from "../../components/render/escape";
 import {
@@ -19,7 +21,7 @@ import {
     PGBOUNCER_USERLIST_FILE,
     SOCKET_DIR,
 } from "../../components/render/paths";
-import { postgresParameters, postgresqlConfParameters, RESTART_PARAMETERS } from "../../components/render/postgres/parameters";
+import { postgresParameters, postgresqlConfParameters } from "../../components/render/postgres/parameters";
 import { REPLACEMENT_DIGEST_LABEL } from "../../components/service-container";
 import { ROLES } from "../../components/settings";
 import { postgresSizing } from "../../components/sizing";
@@ -306,7 +308,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             const psql = ["psql", "-X", "-A", "-t", "-F", "|", "-h", SOCKET_DIR, "-d", "postgres", "-c", sql];
             const rows = (await docker("exec", member.container, ...psql)).trim().split("\n");
             expect(rows, member.node).toEqual(
-                declared.map((name) => `${name}|${RESTART_PARAMETERS.has(name) ? "t" : "f"}|${expectedOrigin(name)}`),
+                declared.map((name) => `${name}|${postgresSetting(name)?.context === "postmaster" ? "t" : "f"}|${expectedOrigin(name)}`),
             );
         }
     });
@@ -1104,6 +1106,54 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 return left.flat().length === 0 ? true : undefined;
             });
             expect(await slots()).toEqual([{ slot_name: follower.slot, active: true, bounded: true }]);
+        },
+        300_000,
+    );
+
+    // The catalog validates postgresParameters and places each by its context: a new image must not drift from it.
+    it.runIf(stackName === "staging")("runs PostgreSQL with exactly the parameter catalog the program validates against", async () => {
+        const sql =
+            "SELECT json_object_agg(name, json_strip_nulls(json_build_object('context', context, 'type', vartype, 'unit', unit, " +
+            "'min', min_val::float8, 'max', max_val::float8, 'values', enumvals)) ORDER BY name) AS catalog FROM pg_catalog.pg_settings";
+        const [{ catalog }] = await query(stack.outputs.memberUrls[stack.topology.primary.node], sql);
+        expect(catalog).toEqual(POSTGRES_CATALOG);
+    });
+
+    it.runIf(stackName === "staging")(
+        "an operator's own parameters (postgresParameters): every member runs them with nothing restarted; removed, PostgreSQL's defaults again",
+        async () => {
+            const before = await Promise.all(stack.topology.members.map((m) => startedAt(stack, m)));
+            const shown = async () =>
+                Promise.all(
+                    stack.topology.members.map(async (m) => {
+                        const [row] = await query(
+                            stack.outputs.memberUrls[m.node],
+                            "SELECT current_setting('log_min_duration_statement') AS slow, current_setting('idle_in_transaction_session_timeout') AS idle",
+                        );
+                        return row;
+                    }),
+                );
+            const inEtcd = async () => {
+                const config = parse(
+                    await docker("exec", stack.topology.primary.container, "patronictl", "-c", FILES.patroniConf, "show-config"),
+                );
+                return Object.keys(config.postgresql.parameters).filter((name) => /^(log_min_duration|idle_in_transaction)/.test(name));
+            };
+
+            const steps = await stack.update({
+                postgresParameters: { log_min_duration_statement: "250ms", idle_in_transaction_session_timeout: "1min" },
+            });
+            expect(stepsOf(steps, "replace")).toEqual([]);
+            expect(stepsOf(steps, "update")).toContain("cluster-config-dynamic-config");
+            expect(await shown()).toEqual(stack.topology.members.map(() => ({ slow: "250ms", idle: "1min" })));
+            expect(await inEtcd()).toEqual(["idle_in_transaction_session_timeout", "log_min_duration_statement"]);
+
+            // A merge alone would keep them in etcd: the dynamic-configuration command deletes what it no longer declares.
+            const removed = await stack.update({});
+            expect(stepsOf(removed, "replace")).toEqual([]);
+            expect(await shown()).toEqual(stack.topology.members.map(() => ({ slow: "-1", idle: "0" })));
+            expect(await inEtcd()).toEqual([]);
+            expect(await Promise.all(stack.topology.members.map((m) => startedAt(stack, m)))).toEqual(before);
         },
         300_000,
     );

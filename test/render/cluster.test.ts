@@ -1,17 +1,61 @@
 import { describe, expect, it } from "vitest";
+import { PARAMETER_OWNERS } from "../../components/parameter-settings";
+import { readOnlyAtStart } from "../../components/postgres-catalog";
 import {
     CLUSTER_WIDE_PARAMETERS,
     dynamicParameters,
     memberFileParameters,
     postgresParameters,
     postgresqlConfParameters,
-    RESTART_PARAMETERS,
 } from "../../components/render/postgres/parameters";
 import { renderPostgresqlConf } from "../../components/render/postgres/postgresql-conf";
 import { staging } from "./fixtures";
 
 describe("cluster", () => {
     describe("postgresParameters", () => {
+        it("sets exactly the parameters PARAMETER_OWNERS gives the program or a config key, besides the defaults an operator may override", () => {
+            const declared = Object.keys(postgresParameters(staging));
+            const owned = Object.entries(PARAMETER_OWNERS)
+                .filter(([, owner]) => owner !== "patroni")
+                .map(([name]) => name);
+            expect(owned.filter((name) => !declared.includes(name))).toEqual([]);
+            expect(declared.filter((name) => !(name in PARAMETER_OWNERS)).sort()).toEqual([
+                "checkpoint_completion_target",
+                "effective_io_concurrency",
+                "max_wal_size",
+                "min_wal_size",
+                "random_page_cost",
+                "wal_compression",
+            ]);
+        });
+
+        it("layers the operator's parameters over the defaults, and places each where PostgreSQL takes it", () => {
+            const s = {
+                ...staging,
+                postgresParameters: {
+                    random_page_cost: 1.5,
+                    log_min_duration_statement: "250ms",
+                    max_locks_per_transaction: 128,
+                    max_files_per_process: 2000,
+                    // In PostgreSQL's own spelling (pg_settings): it replaces the default all the same.
+                    Effective_IO_Concurrency: 300,
+                },
+            };
+            const parameters = postgresParameters(s);
+            expect(parameters).toMatchObject({ random_page_cost: 1.5, log_min_duration_statement: "250ms", effective_io_concurrency: 300 });
+            expect(Object.keys(parameters)).not.toContain("Effective_IO_Concurrency");
+            // Reloadable, and cluster-wide (a hot-standby minimum, restarted in PostgreSQL's order): Patroni's dynamic configuration.
+            expect(dynamicParameters(s)).toMatchObject({
+                random_page_cost: 1.5,
+                log_min_duration_statement: "250ms",
+                max_locks_per_transaction: 128,
+            });
+            // Read only at start and not cluster-wide: the members' postgresql.conf.
+            expect(postgresqlConfParameters(s)).toMatchObject({ max_files_per_process: 2000 });
+            expect(Object.keys(dynamicParameters(s))).not.toContain("max_files_per_process");
+            expect(Object.keys(postgresqlConfParameters(s))).not.toContain("log_min_duration_statement");
+        });
+
         it("allows 22 WAL senders and 12 slots, enough for the largest cluster (10 replicas: 2N+2 and N+2)", () => {
             const parameters = postgresParameters(staging);
             expect(parameters.max_wal_senders).toBe(22);
@@ -34,6 +78,8 @@ describe("cluster", () => {
                 checkpoint_completion_target: 0.9,
                 effective_cache_size: "1536MB",
                 effective_io_concurrency: 200,
+                fsync: true,
+                full_page_writes: true,
                 hot_standby: true,
                 hot_standby_feedback: true,
                 log_destination: "stderr",
@@ -57,6 +103,7 @@ describe("cluster", () => {
                 random_page_cost: 1.1,
                 ssl: true,
                 ssl_min_protocol_version: "TLSv1.2",
+                synchronous_commit: "on",
                 timezone: "Asia/Manila",
                 wal_compression: "lz4",
                 wal_keep_size: "128MB",
@@ -67,7 +114,7 @@ describe("cluster", () => {
             });
             const restart = postgresqlConfParameters(staging);
             expect(Object.keys(restart).filter((name) => CLUSTER_WIDE_PARAMETERS.has(name))).toEqual([]);
-            expect(Object.keys(restart).filter((name) => !RESTART_PARAMETERS.has(name))).toEqual([]);
+            expect(Object.keys(restart).filter((name) => !readOnlyAtStart(name))).toEqual([]);
             // The TLS files' paths are each member's own, in its patroni.yml.
             expect(memberFileParameters(staging)).toEqual({
                 ssl_ca_file: "/etc/obcms/tls/ca.crt",

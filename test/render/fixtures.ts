@@ -26,6 +26,7 @@ export const staging: ClusterSettings = {
     postgresResources: { memoryMb: 2048, cpus: 2 },
     maxSlotWalKeepSizeMb: 2048,
     auditLog: "ddl, role",
+    postgresParameters: {},
     publishAddress: "127.0.0.1",
     publishPostgresPorts: true,
     clientTlsSslmode: "prefer",

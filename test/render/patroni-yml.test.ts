@@ -35,6 +35,8 @@ const DYNAMIC_PARAMETERS = {
     checkpoint_completion_target: 0.9,
     effective_cache_size: "1536MB",
     effective_io_concurrency: 200,
+    fsync: "on",
+    full_page_writes: "on",
     hot_standby: "on",
     hot_standby_feedback: "on",
     log_destination: "stderr",
@@ -58,6 +60,7 @@ const DYNAMIC_PARAMETERS = {
     random_page_cost: 1.1,
     ssl: "on",
     ssl_min_protocol_version: "TLSv1.2",
+    synchronous_commit: "on",
     timezone: "Asia/Manila",
     wal_compression: "lz4",
     wal_keep_size: "128MB",
@@ -193,7 +196,7 @@ describe("dynamicConfiguration", () => {
         postgresql: {
             use_pg_rewind: true,
             use_slots: true,
-            parameters: { ...DYNAMIC_PARAMETERS, "obcms.parameters_digest": "e5f4ebffff571cd3" },
+            parameters: { ...DYNAMIC_PARAMETERS, "obcms.parameters_digest": "63cd98cae56b9b7c" },
         },
     };
 
@@ -233,7 +236,7 @@ describe("dynamicConfiguration", () => {
                     ...DYNAMIC_PARAMETERS,
                     max_connections: 150,
                     work_mem: "3449kB",
-                    "obcms.parameters_digest": "702bf92e4646d0e8",
+                    "obcms.parameters_digest": "a1f866dd3ff7ef10",
                 },
             },
         });

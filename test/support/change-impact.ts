@@ -190,6 +190,22 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         effect: `no container is replaced and no member restarts: ${reloaded("pgaudit.log")}; ${SEED_RERUNS}`,
     },
     {
+        change: "`postgresParameters` gains `log_min_duration_statement: 250ms` (PostgreSQL reloads it)",
+        before: {},
+        after: { postgresParameters: { log_min_duration_statement: "250ms" } },
+        plan: { update: [DYNAMIC_CONFIG, SEED] },
+        effect:
+            `no container is replaced and no member restarts: ${reloaded("it")}; removed again, the command deletes it from etcd ` +
+            `(a merge would keep it) and every member is back on PostgreSQL's default; ${SEED_RERUNS}`,
+    },
+    {
+        change: "`postgresParameters` gains `max_files_per_process: 2000` (PostgreSQL reads it only at start)",
+        before: {},
+        after: { postgresParameters: { max_files_per_process: 2000 } },
+        plan: { replace: MEMBERS, update: [...HANDOVERS] },
+        effect: `every member is replaced with it in its postgresql.conf: ${MEMBERS_REPLACED}; Patroni's dynamic configuration and PgBouncer untouched`,
+    },
+    {
         change: "`appPassword` rotated (`pulumi config set --secret`)",
         before: { appPassword: "First-Application-Password-0001" },
         after: { appPassword: "Second-Application-Password-002" },

@@ -228,12 +228,126 @@ describe("readSettings", () => {
             { auditLog: "ddl, role'\nlog_directory = '/tmp" },
             `auditLog must be a comma-separated list of pgaudit classes (all, ddl, function, misc, misc_set, none, read, role, write), each optionally prefixed with -, got "ddl, role'\\nlog_directory = '/tmp"`,
         ],
+        ...(
+            [
+                [
+                    "not an object",
+                    ["random_page_cost", 1.1],
+                    'postgresParameters must be an object of parameter names and values, got ["random_page_cost",1.1]',
+                ],
+                [
+                    "a misspelt name",
+                    { log_min_duration_statment: "1s" },
+                    "postgresParameters.log_min_duration_statment: PostgreSQL 17 has no such parameter, nor has a library the members preload (components/postgres-catalog.generated.ts lists them)",
+                ],
+                [
+                    "a library the members do not preload",
+                    { "auto_explain.log_min_duration": "1s" },
+                    "postgresParameters.auto_explain.log_min_duration: PostgreSQL 17 has no such parameter, nor has a library the members preload (components/postgres-catalog.generated.ts lists them)",
+                ],
+                ["a name no parameter can have", { "work mem": "4MB" }, "postgresParameters.work mem: not a PostgreSQL parameter name"],
+                [
+                    "a parameter a config key sets",
+                    { max_connections: 500 },
+                    "postgresParameters.max_connections may not be set here: it follows maxConnections: set that key instead",
+                ],
+                [
+                    "a sized parameter, in another case",
+                    { Shared_Buffers: "1GB" },
+                    "postgresParameters.Shared_Buffers may not be set here: it follows postgresMemoryMb: set that key instead",
+                ],
+                [
+                    "a parameter the program owns",
+                    { archive_command: "/bin/true" },
+                    "postgresParameters.archive_command may not be set here: the program sets it: durability, replication, failover, backups, TLS or auditing depend on its value",
+                ],
+                [
+                    "one parameter named twice",
+                    { statement_timeout: "30s", Statement_Timeout: "1min" },
+                    "postgresParameters.Statement_Timeout and postgresParameters.statement_timeout name one parameter (PostgreSQL ignores case): keep one",
+                ],
+                [
+                    "durability traded away",
+                    { synchronous_commit: "off" },
+                    "postgresParameters.synchronous_commit may not be set here: the program sets it: durability, replication, failover, backups, TLS or auditing depend on its value",
+                ],
+                [
+                    "a parameter Patroni sets",
+                    { recovery_min_apply_delay: "1h" },
+                    "postgresParameters.recovery_min_apply_delay may not be set here: Patroni sets it from its own configuration and ignores it here",
+                ],
+                [
+                    "a read-only parameter",
+                    { block_size: 8192 },
+                    "postgresParameters.block_size is read-only: PostgreSQL fixes it when the cluster is created or built",
+                ],
+                [
+                    "a boolean as a word PostgreSQL does not read",
+                    { jit: "enabled" },
+                    'postgresParameters.jit must be a boolean (true, false, or one of on, off, true, false, yes, no, 1, 0), got "enabled"',
+                ],
+                [
+                    "an enum value the parameter lacks",
+                    { wal_compression: "gzip" },
+                    'postgresParameters.wal_compression must be one of pglz, lz4, zstd, on, off, got "gzip"',
+                ],
+                [
+                    "an integer out of range",
+                    { log_min_duration_statement: -2 },
+                    "postgresParameters.log_min_duration_statement must be an integer from -1 to 2147483647 (in ms), or a string with one of the units us, ms, s, min, h, d, got -2",
+                ],
+                [
+                    "a fractional integer",
+                    { deadlock_timeout: 1.5 },
+                    "postgresParameters.deadlock_timeout must be an integer from 1 to 2147483647 (in ms), or a string with one of the units us, ms, s, min, h, d, got 1.5",
+                ],
+                [
+                    "a memory size for a time",
+                    { statement_timeout: "30MB" },
+                    'postgresParameters.statement_timeout must be an integer from 0 to 2147483647 (in ms), or a string with one of the units us, ms, s, min, h, d, got "30MB"',
+                ],
+                [
+                    "a real out of range",
+                    { random_page_cost: -1 },
+                    "postgresParameters.random_page_cost must be a number from 0 to 1.79769e+308, got -1",
+                ],
+                ["a number for a string", { search_path: 5 }, "postgresParameters.search_path must be a string, got 5"],
+                [
+                    "a string that would end its line",
+                    { application_name: "x'\nssl = off" },
+                    `postgresParameters.application_name must be a string without control characters (newlines, tabs), got "x'\\nssl = off"`,
+                ],
+                [
+                    "an object as a value",
+                    { statement_timeout: { value: 1 } },
+                    'postgresParameters.statement_timeout must be a string, a number or a boolean, got {"value":1}',
+                ],
+            ] as const
+        ).map(([what, postgresParameters, message]): [string, StackName, Record<string, unknown>, string] => [
+            `postgresParameters with ${what}`,
+            "staging",
+            { postgresParameters },
+            message,
+        ]),
     ];
 
     it.each(rejected)("rejects %s", async (_, stack, overrides, message) => {
         await expect(settingsFor(stack, overrides)).rejects.toThrow(exactly(message));
     });
 
+    /** Values in each of PostgreSQL's spellings: units with and without a space, bare numbers, words for booleans, mixed case. */
+    const OPERATOR_PARAMETERS = {
+        log_min_duration_statement: "250ms",
+        statement_timeout: "30 s",
+        idle_in_transaction_session_timeout: 60000,
+        random_page_cost: 1.5,
+        jit: "off",
+        log_lock_waits: true,
+        wal_compression: "zstd",
+        DateStyle: "ISO, DMY",
+        "pg_stat_statements.max": 10000,
+        temp_file_limit: "10GB",
+    };
     const failover = (ttlSeconds: number, loopWaitSeconds: number, retryTimeoutSeconds: number) => ({
         ttlSeconds,
         loopWaitSeconds,
@@ -247,6 +361,12 @@ describe("readSettings", () => {
             "staging",
             { failoverTtl: 30, failoverLoopWait: 10, failoverRetryTimeout: 10 },
             { ...staging, failover: failover(30, 10, 10) },
+        ],
+        [
+            "the operator's own PostgreSQL parameters, in PostgreSQL's spellings",
+            "staging",
+            { postgresParameters: OPERATOR_PARAMETERS },
+            { ...staging, postgresParameters: OPERATOR_PARAMETERS },
         ],
         [
             "a loop and two retries exactly the ttl",

@@ -13,7 +13,8 @@ it("documents every key of Pulumi.yaml with its default, and no other key", () =
     const readme = readFileSync(path.join(PROJECT_ROOT, "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("## Outputs"));
     const rows = [...section.matchAll(/^\| `(\w+)` \| `([^`]*)` \|/gm)].map(([, key, value]) => [key, value]);
-    const declared = Object.entries(project.config).map(([key, schema]) => [key, schema.default === "" ? '""' : String(schema.default)]);
+    const spelled = (value: unknown) => (value === "" ? '""' : typeof value === "object" ? JSON.stringify(value) : String(value));
+    const declared = Object.entries(project.config).map(([key, schema]) => [key, spelled(schema.default)]);
     expect(Object.fromEntries(rows)).toEqual(Object.fromEntries(declared));
 });
 

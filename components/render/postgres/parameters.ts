@@ -1,8 +1,10 @@
 // The PostgreSQL parameters of each member, as plain data; postgresql-conf.ts
 // writes them out. Layered as CloudNativePG layers them: defaults, then the
-// values sized from the member's container, then the parameters the program
-// owns, which nothing before them may override.
+// operator's own (config postgresParameters), then the values sized from the
+// member's container and the parameters the program owns, which nothing
+// before them may override (parameter-settings.ts refuses them up front).
 
+import { PRELOADED_LIBRARIES, readOnlyAtStart } from "../../postgres-catalog";
 import { type ClusterSettings, MAX_REPLICATION_SLOTS, MAX_WAL_SENDERS, SUPERUSER_RESERVED_CONNECTIONS } from "../../settings";
 import { AUTOVACUUM_MAX_WORKERS, type PostgresSizing, postgresSize, postgresSizing } from "../../sizing";
 import { FILES, MEMBER_TLS_FILES, SOCKET_DIR } from "../paths";
@@ -19,6 +21,8 @@ import type { ConfValue } from "./postgresql-conf";
 export function postgresParameters(s: ClusterSettings): Record<string, ConfValue> {
     return {
         ...TUNING_DEFAULTS,
+        // PostgreSQL's names are case-insensitive: in one case, so each overrides its default.
+        ...Object.fromEntries(Object.entries(s.postgresParameters).map(([name, value]) => [name.toLowerCase(), value])),
         ...sizedParameters(postgresSizing(s.postgresResources, s.maxConnections)),
         ...ownedParameters(s),
     };
@@ -58,30 +62,6 @@ export const HOT_STANDBY_MINIMUMS: readonly string[] = [
 ];
 
 /**
- * The parameters of postgresParameters that PostgreSQL 17 reads only when the
- * server starts (`pg_settings.context` is `postmaster`); every other one takes
- * effect on a reload. cluster.test.ts checks this list against a running member.
- */
-export const RESTART_PARAMETERS: ReadonlySet<string> = new Set([
-    "archive_mode",
-    "autovacuum_max_workers",
-    "hba_file",
-    "hot_standby",
-    "logging_collector",
-    "max_connections",
-    "max_replication_slots",
-    "max_wal_senders",
-    "max_worker_processes",
-    "shared_buffers",
-    "shared_preload_libraries",
-    "superuser_reserved_connections",
-    "unix_socket_directories",
-    "wal_buffers",
-    "wal_level",
-    "wal_log_hints",
-]);
-
-/**
  * The parameters that name the member's TLS files, which live in its own
  * container and volume: in each member's patroni.yml (memberFileParameters),
  * whose parameters take precedence over etcd's, so that while an update
@@ -92,7 +72,7 @@ const MEMBER_FILE_PARAMETERS: ReadonlySet<string> = new Set(["ssl_ca_file", "ssl
 
 /** Only in postgresql.conf: needed at start, and Patroni does not take them from etcd. */
 function startOnly(name: string): boolean {
-    return RESTART_PARAMETERS.has(name) && !CLUSTER_WIDE_PARAMETERS.has(name);
+    return readOnlyAtStart(name) && !CLUSTER_WIDE_PARAMETERS.has(name);
 }
 
 function pick(parameters: Record<string, ConfValue>, wanted: (name: string) => boolean): Record<string, ConfValue> {
@@ -168,6 +148,11 @@ function ownedParameters(s: ClusterSettings): Record<string, ConfValue> {
         password_encryption: s.authMethod,
         wal_level: "replica",
         wal_log_hints: true,
+        // PostgreSQL's defaults, owned so that postgresParameters cannot trade away durability:
+        // production's quorum commit promises that a failover loses no acknowledged commit.
+        fsync: true,
+        full_page_writes: true,
+        synchronous_commit: "on",
         ...archiveParameters(),
         max_wal_senders: MAX_WAL_SENDERS,
         max_replication_slots: MAX_REPLICATION_SLOTS,
@@ -186,7 +171,7 @@ function ownedParameters(s: ClusterSettings): Record<string, ConfValue> {
         ssl_key_file: MEMBER_TLS_FILES.key,
         ssl_ca_file: FILES.tlsCa,
         ssl_min_protocol_version: "TLSv1.2",
-        shared_preload_libraries: "pg_stat_statements,pgaudit",
+        shared_preload_libraries: PRELOADED_LIBRARIES.join(","),
         "pg_stat_statements.track": "top",
         // Session audit log to stderr, the container's log. pgaudit redacts
         // the password of CREATE/ALTER ROLE, so verifiers never reach it.
