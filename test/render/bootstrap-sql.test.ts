@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { passwordVerifier } from "../../components/render/credentials/verifier";
-import { UnsafeValueError } from "../../components/render/escape";
+import { shellWord, sqlLiteral, UnsafeValueError } from "../../components/render/escape";
+import { UNRECORDED_SESSION_OPTIONS } from "../../components/render/patroni/leader-commands";
 import {
     type BootstrapSpec,
     type RoleSpec,
@@ -62,6 +63,9 @@ describe("renderBootstrapSql", () => {
                 `\\connect "obcms"`,
                 `CREATE EXTENSION IF NOT EXISTS "pg_stat_statements";`,
                 `CREATE EXTENSION IF NOT EXISTS "pgcrypto";`,
+                "\\o /dev/null",
+                "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements WHERE query ~* '\\mPASSWORD\\M' AND query ~ 'SCRAM-SHA-256\\$|md5[0-9a-f]{32}';",
+                "\\o",
                 "",
             ].join("\n"),
         );
@@ -190,5 +194,57 @@ describe("a role's verifier on PostgreSQL 17 in the project image", { timeout: 6
             psqlValue(roleHasVerifierSql("no_such_role", verifier)),
         ]);
         expect(run).toEqual([0, "f\nt\nf\nf\n", ""]);
+    });
+});
+
+// The cluster may log every statement (postgresParameters), and pg_stat_statements keeps the text of
+// utility statements verbatim for pg_monitor's members to read: neither may hold a verifier.
+describe("a session that sets a verifier, on PostgreSQL 17 in the project image", { timeout: 60_000 }, () => {
+    const verifier = passwordVerifier("scram-sha-256", "obcms_app", "Application-Password-0001", Buffer.alloc(16, 7));
+    const recordingEverything =
+        "-c shared_preload_libraries=pg_stat_statements -c log_statement=all -c log_min_duration_statement=0 -c log_min_error_statement=debug5";
+    /** Sets the verifier and asks for it in sessions started with `options`; prints where it was recorded. */
+    const recorded = (options: string) =>
+        onPostgres(recordingEverything, [
+            `${psqlValue("CREATE EXTENSION pg_stat_statements")} >/dev/null`,
+            `${psqlValue("CREATE ROLE obcms_app LOGIN")} >/dev/null`,
+            `export PGOPTIONS=${shellWord(options)}`,
+            `printf '%s\\n' ${shellWord(rolePasswordSql("obcms_app", verifier))} | psql -X -q -v ON_ERROR_STOP=1 -h /tmp -d postgres -f -`,
+            psqlValue(roleHasVerifierSql("obcms_app", verifier)),
+            "unset PGOPTIONS",
+            `echo "log: $(grep -cF ${shellWord(verifier)} /tmp/pg.log)"`,
+            psqlValue(`SELECT 'statements: ' || count(*) FROM pg_stat_statements WHERE strpos(query, ${sqlLiteral(verifier)}) > 0`),
+        ]);
+
+    it("records it nowhere with the leader commands' session options", () => {
+        expect(recorded(UNRECORDED_SESSION_OPTIONS)).toEqual([0, "t\nlog: 0\nstatements: 0\n", ""]);
+    });
+
+    // Earlier versions ran the roles SQL in a session that pg_stat_statements recorded.
+    it("has the roles SQL forget what pg_stat_statements kept of statements that carried a verifier, and nothing else", () => {
+        const spec: BootstrapSpec = {
+            ...SPEC,
+            roles: [{ name: "obcms_app", verifier, attributes: [], memberOf: [] }],
+            extensions: ["pg_stat_statements"],
+        };
+        const count = (pattern: string) =>
+            psqlValue(`SELECT count(*) FROM pg_stat_statements WHERE strpos(query, ${sqlLiteral(pattern)}) > 0`);
+        const run = onPostgres(recordingEverything, [
+            `${psqlValue("CREATE EXTENSION pg_stat_statements")} >/dev/null`,
+            `${psqlValue(`CREATE ROLE obcms_app LOGIN PASSWORD ${sqlLiteral(verifier)}`)} >/dev/null`,
+            `${psqlValue("CREATE TABLE kept (id int)")} >/dev/null`,
+            count(verifier),
+            `printf '%s' ${shellWord(renderBootstrapSql(spec))} | PGOPTIONS=${shellWord(UNRECORDED_SESSION_OPTIONS)} psql -X -q -v ON_ERROR_STOP=1 -h /tmp -d postgres -f -`,
+            count(verifier),
+            count("CREATE TABLE kept"),
+        ]);
+        expect(run).toEqual([0, "1\n0\n1\n", ""]);
+    });
+
+    it("would have it in the log and in pg_stat_statements without them (the control)", () => {
+        const [status, stdout] = recorded("");
+        expect(status).toBe(0);
+        expect(stdout).not.toMatch(/log: 0\n/);
+        expect(stdout).toMatch(/statements: [1-9]/);
     });
 });

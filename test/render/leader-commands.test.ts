@@ -221,7 +221,12 @@ const DECLARED_DIGEST = "5f1e";
 
 /** The leader check, as the exact script below spells it. */
 const PRIMARY_CHECK = restApiGet("/primary");
-const PSQL = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql", "-d", "postgres", "-f", "-"];
+/** A session that logs none of its statements and leaves pg_stat_statements no text of them: the SQL sets verifiers. */
+const UNRECORDED = [
+    "env",
+    "PGOPTIONS=-c pg_stat_statements.track_utility=off -c log_statement=none -c log_min_duration_statement=-1 -c log_min_error_statement=panic",
+];
+const PSQL = [...UNRECORDED, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql", "-d", "postgres", "-f", "-"];
 const EDIT_CONFIG = ["patronictl", "-c", "/etc/obcms/patroni.yml", "edit-config", "--apply", "-", "--force", "--quiet"];
 const EXPECTED = {
     digest: "0123456789abcdef",
@@ -282,7 +287,7 @@ describe("leaderSqlCommand", () => {
                 "  done",
                 "}",
                 'sql="$(cat)"',
-                `step() { leader="$1"; printf '%s\\n' "$sql" | docker exec -i "$leader" 'psql' '-X' '-q' '-v' 'ON_ERROR_STOP=1' '-h' '/var/run/postgresql' '-d' 'postgres' '-f' '-'; }`,
+                `step() { leader="$1"; printf '%s\\n' "$sql" | docker exec -i "$leader" 'env' 'PGOPTIONS=-c pg_stat_statements.track_utility=off -c log_statement=none -c log_min_duration_statement=-1 -c log_min_error_statement=panic' 'psql' '-X' '-q' '-v' 'ON_ERROR_STOP=1' '-h' '/var/run/postgresql' '-d' 'postgres' '-f' '-'; }`,
                 "on_leader",
                 "",
             ].join("\n"),

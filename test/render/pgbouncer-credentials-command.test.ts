@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { UnsafeValueError } from "../../components/render/escape";
+import { UNRECORDED_SESSION_OPTIONS } from "../../components/render/patroni/leader-commands";
 import { pgbouncerVolumeTarget } from "../../components/render/pgbouncer/config";
 import {
     CREDENTIALS_WAIT_TENTHS,
@@ -175,6 +176,11 @@ describe("pgbouncerCredentialsCommand", () => {
         ]);
         const sql = result.calls.find((c) => step(c).startsWith("the verifier's SQL"));
         expect(sql?.stdin).toBe(`${SQL}\n`);
+        // Both sessions that carry the verifier record no statement: no log line, no pg_stat_statements text.
+        const check = result.calls.find((c) => step(c).startsWith("has the verifier?"));
+        for (const call of [sql, check]) {
+            expect(call?.args.join(" ")).toContain(` env PGOPTIONS=${UNRECORDED_SESSION_OPTIONS} psql `);
+        }
         // The password only on the login's standard input, read inside PgBouncer's container.
         const priming = result.calls.find((c) => step(c).startsWith("priming"));
         expect(priming?.stdin).toBe(`${PASSWORD}\n`);

@@ -87,11 +87,49 @@ export function leaderFunctions(
     ];
 }
 
-/** psql as the superuser over a member's socket, running the SQL on its standard input and stopping at the first error. */
-export const PSQL_SCRIPT = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-d", "postgres", "-f", "-"];
+/**
+ * Startup options of a session that sends verifiers: PostgreSQL logs none of
+ * its statements, whatever log_statement, log_min_duration_statement or
+ * log_min_error_statement say for the cluster (postgresParameters may set
+ * them), and pg_stat_statements keeps no text of its utility statements,
+ * which it would show verbatim, verifier included, to pg_monitor's members
+ * such as the monitoring role. pgaudit redacts the password itself.
+ */
+export const UNRECORDED_SESSION_OPTIONS = [
+    "pg_stat_statements.track_utility=off",
+    "log_statement=none",
+    "log_min_duration_statement=-1",
+    "log_min_error_statement=panic",
+]
+    .map((setting) => `-c ${setting}`)
+    .join(" ");
 
 /** psql over a member's socket, printing the bare value of the query that follows. */
 export const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", SOCKET_DIR, "-d", "postgres", "-c"];
+
+/** PSQL_VALUE in a session that records none of its statements (UNRECORDED_SESSION_OPTIONS), for a query that carries a verifier. */
+export const PSQL_UNRECORDED_VALUE = ["env", `PGOPTIONS=${UNRECORDED_SESSION_OPTIONS}`, ...PSQL_VALUE];
+
+/**
+ * psql as the superuser over a member's socket, running the SQL on its
+ * standard input and stopping at the first error, in a session that records
+ * none of its statements: the SQL sets verifiers.
+ */
+export const PSQL_SCRIPT = [
+    "env",
+    `PGOPTIONS=${UNRECORDED_SESSION_OPTIONS}`,
+    "psql",
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-h",
+    SOCKET_DIR,
+    "-d",
+    "postgres",
+    "-f",
+    "-",
+];
 
 /**
  * Runs the SQL on its standard input as the superuser, over the leader's

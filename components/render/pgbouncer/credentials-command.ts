@@ -5,7 +5,7 @@ import { PGBOUNCER_PORT } from "../../settings";
 import type { PostgresMember } from "../../topology";
 import { shellWord, singleLine } from "../escape";
 import { PGBOUNCER_USERLIST_FILE, SOCKET_DIR } from "../paths";
-import { execIn, leaderFunctions, PSQL_SCRIPT, PSQL_VALUE } from "../patroni/leader-commands";
+import { execIn, leaderFunctions, PSQL_SCRIPT, PSQL_UNRECORDED_VALUE, PSQL_VALUE } from "../patroni/leader-commands";
 import { containerRunning, type VolumeTarget, writeToVolume } from "../volume-command";
 import { adminFunction } from "./admin-console";
 
@@ -101,7 +101,7 @@ export function pgbouncerCredentialsCommand(
         "step() {",
         '  leader="$1"',
         // A role with the verifier already needs no pause: PgBouncer's keys for it still match.
-        `  if [ "$(${execIn("leader", PSQL_VALUE)} "$current")" != t ]; then`,
+        `  if [ "$(${execIn("leader", PSQL_UNRECORDED_VALUE)} "$current")" != t ]; then`,
         '    if [ "$running" = true ]; then',
         `      docker kill --signal SIGUSR1 ${container} >/dev/null || return 1`,
         "      paused=true",

@@ -63,6 +63,19 @@ function roleStatements(role: RoleSpec): string[] {
 }
 
 /**
+ * Forgets what pg_stat_statements kept of statements that carried a verifier
+ * (ALTER ROLE … PASSWORD, as earlier versions ran it in a session that
+ * recorded its text): its members of pg_monitor could read them. Quietly:
+ * the reset's rows are of no interest.
+ */
+const FORGET_RECORDED_VERIFIERS = [
+    "\\o /dev/null",
+    "SELECT pg_stat_statements_reset(userid, dbid, queryid) FROM pg_stat_statements " +
+        "WHERE query ~* '\\mPASSWORD\\M' AND query ~ 'SCRAM-SHA-256\\$|md5[0-9a-f]{32}';",
+    "\\o",
+];
+
+/**
  * The SQL that reconciles the leader with the stack, run over its local
  * socket after the cluster bootstraps and whenever it changes. It is
  * idempotent: it creates what is missing and resets passwords and privileges
@@ -82,6 +95,7 @@ export function renderBootstrapSql(spec: BootstrapSpec): string {
         `ALTER DATABASE ${db} SET timezone TO ${sqlLiteral(spec.timezone)};`,
         `\\connect ${psqlMetaIdentifier(spec.database)}`,
         ...spec.extensions.map((ext) => `CREATE EXTENSION IF NOT EXISTS ${sqlIdentifier(ext)};`),
+        ...(spec.extensions.includes("pg_stat_statements") ? FORGET_RECORDED_VERIFIERS : []),
         "",
     ].join("\n");
 }
