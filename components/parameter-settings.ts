@@ -181,12 +181,14 @@ export function validatePostgresParameters(parameters: Readonly<Record<string, P
         if (!PARAMETER_NAME.test(name)) {
             throw new SettingsError(`${key}: not a PostgreSQL parameter name`);
         }
-        const earlier = seen.get(name.toLowerCase());
+        const lower = name.toLowerCase();
+        const earlier = seen.get(lower);
         if (earlier !== undefined) {
             throw new SettingsError(`${key} and postgresParameters.${earlier} name one parameter (PostgreSQL ignores case): keep one`);
         }
-        seen.set(name.toLowerCase(), name);
-        const owner = PARAMETER_OWNERS[name.toLowerCase()];
+        seen.set(lower, name);
+        // Own properties only: `constructor` or `__proto__` are names an object inherits, not owners.
+        const owner = Object.hasOwn(PARAMETER_OWNERS, lower) ? PARAMETER_OWNERS[lower] : undefined;
         if (owner !== undefined) {
             throw new SettingsError(`${key} may not be set here: ${ownerReason(owner)}`);
         }

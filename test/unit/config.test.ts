@@ -262,6 +262,11 @@ describe("readSettings", () => {
                     "postgresParameters.archive_command may not be set here: the program sets it: durability, replication, failover, backups, TLS or auditing depend on its value",
                 ],
                 [
+                    "a name every object inherits",
+                    { constructor: 1 },
+                    "postgresParameters.constructor: PostgreSQL 17 has no such parameter, nor has a library the members preload (components/postgres-catalog.generated.ts lists them)",
+                ],
+                [
                     "one parameter named twice",
                     { statement_timeout: "30s", Statement_Timeout: "1min" },
                     "postgresParameters.Statement_Timeout and postgresParameters.statement_timeout name one parameter (PostgreSQL ignores case): keep one",
