@@ -1134,9 +1134,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                     }),
                 );
             const inEtcd = async () => {
-                const config = parse(
-                    await docker("exec", stack.topology.primary.container, "patronictl", "-c", FILES.patroniConf, "show-config"),
-                );
+                const config = parse(await patronictl(stack.topology.primary.container, "show-config"));
                 return Object.keys(config.postgresql.parameters).filter((name) => /^(log_min_duration|idle_in_transaction)/.test(name));
             };
 

@@ -107,29 +107,18 @@ export const UNRECORDED_SESSION_OPTIONS = [
 /** psql over a member's socket, printing the bare value of the query that follows. */
 export const PSQL_VALUE = ["psql", "-X", "-A", "-t", "-h", SOCKET_DIR, "-d", "postgres", "-c"];
 
-/** PSQL_VALUE in a session that records none of its statements (UNRECORDED_SESSION_OPTIONS), for a query that carries a verifier. */
-export const PSQL_UNRECORDED_VALUE = ["env", `PGOPTIONS=${UNRECORDED_SESSION_OPTIONS}`, ...PSQL_VALUE];
+/** Starts the command that follows in a session that records none of its statements (UNRECORDED_SESSION_OPTIONS). */
+const UNRECORDED = ["env", `PGOPTIONS=${UNRECORDED_SESSION_OPTIONS}`];
+
+/** PSQL_VALUE in a session that records none of its statements, for a query that carries a verifier. */
+export const PSQL_UNRECORDED_VALUE = [...UNRECORDED, ...PSQL_VALUE];
 
 /**
  * psql as the superuser over a member's socket, running the SQL on its
  * standard input and stopping at the first error, in a session that records
  * none of its statements: the SQL sets verifiers.
  */
-export const PSQL_SCRIPT = [
-    "env",
-    `PGOPTIONS=${UNRECORDED_SESSION_OPTIONS}`,
-    "psql",
-    "-X",
-    "-q",
-    "-v",
-    "ON_ERROR_STOP=1",
-    "-h",
-    SOCKET_DIR,
-    "-d",
-    "postgres",
-    "-f",
-    "-",
-];
+export const PSQL_SCRIPT = [...UNRECORDED, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCKET_DIR, "-d", "postgres", "-f", "-"];
 
 /**
  * Runs the SQL on its standard input as the superuser, over the leader's
