@@ -80,7 +80,16 @@ for (const member of topology.replicas) {
     replicas.push(new Replica(member.resourceName, { ...memberArgs(member.resourceName), member, previous }, { dependsOn: [etcd] }));
 }
 
-const members = [primary, ...replicas];
+// The delayed replica, if any, joins last: a copy of the data as it was, for a mistake undone.
+const delayedReplica = topology.delayedReplica
+    ? new Replica(
+          topology.delayedReplica.resourceName,
+          { ...memberArgs(topology.delayedReplica.resourceName), member: topology.delayedReplica, previous: replicas.at(-1) ?? primary },
+          { dependsOn: [etcd] },
+      )
+    : undefined;
+
+const members = [primary, ...replicas, ...(delayedReplica ? [delayedReplica] : [])];
 
 const clusterConfig = new ClusterConfig("cluster-config", { settings, credentials, members });
 
@@ -131,7 +140,7 @@ export const networkDatabaseUrl = pgbouncer.networkDatabaseUrl;
 export const networkReadonlyDatabaseUrl = pgbouncer.networkReadonlyDatabaseUrl;
 export const pgbouncerAdminUrl = pgbouncer.adminUrl;
 // Keyed by member name (`pg-1`, ...): which member leads changes, so no URL is named for a role.
-export const memberUrls = pulumi.secret(pulumi.all(Object.fromEntries(topology.members.map((m, i) => [m.node, members[i].url]))));
+export const memberUrls = pulumi.secret(pulumi.all(Object.fromEntries(topology.allMembers.map((m, i) => [m.node, members[i].url]))));
 export const caCertificate = tls.caCertPem;
 export const replicaCount = settings.replicaCount;
 export const poolSize = settings.pool.defaultPoolSize;

@@ -12,7 +12,7 @@ export interface ClusterConfigArgs {
     /** Validated stack settings (plain values: they shape the SQL and the dynamic configuration). */
     readonly settings: ClusterSettings;
     readonly credentials: Pick<Credentials, "superuser" | "app" | "replication" | "monitoring" | "rewind">;
-    /** The members, which must be running: the commands act on whichever leads. */
+    /** The members, the delayed replica's included, which must be running: the commands act on whichever leads. */
     readonly members: readonly pulumi.Resource[];
 }
 
@@ -54,7 +54,7 @@ export class ClusterConfig extends pulumi.ComponentResource {
         );
         const dynamicConfig = new command.local.Command(
             `${name}-dynamic-config`,
-            { create: dynamicConfigCommand(t.members, t.scope, runningParameters(s)), stdin: dynamic },
+            { create: dynamicConfigCommand(t.members, t.scope, runningParameters(s), t.delayedReplica), stdin: dynamic },
             { parent: this, dependsOn: [...args.members, leaderPlacement] },
         );
 

@@ -36,6 +36,7 @@ export function readSettings(): ClusterSettings {
         replicaCount: config.requireNumber("replicaCount"),
         etcdMembers: config.requireNumber("etcdMembers"),
         synchronousReplicas: config.requireNumber("synchronousReplicas"),
+        delayedReplicaMinutes: config.requireNumber("delayedReplicaMinutes"),
         maximumLagOnFailoverMb: config.requireNumber("maximumLagOnFailoverMb"),
         failover: {
             ttlSeconds: config.requireNumber("failoverTtl"),

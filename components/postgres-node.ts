@@ -140,6 +140,10 @@ export function memberContainer(
 
 /** The script a member's handover command runs before `pulumi up` changes its container, with the declared digest in REPLACEMENT_DIGEST_VARIABLE. */
 export function handoverScript(s: ClusterSettings, member: PostgresMember): string {
+    if (member.applyDelayMinutes > 0) {
+        // Patroni never promotes the delayed replica (nofailover): it has no lead to hand over.
+        return "true";
+    }
     return memberHandoverCommand(
         member,
         // Every member the stack may have, so that scaling changes no handover: a member that does not run is skipped.

@@ -86,6 +86,12 @@ export interface ClusterSettings {
     readonly etcdMembers: number;
     /** Replicas a commit waits for (Patroni's quorum mode, strict): 0 is asynchronous. */
     readonly synchronousReplicas: number;
+    /**
+     * Minutes by which the delayed replica replays the leader's commits
+     * (recovery_min_apply_delay); 0: the cluster has none. It never leads and
+     * serves no reads: a copy of the data as it was, for a mistake undone.
+     */
+    readonly delayedReplicaMinutes: number;
     /** Patroni promotes no replica further behind than this (maximum_lag_on_failover); HAProxy routes no reads to one either. */
     readonly maximumLagOnFailoverMb: number;
     /** Patroni's leader lease and loop: how fast a dead leader is replaced. */
@@ -130,6 +136,19 @@ export interface FailoverTimings {
     readonly retryTimeoutSeconds: number;
 }
 
+/** Longest delay of the delayed replica: a week, within recovery_min_apply_delay's limit of 2^31 - 1 ms (24.8 days). */
+export const MAX_DELAYED_REPLICA_MINUTES = 10_080;
+
+/** Replicas that stream from the leader: the declared ones and the delayed replica, if any. */
+export function streamingReplicas(s: ClusterSettings): number {
+    return s.replicaCount + (s.delayedReplicaMinutes > 0 ? 1 : 0);
+}
+
+/** Host port on which the delayed replica is published: past every replica the stack may have, so scaling moves it not. */
+export function delayedReplicaHostPort(s: ClusterSettings): number {
+    return replicaHostPort(s, MAX_REPLICAS + 1);
+}
+
 /** Replication connections at once: each replica streams with one and clones with two, plus two for operators' tools. */
 export function replicationConnections(replicaCount: number): number {
     return 2 * replicaCount + 2;
@@ -154,7 +173,10 @@ export function pooledServerConnections(pool: PoolSettings): number {
 /** Connections a server must accept: the pool, replication, monitoring and superuser reserve. */
 export function requiredServerConnections(s: ClusterSettings): number {
     return (
-        pooledServerConnections(s.pool) + replicationConnections(s.replicaCount) + MONITORING_CONNECTIONS + SUPERUSER_RESERVED_CONNECTIONS
+        pooledServerConnections(s.pool) +
+        replicationConnections(streamingReplicas(s)) +
+        MONITORING_CONNECTIONS +
+        SUPERUSER_RESERVED_CONNECTIONS
     );
 }
 
@@ -245,6 +267,19 @@ export function validateSettings(s: ClusterSettings): void {
             `synchronousReplicas (${s.synchronousReplicas}) must not exceed replicaCount (${s.replicaCount}): a commit cannot wait for replicas the cluster does not have`,
         );
     }
+    requireInteger(
+        "delayedReplicaMinutes",
+        s.delayedReplicaMinutes,
+        0,
+        MAX_DELAYED_REPLICA_MINUTES,
+        `a number of minutes from 0 (no delayed replica) to ${MAX_DELAYED_REPLICA_MINUTES} (a week)`,
+    );
+    if (streamingReplicas(s) > MAX_REPLICAS) {
+        throw new SettingsError(
+            `delayedReplicaMinutes adds a replica, and replicaCount (${s.replicaCount}) plus it exceeds ${MAX_REPLICAS}, ` +
+                "the replicas every member's WAL senders and slots are sized for; lower replicaCount or set delayedReplicaMinutes to 0",
+        );
+    }
     requireInteger("maximumLagOnFailoverMb", s.maximumLagOnFailoverMb, 0, 1_048_576, "a size in MB from 0 to 1048576");
     validateFailoverTimings(s.failover);
     const pooled = MAX_POOLED_SERVER_CONNECTIONS;
@@ -284,7 +319,7 @@ export function validateSettings(s: ClusterSettings): void {
         throw new SettingsError(
             `maxConnections (${s.maxConnections}) is below the ${required} connections the cluster needs: ` +
                 `defaultPoolSize ${s.pool.defaultPoolSize} + reservePoolSize ${s.pool.reservePoolSize} + ` +
-                `replication ${replicationConnections(s.replicaCount)} + monitoring ${MONITORING_CONNECTIONS} + ` +
+                `replication ${replicationConnections(streamingReplicas(s))} + monitoring ${MONITORING_CONNECTIONS} + ` +
                 `superuser reserved ${SUPERUSER_RESERVED_CONNECTIONS}; raise maxConnections or lower the pool`,
         );
     }
@@ -378,6 +413,9 @@ function publishedPorts(s: ClusterSettings): Array<[string, number]> {
         ports.push(["primaryPort", s.primaryPort]);
         for (let k = 1; k <= s.replicaCount; k++) {
             ports.push([k === 1 ? "replicaBasePort" : `replicaBasePort (replica ${k})`, replicaHostPort(s, k)]);
+        }
+        if (s.delayedReplicaMinutes > 0) {
+            ports.push([`replicaBasePort (delayed replica, + ${MAX_REPLICAS})`, delayedReplicaHostPort(s)]);
         }
     }
     return ports;

@@ -3,7 +3,7 @@
 // name PostgreSQL and Prometheus know it by). Computed once from the
 // settings; the renderers and components read names from here and never
 // spell them themselves.
-import { type ClusterSettings, MAX_REPLICAS, replicaHostPort } from "./settings";
+import { type ClusterSettings, delayedReplicaHostPort, MAX_REPLICAS, replicaHostPort } from "./settings";
 
 /**
  * A PostgreSQL member, run by Patroni. Its names say which member it is,
@@ -26,6 +26,12 @@ export interface PostgresMember {
     readonly exporter: string;
     /** Host port its PostgreSQL is published on when the stack publishes the members' ports. */
     readonly hostPort: number;
+    /**
+     * Minutes by which it replays the leader's commits: 0, except for the
+     * delayed replica, which never leads, serves no reads and is no
+     * synchronous standby.
+     */
+    readonly applyDelayMinutes: number;
 }
 
 export interface EtcdMember {
@@ -47,8 +53,12 @@ export interface Topology {
     readonly primary: PostgresMember;
     /** Members 2..replicaCount + 1, which join it: the design card's `Replica`s. */
     readonly replicas: readonly PostgresMember[];
-    /** Every member, in order. */
+    /** Every member that may lead and serves reads, in order: the primary and the replicas. */
     readonly members: readonly PostgresMember[];
+    /** The delayed replica (`delayedReplicaMinutes`), if the stack has one. */
+    readonly delayedReplica: PostgresMember | undefined;
+    /** Every member Patroni runs: `members`, then the delayed replica. */
+    readonly allMembers: readonly PostgresMember[];
     /** Patroni's scope: the cluster's name in etcd. */
     readonly scope: string;
     /**
@@ -102,12 +112,35 @@ function postgresMember(s: ClusterSettings, index: number): PostgresMember {
         slot: node.replace(/-/g, "_"),
         exporter: exporterOf(container),
         hostPort: index === 1 ? s.primaryPort : replicaHostPort(s, index - 1),
+        applyDelayMinutes: 0,
     };
 }
 
 /**
- * Every member the stack may have (MAX_REPLICAS replicas), for what must not
- * change when it scales: the router's backends, PgBouncer's commands.
+ * The delayed replica: named for what it is, not by position, so that
+ * scaling the replicas renames nothing of it; its index follows every
+ * member the stack may have.
+ */
+function delayedReplica(s: ClusterSettings): PostgresMember {
+    const container = `${s.clusterName}-pg-delayed`;
+    const node = "pg-delayed";
+    return {
+        resourceName: "delayed-replica",
+        index: MAX_REPLICAS + 2,
+        container,
+        volume: volumeOf(container),
+        node,
+        slot: node.replace(/-/g, "_"),
+        exporter: exporterOf(container),
+        hostPort: delayedReplicaHostPort(s),
+        applyDelayMinutes: s.delayedReplicaMinutes,
+    };
+}
+
+/**
+ * Every member that may lead the stack may have (MAX_REPLICAS replicas; the
+ * delayed replica never does), for what must not change when it scales: the
+ * router's backends, PgBouncer's commands, the handovers.
  */
 export function possibleMembers(s: ClusterSettings): PostgresMember[] {
     return Array.from({ length: MAX_REPLICAS + 1 }, (_, i) => postgresMember(s, i + 1));
@@ -130,6 +163,7 @@ export function handoverCandidates(members: readonly PostgresMember[], member: P
 
 export function clusterTopology(s: ClusterSettings): Topology {
     const members = Array.from({ length: s.replicaCount + 1 }, (_, i) => postgresMember(s, i + 1));
+    const delayed = s.delayedReplicaMinutes > 0 ? delayedReplica(s) : undefined;
     const pgbouncer = `${s.clusterName}-pgbouncer`;
     const backup = `${s.clusterName}-backup`;
     return {
@@ -137,6 +171,8 @@ export function clusterTopology(s: ClusterSettings): Topology {
         primary: members[0],
         replicas: members.slice(1),
         members,
+        delayedReplica: delayed,
+        allMembers: delayed ? [...members, delayed] : members,
         scope: s.clusterName,
         routes: { readWrite: `${s.clusterName}-rw`, readOnly: `${s.clusterName}-ro` },
         etcd: Array.from({ length: s.etcdMembers }, (_, i) => etcdMember(s, i + 1)),
@@ -163,6 +199,8 @@ export function certificateNames(s: ClusterSettings): Record<string, Certificate
     const ipAddresses = [...new Set(["127.0.0.1", s.publishAddress])].filter((ip) => ip !== "0.0.0.0");
     const servers: Array<[string, string[]]> = [
         ...t.members.map((m): [string, string[]] => [m.resourceName, [m.container, t.routes.readWrite, t.routes.readOnly]]),
+        // The delayed replica is never behind a route.
+        ...(t.delayedReplica ? [[t.delayedReplica.resourceName, [t.delayedReplica.container]] as [string, string[]]] : []),
         [t.pgbouncer.resourceName, [t.pgbouncer.container]],
         [t.backup.resourceName, [t.backup.container]],
         ...t.etcd.map((e): [string, string[]] => [e.resourceName, [e.container]]),

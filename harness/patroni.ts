@@ -64,7 +64,7 @@ async function patronictlList(stack: StartedStack): Promise<PatronictlMember[]> 
 export async function clusterStatus(stack: StartedStack): Promise<MemberStatus[]> {
     const listed = await patronictlList(stack);
     await stack.refreshAddresses();
-    return stack.topology.members.flatMap((member) => {
+    return stack.topology.allMembers.flatMap((member) => {
         const entry = listed.find((m) => m.Member === member.node);
         if (!entry) {
             return [];
@@ -102,7 +102,7 @@ export async function waitForHealthyCluster(stack: StartedStack, timeoutMs: numb
             lastSeen = members.map((m) => `${m.name} ${m.role} ${m.state} TL ${m.timeline ?? "-"}`).join(", ") || "no member";
             const leaders = members.filter((m) => m.role === "leader" && m.state === "running");
             const healthy =
-                members.length === stack.topology.members.length &&
+                members.length === stack.topology.allMembers.length &&
                 leaders.length === 1 &&
                 members.every((m) => m.role === "leader" || (m.state === "streaming" && m.timeline === leaders[0].timeline));
             return healthy ? members : undefined;

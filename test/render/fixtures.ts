@@ -16,6 +16,7 @@ export const staging: ClusterSettings = {
     replicaCount: 1,
     etcdMembers: 1,
     synchronousReplicas: 0,
+    delayedReplicaMinutes: 0,
     maximumLagOnFailoverMb: 1,
     failover: { ttlSeconds: 20, loopWaitSeconds: 5, retryTimeoutSeconds: 5 },
     database: "obcms",

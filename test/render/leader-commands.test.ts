@@ -614,6 +614,27 @@ describe("dynamicConfigCommand", () => {
         ]);
     });
 
+    // Its replay is late by design, and its hot-standby minimums follow the leader's only after the delay.
+    it("checks and restarts the delayed replica last, where it is, with no wait for its replay and no minimum compared", () => {
+        const delayed = clusterTopology({ ...production, delayedReplicaMinutes: 60 }).delayedReplica!;
+        const withDelayed = dynamicConfigCommand(members, "obcms-database-production", EXPECTED, delayed);
+        expect(shellSyntaxCheck(withDelayed)).toEqual({ status: 0, stderr: "" });
+        const loaded = { container: delayed.container, args: [...PSQL_VALUE, memberParametersState({ ...EXPECTED, standbyMinimums: {} })] };
+        const restartDelayed = {
+            container: delayed.container,
+            args: ["patronictl", "-c", "/etc/obcms/patroni.yml", "restart", "obcms-database-production", "pg-delayed", "--force"],
+        };
+
+        const run = runWithFakeDocker(withDelayed, DYNAMIC, { leader: container(1), pending: [delayed.container] });
+        expect(run.status).toBe(0);
+        expect(run.calls.slice(-7)).toEqual([...parameterChecks(1, 2, 3, 4), loaded, restartDelayed, loaded]);
+        expect(run.calls.filter((c) => c.container === delayed.container)).toEqual([loaded, restartDelayed, loaded]);
+
+        const idle = runWithFakeDocker(withDelayed, DYNAMIC, { leader: container(1) });
+        expect(idle.status).toBe(0);
+        expect(idle.calls.slice(-5)).toEqual([...parameterChecks(1, 2, 3, 4), loaded]);
+    });
+
     it("restarts only the member that reports a pending restart", () => {
         const run = runWithFakeDocker(command, DYNAMIC, { leader: container(1), pending: [container(4)] });
         expect(run.status).toBe(0);

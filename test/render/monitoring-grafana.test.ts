@@ -271,7 +271,7 @@ describe("the dashboards' panels", () => {
             },
         ]);
         expect(panel("WAL not received").queries[0].expr).toBe(
-            'max by (instance) (label_replace(pg_replication_slots_pg_wal_lsn_diff{job="postgres"} and on (instance) patroni_primary{job="patroni"} == 1, "instance", "pg-$1", "slot_name", "pg_([0-9]+)"))',
+            'max by (instance) (label_replace(pg_replication_slots_pg_wal_lsn_diff{job="postgres"} and on (instance) patroni_primary{job="patroni"} == 1, "instance", "pg-$1", "slot_name", "pg_(.+)"))',
         );
     });
 

@@ -18,6 +18,7 @@ import {
 import { renderPrometheusConfig } from "../../components/render/monitoring/prometheus-config";
 import { etcdScrapeJob, haproxyScrapeJob, patroniScrapeJob, scrapeJobs } from "../../components/render/monitoring/prometheus-targets";
 import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../components/settings";
+import { clusterTopology } from "../../components/topology";
 import { PROJECT_ROOT } from "../../harness/stack-config";
 import { defaultMonitoring } from "../support/monitoring-fixtures";
 import { PROMTOOL_DIR as DIR, PROJECT_IMAGE as IMAGE, promtool } from "../support/promtool";
@@ -95,6 +96,16 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
         database: "",
     });
     const leaderSlot = (name: string) => slot(name, LEADING, "pg_2");
+    // The delayed replica, if the stack has one: its replay lags by design, what it has not received does not.
+    const delayed = clusterTopology(s).delayedReplica;
+    const delayedLag = (series: Series[]): Series[] =>
+        delayed ? [...series, [{ __name__: "up", ...patroniTarget(delayed.node) }, 1]] : [];
+    const delayedReplayLag: Series[] = delayed
+        ? delayedLag([
+              [{ ...walSender("streaming"), application_name: delayed.node }, 100 * limit.replicationLagBytes],
+              [{ __name__: "patroni_replica", ...patroni(delayed.node) }, 1],
+          ])
+        : [];
     const replicaCopy = (name: string) => slot(name, FOLLOWING, "pg_1");
     const streaming = (member: string, value: number): Series => [{ __name__: "patroni_postgres_streaming", ...patroni(member) }, value];
     const up = (labels: Labels, value: number): Series => [{ __name__: "up", ...labels }, value];
@@ -200,8 +211,9 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
                         ...roles(LEADING),
                         [leaderSlot("pg_replication_slots_pg_wal_lsn_diff"), failoverLagBytes + 1],
                         [replicaCopy("pg_replication_slots_pg_wal_lsn_diff"), 10 * failoverLagBytes],
+                        ...delayedLag([[slot("pg_replication_slots_pg_wal_lsn_diff", LEADING, delayed?.slot ?? ""), failoverLagBytes + 1]]),
                     ],
-                    alerts: [{ instance: FOLLOWING }],
+                    alerts: [{ instance: FOLLOWING }, ...(delayed ? [{ instance: delayed.node }] : [])],
                 },
             ],
             quiet: [
@@ -213,10 +225,13 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
         {
             alert: "PostgreSQLReplicationLagBytes",
             fires: [
-                { series: [...roles(LEADING), [walSender("streaming"), limit.replicationLagBytes + 1]], alerts: [{ instance: FOLLOWING }] },
+                {
+                    series: [...roles(LEADING), [walSender("streaming"), limit.replicationLagBytes + 1], ...delayedReplayLag],
+                    alerts: [{ instance: FOLLOWING }],
+                },
             ],
             // The same WAL sender on a member that no longer leads is not the leader's view.
-            quiet: [...roles(FOLLOWING), [walSender("streaming"), limit.replicationLagBytes + 1]],
+            quiet: [...roles(FOLLOWING), [walSender("streaming"), limit.replicationLagBytes + 1], ...delayedReplayLag],
         },
         {
             alert: "PostgreSQLReplicationLagSeconds",
@@ -452,6 +467,7 @@ beforeAll(async () => {
 describe.each([
     ["staging", staging],
     ["production", production],
+    ["staging with a delayed replica", { ...staging, delayedReplicaMinutes: 60 }],
 ] as const)("promtool on the %s stack's files", (_, s) => {
     const m = defaultMonitoring;
     const rules = renderAlertRules(alertRules(s, m));

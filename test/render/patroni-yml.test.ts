@@ -169,6 +169,26 @@ describe("renderPatroniConf", () => {
         ]);
     });
 
+    it("makes the delayed replica replay late, send no feedback, and never lead, serve reads or acknowledge commits", () => {
+        const s = { ...production, delayedReplicaMinutes: 90 };
+        const t = clusterTopology(s);
+        const delayed = parse(
+            renderPatroniConf({ settings: s, scope: t.scope, member: t.delayedReplica!, etcd: t.etcd, passwords: PASSWORDS }),
+        );
+        const ordinary = parse(rendered(s, 2));
+        expect(delayed.tags).toEqual({ nofailover: true, noloadbalance: true, nosync: true });
+        expect(ordinary.tags).toBeUndefined();
+        expect(delayed.postgresql.parameters).toEqual({
+            ...ordinary.postgresql.parameters,
+            recovery_min_apply_delay: "90min",
+            hot_standby_feedback: "off",
+        });
+        expect(delayed.name).toBe("pg-delayed");
+        expect(delayed.postgresql.connect_address).toBe("obcms-database-production-pg-delayed:5432");
+        // The other members' files do not change when the stack adds a delayed replica.
+        expect(rendered(s, 2)).toBe(rendered(production, 2));
+    });
+
     // Anything in patroni.yml replaces every member when it changes.
     it("does not change with the dynamic configuration, which lives in etcd", () => {
         const changed: ClusterSettings = {

@@ -1,6 +1,6 @@
 // The cluster's one model: every name of every member and service, exactly.
 import { describe, expect, it } from "vitest";
-import { certificateNames, clusterTopology } from "../../components/topology";
+import { certificateNames, clusterTopology, possibleMembers } from "../../components/topology";
 import { production, staging } from "./fixtures";
 
 describe("clusterTopology", () => {
@@ -15,6 +15,7 @@ describe("clusterTopology", () => {
             slot: `pg_${index}`,
             exporter: `${prefix}-pg-${index}-exporter`,
             hostPort,
+            applyDelayMinutes: 0,
         });
         const primary = member(1, "primary", 5442);
         const replicas = [member(2, "replica-1", 5443), member(3, "replica-2", 5444), member(4, "replica-3", 5445)];
@@ -23,6 +24,8 @@ describe("clusterTopology", () => {
             primary,
             replicas,
             members: [primary, ...replicas],
+            delayedReplica: undefined,
+            allMembers: [primary, ...replicas],
             scope: prefix,
             routes: { readWrite: `${prefix}-rw`, readOnly: `${prefix}-ro` },
             etcd: [1, 2, 3].map((k) => ({
@@ -47,6 +50,32 @@ describe("clusterTopology", () => {
             prometheus: { container: `${prefix}-prometheus`, volume: `${prefix}-prometheus-data` },
             grafana: { container: `${prefix}-grafana` },
         });
+    });
+
+    it("adds the delayed replica after every member that may lead, named for what it is, its port past every replica's", () => {
+        const t = clusterTopology({ ...production, delayedReplicaMinutes: 60 });
+        const delayed = {
+            resourceName: "delayed-replica",
+            index: 12,
+            container: "obcms-database-production-pg-delayed",
+            volume: "obcms-database-production-pg-delayed-data",
+            node: "pg-delayed",
+            slot: "pg_delayed",
+            exporter: "obcms-database-production-pg-delayed-exporter",
+            // replicaBasePort 5443 + MAX_REPLICAS: scaling the replicas moves it not.
+            hostPort: 5453,
+            applyDelayMinutes: 60,
+        };
+        expect(t.delayedReplica).toEqual(delayed);
+        expect(t.members.map((m) => m.node)).toEqual(["pg-1", "pg-2", "pg-3", "pg-4"]);
+        expect(t.allMembers).toEqual([...t.members, delayed]);
+        expect(clusterTopology({ ...production, replicaCount: 1, delayedReplicaMinutes: 60 }).delayedReplica).toEqual(delayed);
+        expect(possibleMembers(production).map((m) => m.node)).not.toContain("pg-delayed");
+        // Its certificate names no route: it is never behind one.
+        expect(certificateNames({ ...production, delayedReplicaMinutes: 60 })["delayed-replica"].dnsNames).toEqual([
+            "obcms-database-production-pg-delayed",
+            "localhost",
+        ]);
     });
 
     it("has replicaCount + 1 members numbered from 1, the first bootstrapping the cluster", () => {

@@ -247,6 +247,30 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
             `${SEED_RERUNS}; from then on a failover may lose the commits no replica had received`,
     },
     {
+        change: "`delayedReplicaMinutes` 0 → 60 (a delayed replica added)",
+        before: {},
+        after: { delayedReplicaMinutes: 60 },
+        plan: {
+            replace: ["monitoring-prometheus"],
+            update: [DYNAMIC_CONFIG],
+            create: [
+                "delayed-replica-certificate",
+                "delayed-replica-container",
+                "delayed-replica-data",
+                "delayed-replica-handover",
+                "tls-delayed-replica-cert",
+                "tls-delayed-replica-csr",
+                "tls-delayed-replica-key",
+            ],
+        },
+        effect:
+            "member pg-delayed starts on its new volume, restores the newest backup from the repository (or clones the leader) and streams " +
+            "through the slot Patroni creates for it, replaying each commit 60 minutes late; no running member restarts (max_wal_senders and " +
+            "max_replication_slots are sized for 10 replicas, and it counts among them); PgBouncer and its clients are untouched: the router " +
+            "never lists it; Prometheus scrapes its Patroni, and the replay-lag alerts leave it out; the dynamic-configuration command runs " +
+            "again, and now also waits for pg-delayed to load the parameters",
+    },
+    {
         change: "`failoverTtl` 20 → 30",
         before: {},
         after: { failoverTtl: 30 },

@@ -66,6 +66,36 @@ describe("readSettings", () => {
             "synchronousReplicas must be an integer from 0 to 10, got 0.5",
         ],
         [
+            "a negative replica delay",
+            "staging",
+            { delayedReplicaMinutes: -5 },
+            "delayedReplicaMinutes must be a number of minutes from 0 (no delayed replica) to 10080 (a week), got -5",
+        ],
+        [
+            "a replica delay past a week",
+            "production",
+            { delayedReplicaMinutes: 10081 },
+            "delayedReplicaMinutes must be a number of minutes from 0 (no delayed replica) to 10080 (a week), got 10081",
+        ],
+        [
+            "a delayed replica beside the most replicas allowed",
+            "production",
+            { replicaCount: 10, delayedReplicaMinutes: 60 },
+            "delayedReplicaMinutes adds a replica, and replicaCount (10) plus it exceeds 10, the replicas every member's WAL senders and slots are sized for; lower replicaCount or set delayedReplicaMinutes to 0",
+        ],
+        [
+            "a delayed replica published on a port already taken",
+            "production",
+            { publishPostgresPorts: true, delayedReplicaMinutes: 60, pgbouncerPort: 5453 },
+            "replicaBasePort (delayed replica, + 10) uses port 5453, which pgbouncerPort already uses; every published port must differ",
+        ],
+        [
+            "a delay set for every replica",
+            "staging",
+            { postgresParameters: { recovery_min_apply_delay: "1h" } },
+            "postgresParameters.recovery_min_apply_delay may not be set here: it follows delayedReplicaMinutes: set that key instead",
+        ],
+        [
             "a failover ttl below Patroni's minimum",
             "staging",
             { failoverTtl: 19 },
@@ -278,8 +308,8 @@ describe("readSettings", () => {
                 ],
                 [
                     "a parameter Patroni sets",
-                    { recovery_min_apply_delay: "1h" },
-                    "postgresParameters.recovery_min_apply_delay may not be set here: Patroni sets it from its own configuration and ignores it here",
+                    { primary_conninfo: "host=elsewhere" },
+                    "postgresParameters.primary_conninfo may not be set here: Patroni sets it from its own configuration and ignores it here",
                 ],
                 [
                     "a read-only parameter",
@@ -361,6 +391,7 @@ describe("readSettings", () => {
     it.each([
         ["every replica synchronous", "production", { synchronousReplicas: 3 }, { ...production, synchronousReplicas: 3 }],
         ["no lag allowed on failover", "production", { maximumLagOnFailoverMb: 0 }, { ...production, maximumLagOnFailoverMb: 0 }],
+        ["a replica a day behind", "production", { delayedReplicaMinutes: 1440 }, { ...production, delayedReplicaMinutes: 1440 }],
         [
             "Patroni's defaults (30/10/10)",
             "staging",

@@ -74,7 +74,20 @@ export function replicationByReplica(): string {
 export function slotMemberPattern(s: ClusterSettings): { readonly regex: string; readonly replacement: string } {
     const first = clusterTopology(s).members[0];
     const suffix = String(first.index);
-    return { regex: `${first.slot.slice(0, -suffix.length)}([0-9]+)`, replacement: `${first.node.slice(0, -suffix.length)}$1` };
+    // Any name after the prefix: the delayed replica's too (pg_delayed).
+    return { regex: `${first.slot.slice(0, -suffix.length)}(.+)`, replacement: `${first.node.slice(0, -suffix.length)}$1` };
+}
+
+/**
+ * `expr` without the delayed replica's series: its replay lags by design,
+ * and that lag is no alert. What it has not received yet still is
+ * (PostgreSQLMemberPastFailoverLag), and so is its not streaming
+ * (PostgreSQLMemberNotStreaming). It has no exporter of its own (scrapeJobs).
+ */
+function exceptDelayedReplica(s: ClusterSettings, expr: string): string {
+    const delayed = clusterTopology(s).delayedReplica;
+    // `up` exists for every configured target, whether it answers or not.
+    return delayed ? `(${expr}) unless on (instance) up{${PATRONI}, instance="${delayed.node}"}` : expr;
 }
 
 /**
@@ -198,7 +211,7 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
         },
         {
             alert: "PostgreSQLReplicationLagBytes",
-            expr: `max by (instance) (${replicationByReplica()}) > ${limit.replicationLagBytes}`,
+            expr: `max by (instance) (${exceptDelayedReplica(s, replicationByReplica())}) > ${limit.replicationLagBytes}`,
             forSeconds,
             severity: "warning",
             summary: `Replica {{ $labels.instance }} is more than ${mb(limit.replicationLagBytes)} of WAL behind`,

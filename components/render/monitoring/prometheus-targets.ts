@@ -49,7 +49,13 @@ function target(address: string, instance: string, role: Job): ScrapeTarget {
     return { address, labels: { instance, role } };
 }
 
-/** Every member's postgres_exporter and PgBouncer's exporter. */
+/**
+ * The postgres_exporter of every member but the delayed replica, and
+ * PgBouncer's exporter. The delayed replica's catalog, roles and passwords
+ * included, is its delay behind the leader: the monitoring role cannot log in
+ * there until it has replayed the role's creation or last password change.
+ * Patroni's metrics, which need no login, watch it instead (patroniScrapeJob).
+ */
 export function scrapeJobs(s: ClusterSettings): ScrapeJob[] {
     const t = clusterTopology(s);
     return [
@@ -65,14 +71,14 @@ export function scrapeJobs(s: ClusterSettings): ScrapeJob[] {
 }
 
 /**
- * Patroni's `/metrics` on each member's REST API (no login, GET only), over
+ * Patroni's `/metrics` on each member's REST API, the delayed replica's too (no login, GET only), over
  * TLS: the member's certificate, from the stack's CA, names its container.
  * Its series carry the member's role (patroni_primary, patroni_replica).
  */
 export function patroniScrapeJob(s: ClusterSettings, caFile: string): ScrapeJob {
     return {
         name: JOBS.patroni,
-        targets: clusterTopology(s).members.map((m) => target(`${m.container}:${PATRONI_REST_PORT}`, m.node, JOBS.patroni)),
+        targets: clusterTopology(s).allMembers.map((m) => target(`${m.container}:${PATRONI_REST_PORT}`, m.node, JOBS.patroni)),
         caFile,
     };
 }

@@ -286,13 +286,23 @@ export const STALE_PARAMETERS_SCRIPT = [
  * wait for seconds, and no client sees an error. When none does (a lowered
  * hot-standby minimum, which the primary must run first), the leader
  * restarts where it is, through the operator's in-place restart, which holds
- * the clients the same way for as long as it takes.
+ * the clients the same way for as long as it takes. The delayed replica, if
+ * any, comes last, restarted where it is when it needs to be.
  */
-export function dynamicConfigCommand(members: readonly PostgresMember[], scope: string, expected: RunningParameters): string {
+export function dynamicConfigCommand(
+    members: readonly PostgresMember[],
+    scope: string,
+    expected: RunningParameters,
+    delayedReplica?: PostgresMember,
+): string {
     const patronictl = ["patronictl", "-c", FILES.patroniConf];
     // `down` when PostgreSQL does not answer.
-    const stateOf = (variable: string) => `${execIn(variable, [...PSQL_VALUE, memberParametersState(expected)])} 2>/dev/null || echo down`;
+    const stateOf = (variable: string, running: RunningParameters = expected) =>
+        `${execIn(variable, [...PSQL_VALUE, memberParametersState(running)])} 2>/dev/null || echo down`;
     const state = stateOf("member");
+    // A hot-standby minimum the delayed replica runs above the declared value, until it replays
+    // the leader's restart an applyDelayMinutes later, costs memory and nothing else.
+    const delayedState = stateOf("member", { ...expected, standbyMinimums: {} });
     const editConfig = execIn("leader", [...patronictl, "edit-config", "--apply", "-", "--force", "--quiet"], true);
     return [
         ...leaderFunctions(members, "no leader took the dynamic configuration"),
@@ -305,14 +315,7 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
         `  [ -z "$stale" ] || printf '%s\\n' "$stale" | ${editConfig} >/dev/null`,
         "}",
         "on_leader",
-        "await_loaded() {",
-        '  member="${1%%:*}" node="${1#*:}" attempt=1',
-        `  until state="$(${state})" && [ "$state" != stale ] && [ "$state" != down ]; do`,
-        `    if [ "$attempt" -ge ${APPLY_ATTEMPTS} ]; then echo "member $node has not loaded the dynamic parameters after ${APPLY_ATTEMPTS} attempts (PostgreSQL: $state)" >&2; exit 1; fi`,
-        "    attempt=$((attempt + 1))",
-        "    sleep 1",
-        "  done",
-        "}",
+        ...awaitLoaded("await_loaded", state),
         `for pair in ${memberWords(members)}; do await_loaded "$pair"; done`,
         // A standby starts with the leader's value of a cluster-wide setting as its
         // control file records it: once it has replayed the leader's restart, the new one.
@@ -376,6 +379,39 @@ export function dynamicConfigCommand(members: readonly PostgresMember[], scope: 
         '  await_loaded "$pair"',
         '  if [ "$state" != applied ]; then echo "member $node still waits for a restart to run the dynamic parameters" >&2; exit 1; fi',
         "done",
+        // The delayed replica last, restarted where it is if it must: it leads nothing and serves no reads.
+        // No wait for its replay, which is late by design.
+        ...(delayedReplica
+            ? [
+                  ...awaitLoaded("await_delayed", delayedState),
+                  `pair=${memberWords([delayedReplica])}`,
+                  'await_delayed "$pair"',
+                  'if [ "$state" = pending ]; then',
+                  `  ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
+                  '  await_delayed "$pair"',
+                  "fi",
+                  'if [ "$state" != applied ]; then echo "member $node still waits for a restart to run the dynamic parameters" >&2; exit 1; fi',
+              ]
+            : []),
         "",
     ].join("\n");
+}
+
+/**
+ * A shell function `name` that waits until the member of its argument
+ * (`container:node`) has loaded the dynamic parameters (`state`, the command
+ * printing the member's memberParametersState, is neither stale nor down),
+ * leaving the state in `state`.
+ */
+function awaitLoaded(name: string, state: string): string[] {
+    return [
+        `${name}() {`,
+        '  member="${1%%:*}" node="${1#*:}" attempt=1',
+        `  until state="$(${state})" && [ "$state" != stale ] && [ "$state" != down ]; do`,
+        `    if [ "$attempt" -ge ${APPLY_ATTEMPTS} ]; then echo "member $node has not loaded the dynamic parameters after ${APPLY_ATTEMPTS} attempts (PostgreSQL: $state)" >&2; exit 1; fi`,
+        "    attempt=$((attempt + 1))",
+        "    sleep 1",
+        "  done",
+        "}",
+    ];
 }

@@ -17,7 +17,7 @@ import { PATRONI_NAMESPACE } from "./dcs-seed";
 export const PATRONI_REST_USER = "patroni";
 
 /** Debian's layout for PostgreSQL 17. */
-const BIN_DIR = "/usr/lib/postgresql/17/bin";
+export const BIN_DIR = "/usr/lib/postgresql/17/bin";
 
 export interface PatroniPasswords {
     readonly superuser: string;
@@ -122,6 +122,26 @@ export function dynamicConfiguration(s: ClusterSettings): Record<string, YamlVal
     };
 }
 
+/**
+ * The delayed replica's own parameters, over the dynamic ones: it replays
+ * each commit `applyDelayMinutes` late, and sends the leader no feedback,
+ * which would hold the leader's vacuum back by the same delay. Empty for the
+ * other members.
+ */
+export function delayParameters(member: PostgresMember): Record<string, ConfValue> {
+    return member.applyDelayMinutes > 0 ? { recovery_min_apply_delay: `${member.applyDelayMinutes}min`, hot_standby_feedback: false } : {};
+}
+
+/**
+ * Patroni's member tags: the delayed replica is never promoted (nofailover),
+ * answers no read check (noloadbalance: `GET /replica` is 503) and is never a
+ * synchronous standby (nosync), whose late replay would gain nothing and
+ * whose failover would lose the delay. The others carry none.
+ */
+export function memberTags(member: PostgresMember): Record<string, YamlValue> | undefined {
+    return member.applyDelayMinutes > 0 ? { nofailover: true, noloadbalance: true, nosync: true } : undefined;
+}
+
 /** Replication and rewind connect over TLS, checking the leader's certificate and name. */
 function networkLogin(user: string, password: string): Record<string, YamlValue> {
     return { username: user, password, sslmode: "verify-full", sslrootcert: FILES.tlsCa };
@@ -132,6 +152,7 @@ export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
     const s = spec.settings;
     const local = postgresqlConfParameters(s);
     const tls = { certfile: MEMBER_TLS_FILES.cert, keyfile: MEMBER_TLS_FILES.key };
+    const tags = memberTags(member);
     return {
         scope: spec.scope,
         namespace: PATRONI_NAMESPACE,
@@ -172,6 +193,7 @@ export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
                 hba_file: local.hba_file,
                 unix_socket_directories: local.unix_socket_directories,
                 ...memberFileParameters(spec.settings),
+                ...delayParameters(member),
             }),
             // Patroni's own sessions use the socket and peer authentication.
             use_unix_socket: true,
@@ -199,6 +221,7 @@ export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
         },
         // Containers have no /dev/watchdog; fencing rests on the TTL and failsafe mode.
         watchdog: { mode: "off" },
+        ...(tags ? { tags } : {}),
     };
 }
 
