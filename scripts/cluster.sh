@@ -21,6 +21,15 @@
 #                          paused as for a switchover: writes wait for the restart, none fails.
 #   reinit MEMBER          wipe a replica's data and clone it again from the leader or the backups
 #   pause | resume         stop or restart Patroni's automatic failover (maintenance mode)
+#   pause-delayed          hold the delayed replica's replay where it is (delayedReplicaMinutes), so
+#                          that a mistake still ahead of it never reaches it. Automatic failover is
+#                          off until resume-delayed: Patroni resumes a paused replay otherwise
+#   resume-delayed         resume the delayed replica's replay, and automatic failover
+#   copy-delayed           start a writable copy of the delayed replica's data as far as it has
+#                          replayed, beside it in its container, on a socket of its own, and print
+#                          how to reach it (pg_dump a table from it, say). It needs the data's size
+#                          free on the replica's volume. The replica replays on meanwhile, unless held
+#   drop-delayed-copy      stop that copy and delete its files
 #
 # CLUSTER is the stack's Docker name prefix, <project>-<stack>; by default the
 # Pulumi CLI's selected stack, e.g. obcms-database-staging. switchover uses
@@ -41,6 +50,10 @@ ROUTER_READ_WRITE_BACKEND=postgres_rw
 PATRONICTL_SECONDS=10
 # How long a switchover may hold the pools before the script gives up and resumes them (tenths of a second).
 SWITCHOVER_TENTHS=300
+PGDATA=/var/lib/postgresql/data/pgdata
+PG_BIN=/usr/lib/postgresql/17/bin
+# The delayed replica's copy, on its volume beside its data: the copy's data directory, its log, and its socket.
+DELAYED_COPY=/var/lib/postgresql/data/delayed-copy
 
 usage() { sed -n '6,/^#$/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "cluster.sh: $*" >&2; exit 1; }
@@ -70,12 +83,13 @@ reach() { in_reach="$(member_in_reach)"; }
 
 patronictl_() { docker exec "$in_reach" patronictl -c "$PATRONI_CONF" "$@"; }
 
-# One line per member, tab-separated: name, role (leader/replica), state, timeline, lag in MB.
+# One line per member, tab-separated: name, role (leader/replica), state, timeline, lag in MB, and
+# whether it never leads (its nofailover tag: the delayed replica).
 # jq runs in the member's container: the operator's machine needs only docker, bash and awk.
 member_lines() {
   docker exec "$in_reach" sh -c "patronictl -c $PATRONI_CONF list --format json | jq -r '.[] | [.Member,
     (if .Role == \"Leader\" then \"leader\" else \"replica\" end), .State, (.TL // \"\" | tostring),
-    (.[\"Lag in MB\"] // \"\" | tostring)] | @tsv'"
+    (.[\"Lag in MB\"] // \"\" | tostring), ((.Tags | objects | .nofailover) // false | tostring)] | @tsv'"
 }
 
 leader_name() { member_lines | awk -F '\t' '$2 == "leader" && $3 == "running" { print $1 }'; }
@@ -86,6 +100,7 @@ check_candidate() {
   line="$(member_lines | awk -F '\t' -v m="$member" '$1 == m')"
   [ -n "$line" ] || die "no member $member in the cluster (members: $(member_lines | cut -f1 | tr '\n' ' '))"
   [ "$(cut -f2 <<<"$line")" = replica ] || die "$member already leads"
+  [ "$(cut -f6 <<<"$line")" != true ] || die "refusing to switch over to $member: it never leads (nofailover)"
   state="$(cut -f3 <<<"$line")"
   [ "$state" = streaming ] || die "refusing to switch over to $member: it is $state, not streaming"
   lag="$(cut -f5 <<<"$line")"
@@ -161,7 +176,7 @@ switchover() {
   if [ -n "$candidate" ]; then
     check_candidate "$candidate"
   else
-    candidate="$(member_lines | awk -F '\t' '$2 == "replica" && $3 == "streaming" { print $1; exit }')"
+    candidate="$(member_lines | awk -F '\t' '$2 == "replica" && $3 == "streaming" && $6 != "true" { print $1; exit }')"
     [ -n "$candidate" ] || die "no streaming replica to switch over to"
     check_candidate "$candidate"
   fi
@@ -190,6 +205,118 @@ switchover() {
   trap "rm -f '$reply'" EXIT
   [ -z "$request" ] || wait "$request" || die "the router sends writes to $candidate, but Patroni answered: $(cat "$reply")"
   echo "$candidate leads (was $leader)"
+}
+
+delayed="$cluster-pg-delayed"
+
+require_delayed() {
+  docker inspect --format '{{.State.Running}}' "$delayed" 2>/dev/null | grep -qx true ||
+    die "$cluster has no running delayed replica ($delayed): set delayedReplicaMinutes"
+}
+
+# SQL on the delayed replica, over its socket, as the superuser; prints the bare value.
+delayed_sql() { docker exec -u postgres "$delayed" psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$SOCKET_DIR" -d postgres -c "$1"; }
+
+# Python, run as postgres in the delayed replica's container: copies its data directory inside a
+# base backup (pg_backup_start/stop, which a standby takes at its last restartpoint), then the
+# WAL up to the backup's end, which the replica received before replaying it. What the running
+# server alone uses is left out, as the manual's low-level backup says. pg_control goes last:
+# a standby's backup ends at the minimum recovery point that pg_control records, which covers
+# every page flushed before it. The backup's end (pg_backup_stop's LSN, that point when the
+# backup stopped) is the end of the copy's WAL: what the replica received beyond it, not
+# replayed yet, is zeroed, which PostgreSQL reads as the end of WAL. Prints that LSN.
+# shellcheck disable=SC2016 # Python
+COPY_DATA='
+import os, shutil, sys, psycopg2
+pgdata, data, socket = sys.argv[1:4]
+control = os.path.join(pgdata, "global", "pg_control")
+SKIPPED = {"postmaster.pid", "postmaster.opts", "standby.signal", "recovery.signal", "backup_label", "pg_wal"}
+EMPTIED = {"pg_replslot", "pg_dynshmem", "pg_notify", "pg_serial", "pg_snapshots", "pg_stat_tmp", "pg_subtrans"}
+def copy_tree(source, target, top):
+    os.mkdir(target, 0o700)
+    for entry in os.scandir(source):
+        if (top and entry.name in SKIPPED) or entry.name.startswith("pgsql_tmp") or entry.path == control:
+            continue
+        into = os.path.join(target, entry.name)
+        try:
+            if top and entry.name in EMPTIED:
+                os.mkdir(into, 0o700)
+            elif entry.is_dir(follow_symlinks=False):
+                copy_tree(entry.path, into, False)
+            else:
+                shutil.copy2(entry.path, into)
+        except FileNotFoundError:
+            pass  # dropped during the copy: replay from the backup start redoes it
+db = psycopg2.connect(host=socket, dbname="postgres")
+db.autocommit = True
+cursor = db.cursor()
+cursor.execute("SELECT setting::bigint FROM pg_settings WHERE name = %s", ("wal_segment_size",))
+segment_size = cursor.fetchone()[0]
+cursor.execute("SELECT pg_backup_start(%s, true)", ("obcms-database delayed copy",))
+copy_tree(pgdata, data, True)
+shutil.copy2(control, os.path.join(data, "global", "pg_control"))
+cursor.execute("SELECT lsn::text, labelfile FROM pg_backup_stop(false)")
+lsn, label = cursor.fetchone()
+with open(os.path.join(data, "backup_label"), "w") as f:
+    f.write(label)
+high, low = (int(part, 16) for part in lsn.split("/"))
+segment = ((high << 32) | low) // segment_size
+last = "%08X%08X" % divmod(segment, 0x100000000 // segment_size)
+os.mkdir(os.path.join(data, "pg_wal"), 0o700)
+os.mkdir(os.path.join(data, "pg_wal", "archive_status"), 0o700)
+for name in os.listdir(os.path.join(pgdata, "pg_wal")):
+    if name.endswith(".history") or (len(name) == 24 and name[8:] <= last):
+        shutil.copy2(os.path.join(pgdata, "pg_wal", name), os.path.join(data, "pg_wal", name))
+end = ((high << 32) | low) % segment_size
+for name in os.listdir(os.path.join(data, "pg_wal")):
+    if len(name) == 24 and name[8:] == last:
+        with open(os.path.join(data, "pg_wal", name), "r+b") as f:
+            f.seek(end)
+            f.write(bytes(segment_size - end))
+open(os.path.join(data, "recovery.signal"), "w").close()
+print(lsn)
+'
+
+# The copy runs on the replica's binaries and configuration, with what makes it a copy: no TCP,
+# its own socket, no archiving, no delay, recovery to the end of its own WAL and nothing from the
+# repository, which holds what came after, then promotion (a new timeline, its own), and small
+# shared buffers beside the replica's.
+COPY_OPTIONS="-c listen_addresses='' -c unix_socket_directories=$DELAYED_COPY -c archive_mode=off \
+-c restore_command=false -c recovery_min_apply_delay=0 -c shared_buffers=128MB -c cluster_name=pg-delayed-copy"
+
+copy_delayed() {
+  local needed free lsn
+  require_delayed
+  docker exec "$delayed" test ! -e "$DELAYED_COPY" || die "a copy exists already in $delayed:$DELAYED_COPY: drop-delayed-copy first"
+  needed="$(docker exec "$delayed" du -sk "$PGDATA" | cut -f1)"
+  free="$(docker exec "$delayed" df -Pk "$(dirname "$DELAYED_COPY")" | awk 'NR == 2 { print $4 }')"
+  [ "$free" -gt "$needed" ] || die "the copy needs $((needed / 1024)) MB on $delayed's volume, which has $((free / 1024)) MB free"
+  docker exec -u postgres "$delayed" mkdir -m 700 "$DELAYED_COPY"
+  lsn="$(docker exec -u postgres "$delayed" python3 -c "$COPY_DATA" "$PGDATA" "$DELAYED_COPY/data" "$SOCKET_DIR")" ||
+    die "copying $delayed's data failed; drop-delayed-copy removes what was copied"
+  docker exec -u postgres "$delayed" "$PG_BIN/pg_ctl" -D "$DELAYED_COPY/data" -l "$DELAYED_COPY/postgresql.log" -w -t 600 \
+    -o "$COPY_OPTIONS" start >/dev/null || {
+    docker exec "$delayed" tail -n 5 "$DELAYED_COPY/postgresql.log" >&2
+    die "the copy did not start: see $delayed:$DELAYED_COPY/postgresql.log"
+  }
+  local waited=0
+  until [ "$(docker exec -u postgres "$delayed" psql -X -A -t -h "$DELAYED_COPY" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
+    [ "$waited" -lt 600 ] || die "the copy did not finish its recovery within 600 s: see $delayed:$DELAYED_COPY/postgresql.log"
+    sleep 1
+    waited=$((waited + 1))
+  done
+  echo "a writable copy of $delayed, as it had replayed up to WAL $lsn, runs; reach it with:"
+  echo "  docker exec -it -u postgres $delayed psql -h $DELAYED_COPY -d DATABASE"
+}
+
+drop_delayed_copy() {
+  require_delayed
+  docker exec "$delayed" test -e "$DELAYED_COPY" || die "no copy in $delayed:$DELAYED_COPY"
+  if docker exec -u postgres "$delayed" test -e "$DELAYED_COPY/data/postmaster.pid"; then
+    docker exec -u postgres "$delayed" "$PG_BIN/pg_ctl" -D "$DELAYED_COPY/data" -m fast -w stop >/dev/null
+  fi
+  docker exec -u postgres "$delayed" rm -rf "$DELAYED_COPY"
+  echo "the copy of $delayed is gone"
 }
 
 case "$1" in
@@ -235,6 +362,30 @@ case "$1" in
     [ $# -eq 1 ] || usage
     reach
     patronictl_ "$1" --wait
+    ;;
+  pause-delayed)
+    [ $# -eq 1 ] || usage
+    require_delayed
+    reach
+    patronictl_ pause --wait >/dev/null
+    delayed_sql "SELECT pg_wal_replay_pause()" >/dev/null
+    echo "$delayed replays nothing more, as of $(delayed_sql "SELECT coalesce(pg_last_xact_replay_timestamp()::text, 'no commit yet')"); automatic failover is off until resume-delayed"
+    ;;
+  resume-delayed)
+    [ $# -eq 1 ] || usage
+    require_delayed
+    reach
+    delayed_sql "SELECT pg_wal_replay_resume()" >/dev/null
+    patronictl_ resume --wait >/dev/null
+    echo "$delayed replays again; automatic failover is on"
+    ;;
+  copy-delayed)
+    [ $# -eq 1 ] || usage
+    copy_delayed
+    ;;
+  drop-delayed-copy)
+    [ $# -eq 1 ] || usage
+    drop_delayed_copy
     ;;
   *) usage ;;
 esac

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ROUTER_BACKENDS } from "../../components/render/haproxy/haproxy-cfg";
-import { FILES, SOCKET_DIR } from "../../components/render/paths";
+import { FILES, PGDATA, SOCKET_DIR, VOLUME_DIR } from "../../components/render/paths";
+import { BIN_DIR } from "../../components/render/patroni/patroni-yml";
 import { HAPROXY_METRICS_PORT, PATRONI_REST_PORT, PGBOUNCER_PORT } from "../../components/settings";
 import { clusterTopology } from "../../components/topology";
 import { PROJECT_ROOT } from "../../harness/stack-config";
@@ -62,11 +63,13 @@ printf 'psql %s\\n' "$*" >> "$CALLS"
 printf 'passfile=%s\\n' "$PGPASSFILE" >> "$CALLS"
 `;
 
+/** As member_lines prints them; the delayed replica first among the replicas, where a default would find it first. */
 const MEMBERS = [
-    "pg-1\tleader\trunning\t3\t",
-    "pg-2\treplica\tstreaming\t3\t0",
-    "pg-3\treplica\tstopped\t\t",
-    "pg-4\treplica\tstreaming\t3\t5",
+    "pg-1\tleader\trunning\t3\t\tfalse",
+    "pg-delayed\treplica\tstreaming\t3\t0\ttrue",
+    "pg-2\treplica\tstreaming\t3\t0\tfalse",
+    "pg-3\treplica\tstopped\t\t\tfalse",
+    "pg-4\treplica\tstreaming\t3\t5\tfalse",
 ];
 
 function routerMetrics(up: string): string {
@@ -129,6 +132,9 @@ describe("scripts/cluster.sh", () => {
             PGPASS: value("PGPASS"),
             ROUTER_METRICS_URL: value("ROUTER_METRICS_URL"),
             ROUTER_READ_WRITE_BACKEND: value("ROUTER_READ_WRITE_BACKEND"),
+            PGDATA: value("PGDATA"),
+            PG_BIN: value("PG_BIN"),
+            DELAYED_COPY: value("DELAYED_COPY"),
         }).toEqual({
             PATRONI_CONF: FILES.patroniConf,
             PATRONI_REST_URL: `https://localhost:${PATRONI_REST_PORT}`,
@@ -138,11 +144,17 @@ describe("scripts/cluster.sh", () => {
             PGPASS: FILES.pgpass,
             ROUTER_METRICS_URL: `http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics`,
             ROUTER_READ_WRITE_BACKEND: ROUTER_BACKENDS.readWrite,
+            PGDATA,
+            PG_BIN: BIN_DIR,
+            // On the member's volume, beside its data directory.
+            DELAYED_COPY: `${VOLUME_DIR}/delayed-copy`,
         });
         // Members and PgBouncer by the topology's names.
         const t = clusterTopology(production);
         expect(t.members.map((m) => m.container)).toEqual([1, 2, 3, 4].map((k) => `${CLUSTER}-pg-${k}`));
         expect(t.pgbouncer.container).toBe(`${CLUSTER}-pgbouncer`);
+        expect(clusterTopology({ ...production, delayedReplicaMinutes: 60 }).delayedReplica?.container).toBe(`${CLUSTER}-pg-delayed`);
+        expect(script).toContain('delayed="$cluster-pg-delayed"');
         expect(script).toContain('. "$(dirname "$0")/lib/stack.sh"');
         expect(readFileSync(path.join(PROJECT_ROOT, "scripts", "lib", "stack.sh"), "utf8")).toContain(
             `--filter "name=^/$cluster-pg-[0-9]+$"`,
@@ -156,6 +168,7 @@ describe("scripts/cluster.sh", () => {
         expect(stdout.split("\n")).toEqual([
             "MEMBER     ROLE     STATE      TIMELINE  LAG_MB",
             "pg-1       leader   running    3         ",
+            "pg-delayed replica  streaming  3         0",
             "pg-2       replica  streaming  3         0",
             "pg-3       replica  stopped              ",
             "pg-4       replica  streaming  3         5",
@@ -184,7 +197,7 @@ describe("scripts/cluster.sh", () => {
         ]);
     });
 
-    it("refuses a switchover to a member that is not streaming, that lags past the failover bound, that leads, or that does not exist", () => {
+    it("refuses a switchover to a member that is not streaming, that lags past the failover bound, that leads, that never leads, or that does not exist", () => {
         const refused = (member: string) => {
             const { status, stderr, calls } = cluster("switchover", member);
             expect(status).toBe(1);
@@ -195,10 +208,11 @@ describe("scripts/cluster.sh", () => {
         expect(refused("pg-3")).toBe("cluster.sh: refusing to switch over to pg-3: it is stopped, not streaming");
         expect(refused("pg-4")).toBe("cluster.sh: refusing to switch over to pg-4: it lags 5 MB behind the leader (bound: 1 MB)");
         expect(refused("pg-1")).toBe("cluster.sh: pg-1 already leads");
-        expect(refused("pg-9")).toBe("cluster.sh: no member pg-9 in the cluster (members: pg-1 pg-2 pg-3 pg-4 )");
+        expect(refused("pg-delayed")).toBe("cluster.sh: refusing to switch over to pg-delayed: it never leads (nofailover)");
+        expect(refused("pg-9")).toBe("cluster.sh: no member pg-9 in the cluster (members: pg-1 pg-delayed pg-2 pg-3 pg-4 )");
     });
 
-    it("pauses PgBouncer, switches over to the first streaming replica, and resumes once the router sends writes there", () => {
+    it("pauses PgBouncer, switches over to the first streaming replica that may lead, and resumes once the router sends writes there", () => {
         const { status, stdout, calls } = cluster("switchover");
         expect(status).toBe(0);
         expect(stdout).toBe("pg-2 leads (was pg-1)\n");
