@@ -42,8 +42,8 @@ export async function patroniStatus(container: string): Promise<Record<string, a
     return JSON.parse(await docker("exec", container, ...restApiCurl("/patroni", { maxTimeSeconds: 5 })));
 }
 
-/** Runs `patronictl` in a member's container, killed after `timeoutSeconds`. */
-function patronictl(container: string, timeoutSeconds: number, ...args: string[]): Promise<string> {
+/** Runs `patronictl` in a member's container, with its config, killed after `timeoutSeconds`. */
+export function patronictl(container: string, timeoutSeconds: number, ...args: string[]): Promise<string> {
     return docker("exec", container, "timeout", String(timeoutSeconds), "patronictl", "-c", FILES.patroniConf, ...args);
 }
 

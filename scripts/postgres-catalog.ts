@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { PRELOADED_LIBRARIES } from "../components/postgres-catalog";
+import { BIN_DIR } from "../components/render/patroni/patroni-yml";
 
 const image = process.argv[2] ?? "obcms-database:17";
 const target = path.resolve(__dirname, "..", "components", "postgres-catalog.generated.ts");
@@ -17,7 +18,7 @@ const columns = ["name", "context", "vartype", "unit", "min_val", "max_val", "en
 const query = `SELECT json_agg(json_build_object(${columns.map((c) => `'${c}', ${c}`).join(", ")}) ORDER BY name) FROM pg_catalog.pg_settings`;
 const script = [
     "set -e",
-    "bin=/usr/lib/postgresql/17/bin",
+    `bin=${BIN_DIR}`,
     'dir="$(mktemp -d)"',
     '"$bin/initdb" -D "$dir/data" -A trust >/dev/null',
     `"$bin/pg_ctl" -D "$dir/data" -o "-c listen_addresses= -k $dir -c shared_preload_libraries=${PRELOADED_LIBRARIES.join(",")}" -w start >/dev/null`,

@@ -29,7 +29,7 @@ import type { PostgresMember } from "../../components/topology";
 import { whileRunning } from "../../harness/background";
 import { type StartedStack, startStack } from "../../harness/cluster";
 import { clusterScript } from "../../harness/faults";
-import { type MemberStatus, patroniStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
+import { type MemberStatus, patronictl, patroniStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { stepsOf } from "../../harness/preview";
 import { clientConfig, containerLog, docker, processesText, query, waitFor, withClient } from "../../harness/sql";
 import { PROJECT_ROOT } from "../../harness/stack-config";
@@ -77,10 +77,8 @@ async function addressOf(container: string): Promise<string> {
     return (await docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container)).trim();
 }
 
-/** patronictl in a member's container, with that member's config. */
-function patronictl(container: string, ...args: string[]): Promise<string> {
-    return docker("exec", container, "patronictl", "-c", FILES.patroniConf, ...args);
-}
+/** How long a patronictl call here may take: a healthy member answers within seconds. */
+const PATRONICTL_SECONDS = 30;
 
 /** libpq's `key=value` connection string as a map (the values the WAL receiver reports have no spaces). */
 function conninfoParameters(conninfo: string): Record<string, string> {
@@ -1046,7 +1044,9 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             expect(await Promise.all(remaining.map((m) => startedAt(stack, m)))).toEqual(before);
             // Their member keys leave etcd with them (at the latest when their TTL runs out).
             await waitFor("the removed members gone from the cluster", 60_000, async () => {
-                const listed: Array<{ Member: string }> = JSON.parse(await patronictl(kept.container, "list", "--format", "json"));
+                const listed: Array<{ Member: string }> = JSON.parse(
+                    await patronictl(kept.container, PATRONICTL_SECONDS, "list", "--format", "json"),
+                );
                 const names = listed.map((m) => m.Member).sort();
                 return names.join() === remaining.map((m) => m.node).join() ? names : undefined;
             });
@@ -1078,7 +1078,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             );
             expect(status.retain_slots).toEqual(expect.arrayContaining(slotsOf(removed)));
             // Patroni's dynamic configuration, as the program applied it, leaves member_slots_ttl at its default.
-            const config = parse(await patronictl(leader.container, "show-config"));
+            const config = parse(await patronictl(leader.container, PATRONICTL_SECONDS, "show-config"));
             expect(config.member_slots_ttl).toBeUndefined();
 
             // Writes go on to the remaining replica.
@@ -1094,7 +1094,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
 
             // With a short member_slots_ttl (30 min cannot be waited for here) Patroni drops them, on the
             // leader and on the replica that keeps copies: nothing else holds a removed member's slot.
-            await patronictl(leader.container, "edit-config", "--set", "member_slots_ttl=5", "--force");
+            await patronictl(leader.container, PATRONICTL_SECONDS, "edit-config", "--set", "member_slots_ttl=5", "--force");
             await waitFor("the removed members' slots dropped on every remaining member", 60_000, async () => {
                 const left = await Promise.all(
                     remaining.map((m) =>
@@ -1134,7 +1134,7 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                     }),
                 );
             const inEtcd = async () => {
-                const config = parse(await patronictl(stack.topology.primary.container, "show-config"));
+                const config = parse(await patronictl(stack.topology.primary.container, PATRONICTL_SECONDS, "show-config"));
                 return Object.keys(config.postgresql.parameters).filter((name) => /^(log_min_duration|idle_in_transaction)/.test(name));
             };
 

@@ -1,6 +1,7 @@
 // PostgreSQL 17 in the project image, for checks of the SQL the program renders against a real server.
 import { spawnSync } from "node:child_process";
 import { shellWord } from "../../components/render/escape";
+import { BIN_DIR } from "../../components/render/patroni/patroni-yml";
 import { PROJECT_IMAGE } from "./promtool";
 
 /**
@@ -10,7 +11,7 @@ import { PROJECT_IMAGE } from "./promtool";
 export function onPostgres(options: string, lines: readonly string[]): [number | null, string, string] {
     const script = [
         "set -e",
-        "export PATH=/usr/lib/postgresql/17/bin:$PATH",
+        `export PATH=${BIN_DIR}:$PATH`,
         "initdb -D /tmp/pg -U postgres -A trust >/dev/null",
         `pg_ctl -D /tmp/pg -l /tmp/pg.log -w -o "-k /tmp -c listen_addresses= ${options}" start >/dev/null`,
         ...lines,
