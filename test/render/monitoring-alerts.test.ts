@@ -8,6 +8,7 @@ import {
     ALERT_GROUP,
     alertRules,
     FAILOVER_NOTICE_SECONDS,
+    MAINTENANCE_ALERT_SECONDS,
     renderAlertRules,
     slotMemberPattern,
 } from "../../components/render/monitoring/alert-rules";
@@ -29,6 +30,7 @@ describe("alert rules", () => {
             ["PatroniMultipleLeaders", "critical", 60, `count(${LEADER}) > 1`],
             ["PatroniFailover", "warning", 60, 'changes(max(patroni_postgres_timeline{job="patroni"} > 0)[660s:]) > 0'],
             ["PatroniFailsafeActive", "critical", 60, 'max(patroni_failsafe_mode_is_active{job="patroni"}) == 1'],
+            ["PatroniMaintenanceMode", "warning", 1800, 'max(patroni_is_paused{job="patroni"}) == 1'],
             [
                 "PostgreSQLMemberNotStreaming",
                 "critical",
@@ -122,7 +124,9 @@ describe("alert rules", () => {
         expect(threshold("PostgreSQLConnectionsNearLimit")).toBe("270");
         expect(threshold("PostgreSQLReplicationSlotWalNearLimit")).toBe(String(2048 * 1024 * 1024));
         expect(threshold("PostgreSQLReplicationLagBytes")).toBe(String(128 * 1024 * 1024));
-        expect(new Set(rules.map((r) => r.forSeconds))).toEqual(new Set([0]));
+        // Every rule holds alertForSeconds but the maintenance-mode one, whose half hour is its point.
+        expect(new Set(rules.filter((r) => r.alert !== "PatroniMaintenanceMode").map((r) => r.forSeconds))).toEqual(new Set([0]));
+        expect(rules.find((r) => r.alert === "PatroniMaintenanceMode")?.forSeconds).toBe(MAINTENANCE_ALERT_SECONDS);
     });
 
     it("move with the failover settings: the lag Patroni still promotes, and a failover window longer than `for`", () => {
@@ -171,7 +175,7 @@ describe("the rules file", () => {
             rules.map((r) => ({
                 alert: r.alert,
                 expr: r.expr,
-                for: "60s",
+                for: r.alert === "PatroniMaintenanceMode" ? "1800s" : "60s",
                 labels: { severity: r.severity },
                 annotations: { summary: r.summary, description: r.description },
             })),

@@ -181,6 +181,24 @@ function alertCases(s: ClusterSettings, m: MonitoringSettings): AlertCase[] {
             ],
         },
         {
+            alert: "PatroniMaintenanceMode",
+            // Its `for` is half an hour: the samples cover it.
+            fires: [
+                {
+                    series: [
+                        [{ __name__: "patroni_is_paused", ...patroni(LEADING) }, "1x130"],
+                        [{ __name__: "patroni_is_paused", ...patroni(FOLLOWING) }, "1x130"],
+                    ],
+                    alerts: [{}],
+                },
+            ],
+            // Paused for twenty minutes at the evaluation, ten short of the alert.
+            quiet: [
+                [{ __name__: "patroni_is_paused", ...patroni(LEADING) }, "0x40 1x90"],
+                [{ __name__: "patroni_is_paused", ...patroni(FOLLOWING) }, "0x40 1x90"],
+            ],
+        },
+        {
             alert: "PostgreSQLMemberNotStreaming",
             fires: [
                 // Its Patroni answers, but it does not stream (the leader never does).
@@ -410,9 +428,9 @@ function expand(template: string, labels: Labels): string {
 /** promtool's unit-test file: per alert, it fires after `for` (and not before) and stays quiet across the threshold. */
 function ruleTests(s: ClusterSettings, m: MonitoringSettings): string {
     const rules = Object.fromEntries(alertRules(s, m).map((r) => [r.alert, r]));
-    const forSeconds = alertLimits(s, m).forSeconds;
     const tests = alertCases(s, m).flatMap((c) => {
         const rule = rules[c.alert];
+        const forSeconds = rule.forSeconds;
         const expected = (labels: Labels) => {
             const all = { ...labels, severity: rule.severity };
             return { exp_labels: all, exp_annotations: { summary: expand(rule.summary, all), description: expand(rule.description, all) } };
@@ -481,13 +499,13 @@ describe.each([
     it("check config accepts prometheus.yml and the rules file it names", async () => {
         const result = await promtool({ "prometheus.yml": config, [RULES]: rules }, "check", "config", `${DIR}/prometheus.yml`);
         expect(result.output).toContain(`SUCCESS: ${DIR}/prometheus.yml is valid prometheus config file syntax`);
-        expect(result.output).toContain(`SUCCESS: 21 rules found`);
+        expect(result.output).toContain(`SUCCESS: 22 rules found`);
         expect(result.code).toBe(0);
     }, 60_000);
 
-    it("check rules accepts the 21 alert rules", async () => {
+    it("check rules accepts the 22 alert rules", async () => {
         const result = await promtool({ [RULES]: rules }, "check", "rules", `${DIR}/${RULES}`);
-        expect(result).toEqual({ code: 0, output: `Checking ${DIR}/${RULES}\n  SUCCESS: 21 rules found\n\n` });
+        expect(result).toEqual({ code: 0, output: `Checking ${DIR}/${RULES}\n  SUCCESS: 22 rules found\n\n` });
     }, 60_000);
 
     it("has a case for every alert rule, in the rules' order", () => {
@@ -496,9 +514,9 @@ describe.each([
 
     it("test rules: every alert fires on its series after `for`, and not on the series across its threshold", async () => {
         const tests = ruleTests(s, m);
-        // 21 rules, each quiet once and firing once, ExporterDown, PatroniNoLeader,
+        // 22 rules, each quiet once and firing once, ExporterDown, PatroniNoLeader,
         // PostgreSQLMemberNotStreaming and RouterServerDown firing two ways.
-        expect(tests.match(/- name: /g)).toHaveLength(46);
+        expect(tests.match(/- name: /g)).toHaveLength(48);
         const result = await promtool({ [RULES]: rules, "tests.yml": tests }, "test", "rules", `${DIR}/tests.yml`);
         expect(result.output).toContain("SUCCESS");
         expect(result.code).toBe(0);

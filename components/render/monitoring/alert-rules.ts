@@ -33,6 +33,12 @@ export const ALERT_GROUP = "obcms-database";
  * seen, short enough that the next failover raises it afresh.
  */
 export const FAILOVER_NOTICE_SECONDS = 600;
+/**
+ * How long the cluster may stay in maintenance mode before an alert says so:
+ * a planned window is shorter, and a forgotten `pause` (or `pause-delayed`)
+ * leaves a dead leader unreplaced.
+ */
+export const MAINTENANCE_ALERT_SECONDS = 1800;
 
 const POSTGRES = `job="${JOBS.postgres}"`;
 const PATRONI = `job="${JOBS.patroni}"`;
@@ -186,6 +192,16 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
             description:
                 "Patroni cannot reach etcd. The leader keeps its role only while every member answers it; " +
                 "no failover can happen until etcd answers again.",
+        },
+        {
+            alert: "PatroniMaintenanceMode",
+            expr: `max(patroni_is_paused{${PATRONI}}) == 1`,
+            forSeconds: MAINTENANCE_ALERT_SECONDS,
+            severity: "warning",
+            summary: "Automatic failover is off: Patroni's maintenance mode",
+            description:
+                `The cluster has been in maintenance mode for ${MAINTENANCE_ALERT_SECONDS / 60} minutes (scripts/cluster.sh pause, or pause-delayed): ` +
+                "a dead leader is not replaced until it resumes (cluster.sh resume, or resume-delayed).",
         },
         {
             alert: "PostgreSQLMemberNotStreaming",
