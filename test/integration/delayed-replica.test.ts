@@ -8,6 +8,7 @@ import { type StartedStack, startStack } from "../../harness/cluster";
 import { clusterScript } from "../../harness/faults";
 import { clusterStatus, type MemberStatus, patroniStatus, waitForHealthyCluster, waitForLeader } from "../../harness/patroni";
 import { docker, query, waitFor, withClient } from "../../harness/sql";
+import { Prometheus } from "../support/prometheus";
 
 const DELAY_MINUTES = 1;
 /** Where cluster.sh puts the copy, on the delayed replica's volume (its DELAYED_COPY). */
@@ -23,6 +24,8 @@ afterAll(() => {
 describe(`staging with a replica ${DELAY_MINUTES} minute behind`, () => {
     let stack: StartedStack;
     let delayed: MemberStatus;
+
+    const prometheus = () => new Prometheus(stack.outputs.prometheusUrl as string);
 
     /** Rows of TABLE with `id` on a member; undefined while the member has not replayed the table's creation. */
     async function rowsOn(url: string, id: number): Promise<number | undefined> {
@@ -78,6 +81,12 @@ describe(`staging with a replica ${DELAY_MINUTES} minute behind`, () => {
         expect(await query(delayed.url, settings)).toEqual([{ delay: "1min", feedback: "off" }]);
         const other = (await clusterStatus(stack)).find((m) => m.role === "replica" && m.name !== delayed.name) as MemberStatus;
         expect(await query(other.url, settings)).toEqual([{ delay: "0", feedback: "on" }]);
+        // Prometheus watches it through Patroni alone: the monitoring role cannot log in there until the delay has passed.
+        await waitFor("pg-delayed's Patroni scraped", 60_000, async () =>
+            (await prometheus().query(`up{job="patroni", instance="${delayed.name}"} == 1`)).length === 1 ? true : undefined,
+        );
+        const jobs = (await prometheus().targets()).filter((t) => t.labels.instance === delayed.name).map((t) => t.labels.job);
+        expect(jobs).toEqual(["patroni"]);
     });
 
     it("holds a row the leader deleted, while cluster.sh holds its replay, and a copy of it serves the row", async () => {
@@ -110,6 +119,10 @@ describe(`staging with a replica ${DELAY_MINUTES} minute behind`, () => {
                 new RegExp(`^${delayed.container} replays nothing more, as of .+; automatic failover is off until resume-delayed\\n$`),
             );
             expect(await rowsOn(delayed.url, id)).toBe(1);
+            // What PatroniMaintenanceMode watches: failover is off while the replay is held.
+            await waitFor("Patroni's pause scraped", 60_000, async () =>
+                (await prometheus().query('max(patroni_is_paused{job="patroni"}) == 1')).length === 1 ? true : undefined,
+            );
             const copyStarted = Date.now();
             const copied = await clusterScript(stack, "copy-delayed");
             figures.copySeconds = (Date.now() - copyStarted) / 1000;
