@@ -22,8 +22,6 @@ export interface PostgresMember {
     readonly node: string;
     /** The physical slot Patroni keeps for it on whoever leads (the member name, `-` turned into `_`). */
     readonly slot: string;
-    /** Container of its postgres_exporter. */
-    readonly exporter: string;
     /** Host port its PostgreSQL is published on when the stack publishes the members' ports. */
     readonly hostPort: number;
     /**
@@ -32,6 +30,16 @@ export interface PostgresMember {
      * synchronous standby.
      */
     readonly applyDelayMinutes: number;
+}
+
+/**
+ * A member that may lead and serves reads (all but the delayed replica), and
+ * the container of its postgres_exporter. The delayed replica has none: its
+ * catalog is the delay behind, so the monitoring role cannot log in there in
+ * time (prometheus-targets.ts).
+ */
+export interface ServingMember extends PostgresMember {
+    readonly exporter: string;
 }
 
 export interface EtcdMember {
@@ -50,11 +58,11 @@ export interface EtcdMember {
 export interface Topology {
     readonly network: string;
     /** Member 1, which bootstraps the cluster: the design card's `Primary`, whatever role it has later. */
-    readonly primary: PostgresMember;
+    readonly primary: ServingMember;
     /** Members 2..replicaCount + 1, which join it: the design card's `Replica`s. */
-    readonly replicas: readonly PostgresMember[];
+    readonly replicas: readonly ServingMember[];
     /** Every member that may lead and serves reads, in order: the primary and the replicas. */
-    readonly members: readonly PostgresMember[];
+    readonly members: readonly ServingMember[];
     /** The delayed replica (`delayedReplicaMinutes`), if the stack has one. */
     readonly delayedReplica: PostgresMember | undefined;
     /** Every member Patroni runs: `members`, then the delayed replica. */
@@ -100,7 +108,7 @@ function etcdMember(s: ClusterSettings, index: number): EtcdMember {
 }
 
 /** Member `index`: published on primaryPort (member 1) or replicaBasePort + index - 2. */
-function postgresMember(s: ClusterSettings, index: number): PostgresMember {
+function postgresMember(s: ClusterSettings, index: number): ServingMember {
     const container = `${s.clusterName}-pg-${index}`;
     const node = `pg-${index}`;
     return {
@@ -131,7 +139,6 @@ function delayedReplica(s: ClusterSettings): PostgresMember {
         volume: volumeOf(container),
         node,
         slot: node.replace(/-/g, "_"),
-        exporter: exporterOf(container),
         hostPort: delayedReplicaHostPort(s),
         applyDelayMinutes: s.delayedReplicaMinutes,
     };
@@ -142,7 +149,7 @@ function delayedReplica(s: ClusterSettings): PostgresMember {
  * delayed replica never does), for what must not change when it scales: the
  * router's backends, PgBouncer's commands, the handovers.
  */
-export function possibleMembers(s: ClusterSettings): PostgresMember[] {
+export function possibleMembers(s: ClusterSettings): ServingMember[] {
     return Array.from({ length: MAX_REPLICAS + 1 }, (_, i) => postgresMember(s, i + 1));
 }
 

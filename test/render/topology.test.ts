@@ -61,7 +61,6 @@ describe("clusterTopology", () => {
             volume: "obcms-database-production-pg-delayed-data",
             node: "pg-delayed",
             slot: "pg_delayed",
-            exporter: "obcms-database-production-pg-delayed-exporter",
             // replicaBasePort 5443 + MAX_REPLICAS: scaling the replicas moves it not.
             hostPort: 5453,
             applyDelayMinutes: 60,
