@@ -73,23 +73,15 @@ const memberArgs = (resourceName: string) => ({
     backupPassphrase: passphrase,
 });
 const primary = new Primary(topology.primary.resourceName, memberArgs(topology.primary.resourceName), { dependsOn: [etcd] });
-// Each member follows the one before it, so that `pulumi up` replaces them one at a time.
-const replicas: Replica[] = [];
-for (const member of topology.replicas) {
-    const previous = replicas.at(-1) ?? primary;
-    replicas.push(new Replica(member.resourceName, { ...memberArgs(member.resourceName), member, previous }, { dependsOn: [etcd] }));
+// Each member follows the one before it, so that `pulumi up` replaces them one at a time; the
+// delayed replica, if any, joins last.
+const joined: Replica[] = [];
+for (const member of topology.allMembers.slice(1)) {
+    const previous = joined.at(-1) ?? primary;
+    joined.push(new Replica(member.resourceName, { ...memberArgs(member.resourceName), member, previous }, { dependsOn: [etcd] }));
 }
-
-// The delayed replica, if any, joins last: a copy of the data as it was, for a mistake undone.
-const delayedReplica = topology.delayedReplica
-    ? new Replica(
-          topology.delayedReplica.resourceName,
-          { ...memberArgs(topology.delayedReplica.resourceName), member: topology.delayedReplica, previous: replicas.at(-1) ?? primary },
-          { dependsOn: [etcd] },
-      )
-    : undefined;
-
-const members = [primary, ...replicas, ...(delayedReplica ? [delayedReplica] : [])];
+const replicas = joined.slice(0, topology.replicas.length);
+const members = [primary, ...joined];
 
 const clusterConfig = new ClusterConfig("cluster-config", { settings, credentials, members });
 

@@ -87,6 +87,11 @@ export interface Topology {
 }
 
 const volumeOf = (container: string) => `${container}-data`;
+
+/** A member's container and node names, and the volume and slot named after them. */
+function memberNames(container: string, node: string) {
+    return { container, volume: volumeOf(container), node, slot: node.replace(/-/g, "_") };
+}
 const exporterOf = (container: string) => `${container}-exporter`;
 
 /**
@@ -114,10 +119,7 @@ function postgresMember(s: ClusterSettings, index: number): ServingMember {
     return {
         resourceName: index === 1 ? "primary" : `replica-${index - 1}`,
         index,
-        container,
-        volume: volumeOf(container),
-        node,
-        slot: node.replace(/-/g, "_"),
+        ...memberNames(container, node),
         exporter: exporterOf(container),
         hostPort: index === 1 ? s.primaryPort : replicaHostPort(s, index - 1),
         applyDelayMinutes: 0,
@@ -130,15 +132,10 @@ function postgresMember(s: ClusterSettings, index: number): ServingMember {
  * member the stack may have.
  */
 function delayedReplica(s: ClusterSettings): PostgresMember {
-    const container = `${s.clusterName}-pg-delayed`;
-    const node = "pg-delayed";
     return {
         resourceName: "delayed-replica",
         index: MAX_REPLICAS + 2,
-        container,
-        volume: volumeOf(container),
-        node,
-        slot: node.replace(/-/g, "_"),
+        ...memberNames(`${s.clusterName}-pg-delayed`, "pg-delayed"),
         hostPort: delayedReplicaHostPort(s),
         applyDelayMinutes: s.delayedReplicaMinutes,
     };

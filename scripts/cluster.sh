@@ -260,19 +260,17 @@ lsn, label = cursor.fetchone()
 with open(os.path.join(data, "backup_label"), "w") as f:
     f.write(label)
 high, low = (int(part, 16) for part in lsn.split("/"))
-segment = ((high << 32) | low) // segment_size
+segment, end = divmod((high << 32) | low, segment_size)
 last = "%08X%08X" % divmod(segment, 0x100000000 // segment_size)
 os.mkdir(os.path.join(data, "pg_wal"), 0o700)
 os.mkdir(os.path.join(data, "pg_wal", "archive_status"), 0o700)
 for name in os.listdir(os.path.join(pgdata, "pg_wal")):
     if name.endswith(".history") or (len(name) == 24 and name[8:] <= last):
-        shutil.copy2(os.path.join(pgdata, "pg_wal", name), os.path.join(data, "pg_wal", name))
-end = ((high << 32) | low) % segment_size
-for name in os.listdir(os.path.join(data, "pg_wal")):
-    if len(name) == 24 and name[8:] == last:
-        with open(os.path.join(data, "pg_wal", name), "r+b") as f:
-            f.seek(end)
-            f.write(bytes(segment_size - end))
+        copied = shutil.copy2(os.path.join(pgdata, "pg_wal", name), os.path.join(data, "pg_wal", name))
+        if name[8:] == last:
+            with open(copied, "r+b") as f:
+                f.seek(end)
+                f.write(bytes(segment_size - end))
 open(os.path.join(data, "recovery.signal"), "w").close()
 print(lsn)
 '

@@ -27,6 +27,11 @@ describe(`staging with a replica ${DELAY_MINUTES} minute behind`, () => {
 
     const prometheus = () => new Prometheus(stack.outputs.prometheusUrl as string);
 
+    /** The replica that is not the delayed one (staging has one). */
+    async function otherReplica(): Promise<MemberStatus> {
+        return (await clusterStatus(stack)).find((m) => m.role === "replica" && m.name !== delayed.name) as MemberStatus;
+    }
+
     /** Rows of TABLE with `id` on a member; undefined while the member has not replayed the table's creation. */
     async function rowsOn(url: string, id: number): Promise<number | undefined> {
         const [{ present }] = await query(url, `SELECT to_regclass('public.${TABLE}') IS NOT NULL AS present`);
@@ -79,7 +84,7 @@ describe(`staging with a replica ${DELAY_MINUTES} minute behind`, () => {
         await expect(docker("exec", delayed.container, ...restApiGet("/replica"))).rejects.toThrow(/503/);
         const settings = "SELECT current_setting('recovery_min_apply_delay') AS delay, current_setting('hot_standby_feedback') AS feedback";
         expect(await query(delayed.url, settings)).toEqual([{ delay: "1min", feedback: "off" }]);
-        const other = (await clusterStatus(stack)).find((m) => m.role === "replica" && m.name !== delayed.name) as MemberStatus;
+        const other = await otherReplica();
         expect(await query(other.url, settings)).toEqual([{ delay: "0", feedback: "on" }]);
         // Prometheus watches it through Patroni alone: the monitoring role cannot log in there until the delay has passed.
         await waitFor("pg-delayed's Patroni scraped", 60_000, async () =>
@@ -91,7 +96,7 @@ describe(`staging with a replica ${DELAY_MINUTES} minute behind`, () => {
 
     it("holds a row the leader deleted, while cluster.sh holds its replay, and a copy of it serves the row", async () => {
         const leader = await waitForLeader(stack, 30_000);
-        const other = (await clusterStatus(stack)).find((m) => m.role === "replica" && m.name !== delayed.name) as MemberStatus;
+        const other = await otherReplica();
         const id = 7;
         // The table and its row in one commit: the delayed replica replays both at once.
         await withClient(stack.outputs.databaseUrl, async (c) => {
@@ -161,7 +166,7 @@ describe(`staging with a replica ${DELAY_MINUTES} minute behind`, () => {
                 query(stack.outputs.readonlyDatabaseUrl, "SELECT current_setting('primary_slot_name') AS slot").then(([r]) => r.slot),
             ),
         );
-        const other = (await clusterStatus(stack)).find((m) => m.role === "replica" && m.name !== delayed.name) as MemberStatus;
+        const other = await otherReplica();
         expect(new Set(slots)).toEqual(new Set([other.name.replace(/-/g, "_")]));
         await expect(clusterScript(stack, "switchover", delayed.name)).rejects.toThrow(
             /refusing to switch over to pg-delayed: it never leads \(nofailover\)/,

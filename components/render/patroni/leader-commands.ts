@@ -304,6 +304,9 @@ export function dynamicConfigCommand(
     // the leader's restart an applyDelayMinutes later, costs memory and nothing else.
     const delayedState = stateOf("member", { ...expected, standbyMinimums: {} });
     const editConfig = execIn("leader", [...patronictl, "edit-config", "--apply", "-", "--force", "--quiet"], true);
+    // Patroni restarts the PostgreSQL of `$member` (`$node`) where it is.
+    const restartMember = `${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`;
+    const requireApplied = `if [ "$state" != applied ]; then echo "member $node still waits for a restart to run the dynamic parameters" >&2; exit 1; fi`;
     return [
         ...leaderFunctions(members, "no leader took the dynamic configuration"),
         'config="$(cat)"',
@@ -360,7 +363,7 @@ export function dynamicConfigCommand(
         '    [ "$state" = pending ] || return 0',
         '    echo "holding the clients failed: restarting $node in place without" >&2',
         "  fi",
-        `  ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
+        `  ${restartMember}`,
         '  await_loaded "$1"',
         "}",
         ...(Object.keys(expected.standbyMinimums).length === 0
@@ -377,7 +380,7 @@ export function dynamicConfigCommand(
         // `pulumi up` returns once every member runs the parameters, or fails saying which does not.
         `for pair in ${memberWords(members)}; do`,
         '  await_loaded "$pair"',
-        '  if [ "$state" != applied ]; then echo "member $node still waits for a restart to run the dynamic parameters" >&2; exit 1; fi',
+        `  ${requireApplied}`,
         "done",
         // The delayed replica last, restarted where it is if it must: it leads nothing and serves no reads.
         // No wait for its replay, which is late by design.
@@ -387,10 +390,10 @@ export function dynamicConfigCommand(
                   `pair=${memberWords([delayedReplica])}`,
                   'await_delayed "$pair"',
                   'if [ "$state" = pending ]; then',
-                  `  ${execIn("member", [...patronictl, "restart", scope])} "$node" --force >/dev/null`,
+                  `  ${restartMember}`,
                   '  await_delayed "$pair"',
                   "fi",
-                  'if [ "$state" != applied ]; then echo "member $node still waits for a restart to run the dynamic parameters" >&2; exit 1; fi',
+                  requireApplied,
               ]
             : []),
         "",
