@@ -103,6 +103,7 @@ const backup = new Backup(topology.backup.resourceName, {
     network: network.name,
     tls: nodeTls(topology.backup.resourceName),
     passphrase,
+    restoreDrillPassword: credentials.restoreDrill.password,
     s3Credentials: backupSettings.repository.type === "s3" ? readS3Credentials() : undefined,
     postgresNodes: members,
 });

@@ -2,8 +2,9 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { renderPgpass } from "./render/credentials/credential-files";
 import { shellWord } from "./render/escape";
-import { PGBACKREST_FILES, PGBACKREST_REPO_DIR } from "./render/paths";
+import { PGBACKREST_FILES, PGBACKREST_REPO_DIR, RESTORE_DRILL_VOLUME_DIR } from "./render/paths";
 import { backupCertificateCommand, backupVolumeTarget } from "./render/pgbackrest/certificate-command";
 import {
     BACKUP_READY_FILE,
@@ -13,8 +14,9 @@ import {
     repositoryHostPgbackrestConf,
     restorePgbackrestConf,
 } from "./render/pgbackrest/pgbackrest";
+import { renderRestoreDrill } from "./render/pgbackrest/restore-drill";
 import { serviceContainer } from "./service-container";
-import { BACKUP_METRICS_PORT, type BackupSettings, type ClusterSettings } from "./settings";
+import { BACKUP_METRICS_PORT, type BackupSettings, type ClusterSettings, POSTGRES_PORT, ROLES } from "./settings";
 import { caFile, certificateOnVolume, type NodeTls } from "./tls";
 import { clusterTopology } from "./topology";
 
@@ -30,7 +32,7 @@ export interface BackupArgs {
     readonly settings: ClusterSettings;
     /** Validated schedule, retention and repository. */
     readonly backup: BackupSettings;
-    /** Image with pgBackRest, jq, tini, prometheus-node-exporter and a `postgres` user (the project's image). */
+    /** Image with pgBackRest, PostgreSQL (the restore drill's server, psql and pg_amcheck), jq, flock, tini, prometheus-node-exporter and a `postgres` user (the project's image). */
     readonly image: pulumi.Input<string>;
     /** Docker network on which the PostgreSQL members are reachable by name. */
     readonly network: pulumi.Input<string>;
@@ -38,6 +40,8 @@ export interface BackupArgs {
     readonly tls: NodeTls;
     /** Secret: the repository's passphrase (`repositoryPassphrase`), shared with the PostgreSQL members. */
     readonly passphrase: pulumi.Output<string>;
+    /** Secret: the password of the restore drill's role, which writes the drill's canary rows on the leader. */
+    readonly restoreDrillPassword: pulumi.Output<string>;
     /** Secret S3 access keys; required when the repository is S3, ignored otherwise. */
     readonly s3Credentials?: { readonly key: pulumi.Input<string>; readonly keySecret: pulumi.Input<string> };
     /** Every PostgreSQL member: the stanza needs the leader up, the first backup a replica. */
@@ -62,8 +66,10 @@ const SCHEDULE_TICK_SECONDS = 10;
  * pgBackRest's repository host: an encrypted repository (a named volume kept
  * on destroy, or S3), the WAL archive of whichever member leads, the WAL and
  * backups members restore from, and the scheduled backups, taken from a
- * replica. Created after the members (they clone each other until it exists),
- * and healthy only once a full backup is in the repository.
+ * replica, and the restore drills that prove them (restore-drill.ts), in
+ * scratch space on a volume of their own. Created after the members (they
+ * clone each other until it exists), and healthy only once a full backup is
+ * in the repository.
  */
 export class Backup extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -89,6 +95,13 @@ export class Backup extends pulumi.ComponentResource {
         }));
         const conf = pulumi.secret(secrets.apply((x) => renderPgbackrestConf(repositoryHostPgbackrestConf(s, b, x))));
         const restoreConf = pulumi.secret(secrets.apply((x) => renderPgbackrestConf(restorePgbackrestConf(b, x))));
+        const drillPgpass = pulumi.secret(
+            args.restoreDrillPassword.apply((password) =>
+                renderPgpass([{ host: "*", port: POSTGRES_PORT, database: "postgres", user: ROLES.restoreDrill, password }]),
+            ),
+        );
+        // The drill's scratch space and its record, which outlives the container.
+        const drillVolume = new docker.Volume(`${name}-drill`, { name: backup.drillVolume }, { parent: this });
 
         const volume =
             r.type === "volume"
@@ -120,11 +133,14 @@ export class Backup extends pulumi.ComponentResource {
                 files: [
                     { path: PGBACKREST_FILES.conf, content: conf, secret: true },
                     { path: PGBACKREST_FILES.restoreConf, content: restoreConf, secret: true },
+                    { path: PGBACKREST_FILES.restoreDrill, content: renderRestoreDrill(s, b) },
+                    { path: PGBACKREST_FILES.restoreDrillPgpass, content: drillPgpass, secret: true },
                     caFile(args.tls.caCertPem),
                 ],
                 volumes: [
                     ...(volume ? [{ name: volume.name, mountPath: PGBACKREST_REPO_DIR }] : []),
                     { name: tlsVolume.name, mountPath: target.mountPath, readOnly: true },
+                    { name: drillVolume.name, mountPath: RESTORE_DRILL_VOLUME_DIR },
                 ],
                 healthcheck: ["test", "-f", BACKUP_READY_FILE],
                 // The first full backup of a large existing database takes a while.

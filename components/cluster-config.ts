@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Credentials } from "./credentials";
 import { dynamicConfigCommand, leaderSqlCommand, leadOnDeclaredCommand } from "./render/patroni/leader-commands";
 import { dynamicConfiguration, runningParameters } from "./render/patroni/patroni-yml";
+import { RESTORE_DRILL_SCHEMA } from "./render/pgbackrest/restore-drill";
 import { renderBootstrapSql } from "./render/postgres/bootstrap-sql";
 import { renderYaml } from "./render/yaml";
 import { type ClusterSettings, ROLES } from "./settings";
@@ -11,7 +12,7 @@ import { clusterTopology } from "./topology";
 export interface ClusterConfigArgs {
     /** Validated stack settings (plain values: they shape the SQL and the dynamic configuration). */
     readonly settings: ClusterSettings;
-    readonly credentials: Pick<Credentials, "superuser" | "app" | "replication" | "monitoring" | "rewind">;
+    readonly credentials: Pick<Credentials, "superuser" | "app" | "replication" | "monitoring" | "rewind" | "restoreDrill">;
     /** The members, the delayed replica's included, which must be running: the commands act on whichever leads. */
     readonly members: readonly pulumi.Resource[];
 }
@@ -59,8 +60,15 @@ export class ClusterConfig extends pulumi.ComponentResource {
         );
 
         const sql = pulumi
-            .all([c.superuser.verifier, c.app.verifier, c.replication.verifier, c.monitoring.verifier, c.rewind.verifier])
-            .apply(([superuser, app, replication, monitoring, rewind]) =>
+            .all([
+                c.superuser.verifier,
+                c.app.verifier,
+                c.replication.verifier,
+                c.monitoring.verifier,
+                c.rewind.verifier,
+                c.restoreDrill.verifier,
+            ])
+            .apply(([superuser, app, replication, monitoring, rewind, restoreDrill]) =>
                 renderBootstrapSql({
                     superuser: { name: ROLES.superuser, verifier: superuser, attributes: [], memberOf: [] },
                     roles: [
@@ -68,7 +76,10 @@ export class ClusterConfig extends pulumi.ComponentResource {
                         { name: ROLES.replication, verifier: replication, attributes: ["REPLICATION"], memberOf: [] },
                         { name: ROLES.monitoring, verifier: monitoring, attributes: [], memberOf: ["pg_monitor"] },
                         { name: ROLES.rewind, verifier: rewind, attributes: [], memberOf: [], functions: REWIND_FUNCTIONS },
+                        // Its canary rows and a WAL switch bracket each drill's target time.
+                        { name: ROLES.restoreDrill, verifier: restoreDrill, attributes: [], memberOf: [], functions: ["pg_switch_wal()"] },
                     ],
+                    schemas: [{ name: RESTORE_DRILL_SCHEMA, owner: ROLES.restoreDrill }],
                     database: s.database,
                     owner: s.appUser,
                     timezone: s.timezone,

@@ -137,6 +137,7 @@ export function readBackupSettings(): BackupSettings {
         fullEverySeconds: requireDuration("backupFullEvery", config.require("backupFullEvery")),
         diffEverySeconds: requireDuration("backupDiffEvery", config.require("backupDiffEvery")),
         retentionFull: config.requireNumber("backupRetentionFull"),
+        restoreDrillEverySeconds: requireDuration("restoreDrillEvery", config.require("restoreDrillEvery")),
         repository:
             type === "volume"
                 ? { type }

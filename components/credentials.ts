@@ -38,6 +38,8 @@ export class Credentials extends pulumi.ComponentResource {
     public readonly monitoring: RoleCredential;
     public readonly pgbouncerAdmin: RoleCredential;
     public readonly rewind: RoleCredential;
+    /** The backup container's restore drill, for its canary rows on the leader. */
+    public readonly restoreDrill: RoleCredential;
     /** Patroni's REST API, the same on every member: not a PostgreSQL role, and its verifier is unused. */
     public readonly patroniRest: RoleCredential;
 
@@ -70,6 +72,7 @@ export class Credentials extends pulumi.ComponentResource {
         this.monitoring = credential(ROLES.monitoring, ROLES.monitoring);
         this.pgbouncerAdmin = credential(ROLES.pgbouncerAdmin, ROLES.pgbouncerAdmin);
         this.rewind = credential(ROLES.rewind, ROLES.rewind);
+        this.restoreDrill = credential(ROLES.restoreDrill, ROLES.restoreDrill);
         this.patroniRest = credential("patroniRest", PATRONI_REST_USER);
 
         this.registerOutputs({
@@ -79,6 +82,7 @@ export class Credentials extends pulumi.ComponentResource {
             monitoring: this.monitoring,
             pgbouncerAdmin: this.pgbouncerAdmin,
             rewind: this.rewind,
+            restoreDrill: this.restoreDrill,
             patroniRest: this.patroniRest,
         });
     }

@@ -4,7 +4,13 @@ import * as random from "@pulumi/random";
 import { GENERATED_PASSWORD_LENGTH, type RoleCredential } from "./credentials";
 import { renderPgpass } from "./render/credentials/credential-files";
 import { alertRules, backupAlertRules, renderAlertRules } from "./render/monitoring/alert-rules";
-import { clusterDashboard, pgbouncerDashboard, postgresqlDashboard, renderDashboard } from "./render/monitoring/grafana-dashboards";
+import {
+    backupDashboard,
+    clusterDashboard,
+    pgbouncerDashboard,
+    postgresqlDashboard,
+    renderDashboard,
+} from "./render/monitoring/grafana-dashboards";
 import { renderGrafanaDashboardProviders, renderGrafanaDatasources } from "./render/monitoring/grafana-provisioning";
 import { renderPrometheusConfig } from "./render/monitoring/prometheus-config";
 import {
@@ -38,7 +44,7 @@ export interface MonitoringArgs {
     readonly settings: ClusterSettings;
     /** Validated monitoring settings; `enabled` is the caller's business. */
     readonly monitoring: MonitoringSettings;
-    /** The backup schedule, which the backup alerts' thresholds follow. */
+    /** The backup schedule, which the backup alerts' thresholds and the backup dashboard follow. */
     readonly backupSettings: BackupSettings;
     /** Image with Prometheus, both exporters, bash and a `postgres` user (the project's image). */
     readonly image: pulumi.Input<string>;
@@ -78,6 +84,7 @@ function listening(port: number): string[] {
 interface GrafanaArgs {
     readonly settings: ClusterSettings;
     readonly monitoring: MonitoringSettings;
+    readonly backupSettings: BackupSettings;
     readonly network: pulumi.Input<string>;
     /** Secret. */
     readonly adminPassword: pulumi.Output<string>;
@@ -85,7 +92,7 @@ interface GrafanaArgs {
 
 /**
  * Grafana from its own image (it has its own entrypoint and user, so not a
- * serviceContainer): the datasource, the dashboard provider and the three
+ * serviceContainer): the datasource, the dashboard provider and the four
  * dashboards uploaded where its provisioning looks, and the admin password as
  * a file named by GF_SECURITY_ADMIN_PASSWORD__FILE. It keeps no volume: all
  * it shows is provisioned, and a new container applies a new password.
@@ -94,6 +101,7 @@ function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomRe
     const s = args.settings;
     const m = args.monitoring;
     const t = clusterTopology(s);
+    const dashboards = [postgresqlDashboard(s, m), pgbouncerDashboard(s, m), clusterDashboard(s), backupDashboard(s, args.backupSettings)];
     return new docker.Container(
         name,
         {
@@ -124,7 +132,7 @@ function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomRe
                     content: renderGrafanaDashboardProviders({ folder: DASHBOARD_FOLDER, path: GRAFANA_DASHBOARDS_DIR }),
                     permissions: "0644",
                 },
-                ...[postgresqlDashboard(s, m), pgbouncerDashboard(s, m), clusterDashboard(s)].map((d) => ({
+                ...dashboards.map((d) => ({
                     file: `${GRAFANA_DASHBOARDS_DIR}/${d.uid}.json`,
                     content: renderDashboard(d),
                     permissions: "0644",
@@ -163,7 +171,7 @@ function grafanaContainer(name: string, args: GrafanaArgs, opts: pulumi.CustomRe
  * passfile over verified TLS; Prometheus, published on the host, scraping
  * them, every member's Patroni (over TLS checked against the stack's CA),
  * the router, the backup container and etcd, with the alert rules; and
- * Grafana with its datasource and the three dashboards provisioned.
+ * Grafana with its datasource and the four dashboards provisioned.
  * Everything is rendered from the same settings as the cluster.
  */
 export class Monitoring extends pulumi.ComponentResource {
@@ -320,7 +328,7 @@ export class Monitoring extends pulumi.ComponentResource {
             );
             const grafana = grafanaContainer(
                 `${name}-grafana`,
-                { settings: s, monitoring: m, network: args.network, adminPassword: password },
+                { settings: s, monitoring: m, backupSettings: args.backupSettings, network: args.network, adminPassword: password },
                 // Its datasource is this Prometheus.
                 { parent: this, dependsOn: [prometheus] },
             );

@@ -26,6 +26,8 @@ export const ROLES = {
     pgbouncerAdmin: "pgbouncer",
     /** pg_rewind's role: Patroni grants it the functions a rewind reads, nothing more. */
     rewind: "rewinder",
+    /** The backup container's restore drill: writes its canary rows on the leader, in a schema of its own. */
+    restoreDrill: "restore_drill",
 } as const;
 
 /** Patroni's REST API on every member (TLS; changes need the REST credential). */
@@ -619,6 +621,8 @@ export interface BackupSettings {
     readonly diffEverySeconds: number;
     /** Full backups kept (pgBackRest `repo1-retention-full`); older ones and their WAL expire. */
     readonly retentionFull: number;
+    /** Seconds between restore drills (`restoreDrillEvery`): the newest backup and its WAL restored into scratch space and checked. */
+    readonly restoreDrillEverySeconds: number;
     readonly repository: { readonly type: "volume" } | S3Repository;
 }
 

@@ -81,7 +81,14 @@ export interface Topology {
     /** PgBouncer and its router; `volume` holds the settings PgBouncer takes by RELOAD. */
     readonly pgbouncer: { readonly resourceName: string; readonly container: string; readonly exporter: string; readonly volume: string };
     /** pgBackRest's repository host: runs the backups, receives the WAL; its repository volume, and the volume of its certificate. */
-    readonly backup: { readonly resourceName: string; readonly container: string; readonly volume: string; readonly tlsVolume: string };
+    readonly backup: {
+        readonly resourceName: string;
+        readonly container: string;
+        readonly volume: string;
+        readonly tlsVolume: string;
+        /** The restore drill's scratch space and record. */
+        readonly drillVolume: string;
+    };
     readonly prometheus: { readonly container: string; readonly volume: string };
     readonly grafana: { readonly container: string };
 }
@@ -181,7 +188,13 @@ export function clusterTopology(s: ClusterSettings): Topology {
         routes: { readWrite: `${s.clusterName}-rw`, readOnly: `${s.clusterName}-ro` },
         etcd: Array.from({ length: s.etcdMembers }, (_, i) => etcdMember(s, i + 1)),
         pgbouncer: { resourceName: "pgbouncer", container: pgbouncer, exporter: exporterOf(pgbouncer), volume: `${pgbouncer}-settings` },
-        backup: { resourceName: "backup", container: backup, volume: volumeOf(backup), tlsVolume: `${backup}-tls` },
+        backup: {
+            resourceName: "backup",
+            container: backup,
+            volume: volumeOf(backup),
+            tlsVolume: `${backup}-tls`,
+            drillVolume: `${backup}-drill`,
+        },
         prometheus: { container: `${s.clusterName}-prometheus`, volume: `${s.clusterName}-prometheus-data` },
         grafana: { container: `${s.clusterName}-grafana` },
     };

@@ -5,6 +5,11 @@
 #   now [full|diff|incr]         back up now (default full), from a replica, whichever member leads
 #   list                         the backups in the repository, and the WAL archive's range
 #   check                        archive a WAL switch, check the repository and every member (all up)
+#   drill                        a restore drill now, as the schedule runs it (restoreDrillEvery):
+#                                verify the repository, restore the newest backup and its WAL to a
+#                                moment ago in the backup container's scratch space, check it
+#                                (canary rows, pg_amcheck, row counts), print the report; waits
+#                                for a drill already running
 #   restore-scratch NAME [TIME|LABEL]
 #                                restore into a new container CLUSTER-scratch-NAME (volume
 #                                CLUSTER-scratch-NAME-data) and start PostgreSQL there, for
@@ -28,6 +33,7 @@ set -euo pipefail
 
 CONF=/etc/obcms/pgbackrest.conf
 RESTORE_CONF=/etc/obcms/pgbackrest-restore.conf
+RESTORE_DRILL=/etc/obcms/restore-drill.sh
 STANZA=main
 VOLUME_DIR=/var/lib/postgresql/data
 PGDATA=$VOLUME_DIR/pgdata
@@ -44,7 +50,7 @@ PATRONI_NAMESPACE=/service
 # Settings a server in recovery may not run below the values its primary recorded (guc:pg_controldata label).
 STANDBY_MINIMUMS="max_connections:max_connections max_worker_processes:max_worker_processes max_wal_senders:max_wal_senders max_prepared_transactions:max_prepared_xacts max_locks_per_transaction:max_locks_per_xact"
 
-usage() { sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "backup.sh: $*" >&2; exit 1; }
 
 # shellcheck source=lib/stack.sh
@@ -241,6 +247,7 @@ case "$1" in
     ;;
   list) pgbr info ;;
   check) pgbr check ;;
+  drill) docker exec "$backup" sh "$RESTORE_DRILL" run ;;
   restore-scratch)
     [ $# -ge 2 ] || usage
     restore_scratch "$2" "${3:-}"

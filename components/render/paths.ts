@@ -45,7 +45,18 @@ export const MEMBER_TLS_FILES = certificateFilesIn(VOLUME_DIR);
 export const PGBACKREST_FILES = {
     conf: `${CONFIG_DIR}/pgbackrest.conf`,
     restoreConf: `${CONFIG_DIR}/pgbackrest-restore.conf`,
+    /** The backup container's restore drill (restore-drill.ts), run by its schedule and by `scripts/backup.sh drill`. */
+    restoreDrill: `${CONFIG_DIR}/restore-drill.sh`,
+    /** The drill role's password (0600), for its canary rows on the leader. */
+    restoreDrillPgpass: `${CONFIG_DIR}/restore-drill.pgpass`,
 } as const;
+/**
+ * The restore drill's volume in the backup container (the image creates the
+ * directory, owned by the service user): its scratch space, where a drill
+ * restores and runs PostgreSQL, and the record of past drills, kept across
+ * container replacements.
+ */
+export const RESTORE_DRILL_VOLUME_DIR = VOLUME_DIR;
 /** The backup repository in the backup container: its named volume. */
 export const PGBACKREST_REPO_DIR = "/var/lib/pgbackrest";
 /**

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readBackupSettings, readMonitoringSettings, readSettings } from "../../components/config";
 import { alertRules, backupAlertRules, MAINTENANCE_ALERT_SECONDS } from "../../components/render/monitoring/alert-rules";
 import {
+    backupDashboard,
     clusterDashboard,
     pgbouncerDashboard,
     postgresqlDashboard,
@@ -205,9 +206,14 @@ describe("monitoring of the production stack on a real Docker engine", () => {
     });
 
     it("runs every Grafana panel query on the live Prometheus; the core ones return a series per member, route or pool", async () => {
-        const dashboards = [postgresqlDashboard(cluster, monitoring), pgbouncerDashboard(cluster, monitoring), clusterDashboard(cluster)];
+        const dashboards = [
+            postgresqlDashboard(cluster, monitoring),
+            pgbouncerDashboard(cluster, monitoring),
+            clusterDashboard(cluster),
+            backupDashboard(cluster, backup),
+        ];
         const queries = dashboards.map(renderDashboard).flatMap(dashboardQueries);
-        expect(queries).toHaveLength(30);
+        expect(queries).toHaveLength(35);
         for (const q of queries) {
             const expr = q.expr.replaceAll(RATE_INTERVAL, RATE_WINDOW);
             expect(expr, q.panel).not.toMatch(/\$__/);

@@ -364,6 +364,7 @@ describe("monitoring-read-only", () => {
         return renderBootstrapSql({
             superuser: { name: "postgres", verifier: VERIFIER, attributes: [], memberOf: [] },
             roles,
+            schemas: [],
             database: "obcms",
             owner: "obcms_app",
             timezone: "Asia/Manila",

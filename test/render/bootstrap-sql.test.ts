@@ -25,6 +25,7 @@ const SPEC: BootstrapSpec = {
             memberOf: ["pg_monitor", "pg_read_all_stats"],
         },
     ],
+    schemas: [{ name: "restore_drill", owner: "monitoring" }],
     database: "obcms",
     owner: "obcms_app",
     timezone: "Asia/Manila",
@@ -35,7 +36,7 @@ const HOSTILE_NAME = `o'brien"; DROP ROLE postgres; --`;
 const HOSTILE_VERIFIER = `x'); DROP TABLE t; --"`;
 
 function withRole(role: RoleSpec, overrides: Partial<BootstrapSpec> = {}): BootstrapSpec {
-    return { ...SPEC, roles: [role], ...overrides };
+    return { ...SPEC, roles: [role], schemas: [], ...overrides };
 }
 
 describe("renderBootstrapSql", () => {
@@ -56,6 +57,8 @@ describe("renderBootstrapSql", () => {
                 `ALTER ROLE "monitoring" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD 'md5d2a1fca49af0303efbde6f40bbfe070f';`,
                 `GRANT "pg_monitor" TO "monitoring";`,
                 `GRANT "pg_read_all_stats" TO "monitoring";`,
+                `CREATE SCHEMA IF NOT EXISTS "restore_drill" AUTHORIZATION "monitoring";`,
+                `ALTER SCHEMA "restore_drill" OWNER TO "monitoring";`,
                 "SELECT format('CREATE DATABASE %I OWNER %I', 'obcms', 'obcms_app') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'obcms')",
                 "\\gexec",
                 `ALTER DATABASE "obcms" OWNER TO "obcms_app";`,
@@ -119,6 +122,7 @@ describe("renderBootstrapSql", () => {
             ...SPEC,
             superuser: { ...SPEC.superuser, verifier: HOSTILE_VERIFIER },
             roles: [],
+            schemas: [{ name: HOSTILE_NAME, owner: HOSTILE_NAME }],
             database: `we"ird 'db'`,
             owner: HOSTILE_NAME,
             timezone: "Asia/Manila'; DROP DATABASE obcms; --",
@@ -129,6 +133,8 @@ describe("renderBootstrapSql", () => {
                 "-- Rendered by obcms-database; runs as the superuser on the leader.",
                 "\\set ON_ERROR_STOP on",
                 `ALTER ROLE "postgres" WITH PASSWORD 'x''); DROP TABLE t; --"';`,
+                `CREATE SCHEMA IF NOT EXISTS "o'brien""; DROP ROLE postgres; --" AUTHORIZATION "o'brien""; DROP ROLE postgres; --";`,
+                `ALTER SCHEMA "o'brien""; DROP ROLE postgres; --" OWNER TO "o'brien""; DROP ROLE postgres; --";`,
                 `SELECT format('CREATE DATABASE %I OWNER %I', 'we"ird ''db''', 'o''brien"; DROP ROLE postgres; --') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'we"ird ''db''')`,
                 "\\gexec",
                 `ALTER DATABASE "we""ird 'db'" OWNER TO "o'brien""; DROP ROLE postgres; --";`,
@@ -225,6 +231,7 @@ describe("a session that sets a verifier, on PostgreSQL 17 in the project image"
         const spec: BootstrapSpec = {
             ...SPEC,
             roles: [{ name: "obcms_app", verifier, attributes: [], memberOf: [] }],
+            schemas: [{ name: "restore_drill", owner: "obcms_app" }],
             extensions: ["pg_stat_statements"],
         };
         const count = (pattern: string) =>

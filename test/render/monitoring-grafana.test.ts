@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import {
+    backupDashboard,
     clusterDashboard,
     type DashboardSpec,
     pgbouncerDashboard,
@@ -19,7 +20,7 @@ import {
     renderGrafanaDatasources,
 } from "../../components/render/monitoring/grafana-provisioning";
 import { GRAFANA_DASHBOARDS_DIR } from "../../components/render/paths";
-import { defaultMonitoring } from "../support/monitoring-fixtures";
+import { defaultBackup, defaultMonitoring } from "../support/monitoring-fixtures";
 import { production, staging } from "./fixtures";
 
 interface Panel {
@@ -50,6 +51,8 @@ function dashboards(): Array<[string, DashboardSpec]> {
         ["PgBouncer (production)", pgbouncerDashboard(production, defaultMonitoring)],
         ["Cluster (staging)", clusterDashboard(staging)],
         ["Cluster (production)", clusterDashboard(production)],
+        ["Backups (staging)", backupDashboard(staging, { ...defaultBackup, restoreDrillEverySeconds: 86_400 })],
+        ["Backups (production)", backupDashboard(production, defaultBackup)],
     ];
 }
 
@@ -121,6 +124,7 @@ describe.each(dashboards())("the %s dashboard", (_, spec) => {
     it("has a stable uid Grafana accepts, a title, and is read-only", () => {
         expect(dashboard.uid).toMatch(/^[a-z0-9-]{1,40}$/);
         expect(dashboard).toMatchObject({ uid: spec.uid, title: spec.title, editable: false, schemaVersion: 39, tags: ["obcms-database"] });
+        expect(dashboard.time).toEqual({ from: spec.timeFrom ?? "now-1h", to: "now" });
         expect(dashboard.templating).toEqual({ list: [] });
     });
 
@@ -273,6 +277,33 @@ describe("the dashboards' panels", () => {
         expect(panel("WAL not received").queries[0].expr).toBe(
             'max by (instance) (label_replace(pg_replication_slots_pg_wal_lsn_diff{job="postgres"} and on (instance) patroni_primary{job="patroni"} == 1, "instance", "pg-$1", "slot_name", "pg_(.+)"))',
         );
+    });
+
+    it("show the restore drills' history over two weeks: outcome, age against RestoreDrillTooOld, duration, size and rate", () => {
+        const spec = backupDashboard(production, defaultBackup);
+        expect([spec.uid, spec.title, spec.timeFrom]).toEqual(["obcms-backup", "Backups · obcms-database-production", "now-14d"]);
+        expect(spec.panels.map((p) => [p.title, p.kind, p.unit, p.threshold])).toEqual([
+            ["Restore drill", "state-timeline", "none", undefined],
+            ["Since a restore drill last passed", "timeseries", "s", 604_800 + 86_400],
+            ["Restore drill duration", "timeseries", "s", undefined],
+            ["Restored per drill", "timeseries", "bytes", undefined],
+            ["Restore rate", "timeseries", "binBps", undefined],
+        ]);
+        expect(spec.panels.map((p) => p.queries)).toEqual([
+            [{ expr: 'obcms_restore_drill_last_run_success{job="backup"}', legend: "restore drill" }],
+            [{ expr: 'time() - max(obcms_restore_drill_last_success_timestamp_seconds{job="backup"})', legend: "since the last pass" }],
+            [{ expr: 'obcms_restore_drill_duration_seconds{job="backup"}', legend: "duration" }],
+            [{ expr: 'obcms_restore_drill_restored_bytes{job="backup"}', legend: "restored" }],
+            [{ expr: 'obcms_restore_drill_restore_rate_bytes_per_second{job="backup"}', legend: "restore rate" }],
+        ]);
+        expect(spec.panels[0].states).toEqual([
+            { value: 0, text: "failed", color: "red" },
+            { value: 1, text: "passed", color: "green" },
+        ]);
+        // The line follows the drill schedule: staging drills daily.
+        expect(backupDashboard(staging, { ...defaultBackup, restoreDrillEverySeconds: 86_400 }).panels[1].threshold).toBe(86_400 + 86_400);
+        // The other dashboards keep their hour.
+        expect(JSON.parse(renderDashboard(clusterDashboard(staging))).time).toEqual({ from: "now-1h", to: "now" });
     });
 
     it("draw state panels as Grafana's state timeline: one band per series, coloured by its mapping", () => {

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { alertRules, renderAlertRules } from "../../components/render/monitoring/alert-rules";
 import {
+    backupDashboard,
     clusterDashboard,
     pgbouncerDashboard,
     postgresqlDashboard,
@@ -20,7 +21,7 @@ import { etcdScrapeJob, haproxyScrapeJob, patroniScrapeJob, scrapeJobs } from ".
 import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../components/settings";
 import { clusterTopology } from "../../components/topology";
 import { PROJECT_ROOT } from "../../harness/stack-config";
-import { defaultMonitoring } from "../support/monitoring-fixtures";
+import { defaultBackup, defaultMonitoring } from "../support/monitoring-fixtures";
 import { PROMTOOL_DIR as DIR, PROJECT_IMAGE as IMAGE, promtool } from "../support/promtool";
 import { production, staging } from "./fixtures";
 
@@ -458,7 +459,12 @@ function ruleTests(s: ClusterSettings, m: MonitoringSettings): string {
 }
 
 function dashboardPanels(s: ClusterSettings, m: MonitoringSettings) {
-    return [...postgresqlDashboard(s, m).panels, ...pgbouncerDashboard(s, m).panels, ...clusterDashboard(s).panels];
+    return [
+        ...postgresqlDashboard(s, m).panels,
+        ...pgbouncerDashboard(s, m).panels,
+        ...clusterDashboard(s).panels,
+        ...backupDashboard(s, defaultBackup).panels,
+    ];
 }
 
 /** Every dashboard query as a recording rule, with $__rate_interval as Grafana fills it in, for `check rules` to parse. */
@@ -524,7 +530,7 @@ describe.each([
 
     it("check rules parses every dashboard panel query", async () => {
         const queries = dashboardPanels(s, m).flatMap((p) => p.queries);
-        expect(queries).toHaveLength(30);
+        expect(queries).toHaveLength(35);
         const result = await promtool({ "panels.yml": panelQueriesAsRules(s, m) }, "check", "rules", `${DIR}/panels.yml`);
         expect(result.output).toContain(`SUCCESS: ${queries.length} rules found`);
         expect(result.code).toBe(0);

@@ -12,10 +12,11 @@ import {
     tlsServerLines,
 } from "../../components/render/pgbackrest/pgbackrest";
 import type { BackupSettings } from "../../components/settings";
+import { defaultBackup } from "../support/monitoring-fixtures";
 import { PROJECT_IMAGE } from "../support/promtool";
 import { exactly, LONG, production, shellSyntaxCheck, staging } from "./fixtures";
 
-const VOLUME: BackupSettings = { fullEverySeconds: 604_800, diffEverySeconds: 86_400, retentionFull: 2, repository: { type: "volume" } };
+const VOLUME: BackupSettings = defaultBackup;
 const S3: BackupSettings = {
     ...VOLUME,
     repository: {

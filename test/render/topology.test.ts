@@ -46,6 +46,7 @@ describe("clusterTopology", () => {
                 container: `${prefix}-backup`,
                 volume: `${prefix}-backup-data`,
                 tlsVolume: `${prefix}-backup-tls`,
+                drillVolume: `${prefix}-backup-drill`,
             },
             prometheus: { container: `${prefix}-prometheus`, volume: `${prefix}-prometheus-data` },
             grafana: { container: `${prefix}-grafana` },

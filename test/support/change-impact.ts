@@ -271,6 +271,16 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
             "again, and now also waits for pg-delayed to load the parameters",
     },
     {
+        change: "`restoreDrillEvery` 1w → 1d",
+        before: {},
+        after: { restoreDrillEvery: "1d" },
+        plan: { replace: ["backup-container", "backup-last-label", "monitoring-grafana", "monitoring-prometheus"] },
+        effect:
+            "the backup container is replaced with the new drill schedule (a running backup or drill finishes first, within its stop grace); " +
+            "the drill record on its volume stays, so the next drill is due a day after the last one; Prometheus is replaced with " +
+            "RestoreDrillTooOld's new bound (its data volume stays) and Grafana with the dashboard's; PostgreSQL and PgBouncer untouched",
+    },
+    {
         change: "`failoverTtl` 20 → 30",
         before: {},
         after: { failoverTtl: 30 },

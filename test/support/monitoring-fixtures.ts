@@ -1,5 +1,6 @@
-// Monitoring settings shared by the monitoring tests.
-import type { MonitoringSettings } from "../../components/settings";
+// Monitoring settings shared by the monitoring tests, and the backup schedule
+// the backup alerts and dashboard follow.
+import type { BackupSettings, MonitoringSettings } from "../../components/settings";
 
 /** What `readMonitoringSettings()` returns with Pulumi.yaml's defaults (both stack files keep them). */
 export const defaultMonitoring: MonitoringSettings = {
@@ -20,6 +21,15 @@ export const defaultMonitoring: MonitoringSettings = {
         connectionsPercent: 80,
         clientConnectionsPercent: 80,
     },
+};
+
+/** What `readBackupSettings()` returns with Pulumi.yaml's defaults (production's). */
+export const defaultBackup: BackupSettings = {
+    fullEverySeconds: 604_800,
+    diffEverySeconds: 86_400,
+    retentionFull: 2,
+    restoreDrillEverySeconds: 604_800,
+    repository: { type: "volume" },
 };
 
 /** `defaultMonitoring` with some alert thresholds replaced. */

@@ -13,6 +13,7 @@ import {
     PGBACKREST_FILES,
     PGBACKREST_REPO_DIR,
     PGDATA,
+    RESTORE_DRILL_VOLUME_DIR,
     SERVICE_UID,
     VOLUME_DIR,
 } from "../../components/render/paths";
@@ -66,6 +67,7 @@ describe("readBackupSettings", () => {
             fullEverySeconds: 604_800,
             diffEverySeconds: 86_400,
             retentionFull: 2,
+            restoreDrillEverySeconds: 604_800,
             repository: { type: "volume" },
         });
         expect((await backupSettingsFor("staging", {})).retentionFull).toBe(1);
@@ -128,6 +130,7 @@ describe("the Backup component", () => {
         expect(container.inputs.volumes).toEqual([
             { volumeName: "obcms-database-production-backup-data", containerPath: PGBACKREST_REPO_DIR },
             { volumeName: "obcms-database-production-backup-tls", containerPath: BACKUP_TLS_DIR, readOnly: true },
+            { volumeName: "obcms-database-production-backup-drill", containerPath: RESTORE_DRILL_VOLUME_DIR },
         ]);
         expect(container.inputs.user).toBe(`${SERVICE_UID}:${SERVICE_UID}`);
         expect(container.inputs.ports).toEqual([]);
@@ -171,6 +174,7 @@ describe("the Backup component", () => {
         const container = mocks.named("backup-container");
         expect(container.inputs.volumes).toEqual([
             { volumeName: "obcms-database-staging-backup-tls", containerPath: BACKUP_TLS_DIR, readOnly: true },
+            { volumeName: "obcms-database-staging-backup-drill", containerPath: RESTORE_DRILL_VOLUME_DIR },
         ]);
         const conf = upload(container, PGBACKREST_FILES.conf).content.split("\n");
         expect(conf).toEqual(
@@ -212,6 +216,7 @@ describe("scripts/backup.sh", () => {
         expect({
             CONF: value("CONF"),
             RESTORE_CONF: value("RESTORE_CONF"),
+            RESTORE_DRILL: value("RESTORE_DRILL"),
             STANZA: value("STANZA"),
             VOLUME_DIR: value("VOLUME_DIR"),
             PGDATA: value("PGDATA")?.replace("$VOLUME_DIR", value("VOLUME_DIR") ?? ""),
@@ -226,6 +231,7 @@ describe("scripts/backup.sh", () => {
         }).toEqual({
             CONF: PGBACKREST_FILES.conf,
             RESTORE_CONF: PGBACKREST_FILES.restoreConf,
+            RESTORE_DRILL: PGBACKREST_FILES.restoreDrill,
             STANZA,
             VOLUME_DIR,
             PGDATA,

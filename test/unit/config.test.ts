@@ -214,7 +214,7 @@ describe("readSettings", () => {
             "app role named like a program role",
             "staging",
             { appUser: "replicator" },
-            `appUser must not be one of the program's roles (postgres, replicator, monitoring, pgbouncer, rewinder), got "replicator"`,
+            `appUser must not be one of the program's roles (postgres, replicator, monitoring, pgbouncer, rewinder, restore_drill), got "replicator"`,
         ],
         [
             "database the program reserves",

@@ -261,6 +261,7 @@ describe("Grafana", () => {
             "/etc/grafana/provisioning/dashboards/obcms.yaml",
             "/etc/grafana/provisioning/datasources/obcms.yaml",
             "/etc/obcms/grafana/admin-password",
+            "/etc/obcms/grafana/dashboards/obcms-backup.json",
             "/etc/obcms/grafana/dashboards/obcms-cluster.json",
             "/etc/obcms/grafana/dashboards/obcms-pgbouncer.json",
             "/etc/obcms/grafana/dashboards/obcms-postgresql.json",
@@ -294,6 +295,7 @@ describe("what a config change does to monitoring", () => {
         ["prometheusRetention", "30d", ["monitoring-prometheus"]],
         ["scrapeIntervalSeconds", 30, ["monitoring-grafana", "monitoring-prometheus"]],
         ["grafanaPort", 3300, ["monitoring-grafana"]],
+        ["restoreDrillEvery", "2w", ["monitoring-grafana", "monitoring-prometheus"]],
     ] as const)("changing %s re-renders only %j", async (key, value, changed) => {
         const before = await declare("staging");
         const after = await declare("staging", { [key]: value });
@@ -322,6 +324,7 @@ describe("the Monitoring component", () => {
                         fullEverySeconds: 604_800,
                         diffEverySeconds: 86_400,
                         retentionFull: 2,
+                        restoreDrillEverySeconds: 604_800,
                         repository: { type: "volume" },
                     },
                     backup: node("backup"),

@@ -150,7 +150,7 @@ describe.each([
         }
         const passwords = mocks.ofType("random:index/randomPassword:RandomPassword").filter((p) => p.name.startsWith("credentials-"));
         expect(passwords.map((p) => p.name).sort()).toEqual(
-            ["app", "monitoring", "patroniRest", "pgbouncer", "postgres", "replicator", "rewinder"].map(
+            ["app", "monitoring", "patroniRest", "pgbouncer", "postgres", "replicator", "restore_drill", "rewinder"].map(
                 (role) => `credentials-${role}-password`,
             ),
         );
@@ -523,6 +523,7 @@ describe("choices a stack can make", () => {
             .map((c) => c.inputs.volumes.map((v: { volumeName: string; containerPath: string }) => `${v.volumeName}:${v.containerPath}`));
         expect(mounts.flat().sort()).toEqual([
             "obcms-database-production-backup-data:/var/lib/pgbackrest",
+            "obcms-database-production-backup-drill:/var/lib/postgresql/data",
             "obcms-database-production-backup-tls:/var/lib/obcms/backup",
             ...[1, 2, 3, 4].map((k) => `obcms-database-production-pg-${k}-data:/var/lib/postgresql/data`),
         ]);

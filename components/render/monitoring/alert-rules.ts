@@ -345,17 +345,32 @@ export function alertRules(s: ClusterSettings, m: MonitoringSettings): AlertRule
 const BACKUP = `job="${JOBS.backup}"`;
 /** How late the newest backup may be past `backupDiffEvery` before it counts as missing: room for the backup itself. */
 export const BACKUP_LATE_SECONDS = 3_600;
+/**
+ * How late the newest passed restore drill may be past `restoreDrillEvery`
+ * before it counts as missing: a drill of a large database (verify, restore,
+ * recovery, checks) takes hours, and a drill that fails is
+ * RestoreDrillFailed's, so this only has to catch drills that stop running
+ * or never finish.
+ */
+export const DRILL_LATE_SECONDS = 86_400;
+
+/** Age past which the newest passed restore drill is too old (RestoreDrillTooOld; the dashboard's line). */
+export function restoreDrillOldestSeconds(b: BackupSettings): number {
+    return b.restoreDrillEverySeconds + DRILL_LATE_SECONDS;
+}
 
 /**
  * Alerts on the backups: the newest one older than the schedule allows, a
  * failed scheduled run, and WAL archiving stalled (the backup container's
  * check pushes a segment every ARCHIVE_CHECK_SECONDS, so even an idle
- * cluster archives that often) or failing.
+ * cluster archives that often) or failing; and the restore drill failing, or
+ * not having passed for longer than its schedule allows.
  */
 export function backupAlertRules(b: BackupSettings, m: MonitoringSettings): AlertRule[] {
     const forSeconds = m.alerts.forSeconds;
     const oldest = b.diffEverySeconds + BACKUP_LATE_SECONDS;
     const walStalled = 3 * ARCHIVE_CHECK_SECONDS;
+    const drillOldest = restoreDrillOldestSeconds(b);
     return [
         {
             alert: "BackupTooOld",
@@ -389,6 +404,29 @@ export function backupAlertRules(b: BackupSettings, m: MonitoringSettings): Aler
             severity: "critical",
             summary: "pgbackrest check failed",
             description: "A forced WAL switch did not reach the repository, or the repository is broken; see the backup container's log.",
+        },
+        {
+            alert: "RestoreDrillFailed",
+            expr: `obcms_restore_drill_last_run_success{${BACKUP}} == 0`,
+            forSeconds,
+            severity: "critical",
+            summary: "The last restore drill failed",
+            description:
+                "The newest backup or its WAL did not restore and pass the drill's checks, so a restore may fail too; " +
+                "run scripts/backup.sh drill for the report and read the backup container's log. The drill is retried within an hour.",
+        },
+        {
+            alert: "RestoreDrillTooOld",
+            // Warning, not critical: backups and archiving keep their own critical alerts, and a
+            // failing drill raises RestoreDrillFailed; this adds drills that stop running or never finish.
+            expr: `time() - max(obcms_restore_drill_last_success_timestamp_seconds{${BACKUP}}) > ${drillOldest}`,
+            forSeconds,
+            severity: "warning",
+            summary: `No restore drill has passed for ${drillOldest} s`,
+            description:
+                `No restore drill has passed for longer than restoreDrillEvery (${b.restoreDrillEverySeconds} s) plus ${DRILL_LATE_SECONDS} s ` +
+                "(before the first one passes, counted from when the drill schedule began): drills stopped running or do not finish, " +
+                "so no recent backup is proven to restore; see the backup container's log.",
         },
     ];
 }

@@ -1,9 +1,10 @@
-// The Grafana dashboards (PostgreSQL, PgBouncer, and the cluster: roles,
-// timelines, failover and routing), as data computed from the settings
+// The Grafana dashboards (PostgreSQL, PgBouncer, the cluster: roles,
+// timelines, failover and routing, and the backups' restore drills), as data
+// computed from the settings
 // (thresholds drawn where the alerts fire), and the renderer that writes
 // Grafana's dashboard JSON with sorted keys.
-import { alertLimits, type ClusterSettings, type MonitoringSettings } from "../../settings";
-import { LEADER, onLeader, onReplicas, replicationByReplica, walNotReceivedByMember } from "./alert-rules";
+import { alertLimits, type BackupSettings, type ClusterSettings, type MonitoringSettings } from "../../settings";
+import { LEADER, onLeader, onReplicas, replicationByReplica, restoreDrillOldestSeconds, walNotReceivedByMember } from "./alert-rules";
 import { GRAFANA_DATASOURCE } from "./grafana-provisioning";
 import { JOBS } from "./prometheus-targets";
 
@@ -36,6 +37,8 @@ export interface DashboardPanel {
 export interface DashboardSpec {
     readonly uid: string;
     readonly title: string;
+    /** How far back the dashboard looks when opened, in Grafana's relative time; default `now-1h`. */
+    readonly timeFrom?: string;
     readonly panels: readonly DashboardPanel[];
 }
 
@@ -47,6 +50,7 @@ const PATRONI = `job="${JOBS.patroni}"`;
 const HAPROXY = `job="${JOBS.haproxy}"`;
 const ETCD = `job="${JOBS.etcd}"`;
 const PGBOUNCER = `job="${JOBS.pgbouncer}"`;
+const BACKUP = `job="${JOBS.backup}"`;
 const POOLS = `${PGBOUNCER}, database!="pgbouncer"`;
 const POOL_LEGEND = "{{database}}/{{user}}";
 
@@ -358,6 +362,64 @@ export function clusterDashboard(s: ClusterSettings): DashboardSpec {
     };
 }
 
+/**
+ * The restore drills' history, from the backup container's gauges: whether
+ * each drill passed, how long since one last did against where
+ * RestoreDrillTooOld fires, and each drill's duration, size and restore rate.
+ * Two weeks on opening: drills run daily to weekly.
+ */
+export function backupDashboard(s: ClusterSettings, b: BackupSettings): DashboardSpec {
+    return {
+        uid: "obcms-backup",
+        title: `Backups · ${s.clusterName}`,
+        timeFrom: "now-14d",
+        panels: [
+            stateTimeline(
+                "Restore drill",
+                "Whether the last restore drill (the newest backup and its WAL restored into scratch space, then checked) passed; empty before the first drill.",
+                { expr: `obcms_restore_drill_last_run_success{${BACKUP}}`, legend: "restore drill" },
+                [
+                    { value: 0, text: "failed", color: "red" },
+                    { value: 1, text: "passed", color: "green" },
+                ],
+            ),
+            {
+                title: "Since a restore drill last passed",
+                description:
+                    "Seconds since a restore drill last passed, or, before the first one passes, since the drill schedule began; " +
+                    `the red line is where RestoreDrillTooOld fires: restoreDrillEvery (${b.restoreDrillEverySeconds} s) plus a day.`,
+                kind: "timeseries",
+                unit: "s",
+                queries: [
+                    { expr: `time() - max(obcms_restore_drill_last_success_timestamp_seconds{${BACKUP}})`, legend: "since the last pass" },
+                ],
+                threshold: restoreDrillOldestSeconds(b),
+            },
+            {
+                title: "Restore drill duration",
+                description: "How long the last restore drill took: verify, restore, recovery and checks.",
+                kind: "timeseries",
+                unit: "s",
+                queries: [{ expr: `obcms_restore_drill_duration_seconds{${BACKUP}}`, legend: "duration" }],
+            },
+            {
+                title: "Restored per drill",
+                description: "Bytes the last restore drill restored: the data directory.",
+                kind: "timeseries",
+                unit: "bytes",
+                queries: [{ expr: `obcms_restore_drill_restored_bytes{${BACKUP}}`, legend: "restored" }],
+            },
+            {
+                title: "Restore rate",
+                description: "Bytes per second of the last drill's pgBackRest restore step: about how fast a real restore goes.",
+                kind: "timeseries",
+                unit: "binBps",
+                queries: [{ expr: `obcms_restore_drill_restore_rate_bytes_per_second{${BACKUP}}`, legend: "restore rate" }],
+            },
+        ],
+    };
+}
+
 type Json = null | string | number | boolean | Json[] | { [key: string]: Json };
 
 const PANEL_WIDTH = 12;
@@ -461,7 +523,7 @@ export function renderDashboard(d: DashboardSpec): string {
         schemaVersion: 39,
         version: 1,
         refresh: "30s",
-        time: { from: "now-1h", to: "now" },
+        time: { from: d.timeFrom ?? "now-1h", to: "now" },
         timezone: "browser",
         annotations: { list: [] },
         templating: { list: [] },

@@ -323,9 +323,10 @@ export interface BackupStartSpec {
  * backup in the repository. Then the schedule: a full backup when the last
  * full is older than `fullEverySeconds`, a differential when the last backup
  * of any kind is older than `diffEverySeconds` (expiry by retention follows
- * each backup), a `pgbackrest check` every ARCHIVE_CHECK_SECONDS, one log
- * line per run, and the metrics file after every tick. A stop lets the
- * running backup finish.
+ * each backup), a restore drill when one is due (restore-drill.ts), a
+ * `pgbackrest check` every ARCHIVE_CHECK_SECONDS, one log line per run, and
+ * the metrics file after every tick. A stop lets the running backup or drill
+ * finish, within the container's stop grace.
  */
 export function renderBackupStart(spec: BackupStartSpec): string {
     const b = spec.backup;
@@ -354,6 +355,8 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         'stop_if_requested() { if [ "$stopping" = 1 ]; then log "stop requested: no further backups"; exit 0; fi; }',
         `rm -f ${shellWord(BACKUP_READY_FILE)}`,
         `mkdir -p ${shellWord(BACKUP_METRICS_DIR)}`,
+        `drill() { sh ${shellWord(PGBACKREST_FILES.restoreDrill)} "$@"; }`,
+        "drill publish",
         ...tlsServerLines(),
         `( (until false; do prometheus-node-exporter --collector.disable-defaults --collector.textfile --collector.textfile.directory=${shellWord(BACKUP_METRICS_DIR)} --web.listen-address=:${spec.metricsPort} || true; sleep 1; done) </dev/null >/dev/null 2>&1 & )`,
         "",
@@ -402,6 +405,12 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         `    if [ $((now - last_full)) -ge ${b.fullEverySeconds} ]; then last_attempt="$now"; run_backup full || true`,
         `    elif [ $((now - last_any)) -ge ${b.diffEverySeconds} ]; then last_attempt="$now"; run_backup diff || true`,
         "    fi",
+        "  fi",
+        // A restore drill, after the backups it proves; it writes its own record and report.
+        "  stop_if_requested",
+        "  if drill due; then",
+        '    log "drill start"',
+        '    if drill run; then log "drill end outcome=success"; else log "drill end outcome=failed"; fi',
         "  fi",
         `  if [ $((now - last_check)) -ge ${ARCHIVE_CHECK_SECONDS} ]; then`,
         '    last_check="$now"',

@@ -21,6 +21,8 @@ export interface RoleSpec {
 export interface BootstrapSpec {
     readonly superuser: RoleSpec;
     readonly roles: readonly RoleSpec[];
+    /** Schemas of the program's own roles in the `postgres` database, each owned by its role. */
+    readonly schemas: ReadonlyArray<{ readonly name: string; readonly owner: string }>;
     readonly database: string;
     readonly owner: string;
     readonly timezone: string;
@@ -89,6 +91,10 @@ export function renderBootstrapSql(spec: BootstrapSpec): string {
         "\\set ON_ERROR_STOP on",
         rolePasswordSql(spec.superuser.name, spec.superuser.verifier),
         ...spec.roles.flatMap(roleStatements),
+        ...spec.schemas.flatMap(({ name, owner }) => [
+            `CREATE SCHEMA IF NOT EXISTS ${sqlIdentifier(name)} AUTHORIZATION ${sqlIdentifier(owner)};`,
+            `ALTER SCHEMA ${sqlIdentifier(name)} OWNER TO ${sqlIdentifier(owner)};`,
+        ]),
         `SELECT format('CREATE DATABASE %I OWNER %I', ${sqlLiteral(spec.database)}, ${sqlLiteral(spec.owner)}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = ${sqlLiteral(spec.database)})`,
         "\\gexec",
         `ALTER DATABASE ${db} OWNER TO ${sqlIdentifier(spec.owner)};`,
