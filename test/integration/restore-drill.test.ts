@@ -97,6 +97,19 @@ describe("restore drills on the staging stack", () => {
         });
     }
 
+    /** RestoreDrillFailed, pending or firing, raised at `since` (ms) or later: by this failure, not an earlier one. */
+    function drillFailedAlertSince(since: number) {
+        return waitFor("RestoreDrillFailed raised by this drill", 120_000, async () =>
+            (await prometheus.alerts()).find((a) => a.labels.alertname === "RestoreDrillFailed" && Date.parse(a.activeAt) >= since),
+        );
+    }
+
+    async function drillFailedAlertCleared(): Promise<void> {
+        await waitFor("RestoreDrillFailed to clear", 120_000, async () =>
+            (await prometheus.alerts()).some((a) => a.labels.alertname === "RestoreDrillFailed") ? undefined : true,
+        );
+    }
+
     beforeAll(async () => {
         stack = await startStack("staging", { overrides: { grafanaEnabled: false } });
         prometheus = new Prometheus(stack.outputs.prometheusUrl!);
@@ -162,6 +175,66 @@ describe("restore drills on the staging stack", () => {
         );
     }, 900_000);
 
+    it("fails visibly when a backup file is corrupted, metric and alert included, and passes again once it is repaired, the alert cleared", async () => {
+        const { label } = await newestBackup(stack);
+        const files = await backupExec(stack, "find", `${REPO}/backup/main/${label}/pg_data/base`, "-type", "f", "-size", "+8k");
+        const victim = files.trim().split("\n")[0];
+        await backupExec(stack, "cp", "-p", victim, `${RESTORE_DRILL_VOLUME_DIR}/victim`);
+        try {
+            await backupExec(
+                stack,
+                "sh",
+                "-c",
+                `printf 'not what was backed up' | dd of='${victim}' bs=1 seek=512 conv=notrunc status=none`,
+            );
+            const started = Date.now();
+            const result = await drill(stack);
+            expect(result.code, result.output).toBe(1);
+            expect(result.output).toMatch(/FAILED after \d+s: pgbackrest verify found the repository damaged \(above\)/);
+            expect(result.output).toMatch(/^ *status: error$/m);
+            await metricBecomes(SUCCESS, "0");
+            const alert = await drillFailedAlertSince(started);
+            console.log(
+                `corrupted ${path.basename(victim)}: drill failed in ${result.seconds.toFixed(1)} s, RestoreDrillFailed ${alert.state}`,
+            );
+        } finally {
+            await backupExec(stack, "mv", `${RESTORE_DRILL_VOLUME_DIR}/victim`, victim);
+        }
+        const repaired = await drill(stack);
+        expect(repaired.code, repaired.output).toBe(0);
+        await metricBecomes(SUCCESS, "1");
+        await drillFailedAlertCleared();
+    }, 900_000);
+
+    it("fails visibly when a WAL segment the restore needs is missing from the repository, and passes again once it is back", async () => {
+        const { archive } = await newestBackup(stack);
+        const [listing] = JSON.parse(await backupExec(stack, "pgbackrest", `--config=${CONF}`, "--stanza=main", "info", "--output=json"));
+        const archiveId = listing.archive[listing.archive.length - 1].id;
+        const dir = `${REPO}/archive/main/${archiveId}/${archive.stop.slice(0, 16)}`;
+        const segment = (await backupExec(stack, "sh", "-c", `ls '${dir}' | grep '^${archive.stop}-'`)).trim();
+        expect(segment).not.toBe("");
+        await backupExec(stack, "mv", `${dir}/${segment}`, `${RESTORE_DRILL_VOLUME_DIR}/segment`);
+        try {
+            const started = Date.now();
+            const result = await drill(stack);
+            expect(result.code, result.output).toBe(1);
+            expect(result.output).toMatch(/FAILED after \d+s: /);
+            await metricBecomes(SUCCESS, "0");
+            await drillFailedAlertSince(started);
+            // pgbackrest verify's own verdict is reported, whatever it is: the restore is what must fail.
+            console.log(
+                `missing WAL segment ${archive.stop}: verify said status ${/^ *status: (\w+)$/m.exec(result.output)?.[1]}; ` +
+                    `drill failed in ${result.seconds.toFixed(1)} s: ${/FAILED after .*/.exec(result.output)?.[0]}`,
+            );
+        } finally {
+            await backupExec(stack, "mv", `${RESTORE_DRILL_VOLUME_DIR}/segment`, `${dir}/${segment}`);
+        }
+        const repaired = await drill(stack);
+        expect(repaired.code, repaired.output).toBe(0);
+        await metricBecomes(SUCCESS, "1");
+        await drillFailedAlertCleared();
+    }, 900_000);
+
     it("fails early, naming the space it needs, when its scratch space cannot hold the restore", async () => {
         // /dev/shm: the container's own 64 MB tmpfs.
         const failed = await backupExec(stack, "sh", PGBACKREST_FILES.restoreDrill, "run", "/dev/shm/drill").then(
@@ -174,63 +247,6 @@ describe("restore drills on the staging stack", () => {
         expect(failed).not.toContain("pgbackrest verify");
         await metricBecomes(SUCCESS, "0");
     }, 300_000);
-
-    it("fails visibly when a backup file is corrupted, metric and alert included, and passes again once it is repaired", async () => {
-        const { label } = await newestBackup(stack);
-        const files = await backupExec(stack, "find", `${REPO}/backup/main/${label}/pg_data/base`, "-type", "f", "-size", "+8k");
-        const victim = files.trim().split("\n")[0];
-        await backupExec(stack, "cp", "-p", victim, `${RESTORE_DRILL_VOLUME_DIR}/victim`);
-        try {
-            await backupExec(
-                stack,
-                "sh",
-                "-c",
-                `printf 'not what was backed up' | dd of='${victim}' bs=1 seek=512 conv=notrunc status=none`,
-            );
-            const result = await drill(stack);
-            expect(result.code, result.output).toBe(1);
-            expect(result.output).toMatch(/FAILED after \d+s: pgbackrest verify found the repository damaged \(above\)/);
-            expect(result.output).toMatch(/^ *status: error$/m);
-            await metricBecomes(SUCCESS, "0");
-            const alert = await waitFor("RestoreDrillFailed", 120_000, async () =>
-                (await prometheus.alerts()).find((a) => a.labels.alertname === "RestoreDrillFailed"),
-            );
-            console.log(
-                `corrupted ${path.basename(victim)}: drill failed in ${result.seconds.toFixed(1)} s, RestoreDrillFailed ${alert.state}`,
-            );
-        } finally {
-            await backupExec(stack, "mv", `${RESTORE_DRILL_VOLUME_DIR}/victim`, victim);
-        }
-        const repaired = await drill(stack);
-        expect(repaired.code, repaired.output).toBe(0);
-        await metricBecomes(SUCCESS, "1");
-    }, 900_000);
-
-    it("fails visibly when a WAL segment the restore needs is missing from the repository, and passes again once it is back", async () => {
-        const { archive } = await newestBackup(stack);
-        const [listing] = JSON.parse(await backupExec(stack, "pgbackrest", `--config=${CONF}`, "--stanza=main", "info", "--output=json"));
-        const archiveId = listing.archive[listing.archive.length - 1].id;
-        const dir = `${REPO}/archive/main/${archiveId}/${archive.stop.slice(0, 16)}`;
-        const segment = (await backupExec(stack, "sh", "-c", `ls '${dir}' | grep '^${archive.stop}-'`)).trim();
-        expect(segment).not.toBe("");
-        await backupExec(stack, "mv", `${dir}/${segment}`, `${RESTORE_DRILL_VOLUME_DIR}/segment`);
-        try {
-            const result = await drill(stack);
-            expect(result.code, result.output).toBe(1);
-            expect(result.output).toMatch(/FAILED after \d+s: /);
-            await metricBecomes(SUCCESS, "0");
-            // pgbackrest verify's own verdict is reported, whatever it is: the restore is what must fail.
-            console.log(
-                `missing WAL segment ${archive.stop}: verify said status ${/^ *status: (\w+)$/m.exec(result.output)?.[1]}; ` +
-                    `drill failed in ${result.seconds.toFixed(1)} s: ${/FAILED after .*/.exec(result.output)?.[0]}`,
-            );
-        } finally {
-            await backupExec(stack, "mv", `${RESTORE_DRILL_VOLUME_DIR}/segment`, `${dir}/${segment}`);
-        }
-        const repaired = await drill(stack);
-        expect(repaired.code, repaired.output).toBe(0);
-        await metricBecomes(SUCCESS, "1");
-    }, 900_000);
 
     it("runs a drill from the schedule once one is due, and logs it", async () => {
         // The record as if the last drill passed a day and a minute ago.
