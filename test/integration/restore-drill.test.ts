@@ -15,6 +15,7 @@ import {
     RESTORE_DRILL_STATE_FILE,
 } from "../../components/render/pgbackrest/restore-drill";
 import { type StartedStack, startStack } from "../../harness/cluster";
+import { waitForLeader } from "../../harness/patroni";
 import { containerLog, docker, query, waitFor, withClient } from "../../harness/sql";
 import { PROJECT_ROOT } from "../../harness/stack-config";
 import { Prometheus } from "../support/prometheus";
@@ -265,4 +266,41 @@ describe("restore drills on the staging stack", () => {
         expect(ran * 1000).toBeGreaterThan(since);
         await expect(backupExec(stack, "sh", PGBACKREST_FILES.restoreDrill, "due")).rejects.toThrow();
     }, 900_000);
+});
+
+/**
+ * The figures for README: a restore drill of a leader holding
+ * `DRILL_MEASURE_GB` GB (pgbench tables), each step's time from its report.
+ * Off in CI; run with
+ * `DRILL_MEASURE_GB=1 npx vitest run test/integration/restore-drill.test.ts -t figures`.
+ */
+describe.runIf(process.env.DRILL_MEASURE_GB)("figures for a large database", () => {
+    const gb = Number(process.env.DRILL_MEASURE_GB);
+    let stack: StartedStack;
+
+    beforeAll(async () => {
+        stack = await startStack("staging", { overrides: { grafanaEnabled: false, monitoringEnabled: false } });
+    }, 900_000);
+
+    afterAll(async () => {
+        await stack?.stop();
+    }, 300_000);
+
+    it("drills the newest backup of the leader's data", async () => {
+        const lead = await waitForLeader(stack, 300_000);
+        // pgbench's scale 1 is about 15 MB of tables and indexes.
+        await docker("exec", lead.container, "pgbench", "-i", "-q", "-s", String(Math.round(gb * 68)), "-d", "obcms", "-U", "postgres");
+        const [{ bytes }] = await query(lead.url, "SELECT pg_database_size('obcms')::bigint AS bytes");
+        await run(SCRIPT, ["-c", stack.clusterName, "now", "full"], { maxBuffer: 16 * 1024 * 1024, timeout: 3_600_000 });
+        const result = await drill(stack);
+        expect(result.code, result.output).toBe(0);
+        // Seconds between the report's steps, from its own timestamps.
+        const steps = result.output
+            .split("\n")
+            .map((line) => /^(\S+Z) restore drill: (.*)$/.exec(line))
+            .filter((m): m is RegExpExecArray => m !== null)
+            .map(([, at, what]) => ({ at: Date.parse(at), what }));
+        const lines = steps.map((s, i) => `${i === 0 ? 0 : (s.at - steps[i - 1].at) / 1000} s: ${s.what}`);
+        console.log(`figures: database obcms ${bytes} bytes; drill in ${result.seconds.toFixed(1)} s\n${lines.join("\n")}`);
+    }, 3_600_000);
 });

@@ -21,17 +21,20 @@ const [LAST_RUN, LAST_SUCCESS, SUCCESS] = [
     RESTORE_DRILL_METRICS.lastRunSuccess[0],
 ];
 
-/** Runs `lines` of shell in the project image as the service user, the drill script at /tmp/drill.sh; its stdout. */
-function withDrill(b: BackupSettings, lines: readonly string[]): string {
+/** Runs `lines` of shell in the project image as the service user, the drill script at /tmp/drill.sh. */
+function inImage(b: BackupSettings, lines: readonly string[]): { status: number | null; stdout: string; stderr: string } {
     const script = ["set -eu", "cat > /tmp/drill.sh", "now=$(date +%s)", ...lines].join("\n");
     const run = spawnSync(
         "docker",
         ["run", "--rm", "-i", "--network", "none", "--user", "postgres", "--entrypoint", "sh", PROJECT_IMAGE, "-c", script],
-        {
-            encoding: "utf8",
-            input: renderRestoreDrill(staging, b),
-        },
+        { encoding: "utf8", input: renderRestoreDrill(staging, b) },
     );
+    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** `inImage`, which must succeed quietly; its stdout. */
+function withDrill(b: BackupSettings, lines: readonly string[]): string {
+    const run = inImage(b, lines);
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     return run.stdout;
@@ -54,11 +57,12 @@ describe("the restore drill script", () => {
         const out = withDrill(DAILY, [
             due("fresh"),
             `began=$(sed -n 's/^${LAST_SUCCESS} //p' ${RESTORE_DRILL_STATE_FILE})`,
-            'echo "began $((began - now))"',
+            // Within a second of the script's start: the clock may tick between the two reads.
+            'if [ $((began - now)) -ge 0 ] && [ $((began - now)) -le 1 ]; then echo "began now"; else echo "began at $began, now $now"; fi',
             `cmp ${RESTORE_DRILL_STATE_FILE} /tmp/obcms-metrics/drill.prom && echo published`,
             `grep -c '^# TYPE ${LAST_SUCCESS} gauge$' /tmp/obcms-metrics/drill.prom`,
         ]);
-        expect(out).toBe("fresh not due\nbegan 0\npublished\n1\n");
+        expect(out).toBe("fresh not due\nbegan now\npublished\n1\n");
     });
 
     it("owes a drill an interval after the schedule began, or after the last passed, and an hour after one failed", () => {
@@ -91,6 +95,39 @@ describe("the restore drill script", () => {
             due("failed ten minutes ago"),
         ]);
         expect(out).toBe("failed ten minutes ago due\n");
+    });
+
+    it("records a drill that fails, keeping the last success, publishes the record, and leaves no scratch data", () => {
+        // No repository here: the drill fails at its first read of it.
+        const failed = (values: Record<string, string>) =>
+            inImage(DAILY, [
+                record(values),
+                "if sh /tmp/drill.sh run /tmp/scratch; then echo passed; else echo failed; fi",
+                // The run's end within 2 s of the start, and its duration under 2 s, named rather than compared.
+                `awk -v now="$now" '/^#/ { next } $1 == "${LAST_RUN}" && $2 - now <= 2 { $2 = "NOW" } $1 == "${RESTORE_DRILL_METRICS.duration[0]}" && $2 < 2 { $2 = "SHORT" } { print }' ${RESTORE_DRILL_STATE_FILE}`,
+                `cmp ${RESTORE_DRILL_STATE_FILE} /tmp/obcms-metrics/drill.prom && echo published`,
+                "test -e /tmp/scratch || echo no scratch",
+            ]);
+        const recorded = (lastSuccess: string) => [
+            "failed",
+            `${SUCCESS} 0`,
+            `${LAST_RUN} NOW`,
+            `${LAST_SUCCESS} ${lastSuccess}`,
+            `${RESTORE_DRILL_METRICS.duration[0]} SHORT`,
+            `${RESTORE_DRILL_METRICS.restoredBytes[0]} 0`,
+            `${RESTORE_DRILL_METRICS.restoreRate[0]} 0`,
+            "published",
+            "no scratch",
+        ];
+        const kept = failed({ [LAST_SUCCESS]: "12345" });
+        expect(kept.stdout.trim().split("\n")).toEqual(recorded("12345"));
+        expect(kept.stderr).toMatch(/^\S+Z restore drill: FAILED after [01]s: the repository cannot be read$/m);
+        // A record without its start counts from 0, so that RestoreDrillTooOld says so.
+        expect(
+            failed({ [LAST_RUN]: "1" })
+                .stdout.trim()
+                .split("\n"),
+        ).toEqual(recorded("0"));
     });
 
     it("reaches the leader through every member, as its own role, TLS verified, and checks the application's database", () => {

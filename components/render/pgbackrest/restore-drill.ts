@@ -109,7 +109,7 @@ export function renderRestoreDrill(s: ClusterSettings, b: BackupSettings): strin
         "publish() {",
         '  if [ ! -f "$STATE" ]; then',
         "    last_success=$(date +%s)",
-        "    { " + metricLines("lastSuccess", "last_success").join("; ") + '; } > "$STATE.tmp"',
+        `    { ${metricLines("lastSuccess", "last_success").join("; ")}; } > "$STATE.tmp"`,
         '    mv "$STATE.tmp" "$STATE"',
         "  fi",
         '  mkdir -p "$(dirname "$METRICS")"',
@@ -139,7 +139,9 @@ export function renderRestoreDrill(s: ClusterSettings, b: BackupSettings): strin
         '  rm -rf "$scratch"',
         "  ended=$(date +%s)",
         "  duration=$((ended - started))",
-        '  if [ "$passed" = 1 ]; then last_success=$ended; else last_success="$(recorded ' + name("lastSuccess") + ')"; fi',
+        // A record without its start (lost, or edited by hand) counts from 0: RestoreDrillTooOld then says so.
+        `  if [ "$passed" = 1 ]; then last_success=$ended; else last_success="$(recorded ${name("lastSuccess")})"; fi`,
+        '  last_success="${last_success:-0}"',
         "  {",
         ...[
             ...metricLines("lastRunSuccess", "passed"),
