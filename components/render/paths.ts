@@ -57,6 +57,8 @@ export const PGBACKREST_FILES = {
  * container replacements.
  */
 export const RESTORE_DRILL_VOLUME_DIR = VOLUME_DIR;
+/** Held by the drill that runs (one at a time): the schedule starts no full backup meanwhile. */
+export const RESTORE_DRILL_LOCK_FILE = `${RESTORE_DRILL_VOLUME_DIR}/restore-drill.lock`;
 /** The backup repository in the backup container: its named volume. */
 export const PGBACKREST_REPO_DIR = "/var/lib/pgbackrest";
 /**

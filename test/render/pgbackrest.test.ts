@@ -161,9 +161,26 @@ describe("archiving and the start scripts", () => {
             metricsPort: 9100,
         });
         expect(shellSyntaxCheck(script)).toEqual({ status: 0, stderr: "" });
-        expect(script).toContain('if [ $((now - last_full)) -ge 3600 ]; then last_attempt="$now"; run_backup full || true');
+        // No full backup while a restore drill holds its lock: a diff meanwhile, when due.
+        expect(script).toContain(
+            "if [ $((now - last_full)) -ge 3600 ] && flock -n '/var/lib/postgresql/data/restore-drill.lock' true; then last_attempt=\"$now\"; run_backup full || true",
+        );
         expect(script).toContain('elif [ $((now - last_any)) -ge 600 ]; then last_attempt="$now"; run_backup diff || true');
         expect(script).toContain("--collector.textfile.directory='/tmp/obcms-metrics' --web.listen-address=:9100");
+        // Each backup holds the lock a drill waits on before it picks the backup to restore.
+        expect(script).toContain(
+            "  if flock '/tmp/obcms-backup-run.lock' pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main --type=\"$type\" backup; then last_outcome=1; else last_outcome=0; fi",
+        );
+        // A due drill runs in the background; its end is logged on the tick after it.
+        expect(script).toContain(
+            [
+                '  if [ -z "$drill_pid" ] && drill due; then',
+                '    log "drill start"',
+                "    (if drill run; then echo 0; else echo 1; fi > '/tmp/obcms-drill.exit.tmp'; mv '/tmp/obcms-drill.exit.tmp' '/tmp/obcms-drill.exit') &",
+                "    drill_pid=$!",
+                "  fi",
+            ].join("\n"),
+        );
         // The wait runs in the background, so a stop signal ends it at once; a running backup finishes first.
         expect(script).toContain("  stop_if_requested\n  sleep 10 & wait $! || true\n");
         expect(script).toContain("trap 'stopping=1' TERM INT\n");

@@ -2,6 +2,7 @@
 // the project image against records of past drills, and what it is given.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { RESTORE_DRILL_LOCK_FILE } from "../../components/render/paths";
 import {
     DRILL_RETRY_SECONDS,
     RESTORE_DRILL_METRICS,
@@ -87,6 +88,19 @@ describe("the restore drill script", () => {
             "failed an hour ago due",
             "failed just under an hour ago not due",
         ]);
+    });
+
+    it("owes none while a drill runs, whatever the record says", () => {
+        const out = withDrill(DAILY, [
+            record({ [LAST_SUCCESS]: "$((now - 100000))" }),
+            due("idle"),
+            // A drill holding the lock, as `run` does for its whole length.
+            `flock ${RESTORE_DRILL_LOCK_FILE} sleep 3 &`,
+            "sleep 1",
+            due("while one runs"),
+            "wait",
+        ]);
+        expect(out).toBe("idle due\nwhile one runs not due\n");
     });
 
     it("runs a failed drill again after the schedule's interval when that is shorter than an hour", () => {

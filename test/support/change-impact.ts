@@ -276,7 +276,7 @@ export const CHANGE_IMPACTS: readonly ChangeImpact[] = [
         after: { restoreDrillEvery: "1d" },
         plan: { replace: ["backup-container", "backup-last-label", "monitoring-grafana", "monitoring-prometheus"] },
         effect:
-            "the backup container is replaced with the new drill schedule (a running backup or drill finishes first, within its stop grace); " +
+            "the backup container is replaced with the new drill schedule (a running backup finishes first, within its stop grace; a running drill is cut off); " +
             "the drill record on its volume stays, so the next drill is due a day after the last one; Prometheus is replaced with " +
             "RestoreDrillTooOld's new bound (its data volume stays) and Grafana with the dashboard's; PostgreSQL and PgBouncer untouched",
     },

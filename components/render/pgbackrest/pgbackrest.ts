@@ -16,6 +16,7 @@ import {
     PGBACKREST_REPO_DIR,
     PGBACKREST_SPOOL_DIR,
     PGDATA,
+    RESTORE_DRILL_LOCK_FILE,
     SOCKET_DIR,
 } from "../paths";
 import { supervisedLine } from "../shell-scripts";
@@ -33,6 +34,10 @@ export const BACKUP_RETRY_SECONDS = 300;
 export const BACKUP_READY_FILE = "/tmp/obcms-backup-ready";
 /** The textfile collector's directory in the backup container. */
 export const BACKUP_METRICS_DIR = "/tmp/obcms-metrics";
+/** Held by the schedule's backup while it runs: a restore drill waits for it before choosing the backup it restores. */
+export const BACKUP_RUN_LOCK_FILE = "/tmp/obcms-backup-run.lock";
+/** Where a drill the schedule runs in the background leaves its exit status. */
+const DRILL_EXIT_FILE = "/tmp/obcms-drill.exit";
 
 /** An option's value; a list is written as the option repeated, one line per element (e.g. `tls-server-auth`). */
 export type PgbackrestValue = string | number | boolean | readonly string[];
@@ -323,10 +328,11 @@ export interface BackupStartSpec {
  * backup in the repository. Then the schedule: a full backup when the last
  * full is older than `fullEverySeconds`, a differential when the last backup
  * of any kind is older than `diffEverySeconds` (expiry by retention follows
- * each backup), a restore drill when one is due (restore-drill.ts), a
+ * each backup), a restore drill in the background when one is due
+ * (restore-drill.ts; no full backup starts while a drill runs), a
  * `pgbackrest check` every ARCHIVE_CHECK_SECONDS, one log line per run, and
- * the metrics file after every tick. A stop lets the running backup or drill
- * finish, within the container's stop grace.
+ * the metrics file after every tick. A stop lets the running backup finish;
+ * a drill is cut off, and the next cleans up after it.
  */
 export function renderBackupStart(spec: BackupStartSpec): string {
     const b = spec.backup;
@@ -365,7 +371,7 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         "run_backup() {",
         '  type="$1"; started="$(date +%s)"',
         '  log "start type=$type"',
-        '  if pgbr --type="$type" backup; then last_outcome=1; else last_outcome=0; fi',
+        `  if flock ${shellWord(BACKUP_RUN_LOCK_FILE)} ${pgbackrestCommand()} --type="$type" backup; then last_outcome=1; else last_outcome=0; fi`,
         "  last_duration=$(( $(date +%s) - started ))",
         `  label="$(info_json | jq -r '.[0].backup[-1].label // "none"')"`,
         '  if [ "$last_outcome" = 1 ]; then outcome=success; else outcome=failed; fi',
@@ -394,6 +400,8 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         "",
         "last_attempt=0",
         "last_check=0",
+        "drill_pid=",
+        `rm -f ${shellWord(DRILL_EXIT_FILE)}`,
         "check_ok=1",
         "while :; do",
         "  stop_if_requested",
@@ -402,15 +410,22 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         `  last_full="$(echo "$info" | jq '[.[0].backup[]? | select(.type == "full") | .timestamp.stop] | max // 0')"`,
         `  last_any="$(echo "$info" | jq '[.[0].backup[]? | .timestamp.stop] | max // 0')"`,
         `  if [ $((now - last_attempt)) -ge ${BACKUP_RETRY_SECONDS} ] || [ "$last_outcome" = 1 ]; then`,
-        `    if [ $((now - last_full)) -ge ${b.fullEverySeconds} ]; then last_attempt="$now"; run_backup full || true`,
+        // No full backup while a drill runs: the expiry after it could remove the backup being restored. A diff is taken meanwhile, when due.
+        `    if [ $((now - last_full)) -ge ${b.fullEverySeconds} ] && flock -n ${shellWord(RESTORE_DRILL_LOCK_FILE)} true; then last_attempt="$now"; run_backup full || true`,
         `    elif [ $((now - last_any)) -ge ${b.diffEverySeconds} ]; then last_attempt="$now"; run_backup diff || true`,
         "    fi",
         "  fi",
-        // A restore drill, after the backups it proves; it writes its own record and report.
-        "  stop_if_requested",
-        "  if drill due; then",
+        // A restore drill runs beside the schedule, which goes on backing up; it writes its own record and report.
+        `  if [ -n "$drill_pid" ] && [ -f ${shellWord(DRILL_EXIT_FILE)} ]; then`,
+        '    wait "$drill_pid" || true',
+        `    if [ "$(cat ${shellWord(DRILL_EXIT_FILE)})" = 0 ]; then log "drill end outcome=success"; else log "drill end outcome=failed"; fi`,
+        `    rm -f ${shellWord(DRILL_EXIT_FILE)}`,
+        "    drill_pid=",
+        "  fi",
+        '  if [ -z "$drill_pid" ] && drill due; then',
         '    log "drill start"',
-        '    if drill run; then log "drill end outcome=success"; else log "drill end outcome=failed"; fi',
+        `    (if drill run; then echo 0; else echo 1; fi > ${shellWord(`${DRILL_EXIT_FILE}.tmp`)}; mv ${shellWord(`${DRILL_EXIT_FILE}.tmp`)} ${shellWord(DRILL_EXIT_FILE)}) &`,
+        "    drill_pid=$!",
         "  fi",
         `  if [ $((now - last_check)) -ge ${ARCHIVE_CHECK_SECONDS} ]; then`,
         '    last_check="$now"',

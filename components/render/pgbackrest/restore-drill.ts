@@ -7,9 +7,9 @@
 import { type BackupSettings, type ClusterSettings, POSTGRES_PORT, ROLES } from "../../settings";
 import { clusterTopology } from "../../topology";
 import { libpqConnstringValue, shellWord } from "../escape";
-import { FILES, PGBACKREST_FILES, RESTORE_DRILL_VOLUME_DIR } from "../paths";
+import { FILES, PGBACKREST_FILES, RESTORE_DRILL_LOCK_FILE, RESTORE_DRILL_VOLUME_DIR } from "../paths";
 import { HOT_STANDBY_MINIMUMS } from "../postgres/parameters";
-import { ARCHIVE_CHECK_SECONDS, BACKUP_METRICS_DIR, STANZA } from "./pgbackrest";
+import { ARCHIVE_CHECK_SECONDS, BACKUP_METRICS_DIR, BACKUP_RUN_LOCK_FILE, STANZA } from "./pgbackrest";
 
 /** The schema of the canary rows, in the `postgres` database, owned by the drill's role. */
 export const RESTORE_DRILL_SCHEMA = ROLES.restoreDrill;
@@ -96,7 +96,7 @@ export function renderRestoreDrill(s: ClusterSettings, b: BackupSettings): strin
         "export LC_ALL=C",
         `STATE=${shellWord(RESTORE_DRILL_STATE_FILE)}`,
         `METRICS=${shellWord(metricsFile)}`,
-        `LOCK=${shellWord(`${RESTORE_DRILL_VOLUME_DIR}/restore-drill.lock`)}`,
+        `LOCK=${shellWord(RESTORE_DRILL_LOCK_FILE)}`,
         `DATABASE=${shellWord(s.database)}`,
         `LEADER=${shellWord(leaderConninfo(s))}`,
         'say() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) restore drill: $*"; }',
@@ -118,7 +118,9 @@ export function renderRestoreDrill(s: ClusterSettings, b: BackupSettings): strin
         "}",
         "",
         // After a passed drill the next is due an interval later; after a failed one, within the retry delay.
+        // Not while a drill runs (the schedule's or an operator's): its record is about to change.
         "due() {",
+        '  flock -n "$LOCK" true || return 1',
         '  [ -f "$STATE" ] || publish',
         "  now=$(date +%s)",
         `  last_run="$(recorded ${name("lastRun")})"`,
@@ -163,6 +165,8 @@ export function renderRestoreDrill(s: ClusterSettings, b: BackupSettings): strin
         '  exec 9>"$LOCK"',
         // One drill at a time: a second one (the schedule's, an operator's) waits for the first.
         "  flock 9",
+        // A scheduled backup that runs may end by expiring the backup this drill would restore: it finishes first.
+        `  flock ${shellWord(BACKUP_RUN_LOCK_FILE)} true`,
         "  started=$(date +%s)",
         '  passed=0 restored_bytes=0 rate=0 reason="a command failed (above)"',
         // Left over by a drill that was cut off: its server first, then its files.
