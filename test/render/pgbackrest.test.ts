@@ -154,6 +154,40 @@ describe("archiving and the start scripts", () => {
         ]);
     });
 
+    it("runs a due drill beside the schedule, its report in the log, and logs its outcome on the tick after it ends", () => {
+        const script = renderBackupStart({ backup: VOLUME, tickSeconds: 10, metricsPort: 9100 });
+        const block = script.slice(script.indexOf('  if [ -n "$drill_pid" ]'), script.indexOf("  if [ $((now - last_check))"));
+        // A stub drill, due once, which reports and exits with `exitStatus`; the loop's drill lines, ticked three times.
+        const ticks = (exitStatus: number) =>
+            spawnSync(
+                "docker",
+                [
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--user",
+                    "postgres",
+                    "--entrypoint",
+                    "sh",
+                    PROJECT_IMAGE,
+                    "-c",
+                    [
+                        "set -eu",
+                        'log() { echo "LOG $*"; }',
+                        `drill() { case "$1" in due) [ ! -f /tmp/ran ] ;; run) touch /tmp/ran; echo "the report"; sleep 1; return ${exitStatus} ;; esac; }`,
+                        "drill_pid=",
+                        `for tick in 1 2 3; do echo "tick $tick"\n${block}  sleep 1.5\ndone`,
+                    ].join("\n"),
+                ],
+                { encoding: "utf8" },
+            );
+        const passed = ticks(0);
+        expect(passed.stderr).toBe("");
+        expect(passed.stdout).toBe("tick 1\nLOG drill start\nthe report\ntick 2\nLOG drill end outcome=success\ntick 3\n");
+        expect(ticks(1).stdout).toBe("tick 1\nLOG drill start\nthe report\ntick 2\nLOG drill end outcome=failed\ntick 3\n");
+    });
+
     it("the backup container's script parses, and carries the schedule, the retry and the metrics", () => {
         const script = renderBackupStart({
             backup: { ...VOLUME, fullEverySeconds: 3_600, diffEverySeconds: 600 },
@@ -170,16 +204,6 @@ describe("archiving and the start scripts", () => {
         // Each backup holds the lock a drill waits on before it picks the backup to restore.
         expect(script).toContain(
             "  if flock '/tmp/obcms-backup-run.lock' pgbackrest --config=/etc/obcms/pgbackrest.conf --stanza=main --type=\"$type\" backup; then last_outcome=1; else last_outcome=0; fi",
-        );
-        // A due drill runs in the background; its end is logged on the tick after it.
-        expect(script).toContain(
-            [
-                '  if [ -z "$drill_pid" ] && drill due; then',
-                '    log "drill start"',
-                "    (if drill run; then echo 0; else echo 1; fi > '/tmp/obcms-drill.exit.tmp'; mv '/tmp/obcms-drill.exit.tmp' '/tmp/obcms-drill.exit') &",
-                "    drill_pid=$!",
-                "  fi",
-            ].join("\n"),
         );
         // The wait runs in the background, so a stop signal ends it at once; a running backup finishes first.
         expect(script).toContain("  stop_if_requested\n  sleep 10 & wait $! || true\n");

@@ -424,7 +424,8 @@ export function renderBackupStart(spec: BackupStartSpec): string {
         "  fi",
         '  if [ -z "$drill_pid" ] && drill due; then',
         '    log "drill start"',
-        `    (if drill run; then echo 0; else echo 1; fi > ${shellWord(`${DRILL_EXIT_FILE}.tmp`)}; mv ${shellWord(`${DRILL_EXIT_FILE}.tmp`)} ${shellWord(DRILL_EXIT_FILE)}) &`,
+        // The report goes to the container's log; only the exit status to the file.
+        `    (if drill run; then status=0; else status=1; fi; echo "$status" > ${shellWord(`${DRILL_EXIT_FILE}.tmp`)}; mv ${shellWord(`${DRILL_EXIT_FILE}.tmp`)} ${shellWord(DRILL_EXIT_FILE)}) &`,
         "    drill_pid=$!",
         "  fi",
         `  if [ $((now - last_check)) -ge ${ARCHIVE_CHECK_SECONDS} ]; then`,
