@@ -24,7 +24,7 @@ export const RESTORE_DRILL_STATE_FILE = `${RESTORE_DRILL_VOLUME_DIR}/restore-dri
 export const DRILL_WAL_ROOM_BYTES = 1024 ** 3;
 /** How soon a failed drill runs again (or the schedule's interval, if shorter): a transient failure clears within the hour. */
 export const DRILL_RETRY_SECONDS = 3_600;
-/** How long the restored server may take to replay to its target. */
+/** How long the restored server may take to open for connections, and again to replay to its target. */
 export const DRILL_RECOVERY_SECONDS = 3_600;
 /** Canary rows older than this are deleted by the next drill, so the table stays small. */
 export const CANARY_KEEP_DAYS = 30;
@@ -237,7 +237,8 @@ export function renderRestoreDrill(s: ClusterSettings, b: BackupSettings): strin
         '    recorded_value="$(echo "$controldata" | sed -n "s/^${pair#*:} setting: *//p")"',
         '    if [ -n "$recorded_value" ]; then options="$options -c ${pair%%:*}=$recorded_value"; fi',
         "  done",
-        '  if ! nice -n 10 pg_ctl -D "$data" -l "$scratch/postgresql.log" -o "$options" -w -t 60 start >/dev/null; then',
+        // pg_ctl waits until the server takes connections: consistency, after the backup's own WAL.
+        `  if ! nice -n 10 pg_ctl -D "$data" -l "$scratch/postgresql.log" -o "$options" -w -t ${DRILL_RECOVERY_SECONDS} start >/dev/null; then`,
         '    tail -n 20 "$scratch/postgresql.log" >&2 || true',
         '    fail "PostgreSQL did not start on the restored data (its log above)"',
         "  fi",
@@ -266,12 +267,13 @@ export function renderRestoreDrill(s: ClusterSettings, b: BackupSettings): strin
         "",
         // Exact counts: the statistics do not survive a restore.
         `  counts="$(psql -X -A -t -F ' ' -v ON_ERROR_STOP=1 -h "$scratch" -d "$DATABASE" <<'SQL'`,
-        "SELECT format('SELECT %L, count(*) FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
+        // The count first: the rest of the line is the table's name, whatever it holds.
+        "SELECT format('SELECT count(*), %L FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
             "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1",
         "\\gexec",
         "SQL",
         ')" || fail "the tables of $DATABASE could not be counted (above)"',
-        '  echo "$counts" | while read -r table rows; do if [ -n "$table" ]; then say "rows $table $rows"; fi; done',
+        '  echo "$counts" | while read -r rows table; do if [ -n "$table" ]; then say "rows $table $rows"; fi; done',
         "  passed=1",
         "}",
         "",
