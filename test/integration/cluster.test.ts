@@ -529,11 +529,14 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             role("obcms_app", {}),
             role("postgres", { rolsuper: true, rolreplication: true, rolcreatedb: true, rolcreaterole: true, rolbypassrls: true }),
             role(ROLES.replication, { rolreplication: true }),
+            role(ROLES.restoreDrill, {}),
             role(ROLES.rewind, {}),
         ]);
-        // What the two roles were granted by name, per database (functions and relations are
-        // per database): the replication role nothing anywhere; the rewind role pg_rewind's
-        // functions in `postgres`, where pg_rewind connects, and nothing else.
+        // What the program's roles without a predefined role were granted by name, per database
+        // (functions, relations and schemas are per database): the replication role nothing
+        // anywhere; the rewind role pg_rewind's functions in `postgres`, where pg_rewind connects;
+        // the restore drill's role pg_switch_wal() and its own schema there (its canary table comes
+        // with its first drill); nothing else.
         const privileges = async (database: string) => {
             const databaseUrl = new URL(url);
             databaseUrl.pathname = `/${database}`;
@@ -541,29 +544,39 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
                 databaseUrl.toString(),
                 `SELECT r.rolname, p.oid::regprocedure::text AS function, acl.privilege_type
                  FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) acl JOIN pg_roles r ON r.oid = acl.grantee
-                 WHERE r.rolname IN ($1, $2) ORDER BY 1, 2`,
-                [ROLES.replication, ROLES.rewind],
+                 WHERE r.rolname IN ($1, $2, $3) ORDER BY 1, 2`,
+                [ROLES.replication, ROLES.rewind, ROLES.restoreDrill],
             );
             const [{ relations }] = await query(
                 databaseUrl.toString(),
-                `WITH them AS (SELECT oid FROM pg_roles WHERE rolname IN ($1, $2))
+                `WITH them AS (SELECT oid FROM pg_roles WHERE rolname IN ($1, $2, $3))
                  SELECT count(*)::int AS relations FROM pg_class c
                  WHERE c.relowner IN (SELECT oid FROM them)
                     OR EXISTS (SELECT FROM aclexplode(c.relacl) acl WHERE acl.grantee IN (SELECT oid FROM them))`,
-                [ROLES.replication, ROLES.rewind],
+                [ROLES.replication, ROLES.rewind, ROLES.restoreDrill],
             );
-            return { grants, relations };
+            const schemas = await query(
+                databaseUrl.toString(),
+                `SELECT n.nspname, r.rolname FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+                 WHERE r.rolname IN ($1, $2, $3) ORDER BY 1`,
+                [ROLES.replication, ROLES.rewind, ROLES.restoreDrill],
+            );
+            return { grants, relations, schemas };
         };
         expect(await privileges("postgres")).toEqual({
-            grants: REWIND_FUNCTIONS.map((f) => ({ rolname: ROLES.rewind, function: f, privilege_type: "EXECUTE" })),
+            grants: [
+                { rolname: ROLES.restoreDrill, function: "pg_switch_wal()", privilege_type: "EXECUTE" },
+                ...REWIND_FUNCTIONS.map((f) => ({ rolname: ROLES.rewind, function: f, privilege_type: "EXECUTE" })),
+            ],
             relations: 0,
+            schemas: [{ nspname: ROLES.restoreDrill, rolname: ROLES.restoreDrill }],
         });
-        expect(await privileges("obcms")).toEqual({ grants: [], relations: 0 });
+        expect(await privileges("obcms")).toEqual({ grants: [], relations: 0, schemas: [] });
         const [shared] = await query(
             url,
-            `SELECT (SELECT count(*)::int FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname IN ($1, $2)) AS databases,
-                    (SELECT count(*)::int FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname IN ($1, $2)) AS settings`,
-            [ROLES.replication, ROLES.rewind],
+            `SELECT (SELECT count(*)::int FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname IN ($1, $2, $3)) AS databases,
+                    (SELECT count(*)::int FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname IN ($1, $2, $3)) AS settings`,
+            [ROLES.replication, ROLES.rewind, ROLES.restoreDrill],
         );
         expect(shared).toEqual({ databases: 0, settings: 0 });
 
@@ -631,7 +644,10 @@ describe.each(["staging", "production"] as const)("%s stack on a real Docker eng
             return match ? `${match[1]} ${match[2]}` : line;
         });
         expect(rolesChanged.sort()).toEqual(
-            [`CREATE ${APP_USER}`, ...["monitoring", "postgres", ROLES.replication, ROLES.rewind].map((r) => `ALTER ${r}`)].sort(),
+            [
+                `CREATE ${APP_USER}`,
+                ...["monitoring", "postgres", ROLES.replication, ROLES.restoreDrill, ROLES.rewind].map((r) => `ALTER ${r}`),
+            ].sort(),
         );
     });
 
