@@ -9,6 +9,7 @@ import { alertLimits, type BackupSettings, type ClusterSettings, type Monitoring
 import { clusterTopology } from "../../topology";
 import { ROUTER_BACKENDS } from "../haproxy/haproxy-cfg";
 import { ARCHIVE_CHECK_SECONDS } from "../pgbackrest/pgbackrest";
+import { RESTORE_DRILL_METRICS } from "../pgbackrest/restore-drill";
 import { renderYaml } from "../yaml";
 import { JOBS } from "./prometheus-targets";
 
@@ -407,7 +408,7 @@ export function backupAlertRules(b: BackupSettings, m: MonitoringSettings): Aler
         },
         {
             alert: "RestoreDrillFailed",
-            expr: `obcms_restore_drill_last_run_success{${BACKUP}} == 0`,
+            expr: `${RESTORE_DRILL_METRICS.lastRunSuccess[0]}{${BACKUP}} == 0`,
             forSeconds,
             severity: "critical",
             summary: "The last restore drill failed",
@@ -419,7 +420,7 @@ export function backupAlertRules(b: BackupSettings, m: MonitoringSettings): Aler
             alert: "RestoreDrillTooOld",
             // Warning, not critical: backups and archiving keep their own critical alerts, and a
             // failing drill raises RestoreDrillFailed; this adds drills that stop running or never finish.
-            expr: `time() - max(obcms_restore_drill_last_success_timestamp_seconds{${BACKUP}}) > ${drillOldest}`,
+            expr: `time() - max(${RESTORE_DRILL_METRICS.lastSuccess[0]}{${BACKUP}}) > ${drillOldest}`,
             forSeconds,
             severity: "warning",
             summary: `No restore drill has passed for ${drillOldest} s`,

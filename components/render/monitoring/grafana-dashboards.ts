@@ -4,6 +4,7 @@
 // (thresholds drawn where the alerts fire), and the renderer that writes
 // Grafana's dashboard JSON with sorted keys.
 import { alertLimits, type BackupSettings, type ClusterSettings, type MonitoringSettings } from "../../settings";
+import { RESTORE_DRILL_METRICS } from "../pgbackrest/restore-drill";
 import { LEADER, onLeader, onReplicas, replicationByReplica, restoreDrillOldestSeconds, walNotReceivedByMember } from "./alert-rules";
 import { GRAFANA_DATASOURCE } from "./grafana-provisioning";
 import { JOBS } from "./prometheus-targets";
@@ -377,7 +378,7 @@ export function backupDashboard(s: ClusterSettings, b: BackupSettings): Dashboar
             stateTimeline(
                 "Restore drill",
                 "Whether the last restore drill (the newest backup and its WAL restored into scratch space, then checked) passed; empty before the first drill.",
-                { expr: `obcms_restore_drill_last_run_success{${BACKUP}}`, legend: "restore drill" },
+                { expr: `${RESTORE_DRILL_METRICS.lastRunSuccess[0]}{${BACKUP}}`, legend: "restore drill" },
                 [
                     { value: 0, text: "failed", color: "red" },
                     { value: 1, text: "passed", color: "green" },
@@ -390,9 +391,7 @@ export function backupDashboard(s: ClusterSettings, b: BackupSettings): Dashboar
                     `the red line is where RestoreDrillTooOld fires: restoreDrillEvery (${b.restoreDrillEverySeconds} s) plus a day.`,
                 kind: "timeseries",
                 unit: "s",
-                queries: [
-                    { expr: `time() - max(obcms_restore_drill_last_success_timestamp_seconds{${BACKUP}})`, legend: "since the last pass" },
-                ],
+                queries: [{ expr: `time() - max(${RESTORE_DRILL_METRICS.lastSuccess[0]}{${BACKUP}})`, legend: "since the last pass" }],
                 threshold: restoreDrillOldestSeconds(b),
             },
             {
@@ -400,21 +399,21 @@ export function backupDashboard(s: ClusterSettings, b: BackupSettings): Dashboar
                 description: "How long the last restore drill took: verify, restore, recovery and checks.",
                 kind: "timeseries",
                 unit: "s",
-                queries: [{ expr: `obcms_restore_drill_duration_seconds{${BACKUP}}`, legend: "duration" }],
+                queries: [{ expr: `${RESTORE_DRILL_METRICS.duration[0]}{${BACKUP}}`, legend: "duration" }],
             },
             {
                 title: "Restored per drill",
                 description: "Bytes the last restore drill restored: the data directory.",
                 kind: "timeseries",
                 unit: "bytes",
-                queries: [{ expr: `obcms_restore_drill_restored_bytes{${BACKUP}}`, legend: "restored" }],
+                queries: [{ expr: `${RESTORE_DRILL_METRICS.restoredBytes[0]}{${BACKUP}}`, legend: "restored" }],
             },
             {
                 title: "Restore rate",
                 description: "Bytes per second of the last drill's pgBackRest restore step: about how fast a real restore goes.",
                 kind: "timeseries",
                 unit: "binBps",
-                queries: [{ expr: `obcms_restore_drill_restore_rate_bytes_per_second{${BACKUP}}`, legend: "restore rate" }],
+                queries: [{ expr: `${RESTORE_DRILL_METRICS.restoreRate[0]}{${BACKUP}}`, legend: "restore rate" }],
             },
         ],
     };
