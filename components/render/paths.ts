@@ -9,6 +9,8 @@ export const VOLUME_DIR = "/var/lib/postgresql/data";
 export const PGDATA = `${VOLUME_DIR}/pgdata`;
 /** PostgreSQL's and PgBouncer's Unix sockets. */
 export const SOCKET_DIR = "/var/run/postgresql";
+/** The router's runtime API (HAProxy's admin socket), in PgBouncer's container beside its socket. */
+export const ROUTER_ADMIN_SOCKET = `${SOCKET_DIR}/haproxy.sock`;
 /**
  * The service user every container runs as, by number: the `postgres` user
  * of the official PostgreSQL images and of ours. Uploaded files are owned by

@@ -23,6 +23,7 @@ const STAGING_CFG = [
     "global",
     "    maxconn 4096",
     "    log stderr format raw local0 notice",
+    "    stats socket /var/run/postgresql/haproxy.sock mode 600 level admin",
     "",
     "defaults",
     "    mode tcp",

@@ -22,6 +22,12 @@ export interface HaproxySpec {
     readonly readOnlyPort: number;
     readonly metricsPort: number;
     readonly caFile: string;
+    /**
+     * HAProxy's runtime API, for whoever runs in the container (mode 600):
+     * `scripts/cluster.sh switchover` marks the new leader up on it the moment
+     * Patroni says it took writes, not at its next check.
+     */
+    readonly adminSocket: string;
     /** Replicas further behind than this get no reads, and lose those they have (Patroni's `?lag=`). */
     readonly maxReadLagMb: number;
     /** Connections at once, all routes together. */
@@ -96,6 +102,7 @@ export function renderHaproxyCfg(spec: HaproxySpec): string {
         "global",
         `    maxconn ${spec.maxConnections}`,
         "    log stderr format raw local0 notice",
+        `    stats socket ${haproxyWord(spec.adminSocket)} mode 600 level admin`,
         "",
         "defaults",
         "    mode tcp",

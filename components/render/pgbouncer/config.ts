@@ -19,6 +19,7 @@ import {
     PGBOUNCER_RELOADABLE_FILE,
     PGBOUNCER_TLS_FILES,
     PGBOUNCER_USERLIST_FILE,
+    ROUTER_ADMIN_SOCKET,
     SOCKET_DIR,
 } from "../paths";
 import type { VolumeTarget } from "../volume-command";
@@ -126,6 +127,7 @@ export function routerConfig(s: ClusterSettings): HaproxySpec {
         readOnlyPort: ROUTER_PORTS.readOnly,
         metricsPort: HAPROXY_METRICS_PORT,
         caFile: FILES.tlsCa,
+        adminSocket: ROUTER_ADMIN_SOCKET,
         maxReadLagMb: s.maximumLagOnFailoverMb,
         maxConnections: ROUTER_CONNECTION_LIMIT,
     };
