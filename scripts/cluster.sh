@@ -6,9 +6,10 @@
 # Usage: scripts/cluster.sh [-c CLUSTER] COMMAND [ARGS]
 #   status                 each member: name, role, state, timeline, lag (MB)
 #   switchover [MEMBER]    hand the lead to MEMBER (default: the first streaming replica) with no
-#                          client error: PgBouncer's pools are paused (running transactions
-#                          finish, new ones wait), Patroni switches over, the script waits until
-#                          the router sends writes to the new leader, and the pools resume.
+#                          client error: Patroni switches over, and PgBouncer's pools are paused
+#                          (running transactions finish, new ones wait) just before the leader's
+#                          PostgreSQL stops, which waits for that; the script waits until the
+#                          router sends writes to the new leader, and the pools resume.
 #                          Refused for a member that is not streaming or lags.
 #   failover MEMBER        promote MEMBER now, whatever the leader's state (when no leader is
 #                          healthy); clients see the outage until MEMBER leads
@@ -46,6 +47,12 @@ PGBOUNCER_PORT=6432
 PGPASS=/etc/obcms/pgpass
 ROUTER_METRICS_URL=http://127.0.0.1:8404/metrics
 ROUTER_READ_WRITE_BACKEND=postgres_rw
+ROUTER_ADMIN_SOCKET=/var/run/postgresql/haproxy.sock
+PATRONI_REST_PORT=8008
+# The leader's hold on its stop during a switchover (components/render/patroni/switchover-hold.ts).
+SWITCHOVER_HOLD_DIR=/tmp/obcms-switchover
+# How long Patroni may take to answer a request; an armed hold lapses with it.
+PATRONI_REQUEST_SECONDS=60
 # How long a member's patronictl may take to answer before the next member is tried.
 PATRONICTL_SECONDS=10
 # How long a switchover may hold the pools before the script gives up and resumes them (tenths of a second).
@@ -125,31 +132,66 @@ ROUTED_TO_MEMBER='
   }
   END { exit !(target && !other) }'
 
-# Inside PgBouncer's container, so no look costs a docker exec: reads the router's metrics every
-# 50 ms until its read-write route sends writes to MEMBER alone, then RESUMEs the pools at once.
-# Gives up after SWITCHOVER_TENTHS without resuming (the caller's trap does). Run it in the
-# background: the subshell becomes the docker exec, which the caller can then stop.
+# Inside PgBouncer's container, so no look costs a docker exec: asks MEMBER's Patroni every 20 ms
+# whether its PostgreSQL takes writes (what the router's read-write check asks) and, once it does,
+# tells the router's runtime API rather than wait for the router's checks: MEMBER is up (its next
+# check came up to 0.5 s later), and the OLD leader, if one is named, down (its checks failed up to
+# 0.75 s later: its Patroni answered as the leader until it released the key, which MEMBER now
+# holds). Then reads the router's metrics until its read-write route sends writes to MEMBER alone,
+# and RESUMEs the pools at once. Gives up after SWITCHOVER_TENTHS without resuming (the caller's
+# trap does). Run it in the background: the subshell becomes the docker exec, which the caller can
+# stop. Usage: resume_when_routed MEMBER [OLD]
 resume_when_routed() {
   # shellcheck disable=SC2016 # expanded by the container's sh
   exec docker exec -e "PGPASSFILE=$PGPASS" "$pgbouncer" sh -c '
-    checks=$(($2 * 2))
-    while [ "$checks" -gt 0 ]; do
-      if curl -fs --max-time 1 "$3" | awk -v backend="$4" -v m="$1" "$5"; then exec $6 -c RESUME; fi
-      sleep 0.05
-      checks=$((checks - 1))
+    end=$(($(date +%s) + $2 / 10))
+    marked=
+    while [ "$(date +%s)" -lt "$end" ]; do
+      if [ -z "$marked" ] && curl -fs --max-time 1 --cacert "$7" "https://$8/primary" | grep -qF "\"role\": \"primary\""; then
+        marked=1
+        # One line: the runtime API runs the commands of one line, separated by semicolons.
+        echo "set server $4/$1 health up${10:+; set server $4/${10} health down}" | socat stdio "unix-connect:$9" >/dev/null
+      fi
+      if [ -n "$marked" ] && curl -fs --max-time 1 "$3" | awk -v backend="$4" -v m="$1" "$5"; then exec $6 -c RESUME; fi
+      sleep 0.02
     done
-    exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL"
+    exit 1' sh "$1" "$SWITCHOVER_TENTHS" "$ROUTER_METRICS_URL" "$ROUTER_READ_WRITE_BACKEND" "$ROUTED_TO_MEMBER" "$ADMIN_PSQL" \
+    "$TLS_CA" "$cluster-$1:$PATRONI_REST_PORT" "$ROUTER_ADMIN_SOCKET" "${2:-}"
+}
+
+# Arms LEADER's hold on its stop (switchover-hold.ts) for as long as the switchover request may
+# take: Patroni's before_stop command then waits for the pools to be paused. Exits 3 if LEADER's
+# patroni.yml has no such command: a member deployed before it, which an update replaces.
+arm_hold() {
+  local d="$SWITCHOVER_HOLD_DIR"
+  docker exec "$cluster-$1" sh -c "grep -q '^  before_stop: ' $PATRONI_CONF || exit 3; rm -rf $d && mkdir $d && echo \$((\$(date +%s) + $PATRONI_REQUEST_SECONDS)) > $d/armed.new && mv $d/armed.new $d/armed"
+}
+
+disarm_hold() { docker exec "$cluster-$1" rm -rf "$SWITCHOVER_HOLD_DIR"; }
+
+# PAUSEs PgBouncer's pools when LEADER's Patroni is about to stop its PostgreSQL, and releases the
+# stop once they are paused: in the leader's container, a watch for the hook's `stopping`, which
+# tells PgBouncer's container over a pipe; PAUSE there, whose `paused` comes back over the FIFO
+# LINK and is left where the hook looks. Ends with the arming if no stop comes. Exits non-zero
+# unless PgBouncer paused.
+pause_when_stopping() {
+  local d="$SWITCHOVER_HOLD_DIR"
+  # shellcheck disable=SC2094 # the FIFO carries `paused` back to the start of the pipeline, by design
+  docker exec -i "$cluster-$1" sh -c "while [ ! -f $d/stopping ] && [ -f $d/armed ]; do sleep 0.01; done
+    [ -f $d/stopping ] || exit 1
+    echo stopping; read -r _ && touch $d/paused" <"$2" |
+    docker exec -i -e "PGPASSFILE=$PGPASS" "$pgbouncer" sh -c "read -r _ && $ADMIN_PSQL -c PAUSE && echo paused" >"$2"
 }
 
 # POSTs JSON to PATH on MEMBER's Patroni REST API, which answers once it is
-# done; prints the answer. Only curl runs while the pools are paused (patronictl
-# took over a second to start on 2 busy cores); the REST credentials are read
-# from the member's patroni.yml inside its container and reach curl on a pipe.
+# done (within PATRONI_REQUEST_SECONDS); prints the answer. curl, not patronictl,
+# which took over a second to start on 2 busy cores; the REST credentials are
+# read from the member's patroni.yml inside its container and reach curl on a pipe.
 patroni_post() {
   # shellcheck disable=SC2016 # expanded by the container's sh
-  docker exec "$cluster-$1" sh -c 'python3 -c "$0" "$1" | curl -sS --fail-with-body --max-time 60 --cacert "$2" --config - --json "$3" "$4"' \
+  docker exec "$cluster-$1" sh -c 'python3 -c "$0" "$1" | curl -sS --fail-with-body --max-time "$4" --cacert "$2" --config - --json "$3" "$5"' \
     'import json, sys, yaml; a = yaml.safe_load(open(sys.argv[1]))["restapi"]["authentication"]; print("user = " + json.dumps(a["username"] + ":" + a["password"], ensure_ascii=False))' \
-    "$PATRONI_CONF" "$TLS_CA" "$3" "$PATRONI_REST_URL$2"
+    "$PATRONI_CONF" "$TLS_CA" "$3" "$PATRONI_REQUEST_SECONDS" "$PATRONI_REST_URL$2"
 }
 
 # Asks LEADER's Patroni to hand the lead to CANDIDATE.
@@ -181,19 +223,32 @@ switchover() {
     check_candidate "$candidate"
   fi
   reply="$(mktemp)"
-  admin PAUSE
-  # Whatever happens next, the clients must not stay paused.
-  trap "admin RESUME || true; rm -f '$reply'" EXIT
+  link="$(mktemp -u)"
+  mkfifo "$link"
+  # Whatever happens next, the clients must not stay paused, nor the leader's stop held.
+  trap "disarm_hold '$leader' || true; admin RESUME || true; rm -f '$reply' '$link'" EXIT
+  # Clients keep committing while Patroni checks the candidate and checkpoints:
+  # the pools are paused only when the leader's PostgreSQL is about to stop.
+  pauser=
+  if arm_hold "$leader"; then
+    pause_when_stopping "$leader" "$link" &
+    pauser=$!
+  elif [ $? -eq 3 ]; then
+    # A leader that cannot hold its stop: the pools are paused first, for the whole switchover.
+    admin PAUSE
+  else
+    die "could not arm $leader's hold on its stop"
+  fi
   # Patroni answers once the candidate leads, up to a second late (it polls its
   # own result): the router is watched meanwhile, and the pools resume as soon
   # as it sends writes to the candidate.
   request_switchover "$leader" "$candidate" >"$reply" 2>&1 &
   request=$!
-  resume_when_routed "$candidate" &
+  resume_when_routed "$candidate" "$leader" &
   resumer=$!
-  # On a failure the watch stops here; in the container it runs out on its own, and
+  # On a failure the watches stop here; in the containers they run out on their own, and
   # a RESUME of pools that are no longer paused is refused and changes nothing.
-  trap "kill $resumer 2>/dev/null || true; admin RESUME || true; rm -f '$reply'" EXIT
+  trap "kill $resumer $pauser 2>/dev/null || true; disarm_hold '$leader' || true; admin RESUME || true; rm -f '$reply' '$link'" EXIT
   while kill -0 "$resumer" 2>/dev/null; do
     if [ -n "$request" ] && ! kill -0 "$request" 2>/dev/null; then
       wait "$request" || die "Patroni refused the switchover to $candidate: $(cat "$reply"); resuming"
@@ -202,7 +257,9 @@ switchover() {
     sleep 0.1
   done
   wait "$resumer" || die "the router did not send writes to $candidate within $((SWITCHOVER_TENTHS / 10)) s; resuming"
-  trap "rm -f '$reply'" EXIT
+  trap "rm -f '$reply' '$link'" EXIT
+  [ -z "$pauser" ] || wait "$pauser" ||
+    echo "cluster.sh: PgBouncer did not pause before $leader stopped: a transaction running then may have failed" >&2
   [ -z "$request" ] || wait "$request" || die "the router sends writes to $candidate, but Patroni answered: $(cat "$reply")"
   echo "$candidate leads (was $leader)"
 }

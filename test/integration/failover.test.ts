@@ -21,6 +21,16 @@ const WRITERS = 10;
 
 const figures: Array<Record<string, unknown>> = [];
 
+/** When a container first logged a line matching `pattern` since `since`, by Docker's timestamps. */
+async function firstLogged(container: string, since: string, pattern: RegExp): Promise<Date | undefined> {
+    const { stdout, stderr } = await run("docker", ["logs", "--timestamps", "--since", since, container], { maxBuffer: 64 * 1024 * 1024 });
+    const times = `${stdout}\n${stderr}`
+        .split("\n")
+        .filter((line) => pattern.test(line))
+        .map((line) => new Date(line.slice(0, line.indexOf(" "))).getTime());
+    return times.length > 0 ? new Date(Math.min(...times)) : undefined;
+}
+
 function record(stack: string, f: FaultFigures): void {
     figures.push({
         stack,
@@ -61,10 +71,20 @@ describe("production: failover with no acknowledged commit lost", () => {
     }
 
     it("a planned switchover through scripts/cluster.sh costs no client on a persistent connection an error", async () => {
+        const since = new Date().toISOString();
         const f = await leaderFault(stack, "switchover", WRITERS);
         record("production", f);
         expectHandedOver(f);
         expect(f.clientErrors, f.errors.join(" | ")).toBe(0);
+        // Clients committed while Patroni checked the candidate and checkpointed: PgBouncer paused
+        // only once the demotion had begun, and the old leader's stop waited for that (its hold).
+        const oldLeader = stack.topology.members.find((m) => m.node === f.oldLeader)!.container;
+        const demoting = await firstLogged(oldLeader, since, /Demoting self \(graceful\)/);
+        const paused = await firstLogged(stack.topology.pgbouncer.container, since, /PAUSE command issued/);
+        const stopped = await firstLogged(oldLeader, since, /received fast shutdown request/);
+        expect(demoting).toBeDefined();
+        expect(paused?.getTime()).toBeGreaterThan(demoting!.getTime());
+        expect(stopped?.getTime()).toBeGreaterThan(paused!.getTime());
         const members = await clusterStatus(stack);
         expect(members.find((m) => m.role === "leader")?.name).toBe(f.newLeader);
         expect(members.find((m) => m.name === f.oldLeader)?.state).toBe("streaming");

@@ -9,6 +9,7 @@ import {
     renderPatroniConf,
     runningParameters,
 } from "../../components/render/patroni/patroni-yml";
+import { renderStopHold } from "../../components/render/patroni/switchover-hold";
 import { replicaRestoreCommand, restoreCommand } from "../../components/render/pgbackrest/pgbackrest";
 import type { ClusterSettings } from "../../components/settings";
 import { clusterTopology } from "../../components/topology";
@@ -116,6 +117,8 @@ function expected(s: ClusterSettings, node: string, etcd: string[]) {
             bin_dir: "/usr/lib/postgresql/17/bin",
             pgpass: "/var/run/postgresql/patroni.pgpass",
             custom_conf: "/etc/obcms/postgresql.conf",
+            // The switchover's hold (switchover-hold.test.ts runs it).
+            before_stop: renderStopHold(),
             parameters: {
                 hba_file: "/etc/obcms/pg_hba.conf",
                 unix_socket_directories: "/var/run/postgresql",

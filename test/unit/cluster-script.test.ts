@@ -8,8 +8,9 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ROUTER_BACKENDS } from "../../components/render/haproxy/haproxy-cfg";
-import { FILES, PGDATA, SOCKET_DIR, VOLUME_DIR } from "../../components/render/paths";
+import { FILES, PGDATA, ROUTER_ADMIN_SOCKET, SOCKET_DIR, VOLUME_DIR } from "../../components/render/paths";
 import { BIN_DIR } from "../../components/render/patroni/patroni-yml";
+import { SWITCHOVER_HOLD_DIR } from "../../components/render/patroni/switchover-hold";
 import { HAPROXY_METRICS_PORT, PATRONI_REST_PORT, PGBOUNCER_PORT } from "../../components/settings";
 import { clusterTopology } from "../../components/topology";
 import { PROJECT_ROOT } from "../../harness/stack-config";
@@ -22,7 +23,10 @@ const CLUSTER = production.clusterName;
  * A `docker` that logs each call to $CALLS and answers from files: members.tsv
  * for the jq'd `patronictl list`, whose plain form times out (124) in the
  * member containers listed in isolated, config.yml for `show-config`. What
- * the script runs in PgBouncer's container runs here, with CURL and PSQL.
+ * the script runs in PgBouncer's container runs here, with CURL, PSQL and
+ * SOCAT. The leader's Patroni is played as it runs a switchover: it stops
+ * its PostgreSQL (the hold's watch sees \`stopping\`) only once asked, and
+ * finishes only once the hold is released, as the before_stop hook makes it.
  */
 const FAKE_DOCKER = `#!/bin/sh
 dir="$(dirname "$0")"
@@ -37,7 +41,22 @@ case "$*" in
   *"show-config"*) cat "$dir/config.yml" ;;
   "exec ${CLUSTER}-pg-"*"/switchover")
     if [ -e "$dir/refused" ]; then cat "$dir/refused"; exit 22; fi
+    touch "$dir/requested"
+    tries=0
+    until [ -e "$dir/released" ] || [ "$tries" -ge 3000 ]; do /bin/sleep 0.01; tries=$((tries + 1)); done
     touch "$dir/switched"; echo 'Successfully switched over to "pg-2"' ;;
+  "exec ${CLUSTER}-pg-"*" sh -c grep -q '^  before_stop: ' ${FILES.patroniConf} || exit 3; rm -rf ${SWITCHOVER_HOLD_DIR} && mkdir "*)
+    if [ -e "$dir/no-hold" ]; then exit 3; fi
+    touch "$dir/armed" ;;
+  "exec ${CLUSTER}-pg-"*" rm -rf ${SWITCHOVER_HOLD_DIR}") touch "$dir/disarmed" ;;
+  "exec -i ${CLUSTER}-pg-"*" sh -c while [ ! -f ${SWITCHOVER_HOLD_DIR}/stopping ]"*)
+    [ -e "$dir/armed" ] || exit 1
+    tries=0
+    until [ -e "$dir/requested" ] || [ -e "$dir/disarmed" ] || [ "$tries" -ge 3000 ]; do /bin/sleep 0.01; tries=$((tries + 1)); done
+    [ -e "$dir/requested" ] || exit 1
+    echo "hold: stopping" >> "$CALLS"; echo stopping
+    read -r line && [ "$line" = paused ] && echo "hold: released" >> "$CALLS" && touch "$dir/released" ;;
+  "exec -i -e PGPASSFILE=${FILES.pgpass} ${CLUSTER}-pgbouncer sh -c"*) export "$4"; shift 7; exec sh -c "$@" ;;
   "exec ${CLUSTER}-pg-"*"/restart")
     if [ -e "$dir/restart-refused" ]; then cat "$dir/restart-refused"; exit 22; fi
     echo 'restarted successfully' ;;
@@ -47,14 +66,30 @@ case "$*" in
 esac
 `;
 
-/** The router's metrics in PgBouncer's container: metrics.txt, or metrics-after.txt once a switchover ran. */
+/**
+ * In PgBouncer's container: the router's metrics, metrics.txt, or
+ * metrics-after.txt once a switchover ran; Patroni's \`/primary\` on a member,
+ * which says pg-2 is the primary once it switched over, pg-1 before.
+ */
 const CURL = `#!/bin/sh
 dir="$(dirname "$0")"
 case "$*" in
   "-fs --max-time 1 http://127.0.0.1:${HAPROXY_METRICS_PORT}/metrics")
     if [ -e "$dir/switched" ]; then cat "$dir/metrics-after.txt"; else cat "$dir/metrics.txt"; fi ;;
+  "-fs --max-time 1 --cacert ${FILES.tlsCa} https://${CLUSTER}-pg-"*":${PATRONI_REST_PORT}/primary")
+    if [ -e "$dir/switched" ]; then leader=pg-2; else leader=pg-1; fi
+    case "$*" in
+      *"-$leader:${PATRONI_REST_PORT}/primary") echo '{"state": "running", "role": "primary"}' ;;
+      *) echo '{"state": "running", "role": "replica"}'; exit 22 ;;
+    esac ;;
   *) echo "unexpected curl $*" >&2; exit 99 ;;
 esac
+`;
+
+/** The router's runtime API: logs the command it gets. */
+const SOCAT = `#!/bin/sh
+[ "$*" = "stdio unix-connect:${ROUTER_ADMIN_SOCKET}" ] || { echo "unexpected socat $*" >&2; exit 99; }
+printf 'router: %s\\n' "$(cat)" >> "$CALLS"
 `;
 
 /** PgBouncer's admin console: logs the command, and the password file it got from the environment. */
@@ -87,6 +122,7 @@ describe("scripts/cluster.sh", () => {
             ["docker", FAKE_DOCKER],
             ["curl", CURL],
             ["psql", PSQL],
+            ["socat", SOCAT],
         ]) {
             writeFileSync(path.join(dir, name), script);
             chmodSync(path.join(dir, name), 0o755);
@@ -135,6 +171,9 @@ describe("scripts/cluster.sh", () => {
             PGDATA: value("PGDATA"),
             PG_BIN: value("PG_BIN"),
             DELAYED_COPY: value("DELAYED_COPY"),
+            ROUTER_ADMIN_SOCKET: value("ROUTER_ADMIN_SOCKET"),
+            PATRONI_REST_PORT: value("PATRONI_REST_PORT"),
+            SWITCHOVER_HOLD_DIR: value("SWITCHOVER_HOLD_DIR"),
         }).toEqual({
             PATRONI_CONF: FILES.patroniConf,
             PATRONI_REST_URL: `https://localhost:${PATRONI_REST_PORT}`,
@@ -148,6 +187,9 @@ describe("scripts/cluster.sh", () => {
             PG_BIN: BIN_DIR,
             // On the member's volume, beside its data directory.
             DELAYED_COPY: `${VOLUME_DIR}/delayed-copy`,
+            ROUTER_ADMIN_SOCKET,
+            PATRONI_REST_PORT: String(PATRONI_REST_PORT),
+            SWITCHOVER_HOLD_DIR,
         });
         // Members and PgBouncer by the topology's names.
         const t = clusterTopology(production);
@@ -212,62 +254,85 @@ describe("scripts/cluster.sh", () => {
         expect(refused("pg-9")).toBe("cluster.sh: no member pg-9 in the cluster (members: pg-1 pg-delayed pg-2 pg-3 pg-4 )");
     });
 
-    it("pauses PgBouncer, switches over to the first streaming replica that may lead, and resumes once the router sends writes there", () => {
-        const { status, stdout, calls } = cluster("switchover");
-        expect(status).toBe(0);
-        expect(stdout).toBe("pg-2 leads (was pg-1)\n");
-        const steps = calls
-            .map((c) =>
-                c.startsWith("psql ")
-                    ? c.slice(c.lastIndexOf(" ") + 1)
-                    : c.startsWith("passfile=")
-                      ? c
-                      : c.endsWith("/switchover")
-                        ? `${c.slice(0, c.indexOf(" sh -c "))} POST ${c.slice(c.lastIndexOf("{"))}`
-                        : undefined,
-            )
-            .filter((c) => c !== undefined);
-        // psql reads the admin password from the program's password file in PgBouncer's container.
-        expect(steps).toEqual([
-            "PAUSE",
-            `passfile=${FILES.pgpass}`,
-            // Patroni's REST API on the leader, with the credentials of its own patroni.yml.
-            `exec ${CLUSTER}-pg-1 POST {"leader": "pg-1", "candidate": "pg-2"} https://localhost:${PATRONI_REST_PORT}/switchover`,
-            "RESUME",
-            `passfile=${FILES.pgpass}`,
-        ]);
-    });
-
-    it("resumes the pools and fails with Patroni's answer when Patroni refuses the switchover", () => {
-        writeFileSync(path.join(dir, "refused"), "Switchover failed\n");
-        const { status, stderr, calls } = cluster("switchover", "pg-2");
-        expect(status).toBe(1);
-        expect(stderr.trim()).toBe("cluster.sh: Patroni refused the switchover to pg-2: Switchover failed; resuming");
-        expect(calls.filter((c) => c.startsWith("psql ")).map((c) => c.slice(c.lastIndexOf(" ") + 1))).toEqual(["PAUSE", "RESUME"]);
-    });
-
-    /** The admin console's commands and Patroni's REST calls, in order. */
-    const pausesAndRequests = (calls: string[]) =>
+    /** The hold's arming, Patroni's REST calls and patronictl's restarts, the hold's watch, the admin console's commands and the router's, in order. */
+    const steps = (calls: string[]) =>
         calls
             .map((c) =>
                 c.startsWith("psql ")
                     ? c.slice(c.lastIndexOf(" ") + 1)
-                    : /\/(restart|switchover)$/.test(c)
-                      ? `${c.slice(0, c.indexOf(" sh -c "))} POST ${c.slice(c.lastIndexOf("{"))}`
-                      : c.includes("patronictl -c /etc/obcms/patroni.yml restart")
-                        ? c
-                        : undefined,
+                    : c.startsWith("hold: ") || c.startsWith("router: ")
+                      ? c
+                      : /\/(restart|switchover)$/.test(c)
+                        ? `${c.slice(0, c.indexOf(" sh -c "))} POST ${c.slice(c.lastIndexOf("{"))}`
+                        : c.includes(`; rm -rf ${SWITCHOVER_HOLD_DIR} && mkdir `)
+                          ? `arm ${c.split(" ")[1]}`
+                          : c.endsWith(` rm -rf ${SWITCHOVER_HOLD_DIR}`)
+                            ? `disarm ${c.split(" ")[1]}`
+                            : c.includes(`patronictl -c ${FILES.patroniConf} restart`)
+                              ? c
+                              : undefined,
             )
             .filter((c) => c !== undefined);
+
+    it("switches over to the first streaming replica that may lead, pauses PgBouncer when the leader stops, and resumes once the router sends writes there", () => {
+        const { status, stdout, stderr, calls } = cluster("switchover");
+        expect(stderr).toBe("");
+        expect(status).toBe(0);
+        expect(stdout).toBe("pg-2 leads (was pg-1)\n");
+        expect(steps(calls)).toEqual([
+            // The leader's before_stop hook will wait for the pools (switchover-hold.ts).
+            `arm ${CLUSTER}-pg-1`,
+            // Patroni's REST API on the leader, with the credentials of its own patroni.yml; clients still commit.
+            `exec ${CLUSTER}-pg-1 POST {"leader": "pg-1", "candidate": "pg-2"} 60 https://localhost:${PATRONI_REST_PORT}/switchover`,
+            // Patroni is about to stop the leader's PostgreSQL: the pools pause, then the stop goes ahead.
+            "hold: stopping",
+            "PAUSE",
+            "hold: released",
+            // pg-2's Patroni says it takes writes: the router takes it in, and pg-1 out, before their next checks.
+            `router: set server ${ROUTER_BACKENDS.readWrite}/pg-2 health up; set server ${ROUTER_BACKENDS.readWrite}/pg-1 health down`,
+            "RESUME",
+        ]);
+        // psql reads the admin password from the program's password file in PgBouncer's container.
+        expect(calls.filter((c) => c.startsWith("passfile="))).toEqual([`passfile=${FILES.pgpass}`, `passfile=${FILES.pgpass}`]);
+    });
+
+    it("pauses PgBouncer first, for the whole switchover, when the leader's patroni.yml predates the hold", () => {
+        // A member an update has not replaced yet: its Patroni runs no before_stop command.
+        writeFileSync(path.join(dir, "no-hold"), "");
+        // Its Patroni switches over without waiting for anything.
+        writeFileSync(path.join(dir, "released"), "");
+        const { status, stdout, stderr, calls } = cluster("switchover");
+        expect(stderr).toBe("");
+        expect(status).toBe(0);
+        expect(stdout).toBe("pg-2 leads (was pg-1)\n");
+        expect(steps(calls)).toEqual([
+            `arm ${CLUSTER}-pg-1`,
+            "PAUSE",
+            `exec ${CLUSTER}-pg-1 POST {"leader": "pg-1", "candidate": "pg-2"} 60 https://localhost:${PATRONI_REST_PORT}/switchover`,
+            `router: set server ${ROUTER_BACKENDS.readWrite}/pg-2 health up; set server ${ROUTER_BACKENDS.readWrite}/pg-1 health down`,
+            "RESUME",
+        ]);
+    });
+
+    it("disarms the hold, pauses nothing and fails with Patroni's answer when Patroni refuses the switchover", () => {
+        writeFileSync(path.join(dir, "refused"), "Switchover failed\n");
+        const { status, stderr, calls } = cluster("switchover", "pg-2");
+        expect(status).toBe(1);
+        expect(stderr.trim()).toBe("cluster.sh: Patroni refused the switchover to pg-2: Switchover failed; resuming");
+        // The RESUME is the trap's, for pools that may be paused; PgBouncer refuses it when they are not.
+        expect(steps(calls).filter((c) => !c.includes("POST"))).toEqual([`arm ${CLUSTER}-pg-1`, `disarm ${CLUSTER}-pg-1`, "RESUME"]);
+    });
 
     it("restarts the leader in place with the pools paused until the router sends writes to it again", () => {
         const { status, stdout, calls } = cluster("restart", "--in-place", "pg-1");
         expect(status).toBe(0);
         expect(stdout).toBe("pg-1 restarted in place\n");
-        expect(pausesAndRequests(calls)).toEqual([
+        expect(steps(calls)).toEqual([
             "PAUSE",
             // Only while it is the primary: a member that lost the lead meanwhile is not restarted.
-            `exec ${CLUSTER}-pg-1 POST {"role": "primary"} https://localhost:${PATRONI_REST_PORT}/restart`,
+            `exec ${CLUSTER}-pg-1 POST {"role": "primary"} 60 https://localhost:${PATRONI_REST_PORT}/restart`,
+            // Its Patroni says it takes writes again: the router takes it back in before its next check.
+            `router: set server ${ROUTER_BACKENDS.readWrite}/pg-1 health up`,
             "RESUME",
         ]);
     });
@@ -282,9 +347,7 @@ describe("scripts/cluster.sh", () => {
     it("restarts a replica in place through patronictl, pausing nothing", () => {
         const { status, calls } = cluster("restart", "--in-place", "pg-2");
         expect(status).toBe(0);
-        expect(pausesAndRequests(calls)).toEqual([
-            `exec ${CLUSTER}-pg-1 patronictl -c ${FILES.patroniConf} restart ${CLUSTER} pg-2 --force`,
-        ]);
+        expect(steps(calls)).toEqual([`exec ${CLUSTER}-pg-1 patronictl -c ${FILES.patroniConf} restart ${CLUSTER} pg-2 --force`]);
     });
 
     it("resumes the pools and fails with Patroni's answer when Patroni does not restart the leader", () => {
@@ -292,7 +355,7 @@ describe("scripts/cluster.sh", () => {
         const { status, stderr, calls } = cluster("restart", "--in-place", "pg-1");
         expect(status).toBe(1);
         expect(stderr.trim()).toBe("cluster.sh: Patroni did not restart pg-1: restart conditions are not satisfied; resuming");
-        expect(pausesAndRequests(calls).filter((c) => !c.includes("POST"))).toEqual(["PAUSE", "RESUME"]);
+        expect(steps(calls).filter((c) => !c.includes("POST"))).toEqual(["PAUSE", "RESUME"]);
     });
 
     it("resumes the pools and fails when the router never sends writes to the new leader", () => {

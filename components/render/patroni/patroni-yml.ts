@@ -12,6 +12,7 @@ import { dynamicParameters, HOT_STANDBY_MINIMUMS, memberFileParameters, postgres
 import type { ConfValue } from "../postgres/postgresql-conf";
 import { renderYaml, type YamlValue } from "../yaml";
 import { PATRONI_NAMESPACE } from "./dcs-seed";
+import { renderStopHold } from "./switchover-hold";
 
 /** The REST API's user: the same on every member, which call each other's `POST /failsafe` with it. */
 export const PATRONI_REST_USER = "patroni";
@@ -188,6 +189,8 @@ export function patroniConf(spec: PatroniSpec): Record<string, YamlValue> {
             pgpass: `${SOCKET_DIR}/patroni.pgpass`,
             // postgresql.conf, rendered by the program, under Patroni's own settings.
             custom_conf: FILES.postgresqlConf,
+            // A planned switchover's hold on the leader's stop, until PgBouncer has paused (switchover-hold.ts).
+            before_stop: renderStopHold(),
             // Patroni itself needs to know the first two; the TLS files are the member's own (memberFileParameters).
             parameters: parameterValues({
                 hba_file: local.hba_file,
