@@ -274,22 +274,32 @@ describe("scripts/cluster.sh", () => {
             )
             .filter((c) => c !== undefined);
 
-    it("switches over to the first streaming replica that may lead, pauses PgBouncer when the leader stops, and resumes once the router sends writes there", () => {
+    /** Patroni's REST API on the leader, with the credentials of its own patroni.yml. */
+    const SWITCHOVER_REQUEST = `exec ${CLUSTER}-pg-1 POST {"leader": "pg-1", "candidate": "pg-2"} 60 https://localhost:${PATRONI_REST_PORT}/switchover`;
+    /** pg-2's Patroni says it takes writes: the router takes it in, and pg-1 out, before their next checks. */
+    const ROUTED_TO_PG_2 = `router: set server ${ROUTER_BACKENDS.readWrite}/pg-2 health up; set server ${ROUTER_BACKENDS.readWrite}/pg-1 health down`;
+
+    /** A default switchover that succeeds: pg-1 hands the lead to pg-2. */
+    function switchedOver(): string[] {
         const { status, stdout, stderr, calls } = cluster("switchover");
         expect(stderr).toBe("");
         expect(status).toBe(0);
         expect(stdout).toBe("pg-2 leads (was pg-1)\n");
+        return calls;
+    }
+
+    it("switches over to the first streaming replica that may lead, pauses PgBouncer when the leader stops, and resumes once the router sends writes there", () => {
+        const calls = switchedOver();
         expect(steps(calls)).toEqual([
             // The leader's before_stop hook will wait for the pools (switchover-hold.ts).
             `arm ${CLUSTER}-pg-1`,
-            // Patroni's REST API on the leader, with the credentials of its own patroni.yml; clients still commit.
-            `exec ${CLUSTER}-pg-1 POST {"leader": "pg-1", "candidate": "pg-2"} 60 https://localhost:${PATRONI_REST_PORT}/switchover`,
+            // Clients still commit meanwhile.
+            SWITCHOVER_REQUEST,
             // Patroni is about to stop the leader's PostgreSQL: the pools pause, then the stop goes ahead.
             "hold: stopping",
             "PAUSE",
             "hold: released",
-            // pg-2's Patroni says it takes writes: the router takes it in, and pg-1 out, before their next checks.
-            `router: set server ${ROUTER_BACKENDS.readWrite}/pg-2 health up; set server ${ROUTER_BACKENDS.readWrite}/pg-1 health down`,
+            ROUTED_TO_PG_2,
             "RESUME",
         ]);
         // psql reads the admin password from the program's password file in PgBouncer's container.
@@ -301,17 +311,7 @@ describe("scripts/cluster.sh", () => {
         writeFileSync(path.join(dir, "no-hold"), "");
         // Its Patroni switches over without waiting for anything.
         writeFileSync(path.join(dir, "released"), "");
-        const { status, stdout, stderr, calls } = cluster("switchover");
-        expect(stderr).toBe("");
-        expect(status).toBe(0);
-        expect(stdout).toBe("pg-2 leads (was pg-1)\n");
-        expect(steps(calls)).toEqual([
-            `arm ${CLUSTER}-pg-1`,
-            "PAUSE",
-            `exec ${CLUSTER}-pg-1 POST {"leader": "pg-1", "candidate": "pg-2"} 60 https://localhost:${PATRONI_REST_PORT}/switchover`,
-            `router: set server ${ROUTER_BACKENDS.readWrite}/pg-2 health up; set server ${ROUTER_BACKENDS.readWrite}/pg-1 health down`,
-            "RESUME",
-        ]);
+        expect(steps(switchedOver())).toEqual([`arm ${CLUSTER}-pg-1`, "PAUSE", SWITCHOVER_REQUEST, ROUTED_TO_PG_2, "RESUME"]);
     });
 
     it("disarms the hold, pauses nothing and fails with Patroni's answer when Patroni refuses the switchover", () => {
