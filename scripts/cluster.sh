@@ -258,8 +258,12 @@ switchover() {
   done
   wait "$resumer" || die "the router did not send writes to $candidate within $((SWITCHOVER_TENTHS / 10)) s; resuming"
   trap "rm -f '$reply' '$link'" EXIT
-  [ -z "$pauser" ] || wait "$pauser" ||
-    echo "cluster.sh: PgBouncer did not pause before $leader stopped: a transaction running then may have failed" >&2
+  if [ -n "$pauser" ]; then
+    # The hook cleared the arming when it ran; if it did not, this ends the watch for it.
+    disarm_hold "$leader" || true
+    wait "$pauser" ||
+      echo "cluster.sh: PgBouncer did not pause before $leader stopped: a transaction running then may have failed" >&2
+  fi
   [ -z "$request" ] || wait "$request" || die "the router sends writes to $candidate, but Patroni answered: $(cat "$reply")"
   echo "$candidate leads (was $leader)"
 }

@@ -53,7 +53,7 @@ case "$*" in
     [ -e "$dir/armed" ] || exit 1
     tries=0
     until [ -e "$dir/requested" ] || [ -e "$dir/disarmed" ] || [ "$tries" -ge 3000 ]; do /bin/sleep 0.01; tries=$((tries + 1)); done
-    [ -e "$dir/requested" ] || exit 1
+    [ -e "$dir/requested" ] && [ ! -e "$dir/no-stop" ] || exit 1
     echo "hold: stopping" >> "$CALLS"; echo stopping
     read -r line && [ "$line" = paused ] && echo "hold: released" >> "$CALLS" && touch "$dir/released" ;;
   "exec -i -e PGPASSFILE=${FILES.pgpass} ${CLUSTER}-pgbouncer sh -c"*) export "$4"; shift 7; exec sh -c "$@" ;;
@@ -301,6 +301,8 @@ describe("scripts/cluster.sh", () => {
             "hold: released",
             ROUTED_TO_PG_2,
             "RESUME",
+            // Nothing left armed, whether the hook ran or not.
+            `disarm ${CLUSTER}-pg-1`,
         ]);
         // psql reads the admin password from the program's password file in PgBouncer's container.
         expect(calls.filter((c) => c.startsWith("passfile="))).toEqual([`passfile=${FILES.pgpass}`, `passfile=${FILES.pgpass}`]);
@@ -312,6 +314,17 @@ describe("scripts/cluster.sh", () => {
         // Its Patroni switches over without waiting for anything.
         writeFileSync(path.join(dir, "released"), "");
         expect(steps(switchedOver())).toEqual([`arm ${CLUSTER}-pg-1`, "PAUSE", SWITCHOVER_REQUEST, ROUTED_TO_PG_2, "RESUME"]);
+    });
+
+    it("ends its watch and says so when the leader's Patroni never ran the hold", () => {
+        // Patroni switched over without stopping through its before_stop command: nothing paused.
+        writeFileSync(path.join(dir, "no-stop"), "");
+        writeFileSync(path.join(dir, "released"), "");
+        const { status, stdout, stderr, calls } = cluster("switchover");
+        expect(status).toBe(0);
+        expect(stdout).toBe("pg-2 leads (was pg-1)\n");
+        expect(stderr).toBe("cluster.sh: PgBouncer did not pause before pg-1 stopped: a transaction running then may have failed\n");
+        expect(steps(calls)).toEqual([`arm ${CLUSTER}-pg-1`, SWITCHOVER_REQUEST, ROUTED_TO_PG_2, "RESUME", `disarm ${CLUSTER}-pg-1`]);
     });
 
     it("disarms the hold, pauses nothing and fails with Patroni's answer when Patroni refuses the switchover", () => {
