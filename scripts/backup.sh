@@ -47,7 +47,8 @@ PATRONI_REST_PORT=8008
 ETCD_CLIENT_PORT=2379
 # Where Patroni keeps a cluster's state in etcd: its default namespace, then the scope (the cluster's name).
 PATRONI_NAMESPACE=/service
-# Settings a server in recovery may not run below the values its primary recorded (guc:pg_controldata label).
+# Settings a server in recovery may not run below the values its primary recorded (guc:pg_controldata label);
+# the restore drill reads the same (restore-drill.ts CONTROLDATA_LABELS; test/unit/backup.test.ts keeps them equal).
 STANDBY_MINIMUMS="max_connections:max_connections max_worker_processes:max_worker_processes max_wal_senders:max_wal_senders max_prepared_transactions:max_prepared_xacts max_locks_per_transaction:max_locks_per_xact"
 
 usage() { sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }

@@ -19,6 +19,8 @@ import {
 } from "../../components/render/paths";
 import { dynamicConfigKey, PATRONI_NAMESPACE } from "../../components/render/patroni/dcs-seed";
 import { replicaRestoreCommand, restoreCommand, STANZA } from "../../components/render/pgbackrest/pgbackrest";
+import { CONTROLDATA_LABELS } from "../../components/render/pgbackrest/restore-drill";
+import { HOT_STANDBY_MINIMUMS } from "../../components/render/postgres/parameters";
 import { durationSeconds, ETCD_CLIENT_PORT, PATRONI_REST_PORT } from "../../components/settings";
 import { clusterTopology } from "../../components/topology";
 import { isSecretInput, type RecordedResource, RecordingMocks } from "../../harness/mocks";
@@ -244,6 +246,13 @@ describe("scripts/backup.sh", () => {
             ETCD_CLIENT_PORT: String(ETCD_CLIENT_PORT),
             PATRONI_NAMESPACE,
         });
+    });
+
+    it("starts a restored server with the hot-standby minimums pg_controldata records, by the labels the restore drill reads too", () => {
+        const script = readFileSync(path.join(PROJECT_ROOT, "scripts", "backup.sh"), "utf8");
+        const pairs = /^STANDBY_MINIMUMS="(.*)"$/m.exec(script)?.[1].split(" ") ?? [];
+        expect(Object.fromEntries(pairs.map((pair) => pair.split(":")))).toEqual(CONTROLDATA_LABELS);
+        expect(Object.keys(CONTROLDATA_LABELS).sort()).toEqual([...HOT_STANDBY_MINIMUMS].sort());
     });
 
     it("finds the members and the etcd cluster by the topology's names, the leader through Patroni, and the cluster in etcd by its scope", () => {

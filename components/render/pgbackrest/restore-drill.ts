@@ -29,8 +29,12 @@ export const DRILL_RECOVERY_SECONDS = 3_600;
 /** Canary rows older than this are deleted by the next drill, so the table stays small. */
 export const CANARY_KEEP_DAYS = 30;
 
-/** pg_controldata's label for each setting a server in recovery may not run below. */
-const CONTROLDATA_LABELS: Readonly<Record<(typeof HOT_STANDBY_MINIMUMS)[number], string>> = {
+/**
+ * pg_controldata's label for each setting a server in recovery may not run
+ * below. scripts/backup.sh's restore-pitr reads the same labels
+ * (STANDBY_MINIMUMS; test/unit/backup.test.ts keeps them equal).
+ */
+export const CONTROLDATA_LABELS: Readonly<Record<(typeof HOT_STANDBY_MINIMUMS)[number], string>> = {
     max_connections: "max_connections",
     max_prepared_transactions: "max_prepared_xacts",
     max_locks_per_transaction: "max_locks_per_xact",
