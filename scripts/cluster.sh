@@ -132,8 +132,8 @@ ROUTED_TO_MEMBER='
   }
   END { exit !(target && !other) }'
 
-# Inside PgBouncer's container, so no look costs a docker exec: asks MEMBER's Patroni every 20 ms
-# whether its PostgreSQL takes writes (what the router's read-write check asks) and, once it does,
+# Inside PgBouncer's container, so no look costs a docker exec: asks MEMBER's Patroni, 20 ms after
+# each answer, whether its PostgreSQL takes writes (what the router's read-write check asks) and, once it does,
 # tells the router's runtime API rather than wait for the router's checks: MEMBER is up (its next
 # check came up to 0.5 s later), and the OLD leader, if one is named, down (its checks failed up to
 # 0.75 s later: its Patroni answered as the leader until it released the key, which MEMBER now
