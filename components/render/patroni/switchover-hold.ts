@@ -10,17 +10,15 @@ import { PATRONI_REST_PORT } from "../../settings";
 import { shellWord } from "../escape";
 import { FILES } from "../paths";
 
-/** The files cluster.sh and the hook share in the member's container; gone with the container. */
+/**
+ * Where cluster.sh and the hook meet in the member's container (gone with the
+ * container): `armed`, written by cluster.sh before it asks for the
+ * switchover, the epoch second after which the arming has lapsed;
+ * `stopping`, touched by the hook when Patroni is about to stop PostgreSQL,
+ * when cluster.sh pauses the pools; `paused`, touched by cluster.sh once
+ * PgBouncer has paused, when the stop goes ahead.
+ */
 export const SWITCHOVER_HOLD_DIR = "/tmp/obcms-switchover";
-
-export const SWITCHOVER_HOLD_FILES = {
-    /** Written by cluster.sh before it asks for the switchover: the epoch second after which the arming has lapsed. */
-    armed: `${SWITCHOVER_HOLD_DIR}/armed`,
-    /** Touched by the hook when Patroni is about to stop PostgreSQL: cluster.sh pauses the pools then. */
-    stopping: `${SWITCHOVER_HOLD_DIR}/stopping`,
-    /** Touched by cluster.sh once PgBouncer has paused: the stop goes ahead. */
-    paused: `${SWITCHOVER_HOLD_DIR}/paused`,
-} as const;
 
 /**
  * The longest the hook holds a stop: a transaction still running when it ends
