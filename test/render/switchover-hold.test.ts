@@ -74,6 +74,8 @@ describe("the switchover's hold on the leader's stop", () => {
     it("says it is stopping and holds the stop until the pools are paused, then clears the arming", async () => {
         arm(60);
         const held = runHook();
+        // Awaited below, after the waits: a hook that exits early must fail this test, not the run.
+        held.catch(() => undefined);
         const stopping = path.join(hold, "stopping");
         for (let i = 0; i < 100 && !existsSync(stopping); i++) await new Promise((r) => setTimeout(r, 20));
         expect(existsSync(stopping)).toBe(true);
